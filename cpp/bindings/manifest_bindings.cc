@@ -1,0 +1,26 @@
+#include <pybind11/pybind11.h>
+#include <pybind11/stl/filesystem.h>
+
+#include "bindings.h"
+#include "tsrunner/manifest.h"
+
+namespace py = pybind11;
+
+namespace tsrunner::python {
+
+void register_manifest(py::module_& module) {
+  module.attr("MANIFEST_SCHEMA_VERSION") = kManifestSchemaVersion;
+  module.def(
+      "read_manifest",
+      [](const std::filesystem::path& path) {
+        return Manifest::read_from_archive(path.string()).raw_json;
+      },
+      py::arg("path"),
+      "The manifest JSON of an export, read and checked without loading any TorchScript code.");
+  module.def(
+      "describe_manifest",
+      [](const std::string& json_text) { return Manifest::parse(json_text).describe(); },
+      py::arg("json_text"), "The readable summary that `tsrun info` prints.");
+}
+
+}  // namespace tsrunner::python

@@ -1,0 +1,84 @@
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+#include <torch/extension.h>
+
+#include "bindings.h"
+#include "tsrunner/errors.h"
+#include "tsrunner/runner.h"
+
+namespace py = pybind11;
+
+namespace tsrunner::python {
+namespace {
+
+TensorMap tensors_from_dict(const py::dict& inputs) {
+  TensorMap tensors;
+  for (const auto& [key, value] : inputs) {
+    if (!py::isinstance<py::str>(key)) {
+      throw InvalidInput("input names must be strings, got " +
+                         std::string(py::str(py::type::of(key).attr("__name__"))));
+    }
+    const std::string name = key.cast<std::string>();
+    if (!THPVariable_Check(value.ptr())) {
+      throw InvalidInput("input \"" + name + "\" must be a torch.Tensor, got " +
+                         std::string(py::str(py::type::of(value).attr("__name__"))));
+    }
+    tensors.emplace(name, THPVariable_Unpack(value.ptr()));
+  }
+  return tensors;
+}
+
+}  // namespace
+
+void register_runner(py::module_& module) {
+  py::class_<Runner>(module, "Runner",
+                     "Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.")
+      .def(py::init([](const std::filesystem::path& path, std::optional<int> threads,
+                       const std::string& device) {
+             RunnerOptions options;
+             options.threads = threads.value_or(0);
+             options.device = device;
+             py::gil_scoped_release release;
+             return std::make_unique<Runner>(path.string(), options);
+           }),
+           py::arg("path"), py::kw_only(), py::arg("threads") = py::none(),
+           py::arg("device") = "cpu")
+      .def(
+          "run",
+          [](const Runner& runner, const py::dict& inputs) {
+            const TensorMap tensors = tensors_from_dict(inputs);
+            TensorMap outputs;
+            {
+              py::gil_scoped_release release;  // other Python threads run while the model does
+              outputs = runner.run(tensors);
+            }
+            py::dict result;  // in the manifest's output order
+            for (const TensorSpec& spec : runner.manifest().outputs) {
+              result[py::str(spec.name)] = outputs.at(spec.name);
+            }
+            return result;
+          },
+          py::arg("inputs"),
+          "Runs named input tensors to a dict of named output tensors (manifest order).")
+      .def_property_readonly(
+          "manifest",
+          [](const Runner& runner) {
+            return py::module_::import("json").attr("loads")(runner.manifest().raw_json);
+          },
+          "The export's manifest as a dict.")
+      .def_property_readonly("input_names",
+                             [](const Runner& runner) {
+                               std::vector<std::string> names;
+                               for (const auto& spec : runner.manifest().inputs) {
+                                 names.push_back(spec.name);
+                               }
+                               return names;
+                             })
+      .def_property_readonly("output_names", [](const Runner& runner) {
+        std::vector<std::string> names;
+        for (const auto& spec : runner.manifest().outputs) names.push_back(spec.name);
+        return names;
+      });
+}
+
+}  // namespace tsrunner::python

@@ -1,0 +1,78 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tsrunner {
+
+// Newest manifest schema this build reads. Archives written by a newer exporter are refused
+// with a LoadError instead of being half-understood.
+inline constexpr int kManifestSchemaVersion = 1;
+
+// Where the manifest lives inside the TorchScript archive (a TorchScript `_extra_files` entry).
+inline constexpr const char* kManifestRecord = "tsrunner/manifest.json";
+inline constexpr const char* kTokenizerRecord = "tsrunner/tokenizer.json";
+inline constexpr const char* kConfigRecord = "tsrunner/config.json";
+
+// One dimension of a tensor: either symbolic ("batch", "sequence") or a fixed size.
+struct Dim {
+  std::string symbol;  // empty when the size is fixed
+  int64_t size = -1;   // -1 when symbolic
+
+  bool is_symbolic() const { return !symbol.empty(); }
+  std::string to_string() const;
+};
+
+struct TensorSpec {
+  std::string name;
+  std::string dtype;  // "int64", "float32", ...
+  std::vector<Dim> dims;
+  // Inputs only: what a caller may leave out and how it is filled ("ones", "zeros"), or empty
+  // when the input is required.
+  std::string default_fill;
+  // Integer inputs only: the half-open range [low, high) of valid values (token ids within the
+  // vocabulary, type ids, 0/1 masks), when the manifest gives one.
+  std::optional<std::pair<int64_t, int64_t>> value_range;
+};
+
+// Which shapes the export was validated for.
+struct ShapeContract {
+  std::string kind;  // "dynamic" or "fixed"
+  int64_t min_batch = 1;
+  int64_t max_batch = 0;  // 0: no upper bound was set
+  int64_t min_sequence = 1;
+  int64_t max_sequence = 0;
+};
+
+// The contract between the exporter (Python) and the runner (C++): read from the archive,
+// never guessed. The JSON schema is documented in docs/format.md.
+struct Manifest {
+  int schema_version = 0;
+  std::string task;
+  std::string model_type;
+  std::string model_class;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  ShapeContract shape_contract;
+  int64_t max_length = 0;
+  std::optional<int64_t> vocab_size;
+  std::optional<int64_t> type_vocab_size;
+  bool has_tokenizer = false;
+  std::string raw_json;  // the manifest exactly as stored
+
+  // Throws LoadError naming the field when the JSON is malformed or from a newer schema.
+  static Manifest parse(const std::string& json_text);
+
+  // Reads only the manifest record of a TorchScript archive; no TorchScript code is loaded.
+  static Manifest read_from_archive(const std::string& path);
+
+  const TensorSpec* find_input(const std::string& name) const;
+
+  // A readable multi-line summary (what `tsrun info` and `tsrunner info` print).
+  std::string describe() const;
+};
+
+}  // namespace tsrunner

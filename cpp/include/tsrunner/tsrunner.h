@@ -1,0 +1,7 @@
+#pragma once
+
+// Convenience header: the whole public C++ API of tsrunner.
+#include "tsrunner/errors.h"
+#include "tsrunner/manifest.h"
+#include "tsrunner/runner.h"
+#include "tsrunner/version.h"

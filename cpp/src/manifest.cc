@@ -1,0 +1,226 @@
+#include "tsrunner/manifest.h"
+
+#include <nlohmann/json.hpp>
+
+#include <iomanip>
+#include <sstream>
+
+#include "tsrunner/errors.h"
+
+namespace tsrunner {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& what) {
+  throw LoadError("invalid tsrunner manifest: " + what);
+}
+
+const json& require(const json& object, const char* key, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end()) fail(where + " has no \"" + key + "\"");
+  return *it;
+}
+
+std::string require_string(const json& object, const char* key, const std::string& where) {
+  const json& value = require(object, key, where);
+  if (!value.is_string()) fail(where + "." + key + " must be a string");
+  return value.get<std::string>();
+}
+
+int64_t require_int(const json& object, const char* key, const std::string& where) {
+  const json& value = require(object, key, where);
+  if (!value.is_number_integer()) fail(where + "." + key + " must be an integer");
+  return value.get<int64_t>();
+}
+
+std::optional<int64_t> optional_int(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end() || !it->is_number_integer()) return std::nullopt;
+  return it->get<int64_t>();
+}
+
+Dim parse_dim(const json& value, const std::string& where) {
+  Dim dim;
+  if (value.is_string()) {
+    dim.symbol = value.get<std::string>();
+    if (dim.symbol.empty()) fail(where + " has an empty dimension name");
+  } else if (value.is_number_integer() && value.get<int64_t>() >= 0) {
+    dim.size = value.get<int64_t>();
+  } else {
+    fail(where + " dimensions must be names or non-negative integers");
+  }
+  return dim;
+}
+
+std::vector<TensorSpec> parse_specs(const json& root, const char* key) {
+  const json& list = require(root, key, "manifest");
+  if (!list.is_array() || list.empty()) fail(std::string(key) + " must be a non-empty array");
+  std::vector<TensorSpec> specs;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string where = std::string(key) + "[" + std::to_string(i) + "]";
+    const json& item = list[i];
+    if (!item.is_object()) fail(where + " must be an object");
+    TensorSpec spec;
+    spec.name = require_string(item, "name", where);
+    spec.dtype = require_string(item, "dtype", where);
+    const json& shape = require(item, "shape", where);
+    if (!shape.is_array()) fail(where + ".shape must be an array");
+    for (const json& d : shape) spec.dims.push_back(parse_dim(d, where + ".shape"));
+    if (auto it = item.find("default"); it != item.end() && !it->is_null()) {
+      if (!it->is_string()) fail(where + ".default must be a string");
+      spec.default_fill = it->get<std::string>();
+      if (spec.default_fill != "ones" && spec.default_fill != "zeros") {
+        fail(where + ".default must be \"ones\" or \"zeros\", not \"" + spec.default_fill + "\"");
+      }
+    }
+    if (auto it = item.find("range"); it != item.end() && !it->is_null()) {
+      if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_integer() ||
+          !(*it)[1].is_number_integer() || (*it)[0].get<int64_t>() >= (*it)[1].get<int64_t>()) {
+        fail(where + ".range must be [low, high) with integers low < high");
+      }
+      spec.value_range = std::make_pair((*it)[0].get<int64_t>(), (*it)[1].get<int64_t>());
+    }
+    for (const TensorSpec& seen : specs) {
+      if (seen.name == spec.name) fail(where + " repeats the name \"" + spec.name + "\"");
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+ShapeContract parse_contract(const json& root) {
+  const json& node = require(root, "shape_contract", "manifest");
+  if (!node.is_object()) fail("shape_contract must be an object");
+  ShapeContract contract;
+  contract.kind = require_string(node, "kind", "shape_contract");
+  if (contract.kind != "dynamic" && contract.kind != "fixed") {
+    fail("shape_contract.kind must be \"dynamic\" or \"fixed\", not \"" + contract.kind + "\"");
+  }
+  contract.min_batch = optional_int(node, "min_batch").value_or(1);
+  contract.max_batch = optional_int(node, "max_batch").value_or(0);
+  contract.min_sequence = optional_int(node, "min_sequence").value_or(1);
+  contract.max_sequence = require_int(node, "max_sequence", "shape_contract");
+  if (contract.max_sequence < contract.min_sequence || contract.min_sequence < 1) {
+    fail("shape_contract has an empty sequence range");
+  }
+  return contract;
+}
+
+std::string join_dims(const std::vector<Dim>& dims) {
+  std::string text = "[";
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (i) text += ", ";
+    text += dims[i].to_string();
+  }
+  return text + "]";
+}
+
+}  // namespace
+
+std::string Dim::to_string() const { return is_symbolic() ? symbol : std::to_string(size); }
+
+Manifest Manifest::parse(const std::string& json_text) {
+  json root = json::parse(json_text, /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) fail("not valid JSON");
+  if (!root.is_object()) fail("the top level must be an object");
+
+  Manifest manifest;
+  manifest.schema_version = static_cast<int>(require_int(root, "schema_version", "manifest"));
+  if (manifest.schema_version > kManifestSchemaVersion) {
+    throw LoadError("this archive uses manifest schema " +
+                    std::to_string(manifest.schema_version) + " but this tsrunner reads up to " +
+                    std::to_string(kManifestSchemaVersion) + ": upgrade tsrunner");
+  }
+  if (manifest.schema_version < 1) fail("schema_version must be at least 1");
+  manifest.task = require_string(root, "task", "manifest");
+  const json& model = require(root, "model", "manifest");
+  if (!model.is_object()) fail("model must be an object");
+  manifest.model_type = require_string(model, "type", "model");
+  manifest.model_class = require_string(model, "class", "model");
+  manifest.inputs = parse_specs(root, "inputs");
+  manifest.outputs = parse_specs(root, "outputs");
+  manifest.shape_contract = parse_contract(root);
+  manifest.max_length = require_int(root, "max_length", "manifest");
+  manifest.vocab_size = optional_int(root, "vocab_size");
+  manifest.type_vocab_size = optional_int(root, "type_vocab_size");
+  if (auto it = root.find("tokenizer"); it != root.end() && it->is_string()) {
+    manifest.has_tokenizer = true;
+  }
+  manifest.raw_json = json_text;
+  return manifest;
+}
+
+const TensorSpec* Manifest::find_input(const std::string& name) const {
+  for (const TensorSpec& spec : inputs) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+std::string Manifest::describe() const {
+  const json root = json::parse(raw_json, nullptr, false);
+  std::ostringstream out;
+  auto row = [&out](const std::string& label) -> std::ostream& {
+    return out << "  " << std::left << std::setw(12) << label;
+  };
+  out << "tsrunner archive (manifest schema " << schema_version << ")\n";
+  row("task") << task << "\n";
+  row("model") << model_type << " (" << model_class << ")\n";
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    row(i == 0 ? "inputs" : "") << inputs[i].name << " " << inputs[i].dtype << " "
+                                << join_dims(inputs[i].dims);
+    if (!inputs[i].default_fill.empty()) out << "  (default: " << inputs[i].default_fill << ")";
+    out << "\n";
+  }
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    row(i == 0 ? "outputs" : "") << outputs[i].name << " " << outputs[i].dtype << " "
+                                 << join_dims(outputs[i].dims) << "\n";
+  }
+  row("shapes") << shape_contract.kind << ": sequence " << shape_contract.min_sequence << ".."
+                << shape_contract.max_sequence;
+  if (shape_contract.max_batch > 0) {
+    out << ", batch " << shape_contract.min_batch << ".." << shape_contract.max_batch;
+  }
+  out << "\n";
+  row("max length") << max_length << "\n";
+  if (root.contains("pooling") && root["pooling"].is_object()) {
+    const json& pooling = root["pooling"];
+    row("pooling") << pooling.value("mode", "?")
+                   << (pooling.value("normalize", false) ? ", normalized" : "") << "\n";
+  }
+  row("tokenizer") << (has_tokenizer ? "embedded (" + std::string(kTokenizerRecord) + ")"
+                                     : "none: pass token ids")
+                   << "\n";
+  if (root.contains("validation") && root["validation"].is_object()) {
+    const json& validation = root["validation"];
+    double worst = 0.0;
+    size_t shapes = 0;
+    if (validation.contains("checks") && validation["checks"].is_array()) {
+      for (const json& check : validation["checks"]) {
+        ++shapes;
+        if (!check.contains("max_abs_diff") || !check["max_abs_diff"].is_object()) continue;
+        for (const auto& item : check["max_abs_diff"].items()) {
+          if (item.value().is_number()) worst = std::max(worst, item.value().get<double>());
+        }
+      }
+    }
+    std::ostringstream worst_text;
+    worst_text << std::setprecision(3) << worst;
+    row("validation") << (validation.value("passed", false) ? "passed" : "FAILED") << " at "
+                      << shapes << " shapes, atol " << validation.value("atol", 0.0)
+                      << ", worst max|diff| " << worst_text.str() << "\n";
+  }
+  if (root.contains("versions") && root["versions"].is_object()) {
+    std::string versions;
+    for (const auto& item : root["versions"].items()) {
+      if (!versions.empty()) versions += ", ";
+      versions += item.key() + " " + (item.value().is_string() ? item.value().get<std::string>()
+                                                               : item.value().dump());
+    }
+    row("versions") << versions << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace tsrunner

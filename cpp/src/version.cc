@@ -1,0 +1,11 @@
+#include "tsrunner/version.h"
+
+#include <torch/headeronly/version.h>
+
+namespace tsrunner {
+
+const char* version() { return TSR_VERSION_STRING; }
+
+const char* torch_version() { return TORCH_VERSION; }
+
+}  // namespace tsrunner

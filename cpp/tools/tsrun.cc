@@ -1,0 +1,157 @@
+// tsrun: run a tsrunner TorchScript export natively, with no Python in the process.
+//
+// Exit codes: 0 ok, 1 runtime failure, 2 usage error or bad input (including a model file that
+// is missing or is not a tsrunner archive).
+#include <ATen/ATen.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "raw_output.h"
+#include "tsrunner/tsrunner.h"
+
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+// Thrown for command-line mistakes that CLI11 cannot see (for example a malformed id list).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::vector<int64_t> parse_id_list(const std::string& text) {
+  std::vector<int64_t> ids;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    int64_t value = 0;
+    const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size()) {
+      throw UsageError("--ids: \"" + item + "\" is not an integer (expected e.g. 101,2040,102)");
+    }
+    ids.push_back(value);
+    start = end + 1;
+  }
+  return ids;
+}
+
+int64_t pad_token_id(const tsrunner::Manifest& manifest) {
+  const auto root = nlohmann::json::parse(manifest.raw_json, nullptr, false);
+  if (root.is_object() && root.contains("pad_token_id") && root["pad_token_id"].is_number_integer()) {
+    return root["pad_token_id"].get<int64_t>();
+  }
+  return 0;
+}
+
+// One row per --ids; shorter rows are padded with the model's pad token and masked out.
+tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
+                                    const std::vector<std::string>& id_lists) {
+  std::vector<std::vector<int64_t>> rows;
+  size_t longest = 0;
+  for (const std::string& text : id_lists) {
+    rows.push_back(parse_id_list(text));
+    longest = std::max(longest, rows.back().size());
+  }
+  const auto batch = static_cast<int64_t>(rows.size());
+  const auto length = static_cast<int64_t>(longest);
+  at::Tensor ids = at::full({batch, length}, pad_token_id(manifest), at::kLong);
+  at::Tensor mask = at::zeros({batch, length}, at::kLong);
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto n = static_cast<int64_t>(rows[b].size());
+    ids[b].narrow(0, 0, n).copy_(at::tensor(rows[b], at::kLong));
+    mask[b].narrow(0, 0, n).fill_(1);
+  }
+  tsrunner::TensorMap inputs{{"input_ids", ids}};
+  if (manifest.find_input("attention_mask")) inputs.emplace("attention_mask", mask);
+  return inputs;
+}
+
+int run_info(const std::string& model_path, bool as_json) {
+  const tsrunner::Manifest manifest = tsrunner::Manifest::read_from_archive(model_path);
+  if (as_json) {
+    std::cout << nlohmann::ordered_json::parse(manifest.raw_json).dump(2) << "\n";
+  } else {
+    std::cout << model_path << "\n" << manifest.describe();
+  }
+  return 0;
+}
+
+int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists,
+            int threads) {
+  tsrunner::RunnerOptions options;
+  options.threads = threads;
+  const tsrunner::Runner runner(model_path, options);
+  const tsrunner::TensorMap outputs = runner.run(inputs_from_ids(runner.manifest(), id_lists));
+  nlohmann::ordered_json result = nlohmann::ordered_json::object();
+  for (const tsrunner::TensorSpec& spec : runner.manifest().outputs) {
+    result[spec.name] = tsrunner::cli::tensor_to_json(outputs.at(spec.name));
+  }
+  std::cout << result.dump() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tsrun: run a tsrunner TorchScript export (.pt) natively, no Python inside.\n"};
+  app.set_version_flag("--version", std::string("tsrun ") + tsrunner::version() + " (LibTorch " +
+                                        tsrunner::torch_version() + ")");
+  app.footer(
+      "Examples:\n"
+      "  tsrun traced_bert.pt --ids 101,2040,2001,3958,27227,1029,102 --raw\n"
+      "  tsrun traced_bert.pt --ids 101,7592,102 --ids 101,2088,2003,102 --raw   (padded batch)\n"
+      "  tsrun info traced_bert.pt\n"
+      "Exit codes: 0 ok, 1 runtime failure, 2 usage error or bad input.");
+
+  std::string model_path;
+  std::vector<std::string> id_lists;
+  bool raw = false;
+  int threads = 0;
+  app.add_option("model", model_path, "tsrunner export (.pt)");
+  app.add_option("--ids", id_lists,
+                 "comma-separated token ids, one sequence per --ids (repeat for a batch)")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_flag("--raw", raw, "print every output tensor as JSON {shape, dtype, data}");
+  app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
+      ->check(CLI::NonNegativeNumber);
+
+  CLI::App* info = app.add_subcommand("info", "print the manifest of an export");
+  std::string info_path;
+  bool info_json = false;
+  info->add_option("model", info_path, "tsrunner export (.pt)")->required();
+  info->add_flag("--json", info_json, "print the manifest as JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? 0 : kExitUsage;
+  }
+
+  try {
+    if (info->parsed()) return run_info(info_path, info_json);
+    if (model_path.empty()) throw UsageError("no model given; see tsrun --help");
+    if (id_lists.empty()) throw UsageError("nothing to run: pass --ids (see tsrun --help)");
+    if (!raw) throw UsageError("--ids currently needs --raw (task-aware output comes with text mode)");
+    return run_raw(model_path, id_lists, threads);
+  } catch (const UsageError& error) {
+    std::cerr << "tsrun: error: " << error.what() << "\n";
+    return kExitUsage;
+  } catch (const tsrunner::LoadError& error) {
+    std::cerr << "tsrun: error: " << error.what() << "\n";
+    return kExitUsage;
+  } catch (const tsrunner::InvalidInput& error) {
+    std::cerr << "tsrun: error: invalid input: " << error.what() << "\n";
+    return kExitUsage;
+  } catch (const std::exception& error) {
+    std::cerr << "tsrun: error: " << error.what() << "\n";
+    return kExitRuntime;
+  }
+}

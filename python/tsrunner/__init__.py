@@ -1,0 +1,39 @@
+"""tsrunner: export Transformers models to validated TorchScript and run them from C++."""
+
+from __future__ import annotations
+
+# torch first: the extension links the wheel's libtorch and libtorch_python.
+import torch
+
+from ._version import __version__
+from .errors import Error, ExportError, InvalidInput, LoadError
+from .manifest import read_manifest
+
+try:
+    from ._core import Runner
+    from ._core import torch_version as _built_torch_version
+except ImportError as error:  # pragma: no cover - only without a built extension
+    raise ImportError(
+        f"tsrunner's C++ extension could not be imported ({error}); "
+        "reinstall with `pip install --no-build-isolation .` after installing torch==2.13.0"
+    ) from error
+
+if torch.__version__.split("+")[0] != _built_torch_version:
+    raise ImportError(
+        f"tsrunner was built against torch {_built_torch_version} but torch {torch.__version__} "
+        "is installed; reinstall tsrunner against this torch"
+    )
+
+from .export import ExportReport, export  # noqa: E402
+
+__all__ = [
+    "Error",
+    "ExportError",
+    "ExportReport",
+    "InvalidInput",
+    "LoadError",
+    "Runner",
+    "__version__",
+    "export",
+    "read_manifest",
+]

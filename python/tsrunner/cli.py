@@ -1,0 +1,127 @@
+"""The `tsrunner` command: export models and inspect exports.
+
+Exit codes: 0 ok, 1 runtime failure (including an export that fails validation), 2 usage error
+or bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .export import SHAPE_MODES
+    from .tasks import TASKS
+
+    parser = argparse.ArgumentParser(
+        prog="tsrunner",
+        description="Export Hugging Face Transformers models to validated TorchScript.",
+        epilog="Exit codes: 0 ok, 1 runtime failure, 2 usage error or bad input.",
+    )
+    parser.add_argument("--version", action="version", version=f"tsrunner {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    export = commands.add_parser(
+        "export",
+        help="trace a model to one TorchScript .pt",
+        description="Trace MODEL (a local model directory) to a validated TorchScript archive.",
+    )
+    export.add_argument("model", metavar="MODEL", help="local model directory (config.json, ...)")
+    export.add_argument("-o", "--output", required=True, help="the .pt file to write")
+    export.add_argument("--task", default="auto", choices=["auto", *TASKS])
+    export.add_argument(
+        "--max-length",
+        type=_positive_int,
+        help="longest sequence (tokens) the export takes; default: the model's usable maximum "
+        "(sentence-transformers' max_seq_length, the position embeddings), at most 512",
+    )
+    export.add_argument(
+        "--batch-size", type=_positive_int, default=2, help="batch size of the trace (default 2)"
+    )
+    export.add_argument(
+        "--shapes",
+        choices=SHAPE_MODES,
+        default="auto",
+        help="auto: dynamic if validation passes at every shape, else fixed at --max-length",
+    )
+    export.add_argument(
+        "--atol", type=_positive_float, default=1e-4, help="validation tolerance (default 1e-4)"
+    )
+
+    info = commands.add_parser("info", help="print the manifest of an export")
+    info.add_argument("path", metavar="MODEL_PT")
+    info.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    return parser
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    report = export(
+        args.model,
+        args.output,
+        task=args.task,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        shapes=args.shapes,
+        atol=args.atol,
+    )
+    print(report.summary())
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from .manifest import describe, read_manifest
+
+    manifest = read_manifest(args.path)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+    else:
+        print(args.path)
+        print(describe(manifest), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import Error, InvalidInput, LoadError
+
+    try:
+        if args.command == "export":
+            return _run_export(args)
+        return _run_info(args)
+    except (ValueError, InvalidInput, LoadError) as error:
+        print(f"tsrunner: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (Error, OSError, RuntimeError) as error:
+        print(f"tsrunner: error: {error}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        print("tsrunner: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

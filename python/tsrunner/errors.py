@@ -1,0 +1,19 @@
+"""Exceptions shared by the Python side and the C++ runner (libtsrunner maps onto these)."""
+
+from __future__ import annotations
+
+
+class Error(RuntimeError):
+    """Base of tsrunner's load and run failures."""
+
+
+class LoadError(Error):
+    """A model file could not be loaded: missing, not TorchScript, or no valid manifest."""
+
+
+class ExportError(Error):
+    """An export failed (the model cannot be traced, or the trace failed validation)."""
+
+
+class InvalidInput(ValueError):
+    """Inputs do not match the export's contract (names, dtypes, shapes, values)."""

@@ -1,0 +1,105 @@
+"""Loading the model, its tokenizer and its pooling settings from a local model directory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from .tasks import Task
+
+
+@dataclass
+class ModelSource:
+    directory: Path
+    config: transformers.PretrainedConfig
+    model: torch.nn.Module
+    tokenizer_json: str | None  # the HF fast tokenizer, serialized
+    pooling: dict[str, Any] | None  # sentence-transformers pooling, when the directory has it
+
+
+def _check_directory(model: str | Path) -> Path:
+    directory = Path(model)
+    if directory.is_dir():
+        if not (directory / "config.json").is_file():
+            raise ValueError(f"{directory} has no config.json: it is not a Transformers model")
+        return directory
+    if directory.exists():
+        raise ValueError(f"{directory} is a file; MODEL must be a local model directory")
+    raise ValueError(
+        f"model directory not found: {model}. tsrunner exports from a local directory "
+        "(config.json + weights); download hub models first, e.g. with "
+        "`huggingface-cli download ID --local-dir DIR`"
+    )
+
+
+def _read_tokenizer(directory: Path) -> str | None:
+    tokenizer_file = directory / "tokenizer.json"
+    if tokenizer_file.is_file():
+        return tokenizer_file.read_text(encoding="utf-8")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
+    except Exception:  # a model without a usable tokenizer exports with token-id input only
+        return None
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend.to_str() if backend is not None else None
+
+
+# sentence-transformers' Pooling config flags, in the order it gives them precedence.
+_POOLING_FLAGS = (
+    ("pooling_mode_cls_token", "cls"),
+    ("pooling_mode_max_tokens", "max"),
+    ("pooling_mode_mean_tokens", "mean"),
+    ("pooling_mode_weightedmean_tokens", "weightedmean"),
+    ("pooling_mode_lasttoken", "lasttoken"),
+)
+
+
+def _read_pooling(directory: Path) -> dict[str, Any] | None:
+    """Pooling and normalisation as sentence-transformers configures them (modules.json)."""
+    modules_file = directory / "modules.json"
+    if not modules_file.is_file():
+        return None
+    modules = json.loads(modules_file.read_text())
+    pooling: dict[str, Any] | None = None
+    normalize = False
+    for module in modules:
+        kind = str(module.get("type", ""))
+        if kind.endswith("Pooling"):
+            config = json.loads((directory / module["path"] / "config.json").read_text())
+            mode = next(
+                (name for key, name in _POOLING_FLAGS if config.get(key)),
+                config.get("pooling_mode", "mean"),
+            )
+            pooling = {"mode": mode, "source": "sentence-transformers"}
+        elif kind.endswith("Normalize"):
+            normalize = True
+    if pooling is not None:
+        pooling["normalize"] = normalize
+    return pooling
+
+
+def load(model: str | Path, task: Task) -> ModelSource:
+    directory = _check_directory(model)
+    auto_class = getattr(transformers, task.auto_class)
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    try:
+        config = transformers.AutoConfig.from_pretrained(directory)
+        loaded = auto_class.from_pretrained(directory, config=config)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        transformers.logging.enable_progress_bar()
+    loaded.eval()
+    return ModelSource(
+        directory=directory,
+        config=config,
+        model=loaded,
+        tokenizer_json=_read_tokenizer(directory),
+        pooling=_read_pooling(directory),
+    )

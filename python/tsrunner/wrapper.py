@@ -1,0 +1,29 @@
+"""The module that gets traced: explicit named inputs in, a tuple of named outputs out.
+
+Positional order differs across models and versions (the original docs' own example feeds
+token_type_ids into BertModel's attention_mask slot), and tracing a dict output fails, so the
+wrapper passes every input by name and returns outputs in a recorded order.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class NamedInputsWrapper(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, input_names: list[str], output_names: list[str]):
+        super().__init__()
+        self.model = model
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.model(**dict(zip(self.input_names, inputs, strict=True)), return_dict=True)
+        return tuple(outputs[name] for name in self.output_names)
+
+
+def tensor_output_names(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the tensor outputs the eager model returns for `inputs`, in its own order."""
+    with torch.inference_mode():
+        outputs = model(**inputs, return_dict=True)
+    return [name for name, value in outputs.items() if isinstance(value, torch.Tensor)]
