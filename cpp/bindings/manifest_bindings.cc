@@ -1,7 +1,9 @@
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
 #include "bindings.h"
+#include "archive.h"
 #include "tsrunner/manifest.h"
 
 namespace py = pybind11;
@@ -17,6 +19,15 @@ void register_manifest(py::module_& module) {
       },
       py::arg("path"),
       "The manifest JSON of an export, read and checked without loading any TorchScript code.");
+  module.def(
+      "read_archive_file",
+      [](const std::filesystem::path& path, const std::string& name) -> std::optional<std::string> {
+        if (name == kManifestRecord) return Manifest::read_from_archive(path.string()).raw_json;
+        return detail::read_extra_file(path.string(), name);
+      },
+      py::arg("path"), py::arg("name"),
+      "A file embedded in an export (e.g. \"tsrunner/tokenizer.json\"), or None when absent. "
+      "No TorchScript code is loaded.");
   module.def(
       "describe_manifest",
       [](const std::string& json_text) { return Manifest::parse(json_text).describe(); },

@@ -7,7 +7,7 @@ import torch
 
 from ._version import __version__
 from .errors import Error, ExportError, InvalidInput, LoadError
-from .manifest import read_manifest
+from .manifest import read_archive_file, read_manifest
 
 try:
     from ._core import Runner
@@ -24,7 +24,7 @@ if torch.__version__.split("+")[0] != _built_torch_version:
         "is installed; reinstall tsrunner against this torch"
     )
 
-from .export import ExportReport, export  # noqa: E402
+from .exporter import ExportReport, export  # noqa: E402
 
 __all__ = [
     "Error",
@@ -35,5 +35,6 @@ __all__ = [
     "Runner",
     "__version__",
     "export",
+    "read_archive_file",
     "read_manifest",
 ]

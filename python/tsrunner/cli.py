@@ -31,7 +31,7 @@ def _positive_float(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .export import SHAPE_MODES
+    from .exporter import SHAPE_MODES
     from .tasks import TASKS
 
     parser = argparse.ArgumentParser(
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .exporter import export
 
     report = export(
         args.model,

@@ -27,6 +27,14 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(_core.read_manifest(Path(path)))
 
 
+def read_archive_file(path: str | os.PathLike[str], name: str) -> str | None:
+    """A file embedded in an export (such as TOKENIZER_RECORD), or None when it has none.
+
+    Like read_manifest, this reads the zip archive directly and runs no TorchScript code.
+    """
+    return _core.read_archive_file(Path(path), name)
+
+
 def describe(manifest: dict[str, Any]) -> str:
     """The readable summary `tsrunner info` and `tsrun info` print (one implementation, C++)."""
     return _core.describe_manifest(json.dumps(manifest))

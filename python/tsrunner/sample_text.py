@@ -10,6 +10,7 @@ import functools
 import importlib
 import inspect
 import re
+import warnings
 
 # Modules with plenty of prose in their docstrings; all are pure-Python standard library.
 _MODULES = (
@@ -57,15 +58,17 @@ def _is_prose(sentence: str) -> bool:
 
 @functools.lru_cache(maxsize=1)
 def sentences() -> tuple[str, ...]:
-    """Every distinct prose sentence found, in a fixed order (tens of thousands)."""
+    """Every distinct prose sentence found, in a fixed order (thousands)."""
     seen: dict[str, None] = {}
-    for name in _MODULES:
-        for doc in _docstrings(name):
-            for paragraph in doc.split("\n\n"):
-                text = " ".join(paragraph.split())
-                for sentence in _SENTENCE_END.split(text):
-                    if 12 <= len(sentence) <= 600 and _is_prose(sentence):
-                        seen.setdefault(sentence, None)
+    with warnings.catch_warnings():  # reading some members (typing.io) warns; we only read docs
+        warnings.simplefilter("ignore")
+        docs = [doc for name in _MODULES for doc in _docstrings(name)]
+    for doc in docs:
+        for paragraph in doc.split("\n\n"):
+            text = " ".join(paragraph.split())
+            for sentence in _SENTENCE_END.split(text):
+                if 12 <= len(sentence) <= 600 and _is_prose(sentence):
+                    seen.setdefault(sentence, None)
     return tuple(seen)
 
 

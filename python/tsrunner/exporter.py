@@ -265,7 +265,9 @@ def export(
     if source.tokenizer_json is not None:
         extra_files[TOKENIZER_RECORD] = source.tokenizer_json
 
-    with atomic_path(output) as temporary:
+    with atomic_path(output) as temporary, warnings.catch_warnings():
+        # torch.jit.save/load warn that TorchScript is deprecated; that is why tsrunner exists.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(traced, str(temporary), _extra_files=extra_files)
         _check_saved_archive(temporary, example, traced)
         size = temporary.stat().st_size

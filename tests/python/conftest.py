@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _load_fixture_module():
+    spec = importlib.util.spec_from_file_location("make_fixtures", DATA / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+fixtures = _load_fixture_module()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    return fixtures.minilm_directory()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    return fixtures.make_tiny_bert(tmp_path_factory.mktemp("models") / "tiny_bert")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_pt(tiny_bert_dir, tmp_path_factory) -> Path:
+    import tsrunner
+
+    path = tmp_path_factory.mktemp("exports") / "tiny_bert.pt"
+    tsrunner.export(tiny_bert_dir, path, max_length=64)
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_pt(minilm_dir, tmp_path_factory) -> Path:
+    import tsrunner
+
+    path = tmp_path_factory.mktemp("exports") / "minilm.pt"
+    tsrunner.export(minilm_dir, path, max_length=128)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tsrun() -> str:
+    """The tsrun installed beside this Python (the environment's bin/), else the one on PATH."""
+    beside = Path(sys.executable).parent / "tsrun"
+    path = str(beside) if beside.is_file() else shutil.which("tsrun")
+    assert path, "tsrun is not installed: run `make install`"
+    return path
+
+
+@pytest.fixture
+def clean_env() -> dict[str, str]:
+    """An environment with no library or Python search paths: what a deployment box has."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LD_", "PYTHON"))}
+    env["PATH"] = "/usr/bin:/bin"
+    return env
