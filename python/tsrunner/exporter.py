@@ -58,8 +58,12 @@ class ExportReport:
             f"Shape contract: {contract['kind']}, sequence "
             f"{contract['min_sequence']}..{contract['max_sequence']}"
         )
-        for message in self.tracer_warnings:
-            lines.append(f"  tracer warning: {message}")
+        if self.tracer_warnings:
+            lines.append(
+                f"Tracer warnings ({len(self.tracer_warnings)}; the shapes above were validated "
+                "despite them; full text in the manifest):"
+            )
+            lines.extend(f"  {message[:96]}..." for message in self.tracer_warnings)
         lines.append(f"Wrote {self.output} ({self.size_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -96,7 +100,7 @@ def _tied_parameter_groups(model: torch.nn.Module) -> list[list[str]]:
 
 def _trace(wrapper: torch.nn.Module, inputs: tuple[torch.Tensor, ...]):
     """Traces `wrapper`; returns the traced module and the TracerWarnings it raised."""
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, model_source.quiet_transformers():
         warnings.simplefilter("always")
         with torch.no_grad():
             traced = torch.jit.trace(wrapper, inputs, check_trace=False)

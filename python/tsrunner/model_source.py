@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,18 +85,26 @@ def _read_pooling(directory: Path) -> dict[str, Any] | None:
     return pooling
 
 
-def load(model: str | Path, task: Task) -> ModelSource:
-    directory = _check_directory(model)
-    auto_class = getattr(transformers, task.auto_class)
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silences Transformers' progress bars and advice while we load and trace; the export
+    report says what matters."""
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     try:
-        config = transformers.AutoConfig.from_pretrained(directory)
-        loaded = auto_class.from_pretrained(directory, config=config)
+        yield
     finally:
         transformers.logging.set_verbosity(verbosity)
         transformers.logging.enable_progress_bar()
+
+
+def load(model: str | Path, task: Task) -> ModelSource:
+    directory = _check_directory(model)
+    auto_class = getattr(transformers, task.auto_class)
+    with quiet_transformers():
+        config = transformers.AutoConfig.from_pretrained(directory)
+        loaded = auto_class.from_pretrained(directory, config=config)
     loaded.eval()
     return ModelSource(
         directory=directory,

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the C++ side builds with, when any is missing:
+# nlohmann/json (JSON), CLI11 (tsrun's command line), GoogleTest (C++ tests), binutils (readelf
+# for the install tests). Needs root (or sudo) the first time; a no-op afterwards.
+set -euo pipefail
+
+packages=(nlohmann-json3-dev libcli11-dev libgtest-dev binutils g++)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing system packages: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,96 @@
+#include "tsrunner/manifest.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "test_paths.h"
+#include "tsrunner/errors.h"
+
+namespace {
+
+using tsrunner::LoadError;
+using tsrunner::Manifest;
+using tsrunner::testing::read_data_file;
+
+std::string edited(const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json manifest = nlohmann::json::parse(read_data_file("manifests/valid.json"));
+  edit(manifest);
+  return manifest.dump();
+}
+
+void expect_load_error(const std::string& text, const std::string& fragment) {
+  try {
+    Manifest::parse(text);
+    FAIL() << "expected LoadError containing: " << fragment;
+  } catch (const LoadError& error) {
+    EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos) << error.what();
+  }
+}
+
+TEST(Manifest, ParsesEveryField) {
+  const Manifest manifest = Manifest::parse(read_data_file("manifests/valid.json"));
+  EXPECT_EQ(manifest.schema_version, 1);
+  EXPECT_EQ(manifest.task, "feature-extraction");
+  EXPECT_EQ(manifest.model_type, "bert");
+  EXPECT_EQ(manifest.model_class, "BertModel");
+  ASSERT_EQ(manifest.inputs.size(), 3u);
+  EXPECT_EQ(manifest.inputs[0].name, "input_ids");
+  EXPECT_EQ(manifest.inputs[0].dims[0].symbol, "batch");
+  EXPECT_TRUE(manifest.inputs[0].default_fill.empty());
+  EXPECT_EQ(manifest.inputs[1].default_fill, "ones");
+  EXPECT_EQ(manifest.inputs[2].default_fill, "zeros");
+  ASSERT_TRUE(manifest.inputs[0].value_range.has_value());
+  EXPECT_EQ(manifest.inputs[0].value_range->second, 30522);
+  ASSERT_EQ(manifest.outputs.size(), 2u);
+  EXPECT_EQ(manifest.outputs[0].dims[2].size, 32);
+  EXPECT_FALSE(manifest.outputs[0].dims[2].is_symbolic());
+  EXPECT_EQ(manifest.shape_contract.kind, "dynamic");
+  EXPECT_EQ(manifest.shape_contract.max_sequence, 64);
+  EXPECT_EQ(manifest.max_length, 64);
+  EXPECT_TRUE(manifest.has_tokenizer);
+  ASSERT_NE(manifest.find_input("token_type_ids"), nullptr);
+  EXPECT_EQ(manifest.find_input("pixel_values"), nullptr);
+}
+
+TEST(Manifest, DescribeIsReadable) {
+  const std::string text = Manifest::parse(read_data_file("manifests/valid.json")).describe();
+  EXPECT_NE(text.find("task        feature-extraction"), std::string::npos) << text;
+  EXPECT_NE(text.find("attention_mask int64 [batch, sequence]  (default: ones)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("last_hidden_state float32 [batch, sequence, 32]"), std::string::npos);
+  EXPECT_NE(text.find("shapes      dynamic: sequence 1..64"), std::string::npos) << text;
+  EXPECT_NE(text.find("pooling     mean, normalized"), std::string::npos) << text;
+  EXPECT_NE(text.find("validation  passed at 1 shapes, atol 0.0001, worst max|diff| 2.5e-07"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Manifest, RefusesANewerSchema) {
+  expect_load_error(edited([](auto& m) { m["schema_version"] = 2; }),
+                    "uses manifest schema 2 but this tsrunner reads up to 1: upgrade tsrunner");
+}
+
+TEST(Manifest, NamesTheBrokenField) {
+  expect_load_error("{not json", "invalid tsrunner manifest: not valid JSON");
+  expect_load_error("[1, 2]", "the top level must be an object");
+  expect_load_error(edited([](auto& m) { m.erase("task"); }), "manifest has no \"task\"");
+  expect_load_error(edited([](auto& m) { m["inputs"] = nlohmann::json::array(); }),
+                    "inputs must be a non-empty array");
+  expect_load_error(edited([](auto& m) { m["inputs"][1].erase("dtype"); }),
+                    "inputs[1] has no \"dtype\"");
+  expect_load_error(edited([](auto& m) { m["inputs"][1]["default"] = "twos"; }),
+                    "inputs[1].default must be \"ones\" or \"zeros\"");
+  expect_load_error(edited([](auto& m) { m["inputs"][0]["range"] = {5, 5}; }),
+                    "inputs[0].range must be [low, high)");
+  expect_load_error(edited([](auto& m) { m["outputs"][0]["shape"] = {"batch", -3}; }),
+                    "dimensions must be names or non-negative integers");
+  expect_load_error(edited([](auto& m) { m["inputs"][1]["name"] = "input_ids"; }),
+                    "repeats the name \"input_ids\"");
+  expect_load_error(edited([](auto& m) { m["shape_contract"]["kind"] = "elastic"; }),
+                    "shape_contract.kind must be \"dynamic\" or \"fixed\"");
+  expect_load_error(edited([](auto& m) { m["max_length"] = "long"; }),
+                    "manifest.max_length must be an integer");
+}
+
+}  // namespace
