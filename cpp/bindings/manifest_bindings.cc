@@ -2,8 +2,8 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
-#include "bindings.h"
 #include "archive.h"
+#include "bindings.h"
 #include "tsrunner/manifest.h"
 
 namespace py = pybind11;

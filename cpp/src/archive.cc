@@ -1,7 +1,7 @@
 #include "archive.h"
 
-#include <caffe2/serialize/inline_container.h>
 #include <c10/util/Exception.h>
+#include <caffe2/serialize/inline_container.h>
 
 #include <algorithm>
 #include <filesystem>

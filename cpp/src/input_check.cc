@@ -12,14 +12,22 @@ namespace {
 
 std::string dtype_name(at::ScalarType type) {
   switch (type) {
-    case at::kLong: return "int64";
-    case at::kInt: return "int32";
-    case at::kFloat: return "float32";
-    case at::kHalf: return "float16";
-    case at::kBFloat16: return "bfloat16";
-    case at::kDouble: return "float64";
-    case at::kBool: return "bool";
-    default: return std::string(c10::toString(type));
+    case at::kLong:
+      return "int64";
+    case at::kInt:
+      return "int32";
+    case at::kFloat:
+      return "float32";
+    case at::kHalf:
+      return "float16";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kDouble:
+      return "float64";
+    case at::kBool:
+      return "bool";
+    default:
+      return std::string(c10::toString(type));
   }
 }
 
@@ -59,8 +67,8 @@ void check_values(const TensorSpec& spec, const at::Tensor& tensor) {
 std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const TensorMap& inputs) {
   for (const auto& [name, tensor] : inputs) {
     if (!manifest.find_input(name)) {
-      throw InvalidInput("unknown input \"" + name + "\"; this model takes: " +
-                         input_names(manifest));
+      throw InvalidInput("unknown input \"" + name +
+                         "\"; this model takes: " + input_names(manifest));
     }
     if (!tensor.defined()) throw InvalidInput("input \"" + name + "\" is an undefined tensor");
   }
@@ -71,8 +79,8 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
     auto found = inputs.find(spec.name);
     if (found == inputs.end()) {
       if (spec.default_fill.empty()) {
-        throw InvalidInput("missing input \"" + spec.name + "\"; this model takes: " +
-                           input_names(manifest));
+        throw InvalidInput("missing input \"" + spec.name +
+                           "\"; this model takes: " + input_names(manifest));
       }
       continue;
     }
@@ -97,8 +105,7 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
         continue;
       }
       if (size == 0) {
-        throw InvalidInput("input \"" + spec.name + "\" has an empty " + dim.symbol +
-                           " dimension");
+        throw InvalidInput("input \"" + spec.name + "\" has an empty " + dim.symbol + " dimension");
       }
       auto [it, inserted] = symbols.try_emplace(dim.symbol, size, spec.name);
       if (!inserted && it->second.first != size) {
@@ -115,8 +122,8 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
     if (length > contract.max_sequence) {
       throw InvalidInput("input has " + std::to_string(length) + " tokens; this export was " +
                          (contract.kind == "fixed" ? "traced for " : "validated up to ") +
-                         std::to_string(contract.max_sequence) +
-                         ": re-export with --max-length " + std::to_string(length));
+                         std::to_string(contract.max_sequence) + ": re-export with --max-length " +
+                         std::to_string(length));
     }
     if (contract.kind == "fixed" && length != contract.max_sequence) {
       throw InvalidInput("input has " + std::to_string(length) + " tokens; this fixed-shape " +
@@ -142,8 +149,8 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
       }
       auto it = symbols.find(dim.symbol);
       if (it == symbols.end()) {
-        throw InvalidInput("cannot fill the default for \"" + spec.name + "\": no input gives its " +
-                           dim.symbol + " size");
+        throw InvalidInput("cannot fill the default for \"" + spec.name +
+                           "\": no input gives its " + dim.symbol + " size");
       }
       shape.push_back(it->second.first);
     }

@@ -128,9 +128,9 @@ Manifest Manifest::parse(const std::string& json_text) {
   Manifest manifest;
   manifest.schema_version = static_cast<int>(require_int(root, "schema_version", "manifest"));
   if (manifest.schema_version > kManifestSchemaVersion) {
-    throw LoadError("this archive uses manifest schema " +
-                    std::to_string(manifest.schema_version) + " but this tsrunner reads up to " +
-                    std::to_string(kManifestSchemaVersion) + ": upgrade tsrunner");
+    throw LoadError("this archive uses manifest schema " + std::to_string(manifest.schema_version) +
+                    " but this tsrunner reads up to " + std::to_string(kManifestSchemaVersion) +
+                    ": upgrade tsrunner");
   }
   if (manifest.schema_version < 1) fail("schema_version must be at least 1");
   manifest.task = require_string(root, "task", "manifest");
@@ -215,8 +215,9 @@ std::string Manifest::describe() const {
     std::string versions;
     for (const auto& item : root["versions"].items()) {
       if (!versions.empty()) versions += ", ";
-      versions += item.key() + " " + (item.value().is_string() ? item.value().get<std::string>()
-                                                               : item.value().dump());
+      versions +=
+          item.key() + " " +
+          (item.value().is_string() ? item.value().get<std::string>() : item.value().dump());
     }
     row("versions") << versions << "\n";
   }

@@ -19,8 +19,9 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
 }  // namespace
 
 void RunnerOptions::validate() const {
-  if (threads < 0) throw InvalidInput("threads must be 0 (default) or positive, not " +
-                                      std::to_string(threads));
+  if (threads < 0) {
+    throw InvalidInput("threads must be 0 (default) or positive, not " + std::to_string(threads));
+  }
   try {
     (void)c10::Device(device);
   } catch (const c10::Error&) {
@@ -86,8 +87,8 @@ TensorMap Runner::run(const TensorMap& inputs) const {
     throw Error("model returned " + result.tagKind() + ", expected a tensor or a tuple");
   }
   if (values.size() != manifest.outputs.size()) {
-    throw Error("model returned " + std::to_string(values.size()) + " outputs but the manifest "
-                "names " + std::to_string(manifest.outputs.size()));
+    throw Error("model returned " + std::to_string(values.size()) +
+                " outputs but the manifest names " + std::to_string(manifest.outputs.size()));
   }
   TensorMap outputs;
   for (size_t i = 0; i < values.size(); ++i) {

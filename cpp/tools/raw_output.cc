@@ -12,10 +12,10 @@ nlohmann::ordered_json tensor_to_json(const at::Tensor& tensor) {
   nlohmann::ordered_json data = nlohmann::ordered_json::array();
   std::string dtype;
   if (at::isFloatingType(cpu.scalar_type())) {
-    dtype = cpu.scalar_type() == at::kDouble ? "float64"
-            : cpu.scalar_type() == at::kHalf ? "float16"
+    dtype = cpu.scalar_type() == at::kDouble     ? "float64"
+            : cpu.scalar_type() == at::kHalf     ? "float16"
             : cpu.scalar_type() == at::kBFloat16 ? "bfloat16"
-                                                  : "float32";
+                                                 : "float32";
     // float16/bfloat16/float32 widen to double exactly; the shortest double text reads back to
     // that double, which narrows back to the original value.
     const at::Tensor wide = cpu.to(at::kDouble);

@@ -43,7 +43,8 @@ std::vector<int64_t> parse_id_list(const std::string& text) {
 
 int64_t pad_token_id(const tsrunner::Manifest& manifest) {
   const auto root = nlohmann::json::parse(manifest.raw_json, nullptr, false);
-  if (root.is_object() && root.contains("pad_token_id") && root["pad_token_id"].is_number_integer()) {
+  if (root.is_object() && root.contains("pad_token_id") &&
+      root["pad_token_id"].is_number_integer()) {
     return root["pad_token_id"].get<int64_t>();
   }
   return 0;
@@ -82,8 +83,7 @@ int run_info(const std::string& model_path, bool as_json) {
   return 0;
 }
 
-int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists,
-            int threads) {
+int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists, int threads) {
   tsrunner::RunnerOptions options;
   options.threads = threads;
   const tsrunner::Runner runner(model_path, options);
@@ -139,7 +139,8 @@ int main(int argc, char** argv) {
     if (info->parsed()) return run_info(info_path, info_json);
     if (model_path.empty()) throw UsageError("no model given; see tsrun --help");
     if (id_lists.empty()) throw UsageError("nothing to run: pass --ids (see tsrun --help)");
-    if (!raw) throw UsageError("--ids currently needs --raw (task-aware output comes with text mode)");
+    if (!raw)
+      throw UsageError("--ids currently needs --raw (task-aware output comes with text mode)");
     return run_raw(model_path, id_lists, threads);
   } catch (const UsageError& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";

@@ -52,10 +52,8 @@ def embed(model: Path, texts: list[str]) -> torch.Tensor:
     lengths = torch.tensor([len(row) for row in rows])
     mask = (torch.arange(states.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1).float()
     pooling = manifest.get("pooling") or {"mode": "mean", "normalize": True}
-    if pooling["mode"] == "cls":
-        embeddings = states[:, 0]
-    else:
-        embeddings = (states * mask).sum(1) / mask.sum(1)
+    mean = (states * mask).sum(1) / mask.sum(1)
+    embeddings = states[:, 0] if pooling["mode"] == "cls" else mean
     if pooling.get("normalize"):
         embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
     return embeddings
@@ -72,10 +70,12 @@ def main(model: Path) -> None:
     )
     print(f'Similarity to "{QUERY}":')
     scores = (embeddings[1:] @ embeddings[0]).tolist()
-    for text, score in sorted(zip(CANDIDATES, scores), key=lambda item: -item[1]):
+    for text, score in sorted(zip(CANDIDATES, scores, strict=True), key=lambda item: -item[1]):
         bar = "#" * max(0, round(score * 30))
         print(f"  {score:6.3f}  {bar:<30}  {text}")
-    print(f"({len(CANDIDATES) + 1} sentences, one padded batch, {seconds * 1000:.0f} ms end to end)")
+    print(
+        f"({len(CANDIDATES) + 1} sentences, one padded batch, {seconds * 1000:.0f} ms end to end)"
+    )
 
 
 if __name__ == "__main__":

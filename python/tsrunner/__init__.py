@@ -24,7 +24,7 @@ if torch.__version__.split("+")[0] != _built_torch_version:
         "is installed; reinstall tsrunner against this torch"
     )
 
-from .exporter import ExportReport, export  # noqa: E402
+from .exporter import ExportReport, export
 
 __all__ = [
     "Error",

@@ -64,7 +64,9 @@ class ExportReport:
                 "despite them; full text in the manifest):"
             )
             lines.extend(f"  {message[:96]}..." for message in self.tracer_warnings)
-        lines.append(f"Wrote {self.output} ({self.size_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s")
+        lines.append(
+            f"Wrote {self.output} ({self.size_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s"
+        )
         return "\n".join(lines)
 
 
@@ -246,8 +248,7 @@ def export(
         "config": CONFIG_RECORD,
         "pooling": source.pooling,
         "tied_weights": [
-            {"parameters": names, "untied": False}
-            for names in _tied_parameter_groups(source.model)
+            {"parameters": names, "untied": False} for names in _tied_parameter_groups(source.model)
         ],
         "validation": {
             "atol": atol,

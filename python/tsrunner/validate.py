@@ -21,7 +21,8 @@ class ShapeCheck:
         """JSON has no infinity: a shape mismatch or NaN (recorded as inf) is stored as null."""
         record = asdict(self)
         record["max_abs_diff"] = {
-            name: (diff if math.isfinite(diff) else None) for name, diff in self.max_abs_diff.items()
+            name: (diff if math.isfinite(diff) else None)
+            for name, diff in self.max_abs_diff.items()
         }
         return record
 
@@ -66,8 +67,13 @@ def compare(
 
 
 def check_shape(
-    eager, traced, inputs: tuple[torch.Tensor, ...], output_names: list[str], atol: float,
-    *, padded: bool,
+    eager,
+    traced,
+    inputs: tuple[torch.Tensor, ...],
+    output_names: list[str],
+    atol: float,
+    *,
+    padded: bool,
 ) -> ShapeCheck:
     batch, sequence = inputs[0].shape
     differences = compare(eager, traced, inputs, output_names)

@@ -55,8 +55,7 @@ TEST(Manifest, ParsesEveryField) {
 TEST(Manifest, DescribeIsReadable) {
   const std::string text = Manifest::parse(read_data_file("manifests/valid.json")).describe();
   EXPECT_NE(text.find("task        feature-extraction"), std::string::npos) << text;
-  EXPECT_NE(text.find("attention_mask int64 [batch, sequence]  (default: ones)"),
-            std::string::npos)
+  EXPECT_NE(text.find("attention_mask int64 [batch, sequence]  (default: ones)"), std::string::npos)
       << text;
   EXPECT_NE(text.find("last_hidden_state float32 [batch, sequence, 32]"), std::string::npos);
   EXPECT_NE(text.find("shapes      dynamic: sequence 1..64"), std::string::npos) << text;

@@ -92,8 +92,9 @@ TEST_F(RunnerTest, BadInputsAreInvalidInputAndTheRunnerStaysUsable) {
   EXPECT_EQ(invalid_input_message([&] { runner_->run({{"input_ids", ids}, {"ids", ids}}); }),
             "unknown input \"ids\"; this model takes: input_ids, attention_mask (optional), "
             "token_type_ids (optional)");
-  EXPECT_EQ(invalid_input_message([&] { runner_->run({{"attention_mask", ids}}); }).rfind(
-                "missing input \"input_ids\"", 0),
+  EXPECT_EQ(invalid_input_message([&] {
+              runner_->run({{"attention_mask", ids}});
+            }).rfind("missing input \"input_ids\"", 0),
             0u);
   EXPECT_EQ(invalid_input_message([&] { runner_->run({{"input_ids", ids.to(at::kFloat)}}); }),
             "input \"input_ids\" has dtype float32, expected int64");

@@ -155,7 +155,7 @@ def test_bad_arguments_are_value_errors(tiny_bert_dir, tmp_path, kwargs, message
 def test_bad_model_sources_are_value_errors(tmp_path):
     with pytest.raises(ValueError, match="model directory not found: bert-base-uncased"):
         tsrunner.export("bert-base-uncased", tmp_path / "m.pt")
-    with pytest.raises(ValueError, match="has no config.json"):
+    with pytest.raises(ValueError, match=r"has no config\.json"):
         tsrunner.export(tmp_path, tmp_path / "m.pt")
     with pytest.raises(ValueError, match="is a directory"):
         tsrunner.export(tmp_path, tmp_path)

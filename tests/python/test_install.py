@@ -10,7 +10,9 @@ import tsrunner
 
 
 def _dynamic_section(path: str) -> str:
-    return subprocess.run(["readelf", "-d", path], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["readelf", "-d", path], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_tsrun_is_an_elf_binary_with_relative_runpath(tsrun):
@@ -44,8 +46,10 @@ def test_extension_and_library_use_relative_runpaths():
 def test_cmake_prefix_path_points_at_the_installed_sdk():
     result = subprocess.run(
         [sys.executable, "-m", "tsrunner", "--cmake-prefix-path"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     prefix = Path(result.stdout.strip())
     assert (prefix / "lib/cmake/tsrunner/tsrunnerConfig.cmake").is_file()
     assert (prefix / "lib/cmake/tsrunner/tsrunnerConfigVersion.cmake").is_file()

@@ -58,13 +58,17 @@ def reference(minilm_pt, batch):
 
 def test_cpp_runner_matches_torch_jit_load_bit_for_bit(minilm_pt, batch, reference):
     runner = tsrunner.Runner(minilm_pt, threads=THREADS)
-    outputs = runner.run({"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]})
+    outputs = runner.run(
+        {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    )
     assert list(outputs) == list(reference)
     for name, expected in reference.items():
         assert torch.equal(outputs[name], expected), name
 
 
-def test_tsrun_raw_matches_torch_jit_load_bit_for_bit(minilm_pt, batch, reference, tsrun, clean_env):
+def test_tsrun_raw_matches_torch_jit_load_bit_for_bit(
+    minilm_pt, batch, reference, tsrun, clean_env
+):
     command = [tsrun, str(minilm_pt), "--raw", "--threads", str(THREADS)]
     for row in batch["rows"]:
         command += ["--ids", ",".join(map(str, row))]

@@ -82,7 +82,8 @@ def test_matches_torch_jit_load_bit_for_bit(runner, tiny_bert_pt):
         (lambda ids: {"input_ids": ids[:, :0]}, 'input "input_ids" has an empty sequence'),
         (
             lambda ids: {"input_ids": torch.where(ids == ids[1, 3], 30522, ids)},
-            r'input "input_ids" has value 30522 at \[1\]\[3\], outside the valid range \[0, 30522\)',
+            r'input "input_ids" has value 30522 at \[1\]\[3\], '
+            r"outside the valid range \[0, 30522\)",
         ),
         (
             lambda ids: {"input_ids": ids, "attention_mask": 2 * torch.ones_like(ids)},
@@ -120,7 +121,7 @@ def test_non_archive_is_a_load_error(tmp_path):
 def test_torchscript_without_manifest_is_a_load_error(tmp_path):
     path = tmp_path / "plain.pt"
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
-    with pytest.raises(tsrunner.LoadError, match="has no tsrunner/manifest.json"):
+    with pytest.raises(tsrunner.LoadError, match=r"has no tsrunner/manifest\.json"):
         tsrunner.Runner(path)
 
 
@@ -129,13 +130,15 @@ def _resave_with_manifest(source, destination, edit):
     module = torch.jit.load(str(source), _extra_files=files)
     manifest = json.loads(files["tsrunner/manifest.json"])
     edit(manifest)
-    torch.jit.save(module, str(destination), _extra_files={"tsrunner/manifest.json": json.dumps(manifest)})
+    torch.jit.save(
+        module, str(destination), _extra_files={"tsrunner/manifest.json": json.dumps(manifest)}
+    )
 
 
 def test_newer_manifest_schema_is_refused(tiny_bert_pt, tmp_path):
     path = tmp_path / "future.pt"
     _resave_with_manifest(tiny_bert_pt, path, lambda m: m.update(schema_version=99))
-    with pytest.raises(tsrunner.LoadError, match="manifest schema 99 .* upgrade tsrunner"):
+    with pytest.raises(tsrunner.LoadError, match=r"manifest schema 99 .* upgrade tsrunner"):
         tsrunner.Runner(path)
 
 

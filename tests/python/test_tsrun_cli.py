@@ -60,7 +60,9 @@ def test_raw_output_matches_the_python_runner(tsrun, tiny_bert_pt):
     assert result.returncode == 0, result.stderr
     ids = torch.tensor([[101, 7592, 102, 0, 0], [101, 2088, 2003, 1037, 102]])
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
-    expected = tsrunner.Runner(tiny_bert_pt, threads=2).run({"input_ids": ids, "attention_mask": mask})
+    expected = tsrunner.Runner(tiny_bert_pt, threads=2).run(
+        {"input_ids": ids, "attention_mask": mask}
+    )
     printed = json.loads(result.stdout)
     for name, tensor in expected.items():
         got = torch.tensor(printed[name]["data"], dtype=torch.float64).to(torch.float32)
@@ -72,19 +74,38 @@ def test_raw_output_matches_the_python_runner(tsrun, tiny_bert_pt):
     [
         ([], 2, "tsrun: error: no model given; see tsrun --help"),
         (["{model}"], 2, "tsrun: error: nothing to run: pass --ids"),
-        (["{model}", "--ids", "101,x,102", "--raw"], 2, 'tsrun: error: --ids: "x" is not an integer'),
+        (
+            ["{model}", "--ids", "101,x,102", "--raw"],
+            2,
+            'tsrun: error: --ids: "x" is not an integer',
+        ),
         (["{model}", "--ids", "101,,102", "--raw"], 2, 'tsrun: error: --ids: "" is not an integer'),
-        (["{model}", "--ids", "101,40000,102", "--raw"], 2, 'tsrun: error: invalid input: input "input_ids" has value 40000 at [0][1]'),
-        (["{model}", "--ids", ",".join(["7"] * 65), "--raw"], 2, "tsrun: error: invalid input: input has 65 tokens; this export was validated up to 64: re-export with --max-length 65"),
-        (["missing.pt", "--ids", "1", "--raw"], 2, "tsrun: error: model file not found: missing.pt"),
+        (
+            ["{model}", "--ids", "101,40000,102", "--raw"],
+            2,
+            'tsrun: error: invalid input: input "input_ids" has value 40000 at [0][1]',
+        ),
+        (
+            ["{model}", "--ids", ",".join(["7"] * 65), "--raw"],
+            2,
+            "tsrun: error: invalid input: input has 65 tokens; this export was validated up to "
+            "64: re-export with --max-length 65",
+        ),
+        (
+            ["missing.pt", "--ids", "1", "--raw"],
+            2,
+            "tsrun: error: model file not found: missing.pt",
+        ),
         (["{text}", "--ids", "1", "--raw"], 2, "is not a TorchScript archive"),
         (["{plain}", "--ids", "1", "--raw"], 2, "has no tsrunner/manifest.json"),
         (["info", "{plain}"], 2, "has no tsrunner/manifest.json"),
         (["--threads", "-1", "{model}"], 2, "--threads"),
         (["--bogus"], 2, "--bogus"),
     ],
-)  # fmt: skip
-def test_errors_are_one_line_with_documented_exit_codes(tsrun, tiny_bert_pt, tmp_path, args, code, message):
+)
+def test_errors_are_one_line_with_documented_exit_codes(
+    tsrun, tiny_bert_pt, tmp_path, args, code, message
+):
     text = tmp_path / "text.pt"
     text.write_text("hello")
     plain = tmp_path / "plain.pt"
