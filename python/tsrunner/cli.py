@@ -29,6 +29,44 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _add_triton_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Triton model repository")
+    group.add_argument("--triton-name", help="model name in the repository (default: file stem)")
+    group.add_argument(
+        "--max-batch-size",
+        type=_non_negative_int,
+        default=8,
+        help="Triton max_batch_size (default 8; 0 disables Triton's batching)",
+    )
+    group.add_argument(
+        "--dynamic-batching", action="store_true", help="enable Triton's dynamic batcher"
+    )
+    group.add_argument(
+        "--instances", type=_positive_int, default=1, help="model instances (default 1)"
+    )
+
+
+def _write_triton(args: argparse.Namespace, export_path: str) -> None:
+    from .triton import TritonOptions, write_model_repository
+
+    options = TritonOptions(
+        max_batch_size=args.max_batch_size,
+        dynamic_batching=args.dynamic_batching,
+        instances=args.instances,
+    )
+    model_dir = write_model_repository(
+        export_path, args.repository, name=args.triton_name, options=options
+    )
+    print(f"Wrote Triton model repository entry {model_dir} (config.pbtxt, 1/model.pt)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .exporter import SHAPE_MODES
@@ -69,6 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--atol", type=_positive_float, default=1e-4, help="validation tolerance (default 1e-4)"
     )
 
+    export.add_argument(
+        "--triton-repo",
+        metavar="DIR",
+        help="also write a Triton model repository: DIR/<name>/config.pbtxt, DIR/<name>/1/model.pt",
+    )
+    _add_triton_options(export)
+
+    triton = commands.add_parser(
+        "triton",
+        help="write a Triton model repository for an export",
+        description="Write DIR/<name>/config.pbtxt and DIR/<name>/1/model.pt for MODEL_PT, "
+        "ready for `tritonserver --model-repository DIR` (PyTorch/LibTorch backend).",
+    )
+    triton.add_argument("path", metavar="MODEL_PT")
+    triton.add_argument("repository", metavar="DIR")
+    _add_triton_options(triton)
+
     info = commands.add_parser("info", help="print the manifest of an export")
     info.add_argument("path", metavar="MODEL_PT")
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")
@@ -88,6 +143,9 @@ def _run_export(args: argparse.Namespace) -> int:
         atol=args.atol,
     )
     print(report.summary())
+    if args.triton_repo:
+        args.repository = args.triton_repo
+        _write_triton(args, args.output)
     return 0
 
 
@@ -111,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "export":
             return _run_export(args)
+        if args.command == "triton":
+            _write_triton(args, args.path)
+            return 0
         return _run_info(args)
     except (ValueError, InvalidInput, LoadError) as error:
         print(f"tsrunner: error: {error}", file=sys.stderr)
