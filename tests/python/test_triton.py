@@ -109,16 +109,13 @@ def test_cli_export_writes_the_repository(tiny_bert_dir, tmp_path):
 
 
 def test_cli_triton_subcommand_and_its_errors(tiny_bert_pt, tmp_path):
-    ok = subprocess.run(
-        [sys.executable, "-m", "tsrunner", "triton", str(tiny_bert_pt), str(tmp_path), "--triton-name", "enc"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "tsrunner", "triton", str(tiny_bert_pt), str(tmp_path)]
+    ok = subprocess.run([*command, "--triton-name", "enc"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert _parse(tmp_path / "enc" / "config.pbtxt").name == "enc"
     bad = subprocess.run(
-        [sys.executable, "-m", "tsrunner", "triton", str(tiny_bert_pt), str(tmp_path), "--max-batch-size", "0", "--dynamic-batching"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [*command, "--max-batch-size", "0", "--dynamic-batching"], capture_output=True, text=True
+    )
     assert bad.returncode == 2
     assert bad.stderr.strip() == "tsrunner: error: dynamic batching needs max_batch_size > 0"
 
@@ -136,7 +133,7 @@ def test_client_example_builds_a_request_matching_the_config(tiny_bert_pt, tmp_p
         assert tensor.datatype() == model_config_pb2.DataType.Name(entry.data_type).removeprefix(
             "TYPE_"
         )
-        batch, sequence = tensor.shape()
+        batch = tensor.shape()[0]
         assert batch == 2 and batch <= config.max_batch_size
         assert len(tensor.shape()) == len(entry.dims) + 1
     arrays = client.encode(tiny_bert_pt, texts)
