@@ -23,7 +23,13 @@ void require_model_file(const std::string& path) {
 }
 
 std::string first_sentence(const std::string& message) {
-  std::string text = message.substr(0, std::min(message.find(". "), message.find('\n')));
+  std::string text = message;
+  // LibTorch's checks prefix "[enforce fail at file.cc:180] . "; the fact comes after.
+  if (text.rfind("[enforce fail at ", 0) == 0 && text.find("] ") != std::string::npos) {
+    text = text.substr(text.find("] ") + 2);
+    if (text.rfind(". ", 0) == 0) text = text.substr(2);
+  }
+  text = text.substr(0, std::min(text.find(". "), text.find('\n')));
   std::replace(text.begin(), text.end(), '\n', ' ');
   return text;
 }
