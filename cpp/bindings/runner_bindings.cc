@@ -12,9 +12,13 @@ namespace py = pybind11;
 namespace tsrunner::python {
 namespace {
 
-TensorMap tensors_from_dict(const py::dict& inputs) {
+TensorMap tensors_from_dict(const py::object& object) {
+  if (!py::isinstance<py::dict>(object)) {
+    throw InvalidInput("inputs must be a dict of name to torch.Tensor, got " +
+                       std::string(py::str(py::type::of(object).attr("__name__"))));
+  }
   TensorMap tensors;
-  for (const auto& [key, value] : inputs) {
+  for (const auto& [key, value] : object.cast<py::dict>()) {
     if (!py::isinstance<py::str>(key)) {
       throw InvalidInput("input names must be strings, got " +
                          std::string(py::str(py::type::of(key).attr("__name__"))));
@@ -77,7 +81,7 @@ void register_runner(py::module_& module) {
            py::arg("max_embedded_file_bytes") = py::none())
       .def(
           "run",
-          [](const Runner& runner, const py::dict& inputs) {
+          [](const Runner& runner, const py::object& inputs) {
             const TensorMap tensors = tensors_from_dict(inputs);
             TensorMap outputs;
             {
