@@ -3,56 +3,67 @@ partial archive, and no temporary file behind."""
 
 from __future__ import annotations
 
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
-
-import pytest
 
 import tsrunner
 
+# One process runs the `tsrunner export` command line once per output path given on stdin and
+# prints its exit code, so that the (slow) imports happen once for all the scenarios.
+DRIVER = """
+import sys
+from tsrunner.cli import main
+for line in sys.stdin:
+    model, output = line.rstrip("\\n").split("\\t")
+    code = main(["export", model, "-o", output, "--max-length", "32"])
+    print(f"exit {code}", flush=True)
+"""
 
-def _interrupt_while_writing(tiny_bert_dir, output, signum):
-    """Starts `tsrunner export` and sends `signum` as soon as its temporary file appears, i.e.
-    while the archive is being written, sealed and checked. Returns the exit code."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tsrunner", "export", str(tiny_bert_dir), "-o", str(output),
-         "--max-length", "32"],
-        stdout=subprocess.DEVNULL,
+
+def test_a_signal_during_export_leaves_the_previous_file_or_none(
+    tiny_bert_dir, tiny_bert_pt, tmp_path
+):
+    replaced = tmp_path / "replaced" / "model.pt"
+    replaced.parent.mkdir()
+    previous = tiny_bert_pt.read_bytes()
+    replaced.write_bytes(previous)
+    first = tmp_path / "first" / "model.pt"
+    first.parent.mkdir()
+    scenarios = [(replaced, signal.SIGINT, 130), (first, signal.SIGTERM, 143)]
+
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
-        if any(output.parent.glob(f".{output.name}.*.partial")):
-            process.send_signal(signum)
-            break
-        time.sleep(0.001)
-    _, stderr = process.communicate(timeout=120)
-    return process.returncode, stderr
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in driver.stdout], daemon=True).start()
+    try:
+        for output, signum, code in scenarios:
+            driver.stdin.write(f"{tiny_bert_dir}\t{output}\n")
+            driver.stdin.flush()
+            # Signal as soon as the temporary file appears: while the archive is being written,
+            # sealed and checked.
+            deadline = time.monotonic() + 300
+            while not any(output.parent.glob(f".{output.name}.*.partial")):
+                assert driver.poll() is None and time.monotonic() < deadline, "no temporary file"
+                time.sleep(0.001)
+            driver.send_signal(signum)
+            assert lines.get(timeout=300) == f"exit {code}\n"
+    finally:
+        driver.stdin.close()
+        driver.wait(timeout=60)
+    stderr = driver.stderr.read()
+    assert "tsrunner: interrupted" in stderr and "tsrunner: terminated" in stderr
+    assert "Traceback" not in stderr
 
-
-@pytest.mark.parametrize(
-    ("signum", "code", "message"),
-    [(signal.SIGINT, 130, "tsrunner: interrupted"), (signal.SIGTERM, 143, "tsrunner: terminated")],
-)
-def test_a_signal_during_export_keeps_the_previous_file(
-    tiny_bert_dir, tiny_bert_pt, tmp_path, signum, code, message
-):
-    output = tmp_path / "model.pt"
-    previous = tiny_bert_pt.read_bytes()
-    output.write_bytes(previous)
-    returncode, stderr = _interrupt_while_writing(tiny_bert_dir, output, signum)
-    assert returncode == code, stderr
-    assert message in stderr and "Traceback" not in stderr
-    assert output.read_bytes() == previous
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
-    assert tsrunner.Runner(output).manifest["max_length"] == 64  # still the previous export
-
-
-def test_a_signal_during_a_first_export_leaves_no_file(tiny_bert_dir, tmp_path):
-    output = tmp_path / "model.pt"
-    returncode, stderr = _interrupt_while_writing(tiny_bert_dir, output, signal.SIGTERM)
-    assert returncode == 143, stderr
-    assert list(tmp_path.iterdir()) == []
+    assert replaced.read_bytes() == previous
+    assert [p.name for p in replaced.parent.iterdir()] == ["model.pt"]
+    assert tsrunner.Runner(replaced).manifest["max_length"] == 64  # still the previous export
+    assert list(first.parent.iterdir()) == []
