@@ -30,8 +30,7 @@ DigestRecord parse_digest_record(const std::string& json_text) {
                     "\" but this tsrunner knows only sha256: upgrade tsrunner");
   }
   const auto digest = root.find("content_digest");
-  if (digest == root.end() || !digest->is_string() ||
-      !is_sha256_hex(digest->get<std::string>())) {
+  if (digest == root.end() || !digest->is_string() || !is_sha256_hex(digest->get<std::string>())) {
     throw LoadError(where + " has no \"content_digest\" of 64 lowercase hex digits");
   }
   record.content_digest = digest->get<std::string>();

@@ -38,7 +38,8 @@ class Sha256 {
   // Little-endian, so that the framing is the same on every machine.
   void update_u64(uint64_t value) {
     std::array<unsigned char, 8> bytes{};
-    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(value >> (8 * i));
+    for (size_t i = 0; i < bytes.size(); ++i)
+      bytes[i] = static_cast<unsigned char>(value >> (8 * i));
     update(bytes.data(), bytes.size());
   }
 
@@ -133,8 +134,7 @@ std::string verify_archive(const std::string& path, const RunnerOptions& options
   std::error_code ec;
   const uint64_t file_size = std::filesystem::file_size(path, ec);
   if (!ec && file_size > options.max_archive_bytes) {
-    throw LoadError(path + " is " + std::to_string(file_size) +
-                    " bytes, over max_archive_bytes (" +
+    throw LoadError(path + " is " + std::to_string(file_size) + " bytes, over max_archive_bytes (" +
                     std::to_string(options.max_archive_bytes) + ")");
   }
   auto reader = detail::open_archive(path);

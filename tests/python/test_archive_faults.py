@@ -9,9 +9,9 @@ import zipfile
 
 import pytest
 import torch
-from archive_tools import copy, entry_name, flip_byte, resave
 
 import tsrunner
+from archive_tools import copy, entry_name, flip_byte, resave
 from tsrunner.integrity import DIGEST_RECORD, content_digest
 
 
@@ -28,8 +28,12 @@ def _truncated_tail(source, path):
 
 
 def _random_bytes(source, path):
-    path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(1))
-                     .to(torch.uint8).numpy().tobytes())
+    path.write_bytes(
+        torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(1))
+        .to(torch.uint8)
+        .numpy()
+        .tobytes()
+    )
 
 
 def _foreign_zip(source, path):

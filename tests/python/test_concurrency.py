@@ -37,9 +37,11 @@ def test_eight_threads_give_the_single_threaded_results(tiny_bert_pt):
                 k = pick.randrange(len(calls))
                 got = runner.run(calls[k])
                 mismatches.extend(
-                    f"call {k} {name}" for name in got if not torch.equal(got[name], expected[k][name])
+                    f"call {k} {name}"
+                    for name in got
+                    if not torch.equal(got[name], expected[k][name])
                 )
-        except BaseException as error:  # noqa: BLE001 - reported by the main thread below
+        except BaseException as error:  # reported by the main thread below
             errors.append(error)
 
     threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
