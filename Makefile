@@ -12,7 +12,8 @@ CPP_TESTS := build/cpp-tests
 DEPS_STAMP := $(VENV)/.deps-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean
+.PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
+	sanitize fuzz
 
 all: install
 
@@ -55,6 +56,40 @@ test-cpp: fixtures
 	TSR_FIXTURES="$(abspath $(FIXTURES))" $(VENV)/bin/ctest --test-dir $(CPP_TESTS) --output-on-failure
 
 test: test-python test-cpp
+
+# ASan + UBSan build of libtsrunner and the C++ tests in its own build dir (docs/testing.md).
+# LibTorch itself is not instrumented; the only suppressions are for its own reports.
+SANITIZE_BUILD := build/sanitize
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+sanitize: fixtures
+	$(VENV)/bin/cmake -S . -B $(SANITIZE_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DTSR_BUILD_TESTS=ON -DTSR_BUILD_CLI=OFF -DTSR_BUILD_PYTHON=OFF \
+	  -DCMAKE_CXX_FLAGS="$(SANITIZE_FLAGS)" -DCMAKE_EXE_LINKER_FLAGS="$(SANITIZE_FLAGS)" \
+	  -DCMAKE_SHARED_LINKER_FLAGS="$(SANITIZE_FLAGS)"
+	$(VENV)/bin/cmake --build $(SANITIZE_BUILD)
+	TSR_FIXTURES="$(abspath $(FIXTURES))" \
+	ASAN_OPTIONS=detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=1 \
+	LSAN_OPTIONS=suppressions=$(abspath tests/sanitize/lsan.supp):print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$(abspath tests/sanitize/ubsan.supp) \
+	  $(VENV)/bin/ctest --test-dir $(SANITIZE_BUILD) --output-on-failure
+
+# libFuzzer targets (tests/fuzz/README.md), each run FUZZ_SECONDS from tests/data/fuzz/<name>/.
+FUZZ_BUILD := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst tests/fuzz/%_fuzzer.cc,%,$(wildcard tests/fuzz/*_fuzzer.cc))
+fuzz: setup
+	@bash scripts/install-system-deps.sh fuzz
+	$(VENV)/bin/cmake -S tests/fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++-19
+	$(VENV)/bin/cmake --build $(FUZZ_BUILD)
+	@set -e; for target in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$target; \
+	  echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/$${target}_fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -dict=tests/fuzz/json.dict -artifact_prefix=$(FUZZ_BUILD)/ \
+	    $(FUZZ_BUILD)/corpus/$$target tests/data/fuzz/$$target; \
+	done
 
 lint: install
 	$(VENV)/bin/ruff check python tests examples benchmarks

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the C++ side builds with, when any is missing:
-# nlohmann/json (JSON), CLI11 (tsrun's command line), GoogleTest (C++ tests), binutils (readelf
-# for the install tests). Needs root (or sudo) the first time; a no-op afterwards.
+# nlohmann/json (JSON), CLI11 (tsrun's command line), OpenSSL's libcrypto (SHA-256 of archives),
+# GoogleTest (C++ tests), binutils (readelf for the install tests). Needs root (or sudo) the first
+# time; a no-op afterwards.
+#   scripts/install-system-deps.sh          what `make install` and `make test` need
+#   scripts/install-system-deps.sh fuzz     also clang 19 with libFuzzer (`make fuzz`)
 set -euo pipefail
 
-packages=(nlohmann-json3-dev libcli11-dev libgtest-dev binutils g++)
+packages=(nlohmann-json3-dev libcli11-dev libssl-dev libgtest-dev binutils g++)
+if [ "${1:-}" = "fuzz" ]; then
+  packages+=(clang-19 libclang-rt-19-dev)
+fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

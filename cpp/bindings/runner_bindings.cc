@@ -4,6 +4,7 @@
 
 #include "bindings.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/integrity.h"
 #include "tsrunner/runner.h"
 
 namespace py = pybind11;
@@ -11,9 +12,13 @@ namespace py = pybind11;
 namespace tsrunner::python {
 namespace {
 
-TensorMap tensors_from_dict(const py::dict& inputs) {
+TensorMap tensors_from_dict(const py::object& object) {
+  if (!py::isinstance<py::dict>(object)) {
+    throw InvalidInput("inputs must be a dict of name to torch.Tensor, got " +
+                       std::string(py::str(py::type::of(object).attr("__name__"))));
+  }
   TensorMap tensors;
-  for (const auto& [key, value] : inputs) {
+  for (const auto& [key, value] : object.cast<py::dict>()) {
     if (!py::isinstance<py::str>(key)) {
       throw InvalidInput("input names must be strings, got " +
                          std::string(py::str(py::type::of(key).attr("__name__"))));
@@ -28,24 +33,55 @@ TensorMap tensors_from_dict(const py::dict& inputs) {
   return tensors;
 }
 
+RunnerOptions make_options(bool verify_integrity, const std::optional<std::string>& expected_sha256,
+                           std::optional<uint64_t> max_archive_bytes,
+                           std::optional<uint64_t> max_embedded_file_bytes) {
+  RunnerOptions options;
+  options.verify_integrity = verify_integrity;
+  options.expected_sha256 = expected_sha256.value_or("");
+  if (max_archive_bytes) options.max_archive_bytes = *max_archive_bytes;
+  if (max_embedded_file_bytes) options.max_embedded_file_bytes = *max_embedded_file_bytes;
+  return options;
+}
+
 }  // namespace
 
 void register_runner(py::module_& module) {
+  module.def(
+      "verify_archive",
+      [](const std::filesystem::path& path, std::optional<std::string> expected_sha256,
+         std::optional<uint64_t> max_archive_bytes,
+         std::optional<uint64_t> max_embedded_file_bytes) {
+        const RunnerOptions options =
+            make_options(true, expected_sha256, max_archive_bytes, max_embedded_file_bytes);
+        py::gil_scoped_release release;
+        return verify_archive(path.string(), options);
+      },
+      py::arg("path"), py::kw_only(), py::arg("expected_sha256") = py::none(),
+      py::arg("max_archive_bytes") = py::none(), py::arg("max_embedded_file_bytes") = py::none(),
+      "Checks an export's size caps and content digest without loading TorchScript; returns the "
+      "digest. Raises LoadError when the file was modified.");
   py::class_<Runner>(module, "Runner",
                      "Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.")
       .def(py::init([](const std::filesystem::path& path, std::optional<int> threads,
-                       const std::string& device) {
-             RunnerOptions options;
+                       const std::string& device, bool verify_integrity,
+                       std::optional<std::string> expected_sha256,
+                       std::optional<uint64_t> max_archive_bytes,
+                       std::optional<uint64_t> max_embedded_file_bytes) {
+             RunnerOptions options = make_options(verify_integrity, expected_sha256,
+                                                  max_archive_bytes, max_embedded_file_bytes);
              options.threads = threads.value_or(0);
              options.device = device;
              py::gil_scoped_release release;
              return std::make_unique<Runner>(path.string(), options);
            }),
            py::arg("path"), py::kw_only(), py::arg("threads") = py::none(),
-           py::arg("device") = "cpu")
+           py::arg("device") = "cpu", py::arg("verify_integrity") = true,
+           py::arg("expected_sha256") = py::none(), py::arg("max_archive_bytes") = py::none(),
+           py::arg("max_embedded_file_bytes") = py::none())
       .def(
           "run",
-          [](const Runner& runner, const py::dict& inputs) {
+          [](const Runner& runner, const py::object& inputs) {
             const TensorMap tensors = tensors_from_dict(inputs);
             TensorMap outputs;
             {

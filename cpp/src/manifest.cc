@@ -107,6 +107,23 @@ ShapeContract parse_contract(const json& root) {
   return contract;
 }
 
+// Optional fields read only for display: a value of another type shows as the fallback rather
+// than throwing (the fuzzer found that json::value() throws on a type mismatch).
+std::string string_or(const json& object, const char* key, const std::string& fallback) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+bool bool_or(const json& object, const char* key, bool fallback) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_boolean() ? it->get<bool>() : fallback;
+}
+
+double number_or(const json& object, const char* key, double fallback) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
 std::string join_dims(const std::vector<Dim>& dims) {
   std::string text = "[";
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -186,8 +203,8 @@ std::string Manifest::describe() const {
   row("max length") << max_length << "\n";
   if (root.contains("pooling") && root["pooling"].is_object()) {
     const json& pooling = root["pooling"];
-    row("pooling") << pooling.value("mode", "?")
-                   << (pooling.value("normalize", false) ? ", normalized" : "") << "\n";
+    row("pooling") << string_or(pooling, "mode", "?")
+                   << (bool_or(pooling, "normalize", false) ? ", normalized" : "") << "\n";
   }
   row("tokenizer") << (has_tokenizer ? "embedded (" + std::string(kTokenizerRecord) + ")"
                                      : "none: pass token ids")
@@ -207,8 +224,8 @@ std::string Manifest::describe() const {
     }
     std::ostringstream worst_text;
     worst_text << std::setprecision(3) << worst;
-    row("validation") << (validation.value("passed", false) ? "passed" : "FAILED") << " at "
-                      << shapes << " shapes, atol " << validation.value("atol", 0.0)
+    row("validation") << (bool_or(validation, "passed", false) ? "passed" : "FAILED") << " at "
+                      << shapes << " shapes, atol " << number_or(validation, "atol", 0.0)
                       << ", worst max|diff| " << worst_text.str() << "\n";
   }
   if (root.contains("versions") && root["versions"].is_object()) {

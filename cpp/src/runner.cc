@@ -7,8 +7,10 @@
 #include <utility>
 
 #include "archive.h"
+#include "digest_record.h"
 #include "input_check.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/integrity.h"
 
 namespace tsrunner {
 
@@ -27,6 +29,14 @@ void RunnerOptions::validate() const {
   } catch (const c10::Error&) {
     throw InvalidInput("unknown device \"" + device + "\" (expected cpu, cuda or cuda:N)");
   }
+  if (max_archive_bytes == 0 || max_embedded_file_bytes == 0) {
+    throw InvalidInput("max_archive_bytes and max_embedded_file_bytes must be positive");
+  }
+  std::string pinned = expected_sha256;
+  for (char& c : pinned) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (!pinned.empty() && !detail::is_sha256_hex(pinned)) {
+    throw InvalidInput("expected_sha256 must be 64 hex digits, not \"" + expected_sha256 + "\"");
+  }
 }
 
 struct Runner::Impl {
@@ -41,8 +51,11 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
   options.validate();
   impl_->options = options;
   impl_->device = c10::Device(options.device);
-  // Read and check the manifest before any TorchScript code is deserialised.
+  // Check sizes, the content digest, the manifest and the embedded files before any
+  // TorchScript code is deserialised: TorchScript runs code from the archive while loading.
+  verify_archive(path, options);
   impl_->manifest = Manifest::read_from_archive(path);
+  detail::check_embedded_files(path, impl_->manifest);
   if (options.threads > 0) at::set_num_threads(options.threads);
   try {
     impl_->module = torch::jit::load(path, impl_->device);

@@ -83,9 +83,11 @@ int run_info(const std::string& model_path, bool as_json) {
   return 0;
 }
 
-int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists, int threads) {
+int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists, int threads,
+            const std::string& expected_sha256) {
   tsrunner::RunnerOptions options;
   options.threads = threads;
+  options.expected_sha256 = expected_sha256;
   const tsrunner::Runner runner(model_path, options);
   const tsrunner::TensorMap outputs = runner.run(inputs_from_ids(runner.manifest(), id_lists));
   nlohmann::ordered_json result = nlohmann::ordered_json::object();
@@ -121,6 +123,9 @@ int main(int argc, char** argv) {
   app.add_flag("--raw", raw, "print every output tensor as JSON {shape, dtype, data}");
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
       ->check(CLI::NonNegativeNumber);
+  std::string expected_sha256;
+  app.add_option("--expect-sha256", expected_sha256,
+                 "refuse the model unless its content digest is this (docs/security.md)");
 
   CLI::App* info = app.add_subcommand("info", "print the manifest of an export");
   std::string info_path;
@@ -141,7 +146,7 @@ int main(int argc, char** argv) {
     if (id_lists.empty()) throw UsageError("nothing to run: pass --ids (see tsrun --help)");
     if (!raw)
       throw UsageError("--ids currently needs --raw (task-aware output comes with text mode)");
-    return run_raw(model_path, id_lists, threads);
+    return run_raw(model_path, id_lists, threads, expected_sha256);
   } catch (const UsageError& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";
     return kExitUsage;
@@ -153,6 +158,9 @@ int main(int argc, char** argv) {
     return kExitUsage;
   } catch (const std::exception& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";
+    return kExitRuntime;
+  } catch (...) {
+    std::cerr << "tsrun: error: unknown failure\n";
     return kExitRuntime;
   }
 }

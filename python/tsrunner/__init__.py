@@ -10,7 +10,7 @@ from .errors import Error, ExportError, InvalidInput, LoadError
 from .manifest import read_archive_file, read_manifest
 
 try:
-    from ._core import Runner
+    from ._core import Runner, verify_archive
     from ._core import torch_version as _built_torch_version
 except ImportError as error:  # pragma: no cover - only without a built extension
     raise ImportError(
@@ -37,4 +37,5 @@ __all__ = [
     "export",
     "read_archive_file",
     "read_manifest",
+    "verify_archive",
 ]

@@ -8,11 +8,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that `finally` blocks (the atomic writer's
+    clean-up of its temporary file) run before the process exits."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
 
 
 def _positive_int(text: str) -> int:
@@ -166,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .errors import Error, InvalidInput, LoadError
 
+    previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         if args.command == "export":
             return _run_export(args)
@@ -181,7 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         print("tsrunner: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("tsrunner: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from ._version import __version__
 from .atomic import atomic_path
 from .dummy_inputs import DummyInputs, InputSpec, input_specs
 from .errors import ExportError
+from .integrity import seal
 from .manifest import CONFIG_RECORD, MANIFEST_RECORD, SCHEMA_VERSION, TOKENIZER_RECORD
 from .tasks import resolve_task
 from .validate import ShapeCheck, check_shape, validation_shapes
@@ -274,6 +275,7 @@ def export(
         # torch.jit.save/load warn that TorchScript is deprecated; that is why tsrunner exists.
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(traced, str(temporary), _extra_files=extra_files)
+        seal(temporary)
         _check_saved_archive(temporary, example, traced)
         size = temporary.stat().st_size
 
@@ -288,7 +290,14 @@ def export(
 
 
 def _check_saved_archive(path: Path, example: tuple[torch.Tensor, ...], traced) -> None:
-    """The written file must load and reproduce the in-memory trace bit for bit."""
+    """The written file must pass the C++ runner's checks (digest included), load, and reproduce
+    the in-memory trace bit for bit."""
+    from . import _core
+
+    try:
+        _core.verify_archive(path)
+    except RuntimeError as error:
+        raise ExportError(f"the saved archive fails the runner's checks: {error}") from error
     loaded = torch.jit.load(str(path))
     with torch.inference_mode():
         want = traced(*example)

@@ -93,3 +93,15 @@ TEST(Manifest, NamesTheBrokenField) {
 }
 
 }  // namespace
+
+// Found by tests/fuzz/manifest_fuzzer.cc: optional display fields of an unexpected type made
+// describe() throw nlohmann::json::type_error (an abort in the fuzzer, a raw library error
+// from `tsrun info`).
+TEST(ManifestFuzzRegressions, DescribeToleratesOddOptionalFields) {
+  const std::string text = Manifest::parse(edited([](auto& m) {
+                             m["pooling"] = {{"mode", 3}, {"normalize", "yes"}};
+                             m["validation"] = {{"atol", "x"}, {"passed", 1}};
+                           })).describe();
+  EXPECT_NE(text.find("pooling     ?\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("validation  FAILED at 0 shapes, atol 0"), std::string::npos) << text;
+}

@@ -16,6 +16,8 @@ inline constexpr int kManifestSchemaVersion = 1;
 inline constexpr const char* kManifestRecord = "tsrunner/manifest.json";
 inline constexpr const char* kTokenizerRecord = "tsrunner/tokenizer.json";
 inline constexpr const char* kConfigRecord = "tsrunner/config.json";
+// The SHA-256 content digest the exporter appends last (see docs/security.md).
+inline constexpr const char* kDigestRecord = "tsrunner/digest.json";
 
 // One dimension of a tensor: either symbolic ("batch", "sequence") or a fixed size.
 struct Dim {

@@ -2,6 +2,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,6 +19,19 @@ struct RunnerOptions {
   int threads = 0;
   // "cpu" or a LibTorch device string such as "cuda:0".
   std::string device = "cpu";
+
+  // Checked before anything is deserialised (docs/security.md):
+  // the archive's size on disk, and the sum of its records' declared (uncompressed) sizes.
+  uint64_t max_archive_bytes = uint64_t{64} << 30;  // 64 GiB
+  // Each embedded file (manifest, tokenizer.json, config.json, the digest record).
+  uint64_t max_embedded_file_bytes = uint64_t{256} << 20;  // 256 MiB
+  // Recompute the archive's SHA-256 content digest and refuse a file whose records changed
+  // after export. Turning it off skips a read of the whole file; it is never needed for safety.
+  bool verify_integrity = true;
+  // When not empty (64 hex digits, obtained from a source you trust): the archive's content
+  // digest must equal it. This, not the digest inside the file, is what detects a file an
+  // attacker re-sealed.
+  std::string expected_sha256;
 
   // Throws InvalidInput when an option is out of range.
   void validate() const;

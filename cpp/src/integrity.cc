@@ -1,0 +1,179 @@
+// The archive's SHA-256 content digest and the size caps, checked before any TorchScript is
+// deserialised. The digest's definition (docs/security.md) is shared with
+// python/tsrunner/integrity.py, which writes it; a test checks that both compute the same value.
+#include "tsrunner/integrity.h"
+
+#include <c10/util/Exception.h>
+#include <caffe2/serialize/inline_container.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "archive.h"
+#include "digest_record.h"
+#include "tsrunner/errors.h"
+#include "tsrunner/manifest.h"
+
+namespace tsrunner {
+namespace {
+
+constexpr size_t kChunkBytes = size_t{1} << 20;
+
+class Sha256 {
+ public:
+  Sha256() : context_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
+    if (!context_ || EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) != 1) {
+      throw Error("cannot initialise SHA-256 (OpenSSL)");
+    }
+  }
+
+  void update(const void* data, size_t size) {
+    if (EVP_DigestUpdate(context_.get(), data, size) != 1) throw Error("SHA-256 update failed");
+  }
+
+  // Little-endian, so that the framing is the same on every machine.
+  void update_u64(uint64_t value) {
+    std::array<unsigned char, 8> bytes{};
+    for (size_t i = 0; i < bytes.size(); ++i)
+      bytes[i] = static_cast<unsigned char>(value >> (8 * i));
+    update(bytes.data(), bytes.size());
+  }
+
+  std::string hex_digest() {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int size = 0;
+    if (EVP_DigestFinal_ex(context_.get(), digest.data(), &size) != 1) {
+      throw Error("SHA-256 final failed");
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned int i = 0; i < size; ++i) {
+      hex += kHex[digest[i] >> 4];
+      hex += kHex[digest[i] & 0xf];
+    }
+    return hex;
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context_;
+};
+
+// SHA-256 over every record except the digest record, in byte order of name, each framed as
+// u64le(name length) name u64le(size) bytes: the framing makes the stream unambiguous, so no
+// bytes can move between a name and a record or between two records without changing it.
+std::string content_digest(caffe2::serialize::PyTorchStreamReader& reader,
+                           const std::vector<std::string>& sorted_names) {
+  const std::string digest_record = "extra/" + std::string(kDigestRecord);
+  Sha256 sha;
+  std::vector<char> buffer(kChunkBytes);
+  for (const std::string& name : sorted_names) {
+    if (name == digest_record) continue;
+    const size_t size = reader.getRecordSize(name);
+    sha.update_u64(name.size());
+    sha.update(name.data(), name.size());
+    sha.update_u64(size);
+    if (size == 0) continue;
+    auto chunks = reader.createChunkReaderIter(name, size, kChunkBytes);
+    size_t done = 0;
+    while (done < size) {
+      const size_t got = chunks.next(buffer.data());
+      if (got == 0) throw LoadError("record " + name + " ends early");
+      sha.update(buffer.data(), got);
+      done += got;
+    }
+  }
+  return sha.hex_digest();
+}
+
+std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+std::string short_digest(const std::string& hex) { return "sha256:" + hex.substr(0, 16) + "..."; }
+
+// Sorted record names, each once; checks every declared size against the caps before any
+// record is read (a zip can declare far more bytes than the file holds).
+std::vector<std::string> checked_record_names(caffe2::serialize::PyTorchStreamReader& reader,
+                                              const std::string& path,
+                                              const RunnerOptions& options) {
+  std::vector<std::string> names = reader.getAllRecords();
+  std::sort(names.begin(), names.end());
+  const auto repeated = std::adjacent_find(names.begin(), names.end());
+  if (repeated != names.end()) {
+    throw LoadError(path + " holds the record " + *repeated +
+                    " twice: it was modified after export, do not load it");
+  }
+  uint64_t total = 0;
+  for (const std::string& name : names) {
+    const uint64_t size = reader.getRecordSize(name);
+    if (name.rfind("extra/", 0) == 0 && size > options.max_embedded_file_bytes) {
+      throw LoadError(path + ": embedded file " + name.substr(6) + " declares " +
+                      std::to_string(size) + " bytes, over max_embedded_file_bytes (" +
+                      std::to_string(options.max_embedded_file_bytes) + ")");
+    }
+    total += std::min(size, options.max_archive_bytes + 1);  // no overflow
+    if (total > options.max_archive_bytes) {
+      throw LoadError(path + " declares more than " + std::to_string(options.max_archive_bytes) +
+                      " bytes of records once unpacked, over max_archive_bytes");
+    }
+  }
+  return names;
+}
+
+}  // namespace
+
+std::string verify_archive(const std::string& path, const RunnerOptions& options) {
+  options.validate();
+  detail::require_model_file(path);
+  std::error_code ec;
+  const uint64_t file_size = std::filesystem::file_size(path, ec);
+  if (!ec && file_size > options.max_archive_bytes) {
+    throw LoadError(path + " is " + std::to_string(file_size) + " bytes, over max_archive_bytes (" +
+                    std::to_string(options.max_archive_bytes) + ")");
+  }
+  auto reader = detail::open_archive(path);
+  try {
+    const std::vector<std::string> names = checked_record_names(*reader, path, options);
+    const std::string expected = lowercase(options.expected_sha256);
+    if (!options.verify_integrity && expected.empty()) return "";
+
+    const std::string actual = content_digest(*reader, names);
+    if (!expected.empty() && actual != expected) {
+      throw LoadError(path + " does not have the expected content digest: it has " +
+                      short_digest(actual) + ", expected " + short_digest(expected));
+    }
+    if (!options.verify_integrity) return actual;
+
+    std::optional<std::string> text =
+        detail::read_extra_file(*reader, path, kDigestRecord, options.max_embedded_file_bytes);
+    if (!text) {
+      // Say first what else is wrong (not a tsrunner export at all, a newer schema, ...).
+      (void)Manifest::read_from_archive(path);
+      throw LoadError(path + " has no content digest (" + kDigestRecord +
+                      "): it was exported by an older tsrunner or its digest was removed; "
+                      "re-export it (or turn verify_integrity off if you trust the file)");
+    }
+    detail::DigestRecord record;
+    try {
+      record = detail::parse_digest_record(*text);
+    } catch (const LoadError& error) {
+      throw LoadError(path + ": " + error.what());
+    }
+    if (actual != record.content_digest) {
+      throw LoadError(path + " was modified after export: its records hash to " +
+                      short_digest(actual) + " but the export recorded " +
+                      short_digest(record.content_digest) + "; do not load it");
+    }
+    return actual;
+  } catch (const c10::Error& error) {
+    throw LoadError(path + " is corrupted: " + detail::first_sentence(error.msg()));
+  }
+}
+
+}  // namespace tsrunner
