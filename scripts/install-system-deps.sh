@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the C++ side builds with, when any is missing:
-# nlohmann/json (JSON), CLI11 (tsrun's command line), GoogleTest (C++ tests), binutils (readelf
-# for the install tests). Needs root (or sudo) the first time; a no-op afterwards.
+# nlohmann/json (JSON), utf8proc (Unicode data for the tokenizer), CLI11 (tsrun's command line),
+# GoogleTest (C++ tests), binutils (readelf for the install tests). Needs root (or sudo) the
+# first time; a no-op afterwards.
 set -euo pipefail
 
-packages=(nlohmann-json3-dev libcli11-dev libgtest-dev binutils g++)
+packages=(nlohmann-json3-dev libutf8proc-dev libcli11-dev libgtest-dev binutils g++)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

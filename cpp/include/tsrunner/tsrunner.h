@@ -4,4 +4,5 @@
 #include "tsrunner/errors.h"
 #include "tsrunner/manifest.h"
 #include "tsrunner/runner.h"
+#include "tsrunner/tokenizer.h"
 #include "tsrunner/version.h"
