@@ -36,7 +36,9 @@ std::string to_utf8(std::u32string_view chars);
 // Character classes, from utf8proc's Unicode tables, with the meaning HF `tokenizers` gives
 // them (Rust's char::is_whitespace and the unicode_categories crate).
 bool is_white_space(char32_t c);      // the White_Space property (Rust char::is_whitespace)
-bool is_other_category(char32_t c);   // Cc, Cf, Cn, Co, Cs
+// Cc, Cf, Co, Cs: the unicode_categories crate's is_other(), which (unlike its name's
+// Unicode definition) leaves unassigned code points (Cn) out; HF keeps them.
+bool is_other_category(char32_t c);
 bool is_punctuation(char32_t c);      // P*, or ASCII punctuation
 bool is_nonspacing_mark(char32_t c);  // Mn
 // BERT's "Chinese character" blocks (CJK Unified Ideographs and extensions, compatibility
