@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, module) {
   tsrunner::python::register_manifest(module);
   tsrunner::python::register_runner(module);
   tsrunner::python::register_tokenizer(module);
+  tsrunner::python::register_pipeline(module);
 }

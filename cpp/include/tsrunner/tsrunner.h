@@ -3,6 +3,7 @@
 // Convenience header: the whole public C++ API of tsrunner.
 #include "tsrunner/errors.h"
 #include "tsrunner/manifest.h"
+#include "tsrunner/pipeline.h"
 #include "tsrunner/runner.h"
 #include "tsrunner/tokenizer.h"
 #include "tsrunner/version.h"
