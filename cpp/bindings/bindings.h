@@ -8,5 +8,7 @@ namespace tsrunner::python {
 void register_errors(pybind11::module_& module);
 void register_manifest(pybind11::module_& module);
 void register_runner(pybind11::module_& module);
+void register_tokenizer(pybind11::module_& module);
+void register_pipeline(pybind11::module_& module);
 
 }  // namespace tsrunner::python

@@ -10,4 +10,6 @@ PYBIND11_MODULE(_core, module) {
   tsrunner::python::register_errors(module);
   tsrunner::python::register_manifest(module);
   tsrunner::python::register_runner(module);
+  tsrunner::python::register_tokenizer(module);
+  tsrunner::python::register_pipeline(module);
 }

@@ -161,6 +161,15 @@ Manifest Manifest::parse(const std::string& json_text) {
   manifest.max_length = require_int(root, "max_length", "manifest");
   manifest.vocab_size = optional_int(root, "vocab_size");
   manifest.type_vocab_size = optional_int(root, "type_vocab_size");
+  if (auto it = root.find("pooling"); it != root.end() && !it->is_null()) {
+    if (!it->is_object()) fail("pooling must be an object or null");
+    Pooling pooling;
+    pooling.mode = require_string(*it, "mode", "pooling");
+    const json& normalize = require(*it, "normalize", "pooling");
+    if (!normalize.is_boolean()) fail("pooling.normalize must be a boolean");
+    pooling.normalize = normalize.get<bool>();
+    manifest.pooling = pooling;
+  }
   if (auto it = root.find("tokenizer"); it != root.end() && it->is_string()) {
     manifest.has_tokenizer = true;
   }

@@ -10,7 +10,7 @@ from .errors import Error, ExportError, InvalidInput, LoadError
 from .manifest import read_archive_file, read_manifest
 
 try:
-    from ._core import Runner, verify_archive
+    from ._core import Encoding, Tokenizer, verify_archive
     from ._core import torch_version as _built_torch_version
 except ImportError as error:  # pragma: no cover - only without a built extension
     raise ImportError(
@@ -25,14 +25,17 @@ if torch.__version__.split("+")[0] != _built_torch_version:
     )
 
 from .exporter import ExportReport, export
+from .runner import Runner
 
 __all__ = [
+    "Encoding",
     "Error",
     "ExportError",
     "ExportReport",
     "InvalidInput",
     "LoadError",
     "Runner",
+    "Tokenizer",
     "__version__",
     "export",
     "read_archive_file",

@@ -65,6 +65,26 @@ _MODULES = (
     "zipfile",
 )
 
+# More modules for lines(): line-level text needs a larger pool than sentences() does.
+_MORE_MODULES = (
+    "ast",
+    "calendar",
+    "codecs",
+    "configparser",
+    "contextlib",
+    "ftplib",
+    "gettext",
+    "locale",
+    "os",
+    "poplib",
+    "sched",
+    "shlex",
+    "socketserver",
+    "tokenize",
+    "traceback",
+    "xml.dom.minidom",
+)
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 
@@ -111,6 +131,24 @@ def sentences() -> tuple[str, ...]:
             for sentence in _SENTENCE_END.split(text):
                 if 12 <= len(sentence) <= 600 and _is_prose(sentence):
                     seen.setdefault(sentence, None)
+    return tuple(seen)
+
+
+@functools.lru_cache(maxsize=1)
+def lines() -> tuple[str, ...]:
+    """Every distinct non-empty docstring line (stripped), in a fixed order (over 10,000).
+
+    Unlike sentences(), nothing is filtered out: code, tables and odd punctuation included, which
+    is what a tokenizer test wants.
+    """
+    seen: dict[str, None] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in _MODULES + _MORE_MODULES:
+            for doc in _docstrings(name):
+                for line in doc.splitlines():
+                    if line.strip():
+                        seen.setdefault(line.strip(), None)
     return tuple(seen)
 
 

@@ -49,6 +49,12 @@ struct ShapeContract {
   int64_t max_sequence = 0;
 };
 
+// How token vectors become one sentence vector (sentence-transformers' Pooling module).
+struct Pooling {
+  std::string mode;  // "mean", "cls", ...
+  bool normalize = false;
+};
+
 // The contract between the exporter (Python) and the runner (C++): read from the archive,
 // never guessed. The JSON schema is documented in docs/format.md.
 struct Manifest {
@@ -63,6 +69,7 @@ struct Manifest {
   std::optional<int64_t> vocab_size;
   std::optional<int64_t> type_vocab_size;
   bool has_tokenizer = false;
+  std::optional<Pooling> pooling;  // sentence-transformers models only
   std::string raw_json;  // the manifest exactly as stored
 
   // Throws LoadError naming the field when the JSON is malformed or from a newer schema.

@@ -4,5 +4,7 @@
 #include "tsrunner/errors.h"
 #include "tsrunner/integrity.h"
 #include "tsrunner/manifest.h"
+#include "tsrunner/pipeline.h"
 #include "tsrunner/runner.h"
+#include "tsrunner/tokenizer.h"
 #include "tsrunner/version.h"

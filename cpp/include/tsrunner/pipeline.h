@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "tsrunner/runner.h"
+#include "tsrunner/tokenizer.h"
+
+namespace tsrunner {
+
+// The task-aware answer for one input.
+struct Prediction {
+  // feature-extraction: the sentence embedding, pooled as the manifest says.
+  std::vector<float> embedding;
+};
+
+// Text in, answers out: tokenizes with the export's own tokenizer, runs the model in batches
+// of similar length and turns the outputs into the task's answer. Tasks: feature-extraction
+// (mean or CLS pooling, optionally normalised, from the manifest's "pooling"; mean without
+// normalisation when the manifest has none). Thread-safe like Runner.
+class Pipeline {
+ public:
+  // `runner` must outlive the pipeline. Throws Error when the export's task has no
+  // task-aware output yet.
+  Pipeline(const Runner& runner, Tokenizer tokenizer);
+
+  const Runner& runner() const { return runner_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+
+  // One prediction per text, in order. `pairs` is empty or as long as `texts`. Texts are
+  // sorted by length and run `batch_size` at a time, each batch padded only to its longest
+  // (to the export's fixed length when its shape contract is fixed).
+  std::vector<Prediction> predict(const std::vector<std::string>& texts,
+                                  const std::vector<std::string>& pairs = {},
+                                  size_t batch_size = 32) const;
+
+  // Runs already-tokenized encodings (all of the same padded length) as one batch.
+  std::vector<Prediction> predict_encoded(const std::vector<Encoding>& batch) const;
+
+  // The length to pad a batch to: its longest, or the fixed length of a fixed-shape export.
+  size_t padded_length(size_t longest) const;
+
+ private:
+  const Runner& runner_;
+  Tokenizer tokenizer_;
+  std::string pooling_mode_;
+  bool normalize_ = false;
+};
+
+}  // namespace tsrunner

@@ -1,0 +1,81 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tsrunner {
+
+// One tokenized text (or text pair), ready for the model.
+struct Encoding {
+  std::vector<int64_t> ids;
+  std::vector<int64_t> type_ids;
+  std::vector<int64_t> attention_mask;  // 1 for real tokens, 0 for padding
+  std::vector<std::string> tokens;
+  // Byte offsets [begin, end) into the UTF-8 text the token came from (the first text or the
+  // pair, see sequence_ids); (0, 0) for special and padding tokens. Byte offsets because C++
+  // strings are bytes; the Python binding converts them to character offsets as HF does.
+  std::vector<std::pair<size_t, size_t>> offsets;
+  // 0 for tokens of the first text, 1 for the pair, -1 for special and padding tokens.
+  std::vector<int> sequence_ids;
+
+  size_t size() const { return ids.size(); }
+};
+
+// A Hugging Face fast tokenizer (tokenizer.json) reimplemented natively, producing exactly
+// what HF `tokenizers` produces for the same file: BertNormalizer, BertPreTokenizer,
+// WordPiece, TemplateProcessing (or BertProcessing), truncation and padding. Other models
+// (BPE, Unigram) are refused when loading. Immutable after loading: safe to share across
+// threads. See docs/tokenizer.md.
+class Tokenizer {
+ public:
+  // `path` is a tsrunner export (.pt: the embedded tsrunner/tokenizer.json, truncated to the
+  // manifest's max_length; no TorchScript code runs) or a tokenizer.json (truncated as its
+  // "truncation" field says). Throws LoadError when the file is missing, malformed or uses
+  // a tokenizer this build does not support.
+  static Tokenizer from_file(const std::string& path);
+  // `max_length` overrides the file's truncation length (nullopt: keep the file's setting).
+  static Tokenizer from_json(const std::string& json_text, std::optional<size_t> max_length);
+
+  ~Tokenizer();
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
+
+  // Tokenizes one text (and optionally its pair) with special tokens, truncated to
+  // max_length(); never padded. Throws InvalidInput when a text is not valid UTF-8.
+  Encoding encode(std::string_view text, std::optional<std::string_view> pair = std::nullopt) const;
+
+  // Tokenizes many texts (with pairs when `pairs` is not empty; then it must be as long as
+  // `texts`) and pads every encoding to the longest one, or to `pad_to` when it is larger
+  // (for fixed-shape exports). The tokenizer.json's own padding setting is ignored on purpose:
+  // the export's shape contract decides the length, and padding to the batch's longest is
+  // what makes dynamic-length batches fast.
+  std::vector<Encoding> encode_batch(const std::vector<std::string>& texts,
+                                     const std::vector<std::string>& pairs = {},
+                                     size_t pad_to = 0) const;
+
+  // Pads `encodings` in place to `length` tokens (no-op for longer ones).
+  void pad(std::vector<Encoding>& encodings, size_t length) const;
+
+  // The truncation length including special tokens; nullopt when texts are never truncated.
+  std::optional<size_t> max_length() const;
+  int64_t pad_id() const;
+  size_t vocab_size() const;
+  std::optional<int64_t> token_to_id(const std::string& token) const;
+  // Empty when the id is unknown.
+  std::string id_to_token(int64_t id) const;
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tsrunner

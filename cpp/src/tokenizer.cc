@@ -1,0 +1,193 @@
+#include "tsrunner/tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "archive.h"
+#include "tokenizer/added_tokens.h"
+#include "tokenizer/bert_pre_tokenizer.h"
+#include "tokenizer/tokenizer_json.h"
+#include "tsrunner/errors.h"
+#include "tsrunner/manifest.h"
+
+namespace tsrunner {
+
+using text::NormalizedText;
+using text::Segment;
+using text::TokenList;
+
+struct Tokenizer::Impl {
+  text::TokenizerSpec spec;
+  text::AddedTokenMatcher raw_matcher;         // added tokens with normalized=false
+  text::AddedTokenMatcher normalized_matcher;  // added tokens with normalized=true
+  std::unordered_map<int64_t, std::string> id_to_token;
+  int64_t pad_id = 0;
+  std::string pad_token;
+
+  void tokenize_words(const NormalizedText& normalized, TokenList& out) const {
+    if (!spec.bert_pre_tokenizer) {
+      spec.model.tokenize(normalized, out);
+      return;
+    }
+    for (const NormalizedText& word : text::bert_pre_tokenize(normalized)) {
+      spec.model.tokenize(word, out);
+    }
+  }
+
+  static void add_token(const Segment& segment, TokenList& out) {
+    const text::ByteSpan span{segment.text.spans.front().begin, segment.text.spans.back().end};
+    out.push_back({segment.token->id, segment.token->content, span});
+  }
+
+  TokenList tokenize(std::string_view input) const {
+    TokenList tokens;
+    for (const Segment& raw : raw_matcher.split(text::decode_utf8(input))) {
+      if (raw.token) {
+        add_token(raw, tokens);
+        continue;
+      }
+      const NormalizedText normalized =
+          spec.normalizer ? spec.normalizer->normalize(raw.text) : raw.text;
+      for (const Segment& part : normalized_matcher.split(normalized)) {
+        if (part.token) {
+          add_token(part, tokens);
+        } else {
+          tokenize_words(part.text, tokens);
+        }
+      }
+    }
+    return tokens;
+  }
+};
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::~Tokenizer() = default;
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+
+Tokenizer Tokenizer::from_json(const std::string& json_text, std::optional<size_t> max_length) {
+  auto impl = std::make_unique<Impl>();
+  impl->spec = text::parse_tokenizer_json(json_text);
+  text::TokenizerSpec& spec = impl->spec;
+  if (max_length) {
+    if (!spec.truncation) spec.truncation = text::Truncation{};
+    spec.truncation->max_length = *max_length;
+  }
+
+  std::vector<text::AddedToken> raw_tokens;
+  std::vector<text::AddedToken> normalized_tokens;
+  for (text::AddedToken token : spec.added_tokens) {
+    const NormalizedText content = text::decode_utf8(token.content);
+    if (token.normalized && spec.normalizer) {
+      token.pattern = spec.normalizer->normalize(content).chars;
+      normalized_tokens.push_back(std::move(token));
+    } else {
+      token.pattern = content.chars;
+      raw_tokens.push_back(std::move(token));
+    }
+  }
+  impl->raw_matcher = text::AddedTokenMatcher(std::move(raw_tokens));
+  impl->normalized_matcher = text::AddedTokenMatcher(std::move(normalized_tokens));
+
+  for (const auto& [token, id] : spec.model.vocab) impl->id_to_token.emplace(id, token);
+  for (const text::AddedToken& token : spec.added_tokens) {
+    impl->id_to_token[token.id] = token.content;
+  }
+  if (spec.pad_id) {
+    impl->pad_id = *spec.pad_id;
+  } else if (auto it = spec.model.vocab.find("[PAD]"); it != spec.model.vocab.end()) {
+    impl->pad_id = it->second;
+  }
+  impl->pad_token = impl->id_to_token.count(impl->pad_id) ? impl->id_to_token[impl->pad_id] : "";
+  return Tokenizer(std::move(impl));
+}
+
+Tokenizer Tokenizer::from_file(const std::string& path) {
+  detail::require_model_file(path);
+  std::ifstream file(path, std::ios::binary);
+  char magic[2] = {0, 0};
+  file.read(magic, 2);
+  if (magic[0] == 'P' && magic[1] == 'K') {  // a zip archive: a TorchScript export
+    const Manifest manifest = Manifest::read_from_archive(path);
+    const std::optional<std::string> json_text = detail::read_extra_file(path, kTokenizerRecord);
+    if (!json_text) {
+      throw LoadError(path + " has no embedded tokenizer (" + std::string(kTokenizerRecord) +
+                      "); pass token ids instead");
+    }
+    return from_json(*json_text, static_cast<size_t>(manifest.max_length));
+  }
+  file.seekg(0);
+  std::stringstream contents;
+  contents << file.rdbuf();
+  return from_json(contents.str(), std::nullopt);
+}
+
+Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view> pair) const {
+  TokenList first = impl_->tokenize(text);
+  std::optional<TokenList> second;
+  if (pair) second = impl_->tokenize(*pair);
+  TokenList* second_ptr = second ? &*second : nullptr;
+  if (impl_->spec.truncation) {
+    text::truncate(*impl_->spec.truncation, impl_->spec.post_processor.added_tokens(second_ptr),
+                   first, second_ptr);
+  }
+  return impl_->spec.post_processor.apply(first, second_ptr);
+}
+
+std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::string>& texts,
+                                              const std::vector<std::string>& pairs,
+                                              size_t pad_to) const {
+  if (!pairs.empty() && pairs.size() != texts.size()) {
+    throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
+                       std::to_string(pairs.size()) + " pairs");
+  }
+  std::vector<Encoding> encodings;
+  encodings.reserve(texts.size());
+  size_t longest = pad_to;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    encodings.push_back(pairs.empty() ? encode(texts[i]) : encode(texts[i], pairs[i]));
+    longest = std::max(longest, encodings.back().size());
+  }
+  pad(encodings, longest);
+  return encodings;
+}
+
+void Tokenizer::pad(std::vector<Encoding>& encodings, size_t length) const {
+  for (Encoding& encoding : encodings) {
+    const size_t missing = length > encoding.size() ? length - encoding.size() : 0;
+    encoding.ids.insert(encoding.ids.end(), missing, impl_->pad_id);
+    encoding.type_ids.insert(encoding.type_ids.end(), missing, 0);
+    encoding.attention_mask.insert(encoding.attention_mask.end(), missing, 0);
+    encoding.tokens.insert(encoding.tokens.end(), missing, impl_->pad_token);
+    encoding.offsets.insert(encoding.offsets.end(), missing, {0, 0});
+    encoding.sequence_ids.insert(encoding.sequence_ids.end(), missing, -1);
+  }
+}
+
+std::optional<size_t> Tokenizer::max_length() const {
+  if (!impl_->spec.truncation || impl_->spec.truncation->max_length == 0) return std::nullopt;
+  return impl_->spec.truncation->max_length;
+}
+
+int64_t Tokenizer::pad_id() const { return impl_->pad_id; }
+
+size_t Tokenizer::vocab_size() const { return impl_->spec.model.vocab.size(); }
+
+std::optional<int64_t> Tokenizer::token_to_id(const std::string& token) const {
+  for (const text::AddedToken& added : impl_->spec.added_tokens) {
+    if (added.content == token) return added.id;
+  }
+  auto it = impl_->spec.model.vocab.find(token);
+  if (it == impl_->spec.model.vocab.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string Tokenizer::id_to_token(int64_t id) const {
+  auto it = impl_->id_to_token.find(id);
+  return it == impl_->id_to_token.end() ? std::string() : it->second;
+}
+
+}  // namespace tsrunner

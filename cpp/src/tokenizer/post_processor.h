@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tokenizer/token.h"
+#include "tsrunner/tokenizer.h"
+
+namespace tsrunner::text {
+
+// HF tokenizers' truncation settings ("truncation" in tokenizer.json).
+struct Truncation {
+  enum class Strategy { kLongestFirst, kOnlyFirst, kOnlySecond };
+  size_t max_length = 0;  // including special tokens
+  Strategy strategy = Strategy::kLongestFirst;
+  bool from_left = false;  // direction "Left": keep the end of the text
+};
+
+// One item of a TemplateProcessing template: a special token or a sequence ($A or $B).
+struct TemplatePiece {
+  bool is_sequence = false;
+  int sequence = 0;                 // 0 for $A, 1 for $B
+  std::vector<int64_t> ids;         // special token: its ids...
+  std::vector<std::string> tokens;  // ...and their text
+  int64_t type_id = 0;
+};
+
+// HF tokenizers' TemplateProcessing (BertProcessing is the same with a fixed template):
+// adds special tokens around the first text and its pair and assigns type ids.
+struct PostProcessor {
+  std::vector<TemplatePiece> single;
+  std::vector<TemplatePiece> pair;
+
+  size_t added_tokens(bool is_pair) const;
+  Encoding apply(const TokenList& first, const TokenList* second) const;
+};
+
+// Shortens the token lists so that, with the special tokens `added` adds, they fit
+// truncation.max_length, splitting the budget between a pair the way HF tokenizers does.
+// Throws InvalidInput when max_length leaves no room for any text.
+void truncate(const Truncation& truncation, size_t added, TokenList& first, TokenList* second);
+
+}  // namespace tsrunner::text

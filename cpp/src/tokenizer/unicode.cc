@@ -1,0 +1,146 @@
+#include "tokenizer/unicode.h"
+
+#include <utf8proc.h>
+
+#include "tsrunner/errors.h"
+
+namespace tsrunner::text {
+
+NormalizedText NormalizedText::slice(size_t begin, size_t end) const {
+  NormalizedText part;
+  part.chars.assign(chars, begin, end - begin);
+  part.spans.assign(spans.begin() + static_cast<std::ptrdiff_t>(begin),
+                    spans.begin() + static_cast<std::ptrdiff_t>(end));
+  return part;
+}
+
+NormalizedText decode_utf8(std::string_view text) {
+  NormalizedText decoded;
+  decoded.chars.reserve(text.size());
+  decoded.spans.reserve(text.size());
+  const auto* bytes = reinterpret_cast<const utf8proc_uint8_t*>(text.data());
+  size_t position = 0;
+  while (position < text.size()) {
+    utf8proc_int32_t code_point = 0;
+    const utf8proc_ssize_t length = utf8proc_iterate(
+        bytes + position, static_cast<utf8proc_ssize_t>(text.size() - position), &code_point);
+    if (length <= 0) {
+      throw InvalidInput("text is not valid UTF-8 (malformed byte sequence at byte " +
+                         std::to_string(position) + ")");
+    }
+    const size_t next = position + static_cast<size_t>(length);
+    decoded.push_back(static_cast<char32_t>(code_point), {position, next});
+    position = next;
+  }
+  return decoded;
+}
+
+void append_utf8(std::string& out, char32_t c) {
+  utf8proc_uint8_t buffer[4];
+  const utf8proc_ssize_t length =
+      utf8proc_encode_char(static_cast<utf8proc_int32_t>(c), buffer);
+  out.append(reinterpret_cast<const char*>(buffer), static_cast<size_t>(length));
+}
+
+std::string to_utf8(std::u32string_view chars) {
+  std::string out;
+  out.reserve(chars.size());
+  for (char32_t c : chars) append_utf8(out, c);
+  return out;
+}
+
+namespace {
+
+utf8proc_category_t category(char32_t c) {
+  return utf8proc_category(static_cast<utf8proc_int32_t>(c));
+}
+
+}  // namespace
+
+bool is_white_space(char32_t c) {
+  // White_Space is exactly the separators (Zs, Zl, Zp) plus these C0/C1 controls.
+  if ((c >= 0x09 && c <= 0x0D) || c == 0x85) return true;
+  const utf8proc_category_t cat = category(c);
+  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL ||
+         cat == UTF8PROC_CATEGORY_ZP;
+}
+
+bool is_other_category(char32_t c) {
+  switch (category(c)) {
+    case UTF8PROC_CATEGORY_CC:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_CO:
+    case UTF8PROC_CATEGORY_CS:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_punctuation(char32_t c) {
+  if (c < 0x80) return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) ||
+                       (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
+  switch (category(c)) {
+    case UTF8PROC_CATEGORY_PC:
+    case UTF8PROC_CATEGORY_PD:
+    case UTF8PROC_CATEGORY_PS:
+    case UTF8PROC_CATEGORY_PE:
+    case UTF8PROC_CATEGORY_PI:
+    case UTF8PROC_CATEGORY_PF:
+    case UTF8PROC_CATEGORY_PO:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_nonspacing_mark(char32_t c) { return category(c) == UTF8PROC_CATEGORY_MN; }
+
+bool is_cjk_ideograph(char32_t c) {
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
+         (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
+         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+void append_nfd(std::u32string& out, char32_t c) {
+  utf8proc_int32_t buffer[16];  // the longest canonical decomposition is 4 code points
+  int boundclass = UTF8PROC_BOUNDCLASS_START;
+  const utf8proc_ssize_t count =
+      utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buffer, 16,
+                              UTF8PROC_DECOMPOSE, &boundclass);
+  if (count <= 0 || count > 16) {
+    out.push_back(c);
+    return;
+  }
+  for (utf8proc_ssize_t i = 0; i < count; ++i) out.push_back(static_cast<char32_t>(buffer[i]));
+}
+
+void canonical_reorder(NormalizedText& text) {
+  auto combining_class = [](char32_t c) {
+    return utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class;
+  };
+  // The Unicode canonical ordering algorithm: a stable sort of each run of non-starters.
+  for (size_t i = 1; i < text.chars.size(); ++i) {
+    for (size_t j = i; j > 0; --j) {
+      const auto current = combining_class(text.chars[j]);
+      const auto previous = combining_class(text.chars[j - 1]);
+      if (current == 0 || previous <= current) break;
+      std::swap(text.chars[j], text.chars[j - 1]);
+      std::swap(text.spans[j], text.spans[j - 1]);
+    }
+  }
+}
+
+void append_lowercase(std::u32string& out, char32_t c) {
+  // SpecialCasing.txt has one unconditional lowercase mapping longer than one character;
+  // utf8proc only knows the simple mappings of UnicodeData.txt.
+  if (c == 0x0130) {
+    out.push_back(U'i');
+    out.push_back(0x0307);
+    return;
+  }
+  out.push_back(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+}
+
+}  // namespace tsrunner::text

@@ -1,0 +1,220 @@
+"""The native tokenizer (tsrunner.Tokenizer, C++) against HF `tokenizers` on the same tokenizer.json.
+
+Every comparison covers ids, type ids, attention mask, tokens and (character) offsets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import tokenizers
+
+import tsrunner
+from tsrunner import sample_text
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "tokenizer.md"
+
+# (lowercase, strip_accents) of the MiniLM tokenizer.json and the variants derived from it.
+VARIANTS = {
+    "uncased": (True, None),  # MiniLM as shipped: strip_accents null follows lowercase
+    "cased": (False, None),
+    "cased-strip-accents": (False, True),
+    "uncased-keep-accents": (True, False),
+}
+
+
+def _variant_json(minilm_dir: Path, lowercase: bool, strip_accents: bool | None) -> str:
+    spec = json.loads((minilm_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    spec["normalizer"]["lowercase"] = lowercase
+    spec["normalizer"]["strip_accents"] = strip_accents
+    return json.dumps(spec)
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def pair_of_tokenizers(request, minilm_dir):
+    """(native, hf) loaded from the same JSON; HF pads batches to their longest like ours."""
+    text = _variant_json(minilm_dir, *VARIANTS[request.param])
+    native = tsrunner.Tokenizer.from_str(text)
+    reference = tokenizers.Tokenizer.from_str(text)
+    reference.no_padding()
+    return native, reference
+
+
+def _as_tuple(encoding):
+    return (
+        list(encoding.ids),
+        list(encoding.type_ids),
+        list(encoding.attention_mask),
+        list(encoding.tokens),
+        [tuple(offset) for offset in encoding.offsets],
+    )
+
+
+def _batch_mismatches(native, reference, texts, pairs=None):
+    """Indices of the texts whose native and HF encodings differ (padded batches)."""
+    reference.enable_padding(pad_id=0, pad_token="[PAD]")
+    try:
+        inputs = list(zip(texts, pairs)) if pairs is not None else texts
+        expected = reference.encode_batch(inputs)
+    finally:
+        reference.no_padding()
+    actual = native.encode_batch(texts, pairs)
+    assert len(actual) == len(expected)
+    return [i for i, (a, e) in enumerate(zip(actual, expected)) if _as_tuple(a) != _as_tuple(e)]
+
+
+def _assert_same(native, reference, text, pair=None):
+    expected = reference.encode(text, pair) if pair is not None else reference.encode(text)
+    assert _as_tuple(native.encode(text, pair)) == _as_tuple(expected), (text, pair)
+
+
+def _code_points_in_context():
+    """One text per BMP code point (surrogates cannot be in a UTF-8 string), in word contexts."""
+    points = [cp for cp in range(0x10000) if not 0xD800 <= cp <= 0xDFFF]
+    texts = [f"a{chr(cp)}b {chr(cp)} x{chr(cp)}{chr(cp)}y Caf{chr(cp)}é" for cp in points]
+    return points, texts
+
+
+def documented_disagreements() -> set[int]:
+    """The code points docs/tokenizer.md lists as handled differently from HF tokenizers."""
+    text = DOCS.read_text(encoding="utf-8")
+    block = re.search(r"<!-- disagreements:start -->(.*?)<!-- disagreements:end -->", text, re.S)
+    assert block, "docs/tokenizer.md lost its list of code points"
+    points: set[int] = set()
+    for first, last in re.findall(r"U\+([0-9A-F]{4,6})(?:–U\+([0-9A-F]{4,6}))?", block.group(1)):
+        points.update(range(int(first, 16), int(last or first, 16) + 1))
+    return points
+
+
+def test_every_bmp_code_point_in_context(pair_of_tokenizers):
+    native, reference = pair_of_tokenizers
+    points, texts = _code_points_in_context()
+    differing = {points[i] for i in _batch_mismatches(native, reference, texts)}
+    # Differences come only from Unicode tables of different versions, and are documented.
+    assert differing <= documented_disagreements(), sorted(
+        f"U+{cp:04X}" for cp in differing - documented_disagreements()
+    )
+
+
+def test_documented_disagreements_are_real(minilm_dir):
+    """The documented list is not padding: each listed code point really differs (as shipped)."""
+    text = _variant_json(minilm_dir, *VARIANTS["uncased"])
+    native = tsrunner.Tokenizer.from_str(text)
+    reference = tokenizers.Tokenizer.from_str(text)
+    documented = sorted(documented_disagreements())
+    texts = [f"a{chr(cp)}b {chr(cp)} x{chr(cp)}{chr(cp)}y Caf{chr(cp)}é" for cp in documented]
+    assert len(_batch_mismatches(native, reference, texts)) == len(documented)
+
+
+def test_ten_thousand_lines_of_real_text(pair_of_tokenizers):
+    native, reference = pair_of_tokenizers
+    lines = list(sample_text.lines())
+    assert len(lines) >= 10_000
+    assert _batch_mismatches(native, reference, lines) == []
+
+
+def test_real_text_as_pairs_and_paragraphs(pair_of_tokenizers):
+    native, reference = pair_of_tokenizers
+    lines = list(sample_text.lines())[:4000]
+    assert _batch_mismatches(native, reference, lines[0::2], lines[1::2]) == []
+    paragraphs = [" ".join(lines[i : i + 12]) for i in range(0, len(lines), 12)]  # truncated
+    assert _batch_mismatches(native, reference, paragraphs) == []
+
+
+# The original BERT tokenizer's tests (google-research/bert tokenization_test.py), run through
+# both tokenizers; the token lists that do not depend on the vocabulary are checked too.
+BERT_GOLDEN = [
+    (" \tHeLLo!how  \n Are yoU?  ", ["hello", "!", "how", "are", "you", "?"]),
+    ("H\u00e9llo", ["hello"]),
+    ("ah\u535a\u63a8zz", None),
+    ("UNwant\u00e9d,running", None),
+    ("unwanted running", None),
+    ("unwantedX running", None),
+    ("", []),
+]
+
+
+@pytest.mark.parametrize(("text", "golden"), BERT_GOLDEN)
+def test_bert_golden_cases(pair_of_tokenizers, text, golden):
+    native, reference = pair_of_tokenizers
+    _assert_same(native, reference, text)
+    if golden is not None and native.encode("HÉLLo").tokens[1] == "hello":  # lowercase, no accents
+        assert native.encode(text).tokens[1:-1] == golden
+
+
+EDGE_CASES = [
+    "a" * 100,  # max_input_chars_per_word: still tokenized
+    "a" * 101,  # one more: [UNK]
+    "é" * 100 + " " + "é" * 101,
+    "x" * 99 + "\u0301",  # 100 characters with a combining mark
+    "中文字符测试，汉字！今天天气很好。",
+    "日本語のテキストとカタカナ、ひらがな",
+    "한국어 텍스트 정규화",
+    "e\u0301 a\u0308 o\u0302\u0323 \u1e69 \u0344 \u0f73",  # combining marks, reordering
+    "zero\u200bwidth\u200cjoin\u200dner\ufeffbom\u2060word",
+    "ctrl\x00\x01\x07\x1b\x7f\x85\u0090chars\ufffd\ufffe",
+    "tabs\tnew\nlines\r\n\x0b\x0c\u2028\u2029 spaces\u00a0\u3000\u2003end",
+    "[CLS] [SEP] [MASK] [PAD] [UNK] literal specials",
+    "glued[MASK]token[SEP][SEP]x [cls] [ CLS ] [CLS",
+    "İstanbul ΣΊΣΥΦΟΣ Straße ǅ ﬁ Ⅻ ＡＢＣ",
+    "$100 + 5% = <tag> ^_^ `code` | ~ @user #hash {a:b}",
+    "«quotes» „German“ ‘single’ — dash – en ‒ figure … ellipsis ¿qué? ¡sí!",
+    "emoji 😀👍🏽 👨‍👩‍👧 flags 🇫🇷 math 𝐀𝐁𝐂 𝔘𝔫𝔦",
+    "   ",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", EDGE_CASES)
+def test_edge_cases(pair_of_tokenizers, text):
+    native, reference = pair_of_tokenizers
+    _assert_same(native, reference, text)
+    _assert_same(native, reference, text, "and a pair")
+    _assert_same(native, reference, "a first text", text)
+
+
+def test_words_of_100_and_101_characters(pair_of_tokenizers):
+    native, _ = pair_of_tokenizers
+    assert native.encode("a" * 100).tokens != ["[CLS]", "[UNK]", "[SEP]"]
+    assert native.encode("a" * 101).tokens == ["[CLS]", "[UNK]", "[SEP]"]
+    assert native.encode("a" * 101).offsets[1] == (0, 101)
+
+
+def test_special_tokens_typed_as_text_are_special(pair_of_tokenizers):
+    native, _ = pair_of_tokenizers
+    encoding = native.encode("a [MASK] b")
+    assert encoding.tokens == ["[CLS]", "a", "[MASK]", "b", "[SEP]"]
+    assert encoding.offsets[2] == (2, 8)
+
+
+@pytest.mark.parametrize(
+    ("first_words", "second_words"), [(200, 3), (3, 200), (150, 150), (60, 70), (0, 300), (127, 0)]
+)
+def test_pair_truncation_longest_first(pair_of_tokenizers, first_words, second_words):
+    native, reference = pair_of_tokenizers
+    first = " ".join(f"w{i}" for i in range(first_words))
+    second = " ".join(f"v{i}" for i in range(second_words))
+    _assert_same(native, reference, first, second)
+    assert len(native.encode(first, second)) <= 128
+
+
+def test_single_truncation_keeps_room_for_special_tokens(pair_of_tokenizers):
+    native, reference = pair_of_tokenizers
+    text = "word " * 500
+    encoding = native.encode(text)
+    assert len(encoding) == 128 and encoding.tokens[-1] == "[SEP]"
+    _assert_same(native, reference, text)
+
+
+def test_batch_padding_and_type_ids(pair_of_tokenizers):
+    native, reference = pair_of_tokenizers
+    texts, pairs = ["short", "a somewhat longer text here", ""], ["x", "", "pair only"]
+    assert _batch_mismatches(native, reference, texts, pairs) == []
+    batch = native.encode_batch(texts, pairs)
+    assert len({len(e) for e in batch}) == 1
+    assert batch[0].attention_mask[-1] == 0 and batch[0].ids[-1] == native.pad_id
+    assert batch[0].type_ids[:5] == [0, 0, 0, 1, 1]
+    assert [len(e) for e in native.encode_batch(["a"], pad_to=16)] == [16]
