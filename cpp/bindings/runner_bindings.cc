@@ -34,15 +34,22 @@ void register_runner(py::module_& module) {
   py::class_<Runner>(module, "Runner",
                      "Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.")
       .def(py::init([](const std::filesystem::path& path, std::optional<int> threads,
-                       const std::string& device) {
+                       const std::string& device, std::optional<int> interop_threads,
+                       int warmup_runs, bool optimize_graph, bool freeze) {
              RunnerOptions options;
              options.threads = threads.value_or(0);
              options.device = device;
+             options.interop_threads = interop_threads.value_or(0);
+             options.warmup_runs = warmup_runs;
+             options.optimize_graph = optimize_graph;
+             options.freeze = freeze;
              py::gil_scoped_release release;
              return std::make_unique<Runner>(path.string(), options);
            }),
            py::arg("path"), py::kw_only(), py::arg("threads") = py::none(),
-           py::arg("device") = "cpu")
+           py::arg("device") = "cpu", py::arg("interop_threads") = py::none(),
+           py::arg("warmup_runs") = 0, py::arg("optimize_graph") = true,
+           py::arg("freeze") = false)
       .def(
           "run",
           [](const Runner& runner, const py::dict& inputs) {
