@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--atol", type=_positive_float, default=1e-4, help="validation tolerance (default 1e-4)"
     )
 
+    export.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="int8: dynamic int8 Linear layers, checked on real text (cosine vs float32)",
+    )
+
     info = commands.add_parser("info", help="print the manifest of an export")
     info.add_argument("path", metavar="MODEL_PT")
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")
@@ -86,6 +92,7 @@ def _run_export(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         shapes=args.shapes,
         atol=args.atol,
+        quantize=args.quantize,
     )
     print(report.summary())
     return 0
