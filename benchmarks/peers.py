@@ -102,6 +102,22 @@ def time_calls(call: Callable[[], object], min_seconds: float, min_calls: int) -
 # --- the runners: each returns fn(inputs) -> None, or raises to be reported as unavailable ---
 
 
+class Positional(torch.nn.Module):
+    """BertModel with three positional inputs and one output, for the graph exporters."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.inner(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            return_dict=False,
+        )[0]
+
+
 def make_eager(model_dir: Path, work: Path, threads: int):
     import transformers
 
@@ -127,11 +143,15 @@ def make_sentence_transformers(model_dir: Path, work: Path, threads: int):
     return run
 
 
+# The longest sequence the benchmark asks for; the tsrunner exports take that much.
+EXPORT_MAX_LENGTH = {"value": 512}
+
+
 def _export(model_dir: Path, path: Path, quantize: str | None = None) -> Path:
     import tsrunner
 
     if not path.exists():
-        tsrunner.export(model_dir, path, max_length=512, quantize=quantize)
+        tsrunner.export(model_dir, path, max_length=EXPORT_MAX_LENGTH["value"], quantize=quantize)
     return path
 
 
@@ -164,7 +184,7 @@ def make_onnxruntime(model_dir: Path, work: Path, threads: int):
         )
         axes = {0: "batch", 1: "sequence"}
         torch.onnx.export(
-            model,
+            Positional(model).eval(),
             example,
             str(raw),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
@@ -205,19 +225,6 @@ def make_aotinductor(model_dir: Path, work: Path, threads: int):
     package = work / "model.pt2"
     if not package.exists():
         model = transformers.AutoModel.from_pretrained(model_dir).eval()
-
-        class Positional(torch.nn.Module):
-            def __init__(self, inner):
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.inner(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    token_type_ids=token_type_ids,
-                    return_dict=False,
-                )[0]
 
         batch = torch.export.Dim("batch", min=1, max=64)
         sequence = torch.export.Dim("sequence", min=2, max=512)
@@ -292,18 +299,26 @@ def model_gflop(config, batch: int, sequence: int) -> float:
     return layers * batch * sequence * per_token / 1e9
 
 
-def run_measuring_rss(command: list[str]) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MB) of one child process, and its stdout."""
-    start = time.perf_counter()
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
-        stdout = child.stdout.read().decode()
-        child.stderr.read()
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
-    if child.returncode != 0:
-        raise RuntimeError(f"{command[0]} exited {child.returncode}")
-    return seconds, usage.ru_maxrss / 1024, stdout
+# A child's peak RSS counts what it inherited at fork (ru_maxrss survives exec), so commands are
+# started from this small launcher rather than from the benchmark's large process.
+_LAUNCHER = (
+    "import resource, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "seconds = time.perf_counter() - start\n"
+    "print(code, seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def run_measuring_rss(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one fresh process running `command`."""
+    result = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER, *command], capture_output=True, text=True, check=True
+    )
+    code, seconds, max_rss_kb = result.stdout.split()
+    if int(code) != 0:
+        raise RuntimeError(f"{command[0]} exited {code}")
+    return float(seconds), int(max_rss_kb) / 1024
 
 
 def cold_start(model_dir: Path, pt: Path, threads: int, repeats: int = 3) -> dict:
@@ -322,7 +337,7 @@ def cold_start(model_dir: Path, pt: Path, threads: int, repeats: int = 3) -> dic
     python = [sys.executable, "-c", script, str(model_dir), str(threads), sentence]
     results = {}
     for label, command in (("tsrun", native), ("python-sentence-transformers", python)):
-        runs = [run_measuring_rss(command)[:2] for _ in range(repeats)]
+        runs = [run_measuring_rss(command) for _ in range(repeats)]
         results[label] = {
             "seconds": statistics.median(r[0] for r in runs),
             "peak_rss_mb": statistics.median(r[1] for r in runs),
@@ -363,6 +378,7 @@ def measure(args) -> dict:
     config = transformers.AutoConfig.from_pretrained(model_dir)
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
 
+    EXPORT_MAX_LENGTH["value"] = max(sequence for _, sequence in args.shapes)
     ready: dict[str, Callable] = {}
     failures: dict[str, str] = {}
     prepare_seconds: dict[str, float] = {}
@@ -394,11 +410,12 @@ def measure(args) -> dict:
             if name in pts:
                 report = tsrun_bench(pts[name], batch, sequence, threads, args.min_seconds)
                 latency = report["latency_ms"]["p50"]
-                seqs = report["throughput"]["sequences_per_s"]
             else:
                 times = time_calls(lambda n=name, x=inputs: ready[n](x), args.min_seconds, 3)
                 latency = statistics.median(times)
-                seqs = batch / (latency / 1e3)
+            # Throughput from the median call for every runner alike: on a shared machine a
+            # few stalled calls would otherwise dominate the mean.
+            seqs = batch / (latency / 1e3)
             rows.append(
                 {
                     "runner": name,
