@@ -17,6 +17,7 @@ docs/benchmarks.md (between the `peers:begin` / `peers:end` markers).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -371,7 +372,8 @@ def measure(args) -> dict:
 
     threads = args.threads
     torch.set_num_threads(threads)
-    torch.set_num_interop_threads(1)
+    with contextlib.suppress(RuntimeError):  # settable once per process
+        torch.set_num_interop_threads(1)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     model_dir = Path(args.model_dir)
@@ -575,8 +577,11 @@ def write_docs(results: dict, out_dir: Path) -> None:
     (out_dir / "benchmarks-results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot_name = "benchmarks.png"
     plot(results, out_dir / plot_name)
-    document = out_dir / "benchmarks.md"
-    section = markdown(results, plot_name)
+    replace_section(out_dir / "benchmarks.md", markdown(results, plot_name))
+
+
+def replace_section(document: Path, section: str) -> None:
+    """Puts `section` between the markers of `document`, or appends it."""
     text = document.read_text() if document.exists() else "# Benchmarks\n\n"
     if MARK_BEGIN in text and MARK_END in text:
         before = text.split(MARK_BEGIN)[0]
@@ -587,8 +592,7 @@ def write_docs(results: dict, out_dir: Path) -> None:
     document.write_text(text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", default=None, help="model directory (default: MiniLM)")
     parser.add_argument("--shapes", type=parse_shapes, default=parse_shapes(DEFAULT_SHAPES))
@@ -607,6 +611,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown runners {', '.join(unknown)} (choose from {', '.join(RUNNERS)})")
     args.model_dir = args.model_dir or str(minilm_directory())
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     warnings.simplefilter("ignore")
     results = measure(args)
     write_docs(results, Path(args.out_dir))

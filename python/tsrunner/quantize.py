@@ -113,7 +113,7 @@ def choose_quantized_model(
     MAX_FLOAT_LAYERS. For MiniLM one feed-forward output projection of 37 Linears suffices.
     Returns (model, layers kept in float32, accuracy of the eager int8 model).
     """
-    reference = wrap(model)
+    reference = first_outputs(wrap(model), batches)  # computed once, compared many times
     quantized = quantize_linear_layers(model)
     accuracy = check_accuracy(reference, wrap(quantized), batches, output_names)
     if accuracy.passed:
@@ -187,25 +187,29 @@ def _per_sequence(output: torch.Tensor, mask: torch.Tensor | None) -> torch.Tens
     return output.reshape(output.shape[0], -1)
 
 
+def first_outputs(model, batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+    """The first output of `model` for each batch (what the accuracy check compares)."""
+    with torch.inference_mode():
+        return [model(*batch.values())[0] for batch in batches]
+
+
 def check_accuracy(
     reference,
     quantized,
     batches: list[dict[str, torch.Tensor]],
     output_names: list[str],
 ) -> AccuracyCheck:
-    """Cosine per sequence between `reference` (float32) and `quantized` on the first output."""
+    """Cosine per sequence between `reference` (float32, or its first_outputs) and `quantized`
+    on the first output."""
+    wanted = reference if isinstance(reference, list) else first_outputs(reference, batches)
     cosines = []
-    with torch.inference_mode():
-        for batch in batches:
-            inputs = tuple(batch.values())
-            want = reference(*inputs)[0]
-            got = quantized(*inputs)[0]
-            mask = batch.get("attention_mask")
-            cosines.append(
-                torch.nn.functional.cosine_similarity(
-                    _per_sequence(want, mask), _per_sequence(got, mask), dim=1
-                )
+    for batch, want, got in zip(batches, wanted, first_outputs(quantized, batches), strict=True):
+        mask = batch.get("attention_mask")
+        cosines.append(
+            torch.nn.functional.cosine_similarity(
+                _per_sequence(want, mask), _per_sequence(got, mask), dim=1
             )
+        )
     values = torch.cat(cosines)
     values = torch.nan_to_num(values, nan=-1.0)  # a NaN output fails the check
     return AccuracyCheck(
