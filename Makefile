@@ -13,7 +13,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
-	sanitize fuzz
+	sanitize fuzz bench
 
 all: install
 
@@ -90,6 +90,16 @@ fuzz: setup
 	    -dict=tests/fuzz/json.dict -artifact_prefix=$(FUZZ_BUILD)/ \
 	    $(FUZZ_BUILD)/corpus/$$target tests/data/fuzz/$$target; \
 	done
+
+# Benchmarks (not part of `make test`): peers side by side, Runner::run overhead; see
+# docs/benchmarks.md. Takes tens of minutes; results are written into docs/.
+BENCH_CPP := build/bench-cpp
+bench: install
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
+	$(VENV)/bin/cmake -S benchmarks/cpp -B $(BENCH_CPP) -G Ninja -DCMAKE_BUILD_TYPE=Release \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -m tsrunner --cmake-prefix-path)"
+	$(VENV)/bin/cmake --build $(BENCH_CPP)
+	$(PY) benchmarks/peers.py --overhead-program $(BENCH_CPP)/runner_overhead $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check python tests examples benchmarks

@@ -64,7 +64,8 @@ void register_runner(py::module_& module) {
   py::class_<Runner>(module, "Runner",
                      "Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.")
       .def(py::init([](const std::filesystem::path& path, std::optional<int> threads,
-                       const std::string& device, bool verify_integrity,
+                       const std::string& device, std::optional<int> interop_threads,
+                       int warmup_runs, bool optimize_graph, bool freeze, bool verify_integrity,
                        std::optional<std::string> expected_sha256,
                        std::optional<uint64_t> max_archive_bytes,
                        std::optional<uint64_t> max_embedded_file_bytes) {
@@ -72,11 +73,17 @@ void register_runner(py::module_& module) {
                                                   max_archive_bytes, max_embedded_file_bytes);
              options.threads = threads.value_or(0);
              options.device = device;
+             options.interop_threads = interop_threads.value_or(0);
+             options.warmup_runs = warmup_runs;
+             options.optimize_graph = optimize_graph;
+             options.freeze = freeze;
              py::gil_scoped_release release;
              return std::make_unique<Runner>(path.string(), options);
            }),
            py::arg("path"), py::kw_only(), py::arg("threads") = py::none(),
-           py::arg("device") = "cpu", py::arg("verify_integrity") = true,
+           py::arg("device") = "cpu", py::arg("interop_threads") = py::none(),
+           py::arg("warmup_runs") = 0, py::arg("optimize_graph") = true,
+           py::arg("freeze") = false, py::arg("verify_integrity") = true,
            py::arg("expected_sha256") = py::none(), py::arg("max_archive_bytes") = py::none(),
            py::arg("max_embedded_file_bytes") = py::none())
       .def(

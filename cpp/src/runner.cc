@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/script.h>
 
 #include <utility>
@@ -9,6 +10,7 @@
 #include "archive.h"
 #include "digest_record.h"
 #include "input_check.h"
+#include "tsrunner/example_inputs.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/integrity.h"
 
@@ -18,11 +20,35 @@ namespace {
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
+// LibTorch accepts one inter-op thread count per process, before any inter-op work starts.
+void apply_interop_threads(int wanted) {
+  if (wanted == 0 || at::get_num_interop_threads() == wanted) return;
+  try {
+    at::set_num_interop_threads(wanted);
+  } catch (const c10::Error&) {
+    throw InvalidInput("interop_threads=" + std::to_string(wanted) +
+                       " cannot be applied: this process already uses " +
+                       std::to_string(at::get_num_interop_threads()) +
+                       " (LibTorch sets it once per process)");
+  }
+}
+
 }  // namespace
 
 void RunnerOptions::validate() const {
   if (threads < 0) {
     throw InvalidInput("threads must be 0 (default) or positive, not " + std::to_string(threads));
+  }
+  if (interop_threads < 0) {
+    throw InvalidInput("interop_threads must be 0 (default) or positive, not " +
+                       std::to_string(interop_threads));
+  }
+  if (warmup_runs < 0) {
+    throw InvalidInput("warmup_runs must be 0 or positive, not " + std::to_string(warmup_runs));
+  }
+  if (warmup_sequence < 1) {
+    throw InvalidInput("warmup_sequence must be at least 1, not " +
+                       std::to_string(warmup_sequence));
   }
   try {
     (void)c10::Device(device);
@@ -57,12 +83,29 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
   impl_->manifest = Manifest::read_from_archive(path);
   detail::check_embedded_files(path, impl_->manifest);
   if (options.threads > 0) at::set_num_threads(options.threads);
+  apply_interop_threads(options.interop_threads);
   try {
+    // Freezing needs the optimising executor (it inlines submodule calls); the option applies
+    // from here on.
+    torch::jit::setGraphExecutorOptimize(true);
     impl_->module = torch::jit::load(path, impl_->device);
+    impl_->module.eval();
+    if (options.freeze) {
+      // Freezes (inlines parameters) first, as torch.jit.optimize_for_inference does.
+      impl_->module = torch::jit::optimize_for_inference(impl_->module);
+    }
   } catch (const c10::Error& error) {
     throw LoadError("cannot load TorchScript from " + path + ": " + first_line(error.msg()));
   }
-  impl_->module.eval();
+  torch::jit::setGraphExecutorOptimize(options.optimize_graph);
+  if (options.warmup_runs > 0) {
+    int64_t sequence = options.warmup_sequence;
+    const ShapeContract& contract = impl_->manifest.shape_contract;
+    if (contract.max_sequence > 0) sequence = std::min(sequence, contract.max_sequence);
+    if (contract.kind == "fixed" && contract.max_sequence > 0) sequence = contract.max_sequence;
+    const TensorMap inputs = make_example_inputs(impl_->manifest, 1, sequence);
+    for (int i = 0; i < options.warmup_runs; ++i) (void)run(inputs);
+  }
 }
 
 Runner::~Runner() = default;

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench.h"
 #include "raw_output.h"
 #include "tsrunner/tsrunner.h"
 
@@ -109,6 +110,7 @@ int main(int argc, char** argv) {
       "  tsrun traced_bert.pt --ids 101,2040,2001,3958,27227,1029,102 --raw\n"
       "  tsrun traced_bert.pt --ids 101,7592,102 --ids 101,2088,2003,102 --raw   (padded batch)\n"
       "  tsrun info traced_bert.pt\n"
+      "  tsrun bench traced_bert.pt --batch 32 --seq 128 --json\n"
       "Exit codes: 0 ok, 1 runtime failure, 2 usage error or bad input.");
 
   std::string model_path;
@@ -133,6 +135,9 @@ int main(int argc, char** argv) {
   info->add_option("model", info_path, "tsrunner export (.pt)")->required();
   info->add_flag("--json", info_json, "print the manifest as JSON");
 
+  tsrunner::cli::BenchOptions bench_options;
+  CLI::App* bench = tsrunner::cli::add_bench_command(app, bench_options);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -142,6 +147,7 @@ int main(int argc, char** argv) {
 
   try {
     if (info->parsed()) return run_info(info_path, info_json);
+    if (bench->parsed()) return tsrunner::cli::run_bench(bench_options);
     if (model_path.empty()) throw UsageError("no model given; see tsrun --help");
     if (id_lists.empty()) throw UsageError("nothing to run: pass --ids (see tsrun --help)");
     if (!raw)

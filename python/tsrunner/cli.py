@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     export.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="int8: dynamic int8 Linear layers, checked on real text (cosine vs float32)",
+    )
+    export.add_argument(
         "--triton-repo",
         metavar="DIR",
         help="also write a Triton model repository: DIR/<name>/config.pbtxt, DIR/<name>/1/model.pt",
@@ -153,6 +158,7 @@ def _run_export(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         shapes=args.shapes,
         atol=args.atol,
+        quantize=args.quantize,
     )
     print(report.summary())
     if args.triton_repo:

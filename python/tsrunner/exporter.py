@@ -14,6 +14,7 @@ import torch
 import transformers
 
 from . import model_source
+from . import quantize as int8
 from ._version import __version__
 from .atomic import atomic_path
 from .dummy_inputs import DummyInputs, InputSpec, input_specs
@@ -65,6 +66,13 @@ class ExportReport:
                 "despite them; full text in the manifest):"
             )
             lines.extend(f"  {message[:96]}..." for message in self.tracer_warnings)
+        quantization = self.manifest.get("quantization")
+        if quantization:
+            accuracy = quantization["accuracy"]
+            lines.append(
+                f"int8 vs float32 on {accuracy['sentences']} real sentences: {accuracy['output']} "
+                f"cosine mean {accuracy['mean_cosine']:.4f}, min {accuracy['min_cosine']:.4f}"
+            )
         lines.append(
             f"Wrote {self.output} ({self.size_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s"
         )
@@ -149,11 +157,15 @@ def export(
     batch_size: int = 2,
     shapes: str = "auto",
     atol: float = 1e-4,
+    quantize: str | None = None,
 ) -> ExportReport:
     """Trace `model` (a local Transformers model directory) to the TorchScript archive `output`.
 
     The trace is validated against the eager model at several shapes before anything is written;
     an export that fails validation raises ExportError and leaves no file behind.
+
+    `quantize="int8"` quantizes Linear layers to int8 (tsrunner.quantize) and also checks
+    accuracy against the float32 model on real text.
     """
     started = time.perf_counter()
     if shapes not in SHAPE_MODES:
@@ -164,6 +176,9 @@ def export(
         raise ValueError(f"max_length must be at least 1, not {max_length}")
     if not atol > 0:
         raise ValueError(f"atol must be positive, not {atol}")
+    if quantize is not None and quantize not in int8.QUANTIZE_MODES:
+        modes = ", ".join(int8.QUANTIZE_MODES)
+        raise ValueError(f"quantize must be one of {modes}, not {quantize!r}")
     output = Path(output)
     if output.is_dir():
         raise ValueError(f"output {output} is a directory; give a file name such as model.pt")
@@ -184,7 +199,23 @@ def export(
     traced_inputs = dummies.make(batch_size, trace_length, padded=batch_size > 1)
     input_names = [spec.name for spec in specs]
     output_names = tensor_output_names(source.model, traced_inputs)
-    wrapper = NamedInputsWrapper(source.model, input_names, output_names).eval()
+    float_wrapper = NamedInputsWrapper(source.model, input_names, output_names).eval()
+    wrapper = float_wrapper
+    if quantize:
+        accuracy_batches = int8.text_batches(
+            specs,
+            source.tokenizer_json,
+            pad_token_id,
+            trace_length,
+            lambda batch: dummies.make(batch, min(trace_length, 32), padded=True),
+        )
+        quantized, float_layers, _ = int8.choose_quantized_model(
+            source.model,
+            lambda model: NamedInputsWrapper(model, input_names, output_names).eval(),
+            accuracy_batches,
+            output_names,
+        )
+        wrapper = NamedInputsWrapper(quantized, input_names, output_names).eval()
     example = tuple(traced_inputs.values())
 
     try:
@@ -215,6 +246,17 @@ def export(
         )
     dynamic = all_passed and shapes != "fixed"
     validated_lengths = [c.sequence for c in checks if c.passed]
+    accuracy = None
+    if quantize:
+        # The atol checks above prove the trace of the int8 model; this proves the int8 model.
+        accuracy = int8.check_accuracy(float_wrapper, traced, accuracy_batches, output_names)
+        if not accuracy.passed:
+            raise ExportError(
+                f"int8 accuracy on real text is too low: {accuracy.output} cosine vs float32 "
+                f"mean {accuracy.mean_cosine:.4f} (needs {accuracy.min_mean_cosine}), "
+                f"min {accuracy.min_cosine:.4f} (needs {accuracy.min_min_cosine}); "
+                "nothing was written"
+            )
     with torch.inference_mode():
         example_outputs = wrapper(*example)
 
@@ -257,6 +299,11 @@ def export(
             "checks": [check.to_json() for check in checks],
             "tracer_warnings": tracer_warnings,
         },
+        **(
+            {"quantization": {**int8.describe_method(float_layers), "accuracy": accuracy.to_json()}}
+            if accuracy
+            else {}
+        ),
         "versions": {
             "tsrunner": __version__,
             "torch": torch.__version__,

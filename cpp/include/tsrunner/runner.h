@@ -17,8 +17,24 @@ struct RunnerOptions {
   // Intra-op threads for LibTorch. 0 keeps LibTorch's default. The setting is process-wide
   // (at::set_num_threads), as in LibTorch itself.
   int threads = 0;
+  // Inter-op threads for LibTorch (parallel branches of a graph). 0 keeps LibTorch's default.
+  // Process-wide and settable once per process, before the first inter-op work; a later
+  // different value is refused with InvalidInput rather than ignored.
+  int interop_threads = 0;
   // "cpu" or a LibTorch device string such as "cuda:0".
   std::string device = "cpu";
+  // Runs at load time on random inputs of batch 1 and `warmup_sequence` tokens, so the graph
+  // executor's profiling runs (the slow first calls) happen before the first real request.
+  int warmup_runs = 0;
+  int warmup_sequence = 16;
+  // The TorchScript graph executor's optimisations (profiling, fusion). Process-wide in
+  // LibTorch (torch::jit::setGraphExecutorOptimize). Off: every call runs the graph as traced,
+  // no profiling runs, first call as fast as the rest; see docs/benchmarks.md for what it costs.
+  bool optimize_graph = true;
+  // torch::jit::freeze (inline parameters as constants) and then
+  // torch::jit::optimize_for_inference. Off by default: measured slower for MiniLM here
+  // (docs/benchmarks.md).
+  bool freeze = false;
 
   // Checked before anything is deserialised (docs/security.md):
   // the archive's size on disk, and the sum of its records' declared (uncompressed) sizes.

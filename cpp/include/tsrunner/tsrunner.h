@@ -2,6 +2,7 @@
 
 // Convenience header: the whole public C++ API of tsrunner.
 #include "tsrunner/errors.h"
+#include "tsrunner/example_inputs.h"
 #include "tsrunner/integrity.h"
 #include "tsrunner/manifest.h"
 #include "tsrunner/pipeline.h"

@@ -1,0 +1,18 @@
+#pragma once
+
+#include <cstdint>
+
+#include "tsrunner/manifest.h"
+#include "tsrunner/runner.h"
+
+namespace tsrunner {
+
+// Random inputs of shape [batch, sequence] that satisfy the manifest: integer inputs drawn from
+// their valid range (token ids within the vocabulary), inputs with a default filled the way the
+// runner would fill them (an all-ones attention mask), float inputs from a unit normal. Used by
+// `tsrun bench`, by the runner's warm-up and by benchmarks. Throws InvalidInput when the shape
+// is outside the manifest's contract. The same seed gives the same inputs.
+TensorMap make_example_inputs(const Manifest& manifest, int64_t batch, int64_t sequence,
+                              uint64_t seed = 0);
+
+}  // namespace tsrunner

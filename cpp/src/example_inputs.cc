@@ -1,0 +1,80 @@
+#include "tsrunner/example_inputs.h"
+
+#include <ATen/ATen.h>
+
+#include "tsrunner/errors.h"
+
+namespace tsrunner {
+
+namespace {
+
+at::ScalarType scalar_type_of(const TensorSpec& spec) {
+  if (spec.dtype == "int64") return at::kLong;
+  if (spec.dtype == "int32") return at::kInt;
+  if (spec.dtype == "float32") return at::kFloat;
+  if (spec.dtype == "float16") return at::kHalf;
+  if (spec.dtype == "bfloat16") return at::kBFloat16;
+  if (spec.dtype == "bool") return at::kBool;
+  throw InvalidInput("input \"" + spec.name + "\" has dtype " + spec.dtype +
+                     ", which example inputs cannot make");
+}
+
+std::vector<int64_t> shape_of(const TensorSpec& spec, int64_t batch, int64_t sequence) {
+  std::vector<int64_t> shape;
+  for (const Dim& dim : spec.dims) {
+    if (!dim.is_symbolic()) {
+      shape.push_back(dim.size);
+    } else if (dim.symbol == "batch") {
+      shape.push_back(batch);
+    } else if (dim.symbol == "sequence") {
+      shape.push_back(sequence);
+    } else {
+      throw InvalidInput("input \"" + spec.name + "\" has a dimension \"" + dim.symbol +
+                         "\" that example inputs cannot size");
+    }
+  }
+  return shape;
+}
+
+}  // namespace
+
+TensorMap make_example_inputs(const Manifest& manifest, int64_t batch, int64_t sequence,
+                              uint64_t seed) {
+  const ShapeContract& contract = manifest.shape_contract;
+  if (batch < 1) throw InvalidInput("batch must be at least 1, not " + std::to_string(batch));
+  if (sequence < 1) {
+    throw InvalidInput("sequence must be at least 1, not " + std::to_string(sequence));
+  }
+  if (contract.max_batch > 0 && batch > contract.max_batch) {
+    throw InvalidInput("batch " + std::to_string(batch) + " is above the export's maximum " +
+                       std::to_string(contract.max_batch));
+  }
+  if (contract.max_sequence > 0 && sequence > contract.max_sequence) {
+    throw InvalidInput("sequence " + std::to_string(sequence) +
+                       " is above the export's maximum " + std::to_string(contract.max_sequence));
+  }
+
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  TensorMap inputs;
+  for (const TensorSpec& spec : manifest.inputs) {
+    const auto options = at::TensorOptions().dtype(scalar_type_of(spec));
+    const std::vector<int64_t> shape = shape_of(spec, batch, sequence);
+    at::Tensor tensor;
+    if (spec.default_fill == "ones") {
+      tensor = at::ones(shape, options);
+    } else if (spec.default_fill == "zeros") {
+      tensor = at::zeros(shape, options);
+    } else if (spec.value_range) {
+      tensor = at::randint(spec.value_range->first, spec.value_range->second, shape, generator,
+                           options);
+    } else if (at::isFloatingType(options.dtype().toScalarType())) {
+      tensor = at::randn(shape, generator, options);
+    } else {
+      tensor = at::zeros(shape, options);
+    }
+    inputs.emplace(spec.name, std::move(tensor));
+  }
+  return inputs;
+}
+
+}  // namespace tsrunner

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace tsrunner::cli {
+
+// `tsrun bench`: latency and throughput of an export on random in-vocabulary inputs, modelled
+// on trtexec / onnxruntime_perf_test / benchmark_app.
+struct BenchOptions {
+  std::string model_path;
+  int64_t batch = 1;
+  int64_t sequence = 128;
+  int warmup = 5;
+  int iterations = 0;     // 0: run for `duration_s` instead
+  double duration_s = 0;  // 0 with iterations 0: the default of 50 iterations
+  int threads = 0;
+  int interop_threads = 0;
+  bool optimize_graph = true;
+  bool freeze = false;
+  bool json = false;
+};
+
+// Adds the `bench` subcommand to `app`, writing what it parses into `options`.
+CLI::App* add_bench_command(CLI::App& app, BenchOptions& options);
+
+// Runs the benchmark and prints the report (text or one JSON object). Returns the exit code;
+// throws tsrunner errors for the caller to map to exit codes.
+int run_bench(const BenchOptions& options);
+
+}  // namespace tsrunner::cli

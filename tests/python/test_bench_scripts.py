@@ -1,0 +1,68 @@
+"""benchmarks/peers.py's plumbing on a tiny model: runners, tsrun bench JSON, the table.
+
+Only runners with no extra dependencies (the `bench` extra holds ONNX Runtime and matplotlib),
+tiny timings, and no assertion on speed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+PEERS = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
+
+
+@pytest.fixture(scope="module")
+def peers():
+    spec = importlib.util.spec_from_file_location("peers", PEERS)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["peers"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_peers_measures_and_writes_a_table(peers, tiny_bert_dir, tmp_path):
+    parser_args = [
+        "--model-dir", str(tiny_bert_dir), "--shapes", "1x8,2x4",
+        "--runners", "eager,torchscript-python,tsrun-fp32", "--min-seconds", "0.01",
+        "--work-dir", str(tmp_path / "work"), "--skip-cold-start", "--threads", "1",
+    ]  # fmt: skip
+    args = peers.parse_args(parser_args)
+    threads = torch.get_num_threads()
+    try:
+        results = peers.measure(args)
+    finally:
+        torch.set_num_threads(threads)  # process-wide: leave it as the other tests expect
+    assert results["failures"] == {}
+    cells = {(r["runner"], r["batch"], r["sequence"]) for r in results["rows"]}
+    assert cells == {
+        (runner, batch, sequence)
+        for runner in ["eager", "torchscript-python", "tsrun-fp32"]
+        for batch, sequence in [(1, 8), (2, 4)]
+    }
+    for row in results["rows"]:
+        assert row["latency_ms"] > 0
+        assert row["sequences_per_s"] == pytest.approx(row["batch"] / row["latency_ms"] * 1e3)
+    assert results["sgemm_gflop_per_s"] > 0
+    table = peers.markdown(results, "plot.png")
+    assert table.startswith(peers.MARK_BEGIN) and table.endswith(peers.MARK_END)
+    assert "| 2x4 |" in table and "1.00x" in table  # eager against itself
+    # The section replaces only what lies between the markers of an existing page.
+    page = tmp_path / "benchmarks.md"
+    page.write_text(f"# Mine\n\nkept\n\n{peers.MARK_BEGIN}\nold\n{peers.MARK_END}\n\ntail\n")
+    peers.replace_section(page, table)
+    text = page.read_text()
+    assert "kept" in text and "tail" in text and "old" not in text and "| 1x8 |" in text
+
+
+def test_bad_shapes_and_runners_are_usage_errors(peers):
+    with pytest.raises(SystemExit) as error:
+        peers.parse_args(["--shapes", "32by128"])
+    assert error.value.code == 2
+    with pytest.raises(SystemExit) as error:
+        peers.parse_args(["--runners", "eager,tensorrt"])
+    assert error.value.code == 2
