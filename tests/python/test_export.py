@@ -56,6 +56,7 @@ def test_archive_embeds_tokenizer_and_config(tiny_bert_pt, tiny_bert_dir):
         "tsrunner/manifest.json",
         "tsrunner/tokenizer.json",
         "tsrunner/config.json",
+        "tsrunner/digest.json",
     }
     assert records["tsrunner/tokenizer.json"] == (tiny_bert_dir / "tokenizer.json").read_bytes()
     config = json.loads(records["tsrunner/config.json"])
