@@ -91,14 +91,16 @@ fuzz: setup
 	    $(FUZZ_BUILD)/corpus/$$target tests/data/fuzz/$$target; \
 	done
 
+# Only the folders that exist (benchmarks/ comes with the benchmarks issue).
+PY_SOURCES := $(wildcard python tests examples benchmarks)
 lint: install
-	$(VENV)/bin/ruff check python tests examples benchmarks
-	$(VENV)/bin/ruff format --check python tests examples benchmarks
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/clang-format --dry-run --Werror $$(git ls-files '*.cc' '*.h')
 
 format: install
-	$(VENV)/bin/ruff check --fix python tests examples benchmarks
-	$(VENV)/bin/ruff format python tests examples benchmarks
+	$(VENV)/bin/ruff check --fix $(PY_SOURCES)
+	$(VENV)/bin/ruff format $(PY_SOURCES)
 	$(VENV)/bin/clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:
