@@ -101,14 +101,15 @@ bench: install
 	$(VENV)/bin/cmake --build $(BENCH_CPP)
 	$(PY) benchmarks/peers.py --overhead-program $(BENCH_CPP)/runner_overhead $(BENCH_ARGS)
 
+PY_SOURCES := python tests examples benchmarks
 lint: install
-	$(VENV)/bin/ruff check python tests examples benchmarks
-	$(VENV)/bin/ruff format --check python tests examples benchmarks
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 	$(VENV)/bin/clang-format --dry-run --Werror $$(git ls-files '*.cc' '*.h')
 
 format: install
-	$(VENV)/bin/ruff check --fix python tests examples benchmarks
-	$(VENV)/bin/ruff format python tests examples benchmarks
+	$(VENV)/bin/ruff check --fix $(PY_SOURCES)
+	$(VENV)/bin/ruff format $(PY_SOURCES)
 	$(VENV)/bin/clang-format -i $$(git ls-files '*.cc' '*.h')
 
 clean:

@@ -108,7 +108,7 @@ ShapeContract parse_contract(const json& root) {
 }
 
 // Optional fields read only for display: a value of another type shows as the fallback rather
-// than throwing (the fuzzer found that json::value() throws on a type mismatch).
+// than throwing (json::value() throws on a type mismatch).
 std::string string_or(const json& object, const char* key, const std::string& fallback) {
   auto it = object.find(key);
   return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;

@@ -5,6 +5,7 @@
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/script.h>
 
+#include <cctype>
 #include <utility>
 
 #include "archive.h"
@@ -61,7 +62,8 @@ void RunnerOptions::validate() const {
   std::string pinned = expected_sha256;
   for (char& c : pinned) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (!pinned.empty() && !detail::is_sha256_hex(pinned)) {
-    throw InvalidInput("expected_sha256 must be 64 hex digits, not \"" + expected_sha256 + "\"");
+    throw InvalidInput("expected_sha256 must be 64 hex digits, not " +
+                       std::to_string(expected_sha256.size()) + " characters");
   }
 }
 

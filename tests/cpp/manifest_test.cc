@@ -94,10 +94,10 @@ TEST(Manifest, NamesTheBrokenField) {
 
 }  // namespace
 
-// Found by tests/fuzz/manifest_fuzzer.cc: optional display fields of an unexpected type made
-// describe() throw nlohmann::json::type_error (an abort in the fuzzer, a raw library error
-// from `tsrun info`).
-TEST(ManifestFuzzRegressions, DescribeToleratesOddOptionalFields) {
+// Optional display fields of an unexpected type made describe() throw
+// nlohmann::json::type_error (the manifest fuzz target aborts on it; `tsrun info` printed a raw
+// library error). The same inputs are seeds in tests/data/fuzz/manifest/regression-*.json.
+TEST(Manifest, DescribeToleratesOddOptionalFields) {
   const std::string text = Manifest::parse(edited([](auto& m) {
                              m["validation"] = {{"atol", "x"}, {"passed", 1}};
                            })).describe();

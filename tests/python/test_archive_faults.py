@@ -249,3 +249,15 @@ def test_tsrun_checks_a_pinned_digest(tiny_bert_pt, tsrun):
     assert "does not have the expected content digest" in wrong.stderr
     malformed = subprocess.run([*run, "xyz"], capture_output=True, text=True)
     assert malformed.returncode == 2 and "expected_sha256 must be 64 hex digits" in malformed.stderr
+
+
+@pytest.mark.parametrize(
+    "case", ["empty", "truncated-half", "foreign-zip", "no-manifest", "newer-schema"]
+)
+def test_tsrunner_info_refuses_a_broken_archive_with_exit_2(broken, case, capsys):
+    from tsrunner.cli import main
+
+    assert main(["info", str(broken[case])]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("tsrunner: error: ") and captured.err.count("\n") == 1
