@@ -56,7 +56,7 @@ def test_peers_measures_and_writes_a_table(peers, tiny_bert_dir, tmp_path):
     page.write_text(f"# Mine\n\nkept\n\n{peers.MARK_BEGIN}\nold\n{peers.MARK_END}\n\ntail\n")
     peers.replace_section(page, table)
     text = page.read_text()
-    assert "kept" in text and "tail" in text and "old" not in text and "| 1x8 |" in text
+    assert "kept" in text and "tail" in text and "\nold\n" not in text and "| 1x8 |" in text
 
 
 def test_bad_shapes_and_runners_are_usage_errors(peers):
