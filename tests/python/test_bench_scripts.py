@@ -53,10 +53,10 @@ def test_peers_measures_and_writes_a_table(peers, tiny_bert_dir, tmp_path):
     assert "| 2x4 |" in table and "1.00x" in table  # eager against itself
     # The section replaces only what lies between the markers of an existing page.
     page = tmp_path / "benchmarks.md"
-    page.write_text(f"# Mine\n\nkept\n\n{peers.MARK_BEGIN}\nstale-table\n{peers.MARK_END}\n\ntail\n")
+    page.write_text(f"# Mine\n\nkept\n\n{peers.MARK_BEGIN}\nold\n{peers.MARK_END}\n\ntail\n")
     peers.replace_section(page, table)
     text = page.read_text()
-    assert "kept" in text and "tail" in text and "stale-table" not in text and "| 1x8 |" in text
+    assert "kept" in text and "tail" in text and "\nold\n" not in text and "| 1x8 |" in text
 
 
 def test_bad_shapes_and_runners_are_usage_errors(peers):
