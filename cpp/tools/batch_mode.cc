@@ -51,9 +51,9 @@ void check_range(const Manifest& manifest, const char* name, const std::vector<i
   const auto [low, high] = *spec->value_range;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < low || ids[i] >= high) {
-      throw InvalidInput(std::string("\"") + name + "\"[" + std::to_string(i) + "] = " +
-                         std::to_string(ids[i]) + " is outside [" + std::to_string(low) + ", " +
-                         std::to_string(high) + ")");
+      throw InvalidInput(std::string("\"") + name + "\"[" + std::to_string(i) +
+                         "] = " + std::to_string(ids[i]) + " is outside [" + std::to_string(low) +
+                         ", " + std::to_string(high) + ")");
     }
   }
 }

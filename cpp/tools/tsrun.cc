@@ -179,8 +179,10 @@ int main(int argc, char** argv) {
     if (model_path.empty()) throw UsageError("no model given; see tsrun --help");
     if (texts.empty() && !text_pairs.empty()) throw UsageError("--text-pair needs --text");
     if (!input_path.empty() || !texts.empty()) {
-      if (!id_lists.empty() || raw) throw UsageError("--ids/--raw cannot be mixed with --text or --input");
-      if (!input_path.empty() && !texts.empty()) throw UsageError("use --text or --input, not both");
+      if (!id_lists.empty() || raw)
+        throw UsageError("--ids/--raw cannot be mixed with --text or --input");
+      if (!input_path.empty() && !texts.empty())
+        throw UsageError("use --text or --input, not both");
       batch.input = input_path;
       return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,
                          threads);

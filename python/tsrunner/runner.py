@@ -17,7 +17,9 @@ class Runner(_core.Runner):
     tokenizer (natively), runs and returns the task's answer per text.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, threads: int | None = None, device: str = "cpu"):
+    def __init__(
+        self, path: str | os.PathLike[str], *, threads: int | None = None, device: str = "cpu"
+    ):
         super().__init__(path, threads=threads, device=device)
         self._path = os.fspath(path)
         self._pipeline: _core.Pipeline | None = None

@@ -33,8 +33,13 @@ def test_text_mode_matches_predict_and_sentence_transformers(tsrun, minilm_pt, m
     result = _tsrun(tsrun, minilm_pt, "--text", "Who was Jim Henson?", "--text", "中文 café")
     assert result.returncode == 0, result.stderr
     native = _embeddings(result.stdout.splitlines())
-    python = np.array([r["embedding"] for r in tsrunner.Runner(minilm_pt).predict(
-        ["Who was Jim Henson?", "中文 café"])], dtype=np.float32)
+    python = np.array(
+        [
+            r["embedding"]
+            for r in tsrunner.Runner(minilm_pt).predict(["Who was Jim Henson?", "中文 café"])
+        ],
+        dtype=np.float32,
+    )
     assert np.array_equal(native, python)  # the same C++ code; floats print exactly
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,8 +48,10 @@ def test_text_mode_matches_predict_and_sentence_transformers(tsrun, minilm_pt, m
     expected = SentenceTransformer(str(minilm_dir), device="cpu").encode(
         ["Who was Jim Henson?", "中文 café"]
     )
-    cosine = (native * expected).sum(1) / np.linalg.norm(native, axis=1) / np.linalg.norm(
-        expected, axis=1
+    cosine = (
+        (native * expected).sum(1)
+        / np.linalg.norm(native, axis=1)
+        / np.linalg.norm(expected, axis=1)
     )
     assert cosine.min() >= 0.9999
 
