@@ -24,8 +24,8 @@ void register_pipeline(py::module_& module) {
             std::vector<Prediction> predictions;
             {
               py::gil_scoped_release release;
-              predictions = pipeline.predict(texts, pairs.value_or(std::vector<std::string>{}),
-                                             batch_size);
+              predictions =
+                  pipeline.predict(texts, pairs.value_or(std::vector<std::string>{}), batch_size);
             }
             py::list results;
             for (const Prediction& prediction : predictions) {

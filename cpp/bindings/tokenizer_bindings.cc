@@ -91,8 +91,8 @@ void register_tokenizer(py::module_& module) {
             std::vector<Encoding> encodings;
             {
               py::gil_scoped_release release;
-              encodings = tokenizer.encode_batch(texts, pairs.value_or(std::vector<std::string>{}),
-                                                 pad_to);
+              encodings =
+                  tokenizer.encode_batch(texts, pairs.value_or(std::vector<std::string>{}), pad_to);
             }
             for (size_t i = 0; i < encodings.size(); ++i) {
               encodings[i] = with_char_offsets(std::move(encodings[i]), texts[i],

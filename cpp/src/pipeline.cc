@@ -10,8 +10,7 @@
 namespace tsrunner {
 namespace {
 
-at::Tensor stack_field(const std::vector<Encoding>& batch,
-                       std::vector<int64_t> Encoding::*field) {
+at::Tensor stack_field(const std::vector<Encoding>& batch, std::vector<int64_t> Encoding::* field) {
   const auto rows = static_cast<int64_t>(batch.size());
   const auto columns = static_cast<int64_t>(batch.front().size());
   at::Tensor tensor = at::empty({rows, columns}, at::kLong);
@@ -98,9 +97,8 @@ std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
   // Similar lengths together, so each batch pads little; answers go back in input order.
   std::vector<size_t> order(texts.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return encodings[a].size() < encodings[b].size();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return encodings[a].size() < encodings[b].size(); });
   std::vector<Prediction> predictions(texts.size());
   for (size_t start = 0; start < order.size(); start += batch_size) {
     const size_t end = std::min(order.size(), start + batch_size);

@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "batch_mode.h"
 #include "bench.h"
 #include "raw_output.h"
+#include "text_mode.h"
 #include "tsrunner/tsrunner.h"
 
 namespace {
@@ -99,6 +101,28 @@ int run_raw(const std::string& model_path, const std::vector<std::string>& id_li
   return 0;
 }
 
+// Text in, task-aware JSON out: --text (one result per text) or --input (JSON lines).
+int run_predict(const std::string& model_path, const std::vector<std::string>& texts,
+                const std::vector<std::string>& pairs, const tsrunner::cli::BatchOptions* batch,
+                int threads, const std::string& expected_sha256) {
+  tsrunner::RunnerOptions options;
+  options.threads = threads;
+  options.expected_sha256 = expected_sha256;
+  const tsrunner::Runner runner(model_path, options);
+  const tsrunner::Pipeline pipeline(runner, tsrunner::Tokenizer::from_file(model_path));
+  if (batch == nullptr) {
+    tsrunner::cli::print_text_predictions(pipeline, texts, pairs, std::cout);
+    return 0;
+  }
+  const size_t bad_lines = tsrunner::cli::run_batch(pipeline, *batch);
+  if (bad_lines > 0) {
+    std::cerr << "tsrun: error: " << bad_lines << " bad input line(s) answered with "
+              << "{\"line\", \"error\"}; every other line has its result\n";
+    return kExitUsage;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,6 +133,8 @@ int main(int argc, char** argv) {
       "Examples:\n"
       "  tsrun traced_bert.pt --ids 101,2040,2001,3958,27227,1029,102 --raw\n"
       "  tsrun traced_bert.pt --ids 101,7592,102 --ids 101,2088,2003,102 --raw   (padded batch)\n"
+      "  tsrun traced_bert.pt --text \"Who was Jim Henson?\"\n"
+      "  tsrun traced_bert.pt --input in.jsonl --output out.jsonl --batch-size 32\n"
       "  tsrun info traced_bert.pt\n"
       "  tsrun bench traced_bert.pt --batch 32 --seq 128 --json\n"
       "Exit codes: 0 ok, 1 runtime failure, 2 usage error or bad input.");
@@ -122,6 +148,20 @@ int main(int argc, char** argv) {
                  "comma-separated token ids, one sequence per --ids (repeat for a batch)")
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  std::vector<std::string> texts;
+  std::vector<std::string> text_pairs;
+  tsrunner::cli::BatchOptions batch;
+  std::string input_path;
+  app.add_option("--text", texts, "a text to run (repeat for several); prints one JSON per text")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--text-pair", text_pairs, "the second text of a pair, one per --text")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--input", input_path,
+                 "JSON lines to run ({\"text\": ..., \"text_pair\": ...} or {\"input_ids\": "
+                 "[...]}); - for stdin");
+  app.add_option("--output", batch.output, "where --input's results go (default -: stdout)");
+  app.add_option("--batch-size", batch.batch_size, "inputs per batch in --input mode")
+      ->check(CLI::Range(1, 65536));
   app.add_flag("--raw", raw, "print every output tensor as JSON {shape, dtype, data}");
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
       ->check(CLI::NonNegativeNumber);
@@ -149,9 +189,20 @@ int main(int argc, char** argv) {
     if (info->parsed()) return run_info(info_path, info_json);
     if (bench->parsed()) return tsrunner::cli::run_bench(bench_options);
     if (model_path.empty()) throw UsageError("no model given; see tsrun --help");
-    if (id_lists.empty()) throw UsageError("nothing to run: pass --ids (see tsrun --help)");
-    if (!raw)
-      throw UsageError("--ids currently needs --raw (task-aware output comes with text mode)");
+    if (texts.empty() && !text_pairs.empty()) throw UsageError("--text-pair needs --text");
+    if (!input_path.empty() || !texts.empty()) {
+      if (!id_lists.empty() || raw)
+        throw UsageError("--ids/--raw cannot be mixed with --text or --input");
+      if (!input_path.empty() && !texts.empty())
+        throw UsageError("use --text or --input, not both");
+      batch.input = input_path;
+      return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,
+                         threads, expected_sha256);
+    }
+    if (id_lists.empty()) {
+      throw UsageError("nothing to run: pass --ids, --text or --input (see tsrun --help)");
+    }
+    if (!raw) throw UsageError("--ids needs --raw (for task-aware output pass --text)");
     return run_raw(model_path, id_lists, threads, expected_sha256);
   } catch (const UsageError& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";

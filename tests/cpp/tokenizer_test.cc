@@ -31,7 +31,8 @@ TEST(TokenizerTest, EncodesLikeBert) {
 TEST(TokenizerTest, OffsetsAreBytesIntoTheOriginalText) {
   const std::string text = "Caf\xc3\xa9 \xe4\xb8\xad!";  // "Café 中!"
   const Encoding encoding = minilm_tokenizer().encode(text);
-  ASSERT_EQ(encoding.tokens, (std::vector<std::string>{"[CLS]", "cafe", "\xe4\xb8\xad", "!", "[SEP]"}));
+  ASSERT_EQ(encoding.tokens,
+            (std::vector<std::string>{"[CLS]", "cafe", "\xe4\xb8\xad", "!", "[SEP]"}));
   EXPECT_EQ(encoding.offsets[1], (std::pair<size_t, size_t>{0, 5}));  // é is two bytes
   EXPECT_EQ(encoding.offsets[2], (std::pair<size_t, size_t>{6, 9}));
   EXPECT_EQ(encoding.offsets[3], (std::pair<size_t, size_t>{9, 10}));
@@ -67,8 +68,9 @@ TEST(TokenizerTest, OtherModelsAreRefused) {
     Tokenizer::from_json(bpe, std::nullopt);
     FAIL() << "a BPE tokenizer was accepted";
   } catch (const tsrunner::LoadError& error) {
-    EXPECT_NE(std::string(error.what()).find("native tokenization supports WordPiece; pass token ids"),
-              std::string::npos);
+    EXPECT_NE(
+        std::string(error.what()).find("native tokenization supports WordPiece; pass token ids"),
+        std::string::npos);
   }
 }
 

@@ -25,7 +25,7 @@ def minilm_runner(minilm_pt):
 
 
 def test_embeddings_match_sentence_transformers(minilm_runner, sentence_transformer):
-    texts = sample_text.sample(150, offset=100) + ["", "Jim Henson was a puppeteer", "中文 café"]
+    texts = [*sample_text.sample(150, offset=100), "", "Jim Henson was a puppeteer", "中文 café"]
     expected = sentence_transformer.encode(texts, batch_size=32, convert_to_numpy=True)
     results = minilm_runner.predict(texts, batch_size=16)
     actual = np.array([result["embedding"] for result in results], dtype=np.float32)
@@ -43,7 +43,7 @@ def test_order_and_batch_size_do_not_change_answers(minilm_runner):
     one_batch = minilm_runner.predict(texts, batch_size=64)
     small_batches = minilm_runner.predict(texts, batch_size=3)
     reversed_order = minilm_runner.predict(texts[::-1], batch_size=5)[::-1]
-    for a, b, c in zip(one_batch, small_batches, reversed_order):
+    for a, b, c in zip(one_batch, small_batches, reversed_order, strict=True):
         assert np.allclose(a["embedding"], b["embedding"], atol=1e-5)
         assert np.allclose(a["embedding"], c["embedding"], atol=1e-5)
 

@@ -54,7 +54,9 @@ def test_bpe_is_refused_with_a_clear_error(tmp_path):
     }
     path = tmp_path / "tokenizer.json"
     path.write_text(json.dumps(spec))
-    with pytest.raises(tsrunner.LoadError, match="native tokenization supports WordPiece; pass token ids"):
+    with pytest.raises(
+        tsrunner.LoadError, match="native tokenization supports WordPiece; pass token ids"
+    ):
         tsrunner.Tokenizer.from_file(path)
 
 

@@ -1,8 +1,9 @@
-"""The native tokenizer (tsrunner.Tokenizer, C++) against HF `tokenizers` on the same tokenizer.json.
+"""The native tokenizer (tsrunner.Tokenizer, C++) against HF `tokenizers` on one tokenizer.json.
 
 Every comparison covers ids, type ids, attention mask, tokens and (character) offsets.
 """
 
+# ruff: noqa: RUF001  (look-alike characters are what a tokenizer test is made of)
 from __future__ import annotations
 
 import json
@@ -57,13 +58,17 @@ def _batch_mismatches(native, reference, texts, pairs=None):
     """Indices of the texts whose native and HF encodings differ (padded batches)."""
     reference.enable_padding(pad_id=0, pad_token="[PAD]")
     try:
-        inputs = list(zip(texts, pairs)) if pairs is not None else texts
+        inputs = list(zip(texts, pairs, strict=True)) if pairs is not None else texts
         expected = reference.encode_batch(inputs)
     finally:
         reference.no_padding()
     actual = native.encode_batch(texts, pairs)
     assert len(actual) == len(expected)
-    return [i for i, (a, e) in enumerate(zip(actual, expected)) if _as_tuple(a) != _as_tuple(e)]
+    return [
+        i
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True))
+        if _as_tuple(a) != _as_tuple(e)
+    ]
 
 
 def _assert_same(native, reference, text, pair=None):

@@ -70,7 +70,7 @@ struct Manifest {
   std::optional<int64_t> type_vocab_size;
   bool has_tokenizer = false;
   std::optional<Pooling> pooling;  // sentence-transformers models only
-  std::string raw_json;  // the manifest exactly as stored
+  std::string raw_json;            // the manifest exactly as stored
 
   // Throws LoadError naming the field when the JSON is malformed or from a newer schema.
   static Manifest parse(const std::string& json_text);

@@ -47,7 +47,8 @@ std::vector<Segment> AddedTokenMatcher::split(const NormalizedText& text) const 
     plain_begin = end;
     i = end;
   }
-  if (plain_begin < text.size()) segments.push_back({text.slice(plain_begin, text.size()), nullptr});
+  if (plain_begin < text.size())
+    segments.push_back({text.slice(plain_begin, text.size()), nullptr});
   return segments;
 }
 

@@ -4,7 +4,9 @@ namespace tsrunner::text {
 namespace {
 
 // Tab, newline and carriage return are C0 controls that BERT treats as whitespace.
-bool is_bert_whitespace(char32_t c) { return c == U'\t' || c == U'\n' || c == U'\r' || is_white_space(c); }
+bool is_bert_whitespace(char32_t c) {
+  return c == U'\t' || c == U'\n' || c == U'\r' || is_white_space(c);
+}
 
 bool is_bert_control(char32_t c) {
   if (c == U'\t' || c == U'\n' || c == U'\r') return false;
@@ -50,7 +52,8 @@ NormalizedText BertNormalizer::normalize(const NormalizedText& input) const {
     text.chars.clear();
     text.spans.clear();
     for (size_t i = 0; i < stripped.size(); ++i) {
-      if (!is_nonspacing_mark(stripped.chars[i])) text.push_back(stripped.chars[i], stripped.spans[i]);
+      if (!is_nonspacing_mark(stripped.chars[i]))
+        text.push_back(stripped.chars[i], stripped.spans[i]);
     }
   }
 

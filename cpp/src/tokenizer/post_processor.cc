@@ -68,16 +68,18 @@ void truncate(const Truncation& truncation, size_t added, TokenList& first, Toke
   using Strategy = Truncation::Strategy;
   if (!second || truncation.strategy == Strategy::kOnlyFirst) {
     if (second && n_second >= budget) {
-      throw InvalidInput("the text pair alone is longer than the max length; cannot truncate only "
-                         "the first text");
+      throw InvalidInput(
+          "the text pair alone is longer than the max length; cannot truncate only "
+          "the first text");
     }
     keep(first, budget - n_second, truncation.from_left);
     return;
   }
   if (truncation.strategy == Strategy::kOnlySecond) {
     if (n_first >= budget) {
-      throw InvalidInput("the first text alone is longer than the max length; cannot truncate "
-                         "only the pair");
+      throw InvalidInput(
+          "the first text alone is longer than the max length; cannot truncate "
+          "only the pair");
     }
     keep(*second, budget - n_first, truncation.from_left);
     return;

@@ -60,7 +60,8 @@ WordPiece parse_model(const json& node) {
   model.continuing_subword_prefix = value_or<std::string>(node, "continuing_subword_prefix", "##");
   model.max_input_chars_per_word = value_or<size_t>(node, "max_input_chars_per_word", 100);
   auto unk = model.vocab.find(model.unk_token);
-  if (unk == model.vocab.end()) fail("the unknown token " + model.unk_token + " is not in the vocabulary");
+  if (unk == model.vocab.end())
+    fail("the unknown token " + model.unk_token + " is not in the vocabulary");
   model.unk_id = unk->second;
   return model;
 }
@@ -90,7 +91,8 @@ std::vector<TemplatePiece> parse_template(const json& items, const json& special
       const json& sequence = item["Sequence"];
       const std::string id = value_or<std::string>(sequence, "id", "A");
       if (id != "A" && id != "B") fail(where + ": unknown sequence \"" + id + "\"");
-      pieces.push_back(sequence_piece(id == "A" ? 0 : 1, value_or<int64_t>(sequence, "type_id", 0)));
+      pieces.push_back(
+          sequence_piece(id == "A" ? 0 : 1, value_or<int64_t>(sequence, "type_id", 0)));
     } else if (item.contains("SpecialToken")) {
       const json& special = item["SpecialToken"];
       const std::string id = value_or<std::string>(special, "id", "");
@@ -99,7 +101,8 @@ std::vector<TemplatePiece> parse_template(const json& items, const json& special
       TemplatePiece piece;
       piece.ids = value_or<std::vector<int64_t>>(*it, "ids", {});
       piece.tokens = value_or<std::vector<std::string>>(*it, "tokens", {});
-      if (piece.ids.size() != piece.tokens.size()) fail(where + ": special token \"" + id + "\" is malformed");
+      if (piece.ids.size() != piece.tokens.size())
+        fail(where + ": special token \"" + id + "\" is malformed");
       piece.type_id = value_or<int64_t>(special, "type_id", 0);
       pieces.push_back(std::move(piece));
     } else {
@@ -119,26 +122,32 @@ PostProcessor parse_post_processor(const json& node) {
   const std::string type = type_of(node);
   if (type == "TemplateProcessing") {
     const json& special_tokens = node.value("special_tokens", json::object());
-    processor.single = parse_template(node.value("single", json()), special_tokens, "post_processor.single");
-    processor.pair = parse_template(node.value("pair", json()), special_tokens, "post_processor.pair");
+    processor.single =
+        parse_template(node.value("single", json()), special_tokens, "post_processor.single");
+    processor.pair =
+        parse_template(node.value("pair", json()), special_tokens, "post_processor.pair");
     return processor;
   }
   if (type == "BertProcessing") {
     auto token = [&](const char* key) {
       const json& value = node.value(key, json());
-      if (!value.is_array() || value.size() != 2 || !value[0].is_string() || !value[1].is_number_integer()) {
+      if (!value.is_array() || value.size() != 2 || !value[0].is_string() ||
+          !value[1].is_number_integer()) {
         fail(std::string("post_processor.") + key + " must be [token, id]");
       }
       return std::make_pair(value[0].get<std::string>(), value[1].get<int64_t>());
     };
     const auto [cls, cls_id] = token("cls");
     const auto [sep, sep_id] = token("sep");
-    processor.single = {special_piece(cls, cls_id, 0), sequence_piece(0, 0), special_piece(sep, sep_id, 0)};
-    processor.pair = {special_piece(cls, cls_id, 0), sequence_piece(0, 0), special_piece(sep, sep_id, 0),
-                      sequence_piece(1, 1), special_piece(sep, sep_id, 1)};
+    processor.single = {special_piece(cls, cls_id, 0), sequence_piece(0, 0),
+                        special_piece(sep, sep_id, 0)};
+    processor.pair = {special_piece(cls, cls_id, 0), sequence_piece(0, 0),
+                      special_piece(sep, sep_id, 0), sequence_piece(1, 1),
+                      special_piece(sep, sep_id, 1)};
     return processor;
   }
-  fail("post_processor " + type + " is not supported (native tokenization supports TemplateProcessing and BertProcessing)");
+  fail("post_processor " + type +
+       " is not supported (native tokenization supports TemplateProcessing and BertProcessing)");
 }
 
 Truncation parse_truncation(const json& node) {
@@ -173,7 +182,8 @@ TokenizerSpec parse_tokenizer_json(const std::string& json_text) {
   if (const json& node = root.value("pre_tokenizer", json()); !node.is_null()) {
     const std::string type = type_of(node);
     if (type != "BertPreTokenizer") {
-      fail("pre_tokenizer " + type + " is not supported (native tokenization supports BertPreTokenizer)");
+      fail("pre_tokenizer " + type +
+           " is not supported (native tokenization supports BertPreTokenizer)");
     }
     spec.bert_pre_tokenizer = true;
   }

@@ -37,8 +37,7 @@ NormalizedText decode_utf8(std::string_view text) {
 
 void append_utf8(std::string& out, char32_t c) {
   utf8proc_uint8_t buffer[4];
-  const utf8proc_ssize_t length =
-      utf8proc_encode_char(static_cast<utf8proc_int32_t>(c), buffer);
+  const utf8proc_ssize_t length = utf8proc_encode_char(static_cast<utf8proc_int32_t>(c), buffer);
   out.append(reinterpret_cast<const char*>(buffer), static_cast<size_t>(length));
 }
 
@@ -61,8 +60,7 @@ bool is_white_space(char32_t c) {
   // White_Space is exactly the separators (Zs, Zl, Zp) plus these C0/C1 controls.
   if ((c >= 0x09 && c <= 0x0D) || c == 0x85) return true;
   const utf8proc_category_t cat = category(c);
-  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL ||
-         cat == UTF8PROC_CATEGORY_ZP;
+  return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
 }
 
 bool is_other_category(char32_t c) {
@@ -78,8 +76,9 @@ bool is_other_category(char32_t c) {
 }
 
 bool is_punctuation(char32_t c) {
-  if (c < 0x80) return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) ||
-                       (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E);
+  if (c < 0x80)
+    return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
+           (c >= 0x7B && c <= 0x7E);
   switch (category(c)) {
     case UTF8PROC_CATEGORY_PC:
     case UTF8PROC_CATEGORY_PD:
@@ -106,9 +105,8 @@ bool is_cjk_ideograph(char32_t c) {
 void append_nfd(std::u32string& out, char32_t c) {
   utf8proc_int32_t buffer[16];  // the longest canonical decomposition is 4 code points
   int boundclass = UTF8PROC_BOUNDCLASS_START;
-  const utf8proc_ssize_t count =
-      utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buffer, 16,
-                              UTF8PROC_DECOMPOSE, &boundclass);
+  const utf8proc_ssize_t count = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buffer,
+                                                         16, UTF8PROC_DECOMPOSE, &boundclass);
   if (count <= 0 || count > 16) {
     out.push_back(c);
     return;

@@ -35,7 +35,7 @@ std::string to_utf8(std::u32string_view chars);
 
 // Character classes, from utf8proc's Unicode tables, with the meaning HF `tokenizers` gives
 // them (Rust's char::is_whitespace and the unicode_categories crate).
-bool is_white_space(char32_t c);      // the White_Space property (Rust char::is_whitespace)
+bool is_white_space(char32_t c);  // the White_Space property (Rust char::is_whitespace)
 // Cc, Cf, Co, Cs: the unicode_categories crate's is_other(), which (unlike its name's
 // Unicode definition) leaves unassigned code points (Cn) out; HF keeps them.
 bool is_other_category(char32_t c);

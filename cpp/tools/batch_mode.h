@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "tsrunner/pipeline.h"
+
+namespace tsrunner::cli {
+
+struct BatchOptions {
+  std::string input = "-";   // JSON lines; "-" is stdin
+  std::string output = "-";  // JSON lines; "-" is stdout, otherwise written atomically
+  size_t batch_size = 32;
+};
+
+// Streams JSON lines through the pipeline: reads a window of lines, runs them in batches of
+// similar length, writes one result per input line in input order. A bad line (invalid JSON,
+// no "text"/"input_ids", wrong types, ids out of range) is reported on stderr with its line
+// number and answered in place with {"line": N, "error": "..."}; the run goes on, and the
+// function returns the number of bad lines. Throws on runtime failures (the output file is
+// then left untouched).
+size_t run_batch(const Pipeline& pipeline, const BatchOptions& options);
+
+}  // namespace tsrunner::cli

@@ -1,0 +1,19 @@
+#include "text_mode.h"
+
+#include "prediction_output.h"
+#include "tsrunner/errors.h"
+
+namespace tsrunner::cli {
+
+void print_text_predictions(const Pipeline& pipeline, const std::vector<std::string>& texts,
+                            const std::vector<std::string>& pairs, std::ostream& out) {
+  if (!pairs.empty() && pairs.size() != texts.size()) {
+    throw InvalidInput("give one --text-pair per --text (got " + std::to_string(texts.size()) +
+                       " texts and " + std::to_string(pairs.size()) + " pairs)");
+  }
+  for (const Prediction& prediction : pipeline.predict(texts, pairs)) {
+    out << prediction_to_json(prediction) << "\n";
+  }
+}
+
+}  // namespace tsrunner::cli
