@@ -1,24 +1,19 @@
-"""`make demo`: sentence similarity with all-MiniLM-L6-v2 run by the native tsrun binary.
+"""`make demo`: sentence similarity with all-MiniLM-L6-v2, answered by the native tsrun binary.
 
-The model runs in tsrun (LibTorch, no Python in that process). This script does the two steps
-tsrun does not do natively yet: tokenizing with the tokenizer embedded in the export, and
-sentence-transformers' pooling (mean over real tokens, then normalisation, as the manifest
-records). Usage: python examples/python/similarity_demo.py traced_bert.pt
+tsrun does everything: reads the export, tokenizes with the embedded tokenizer, runs the model
+with LibTorch and pools the embeddings as sentence-transformers does. This script only starts it
+and prints cosine similarities. Usage: python examples/python/similarity_demo.py traced_bert.pt
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import tokenizers
-import torch
-
-import tsrunner
 
 QUERY = "Who was Jim Henson?"
 CANDIDATES = [
@@ -33,49 +28,29 @@ def tsrun_path() -> str:
     return str(beside) if beside.is_file() else (shutil.which("tsrun") or "tsrun")
 
 
-def embed(model: Path, texts: list[str]) -> torch.Tensor:
-    manifest = tsrunner.read_manifest(model)
-    tokenizer = tokenizers.Tokenizer.from_str(
-        tsrunner.read_archive_file(model, "tsrunner/tokenizer.json")
-    )
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(manifest["max_length"])
-    rows = [tokenizer.encode(text).ids for text in texts]
-    command = [tsrun_path(), str(model), "--raw"]
-    for row in rows:
-        command += ["--ids", ",".join(map(str, row))]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        sys.exit(result.stderr.strip())
-    hidden = json.loads(result.stdout)["last_hidden_state"]
-    states = torch.tensor(hidden["data"]).reshape(hidden["shape"])
-    lengths = torch.tensor([len(row) for row in rows])
-    mask = (torch.arange(states.shape[1])[None, :] < lengths[:, None]).unsqueeze(-1).float()
-    pooling = manifest.get("pooling") or {"mode": "mean", "normalize": True}
-    mean = (states * mask).sum(1) / mask.sum(1)
-    embeddings = states[:, 0] if pooling["mode"] == "cls" else mean
-    if pooling.get("normalize"):
-        embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
-    return embeddings
+def cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
 def main(model: Path) -> None:
-    manifest = tsrunner.read_manifest(model)
+    command = [tsrun_path(), str(model)]
+    for text in [QUERY, *CANDIDATES]:
+        command += ["--text", text]
+    shown = " ".join(f'"{part}"' if " " in part else part for part in command)
+    print(f"$ {shown.replace(tsrun_path(), 'tsrun')}")
     started = time.perf_counter()
-    embeddings = embed(model, [QUERY, *CANDIDATES])
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
-    print(
-        f"{model}: {manifest['model']['class']} ({manifest['task']}), "
-        f"run natively by {tsrun_path()}"
-    )
+    if result.returncode != 0:
+        sys.exit(result.stderr.strip())
+    embeddings = [json.loads(line)["embedding"] for line in result.stdout.splitlines()]
+    print(f"{len(embeddings)} embeddings of {len(embeddings[0])} floats in {seconds:.2f} s")
     print(f'Similarity to "{QUERY}":')
-    scores = (embeddings[1:] @ embeddings[0]).tolist()
+    scores = [cosine(embeddings[0], other) for other in embeddings[1:]]
     for text, score in sorted(zip(CANDIDATES, scores, strict=True), key=lambda item: -item[1]):
         bar = "#" * max(0, round(score * 30))
         print(f"  {score:6.3f}  {bar:<30}  {text}")
-    print(
-        f"({len(CANDIDATES) + 1} sentences, one padded batch, {seconds * 1000:.0f} ms end to end)"
-    )
 
 
 if __name__ == "__main__":
