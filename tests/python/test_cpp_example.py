@@ -1,0 +1,64 @@
+"""examples/cpp: a C++ app with its own CMakeLists.txt, built against the pip-installed package
+with find_package(tsrunner), links libtsrunner and embeds texts given on the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import tsrunner
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cpp"
+TEXTS = ["Who was Jim Henson?", "Jim Henson was a puppeteer", "The stock market fell on Tuesday"]
+
+
+@pytest.fixture(scope="module")
+def embed_app(tmp_path_factory) -> Path:
+    build = tmp_path_factory.mktemp("example-build")
+    prefix = subprocess.run(
+        [sys.executable, "-m", "tsrunner", "--cmake-prefix-path"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    cmake = str(Path(sys.executable).parent / "cmake")
+    configure = subprocess.run(
+        [cmake, "-S", str(EXAMPLE), "-B", str(build), "-G", "Ninja",
+         "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_PREFIX_PATH={prefix}",
+         f"-DCMAKE_MAKE_PROGRAM={Path(sys.executable).parent / 'ninja'}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    built = subprocess.run([cmake, "--build", str(build)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return build / "embed"
+
+
+def test_the_app_embeds_like_the_python_runner(embed_app, minilm_pt, clean_env):
+    result = subprocess.run(
+        [str(embed_app), str(minilm_pt), *TEXTS], capture_output=True, text=True, env=clean_env
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    embeddings = torch.tensor([json.loads(line)["embedding"] for line in lines[: len(TEXTS)]])
+    expected = torch.tensor(
+        [answer["embedding"] for answer in tsrunner.Runner(minilm_pt).predict(TEXTS)]
+    )
+    torch.testing.assert_close(embeddings, expected, rtol=0, atol=1e-5)
+    similarity = [float(line.rsplit("= ", 1)[1]) for line in lines[len(TEXTS) :]]
+    assert len(similarity) == 2 and similarity[0] > 0.5 > similarity[1]
+
+
+def test_the_app_reports_errors_in_one_line(embed_app, tmp_path):
+    missing = subprocess.run(
+        [str(embed_app), str(tmp_path / "none.pt"), "hi"], capture_output=True, text=True
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"embed: model file not found: {tmp_path / 'none.pt'}"
+    usage = subprocess.run([str(embed_app)], capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage: embed MODEL.pt TEXT" in usage.stderr
