@@ -64,6 +64,9 @@ std::vector<TensorSpec> parse_specs(const json& root, const char* key) {
     TensorSpec spec;
     spec.name = require_string(item, "name", where);
     spec.dtype = require_string(item, "dtype", where);
+    if (auto it = item.find("role"); it != item.end() && it->is_string()) {
+      spec.role = it->get<std::string>();
+    }
     const json& shape = require(item, "shape", where);
     if (!shape.is_array()) fail(where + ".shape must be an array");
     for (const json& d : shape) spec.dims.push_back(parse_dim(d, where + ".shape"));
@@ -104,6 +107,15 @@ ShapeContract parse_contract(const json& root) {
   if (contract.max_sequence < contract.min_sequence || contract.min_sequence < 1) {
     fail("shape_contract has an empty sequence range");
   }
+  if (auto it = node.find("traced"); it != node.end() && it->is_object()) {
+    for (const auto& item : it->items()) {
+      if (!item.value().is_number_integer() || item.value().get<int64_t>() < 1) {
+        fail("shape_contract.traced." + item.key() + " must be a positive integer");
+      }
+      contract.traced[item.key()] = item.value().get<int64_t>();
+    }
+  }
+  if (contract.kind == "fixed") contract.traced["sequence"] = contract.max_sequence;
   return contract;
 }
 
@@ -144,6 +156,7 @@ Manifest Manifest::parse(const std::string& json_text) {
   manifest.max_length = require_int(root, "max_length", "manifest");
   manifest.vocab_size = optional_int(root, "vocab_size");
   manifest.type_vocab_size = optional_int(root, "type_vocab_size");
+  manifest.pad_token_id = optional_int(root, "pad_token_id");
   if (auto it = root.find("tokenizer"); it != root.end() && it->is_string()) {
     manifest.has_tokenizer = true;
   }

@@ -8,6 +8,7 @@
 
 #include "archive.h"
 #include "input_check.h"
+#include "shape_padding.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner {
@@ -62,6 +63,7 @@ const RunnerOptions& Runner::options() const { return impl_->options; }
 TensorMap Runner::run(const TensorMap& inputs) const {
   const Manifest& manifest = impl_->manifest;
   std::vector<at::Tensor> ordered = detail::check_and_order_inputs(manifest, inputs);
+  const detail::CallerLengths caller_lengths = detail::pad_to_traced_lengths(manifest, ordered);
 
   c10::InferenceMode inference_guard;
   std::vector<c10::IValue> arguments;
@@ -90,6 +92,7 @@ TensorMap Runner::run(const TensorMap& inputs) const {
     throw Error("model returned " + std::to_string(values.size()) +
                 " outputs but the manifest names " + std::to_string(manifest.outputs.size()));
   }
+  detail::slice_to_caller_lengths(manifest, caller_lengths, values);
   TensorMap outputs;
   for (size_t i = 0; i < values.size(); ++i) {
     outputs.emplace(manifest.outputs[i].name, std::move(values[i]));

@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--atol", type=_positive_float, default=1e-4, help="validation tolerance (default 1e-4)"
     )
+    export.add_argument(
+        "--untie-weights",
+        action="store_true",
+        help="store tied parameters (e.g. embeddings and LM-head decoder) as independent copies",
+    )
 
     info = commands.add_parser("info", help="print the manifest of an export")
     info.add_argument("path", metavar="MODEL_PT")
@@ -75,18 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"tsrunner: warning: {message}", file=sys.stderr)
+
+
 def _run_export(args: argparse.Namespace) -> int:
+    import warnings
+
     from .exporter import export
 
-    report = export(
-        args.model,
-        args.output,
-        task=args.task,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        shapes=args.shapes,
-        atol=args.atol,
-    )
+    with warnings.catch_warnings():
+        # The report states what matters; warnings go to stderr as one line each.
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _show_warning
+        report = export(
+            args.model,
+            args.output,
+            task=args.task,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            shapes=args.shapes,
+            atol=args.atol,
+            untie_weights=args.untie_weights,
+        )
     print(report.summary())
     return 0
 

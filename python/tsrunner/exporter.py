@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import time
@@ -16,11 +17,11 @@ import transformers
 from . import model_source
 from ._version import __version__
 from .atomic import atomic_path
-from .dummy_inputs import DummyInputs, InputSpec, input_specs
+from .dummy_inputs import SEQUENCE, DummyInputs, InputSpec, Shape, input_specs
 from .errors import ExportError
 from .manifest import CONFIG_RECORD, MANIFEST_RECORD, SCHEMA_VERSION, TOKENIZER_RECORD
 from .tasks import resolve_task
-from .validate import ShapeCheck, check_shape, validation_shapes
+from .validate import ShapeCheck, check_shape, decoder_length, validation_shapes
 from .wrapper import NamedInputsWrapper, tensor_output_names
 
 SHAPE_MODES = ("auto", "dynamic", "fixed")
@@ -54,10 +55,17 @@ class ExportReport:
             diffs = ", ".join(f"{name} {check.max_abs_diff[name]:.2e}" for name in names)
             lines.append(f"  [{'ok' if check.passed else 'FAIL'}] {shape}  max|diff|: {diffs}")
         contract = self.manifest["shape_contract"]
-        lines.append(
-            f"Shape contract: {contract['kind']}, sequence "
-            f"{contract['min_sequence']}..{contract['max_sequence']}"
-        )
+        image = self.manifest.get("image")
+        if image:
+            lines.append(
+                f"Shape contract: any batch, images {image['height']}x{image['width']} "
+                f"({image['channels']} channels)"
+            )
+        else:
+            lines.append(
+                f"Shape contract: {contract['kind']}, sequence "
+                f"{contract['min_sequence']}..{contract['max_sequence']}"
+            )
         if self.tracer_warnings:
             lines.append(
                 f"Tracer warnings ({len(self.tracer_warnings)}; the shapes above were validated "
@@ -118,7 +126,12 @@ def _trace(wrapper: torch.nn.Module, inputs: tuple[torch.Tensor, ...]):
 
 
 def _io_spec(spec: InputSpec) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": spec.name, "dtype": "int64", "shape": ["batch", "sequence"]}
+    entry: dict[str, Any] = {
+        "name": spec.name,
+        "role": spec.role,
+        "dtype": spec.dtype,
+        "shape": list(spec.shape),
+    }
     if spec.default:
         entry["default"] = spec.default
     if spec.value_range:
@@ -126,17 +139,58 @@ def _io_spec(spec: InputSpec) -> dict[str, Any]:
     return entry
 
 
-def _output_spec(name: str, example: torch.Tensor, batch: int, sequence: int) -> dict[str, Any]:
-    shape: list[Any] = []
-    for index, size in enumerate(example.shape):
-        if index == 0 and size == batch:
-            shape.append("batch")
-        elif index == 1 and size == sequence:
-            shape.append("sequence")
-        else:
-            shape.append(int(size))
-    dtype = str(example.dtype).removeprefix("torch.")
-    return {"name": name, "dtype": dtype, "shape": shape}
+def _output_specs(
+    wrapper: torch.nn.Module,
+    dummies: DummyInputs,
+    traced_shape: Shape,
+    traced_outputs: tuple[torch.Tensor, ...],
+    output_names: list[str],
+    symbols: list[str],
+) -> list[dict[str, Any]]:
+    """Output shapes with their symbolic dimensions: the eager model is run again with one
+    symbol changed at a time, and the output dimensions that follow it are named after it."""
+    named: list[list[str | int]] = [list(map(int, value.shape)) for value in traced_outputs]
+    for symbol in symbols:
+        size = traced_shape.symbols()[symbol]
+        probe_size = size - 1 if symbol == SEQUENCE and size > 1 else size + 1
+        if symbol == SEQUENCE and size == 1:
+            continue  # a one-token export: the sequence cannot vary
+        probe = dataclasses.replace(traced_shape, **{symbol: probe_size})
+        with torch.inference_mode():
+            outputs = wrapper(*dummies.make(probe, padded=False).values())
+        for dims, value in zip(named, outputs, strict=True):
+            for index, probe_dim in enumerate(value.shape):
+                if isinstance(dims[index], int) and probe_dim != dims[index]:
+                    dims[index] = symbol
+    return [
+        {"name": name, "dtype": str(value.dtype).removeprefix("torch."), "shape": dims}
+        for name, value, dims in zip(output_names, traced_outputs, named, strict=True)
+    ]
+
+
+def _labels(config: Any) -> list[str]:
+    id2label = getattr(config, "id2label", None) or {}
+    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(len(id2label))]
+
+
+def _mask_token_id(source: model_source.ModelSource) -> int | None:
+    if source.tokenizer_json is not None:
+        for token in json.loads(source.tokenizer_json).get("added_tokens") or []:
+            if token.get("content") in ("[MASK]", "<mask>"):
+                return int(token["id"])
+    mask = getattr(source.config, "mask_token_id", None)
+    return int(mask) if mask is not None else None
+
+
+def untie_weights_of(model: torch.nn.Module, groups: list[list[str]]) -> None:
+    """Gives every parameter but the first of each tied group its own copy of the tensor, as the
+    torchscript flag of older Transformers did (some runtimes cannot share a tensor)."""
+    for names in groups:
+        for name in names[1:]:
+            owner_name, _, attribute = name.rpartition(".")
+            owner = model.get_submodule(owner_name)
+            shared = getattr(owner, attribute)
+            setattr(owner, attribute, torch.nn.Parameter(shared.detach().clone()))
 
 
 def export(
@@ -148,6 +202,7 @@ def export(
     batch_size: int = 2,
     shapes: str = "auto",
     atol: float = 1e-4,
+    untie_weights: bool = False,
 ) -> ExportReport:
     """Trace `model` (a local Transformers model directory) to the TorchScript archive `output`.
 
@@ -167,20 +222,55 @@ def export(
     if output.is_dir():
         raise ValueError(f"output {output} is a directory; give a file name such as model.pt")
 
-    resolved = resolve_task(task)
-    source = model_source.load(model, resolved)
-    positions = getattr(source.config, "max_position_embeddings", None)
-    if max_length is not None and positions and max_length > positions:
-        raise ValueError(
-            f"max_length {max_length} exceeds the model's {positions} position embeddings"
-        )
-    trace_length = max_length or _default_max_length(source)
+    directory, config = model_source.load_config(model)
+    resolved = resolve_task(task, getattr(config, "architectures", None))
+    source = model_source.load(directory, config, resolved)
+    images = getattr(source.model, "main_input_name", "input_ids") == "pixel_values"
+    if images:
+        if source.image is None:
+            raise ValueError(f"{type(source.model).__name__} takes images but its config has no "
+                             "image_size")
+        if max_length is not None:
+            raise ValueError("max_length applies to text; image exports take the config's "
+                             f"{source.image['height']}x{source.image['width']} images")
+        image_size = (source.image["channels"], source.image["height"], source.image["width"])
+        trace_length = source.image["height"]
+    else:
+        image_size = (0, 0, 0)
+        positions = getattr(source.config, "max_position_embeddings", None)
+        if max_length is not None and positions and max_length > positions:
+            raise ValueError(
+                f"max_length {max_length} exceeds the model's {positions} position embeddings"
+            )
+        trace_length = max_length or _default_max_length(source)
 
-    vocab_size = int(source.model.get_input_embeddings().num_embeddings)
-    specs = input_specs(source.model, vocab_size)
+    tied_groups = _tied_parameter_groups(source.model)
+    if untie_weights and tied_groups:
+        untie_weights_of(source.model, tied_groups)
+        warnings.warn(
+            "untied weights: the export holds independent copies of "
+            + "; ".join(" = ".join(names) for names in tied_groups)
+            + ". Fine for inference; training the export would desynchronise them.",
+            UserWarning,
+            stacklevel=2,
+        )
+    embeddings = source.model.get_input_embeddings()
+    vocab_size = getattr(embeddings, "num_embeddings", None)
+    specs = input_specs(source.model, resolved, vocab_size, image_size)
     pad_token_id = _pad_token_id(source)
-    dummies = DummyInputs(specs, source.tokenizer_json, pad_token_id, vocab_size)
-    traced_inputs = dummies.make(batch_size, trace_length, padded=batch_size > 1)
+    decoder_start = getattr(source.config, "decoder_start_token_id", None)
+    dummies = DummyInputs(
+        specs,
+        source.tokenizer_json,
+        pad_token_id,
+        vocab_size,
+        pairs=resolved.pairs,
+        decoder_start_token_id=int(decoder_start or 0),
+    )
+    traced_shape = Shape(
+        batch_size, trace_length, choices=2, decoder_sequence=decoder_length(trace_length)
+    )
+    traced_inputs = dummies.make(traced_shape, padded=batch_size > 1 and not images)
     input_names = [spec.name for spec in specs]
     output_names = tensor_output_names(source.model, traced_inputs)
     wrapper = NamedInputsWrapper(source.model, input_names, output_names).eval()
@@ -191,12 +281,15 @@ def export(
     except Exception as error:
         raise ExportError(
             f"{type(source.model).__name__} could not be traced: {error}".splitlines()[0]
+            + "; try another --task, or export the model with its own tools"
         ) from error
 
     checks: list[ShapeCheck] = []
-    for batch, sequence, padded in validation_shapes(batch_size, trace_length):
-        inputs = tuple(dummies.make(batch, sequence, padded=padded).values())
-        checks.append(check_shape(wrapper, traced, inputs, output_names, atol, padded=padded))
+    for shape, padded in validation_shapes(batch_size, trace_length, images=images):
+        inputs = tuple(dummies.make(shape, padded=padded).values())
+        checks.append(
+            check_shape(wrapper, traced, inputs, output_names, atol, shape=shape, padded=padded)
+        )
 
     traced_check = checks[0]
     if not traced_check.passed:
@@ -212,10 +305,12 @@ def export(
             f"the trace does not generalise to shapes {', '.join(failed)} within atol {atol:g}; "
             "export with --shapes fixed (the runner then takes exactly the traced length)"
         )
-    dynamic = all_passed and shapes != "fixed"
+    dynamic = all_passed and shapes != "fixed" and not images
     validated_lengths = [c.sequence for c in checks if c.passed]
     with torch.inference_mode():
         example_outputs = wrapper(*example)
+    symbols = sorted({dim for spec in specs for dim in spec.shape if isinstance(dim, str)})
+    traced_sizes = {symbol: traced_shape.symbols()[symbol] for symbol in symbols}
 
     manifest: dict[str, Any] = {
         "format": "tsrunner",
@@ -228,17 +323,16 @@ def export(
             "attn_implementation": getattr(source.config, "_attn_implementation", None) or "",
         },
         "inputs": [_io_spec(spec) for spec in specs],
-        "outputs": [
-            _output_spec(name, value, batch_size, trace_length)
-            for name, value in zip(output_names, example_outputs, strict=True)
-        ],
+        "outputs": _output_specs(
+            wrapper, dummies, traced_shape, example_outputs, output_names, symbols
+        ),
         "shape_contract": {
             "kind": "dynamic" if dynamic else "fixed",
             "min_batch": 1,
             "min_sequence": min(validated_lengths) if dynamic else trace_length,
             "max_sequence": trace_length,
             "validated_batch": [min(c.batch for c in checks), max(c.batch for c in checks)],
-            "traced": {"batch": batch_size, "sequence": trace_length},
+            "traced": {"batch": batch_size, "sequence": trace_length, **traced_sizes},
         },
         "max_length": trace_length,
         "vocab_size": vocab_size,
@@ -248,7 +342,7 @@ def export(
         "config": CONFIG_RECORD,
         "pooling": source.pooling,
         "tied_weights": [
-            {"parameters": names, "untied": False} for names in _tied_parameter_groups(source.model)
+            {"parameters": names, "untied": untie_weights} for names in tied_groups
         ],
         "validation": {
             "atol": atol,
@@ -263,6 +357,14 @@ def export(
         },
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if resolved.has_labels:
+        manifest["labels"] = _labels(source.config)
+    if resolved.name == "fill-mask":
+        manifest["mask_token_id"] = _mask_token_id(source)
+    if resolved.decoder:
+        manifest["decoder_start_token_id"] = int(decoder_start or 0)
+    if images:
+        manifest["image"] = source.image
     extra_files = {
         MANIFEST_RECORD: json.dumps(manifest, indent=2),
         CONFIG_RECORD: source.config.to_json_string(),

@@ -22,6 +22,7 @@ class ModelSource:
     model: torch.nn.Module
     tokenizer_json: str | None  # the HF fast tokenizer, serialized
     pooling: dict[str, Any] | None  # sentence-transformers pooling, when the directory has it
+    image: dict[str, Any] | None = None  # image preprocessing (preprocessor_config.json)
 
 
 def _check_directory(model: str | Path) -> Path:
@@ -39,10 +40,24 @@ def _check_directory(model: str | Path) -> Path:
     )
 
 
+# Files a slow tokenizer is built from (tokenizer.json is the fast one, read as is).
+_TOKENIZER_SOURCES = (
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
 def _read_tokenizer(directory: Path) -> str | None:
     tokenizer_file = directory / "tokenizer.json"
     if tokenizer_file.is_file():
         return tokenizer_file.read_text(encoding="utf-8")
+    if not any((directory / name).is_file() for name in _TOKENIZER_SOURCES):
+        # Transformers 5 builds an empty tokenizer from nothing; that is no tokenizer.
+        return None
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
     except Exception:  # a model without a usable tokenizer exports with token-id input only
@@ -99,12 +114,39 @@ def quiet_transformers() -> Iterator[None]:
         transformers.logging.enable_progress_bar()
 
 
-def load(model: str | Path, task: Task) -> ModelSource:
+def _read_image_processing(directory: Path, config: Any) -> dict[str, Any] | None:
+    """What a caller must do to an image before pixel_values: size, mean and std."""
+    if getattr(config, "image_size", None) is None:
+        return None
+    size = config.image_size
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    image: dict[str, Any] = {
+        "height": int(height),
+        "width": int(width),
+        "channels": int(getattr(config, "num_channels", 3)),
+    }
+    processor_file = directory / "preprocessor_config.json"
+    if processor_file.is_file():
+        processor = json.loads(processor_file.read_text())
+        for key in ("image_mean", "image_std", "rescale_factor", "do_normalize"):
+            if key in processor:
+                image[key.removeprefix("image_")] = processor[key]
+    return image
+
+
+def load_config(model: str | Path) -> tuple[Path, transformers.PretrainedConfig]:
     directory = _check_directory(model)
+    with quiet_transformers():
+        return directory, transformers.AutoConfig.from_pretrained(directory)
+
+
+def load(directory: Path, config: transformers.PretrainedConfig, task: Task) -> ModelSource:
     auto_class = getattr(transformers, task.auto_class)
     with quiet_transformers():
-        config = transformers.AutoConfig.from_pretrained(directory)
         loaded = auto_class.from_pretrained(directory, config=config)
+    if task.name == "feature-extraction" and getattr(config, "is_encoder_decoder", False):
+        # The features of an encoder-decoder model are its encoder's hidden states.
+        loaded = loaded.get_encoder()
     loaded.eval()
     return ModelSource(
         directory=directory,
@@ -112,4 +154,5 @@ def load(model: str | Path, task: Task) -> ModelSource:
         model=loaded,
         tokenizer_json=_read_tokenizer(directory),
         pooling=_read_pooling(directory),
+        image=_read_image_processing(directory, config),
     )

@@ -102,8 +102,6 @@ def test_fixed_shapes_record_the_traced_length(tiny_bert_dir, tmp_path):
     runner = tsrunner.Runner(path)
     ids = torch.full((1, 16), 1000)
     assert runner.run({"input_ids": ids})["last_hidden_state"].shape == (1, 16, 32)
-    with pytest.raises(tsrunner.InvalidInput, match="takes exactly 16"):
-        runner.run({"input_ids": torch.full((1, 9), 1000)})
 
 
 def test_report_summary_reads_like_a_validation_table(tiny_bert_dir, tmp_path):
@@ -123,10 +121,9 @@ def test_failed_validation_writes_nothing_and_keeps_the_old_file(
     path = tmp_path / "model.pt"
     path.write_bytes(b"previous export")
 
-    def disagree(eager, traced, inputs, names, atol, *, padded):
-        batch, sequence = inputs[0].shape
+    def disagree(eager, traced, inputs, names, atol, *, shape, padded):
         diffs = {name: 1.0 for name in names}
-        return export_module.ShapeCheck(int(batch), int(sequence), padded, diffs, False)
+        return export_module.ShapeCheck(shape.batch, shape.sequence, padded, diffs, False)
 
     monkeypatch.setattr(export_module, "check_shape", disagree)
     with pytest.raises(tsrunner.ExportError, match="nothing was written"):

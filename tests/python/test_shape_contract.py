@@ -1,0 +1,64 @@
+"""Fixed-shape exports in the C++ runner: shorter inputs are padded to the traced length (and
+outputs sliced back), longer ones are refused with a message naming the limit and the fix."""
+
+from __future__ import annotations
+
+import pytest
+import tiny_models
+import torch
+import transformers
+
+import tsrunner
+
+
+@pytest.fixture(scope="module")
+def fixed_bert(tiny_bert_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fixed") / "bert16.pt"
+    tsrunner.export(tiny_bert_dir, path, max_length=16, shapes="fixed")
+    return path
+
+
+def test_shorter_inputs_are_padded_and_outputs_sliced_back(fixed_bert, tiny_bert_dir):
+    runner = tsrunner.Runner(fixed_bert)
+    ids = torch.tensor([[101, 7592, 2088, 2003, 1037, 3231, 2182, 1012, 102]] * 2)
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    got = runner.run({"input_ids": ids, "attention_mask": mask})
+    assert got["last_hidden_state"].shape == (2, 9, 32)
+    assert got["last_hidden_state"].is_contiguous()
+    eager = transformers.BertModel.from_pretrained(tiny_bert_dir).eval()
+    with torch.inference_mode():
+        want = eager(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+    torch.testing.assert_close(got["last_hidden_state"], want.last_hidden_state, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got["pooler_output"], want.pooler_output, rtol=0, atol=1e-5)
+
+
+def test_longer_inputs_are_refused_naming_the_limit_and_the_fix(fixed_bert):
+    runner = tsrunner.Runner(fixed_bert)
+    with pytest.raises(
+        tsrunner.InvalidInput,
+        match="input has 17 tokens; this export was traced for 16: re-export with --max-length 17",
+    ):
+        runner.run({"input_ids": torch.full((1, 17), 1000)})
+
+
+def test_fixed_encoder_decoder_pads_both_lengths(tmp_path):
+    directory = tiny_models.make_model("T5", "text2text", tmp_path / "t5", tokenizer_source=None)
+    path = tmp_path / "t5.pt"
+    report = tsrunner.export(directory, path, max_length=8, shapes="fixed")
+    traced = report.manifest["shape_contract"]["traced"]
+    assert traced == {"batch": 2, "sequence": 8, "decoder_sequence": 4}
+    runner = tsrunner.Runner(path)
+    inputs = {
+        "input_ids": torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]),
+        "decoder_input_ids": torch.tensor([[0, 20, 21], [0, 30, 31]]),
+    }
+    got = runner.run(inputs)
+    assert got["logits"].shape == (2, 3, 1000)
+    eager = transformers.T5ForConditionalGeneration.from_pretrained(directory).eval()
+    with torch.inference_mode():
+        want = eager(**inputs, use_cache=False)
+    torch.testing.assert_close(got["logits"], want.logits, rtol=0, atol=1e-5)
+    with pytest.raises(tsrunner.InvalidInput, match="decoder input has 5 tokens; this fixed"):
+        runner.run({**inputs, "decoder_input_ids": torch.zeros((2, 5), dtype=torch.long)})
