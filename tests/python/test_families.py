@@ -5,6 +5,7 @@ committed support matrix is what these exports give.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 import sys
@@ -104,6 +105,7 @@ def test_cli_exports_an_encoder_decoder(tmp_path):
         [sys.executable, "-m", "tsrunner", "export", directory, "-o", path, "--max-length", "12"],
         capture_output=True,
         text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr
     assert "[ok] batch  2, sequence   12" in result.stdout
