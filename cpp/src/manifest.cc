@@ -116,6 +116,19 @@ ShapeContract parse_contract(const json& root) {
     }
   }
   if (contract.kind == "fixed") contract.traced["sequence"] = contract.max_sequence;
+  if (auto it = node.find("buckets"); it != node.end() && !it->is_null()) {
+    if (!it->is_array() || it->empty()) fail("shape_contract.buckets must be a non-empty array");
+    for (const json& length : *it) {
+      if (!length.is_number_integer() || length.get<int64_t>() < 1 ||
+          (!contract.buckets.empty() && length.get<int64_t>() <= contract.buckets.back())) {
+        fail("shape_contract.buckets must be ascending positive lengths");
+      }
+      contract.buckets.push_back(length.get<int64_t>());
+    }
+    if (contract.kind != "fixed" || contract.buckets.back() != contract.max_sequence) {
+      fail("shape_contract.buckets need kind \"fixed\" and end at max_sequence");
+    }
+  }
   return contract;
 }
 

@@ -63,7 +63,9 @@ const RunnerOptions& Runner::options() const { return impl_->options; }
 TensorMap Runner::run(const TensorMap& inputs) const {
   const Manifest& manifest = impl_->manifest;
   std::vector<at::Tensor> ordered = detail::check_and_order_inputs(manifest, inputs);
-  const detail::CallerLengths caller_lengths = detail::pad_to_traced_lengths(manifest, ordered);
+  const int64_t bucket = detail::choose_bucket(manifest, ordered);
+  const detail::CallerLengths caller_lengths =
+      detail::pad_to_traced_lengths(manifest, ordered, bucket);
 
   c10::InferenceMode inference_guard;
   std::vector<c10::IValue> arguments;
@@ -72,7 +74,9 @@ TensorMap Runner::run(const TensorMap& inputs) const {
 
   c10::IValue result;
   try {
-    result = impl_->module.forward(std::move(arguments));
+    result = bucket > 0 ? impl_->module.get_method("forward_" + std::to_string(bucket))(
+                              std::move(arguments))
+                        : impl_->module.forward(std::move(arguments));
   } catch (const c10::Error& error) {
     throw Error("model run failed: " + first_line(error.msg()));
   }

@@ -16,10 +16,28 @@ int64_t pad_value(const Manifest& manifest, const TensorSpec& spec) {
 
 }  // namespace
 
-CallerLengths pad_to_traced_lengths(const Manifest& manifest, std::vector<at::Tensor>& inputs) {
+int64_t choose_bucket(const Manifest& manifest, const std::vector<at::Tensor>& inputs) {
+  const std::vector<int64_t>& buckets = manifest.shape_contract.buckets;
+  if (buckets.empty()) return 0;
+  int64_t length = 0;
+  for (size_t i = 0; i < inputs.size() && i < manifest.inputs.size(); ++i) {
+    const std::vector<Dim>& dims = manifest.inputs[i].dims;
+    for (size_t d = 0; d < dims.size(); ++d) {
+      if (dims[d].symbol == "sequence") length = inputs[i].size(static_cast<int64_t>(d));
+    }
+  }
+  for (int64_t bucket : buckets) {
+    if (bucket >= length) return bucket;
+  }
+  return buckets.back();  // longer inputs were refused by the contract check
+}
+
+CallerLengths pad_to_traced_lengths(const Manifest& manifest, std::vector<at::Tensor>& inputs,
+                                    int64_t sequence_length) {
   CallerLengths lengths;
-  const ShapeContract& contract = manifest.shape_contract;
+  ShapeContract contract = manifest.shape_contract;
   if (contract.kind != "fixed") return lengths;
+  if (sequence_length > 0) contract.traced["sequence"] = sequence_length;
   for (size_t i = 0; i < inputs.size() && i < manifest.inputs.size(); ++i) {
     const TensorSpec& spec = manifest.inputs[i];
     for (size_t d = 0; d < spec.dims.size(); ++d) {

@@ -29,6 +29,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _bucket_list(text: str) -> list[int]:
+    try:
+        lengths = [int(item) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected lengths like 32,64,128, not {text!r}") from None
+    if min(lengths) < 1:
+        raise argparse.ArgumentTypeError(f"lengths must be at least 1, not {min(lengths)}")
+    return lengths
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .exporter import SHAPE_MODES
@@ -69,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--atol", type=_positive_float, default=1e-4, help="validation tolerance (default 1e-4)"
     )
     export.add_argument(
+        "--buckets",
+        type=_bucket_list,
+        help="comma-separated lengths, e.g. 32,64,128: one traced method per length in one "
+        "archive (weights stored once); the runner pads to the smallest that fits",
+    )
+    export.add_argument(
         "--untie-weights",
         action="store_true",
         help="store tied parameters (e.g. embeddings and LM-head decoder) as independent copies",
@@ -102,6 +118,7 @@ def _run_export(args: argparse.Namespace) -> int:
             shapes=args.shapes,
             atol=args.atol,
             untie_weights=args.untie_weights,
+            buckets=args.buckets,
         )
     print(report.summary())
     return 0

@@ -108,12 +108,25 @@ def _tied_parameter_groups(model: torch.nn.Module) -> list[list[str]]:
     return [names for names in groups.values() if len(names) > 1]
 
 
-def _trace(wrapper: torch.nn.Module, inputs: tuple[torch.Tensor, ...]):
-    """Traces `wrapper`; returns the traced module and the TracerWarnings it raised."""
+def bucket_method(length: int) -> str:
+    """The TorchScript method of a bucketed export that takes `length` tokens."""
+    return f"forward_{length}"
+
+
+def _trace(wrapper: torch.nn.Module, methods: dict[str, tuple[torch.Tensor, ...]]):
+    """Traces `wrapper`'s forward at each method's example inputs into one module (methods of one
+    module share its parameters, so the weights are stored once); returns the traced module and
+    the TracerWarnings it raised."""
+    for name in methods:
+        if name != "forward":
+            setattr(wrapper, name, wrapper.forward)
     with warnings.catch_warnings(record=True) as caught, model_source.quiet_transformers():
         warnings.simplefilter("always")
         with torch.no_grad():
-            traced = torch.jit.trace(wrapper, inputs, check_trace=False)
+            if len(methods) == 1:
+                traced = torch.jit.trace(wrapper, methods["forward"], check_trace=False)
+            else:
+                traced = torch.jit.trace_module(wrapper, methods, check_trace=False)
     messages: list[str] = []
     for warning in caught:
         if issubclass(warning.category, torch.jit.TracerWarning):
@@ -203,6 +216,7 @@ def export(
     shapes: str = "auto",
     atol: float = 1e-4,
     untie_weights: bool = False,
+    buckets: list[int] | None = None,
 ) -> ExportReport:
     """Trace `model` (a local Transformers model directory) to the TorchScript archive `output`.
 
@@ -218,19 +232,34 @@ def export(
         raise ValueError(f"max_length must be at least 1, not {max_length}")
     if not atol > 0:
         raise ValueError(f"atol must be positive, not {atol}")
+    if buckets:
+        buckets = sorted(set(buckets))
+        if buckets[0] < 1:
+            raise ValueError(f"buckets must be positive lengths, not {buckets[0]}")
+        if max_length is not None and max_length != buckets[-1]:
+            raise ValueError(
+                f"max_length {max_length} differs from the largest bucket {buckets[-1]}; "
+                "give one of them"
+            )
+        if shapes == "dynamic":
+            raise ValueError("buckets are fixed lengths; they cannot be combined with shapes=dynamic")
+        max_length = buckets[-1]
     output = Path(output)
     if output.is_dir():
         raise ValueError(f"output {output} is a directory; give a file name such as model.pt")
 
     directory, config = model_source.load_config(model)
     resolved = resolve_task(task, getattr(config, "architectures", None))
+    if buckets and (resolved.decoder or resolved.choices):
+        raise ValueError(f"buckets are not supported for {resolved.name} exports yet; "
+                         "use --shapes fixed or dynamic")
     source = model_source.load(directory, config, resolved)
     images = getattr(source.model, "main_input_name", "input_ids") == "pixel_values"
     if images:
         if source.image is None:
             raise ValueError(f"{type(source.model).__name__} takes images but its config has no "
                              "image_size")
-        if max_length is not None:
+        if max_length is not None or buckets:
             raise ValueError("max_length applies to text; image exports take the config's "
                              f"{source.image['height']}x{source.image['width']} images")
         image_size = (source.image["channels"], source.image["height"], source.image["width"])
@@ -276,8 +305,14 @@ def export(
     wrapper = NamedInputsWrapper(source.model, input_names, output_names).eval()
     example = tuple(traced_inputs.values())
 
+    methods = {"forward": example}
+    bucket_inputs: dict[int, tuple[Shape, tuple[torch.Tensor, ...]]] = {}
+    for length in buckets or []:
+        shape = dataclasses.replace(traced_shape, sequence=length)
+        bucket_inputs[length] = (shape, tuple(dummies.make(shape, padded=batch_size > 1).values()))
+        methods[bucket_method(length)] = bucket_inputs[length][1]
     try:
-        traced, tracer_warnings = _trace(wrapper, example)
+        traced, tracer_warnings = _trace(wrapper, methods)
     except Exception as error:
         raise ExportError(
             f"{type(source.model).__name__} could not be traced: {error}".splitlines()[0]
@@ -285,13 +320,20 @@ def export(
         ) from error
 
     checks: list[ShapeCheck] = []
+    for length, (shape, inputs) in reversed(bucket_inputs.items()):
+        method = getattr(traced, bucket_method(length))
+        checks.append(
+            check_shape(wrapper, method, inputs, output_names, atol, shape=shape, padded=True)
+        )
     for shape, padded in validation_shapes(batch_size, trace_length, images=images):
+        if buckets:
+            break  # every bucket is checked at its own length above
         inputs = tuple(dummies.make(shape, padded=padded).values())
         checks.append(
             check_shape(wrapper, traced, inputs, output_names, atol, shape=shape, padded=padded)
         )
 
-    traced_check = checks[0]
+    traced_check = next((c for c in checks if not c.passed), checks[0]) if buckets else checks[0]
     if not traced_check.passed:
         raise ExportError(
             f"the trace disagrees with the eager model at the traced shape itself "
@@ -305,7 +347,7 @@ def export(
             f"the trace does not generalise to shapes {', '.join(failed)} within atol {atol:g}; "
             "export with --shapes fixed (the runner then takes exactly the traced length)"
         )
-    dynamic = all_passed and shapes != "fixed" and not images
+    dynamic = all_passed and shapes != "fixed" and not images and not buckets
     validated_lengths = [c.sequence for c in checks if c.passed]
     with torch.inference_mode():
         example_outputs = wrapper(*example)
@@ -333,6 +375,7 @@ def export(
             "max_sequence": trace_length,
             "validated_batch": [min(c.batch for c in checks), max(c.batch for c in checks)],
             "traced": {"batch": batch_size, "sequence": trace_length, **traced_sizes},
+            **({"buckets": buckets} if buckets else {}),
         },
         "max_length": trace_length,
         "vocab_size": vocab_size,

@@ -62,3 +62,54 @@ def test_fixed_encoder_decoder_pads_both_lengths(tmp_path):
     torch.testing.assert_close(got["logits"], want.logits, rtol=0, atol=1e-5)
     with pytest.raises(tsrunner.InvalidInput, match="decoder input has 5 tokens; this fixed"):
         runner.run({**inputs, "decoder_input_ids": torch.zeros((2, 5), dtype=torch.long)})
+
+
+@pytest.fixture(scope="module")
+def bucketed_bert(tiny_bert_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("buckets") / "bert-buckets.pt"
+    return tsrunner.export(tiny_bert_dir, path, buckets=[16, 4, 8])
+
+
+def test_buckets_are_methods_of_one_module_validated_each(bucketed_bert):
+    contract = bucketed_bert.manifest["shape_contract"]
+    assert contract["kind"] == "fixed"
+    assert contract["buckets"] == [4, 8, 16]
+    assert contract["max_sequence"] == bucketed_bert.manifest["max_length"] == 16
+    checks = bucketed_bert.manifest["validation"]["checks"]
+    assert [c["sequence"] for c in checks] == [16, 8, 4]
+    assert all(c["passed"] for c in checks)
+    module = torch.jit.load(str(bucketed_bert.output))
+    ids = torch.full((1, 8), 1000)
+    torch.testing.assert_close(
+        module.forward_8(ids, torch.ones_like(ids), torch.zeros_like(ids))[0],
+        module.forward(
+            torch.nn.functional.pad(ids, (0, 8)),
+            torch.nn.functional.pad(torch.ones_like(ids), (0, 8)),
+            torch.zeros((1, 16), dtype=torch.long),
+        )[0][:, :8],
+        rtol=0,
+        atol=1e-5,
+    )
+
+
+def test_bucketed_archive_stores_the_weights_once(bucketed_bert, fixed_bert):
+    single = fixed_bert.stat().st_size
+    # Three traced graphs, one copy of the ~4 MB of weights: a few percent more than one graph.
+    assert bucketed_bert.size_bytes < single * 1.1
+
+
+@pytest.mark.parametrize("length", [1, 3, 4, 5, 9, 16])
+def test_runner_uses_the_smallest_bucket_that_fits(bucketed_bert, tiny_bert_dir, length):
+    runner = tsrunner.Runner(bucketed_bert.output)
+    generator = torch.Generator().manual_seed(length)
+    ids = torch.randint(1000, 30000, (2, length), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[1, (length + 1) // 2 :] = 0
+    got = runner.run({"input_ids": ids, "attention_mask": mask})
+    eager = transformers.BertModel.from_pretrained(tiny_bert_dir).eval()
+    with torch.inference_mode():
+        want = eager(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+    assert got["last_hidden_state"].shape == (2, length, 32)
+    torch.testing.assert_close(got["last_hidden_state"], want.last_hidden_state, rtol=0, atol=1e-5)
+    with pytest.raises(tsrunner.InvalidInput, match="traced for 16: re-export with --max-length 17"):
+        runner.run({"input_ids": torch.full((1, 17), 1000)})

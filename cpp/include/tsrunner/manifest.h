@@ -52,6 +52,9 @@ struct ShapeContract {
   // Sizes of the symbolic dimensions at the trace ("batch", "sequence", "decoder_sequence",
   // ...). A fixed export takes these lengths; the runner pads shorter inputs to them.
   std::map<std::string, int64_t> traced;
+  // Bucketed exports: the traced lengths, ascending, each a method "forward_<length>" of one
+  // module; the runner pads to the smallest that fits. Empty otherwise.
+  std::vector<int64_t> buckets;
 };
 
 // The contract between the exporter (Python) and the runner (C++): read from the archive,
