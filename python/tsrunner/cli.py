@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export",
         help="trace a model to one TorchScript .pt",
-        description="Trace MODEL (a local model directory) to a validated TorchScript archive.",
+        description="Trace MODEL (a local model directory or a hub id) to a validated "
+        "TorchScript archive.",
     )
     export.add_argument("model", metavar="MODEL", help="local model directory (config.json, ...)")
     export.add_argument("-o", "--output", required=True, help="the .pt file to write")
@@ -76,8 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: dynamic if validation passes at every shape, else fixed at --max-length",
     )
     export.add_argument(
-        "--atol", type=_positive_float, default=1e-4, help="validation tolerance (default 1e-4)"
+        "--atol",
+        type=_positive_float,
+        help="validation tolerance (default 1e-4 for float32, 1e-2 float16, 5e-2 bfloat16)",
     )
+    export.add_argument("--revision", help="hub revision (branch, tag or commit) of a hub id")
+    export.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow models whose code lives in the model repository (runs that code!)",
+    )
+    export.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    export.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     export.add_argument(
         "--buckets",
         type=_bucket_list,
@@ -119,6 +130,10 @@ def _run_export(args: argparse.Namespace) -> int:
             atol=args.atol,
             untie_weights=args.untie_weights,
             buckets=args.buckets,
+            revision=args.revision,
+            trust_remote_code=args.trust_remote_code,
+            device=args.device,
+            dtype=args.dtype,
         )
     print(report.summary())
     return 0

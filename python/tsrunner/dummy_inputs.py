@@ -50,12 +50,17 @@ class Shape:
 
 
 def input_specs(
-    model: torch.nn.Module, task: Task, vocab_size: int | None, image_size: tuple[int, int, int]
+    model: torch.nn.Module,
+    task: Task,
+    vocab_size: int | None,
+    image_size: tuple[int, int, int],
+    *,
+    pixel_dtype: str = "float32",
 ) -> list[InputSpec]:
     """The inputs the export takes, in the traced positional order."""
     parameters = inspect.signature(model.forward).parameters
     if getattr(model, "main_input_name", "input_ids") == "pixel_values":
-        return [InputSpec("pixel_values", "pixel_values", "float32", (BATCH, *image_size))]
+        return [InputSpec("pixel_values", "pixel_values", pixel_dtype, (BATCH, *image_size))]
     if "input_ids" not in parameters or vocab_size is None:
         raise ValueError(f"{type(model).__name__} takes no input_ids; it is not a text model")
     dims = (BATCH, CHOICES, SEQUENCE) if task.choices else (BATCH, SEQUENCE)
@@ -103,6 +108,8 @@ class DummyInputs:
         self.vocab_size = vocab or 1
         self.pairs = pairs
         self.decoder_start_token_id = decoder_start_token_id
+        self.device = torch.device("cpu")
+        self.dtype = torch.float32  # of floating-point inputs (pixels)
         self.tokenizer = None
         if tokenizer_json is not None:
             self.tokenizer = tokenizers.Tokenizer.from_str(tokenizer_json)
@@ -173,4 +180,10 @@ class DummyInputs:
             dtype=torch.long,
         )
         by_role["decoder_token_ids"] = decoder
-        return {spec.name: by_role[spec.role] for spec in self.specs}
+        return {spec.name: self.place(by_role[spec.role]) for spec in self.specs}
+
+    def place(self, tensor: torch.Tensor) -> torch.Tensor:
+        """On the export's device; floating-point inputs in the export's dtype."""
+        if tensor.is_floating_point():
+            tensor = tensor.to(self.dtype)
+        return tensor.to(self.device)

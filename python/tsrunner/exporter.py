@@ -25,6 +25,22 @@ from .validate import ShapeCheck, check_shape, decoder_length, validation_shapes
 from .wrapper import NamedInputsWrapper, tensor_output_names
 
 SHAPE_MODES = ("auto", "dynamic", "fixed")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Traced and eager run the same kernels, but half precision rounds differently wherever the
+# trace fuses or reorders an operation: its tolerance follows the format's precision.
+DEFAULT_ATOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+DEVICES = ("cpu", "cuda")
+
+
+def _target_device(device: str) -> torch.device:
+    if device.split(":")[0] not in DEVICES:
+        raise ValueError(f"device must be cpu or cuda[:N], not {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {device}: this torch ({torch.__version__}) sees no CUDA device; "
+            "export on a CUDA machine with a CUDA build of torch, or use --device cpu"
+        )
+    return torch.device(device)
 # Longest default trace: positions beyond this are rarely used and cost memory at validation.
 DEFAULT_MAX_LENGTH_CAP = 512
 
@@ -214,9 +230,13 @@ def export(
     max_length: int | None = None,
     batch_size: int = 2,
     shapes: str = "auto",
-    atol: float = 1e-4,
+    atol: float | None = None,
     untie_weights: bool = False,
     buckets: list[int] | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    device: str = "cpu",
+    dtype: str = "float32",
 ) -> ExportReport:
     """Trace `model` (a local Transformers model directory) to the TorchScript archive `output`.
 
@@ -230,8 +250,13 @@ def export(
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     if max_length is not None and max_length < 1:
         raise ValueError(f"max_length must be at least 1, not {max_length}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    if atol is None:
+        atol = DEFAULT_ATOL[dtype]
     if not atol > 0:
         raise ValueError(f"atol must be positive, not {atol}")
+    target = _target_device(device)
     if buckets:
         buckets = sorted(set(buckets))
         if buckets[0] < 1:
@@ -248,12 +273,15 @@ def export(
     if output.is_dir():
         raise ValueError(f"output {output} is a directory; give a file name such as model.pt")
 
-    directory, config = model_source.load_config(model)
+    directory, config = model_source.load_config(
+        model, revision=revision, trust_remote_code=trust_remote_code
+    )
     resolved = resolve_task(task, getattr(config, "architectures", None))
     if buckets and (resolved.decoder or resolved.choices):
         raise ValueError(f"buckets are not supported for {resolved.name} exports yet; "
                          "use --shapes fixed or dynamic")
-    source = model_source.load(directory, config, resolved)
+    source = model_source.load(directory, config, resolved, trust_remote_code=trust_remote_code)
+    source.model.to(device=target, dtype=DTYPES[dtype])
     images = getattr(source.model, "main_input_name", "input_ids") == "pixel_values"
     if images:
         if source.image is None:
@@ -285,7 +313,7 @@ def export(
         )
     embeddings = source.model.get_input_embeddings()
     vocab_size = getattr(embeddings, "num_embeddings", None)
-    specs = input_specs(source.model, resolved, vocab_size, image_size)
+    specs = input_specs(source.model, resolved, vocab_size, image_size, pixel_dtype=dtype)
     pad_token_id = _pad_token_id(source)
     decoder_start = getattr(source.config, "decoder_start_token_id", None)
     dummies = DummyInputs(
@@ -300,6 +328,8 @@ def export(
         batch_size, trace_length, choices=2, decoder_sequence=decoder_length(trace_length)
     )
     traced_inputs = dummies.make(traced_shape, padded=batch_size > 1 and not images)
+    dummies.device, dummies.dtype = target, DTYPES[dtype]
+    traced_inputs = {name: dummies.place(value) for name, value in traced_inputs.items()}
     input_names = [spec.name for spec in specs]
     output_names = tensor_output_names(source.model, traced_inputs)
     wrapper = NamedInputsWrapper(source.model, input_names, output_names).eval()
@@ -363,6 +393,8 @@ def export(
             "class": type(source.model).__name__,
             "source": source.directory.resolve().name,
             "attn_implementation": getattr(source.config, "_attn_implementation", None) or "",
+            "dtype": dtype,
+            "traced_on": target.type,
         },
         "inputs": [_io_spec(spec) for spec in specs],
         "outputs": _output_specs(
@@ -419,7 +451,7 @@ def export(
         # torch.jit.save/load warn that TorchScript is deprecated; that is why tsrunner exists.
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(traced, str(temporary), _extra_files=extra_files)
-        _check_saved_archive(temporary, example, traced)
+        _check_saved_archive(temporary, example, traced, target)
         size = temporary.stat().st_size
 
     return ExportReport(
@@ -432,9 +464,11 @@ def export(
     )
 
 
-def _check_saved_archive(path: Path, example: tuple[torch.Tensor, ...], traced) -> None:
+def _check_saved_archive(
+    path: Path, example: tuple[torch.Tensor, ...], traced, device: torch.device
+) -> None:
     """The written file must load and reproduce the in-memory trace bit for bit."""
-    loaded = torch.jit.load(str(path))
+    loaded = torch.jit.load(str(path), map_location=device)
     with torch.inference_mode():
         want = traced(*example)
         got = loaded(*example)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +26,38 @@ class ModelSource:
     image: dict[str, Any] | None = None  # image preprocessing (preprocessor_config.json)
 
 
-def _check_directory(model: str | Path) -> Path:
+# owner/name or name, as the Hugging Face hub spells repository ids.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _hub_snapshot(model: str, revision: str | None) -> Path:
+    """The local snapshot of a hub model: from the hub cache, or downloaded when online."""
+    import huggingface_hub
+
+    try:
+        return Path(huggingface_hub.snapshot_download(model, revision=revision))
+    except Exception as error:
+        reason = " ".join(str(error).split())[:160]
+        raise ValueError(
+            f"model directory not found: {model}; as a hub id it could not be fetched "
+            f"({type(error).__name__}: {reason}). Export from a local directory "
+            "(`huggingface-cli download ID --local-dir DIR`, then tsrunner export DIR), or "
+            "pre-fill the hub cache and set HF_HUB_OFFLINE=1 on offline machines"
+        ) from error
+
+
+def _check_directory(model: str | Path, revision: str | None = None) -> Path:
     directory = Path(model)
     if directory.is_dir():
+        if revision is not None:
+            raise ValueError(f"revision applies to hub ids; {directory} is a local directory")
         if not (directory / "config.json").is_file():
             raise ValueError(f"{directory} has no config.json: it is not a Transformers model")
         return directory
     if directory.exists():
         raise ValueError(f"{directory} is a file; MODEL must be a local model directory")
+    if _HUB_ID.match(str(model)):
+        return _check_directory(_hub_snapshot(str(model), revision))
     raise ValueError(
         f"model directory not found: {model}. tsrunner exports from a local directory "
         "(config.json + weights); download hub models first, e.g. with "
@@ -134,16 +159,37 @@ def _read_image_processing(directory: Path, config: Any) -> dict[str, Any] | Non
     return image
 
 
-def load_config(model: str | Path) -> tuple[Path, transformers.PretrainedConfig]:
-    directory = _check_directory(model)
+def load_config(
+    model: str | Path, *, revision: str | None = None, trust_remote_code: bool = False
+) -> tuple[Path, transformers.PretrainedConfig]:
+    directory = _check_directory(model, revision)
     with quiet_transformers():
-        return directory, transformers.AutoConfig.from_pretrained(directory)
+        try:
+            config = transformers.AutoConfig.from_pretrained(
+                directory, trust_remote_code=trust_remote_code
+            )
+        except ValueError as error:
+            if "custom code" in str(error):
+                raise ValueError(
+                    f"{model} contains custom model code, which runs only with "
+                    "--trust-remote-code (trust_remote_code=True); review that code first"
+                ) from error
+            raise ValueError(" ".join(str(error).split())[:300]) from error
+    return directory, config
 
 
-def load(directory: Path, config: transformers.PretrainedConfig, task: Task) -> ModelSource:
+def load(
+    directory: Path,
+    config: transformers.PretrainedConfig,
+    task: Task,
+    *,
+    trust_remote_code: bool = False,
+) -> ModelSource:
     auto_class = getattr(transformers, task.auto_class)
     with quiet_transformers():
-        loaded = auto_class.from_pretrained(directory, config=config)
+        loaded = auto_class.from_pretrained(
+            directory, config=config, trust_remote_code=trust_remote_code
+        )
     if task.name == "feature-extraction" and getattr(config, "is_encoder_decoder", False):
         # The features of an encoder-decoder model are its encoder's hidden states.
         loaded = loaded.get_encoder()
