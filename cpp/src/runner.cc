@@ -74,9 +74,10 @@ TensorMap Runner::run(const TensorMap& inputs) const {
 
   c10::IValue result;
   try {
-    result = bucket > 0 ? impl_->module.get_method("forward_" + std::to_string(bucket))(
-                              std::move(arguments))
-                        : impl_->module.forward(std::move(arguments));
+    result =
+        bucket > 0
+            ? impl_->module.get_method("forward_" + std::to_string(bucket))(std::move(arguments))
+            : impl_->module.forward(std::move(arguments));
   } catch (const c10::Error& error) {
     throw Error("model run failed: " + first_line(error.msg()));
   }

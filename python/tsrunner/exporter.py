@@ -41,6 +41,8 @@ def _target_device(device: str) -> torch.device:
             "export on a CUDA machine with a CUDA build of torch, or use --device cpu"
         )
     return torch.device(device)
+
+
 # Longest default trace: positions beyond this are rarely used and cost memory at validation.
 DEFAULT_MAX_LENGTH_CAP = 512
 
@@ -267,7 +269,9 @@ def export(
                 "give one of them"
             )
         if shapes == "dynamic":
-            raise ValueError("buckets are fixed lengths; they cannot be combined with shapes=dynamic")
+            raise ValueError(
+                "buckets are fixed lengths; they cannot be combined with shapes=dynamic"
+            )
         max_length = buckets[-1]
     output = Path(output)
     if output.is_dir():
@@ -278,18 +282,23 @@ def export(
     )
     resolved = resolve_task(task, getattr(config, "architectures", None))
     if buckets and (resolved.decoder or resolved.choices):
-        raise ValueError(f"buckets are not supported for {resolved.name} exports yet; "
-                         "use --shapes fixed or dynamic")
+        raise ValueError(
+            f"buckets are not supported for {resolved.name} exports yet; "
+            "use --shapes fixed or dynamic"
+        )
     source = model_source.load(directory, config, resolved, trust_remote_code=trust_remote_code)
     source.model.to(device=target, dtype=DTYPES[dtype])
     images = getattr(source.model, "main_input_name", "input_ids") == "pixel_values"
     if images:
         if source.image is None:
-            raise ValueError(f"{type(source.model).__name__} takes images but its config has no "
-                             "image_size")
+            raise ValueError(
+                f"{type(source.model).__name__} takes images but its config has no image_size"
+            )
         if max_length is not None or buckets:
-            raise ValueError("max_length applies to text; image exports take the config's "
-                             f"{source.image['height']}x{source.image['width']} images")
+            raise ValueError(
+                "max_length applies to text; image exports take the config's "
+                f"{source.image['height']}x{source.image['width']} images"
+            )
         image_size = (source.image["channels"], source.image["height"], source.image["width"])
         trace_length = source.image["height"]
     else:
@@ -416,9 +425,7 @@ def export(
         "tokenizer": TOKENIZER_RECORD if source.tokenizer_json is not None else None,
         "config": CONFIG_RECORD,
         "pooling": source.pooling,
-        "tied_weights": [
-            {"parameters": names, "untied": untie_weights} for names in tied_groups
-        ],
+        "tied_weights": [{"parameters": names, "untied": untie_weights} for names in tied_groups],
         "validation": {
             "atol": atol,
             "passed": True,

@@ -51,7 +51,9 @@ TASKS: dict[str, Task] = {
             pairs=True,
             choices=True,
         ),
-        Task("causal-lm", "AutoModelForCausalLM", "next-token logits of one forward pass, no cache"),
+        Task(
+            "causal-lm", "AutoModelForCausalLM", "next-token logits of one forward pass, no cache"
+        ),
         Task(
             "text2text",
             "AutoModelForSeq2SeqLM",
@@ -93,7 +95,9 @@ def task_for_architecture(architecture: str) -> str:
 def resolve_task(requested: str, architectures: list[str] | None = None) -> Task:
     """The task to export: `requested`, or for "auto" the one the config's architectures name."""
     if requested == "auto":
-        return TASKS[task_for_architecture(architectures[0]) if architectures else "feature-extraction"]
+        return TASKS[
+            task_for_architecture(architectures[0]) if architectures else "feature-extraction"
+        ]
     if requested not in TASKS:
         raise ValueError(
             f"unsupported task {requested!r}; this version exports: {', '.join(TASKS)} (or auto)"

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import jsonschema
 import pytest
+import tiny_models
 
 import tsrunner
 from tsrunner import manifest as manifest_module
 from tsrunner.tasks import TASKS
-
-import tiny_models
 
 CASES = tiny_models.cases()
 
@@ -97,9 +96,7 @@ def test_support_matrix_is_current(family_results):
 
 
 def test_cli_exports_an_encoder_decoder(tmp_path):
-    directory = tiny_models.make_model(
-        "T5", "text2text", tmp_path / "t5", tokenizer_source=None
-    )
+    directory = tiny_models.make_model("T5", "text2text", tmp_path / "t5", tokenizer_source=None)
     path = tmp_path / "t5.pt"
     result = subprocess.run(
         [sys.executable, "-m", "tsrunner", "export", directory, "-o", path, "--max-length", "12"],

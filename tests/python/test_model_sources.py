@@ -55,7 +55,7 @@ def test_remote_code_is_refused_unless_trusted(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on machines without CUDA")
 def test_cuda_without_a_device_is_a_clear_error(tiny_bert_dir, tmp_path):
-    with pytest.raises(ValueError, match="sees no CUDA device; .* or use --device cpu"):
+    with pytest.raises(ValueError, match=r"sees no CUDA device; .* or use --device cpu"):
         tsrunner.export(tiny_bert_dir, tmp_path / "m.pt", device="cuda")
 
 

@@ -111,5 +111,7 @@ def test_runner_uses_the_smallest_bucket_that_fits(bucketed_bert, tiny_bert_dir,
         want = eager(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
     assert got["last_hidden_state"].shape == (2, length, 32)
     torch.testing.assert_close(got["last_hidden_state"], want.last_hidden_state, rtol=0, atol=1e-5)
-    with pytest.raises(tsrunner.InvalidInput, match="traced for 16: re-export with --max-length 17"):
+    with pytest.raises(
+        tsrunner.InvalidInput, match="traced for 16: re-export with --max-length 17"
+    ):
         runner.run({"input_ids": torch.full((1, 17), 1000)})

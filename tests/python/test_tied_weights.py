@@ -47,7 +47,8 @@ def test_manifest_records_the_tied_group(exports):
     tied, untied = exports
     group = tied.manifest["tied_weights"][0]
     assert group == {"parameters": [EMBEDDING, DECODER], "untied": False}
-    assert untied.manifest["tied_weights"][0] == {"parameters": [EMBEDDING, DECODER], "untied": True}
+    untied_group = untied.manifest["tied_weights"][0]
+    assert untied_group == {"parameters": [EMBEDDING, DECODER], "untied": True}
 
 
 def test_default_archive_stores_the_shared_tensor_once(exports, mlm_dir):
@@ -85,8 +86,18 @@ def test_untied_parameters_are_independent_with_equal_values(exports):
 def test_cli_untie_weights_warns_on_stderr(mlm_dir, tmp_path):
     path = tmp_path / "untied.pt"
     result = subprocess.run(
-        [sys.executable, "-m", "tsrunner", "export", mlm_dir, "-o", path]
-        + ["--max-length", "8", "--untie-weights"],
+        [
+            sys.executable,
+            "-m",
+            "tsrunner",
+            "export",
+            mlm_dir,
+            "-o",
+            path,
+            "--max-length",
+            "8",
+            "--untie-weights",
+        ],
         capture_output=True,
         text=True,
         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
