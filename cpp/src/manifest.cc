@@ -205,6 +205,12 @@ std::string Manifest::describe() const {
   }
   row("shapes") << shape_contract.kind << ": sequence " << shape_contract.min_sequence << ".."
                 << shape_contract.max_sequence;
+  if (!shape_contract.buckets.empty()) {
+    out << ", buckets";
+    for (size_t i = 0; i < shape_contract.buckets.size(); ++i) {
+      out << (i ? ", " : " ") << shape_contract.buckets[i];
+    }
+  }
   if (shape_contract.max_batch > 0) {
     out << ", batch " << shape_contract.min_batch << ".." << shape_contract.max_batch;
   }

@@ -80,9 +80,11 @@ class ExportReport:
                 f"({image['channels']} channels)"
             )
         else:
+            buckets = contract.get("buckets")
             lines.append(
                 f"Shape contract: {contract['kind']}, sequence "
                 f"{contract['min_sequence']}..{contract['max_sequence']}"
+                + (f", buckets {', '.join(map(str, buckets))}" if buckets else "")
             )
         if self.tracer_warnings:
             lines.append(
@@ -376,8 +378,11 @@ def export(
     if not traced_check.passed:
         raise ExportError(
             f"the trace disagrees with the eager model at the traced shape itself "
-            f"(max|diff| {max(traced_check.max_abs_diff.values()):.3g} > atol {atol:g}); "
-            "nothing was written"
+            f"(max|diff| {max(traced_check.max_abs_diff.values()):.3g} > atol {atol:g}) at "
+            f"batch {traced_check.batch}, sequence {traced_check.sequence}; nothing was written. "
+            "A small difference is rounding: raise --atol; a large one means this model's forward "
+            "cannot be traced faithfully (data-dependent control flow): try another --task or "
+            "--batch-size 1"
         )
     all_passed = all(check.passed for check in checks)
     if shapes == "dynamic" and not all_passed:

@@ -106,6 +106,9 @@ TEST(Manifest, ParsesRolesTracedLengthsAndBuckets) {
   EXPECT_EQ(manifest.shape_contract.traced.at("sequence"), 64);
   EXPECT_EQ(manifest.shape_contract.traced.at("decoder_sequence"), 32);
   EXPECT_EQ(manifest.shape_contract.buckets, (std::vector<int64_t>{16, 32, 64}));
+  EXPECT_NE(manifest.describe().find("shapes      fixed: sequence 64..64, buckets 16, 32, 64"),
+            std::string::npos)
+      << manifest.describe();
 }
 
 TEST(Manifest, RefusesBadBuckets) {

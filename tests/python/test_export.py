@@ -34,6 +34,8 @@ def test_manifest_follows_the_schema(tiny_bert_pt):
         "class": "BertModel",
         "source": "tiny_bert",
         "attn_implementation": manifest["model"]["attn_implementation"],
+        "dtype": "float32",
+        "traced_on": "cpu",
     }
     assert [i["name"] for i in manifest["inputs"]] == [
         "input_ids",
@@ -130,6 +132,19 @@ def test_failed_validation_writes_nothing_and_keeps_the_old_file(
         tsrunner.export(tiny_bert_dir, path, max_length=8)
     assert path.read_bytes() == b"previous export"
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"], "no temporary file left behind"
+
+
+def test_untraceable_model_fails_saying_why_and_what_to_try(tiny_bert_dir, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Encountering a dict at the output of the tracer\nmore detail")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    with pytest.raises(tsrunner.ExportError) as caught:
+        tsrunner.export(tiny_bert_dir, tmp_path / "m.pt", max_length=8)
+    message = str(caught.value)
+    assert message.startswith("BertModel could not be traced: Encountering a dict at the output")
+    assert "try another --task" in message and "\n" not in message
+    assert not (tmp_path / "m.pt").exists()
 
 
 @pytest.mark.parametrize(

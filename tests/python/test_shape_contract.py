@@ -78,6 +78,7 @@ def test_buckets_are_methods_of_one_module_validated_each(bucketed_bert):
     checks = bucketed_bert.manifest["validation"]["checks"]
     assert [c["sequence"] for c in checks] == [16, 8, 4]
     assert all(c["passed"] for c in checks)
+    assert "Shape contract: fixed, sequence 16..16, buckets 4, 8, 16" in bucketed_bert.summary()
     module = torch.jit.load(str(bucketed_bert.output))
     ids = torch.full((1, 8), 1000)
     torch.testing.assert_close(

@@ -14,6 +14,7 @@ import tsrunner
 
 EMBEDDING = "bert.embeddings.word_embeddings.weight"
 DECODER = "cls.predictions.decoder.weight"
+UNTIE_ARGS = ("--max-length", "12", "--untie-weights")
 
 
 @pytest.fixture(scope="module")
@@ -83,25 +84,31 @@ def test_untied_parameters_are_independent_with_equal_values(exports):
         )
 
 
-def test_cli_untie_weights_warns_on_stderr(mlm_dir, tmp_path):
-    path = tmp_path / "untied.pt"
+def test_cli_exports_an_encoder_decoder_untied_with_a_warning(tmp_path):
+    """T5 ties its encoder and decoder embeddings and its LM head to one `shared` matrix."""
+    directory = tiny_models.make_model("T5", "text2text", tmp_path / "t5", tokenizer_source=None)
+    path = tmp_path / "t5.pt"
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tsrunner",
-            "export",
-            mlm_dir,
-            "-o",
-            path,
-            "--max-length",
-            "8",
-            "--untie-weights",
-        ],
+        [sys.executable, "-m", "tsrunner", "export", directory, "-o", path, *UNTIE_ARGS],
         capture_output=True,
         text=True,
         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
-    assert "tsrunner: warning: untied weights:" in result.stderr
-    assert tsrunner.read_manifest(path)["tied_weights"][0]["untied"] is True
+    assert "[ok] batch  2, sequence   12" in result.stdout
+    assert "tsrunner: warning: untied weights: shared.weight = encoder.embed_tokens.weight" in (
+        result.stderr
+    )
+    manifest = tsrunner.read_manifest(path)
+    assert manifest["task"] == "text2text"
+    assert manifest["tied_weights"] == [
+        {
+            "parameters": [
+                "shared.weight",
+                "encoder.embed_tokens.weight",
+                "decoder.embed_tokens.weight",
+                "lm_head.weight",
+            ],
+            "untied": True,
+        }
+    ]
