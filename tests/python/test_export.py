@@ -156,6 +156,11 @@ def test_untraceable_model_fails_saying_why_and_what_to_try(tiny_bert_dir, tmp_p
         ({"shapes": "elastic"}, "shapes must be one of"),
         ({"task": "translation"}, "unsupported task 'translation'"),
         ({"atol": 0.0}, "atol must be positive"),
+        ({"buckets": [8, 16], "max_length": 8}, "differs from the largest bucket 16"),
+        ({"buckets": [8, 16], "shapes": "dynamic"}, "cannot be combined with shapes=dynamic"),
+        ({"buckets": [0, 16]}, "buckets must be positive lengths"),
+        ({"dtype": "float64"}, "dtype must be one of float32, float16, bfloat16"),
+        ({"device": "tpu"}, "device must be cpu or cuda"),
     ],
 )
 def test_bad_arguments_are_value_errors(tiny_bert_dir, tmp_path, kwargs, message):

@@ -62,6 +62,8 @@ def test_fixed_encoder_decoder_pads_both_lengths(tmp_path):
     torch.testing.assert_close(got["logits"], want.logits, rtol=0, atol=1e-5)
     with pytest.raises(tsrunner.InvalidInput, match="decoder input has 5 tokens; this fixed"):
         runner.run({**inputs, "decoder_input_ids": torch.zeros((2, 5), dtype=torch.long)})
+    with pytest.raises(ValueError, match="buckets are not supported for text2text exports yet"):
+        tsrunner.export(directory, tmp_path / "buckets.pt", buckets=[4, 8])
 
 
 @pytest.fixture(scope="module")
