@@ -118,3 +118,32 @@ def test_runner_uses_the_smallest_bucket_that_fits(bucketed_bert, tiny_bert_dir,
         tsrunner.InvalidInput, match="traced for 16: re-export with --max-length 17"
     ):
         runner.run({"input_ids": torch.full((1, 17), 1000)})
+
+
+def test_tsrun_pads_a_fixed_export_and_refuses_longer_inputs(tsrun, fixed_bert, bucketed_bert):
+    import json
+    import subprocess
+
+    runner = tsrunner.Runner(fixed_bert)
+    for path in (fixed_bert, bucketed_bert.output):
+        result = subprocess.run(
+            [tsrun, str(path), "--ids", "101,7592,102", "--ids", "101,2088,2003,1012,102", "--raw"],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
+        hidden = json.loads(result.stdout)["last_hidden_state"]
+        assert hidden["shape"] == [2, 5, 32]
+        ids = torch.tensor([[101, 7592, 102, 0, 0], [101, 2088, 2003, 1012, 102]])
+        want = runner.run({"input_ids": ids, "attention_mask": (ids != 0).long()})
+        got = torch.tensor(hidden["data"], dtype=torch.float32).view(2, 5, 32)
+        torch.testing.assert_close(got, want["last_hidden_state"], rtol=0, atol=1e-5)
+    too_long = ",".join(["1000"] * 17)
+    result = subprocess.run(
+        [tsrun, str(fixed_bert), "--ids", too_long, "--raw"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "tsrun: error: invalid input: input has 17 tokens; this export was traced for 16: "
+        "re-export with --max-length 17"
+    )
