@@ -125,10 +125,15 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
                          std::to_string(contract.max_sequence) + ": re-export with --max-length " +
                          std::to_string(length));
     }
-    if (contract.kind == "fixed" && length != contract.max_sequence) {
-      throw InvalidInput("input has " + std::to_string(length) + " tokens; this fixed-shape " +
-                         "export takes exactly " + std::to_string(contract.max_sequence) +
-                         ": pad the inputs or re-export with --shapes dynamic");
+  }
+  // Shorter inputs to a fixed export are padded by the runner; longer decoder inputs cannot be.
+  if (auto it = symbols.find("decoder_sequence"); it != symbols.end() && contract.kind == "fixed") {
+    auto traced = contract.traced.find("decoder_sequence");
+    if (traced != contract.traced.end() && it->second.first > traced->second) {
+      throw InvalidInput("decoder input has " + std::to_string(it->second.first) +
+                         " tokens; this fixed export was traced for " +
+                         std::to_string(traced->second) +
+                         ": re-export with --shapes dynamic or a longer --max-length");
     }
   }
 

@@ -64,6 +64,9 @@ std::vector<TensorSpec> parse_specs(const json& root, const char* key) {
     TensorSpec spec;
     spec.name = require_string(item, "name", where);
     spec.dtype = require_string(item, "dtype", where);
+    if (auto it = item.find("role"); it != item.end() && it->is_string()) {
+      spec.role = it->get<std::string>();
+    }
     const json& shape = require(item, "shape", where);
     if (!shape.is_array()) fail(where + ".shape must be an array");
     for (const json& d : shape) spec.dims.push_back(parse_dim(d, where + ".shape"));
@@ -103,6 +106,28 @@ ShapeContract parse_contract(const json& root) {
   contract.max_sequence = require_int(node, "max_sequence", "shape_contract");
   if (contract.max_sequence < contract.min_sequence || contract.min_sequence < 1) {
     fail("shape_contract has an empty sequence range");
+  }
+  if (auto it = node.find("traced"); it != node.end() && it->is_object()) {
+    for (const auto& item : it->items()) {
+      if (!item.value().is_number_integer() || item.value().get<int64_t>() < 1) {
+        fail("shape_contract.traced." + item.key() + " must be a positive integer");
+      }
+      contract.traced[item.key()] = item.value().get<int64_t>();
+    }
+  }
+  if (contract.kind == "fixed") contract.traced["sequence"] = contract.max_sequence;
+  if (auto it = node.find("buckets"); it != node.end() && !it->is_null()) {
+    if (!it->is_array() || it->empty()) fail("shape_contract.buckets must be a non-empty array");
+    for (const json& length : *it) {
+      if (!length.is_number_integer() || length.get<int64_t>() < 1 ||
+          (!contract.buckets.empty() && length.get<int64_t>() <= contract.buckets.back())) {
+        fail("shape_contract.buckets must be ascending positive lengths");
+      }
+      contract.buckets.push_back(length.get<int64_t>());
+    }
+    if (contract.kind != "fixed" || contract.buckets.back() != contract.max_sequence) {
+      fail("shape_contract.buckets need kind \"fixed\" and end at max_sequence");
+    }
   }
   return contract;
 }
@@ -161,6 +186,7 @@ Manifest Manifest::parse(const std::string& json_text) {
   manifest.max_length = require_int(root, "max_length", "manifest");
   manifest.vocab_size = optional_int(root, "vocab_size");
   manifest.type_vocab_size = optional_int(root, "type_vocab_size");
+  manifest.pad_token_id = optional_int(root, "pad_token_id");
   if (auto it = root.find("pooling"); it != root.end() && !it->is_null()) {
     if (!it->is_object()) fail("pooling must be an object or null");
     Pooling pooling;
@@ -205,6 +231,12 @@ std::string Manifest::describe() const {
   }
   row("shapes") << shape_contract.kind << ": sequence " << shape_contract.min_sequence << ".."
                 << shape_contract.max_sequence;
+  if (!shape_contract.buckets.empty()) {
+    out << ", buckets";
+    for (size_t i = 0; i < shape_contract.buckets.size(); ++i) {
+      out << (i ? ", " : " ") << shape_contract.buckets[i];
+    }
+  }
   if (shape_contract.max_batch > 0) {
     out << ", batch " << shape_contract.min_batch << ".." << shape_contract.max_batch;
   }

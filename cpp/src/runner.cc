@@ -11,6 +11,7 @@
 #include "archive.h"
 #include "digest_record.h"
 #include "input_check.h"
+#include "shape_padding.h"
 #include "tsrunner/example_inputs.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/integrity.h"
@@ -120,6 +121,9 @@ const RunnerOptions& Runner::options() const { return impl_->options; }
 TensorMap Runner::run(const TensorMap& inputs) const {
   const Manifest& manifest = impl_->manifest;
   std::vector<at::Tensor> ordered = detail::check_and_order_inputs(manifest, inputs);
+  const int64_t bucket = detail::choose_bucket(manifest, ordered);
+  const detail::CallerLengths caller_lengths =
+      detail::pad_to_traced_lengths(manifest, ordered, bucket);
 
   c10::InferenceMode inference_guard;
   std::vector<c10::IValue> arguments;
@@ -128,7 +132,10 @@ TensorMap Runner::run(const TensorMap& inputs) const {
 
   c10::IValue result;
   try {
-    result = impl_->module.forward(std::move(arguments));
+    result =
+        bucket > 0
+            ? impl_->module.get_method("forward_" + std::to_string(bucket))(std::move(arguments))
+            : impl_->module.forward(std::move(arguments));
   } catch (const c10::Error& error) {
     throw Error("model run failed: " + first_line(error.msg()));
   }
@@ -148,6 +155,7 @@ TensorMap Runner::run(const TensorMap& inputs) const {
     throw Error("model returned " + std::to_string(values.size()) +
                 " outputs but the manifest names " + std::to_string(manifest.outputs.size()));
   }
+  detail::slice_to_caller_lengths(manifest, caller_lengths, values);
   TensorMap outputs;
   for (size_t i = 0; i < values.size(); ++i) {
     outputs.emplace(manifest.outputs[i].name, std::move(values[i]));

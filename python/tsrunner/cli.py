@@ -41,6 +41,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _bucket_list(text: str) -> list[int]:
+    try:
+        lengths = [int(item) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected lengths like 32,64,128, not {text!r}") from None
+    if min(lengths) < 1:
+        raise argparse.ArgumentTypeError(f"lengths must be at least 1, not {min(lengths)}")
+    return lengths
+
+
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -95,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export",
         help="trace a model to one TorchScript .pt",
-        description="Trace MODEL (a local model directory) to a validated TorchScript archive.",
+        description="Trace MODEL (a local model directory or a hub id) to a validated "
+        "TorchScript archive.",
     )
     export.add_argument("model", metavar="MODEL", help="local model directory (config.json, ...)")
     export.add_argument("-o", "--output", required=True, help="the .pt file to write")
@@ -116,7 +127,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: dynamic if validation passes at every shape, else fixed at --max-length",
     )
     export.add_argument(
-        "--atol", type=_positive_float, default=1e-4, help="validation tolerance (default 1e-4)"
+        "--atol",
+        type=_positive_float,
+        help="validation tolerance (default 1e-4 for float32, 1e-2 float16, 5e-2 bfloat16)",
+    )
+    export.add_argument("--revision", help="hub revision (branch, tag or commit) of a hub id")
+    export.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow models whose code lives in the model repository (runs that code!)",
+    )
+    export.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
+    export.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    export.add_argument(
+        "--buckets",
+        type=_bucket_list,
+        help="comma-separated lengths, e.g. 32,64,128: one traced method per length in one "
+        "archive (weights stored once); the runner pads to the smallest that fits",
+    )
+    export.add_argument(
+        "--untie-weights",
+        action="store_true",
+        help="store tied parameters (e.g. embeddings and LM-head decoder) as independent copies",
     )
 
     export.add_argument(
@@ -147,19 +179,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"tsrunner: warning: {message}", file=sys.stderr)
+
+
 def _run_export(args: argparse.Namespace) -> int:
+    import warnings
+
     from .exporter import export
 
-    report = export(
-        args.model,
-        args.output,
-        task=args.task,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        shapes=args.shapes,
-        atol=args.atol,
-        quantize=args.quantize,
-    )
+    with warnings.catch_warnings():
+        # The report states what matters; warnings go to stderr as one line each.
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _show_warning
+        report = export(
+            args.model,
+            args.output,
+            task=args.task,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            shapes=args.shapes,
+            atol=args.atol,
+            untie_weights=args.untie_weights,
+            buckets=args.buckets,
+            revision=args.revision,
+            trust_remote_code=args.trust_remote_code,
+            device=args.device,
+            dtype=args.dtype,
+            quantize=args.quantize,
+        )
     print(report.summary())
     if args.triton_repo:
         args.repository = args.triton_repo

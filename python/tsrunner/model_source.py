@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +23,41 @@ class ModelSource:
     model: torch.nn.Module
     tokenizer_json: str | None  # the HF fast tokenizer, serialized
     pooling: dict[str, Any] | None  # sentence-transformers pooling, when the directory has it
+    image: dict[str, Any] | None = None  # image preprocessing (preprocessor_config.json)
 
 
-def _check_directory(model: str | Path) -> Path:
+# owner/name or name, as the Hugging Face hub spells repository ids.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def _hub_snapshot(model: str, revision: str | None) -> Path:
+    """The local snapshot of a hub model: from the hub cache, or downloaded when online."""
+    import huggingface_hub
+
+    try:
+        return Path(huggingface_hub.snapshot_download(model, revision=revision))
+    except Exception as error:
+        reason = " ".join(str(error).split())[:160]
+        raise ValueError(
+            f"model directory not found: {model}; as a hub id it could not be fetched "
+            f"({type(error).__name__}: {reason}). Export from a local directory "
+            "(`huggingface-cli download ID --local-dir DIR`, then tsrunner export DIR), or "
+            "pre-fill the hub cache and set HF_HUB_OFFLINE=1 on offline machines"
+        ) from error
+
+
+def _check_directory(model: str | Path, revision: str | None = None) -> Path:
     directory = Path(model)
     if directory.is_dir():
+        if revision is not None:
+            raise ValueError(f"revision applies to hub ids; {directory} is a local directory")
         if not (directory / "config.json").is_file():
             raise ValueError(f"{directory} has no config.json: it is not a Transformers model")
         return directory
     if directory.exists():
         raise ValueError(f"{directory} is a file; MODEL must be a local model directory")
+    if _HUB_ID.match(str(model)):
+        return _check_directory(_hub_snapshot(str(model), revision))
     raise ValueError(
         f"model directory not found: {model}. tsrunner exports from a local directory "
         "(config.json + weights); download hub models first, e.g. with "
@@ -39,10 +65,24 @@ def _check_directory(model: str | Path) -> Path:
     )
 
 
+# Files a slow tokenizer is built from (tokenizer.json is the fast one, read as is).
+_TOKENIZER_SOURCES = (
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
 def _read_tokenizer(directory: Path) -> str | None:
     tokenizer_file = directory / "tokenizer.json"
     if tokenizer_file.is_file():
         return tokenizer_file.read_text(encoding="utf-8")
+    if not any((directory / name).is_file() for name in _TOKENIZER_SOURCES):
+        # Transformers 5 builds an empty tokenizer from nothing; that is no tokenizer.
+        return None
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
     except Exception:  # a model without a usable tokenizer exports with token-id input only
@@ -99,12 +139,60 @@ def quiet_transformers() -> Iterator[None]:
         transformers.logging.enable_progress_bar()
 
 
-def load(model: str | Path, task: Task) -> ModelSource:
-    directory = _check_directory(model)
+def _read_image_processing(directory: Path, config: Any) -> dict[str, Any] | None:
+    """What a caller must do to an image before pixel_values: size, mean and std."""
+    if getattr(config, "image_size", None) is None:
+        return None
+    size = config.image_size
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    image: dict[str, Any] = {
+        "height": int(height),
+        "width": int(width),
+        "channels": int(getattr(config, "num_channels", 3)),
+    }
+    processor_file = directory / "preprocessor_config.json"
+    if processor_file.is_file():
+        processor = json.loads(processor_file.read_text())
+        for key in ("image_mean", "image_std", "rescale_factor", "do_normalize"):
+            if key in processor:
+                image[key.removeprefix("image_")] = processor[key]
+    return image
+
+
+def load_config(
+    model: str | Path, *, revision: str | None = None, trust_remote_code: bool = False
+) -> tuple[Path, transformers.PretrainedConfig]:
+    directory = _check_directory(model, revision)
+    with quiet_transformers():
+        try:
+            config = transformers.AutoConfig.from_pretrained(
+                directory, trust_remote_code=trust_remote_code
+            )
+        except ValueError as error:
+            if "custom code" in str(error):
+                raise ValueError(
+                    f"{model} contains custom model code, which runs only with "
+                    "--trust-remote-code (trust_remote_code=True); review that code first"
+                ) from error
+            raise ValueError(" ".join(str(error).split())[:300]) from error
+    return directory, config
+
+
+def load(
+    directory: Path,
+    config: transformers.PretrainedConfig,
+    task: Task,
+    *,
+    trust_remote_code: bool = False,
+) -> ModelSource:
     auto_class = getattr(transformers, task.auto_class)
     with quiet_transformers():
-        config = transformers.AutoConfig.from_pretrained(directory)
-        loaded = auto_class.from_pretrained(directory, config=config)
+        loaded = auto_class.from_pretrained(
+            directory, config=config, trust_remote_code=trust_remote_code
+        )
+    if task.name == "feature-extraction" and getattr(config, "is_encoder_decoder", False):
+        # The features of an encoder-decoder model are its encoder's hidden states.
+        loaded = loaded.get_encoder()
     loaded.eval()
     return ModelSource(
         directory=directory,
@@ -112,4 +200,5 @@ def load(model: str | Path, task: Task) -> ModelSource:
         model=loaded,
         tokenizer_json=_read_tokenizer(directory),
         pooling=_read_pooling(directory),
+        image=_read_image_processing(directory, config),
     )

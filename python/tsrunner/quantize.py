@@ -147,6 +147,10 @@ def describe_method(float_layers: list[str]) -> dict:
     }
 
 
+# The inputs text_batches can fill from real text.
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
 def text_batches(
     specs: list[InputSpec],
     tokenizer_json: str | None,

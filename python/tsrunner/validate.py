@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .dummy_inputs import Shape
+
 
 @dataclass
 class ShapeCheck:
@@ -27,17 +29,33 @@ class ShapeCheck:
         return record
 
 
-def validation_shapes(batch_size: int, trace_length: int) -> list[tuple[int, int, bool]]:
-    """(batch, sequence, padded) shapes to check: the traced one first, then sequence length 1,
-    odd lengths, a padded batch and the longest sequence alone."""
-    shapes = [
-        (batch_size, trace_length, batch_size > 1),
-        (1, 1, False),
-        (3, min(7, trace_length), False),
-        (batch_size + 1, max(1, trace_length // 2 + 1), True),
-        (1, trace_length, False),
-    ]
-    unique: list[tuple[int, int, bool]] = []
+def decoder_length(sequence: int) -> int:
+    """The decoder length checked with an encoder `sequence`: shorter, and odd where it can be."""
+    return max(1, (sequence + 1) // 2)
+
+
+def validation_shapes(
+    batch_size: int, trace_length: int, *, images: bool = False
+) -> list[tuple[Shape, bool]]:
+    """(shape, padded) pairs to check: the traced one first, then sequence length 1, odd
+    lengths, a padded batch and the longest sequence alone. Multiple-choice checks vary the
+    number of choices; image inputs (fixed size) vary the batch only."""
+    if images:
+        batches = (batch_size, 1, batch_size + 1, batch_size + 2)
+        shapes = [(Shape(b, trace_length), False) for b in batches]
+    else:
+        lengths = [
+            (batch_size, trace_length, batch_size > 1, 2),
+            (1, 1, False, 1),
+            (3, min(7, trace_length), False, 3),
+            (batch_size + 1, max(1, trace_length // 2 + 1), True, 2),
+            (1, trace_length, False, 4),
+        ]
+        shapes = [
+            (Shape(b, s, choices=c, decoder_sequence=decoder_length(s)), padded)
+            for b, s, padded, c in lengths
+        ]
+    unique: list[tuple[Shape, bool]] = []
     for shape in shapes:
         if shape not in unique:
             unique.append(shape)
@@ -73,13 +91,13 @@ def check_shape(
     output_names: list[str],
     atol: float,
     *,
+    shape: Shape,
     padded: bool,
 ) -> ShapeCheck:
-    batch, sequence = inputs[0].shape
     differences = compare(eager, traced, inputs, output_names)
     return ShapeCheck(
-        batch=int(batch),
-        sequence=int(sequence),
+        batch=shape.batch,
+        sequence=shape.sequence,
         padded=padded,
         max_abs_diff=differences,
         passed=all(diff <= atol for diff in differences.values()),

@@ -7,7 +7,17 @@ wrapper passes every input by name and returns outputs in a recorded order.
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import torch
+
+
+def fixed_arguments(model: torch.nn.Module) -> dict[str, Any]:
+    """Keyword arguments every call gets: no key/value cache (a traced forward returns logits;
+    a cache is a Python object, not a tensor output)."""
+    parameters = inspect.signature(model.forward).parameters
+    return {"use_cache": False} if "use_cache" in parameters else {}
 
 
 class NamedInputsWrapper(torch.nn.Module):
@@ -16,14 +26,16 @@ class NamedInputsWrapper(torch.nn.Module):
         self.model = model
         self.input_names = list(input_names)
         self.output_names = list(output_names)
+        self.fixed_arguments = fixed_arguments(model)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = self.model(**dict(zip(self.input_names, inputs, strict=True)), return_dict=True)
+        named = dict(zip(self.input_names, inputs, strict=True))
+        outputs = self.model(**named, **self.fixed_arguments, return_dict=True)
         return tuple(outputs[name] for name in self.output_names)
 
 
 def tensor_output_names(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> list[str]:
     """Names of the tensor outputs the eager model returns for `inputs`, in its own order."""
     with torch.inference_mode():
-        outputs = model(**inputs, return_dict=True)
+        outputs = model(**inputs, **fixed_arguments(model), return_dict=True)
     return [name for name, value in outputs.items() if isinstance(value, torch.Tensor)]

@@ -92,6 +92,41 @@ TEST(Manifest, NamesTheBrokenField) {
                     "manifest.max_length must be an integer");
 }
 
+TEST(Manifest, ParsesRolesTracedLengthsAndBuckets) {
+  const Manifest manifest = Manifest::parse(edited([](auto& m) {
+    m["inputs"][0]["role"] = "token_ids";
+    m["shape_contract"]["kind"] = "fixed";
+    m["shape_contract"]["min_sequence"] = 64;
+    m["shape_contract"]["traced"]["decoder_sequence"] = 32;
+    m["shape_contract"]["buckets"] = {16, 32, 64};
+  }));
+  EXPECT_EQ(manifest.inputs[0].role, "token_ids");
+  EXPECT_TRUE(manifest.inputs[1].role.empty());
+  EXPECT_EQ(manifest.pad_token_id, 0);
+  EXPECT_EQ(manifest.shape_contract.traced.at("sequence"), 64);
+  EXPECT_EQ(manifest.shape_contract.traced.at("decoder_sequence"), 32);
+  EXPECT_EQ(manifest.shape_contract.buckets, (std::vector<int64_t>{16, 32, 64}));
+  EXPECT_NE(manifest.describe().find("shapes      fixed: sequence 64..64, buckets 16, 32, 64"),
+            std::string::npos)
+      << manifest.describe();
+}
+
+TEST(Manifest, RefusesBadBuckets) {
+  auto fixed_with = [](nlohmann::json buckets) {
+    return edited([buckets](auto& m) {
+      m["shape_contract"]["kind"] = "fixed";
+      m["shape_contract"]["min_sequence"] = 64;
+      m["shape_contract"]["buckets"] = buckets;
+    });
+  };
+  expect_load_error(fixed_with({32, 16, 64}), "buckets must be ascending positive lengths");
+  expect_load_error(fixed_with({16, 32}), "need kind \"fixed\" and end at max_sequence");
+  expect_load_error(edited([](auto& m) { m["shape_contract"]["buckets"] = {16, 64}; }),
+                    "need kind \"fixed\"");
+  expect_load_error(edited([](auto& m) { m["shape_contract"]["traced"]["sequence"] = 0; }),
+                    "shape_contract.traced.sequence must be a positive integer");
+}
+
 }  // namespace
 
 // Optional display fields of an unexpected type made describe() throw

@@ -11,14 +11,16 @@ import pytest
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def _load_fixture_module():
-    spec = importlib.util.spec_from_file_location("make_fixtures", DATA / "make_fixtures.py")
+def _load_data_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, DATA / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
 
-fixtures = _load_fixture_module()
+fixtures = _load_data_module("make_fixtures")
+tiny_models = _load_data_module("tiny_models")
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +54,25 @@ def minilm_pt(minilm_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("exports") / "minilm.pt"
     tsrunner.export(minilm_dir, path, max_length=128)
     return path
+
+
+@pytest.fixture(scope="session")
+def family_results(tmp_path_factory) -> dict:
+    """Every (family, task) of tests/data/tiny_models.py, exported once per session."""
+    import torch
+
+    workdir = tmp_path_factory.mktemp("families")
+    tokenizer = fixtures.minilm_directory()
+    threads = torch.get_num_threads()
+    # Tiny models gain nothing from threads; on a busy machine one thread is several times faster.
+    torch.set_num_threads(1)
+    try:
+        return {
+            (family, task): tiny_models.run_case(family, task, workdir, tokenizer_source=tokenizer)
+            for family, task in tiny_models.cases()
+        }
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

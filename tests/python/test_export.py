@@ -34,6 +34,8 @@ def test_manifest_follows_the_schema(tiny_bert_pt):
         "class": "BertModel",
         "source": "tiny_bert",
         "attn_implementation": manifest["model"]["attn_implementation"],
+        "dtype": "float32",
+        "traced_on": "cpu",
     }
     assert [i["name"] for i in manifest["inputs"]] == [
         "input_ids",
@@ -103,8 +105,6 @@ def test_fixed_shapes_record_the_traced_length(tiny_bert_dir, tmp_path):
     runner = tsrunner.Runner(path)
     ids = torch.full((1, 16), 1000)
     assert runner.run({"input_ids": ids})["last_hidden_state"].shape == (1, 16, 32)
-    with pytest.raises(tsrunner.InvalidInput, match="takes exactly 16"):
-        runner.run({"input_ids": torch.full((1, 9), 1000)})
 
 
 def test_report_summary_reads_like_a_validation_table(tiny_bert_dir, tmp_path):
@@ -124,16 +124,28 @@ def test_failed_validation_writes_nothing_and_keeps_the_old_file(
     path = tmp_path / "model.pt"
     path.write_bytes(b"previous export")
 
-    def disagree(eager, traced, inputs, names, atol, *, padded):
-        batch, sequence = inputs[0].shape
+    def disagree(eager, traced, inputs, names, atol, *, shape, padded):
         diffs = {name: 1.0 for name in names}
-        return export_module.ShapeCheck(int(batch), int(sequence), padded, diffs, False)
+        return export_module.ShapeCheck(shape.batch, shape.sequence, padded, diffs, False)
 
     monkeypatch.setattr(export_module, "check_shape", disagree)
     with pytest.raises(tsrunner.ExportError, match="nothing was written"):
         tsrunner.export(tiny_bert_dir, path, max_length=8)
     assert path.read_bytes() == b"previous export"
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"], "no temporary file left behind"
+
+
+def test_untraceable_model_fails_saying_why_and_what_to_try(tiny_bert_dir, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Encountering a dict at the output of the tracer\nmore detail")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    with pytest.raises(tsrunner.ExportError) as caught:
+        tsrunner.export(tiny_bert_dir, tmp_path / "m.pt", max_length=8)
+    message = str(caught.value)
+    assert message.startswith("BertModel could not be traced: Encountering a dict at the output")
+    assert "try another --task" in message and "\n" not in message
+    assert not (tmp_path / "m.pt").exists()
 
 
 @pytest.mark.parametrize(
@@ -145,6 +157,11 @@ def test_failed_validation_writes_nothing_and_keeps_the_old_file(
         ({"shapes": "elastic"}, "shapes must be one of"),
         ({"task": "translation"}, "unsupported task 'translation'"),
         ({"atol": 0.0}, "atol must be positive"),
+        ({"buckets": [8, 16], "max_length": 8}, "differs from the largest bucket 16"),
+        ({"buckets": [8, 16], "shapes": "dynamic"}, "cannot be combined with shapes=dynamic"),
+        ({"buckets": [0, 16]}, "buckets must be positive lengths"),
+        ({"dtype": "float64"}, "dtype must be one of float32, float16, bfloat16"),
+        ({"device": "tpu"}, "device must be cpu or cuda"),
     ],
 )
 def test_bad_arguments_are_value_errors(tiny_bert_dir, tmp_path, kwargs, message):

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -30,6 +31,9 @@ struct Dim {
 
 struct TensorSpec {
   std::string name;
+  // Inputs only: what the input carries ("token_ids", "attention_mask", "token_type_ids",
+  // "decoder_token_ids", "pixel_values"); empty in older archives.
+  std::string role;
   std::string dtype;  // "int64", "float32", ...
   std::vector<Dim> dims;
   // Inputs only: what a caller may leave out and how it is filled ("ones", "zeros"), or empty
@@ -47,6 +51,12 @@ struct ShapeContract {
   int64_t max_batch = 0;  // 0: no upper bound was set
   int64_t min_sequence = 1;
   int64_t max_sequence = 0;
+  // Sizes of the symbolic dimensions at the trace ("batch", "sequence", "decoder_sequence",
+  // ...). A fixed export takes these lengths; the runner pads shorter inputs to them.
+  std::map<std::string, int64_t> traced;
+  // Bucketed exports: the traced lengths, ascending, each a method "forward_<length>" of one
+  // module; the runner pads to the smallest that fits. Empty otherwise.
+  std::vector<int64_t> buckets;
 };
 
 // How token vectors become one sentence vector (sentence-transformers' Pooling module).
@@ -68,6 +78,7 @@ struct Manifest {
   int64_t max_length = 0;
   std::optional<int64_t> vocab_size;
   std::optional<int64_t> type_vocab_size;
+  std::optional<int64_t> pad_token_id;
   bool has_tokenizer = false;
   std::optional<Pooling> pooling;  // sentence-transformers models only
   std::string raw_json;            // the manifest exactly as stored

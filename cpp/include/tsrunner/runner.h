@@ -70,7 +70,9 @@ class Runner {
 
   // Runs the model under inference mode. Inputs the manifest marks with a default may be left
   // out. Throws InvalidInput (before running) when inputs break the manifest's contract.
-  // Returns every output named in the manifest.
+  // Returns every output named in the manifest. A fixed-shape export gets shorter inputs padded
+  // to its traced length (a bucketed one to the smallest bucket that fits) and its outputs
+  // sliced back to the caller's lengths.
   TensorMap run(const TensorMap& inputs) const;
 
  private:
