@@ -48,8 +48,7 @@ void register_runner(py::module_& module) {
            }),
            py::arg("path"), py::kw_only(), py::arg("threads") = py::none(),
            py::arg("device") = "cpu", py::arg("interop_threads") = py::none(),
-           py::arg("warmup_runs") = 0, py::arg("optimize_graph") = true,
-           py::arg("freeze") = false)
+           py::arg("warmup_runs") = 0, py::arg("optimize_graph") = true, py::arg("freeze") = false)
       .def(
           "run",
           [](const Runner& runner, const py::dict& inputs) {

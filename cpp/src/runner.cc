@@ -9,8 +9,8 @@
 
 #include "archive.h"
 #include "input_check.h"
-#include "tsrunner/example_inputs.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/example_inputs.h"
 
 namespace tsrunner {
 
