@@ -336,7 +336,7 @@ def cold_start(model_dir: Path, pt: Path, threads: int, repeats: int = 3) -> dic
         "print(SentenceTransformer(sys.argv[1], device='cpu').encode([sys.argv[3]])[0][:3])"
     )
     python = [sys.executable, "-c", script, str(model_dir), str(threads), sentence]
-    results = {}
+    results: dict = {"repeats": repeats}
     for label, command in (("tsrun", native), ("python-sentence-transformers", python)):
         runs = [run_measuring_rss(command) for _ in range(repeats)]
         results[label] = {
@@ -437,7 +437,7 @@ def measure(args) -> dict:
     cold = None
     if "tsrun-fp32" in pts and not args.skip_cold_start:
         try:
-            cold = cold_start(model_dir, pts["tsrun-fp32"], threads)
+            cold = cold_start(model_dir, pts["tsrun-fp32"], threads, args.cold_start_repeats)
         except Exception as error:
             failures["cold-start"] = str(error)
     return {
@@ -514,7 +514,7 @@ def markdown(results: dict, plot_name: str) -> str:
         native, python = cold["tsrun"], cold["python-sentence-transformers"]
         lines += [
             "",
-            "Cold start (one sentence, a fresh process each, median of 3):",
+            f"Cold start (one sentence, a fresh process each, median of {cold['repeats']}):",
             "",
             "| | wall s | peak RSS MB |",
             "| --- | --- | --- |",
@@ -602,6 +602,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "tsr-bench"))
     parser.add_argument("--out-dir", default=str(ROOT / "docs"))
     parser.add_argument("--skip-cold-start", action="store_true")
+    parser.add_argument("--cold-start-repeats", type=int, default=3)
     parser.add_argument("--overhead-program", help="benchmarks/cpp's runner_overhead binary")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
