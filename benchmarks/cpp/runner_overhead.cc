@@ -37,8 +37,9 @@ double block_ms_per_call(int calls, Call&& call) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: runner_overhead model.pt [--batch B] [--seq S] [--rounds N] "
-                         "[--calls N] [--threads N]\n");
+    std::fprintf(stderr,
+                 "usage: runner_overhead model.pt [--batch B] [--seq S] [--rounds N] "
+                 "[--calls N] [--threads N]\n");
     return 2;
   }
   const std::string path = argv[1];
@@ -46,11 +47,16 @@ int main(int argc, char** argv) {
   int rounds = 30, calls = 20, threads = 1;
   for (int i = 2; i + 1 < argc; i += 2) {
     const int64_t value = std::stoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--batch")) batch = value;
-    else if (!std::strcmp(argv[i], "--seq")) sequence = value;
-    else if (!std::strcmp(argv[i], "--rounds")) rounds = static_cast<int>(value);
-    else if (!std::strcmp(argv[i], "--calls")) calls = static_cast<int>(value);
-    else if (!std::strcmp(argv[i], "--threads")) threads = static_cast<int>(value);
+    if (!std::strcmp(argv[i], "--batch"))
+      batch = value;
+    else if (!std::strcmp(argv[i], "--seq"))
+      sequence = value;
+    else if (!std::strcmp(argv[i], "--rounds"))
+      rounds = static_cast<int>(value);
+    else if (!std::strcmp(argv[i], "--calls"))
+      calls = static_cast<int>(value);
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = static_cast<int>(value);
     else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -63,7 +69,8 @@ int main(int argc, char** argv) {
   torch::jit::Module bare = torch::jit::load(path);
   bare.eval();
 
-  const tsrunner::TensorMap inputs = tsrunner::make_example_inputs(runner.manifest(), batch, sequence);
+  const tsrunner::TensorMap inputs =
+      tsrunner::make_example_inputs(runner.manifest(), batch, sequence);
   std::vector<c10::IValue> positional;
   for (const tsrunner::TensorSpec& spec : runner.manifest().inputs) {
     positional.emplace_back(inputs.at(spec.name));

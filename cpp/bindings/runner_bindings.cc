@@ -82,9 +82,9 @@ void register_runner(py::module_& module) {
            }),
            py::arg("path"), py::kw_only(), py::arg("threads") = py::none(),
            py::arg("device") = "cpu", py::arg("interop_threads") = py::none(),
-           py::arg("warmup_runs") = 0, py::arg("optimize_graph") = true,
-           py::arg("freeze") = false, py::arg("verify_integrity") = true,
-           py::arg("expected_sha256") = py::none(), py::arg("max_archive_bytes") = py::none(),
+           py::arg("warmup_runs") = 0, py::arg("optimize_graph") = true, py::arg("freeze") = false,
+           py::arg("verify_integrity") = true, py::arg("expected_sha256") = py::none(),
+           py::arg("max_archive_bytes") = py::none(),
            py::arg("max_embedded_file_bytes") = py::none())
       .def(
           "run",

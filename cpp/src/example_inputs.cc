@@ -50,8 +50,8 @@ TensorMap make_example_inputs(const Manifest& manifest, int64_t batch, int64_t s
                        std::to_string(contract.max_batch));
   }
   if (contract.max_sequence > 0 && sequence > contract.max_sequence) {
-    throw InvalidInput("sequence " + std::to_string(sequence) +
-                       " is above the export's maximum " + std::to_string(contract.max_sequence));
+    throw InvalidInput("sequence " + std::to_string(sequence) + " is above the export's maximum " +
+                       std::to_string(contract.max_sequence));
   }
 
   at::Generator generator = at::detail::createCPUGenerator(seed);
@@ -65,8 +65,8 @@ TensorMap make_example_inputs(const Manifest& manifest, int64_t batch, int64_t s
     } else if (spec.default_fill == "zeros") {
       tensor = at::zeros(shape, options);
     } else if (spec.value_range) {
-      tensor = at::randint(spec.value_range->first, spec.value_range->second, shape, generator,
-                           options);
+      tensor =
+          at::randint(spec.value_range->first, spec.value_range->second, shape, generator, options);
     } else if (at::isFloatingType(options.dtype().toScalarType())) {
       tensor = at::randn(shape, generator, options);
     } else {

@@ -12,8 +12,8 @@
 #include "digest_record.h"
 #include "input_check.h"
 #include "shape_padding.h"
-#include "tsrunner/example_inputs.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/example_inputs.h"
 #include "tsrunner/integrity.h"
 
 namespace tsrunner {

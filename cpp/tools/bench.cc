@@ -47,7 +47,7 @@ struct LatencySummary {
 LatencySummary summarise(std::vector<double> samples) {
   std::sort(samples.begin(), samples.end());
   const double total = std::accumulate(samples.begin(), samples.end(), 0.0);
-  return {samples.front(), total / static_cast<double>(samples.size()),
+  return {samples.front(),           total / static_cast<double>(samples.size()),
           percentile(samples, 0.50), percentile(samples, 0.90),
           percentile(samples, 0.99), samples.back()};
 }
@@ -74,8 +74,9 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
       ->excludes(iterations);
   bench->add_option("--threads", options.threads, "intra-op threads (0: LibTorch default)")
       ->check(CLI::NonNegativeNumber);
-  bench->add_option("--interop-threads", options.interop_threads,
-                    "inter-op threads (0: LibTorch default)")
+  bench
+      ->add_option("--interop-threads", options.interop_threads,
+                   "inter-op threads (0: LibTorch default)")
       ->check(CLI::NonNegativeNumber);
   bench->add_flag("!--no-optimize-graph", options.optimize_graph,
                   "turn off the graph executor's profiling and optimisation");
@@ -103,8 +104,8 @@ int run_bench(const BenchOptions& options) {
   for (int i = 0; i < options.warmup; ++i) (void)runner.run(inputs);
 
   std::vector<double> latencies;
-  const int iterations =
-      options.iterations > 0 ? options.iterations : (options.duration_s > 0 ? 0 : kDefaultIterations);
+  const int iterations = options.iterations > 0 ? options.iterations
+                                                : (options.duration_s > 0 ? 0 : kDefaultIterations);
   const auto timed_start = Clock::now();
   while (iterations > 0 ? latencies.size() < static_cast<size_t>(iterations)
                         : latencies.empty() || elapsed_ms(timed_start) < options.duration_s * 1e3) {
@@ -134,7 +135,7 @@ int run_bench(const BenchOptions& options) {
     report["load_ms"] = load_ms;
     report["first_call_ms"] = first_call_ms;
     report["latency_ms"] = {{"min", latency.min}, {"mean", latency.mean}, {"p50", latency.p50},
-                            {"p90", latency.p90}, {"p99", latency.p99}, {"max", latency.max}};
+                            {"p90", latency.p90}, {"p99", latency.p99},   {"max", latency.max}};
     report["throughput"] = {{"sequences_per_s", sequences_per_s}, {"tokens_per_s", tokens_per_s}};
     report["peak_rss_mb"] = peak_rss_mb();
     std::cout << report.dump() << "\n";
