@@ -101,7 +101,7 @@ bench: install
 	$(VENV)/bin/cmake --build $(BENCH_CPP)
 	$(PY) benchmarks/peers.py --overhead-program $(BENCH_CPP)/runner_overhead $(BENCH_ARGS)
 
-PY_SOURCES := python tests examples benchmarks
+PY_SOURCES := python tests examples benchmarks scripts
 lint: install
 	$(VENV)/bin/ruff check $(PY_SOURCES)
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)

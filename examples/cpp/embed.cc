@@ -16,7 +16,7 @@
 namespace {
 
 at::Tensor to_tensor(const std::vector<tsrunner::Encoding>& batch,
-                     std::vector<int64_t> tsrunner::Encoding::*field) {
+                     std::vector<int64_t> tsrunner::Encoding::* field) {
   const auto rows = static_cast<int64_t>(batch.size());
   const auto columns = static_cast<int64_t>((batch.front().*field).size());
   at::Tensor tensor = at::empty({rows, columns}, at::kLong);
@@ -63,8 +63,8 @@ int main(int argc, char** argv) {
       }
       std::cout << "]}\n";
     }
-    const at::Tensor similarity = at::matmul(embeddings.narrow(0, 1, embeddings.size(0) - 1),
-                                             embeddings[0]);
+    const at::Tensor similarity =
+        at::matmul(embeddings.narrow(0, 1, embeddings.size(0) - 1), embeddings[0]);
     for (int64_t i = 0; i < similarity.size(0); ++i) {
       std::cout << "similarity(" << texts[0] << " | " << texts[static_cast<size_t>(i) + 1]
                 << ") = " << std::setprecision(4) << similarity[i].item<float>() << "\n";
