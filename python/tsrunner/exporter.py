@@ -419,9 +419,14 @@ def export(
         shape = dataclasses.replace(traced_shape, sequence=length)
         bucket_inputs[length] = (shape, tuple(dummies.make(shape, padded=batch_size > 1).values()))
         methods[bucket_method(length)] = bucket_inputs[length][1]
+    length_name = "image height" if images else "sequence"
     step(
         f"trace ({backend}): batch {batch_size}, "
-        + (f"buckets {', '.join(map(str, buckets))}" if buckets else f"sequence {trace_length}")
+        + (
+            f"buckets {', '.join(map(str, buckets))}"
+            if buckets
+            else f"{length_name} {trace_length}"
+        )
     )
     try:
         traced, tracer_warnings = _trace(wrapper, methods, backend)
@@ -447,7 +452,7 @@ def export(
     for shape, padded in shapes_to_check:
         step(
             f"validate shape {len(checks) + 1}/{total_checks}: batch {shape.batch}, "
-            f"sequence {shape.sequence}" + (" (padded)" if padded else "")
+            f"{length_name} {shape.sequence}" + (" (padded)" if padded else "")
         )
         inputs = tuple(dummies.make(shape, padded=padded).values())
         checks.append(
