@@ -157,6 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="int8: dynamic int8 Linear layers, checked on real text (cosine vs float32)",
     )
     export.add_argument(
+        "--backend",
+        choices=["jit", "neuron"],
+        default="jit",
+        help="jit: torch.jit.trace (default); neuron: torch_neuronx.trace for AWS Inferentia/"
+        "Trainium (needs the Neuron SDK; fixed shapes only; untested here)",
+    )
+    export.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress lines (shown on a terminal's stderr) and no validation report; "
+        "errors and warnings still go to stderr",
+    )
+    export.add_argument(
         "--triton-repo",
         metavar="DIR",
         help="also write a Triton model repository: DIR/<name>/config.pbtxt, DIR/<name>/1/model.pt",
@@ -187,6 +201,7 @@ def _run_export(args: argparse.Namespace) -> int:
     import warnings
 
     from .exporter import export
+    from .progress import terminal_progress
 
     with warnings.catch_warnings():
         # The report states what matters; warnings go to stderr as one line each.
@@ -207,8 +222,11 @@ def _run_export(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             quantize=args.quantize,
+            backend=args.backend,
+            progress=terminal_progress(quiet=args.quiet),
         )
-    print(report.summary())
+    if not args.quiet:
+        print(report.summary())
     if args.triton_repo:
         args.repository = args.triton_repo
         _write_triton(args, args.output)

@@ -7,6 +7,7 @@ import datetime
 import json
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 import transformers
 
-from . import model_source
+from . import model_source, neuron
 from . import quantize as int8
 from ._version import __version__
 from .atomic import atomic_path
@@ -142,17 +143,21 @@ def bucket_method(length: int) -> str:
     return f"forward_{length}"
 
 
-def _trace(wrapper: torch.nn.Module, methods: dict[str, tuple[torch.Tensor, ...]]):
+def _trace(
+    wrapper: torch.nn.Module, methods: dict[str, tuple[torch.Tensor, ...]], backend: str = "jit"
+):
     """Traces `wrapper`'s forward at each method's example inputs into one module (methods of one
     module share its parameters, so the weights are stored once); returns the traced module and
-    the TracerWarnings it raised."""
+    the TracerWarnings it raised. The neuron backend compiles the forward method only."""
     for name in methods:
         if name != "forward":
             setattr(wrapper, name, wrapper.forward)
     with warnings.catch_warnings(record=True) as caught, model_source.quiet_transformers():
         warnings.simplefilter("always")
         with torch.no_grad():
-            if len(methods) == 1:
+            if backend == "neuron":
+                traced = neuron.trace(wrapper, methods["forward"])
+            elif len(methods) == 1:
                 traced = torch.jit.trace(wrapper, methods["forward"], check_trace=False)
             else:
                 traced = torch.jit.trace_module(wrapper, methods, check_trace=False)
@@ -251,6 +256,8 @@ def export(
     device: str = "cpu",
     dtype: str = "float32",
     quantize: str | None = None,
+    backend: str = "jit",
+    progress: Callable[[str], None] | None = None,
 ) -> ExportReport:
     """Trace `model` (a local Transformers model directory) to the TorchScript archive `output`.
 
@@ -259,8 +266,27 @@ def export(
 
     `quantize="int8"` quantizes Linear layers to int8 (tsrunner.quantize) and also checks
     accuracy against the float32 model on real text.
+
+    `backend="neuron"` traces with the AWS Neuron SDK (tsrunner.neuron): fixed shapes only.
+    `progress`, when given, is called with a one-line description of each step as it starts.
     """
     started = time.perf_counter()
+    step = progress or (lambda _message: None)
+    if backend not in neuron.BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(neuron.BACKENDS)}, not {backend!r}")
+    if backend == "neuron":
+        neuron.sdk()  # fails fast, before the model is loaded, when the SDK is missing
+        if shapes == "dynamic" or buckets:
+            raise ValueError(
+                "--backend neuron compiles one static shape: it cannot be combined with "
+                "--shapes dynamic or --buckets (export one model per length instead)"
+            )
+        if device != "cpu" or quantize:
+            raise ValueError(
+                "--backend neuron traces on the CPU (--device cpu) without --quantize; "
+                "the Neuron compiler chooses the device precision itself"
+            )
+        shapes = "fixed"
     if shapes not in SHAPE_MODES:
         raise ValueError(f"shapes must be one of {', '.join(SHAPE_MODES)}, not {shapes!r}")
     if batch_size < 1:
@@ -297,6 +323,7 @@ def export(
     if output.is_dir():
         raise ValueError(f"output {output} is a directory; give a file name such as model.pt")
 
+    step(f"load {model}")
     directory, config = model_source.load_config(
         model, revision=revision, trust_remote_code=trust_remote_code
     )
@@ -392,8 +419,17 @@ def export(
         shape = dataclasses.replace(traced_shape, sequence=length)
         bucket_inputs[length] = (shape, tuple(dummies.make(shape, padded=batch_size > 1).values()))
         methods[bucket_method(length)] = bucket_inputs[length][1]
+    length_name = "image height" if images else "sequence"
+    step(
+        f"trace ({backend}): batch {batch_size}, "
+        + (
+            f"buckets {', '.join(map(str, buckets))}"
+            if buckets
+            else f"{length_name} {trace_length}"
+        )
+    )
     try:
-        traced, tracer_warnings = _trace(wrapper, methods)
+        traced, tracer_warnings = _trace(wrapper, methods, backend)
     except Exception as error:
         raise ExportError(
             f"{type(source.model).__name__} could not be traced: {error}".splitlines()[0]
@@ -401,14 +437,23 @@ def export(
         ) from error
 
     checks: list[ShapeCheck] = []
+    shapes_to_check = validation_shapes(batch_size, trace_length, images=images)
+    if buckets:
+        shapes_to_check = []  # every bucket is checked at its own length below
+    if backend == "neuron":
+        shapes_to_check = shapes_to_check[:1]  # a Neuron graph takes its traced shape only
+    total_checks = len(bucket_inputs) + len(shapes_to_check)
     for length, (shape, inputs) in reversed(bucket_inputs.items()):
+        step(f"validate shape {len(checks) + 1}/{total_checks}: bucket {length}")
         method = getattr(traced, bucket_method(length))
         checks.append(
             check_shape(wrapper, method, inputs, output_names, atol, shape=shape, padded=True)
         )
-    for shape, padded in validation_shapes(batch_size, trace_length, images=images):
-        if buckets:
-            break  # every bucket is checked at its own length above
+    for shape, padded in shapes_to_check:
+        step(
+            f"validate shape {len(checks) + 1}/{total_checks}: batch {shape.batch}, "
+            f"{length_name} {shape.sequence}" + (" (padded)" if padded else "")
+        )
         inputs = tuple(dummies.make(shape, padded=padded).values())
         checks.append(
             check_shape(wrapper, traced, inputs, output_names, atol, shape=shape, padded=padded)
@@ -461,6 +506,7 @@ def export(
             "dtype": dtype,
             "traced_on": target.type,
         },
+        "backend": backend,
         "inputs": [_io_spec(spec) for spec in specs],
         "outputs": _output_specs(
             wrapper, dummies, traced_shape, example_outputs, output_names, symbols
@@ -515,6 +561,7 @@ def export(
     if source.tokenizer_json is not None:
         extra_files[TOKENIZER_RECORD] = source.tokenizer_json
 
+    step(f"save {output}")
     with atomic_path(output) as temporary, warnings.catch_warnings():
         # torch.jit.save/load warn that TorchScript is deprecated; that is why tsrunner exists.
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -29,6 +29,7 @@ def test_manifest_follows_the_schema(tiny_bert_pt):
     jsonschema.validate(manifest, manifest_module.schema())
     assert manifest["schema_version"] == 1
     assert manifest["task"] == "feature-extraction"
+    assert manifest["backend"] == "jit"
     assert manifest["model"] == {
         "type": "bert",
         "class": "BertModel",
