@@ -16,6 +16,7 @@ NER_LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 SENTIMENT = {0: "negative", 1: "neutral", 2: "positive"}
 TEXTS = [
     "Jim Henson was a puppeteer from New York.",
+    "Angela Merkel met Barack Obama in Berlin and New York last week, said Reuters.",
     "The café in Zürich serves crêpes, isn't it unbelievable?",
     "中文 text with a 🙂 and unknownwordpiecesareheresomehow",
     "",
@@ -48,6 +49,9 @@ def _make_model(directory, task, minilm_dir):
         **extra,
     )
     model = getattr(transformers, class_name)(config).eval()
+    if task == "token-classification":  # favour I- tags, so that groups of several tokens form
+        with torch.no_grad():
+            model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 2.0, 0.0, 2.0]))
     model.save_pretrained(directory)
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copy(minilm_dir / name, directory / name)
@@ -118,14 +122,16 @@ def _assert_entities_equal(want, got):
 def test_token_classification_matches_transformers(task_models):
     pipe = _hf_pipeline(task_models, "token-classification")
     actual = _runner(task_models, "token-classification").predict(TEXTS)
-    groups = 0
+    groups = multi_word = 0
     for text, got in zip(TEXTS, actual, strict=True):
         want = pipe(text, aggregation_strategy="simple")
         _assert_entities_equal(want, got["entities"])
         for entity in got["entities"]:
             assert entity["entity_group"] in {"PER", "LOC"}
+            assert entity["end"] > entity["start"]
         groups += len(want)
-    assert groups >= 4  # the random model tags enough to exercise grouping
+        multi_word += sum(" " in entity["word"] for entity in want)
+    assert groups >= 4 and multi_word >= 1  # enough tags to exercise grouping and merging
 
 
 QA = [
