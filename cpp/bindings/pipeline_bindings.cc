@@ -31,8 +31,8 @@ py::dict prediction_to_dict(const Prediction& prediction) {
                                    py::arg("token_str") = candidate.token,
                                    py::arg("score") = candidate.score));
       }
-      masks.append(py::dict(py::arg("position") = mask.position,
-                            py::arg("candidates") = candidates));
+      masks.append(
+          py::dict(py::arg("position") = mask.position, py::arg("candidates") = candidates));
     }
     result["masks"] = masks;
   } else if (task == "token-classification") {

@@ -69,9 +69,9 @@ size_t Pipeline::padded_length(size_t longest) const {
   return longest;
 }
 
-std::vector<Prediction> Pipeline::predict_encoded(const std::vector<Encoding>& batch,
-                                                  const std::vector<std::string_view>& texts,
-                                                  const std::vector<std::string_view>& pairs) const {
+std::vector<Prediction> Pipeline::predict_encoded(
+    const std::vector<Encoding>& batch, const std::vector<std::string_view>& texts,
+    const std::vector<std::string_view>& pairs) const {
   if (batch.empty()) return {};
   const Manifest& manifest = runner_.manifest();
   const at::Tensor mask = stack_field(batch, &Encoding::attention_mask);
@@ -130,7 +130,7 @@ std::vector<Prediction> Pipeline::predict_encoded(const std::vector<Encoding>& b
           task_outputs::group_entities(batch[i], logits.data_ptr<float>() + i * row,
                                        manifest.labels, text_at(texts, i), tokenizer_);
     }
-  } else {  // question-answering
+  } else {                                                            // question-answering
     const at::Tensor starts = output_named(outputs, "start_logits");  // [batch, sequence]
     const at::Tensor ends = output_named(outputs, "end_logits");
     const auto row = static_cast<size_t>(starts.size(1));

@@ -43,8 +43,7 @@ std::string decode_tokens(const std::vector<std::string>& tokens) {
 }
 
 TextSpan make_span(std::string_view text, size_t byte_start, size_t byte_end) {
-  return TextSpan{char_offset(text, byte_start), char_offset(text, byte_end), byte_start,
-                  byte_end};
+  return TextSpan{char_offset(text, byte_start), char_offset(text, byte_end), byte_start, byte_end};
 }
 
 // Hugging Face's get_tag: "B-X" -> (B, X), "I-X" -> (I, X), anything else -> (I, itself).
@@ -121,13 +120,13 @@ std::vector<Entity> group_entities(const Encoding& encoding, const float* logits
     // The first text's real tokens only: no specials, padding or pair tokens.
     if (encoding.sequence_ids[i] != 0 || encoding.attention_mask[i] == 0) continue;
     const std::vector<double> probs = softmax(logits + i * count, count);
-    const auto best = static_cast<size_t>(std::max_element(probs.begin(), probs.end()) -
-                                          probs.begin());
+    const auto best =
+        static_cast<size_t>(std::max_element(probs.begin(), probs.end()) - probs.begin());
     auto [byte_start, byte_end] = encoding.offsets[i];
     byte_end = std::min(byte_end, text.size());
     byte_start = std::min(byte_start, byte_end);
-    std::string word = encoding.tokens[i].empty() ? tokenizer.id_to_token(encoding.ids[i])
-                                                  : encoding.tokens[i];
+    std::string word =
+        encoding.tokens[i].empty() ? tokenizer.id_to_token(encoding.ids[i]) : encoding.tokens[i];
     // HF shows an unknown token as the text it stands for.
     if (unknown_id && encoding.ids[i] == *unknown_id && byte_end > byte_start) {
       word = std::string(text.substr(byte_start, byte_end - byte_start));

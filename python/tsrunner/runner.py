@@ -10,6 +10,10 @@ from typing import Any
 from . import _core
 
 
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 class Runner(_core.Runner):
     """Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.
 
@@ -63,9 +67,9 @@ class Runner(_core.Runner):
                     raise ValueError(f"text_pairs[{i}] must be a str, got {type(pair).__name__}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        if top_k is not None and not _is_positive_int(top_k):
             raise ValueError(f"top_k must be a positive int or None, not {top_k!r}")
-        if isinstance(max_answer_length, bool) or not isinstance(max_answer_length, int) or max_answer_length < 1:
+        if not _is_positive_int(max_answer_length):
             raise ValueError(f"max_answer_length must be a positive int, not {max_answer_length!r}")
         key = (top_k, max_answer_length)
         with self._pipeline_lock:

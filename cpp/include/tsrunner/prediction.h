@@ -47,7 +47,7 @@ struct Entity {
 
 // question-answering: the best span of the context (the text pair).
 struct Answer {
-  std::string text;  // the context's characters [span.start, span.end)
+  std::string text;    // the context's characters [span.start, span.end)
   float score = 0.0f;  // P(start) * P(end)
   TextSpan span;       // in the context
 };
@@ -56,11 +56,11 @@ struct Answer {
 // empty. New tasks add a field here (plain structs, no JSON dependency in the API).
 struct Prediction {
   std::string task;
-  std::vector<float> embedding;         // feature-extraction: the pooled sentence vector
-  std::vector<LabelScore> labels;       // text-classification: best first
-  std::vector<MaskFill> masks;          // fill-mask: one per mask token, in order
-  std::vector<Entity> entities;         // token-classification: in text order
-  std::optional<Answer> answer;         // question-answering: nullopt when no span qualifies
+  std::vector<float> embedding;    // feature-extraction: the pooled sentence vector
+  std::vector<LabelScore> labels;  // text-classification: best first
+  std::vector<MaskFill> masks;     // fill-mask: one per mask token, in order
+  std::vector<Entity> entities;    // token-classification: in text order
+  std::optional<Answer> answer;    // question-answering: nullopt when no span qualifies
 };
 
 // How predictions are cut down; the defaults follow Hugging Face's pipelines.
