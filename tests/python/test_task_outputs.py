@@ -109,6 +109,7 @@ def test_fill_mask_matches_transformers(task_models):
     default = _runner(task_models, "fill-mask").predict(texts[0])
     assert len(default[0]["masks"][0]["candidates"]) == 5
     assert default[0]["masks"][0]["position"] == 4  # [CLS] paris is the [MASK]
+    assert _runner(task_models, "fill-mask").predict("no mask here")[0]["masks"] == []
 
 
 def _assert_entities_equal(want, got):
@@ -239,6 +240,11 @@ def test_tsrun_text_and_batch_give_the_same_answers(task_models, tsrun, tmp_path
     got = json.loads(result.stdout)["labels"]
     assert [x["label"] for x in got] == [x["label"] for x in want]
     assert [x["score"] for x in got] == pytest.approx([x["score"] for x in want], abs=1e-6)
+
+    result = subprocess.run(
+        [tsrun, str(classifier), "--text", TEXTS[0], "--top-k", "0"], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "--top-k" in result.stderr
 
 
 @pytest.mark.parametrize(
