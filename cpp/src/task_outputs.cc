@@ -76,6 +76,7 @@ std::vector<LabelScore> classify(const float* logits, size_t count,
                                  const std::vector<std::string>& labels,
                                  std::optional<size_t> top_k) {
   std::vector<LabelScore> scores(count);
+  if (count == 0) return scores;
   if (count == 1) {  // one label: a regression-style score, squashed as HF's pipeline does
     scores[0] = {label_name(labels, 0), static_cast<float>(1.0 / (1.0 + std::exp(-logits[0])))};
   } else {
@@ -91,6 +92,7 @@ std::vector<LabelScore> classify(const float* logits, size_t count,
 std::vector<MaskFill> fill_masks(const Encoding& encoding, const float* logits, size_t vocab,
                                  int64_t mask_token_id, size_t top_k, const Tokenizer& tokenizer) {
   std::vector<MaskFill> masks;
+  if (vocab == 0) return masks;
   top_k = std::min(top_k, vocab);
   std::vector<size_t> order(vocab);
   for (size_t position = 0; position < encoding.size(); ++position) {
