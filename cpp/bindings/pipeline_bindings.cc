@@ -7,15 +7,69 @@
 namespace py = pybind11;
 
 namespace tsrunner::python {
+namespace {
+
+// The Python shape of one prediction; tsrun's JSON (cpp/tools/prediction_output.cc) uses the
+// same keys. Offsets are characters, as in Python strings.
+py::dict prediction_to_dict(const Prediction& prediction) {
+  py::dict result;
+  const std::string& task = prediction.task;
+  if (task == "feature-extraction") {
+    result["embedding"] = prediction.embedding;
+  } else if (task == "text-classification") {
+    py::list labels;
+    for (const LabelScore& label : prediction.labels) {
+      labels.append(py::dict(py::arg("label") = label.label, py::arg("score") = label.score));
+    }
+    result["labels"] = labels;
+  } else if (task == "fill-mask") {
+    py::list masks;
+    for (const MaskFill& mask : prediction.masks) {
+      py::list candidates;
+      for (const TokenScore& candidate : mask.candidates) {
+        candidates.append(py::dict(py::arg("token") = candidate.id,
+                                   py::arg("token_str") = candidate.token,
+                                   py::arg("score") = candidate.score));
+      }
+      masks.append(
+          py::dict(py::arg("position") = mask.position, py::arg("candidates") = candidates));
+    }
+    result["masks"] = masks;
+  } else if (task == "token-classification") {
+    py::list entities;
+    for (const Entity& entity : prediction.entities) {
+      entities.append(py::dict(py::arg("entity_group") = entity.entity_group,
+                               py::arg("score") = entity.score, py::arg("word") = entity.word,
+                               py::arg("start") = entity.span.start,
+                               py::arg("end") = entity.span.end));
+    }
+    result["entities"] = entities;
+  } else if (task == "question-answering") {
+    if (prediction.answer) {
+      const Answer& answer = *prediction.answer;
+      result["answer"] =
+          py::dict(py::arg("text") = answer.text, py::arg("score") = answer.score,
+                   py::arg("start") = answer.span.start, py::arg("end") = answer.span.end);
+    } else {
+      result["answer"] = py::none();
+    }
+  }
+  return result;
+}
+
+}  // namespace
 
 void register_pipeline(py::module_& module) {
   py::class_<Pipeline>(module, "Pipeline",
                        "Text in, task-aware answers out (tsrunner.Runner.predict uses it).")
-      .def(py::init([](const Runner& runner, const std::filesystem::path& path) {
+      .def(py::init([](const Runner& runner, const std::filesystem::path& path,
+                       std::optional<size_t> top_k, size_t max_answer_length) {
              py::gil_scoped_release release;
-             return std::make_unique<Pipeline>(runner, Tokenizer::from_file(path.string()));
+             return std::make_unique<Pipeline>(runner, Tokenizer::from_file(path.string()),
+                                               TaskOptions{top_k, max_answer_length});
            }),
-           py::arg("runner"), py::arg("path"), py::keep_alive<1, 2>(),
+           py::arg("runner"), py::arg("path"), py::arg("top_k") = py::none(),
+           py::arg("max_answer_length") = 15, py::keep_alive<1, 2>(),
            "`runner` runs the export at `path`, whose embedded tokenizer is loaded.")
       .def(
           "predict",
@@ -29,9 +83,7 @@ void register_pipeline(py::module_& module) {
             }
             py::list results;
             for (const Prediction& prediction : predictions) {
-              py::dict result;
-              result["embedding"] = prediction.embedding;
-              results.append(result);
+              results.append(prediction_to_dict(prediction));
             }
             return results;
           },

@@ -196,6 +196,14 @@ Manifest Manifest::parse(const std::string& json_text) {
     pooling.normalize = normalize.get<bool>();
     manifest.pooling = pooling;
   }
+  if (auto it = root.find("labels"); it != root.end() && !it->is_null()) {
+    if (!it->is_array()) fail("labels must be an array of strings");
+    for (const json& label : *it) {
+      if (!label.is_string()) fail("labels must be an array of strings");
+      manifest.labels.push_back(label.get<std::string>());
+    }
+  }
+  manifest.mask_token_id = optional_int(root, "mask_token_id");
   if (auto it = root.find("tokenizer"); it != root.end() && it->is_string()) {
     manifest.has_tokenizer = true;
   }

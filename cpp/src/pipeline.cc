@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "task_outputs.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner {
@@ -24,15 +25,35 @@ at::Tensor stack_field(const std::vector<Encoding>& batch, std::vector<int64_t> 
   return tensor;
 }
 
+// One model output as contiguous float32 on the CPU, found by name.
+at::Tensor output_named(const TensorMap& outputs, const std::string& name) {
+  auto it = outputs.find(name);
+  if (it == outputs.end()) throw Error("the model returned no \"" + name + "\" output");
+  return it->second.to(at::kFloat).cpu().contiguous();
+}
+
+std::string_view text_at(const std::vector<std::string_view>& texts, size_t i) {
+  return i < texts.size() ? texts[i] : std::string_view();
+}
+
 }  // namespace
 
-Pipeline::Pipeline(const Runner& runner, Tokenizer tokenizer)
-    : runner_(runner), tokenizer_(std::move(tokenizer)) {
+Pipeline::Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions options)
+    : runner_(runner), tokenizer_(std::move(tokenizer)), options_(options) {
   const Manifest& manifest = runner_.manifest();
-  if (manifest.task != "feature-extraction") {
-    throw Error("task-aware output for task \"" + manifest.task +
+  const std::string& task = manifest.task;
+  if (task != "feature-extraction" && task != "text-classification" && task != "fill-mask" &&
+      task != "token-classification" && task != "question-answering") {
+    throw Error("task-aware output for task \"" + task +
                 "\" is not implemented yet; use raw outputs (tsrun --raw, Runner.run)");
   }
+  if (task == "token-classification" && manifest.labels.empty()) {
+    throw Error("the manifest has no labels; token-classification needs them");
+  }
+  if (task == "fill-mask" && !manifest.mask_token_id) {
+    throw Error("the manifest has no mask_token_id; fill-mask needs it");
+  }
+  if (options_.max_answer_length == 0) throw InvalidInput("max_answer_length must be at least 1");
   pooling_mode_ = manifest.pooling ? manifest.pooling->mode : "mean";
   normalize_ = manifest.pooling && manifest.pooling->normalize;
   if (pooling_mode_ != "mean" && pooling_mode_ != "cls") {
@@ -48,7 +69,9 @@ size_t Pipeline::padded_length(size_t longest) const {
   return longest;
 }
 
-std::vector<Prediction> Pipeline::predict_encoded(const std::vector<Encoding>& batch) const {
+std::vector<Prediction> Pipeline::predict_encoded(
+    const std::vector<Encoding>& batch, const std::vector<std::string_view>& texts,
+    const std::vector<std::string_view>& pairs) const {
   if (batch.empty()) return {};
   const Manifest& manifest = runner_.manifest();
   const at::Tensor mask = stack_field(batch, &Encoding::attention_mask);
@@ -58,24 +81,64 @@ std::vector<Prediction> Pipeline::predict_encoded(const std::vector<Encoding>& b
     inputs.emplace("token_type_ids", stack_field(batch, &Encoding::type_ids));
   }
   const TensorMap outputs = runner_.run(inputs);
-  // The token vectors: the manifest's first output (last_hidden_state for encoders).
-  const at::Tensor hidden = outputs.at(manifest.outputs.front().name).to(at::kFloat).cpu();
-  at::Tensor pooled;
-  if (pooling_mode_ == "cls") {
-    pooled = hidden.select(1, 0);
-  } else {  // mean over real tokens, as sentence-transformers computes it
-    const at::Tensor weights = mask.unsqueeze(-1).to(hidden.dtype());
-    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
-  }
-  if (normalize_) {
-    pooled = pooled / pooled.norm(2, {1}, true).clamp_min(1e-12);
-  }
-  pooled = pooled.contiguous();
   std::vector<Prediction> predictions(batch.size());
-  const int64_t width = pooled.size(1);
-  const float* data = pooled.data_ptr<float>();
-  for (size_t i = 0; i < batch.size(); ++i) {
-    predictions[i].embedding.assign(data + i * width, data + (i + 1) * width);
+  for (Prediction& prediction : predictions) prediction.task = manifest.task;
+  const std::string& task = manifest.task;
+  if (task == "feature-extraction") {
+    // The token vectors: the manifest's first output (last_hidden_state for encoders).
+    const at::Tensor hidden = output_named(outputs, manifest.outputs.front().name);
+    at::Tensor pooled;
+    if (pooling_mode_ == "cls") {
+      pooled = hidden.select(1, 0);
+    } else {  // mean over real tokens, as sentence-transformers computes it
+      const at::Tensor weights = mask.unsqueeze(-1).to(hidden.dtype());
+      pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
+    }
+    if (normalize_) {
+      pooled = pooled / pooled.norm(2, {1}, true).clamp_min(1e-12);
+    }
+    pooled = pooled.contiguous();
+    const int64_t width = pooled.size(1);
+    const float* data = pooled.data_ptr<float>();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      predictions[i].embedding.assign(data + i * width, data + (i + 1) * width);
+    }
+  } else if (task == "text-classification") {
+    const at::Tensor logits = output_named(outputs, "logits");  // [batch, labels]
+    const auto count = static_cast<size_t>(logits.size(1));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      predictions[i].labels = task_outputs::classify(logits.data_ptr<float>() + i * count, count,
+                                                     manifest.labels, options_.top_k);
+    }
+  } else if (task == "fill-mask") {
+    const at::Tensor logits = output_named(outputs, "logits");  // [batch, sequence, vocab]
+    const auto row = static_cast<size_t>(logits.size(1) * logits.size(2));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      predictions[i].masks = task_outputs::fill_masks(
+          batch[i], logits.data_ptr<float>() + i * row, static_cast<size_t>(logits.size(2)),
+          *manifest.mask_token_id, options_.top_k.value_or(5), tokenizer_);
+    }
+  } else if (task == "token-classification") {
+    const at::Tensor logits = output_named(outputs, "logits");  // [batch, sequence, labels]
+    if (static_cast<size_t>(logits.size(2)) != manifest.labels.size()) {
+      throw Error("the model scores " + std::to_string(logits.size(2)) + " labels but the " +
+                  "manifest names " + std::to_string(manifest.labels.size()));
+    }
+    const auto row = static_cast<size_t>(logits.size(1) * logits.size(2));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      predictions[i].entities =
+          task_outputs::group_entities(batch[i], logits.data_ptr<float>() + i * row,
+                                       manifest.labels, text_at(texts, i), tokenizer_);
+    }
+  } else {                                                            // question-answering
+    const at::Tensor starts = output_named(outputs, "start_logits");  // [batch, sequence]
+    const at::Tensor ends = output_named(outputs, "end_logits");
+    const auto row = static_cast<size_t>(starts.size(1));
+    for (size_t i = 0; i < batch.size(); ++i) {
+      predictions[i].answer = task_outputs::best_answer(
+          batch[i], starts.data_ptr<float>() + i * row, ends.data_ptr<float>() + i * row,
+          text_at(pairs, i), options_.max_answer_length);
+    }
   }
   return predictions;
 }
@@ -103,13 +166,16 @@ std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
   for (size_t start = 0; start < order.size(); start += batch_size) {
     const size_t end = std::min(order.size(), start + batch_size);
     std::vector<Encoding> batch;
+    std::vector<std::string_view> batch_texts, batch_pairs;
     size_t longest = 0;
     for (size_t k = start; k < end; ++k) {
       batch.push_back(std::move(encodings[order[k]]));
+      batch_texts.push_back(texts[order[k]]);
+      if (!pairs.empty()) batch_pairs.push_back(pairs[order[k]]);
       longest = std::max(longest, batch.back().size());
     }
     tokenizer_.pad(batch, padded_length(longest));
-    std::vector<Prediction> answers = predict_encoded(batch);
+    std::vector<Prediction> answers = predict_encoded(batch, batch_texts, batch_pairs);
     for (size_t k = start; k < end; ++k) predictions[order[k]] = std::move(answers[k - start]);
   }
   return predictions;

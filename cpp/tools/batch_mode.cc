@@ -28,6 +28,7 @@ struct LineInput {
   size_t line = 0;
   std::optional<Encoding> encoding;  // empty when the line is bad
   std::string error;
+  std::string text, text_pair;  // the line's texts (empty for token ids): answers quote them
 };
 
 std::vector<int64_t> integer_list(const json& value, const char* key) {
@@ -86,7 +87,7 @@ Encoding encoding_from_ids(const Pipeline& pipeline, const json& object) {
   return encoding;
 }
 
-Encoding parse_line(const Pipeline& pipeline, const std::string& line) {
+Encoding parse_line(const Pipeline& pipeline, const std::string& line, LineInput& input) {
   const json object = json::parse(line, nullptr, false);
   if (object.is_discarded()) throw InvalidInput("not valid JSON");
   if (!object.is_object()) {
@@ -96,11 +97,16 @@ Encoding parse_line(const Pipeline& pipeline, const std::string& line) {
     if (!text->is_string()) throw InvalidInput("\"text\" must be a string");
     auto pair = object.find("text_pair");
     if (pair == object.end() || pair->is_null()) {
-      return pipeline.tokenizer().encode(text->get_ref<const std::string&>());
+      Encoding encoding = pipeline.tokenizer().encode(text->get_ref<const std::string&>());
+      input.text = text->get_ref<const std::string&>();
+      return encoding;
     }
     if (!pair->is_string()) throw InvalidInput("\"text_pair\" must be a string");
-    return pipeline.tokenizer().encode(text->get_ref<const std::string&>(),
-                                       pair->get_ref<const std::string&>());
+    Encoding encoding = pipeline.tokenizer().encode(text->get_ref<const std::string&>(),
+                                                    pair->get_ref<const std::string&>());
+    input.text = text->get_ref<const std::string&>();
+    input.text_pair = pair->get_ref<const std::string&>();
+    return encoding;
   }
   if (object.contains("input_ids")) return encoding_from_ids(pipeline, object);
   throw InvalidInput("missing \"text\" (or \"input_ids\")");
@@ -124,13 +130,16 @@ std::vector<std::string> run_window(const Pipeline& pipeline, std::vector<LineIn
   for (size_t start = 0; start < order.size(); start += batch_size) {
     const size_t end = std::min(order.size(), start + batch_size);
     std::vector<Encoding> batch;
+    std::vector<std::string_view> texts, pairs;
     size_t longest = 0;
     for (size_t k = start; k < end; ++k) {
       batch.push_back(std::move(*window[order[k]].encoding));
+      texts.push_back(window[order[k]].text);
+      pairs.push_back(window[order[k]].text_pair);
       longest = std::max(longest, batch.back().size());
     }
     pipeline.tokenizer().pad(batch, pipeline.padded_length(longest));
-    const std::vector<Prediction> predictions = pipeline.predict_encoded(batch);
+    const std::vector<Prediction> predictions = pipeline.predict_encoded(batch, texts, pairs);
     for (size_t k = start; k < end; ++k) {
       answers[order[k]] = prediction_to_json(predictions[k - start]);
     }
@@ -222,7 +231,7 @@ size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
     LineInput input;
     input.line = line_number;
     try {
-      input.encoding = parse_line(pipeline, line);
+      input.encoding = parse_line(pipeline, line, input);
     } catch (const InvalidInput& error) {
       input.error = error.what();
       ++bad_lines;

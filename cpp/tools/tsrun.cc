@@ -104,12 +104,14 @@ int run_raw(const std::string& model_path, const std::vector<std::string>& id_li
 // Text in, task-aware JSON out: --text (one result per text) or --input (JSON lines).
 int run_predict(const std::string& model_path, const std::vector<std::string>& texts,
                 const std::vector<std::string>& pairs, const tsrunner::cli::BatchOptions* batch,
-                int threads, const std::string& expected_sha256) {
+                int threads, const std::string& expected_sha256,
+                const tsrunner::TaskOptions& task_options) {
   tsrunner::RunnerOptions options;
   options.threads = threads;
   options.expected_sha256 = expected_sha256;
   const tsrunner::Runner runner(model_path, options);
-  const tsrunner::Pipeline pipeline(runner, tsrunner::Tokenizer::from_file(model_path));
+  const tsrunner::Pipeline pipeline(runner, tsrunner::Tokenizer::from_file(model_path),
+                                    task_options);
   if (batch == nullptr) {
     tsrunner::cli::print_text_predictions(pipeline, texts, pairs, std::cout);
     return 0;
@@ -159,6 +161,12 @@ int main(int argc, char** argv) {
   app.add_option("--input", input_path,
                  "JSON lines to run ({\"text\": ..., \"text_pair\": ...} or {\"input_ids\": "
                  "[...]}); - for stdin");
+  tsrunner::TaskOptions task_options;
+  size_t top_k = 0;
+  app.add_option("--top-k", top_k,
+                 "labels (text-classification, default all) or tokens per mask (fill-mask, "
+                 "default 5) to keep")
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("--output", batch.output, "where --input's results go (default -: stdout)");
   app.add_option("--batch-size", batch.batch_size, "inputs per batch in --input mode")
       ->check(CLI::Range(1, 65536));
@@ -196,8 +204,9 @@ int main(int argc, char** argv) {
       if (!input_path.empty() && !texts.empty())
         throw UsageError("use --text or --input, not both");
       batch.input = input_path;
+      if (top_k > 0) task_options.top_k = top_k;
       return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,
-                         threads, expected_sha256);
+                         threads, expected_sha256, task_options);
     }
     if (id_lists.empty()) {
       throw UsageError("nothing to run: pass --ids, --text or --input (see tsrun --help)");

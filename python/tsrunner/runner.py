@@ -10,6 +10,10 @@ from typing import Any
 from . import _core
 
 
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 class Runner(_core.Runner):
     """Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.
 
@@ -22,7 +26,7 @@ class Runner(_core.Runner):
         docs/cpp-api.md); unknown ones raise TypeError."""
         super().__init__(path, **options)
         self._path = os.fspath(path)
-        self._pipeline: _core.Pipeline | None = None
+        self._pipelines: dict[tuple[int | None, int], _core.Pipeline] = {}
         self._pipeline_lock = threading.Lock()
 
     def predict(
@@ -30,8 +34,22 @@ class Runner(_core.Runner):
         texts: str | Sequence[str],
         text_pairs: str | Sequence[str] | None = None,
         batch_size: int = 32,
+        top_k: int | None = None,
+        max_answer_length: int = 15,
     ) -> list[dict[str, Any]]:
-        """One dict per text, in order: for feature-extraction {"embedding": [floats]}."""
+        """One dict per text, in order, keyed by the export's task (Hugging Face pipeline keys;
+        offsets are character offsets into the text, or into the pair for answers):
+
+        - feature-extraction: {"embedding": [floats]}
+        - text-classification: {"labels": [{"label", "score"}, ...]} best first; `top_k`
+          keeps that many (default all)
+        - fill-mask: {"masks": [{"position", "candidates": [{"token", "token_str", "score"}]}]}
+          one per mask token; `top_k` candidates each (default 5)
+        - token-classification: {"entities": [{"entity_group", "score", "word", "start",
+          "end"}]}, B-/I- tags merged as aggregation_strategy="simple"
+        - question-answering (question in `texts`, context in `text_pairs`): {"answer":
+          {"text", "score", "start", "end"}} with at most `max_answer_length` tokens
+        """
         if isinstance(texts, str):
             texts = [texts]
         if isinstance(text_pairs, str):
@@ -49,7 +67,14 @@ class Runner(_core.Runner):
                     raise ValueError(f"text_pairs[{i}] must be a str, got {type(pair).__name__}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        if top_k is not None and not _is_positive_int(top_k):
+            raise ValueError(f"top_k must be a positive int or None, not {top_k!r}")
+        if not _is_positive_int(max_answer_length):
+            raise ValueError(f"max_answer_length must be a positive int, not {max_answer_length!r}")
+        key = (top_k, max_answer_length)
         with self._pipeline_lock:
-            if self._pipeline is None:
-                self._pipeline = _core.Pipeline(self, self._path)
-        return self._pipeline.predict(texts, text_pairs, batch_size)
+            pipeline = self._pipelines.get(key)
+            if pipeline is None:
+                pipeline = _core.Pipeline(self, self._path, top_k, max_answer_length)
+                self._pipelines[key] = pipeline
+        return pipeline.predict(texts, text_pairs, batch_size)

@@ -143,3 +143,17 @@ TEST(ManifestFuzzRegressions, PoolingIsCheckedBecausePredictUsesIt) {
   expect_load_error(edited([](auto& m) { m["pooling"] = {{"mode", 3}, {"normalize", "yes"}}; }),
                     "pooling.mode must be a string");
 }
+
+TEST(Manifest, ParsesLabelsAndMaskTokenId) {
+  const Manifest manifest = Manifest::parse(edited([](auto& m) {
+    m["labels"] = {"O", "B-PER", "I-PER"};
+    m["mask_token_id"] = 103;
+  }));
+  EXPECT_EQ(manifest.labels, (std::vector<std::string>{"O", "B-PER", "I-PER"}));
+  EXPECT_EQ(manifest.mask_token_id, 103);
+  const Manifest plain = Manifest::parse(edited([](auto& m) { m["mask_token_id"] = nullptr; }));
+  EXPECT_TRUE(plain.labels.empty());
+  EXPECT_FALSE(plain.mask_token_id.has_value());
+  expect_load_error(edited([](auto& m) { m["labels"] = {"O", 1}; }),
+                    "labels must be an array of strings");
+}

@@ -80,8 +80,10 @@ struct Manifest {
   std::optional<int64_t> type_vocab_size;
   std::optional<int64_t> pad_token_id;
   bool has_tokenizer = false;
-  std::optional<Pooling> pooling;  // sentence-transformers models only
-  std::string raw_json;            // the manifest exactly as stored
+  std::optional<Pooling> pooling;        // sentence-transformers models only
+  std::vector<std::string> labels;       // classification tasks: label names by class index
+  std::optional<int64_t> mask_token_id;  // fill-mask only
+  std::string raw_json;                  // the manifest exactly as stored
 
   // Throws LoadError naming the field when the JSON is malformed or from a newer schema.
   static Manifest parse(const std::string& json_text);

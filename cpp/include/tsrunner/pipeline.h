@@ -2,28 +2,26 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "tsrunner/prediction.h"
 #include "tsrunner/runner.h"
 #include "tsrunner/tokenizer.h"
 
 namespace tsrunner {
 
-// The task-aware answer for one input.
-struct Prediction {
-  // feature-extraction: the sentence embedding, pooled as the manifest says.
-  std::vector<float> embedding;
-};
-
 // Text in, answers out: tokenizes with the export's own tokenizer, runs the model in batches
-// of similar length and turns the outputs into the task's answer. Tasks: feature-extraction
-// (mean or CLS pooling, optionally normalised, from the manifest's "pooling"; mean without
-// normalisation when the manifest has none). Thread-safe like Runner.
+// of similar length and turns the outputs into the task's answer (see prediction.h):
+// feature-extraction (mean or CLS pooling, optionally normalised, from the manifest's
+// "pooling"; mean without normalisation when the manifest has none), text-classification,
+// fill-mask, token-classification and question-answering (question as the text, context as
+// the pair), each matching the Hugging Face pipeline of that task. Thread-safe like Runner.
 class Pipeline {
  public:
   // `runner` must outlive the pipeline. Throws Error when the export's task has no
   // task-aware output yet.
-  Pipeline(const Runner& runner, Tokenizer tokenizer);
+  Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions options = {});
 
   const Runner& runner() const { return runner_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
@@ -35,8 +33,12 @@ class Pipeline {
                                   const std::vector<std::string>& pairs = {},
                                   size_t batch_size = 32) const;
 
-  // Runs already-tokenized encodings (all of the same padded length) as one batch.
-  std::vector<Prediction> predict_encoded(const std::vector<Encoding>& batch) const;
+  // Runs already-tokenized encodings (all of the same padded length) as one batch. `texts`
+  // and `pairs` are the texts they came from (each empty or one per encoding): entity words,
+  // answers and character offsets are taken from them.
+  std::vector<Prediction> predict_encoded(const std::vector<Encoding>& batch,
+                                          const std::vector<std::string_view>& texts = {},
+                                          const std::vector<std::string_view>& pairs = {}) const;
 
   // The length to pad a batch to: its longest, or the fixed length of a fixed-shape export.
   size_t padded_length(size_t longest) const;
@@ -44,6 +46,7 @@ class Pipeline {
  private:
   const Runner& runner_;
   Tokenizer tokenizer_;
+  TaskOptions options_;
   std::string pooling_mode_;
   bool normalize_ = false;
 };

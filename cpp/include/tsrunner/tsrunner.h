@@ -6,6 +6,7 @@
 #include "tsrunner/integrity.h"
 #include "tsrunner/manifest.h"
 #include "tsrunner/pipeline.h"
+#include "tsrunner/prediction.h"
 #include "tsrunner/runner.h"
 #include "tsrunner/tokenizer.h"
 #include "tsrunner/version.h"

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tsrunner {
+
+// A span of the input text: character offsets (Unicode code points, as Python and Hugging
+// Face count them) and the same span in bytes of the UTF-8 string (for std::string::substr).
+struct TextSpan {
+  size_t start = 0;
+  size_t end = 0;
+  size_t byte_start = 0;
+  size_t byte_end = 0;
+};
+
+// text-classification: one label with its probability.
+struct LabelScore {
+  std::string label;
+  float score = 0.0f;
+};
+
+// fill-mask: one candidate token for a mask position.
+struct TokenScore {
+  int64_t id = 0;
+  std::string token;  // Tokenizer::id_to_token(id), e.g. "paris" or "##ing"
+  float score = 0.0f;
+};
+
+// fill-mask: the candidates for one mask token, best first.
+struct MaskFill {
+  size_t position = 0;  // index of the mask token in the encoding
+  std::vector<TokenScore> candidates;
+};
+
+// token-classification: adjacent tokens of one entity type merged (Hugging Face's
+// aggregation_strategy="simple"), "O" left out.
+struct Entity {
+  std::string entity_group;  // the label without its B-/I- prefix
+  float score = 0.0f;        // mean of the tokens' probabilities
+  std::string word;          // the tokens decoded ("new york", subwords joined)
+  TextSpan span;             // in the text
+};
+
+// question-answering: the best span of the context (the text pair).
+struct Answer {
+  std::string text;    // the context's characters [span.start, span.end)
+  float score = 0.0f;  // P(start) * P(end)
+  TextSpan span;       // in the context
+};
+
+// The task-aware answer for one input. `task` says which field is filled; the others stay
+// empty. New tasks add a field here (plain structs, no JSON dependency in the API).
+struct Prediction {
+  std::string task;
+  std::vector<float> embedding;    // feature-extraction: the pooled sentence vector
+  std::vector<LabelScore> labels;  // text-classification: best first
+  std::vector<MaskFill> masks;     // fill-mask: one per mask token, in order
+  std::vector<Entity> entities;    // token-classification: in text order
+  std::optional<Answer> answer;    // question-answering: nullopt when no span qualifies
+};
+
+// How predictions are cut down; the defaults follow Hugging Face's pipelines.
+struct TaskOptions {
+  // text-classification: labels kept (nullopt: all); fill-mask: candidates per mask
+  // (nullopt: 5).
+  std::optional<size_t> top_k;
+  // question-answering: the longest answer, in tokens.
+  size_t max_answer_length = 15;
+};
+
+}  // namespace tsrunner

@@ -1,0 +1,256 @@
+"""Task-aware predict (text-classification, fill-mask, token-classification, question-answering)
+against Transformers' own pipelines (question-answering: Transformers 4's pipeline algorithm,
+since 5 dropped that pipeline), on tiny random BERTs that share MiniLM's tokenizer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+import tsrunner
+
+NER_LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+SENTIMENT = {0: "negative", 1: "neutral", 2: "positive"}
+TEXTS = [
+    "Jim Henson was a puppeteer from New York.",
+    "Angela Merkel met Barack Obama in Berlin and New York last week, said Reuters.",
+    "The café in Zürich serves crêpes, isn't it unbelievable?",
+    "中文 text with a 🙂 and unknownwordpiecesareheresomehow",
+    "",
+]
+CLASSES = {
+    "text-classification": ("BertForSequenceClassification", SENTIMENT),
+    "fill-mask": ("BertForMaskedLM", None),
+    "token-classification": ("BertForTokenClassification", NER_LABELS),
+    "question-answering": ("BertForQuestionAnswering", None),
+}
+
+
+def _make_model(directory, task, minilm_dir):
+    import torch
+    import transformers
+
+    class_name, labels = CLASSES[task]
+    torch.manual_seed(7)
+    extra = {"id2label": labels, "label2id": {v: k for k, v in labels.items()}} if labels else {}
+    config = transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=37,
+        max_position_embeddings=64,
+        pad_token_id=0,
+        # wide weights: logits spread out, so rankings do not hinge on float rounding
+        initializer_range=0.5,
+        **extra,
+    )
+    model = getattr(transformers, class_name)(config).eval()
+    if task == "token-classification":  # favour I- tags, so that groups of several tokens form
+        with torch.no_grad():
+            model.classifier.bias.copy_(torch.tensor([0.0, 0.0, 2.0, 0.0, 2.0]))
+    model.save_pretrained(directory)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(minilm_dir / name, directory / name)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def task_models(tmp_path_factory, minilm_dir):
+    """task -> (model directory, export path), exported once per session."""
+    root = tmp_path_factory.mktemp("task_models")
+    models = {}
+    for task in CLASSES:
+        directory = _make_model(root / task, task, minilm_dir)
+        path = root / f"{task}.pt"
+        tsrunner.export(directory, path, task=task, max_length=32)
+        models[task] = (directory, path)
+    return models
+
+
+def _hf_pipeline(task_models, task):
+    import transformers
+
+    directory = str(task_models[task][0])
+    return transformers.pipeline(task, model=directory, tokenizer=directory, device="cpu")
+
+
+def _runner(task_models, task):
+    return tsrunner.Runner(task_models[task][1], threads=1)
+
+
+def test_text_classification_matches_transformers(task_models):
+    expected = _hf_pipeline(task_models, "text-classification")(TEXTS, top_k=None)
+    actual = _runner(task_models, "text-classification").predict(TEXTS)
+    for want, got in zip(expected, actual, strict=True):
+        assert [x["label"] for x in got["labels"]] == [x["label"] for x in want]
+        for w, g in zip(want, got["labels"], strict=True):
+            assert g["score"] == pytest.approx(w["score"], abs=1e-4)
+    top1 = _runner(task_models, "text-classification").predict(TEXTS, top_k=1)
+    assert [r["labels"] for r in top1] == [r["labels"][:1] for r in actual]
+
+
+def test_fill_mask_matches_transformers(task_models):
+    pipe = _hf_pipeline(task_models, "fill-mask")
+    texts = ["Paris is the [MASK] of France.", "The [MASK] sat on the [MASK] today."]
+    actual = _runner(task_models, "fill-mask").predict(texts, top_k=4)
+    for text, got in zip(texts, actual, strict=True):
+        want = pipe(text, top_k=4)
+        want = [want] if isinstance(want[0], dict) else want  # one list per mask
+        assert len(got["masks"]) == len(want) == text.count("[MASK]")
+        for want_mask, got_mask in zip(want, got["masks"], strict=True):
+            assert [c["token"] for c in got_mask["candidates"]] == [c["token"] for c in want_mask]
+            for w, g in zip(want_mask, got_mask["candidates"], strict=True):
+                assert g["score"] == pytest.approx(w["score"], abs=1e-4)
+                assert g["token_str"] == pipe.tokenizer.convert_ids_to_tokens(w["token"])
+    default = _runner(task_models, "fill-mask").predict(texts[0])
+    assert len(default[0]["masks"][0]["candidates"]) == 5
+    assert default[0]["masks"][0]["position"] == 4  # [CLS] paris is the [MASK]
+    assert _runner(task_models, "fill-mask").predict("no mask here")[0]["masks"] == []
+
+
+def _assert_entities_equal(want, got):
+    assert [e["entity_group"] for e in got] == [e["entity_group"] for e in want]
+    assert [(e["start"], e["end"]) for e in got] == [(e["start"], e["end"]) for e in want]
+    assert [e["word"] for e in got] == [e["word"] for e in want]
+    for w, g in zip(want, got, strict=True):
+        assert g["score"] == pytest.approx(float(w["score"]), abs=1e-4)
+
+
+def test_token_classification_matches_transformers(task_models):
+    pipe = _hf_pipeline(task_models, "token-classification")
+    actual = _runner(task_models, "token-classification").predict(TEXTS)
+    groups = multi_word = 0
+    for text, got in zip(TEXTS, actual, strict=True):
+        want = pipe(text, aggregation_strategy="simple")
+        _assert_entities_equal(want, got["entities"])
+        for entity in got["entities"]:
+            assert entity["entity_group"] in {"PER", "LOC"}
+            assert entity["end"] > entity["start"]
+        groups += len(want)
+        multi_word += sum(" " in entity["word"] for entity in want)
+    assert groups >= 4 and multi_word >= 1  # enough tags to exercise grouping and merging
+
+
+QA = [
+    ("Who was Jim Henson?", "Jim Henson was a nice puppeteer from New York City."),
+    ("Where is the café?", "The café is in Zürich, next to the unbelievably old station."),
+    ("What?", "中文 text 🙂 here"),
+]
+
+
+def _reference_answer(model, tokenizer, question, context, max_answer_len):
+    """Transformers 4's QuestionAnsweringPipeline, which Transformers 5 dropped: its p_mask
+    (question and special tokens out, [CLS] in), the span search Transformers still ships
+    (select_starts_ends, used by document-question-answering) and its align_to_words."""
+    import numpy as np
+    import torch
+    from transformers.pipelines.document_question_answering import select_starts_ends
+
+    encoded = tokenizer(question, context, return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**encoded)
+    enc = encoded.encodings[0]
+    p_mask = np.array([[sid != 1 for sid in enc.sequence_ids]], dtype=np.int64)
+    p_mask[0, np.array(enc.ids) == tokenizer.cls_token_id] = 0
+    starts, ends, scores, _ = select_starts_ends(
+        outputs.start_logits.numpy(),
+        outputs.end_logits.numpy(),
+        p_mask,
+        encoded["attention_mask"].numpy(),
+        max_answer_len=max_answer_len,
+    )
+    s, e = int(starts[0]), int(ends[0])
+    start = enc.word_to_chars(enc.token_to_word(s), sequence_index=1)[0]
+    end = enc.word_to_chars(enc.token_to_word(e), sequence_index=1)[1]
+    return {"start": start, "end": end, "answer": context[start:end], "score": float(scores[0])}
+
+
+QA = [
+    ("Who was Jim Henson?", "Jim Henson was a nice puppeteer from New York City."),
+    ("Where is the café?", "The café is in Zürich, next to the unbelievably old station."),
+    ("What?", "中文 text 🙂 here"),
+]
+
+
+def test_question_answering_matches_transformers(task_models):
+    import transformers
+
+    directory = task_models["question-answering"][0]
+    model = transformers.BertForQuestionAnswering.from_pretrained(directory).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
+    questions, contexts = zip(*QA, strict=True)
+    for max_len in (15, 3):
+        actual = _runner(task_models, "question-answering").predict(
+            list(questions), list(contexts), max_answer_length=max_len
+        )
+        for (question, context), got in zip(QA, actual, strict=True):
+            want = _reference_answer(model, tokenizer, question, context, max_len)
+            answer = got["answer"]
+            assert (answer["start"], answer["end"], answer["text"]) == (
+                want["start"],
+                want["end"],
+                want["answer"],
+            )
+            assert answer["text"] == context[answer["start"] : answer["end"]]
+            assert answer["score"] == pytest.approx(want["score"], abs=1e-4)
+
+
+def test_tsrun_text_and_batch_give_the_same_answers(task_models, tsrun, tmp_path):
+    path = task_models["token-classification"][1]
+    python = _runner(task_models, "token-classification").predict(TEXTS)
+    args = [arg for text in TEXTS for arg in ("--text", text)]
+    result = subprocess.run([tsrun, str(path), *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    text_mode = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = "".join(json.dumps({"text": text}) + "\n" for text in TEXTS)
+    result = subprocess.run(
+        [tsrun, str(path), "--input", "-", "--batch-size", "2"],
+        input=lines,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    batch_mode = [json.loads(line) for line in result.stdout.splitlines()]
+    for a, b, c in zip(python, text_mode, batch_mode, strict=True):
+        _assert_entities_equal(a["entities"], b["entities"])
+        _assert_entities_equal(a["entities"], c["entities"])
+
+    qa = task_models["question-answering"][1]
+    question, context = QA[1]
+    result = subprocess.run(
+        [tsrun, str(qa), "--text", question, "--text-pair", context],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    want = _runner(task_models, "question-answering").predict(question, context)[0]["answer"]
+    got = json.loads(result.stdout)["answer"]
+    assert (got["text"], got["start"], got["end"]) == (want["text"], want["start"], want["end"])
+
+    classifier = task_models["text-classification"][1]
+    result = subprocess.run(
+        [tsrun, str(classifier), "--text", TEXTS[0], "--top-k", "2"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    want = _runner(task_models, "text-classification").predict(TEXTS[0], top_k=2)[0]["labels"]
+    got = json.loads(result.stdout)["labels"]
+    assert [x["label"] for x in got] == [x["label"] for x in want]
+    assert [x["score"] for x in got] == pytest.approx([x["score"] for x in want], abs=1e-6)
+
+    result = subprocess.run(
+        [tsrun, str(classifier), "--text", TEXTS[0], "--top-k", "0"], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "--top-k" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"top_k": 0}, "top_k"), ({"top_k": "3"}, "top_k"), ({"max_answer_length": 0}, "max_answer")],
+)
+def test_bad_options_are_refused(task_models, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _runner(task_models, "question-answering").predict("q", "c", **kwargs)
