@@ -27,11 +27,20 @@ def _raise_terminated(signum, frame):
     raise _Terminated
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
+def _int_at_least(minimum: int):
+    """An argparse type: an integer no smaller than `minimum`."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
 
 
 def _positive_float(text: str) -> float:
@@ -49,13 +58,6 @@ def _bucket_list(text: str) -> list[int]:
     if min(lengths) < 1:
         raise argparse.ArgumentTypeError(f"lengths must be at least 1, not {min(lengths)}")
     return lengths
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
 
 
 def _add_triton_options(parser: argparse.ArgumentParser) -> None:
