@@ -157,12 +157,21 @@ std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
     encodings.push_back(pairs.empty() ? tokenizer_.encode(texts[i])
                                       : tokenizer_.encode(texts[i], pairs[i]));
   }
+  return predict_encodings(std::move(encodings), {texts.begin(), texts.end()},
+                           {pairs.begin(), pairs.end()}, batch_size);
+}
+
+std::vector<Prediction> Pipeline::predict_encodings(std::vector<Encoding> encodings,
+                                                    const std::vector<std::string_view>& texts,
+                                                    const std::vector<std::string_view>& pairs,
+                                                    size_t batch_size) const {
+  if (batch_size == 0) throw InvalidInput("batch_size must be at least 1");
   // Similar lengths together, so each batch pads little; answers go back in input order.
-  std::vector<size_t> order(texts.size());
+  std::vector<size_t> order(encodings.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return encodings[a].size() < encodings[b].size(); });
-  std::vector<Prediction> predictions(texts.size());
+  std::vector<Prediction> predictions(encodings.size());
   for (size_t start = 0; start < order.size(); start += batch_size) {
     const size_t end = std::min(order.size(), start + batch_size);
     std::vector<Encoding> batch;
@@ -170,8 +179,8 @@ std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
     size_t longest = 0;
     for (size_t k = start; k < end; ++k) {
       batch.push_back(std::move(encodings[order[k]]));
-      batch_texts.push_back(texts[order[k]]);
-      if (!pairs.empty()) batch_pairs.push_back(pairs[order[k]]);
+      batch_texts.push_back(text_at(texts, order[k]));
+      batch_pairs.push_back(text_at(pairs, order[k]));
       longest = std::max(longest, batch.back().size());
     }
     tokenizer_.pad(batch, padded_length(longest));

@@ -116,34 +116,22 @@ Encoding parse_line(const Pipeline& pipeline, const std::string& line, LineInput
 std::vector<std::string> run_window(const Pipeline& pipeline, std::vector<LineInput>& window,
                                     size_t batch_size) {
   std::vector<std::string> answers(window.size());
-  std::vector<size_t> order;
+  std::vector<size_t> good;  // lines that parsed, in input order
+  std::vector<Encoding> encodings;
+  std::vector<std::string_view> texts, pairs;
   for (size_t i = 0; i < window.size(); ++i) {
-    if (window[i].encoding) {
-      order.push_back(i);
-    } else {
+    if (!window[i].encoding) {
       answers[i] = json{{"line", window[i].line}, {"error", window[i].error}}.dump();
+      continue;
     }
+    good.push_back(i);
+    encodings.push_back(std::move(*window[i].encoding));
+    texts.push_back(window[i].text);
+    pairs.push_back(window[i].text_pair);
   }
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return window[a].encoding->size() < window[b].encoding->size();
-  });
-  for (size_t start = 0; start < order.size(); start += batch_size) {
-    const size_t end = std::min(order.size(), start + batch_size);
-    std::vector<Encoding> batch;
-    std::vector<std::string_view> texts, pairs;
-    size_t longest = 0;
-    for (size_t k = start; k < end; ++k) {
-      batch.push_back(std::move(*window[order[k]].encoding));
-      texts.push_back(window[order[k]].text);
-      pairs.push_back(window[order[k]].text_pair);
-      longest = std::max(longest, batch.back().size());
-    }
-    pipeline.tokenizer().pad(batch, pipeline.padded_length(longest));
-    const std::vector<Prediction> predictions = pipeline.predict_encoded(batch, texts, pairs);
-    for (size_t k = start; k < end; ++k) {
-      answers[order[k]] = prediction_to_json(predictions[k - start]);
-    }
-  }
+  const std::vector<Prediction> predictions =
+      pipeline.predict_encodings(std::move(encodings), texts, pairs, batch_size);
+  for (size_t k = 0; k < good.size(); ++k) answers[good[k]] = prediction_to_json(predictions[k]);
   return answers;
 }
 

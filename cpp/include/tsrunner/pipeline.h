@@ -33,6 +33,14 @@ class Pipeline {
                                   const std::vector<std::string>& pairs = {},
                                   size_t batch_size = 32) const;
 
+  // Runs already-tokenized, unpadded encodings the way predict() runs texts: sorted by length,
+  // `batch_size` at a time, each batch padded to padded_length(); one prediction per encoding,
+  // in input order. `texts` and `pairs` are as in predict_encoded().
+  std::vector<Prediction> predict_encodings(std::vector<Encoding> encodings,
+                                            const std::vector<std::string_view>& texts,
+                                            const std::vector<std::string_view>& pairs,
+                                            size_t batch_size) const;
+
   // Runs already-tokenized encodings (all of the same padded length) as one batch. `texts`
   // and `pairs` are the texts they came from (each empty or one per encoding): entity words,
   // answers and character offsets are taken from them.
