@@ -7,6 +7,8 @@ Exports all-MiniLM-L6-v2 (float32, max length 128), then on the same corpus of r
   - sentence-transformers `encode(batch_size=32)` (PyTorch eager, the reference),
   - `tsrun model.pt --input in.jsonl --output out.jsonl --batch-size 32` (native tokenizer,
     length-sorted batches of dynamic length), wall time of the whole process, model load included,
+    twice: one batch at a time on `--threads` threads, and `--threads` batches at a time on one
+    thread each (`--threads 1 --concurrent-batches N`),
   - the original TorchScript docs' approach: every input padded to 128, batches of 32
     (run through tsrunner.Runner, tokenized natively),
   - the machine's float32 matrix-multiply rate (a 2048x2048 sgemm), to say what fraction of the
@@ -72,18 +74,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the report here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    texts = sample_text.sample(args.sentences)
+    with tempfile.TemporaryDirectory(prefix="tsr-bench-") as work:
+        report = measure(args, texts, Path(work))
+    print(report)
+    if args.out:
+        args.out.write_text(report + "\n")
 
+
+def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
+    """Runs every contender on `texts` and returns the markdown report."""
     from sentence_transformers import SentenceTransformer
 
-    texts = sample_text.sample(args.sentences)
-    work = Path(tempfile.mkdtemp(prefix="tsr-bench-"))
     model_pt = work / "minilm.pt"
     tsrunner.export(minilm_directory(), model_pt, max_length=128)
     tokenizer = tsrunner.Tokenizer.from_file(model_pt)
     lengths = [len(e) for e in (tokenizer.encode(t) for t in texts)]
     source = work / "in.jsonl"
     source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
-    target = work / "out.jsonl"
+    outputs: list[Path] = []  # each tsrun configuration's out.jsonl
     tsrun = Path(sys.executable).parent / "tsrun"
 
     model = SentenceTransformer(str(minilm_directory()), device="cpu")
@@ -92,22 +101,30 @@ def main() -> None:
     def run_sentence_transformers():
         return model.encode(texts, batch_size=32, convert_to_numpy=True)
 
-    def run_tsrun():
-        subprocess.run(
-            [
-                tsrun,
-                model_pt,
-                "--input",
-                source,
-                "--output",
-                target,
-                "--batch-size",
-                "32",
-                "--threads",
-                str(args.threads),
-            ],
-            check=True,
-        )
+    def tsrun_command(threads: int, concurrent_batches: int):
+        target = work / f"out-{threads}x{concurrent_batches}.jsonl"
+        outputs.append(target)
+
+        def run():
+            subprocess.run(
+                [
+                    tsrun,
+                    model_pt,
+                    "--input",
+                    source,
+                    "--output",
+                    target,
+                    "--batch-size",
+                    "32",
+                    "--threads",
+                    str(threads),
+                    "--concurrent-batches",
+                    str(concurrent_batches),
+                ],
+                check=True,
+            )
+
+        return run
 
     def run_padded_128():
         for start in range(0, len(texts), 32):
@@ -122,7 +139,10 @@ def main() -> None:
 
     contenders = {
         "sentence-transformers encode(batch_size=32)": run_sentence_transformers,
-        "tsrun --input/--output --batch-size 32": run_tsrun,
+        f"tsrun --input --batch-size 32 --threads {args.threads}": tsrun_command(args.threads, 1),
+        f"tsrun --input --batch-size 32 --threads 1 --concurrent-batches {args.threads}": (
+            tsrun_command(1, args.threads)
+        ),
         "padded to 128, batches of 32 (original docs)": run_padded_128,
     }
     best = {name: float("inf") for name in contenders}
@@ -135,16 +155,24 @@ def main() -> None:
     # sentence-transformers truncates MiniLM at 256 tokens, the export at 128: compare the
     # embeddings of the inputs both see whole, and count the others.
     reference = run_sentence_transformers()
-    native = np.array(
-        [json.loads(line)["embedding"] for line in target.read_text().splitlines()], np.float32
-    )
     untruncated = tokenizers.Tokenizer.from_file(str(minilm_directory() / "tokenizer.json"))
     untruncated.no_truncation()
     untruncated.no_padding()
     within = np.array([len(untruncated.encode(t).ids) <= 128 for t in texts])
-    cosine = (native * reference).sum(1) / (
-        np.linalg.norm(native, axis=1) * np.linalg.norm(reference, axis=1)
-    )
+    agreement = []
+    for target in outputs:
+        native = np.array(
+            [json.loads(line)["embedding"] for line in target.read_text().splitlines()],
+            np.float32,
+        )
+        cosine = (native * reference).sum(1) / (
+            np.linalg.norm(native, axis=1) * np.linalg.norm(reference, axis=1)
+        )
+        agreement.append(
+            f"{target.name}: min cosine {cosine[within].min():.6f}, "
+            f"max |diff| {np.abs(native - reference)[within].max():.2e}; "
+            f"longer inputs min cosine {cosine[~within].min() if (~within).any() else 1:.4f}"
+        )
     peak = sgemm_flops(args.threads)
     flops = forward_flops(lengths)
     tokens = sum(lengths)
@@ -165,16 +193,12 @@ def main() -> None:
         )
     lines += [
         "",
-        f"tsrun vs sentence-transformers embeddings, {within.sum()} inputs within 128 tokens: "
-        f"min cosine {cosine[within].min():.6f}, "
-        f"max |diff| {np.abs(native - reference)[within].max():.2e}; "
-        f"{(~within).sum()} longer inputs (truncated at 128 by the export, at 256 by "
-        f"sentence-transformers): min cosine {cosine[~within].min() if (~within).any() else 1:.4f}",
+        f"tsrun vs sentence-transformers embeddings, {within.sum()} inputs within 128 tokens "
+        f"({(~within).sum()} longer inputs are truncated at 128 by the export, at 256 by "
+        "sentence-transformers):",
+        *(f"- {line}" for line in agreement),
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.out:
-        args.out.write_text(report + "\n")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

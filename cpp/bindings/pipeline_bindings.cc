@@ -74,12 +74,13 @@ void register_pipeline(py::module_& module) {
       .def(
           "predict",
           [](const Pipeline& pipeline, const std::vector<std::string>& texts,
-             const std::optional<std::vector<std::string>>& pairs, size_t batch_size) {
+             const std::optional<std::vector<std::string>>& pairs, size_t batch_size,
+             size_t concurrent_batches) {
             std::vector<Prediction> predictions;
             {
               py::gil_scoped_release release;
-              predictions =
-                  pipeline.predict(texts, pairs.value_or(std::vector<std::string>{}), batch_size);
+              predictions = pipeline.predict(texts, pairs.value_or(std::vector<std::string>{}),
+                                             batch_size, concurrent_batches);
             }
             py::list results;
             for (const Prediction& prediction : predictions) {
@@ -87,7 +88,8 @@ void register_pipeline(py::module_& module) {
             }
             return results;
           },
-          py::arg("texts"), py::arg("text_pairs") = py::none(), py::arg("batch_size") = 32);
+          py::arg("texts"), py::arg("text_pairs") = py::none(), py::arg("batch_size") = 32,
+          py::arg("concurrent_batches") = 1);
 }
 
 }  // namespace tsrunner::python

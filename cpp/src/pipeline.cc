@@ -1,9 +1,14 @@
 #include "tsrunner/pipeline.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
 #include "task_outputs.h"
 #include "tsrunner/errors.h"
@@ -144,8 +149,8 @@ std::vector<Prediction> Pipeline::predict_encoded(
 }
 
 std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
-                                          const std::vector<std::string>& pairs,
-                                          size_t batch_size) const {
+                                          const std::vector<std::string>& pairs, size_t batch_size,
+                                          size_t concurrent_batches) const {
   if (batch_size == 0) throw InvalidInput("batch_size must be at least 1");
   if (!pairs.empty() && pairs.size() != texts.size()) {
     throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
@@ -158,21 +163,27 @@ std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
                                       : tokenizer_.encode(texts[i], pairs[i]));
   }
   return predict_encodings(std::move(encodings), {texts.begin(), texts.end()},
-                           {pairs.begin(), pairs.end()}, batch_size);
+                           {pairs.begin(), pairs.end()}, batch_size, concurrent_batches);
 }
 
 std::vector<Prediction> Pipeline::predict_encodings(std::vector<Encoding> encodings,
                                                     const std::vector<std::string_view>& texts,
                                                     const std::vector<std::string_view>& pairs,
-                                                    size_t batch_size) const {
+                                                    size_t batch_size,
+                                                    size_t concurrent_batches) const {
   if (batch_size == 0) throw InvalidInput("batch_size must be at least 1");
+  if (concurrent_batches == 0) throw InvalidInput("concurrent_batches must be at least 1");
   // Similar lengths together, so each batch pads little; answers go back in input order.
   std::vector<size_t> order(encodings.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return encodings[a].size() < encodings[b].size(); });
   std::vector<Prediction> predictions(encodings.size());
-  for (size_t start = 0; start < order.size(); start += batch_size) {
+  const size_t batch_count = (order.size() + batch_size - 1) / batch_size;
+  // Batch b takes its own slice of `order`: batches touch disjoint encodings and answer slots,
+  // so they can run on different threads without locks.
+  auto run_batch = [&](size_t b) {
+    const size_t start = b * batch_size;
     const size_t end = std::min(order.size(), start + batch_size);
     std::vector<Encoding> batch;
     std::vector<std::string_view> batch_texts, batch_pairs;
@@ -186,7 +197,36 @@ std::vector<Prediction> Pipeline::predict_encodings(std::vector<Encoding> encodi
     tokenizer_.pad(batch, padded_length(longest));
     std::vector<Prediction> answers = predict_encoded(batch, batch_texts, batch_pairs);
     for (size_t k = start; k < end; ++k) predictions[order[k]] = std::move(answers[k - start]);
+  };
+  const size_t workers = std::min(concurrent_batches, batch_count);
+  if (workers <= 1) {
+    for (size_t b = 0; b < batch_count; ++b) run_batch(b);
+    return predictions;
   }
+  // Several batches at once, each on this thread's intra-op thread count: on short inputs,
+  // small matrix products leave a second core idle part of the time (docs/benchmark-text.md).
+  const int intra_op_threads = at::get_num_threads();
+  std::atomic<size_t> next_batch{0};
+  std::mutex failure_mutex;
+  std::exception_ptr failure;
+  std::vector<std::thread> threads;
+  threads.reserve(workers);
+  for (size_t w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      at::set_num_threads(intra_op_threads);
+      for (size_t b = next_batch++; b < batch_count; b = next_batch++) {
+        try {
+          run_batch(b);
+        } catch (...) {
+          const std::lock_guard<std::mutex> lock(failure_mutex);
+          if (!failure) failure = std::current_exception();
+          next_batch = batch_count;  // the others stop after their current batch
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  if (failure) std::rethrow_exception(failure);
   return predictions;
 }
 

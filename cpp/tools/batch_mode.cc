@@ -21,9 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-// Lines read before a window is sorted and run: bounds memory on inputs of any size.
-constexpr size_t kWindowBatches = 16;
-
 struct LineInput {
   size_t line = 0;
   std::optional<Encoding> encoding;  // empty when the line is bad
@@ -114,7 +111,7 @@ Encoding parse_line(const Pipeline& pipeline, const std::string& line, LineInput
 
 // Runs one window: sorted by length, batched, answered in input order.
 std::vector<std::string> run_window(const Pipeline& pipeline, std::vector<LineInput>& window,
-                                    size_t batch_size) {
+                                    const BatchOptions& options) {
   std::vector<std::string> answers(window.size());
   std::vector<size_t> good;  // lines that parsed, in input order
   std::vector<Encoding> encodings;
@@ -129,8 +126,8 @@ std::vector<std::string> run_window(const Pipeline& pipeline, std::vector<LineIn
     texts.push_back(window[i].text);
     pairs.push_back(window[i].text_pair);
   }
-  const std::vector<Prediction> predictions =
-      pipeline.predict_encodings(std::move(encodings), texts, pairs, batch_size);
+  const std::vector<Prediction> predictions = pipeline.predict_encodings(
+      std::move(encodings), texts, pairs, options.batch_size, options.concurrent_batches);
   for (size_t k = 0; k < good.size(); ++k) answers[good[k]] = prediction_to_json(predictions[k]);
   return answers;
 }
@@ -185,6 +182,10 @@ class AtomicOutput {
 
 size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
   if (options.batch_size == 0) throw InvalidInput("--batch-size must be at least 1");
+  if (options.window == 0) throw InvalidInput("--window must be at least 1");
+  if (options.concurrent_batches == 0) {
+    throw InvalidInput("--concurrent-batches must be at least 1");
+  }
   std::ifstream file;
   std::optional<size_t> total_bytes;
   if (options.input != "-") {
@@ -198,14 +199,14 @@ size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
   AtomicOutput output(options.output);
   Progress progress(total_bytes);
 
-  const size_t window_size = options.batch_size * kWindowBatches;
+  const size_t window_size = std::max(options.window, options.batch_size);
   std::vector<LineInput> window;
   size_t line_number = 0;
   size_t bad_lines = 0;
   size_t bytes_read = 0;
   std::string line;
   auto flush_window = [&] {
-    for (const std::string& answer : run_window(pipeline, window, options.batch_size)) {
+    for (const std::string& answer : run_window(pipeline, window, options)) {
       output.stream() << answer << '\n';
     }
     output.stream().flush();

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "allocator_tuning.h"
 #include "batch_mode.h"
 #include "bench.h"
 #include "raw_output.h"
@@ -128,6 +129,7 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
 }  // namespace
 
 int main(int argc, char** argv) {
+  tsrunner::cli::keep_freed_memory_for_reuse();
   CLI::App app{"tsrun: run a tsrunner TorchScript export (.pt) natively, no Python inside.\n"};
   app.set_version_flag("--version", std::string("tsrun ") + tsrunner::version() + " (LibTorch " +
                                         tsrunner::torch_version() + ")");
@@ -170,6 +172,16 @@ int main(int argc, char** argv) {
   app.add_option("--output", batch.output, "where --input's results go (default -: stdout)");
   app.add_option("--batch-size", batch.batch_size, "inputs per batch in --input mode")
       ->check(CLI::Range(1, 65536));
+  CLI::Option* window_option =
+      app.add_option("--window", batch.window,
+                     "--input lines sorted by length together (default 4096): larger pads less, "
+                     "smaller answers sooner and holds less memory")
+          ->check(CLI::Range(1, 1 << 24));
+  CLI::Option* concurrent_option =
+      app.add_option("--concurrent-batches", batch.concurrent_batches,
+                     "--input batches run at once, each with --threads threads (default 1); on "
+                     "short inputs --threads 1 --concurrent-batches <cores> is fastest")
+          ->check(CLI::Range(1, 1024));
   app.add_flag("--raw", raw, "print every output tensor as JSON {shape, dtype, data}");
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
       ->check(CLI::NonNegativeNumber);
@@ -203,6 +215,8 @@ int main(int argc, char** argv) {
         throw UsageError("--ids/--raw cannot be mixed with --text or --input");
       if (!input_path.empty() && !texts.empty())
         throw UsageError("use --text or --input, not both");
+      if (input_path.empty() && (window_option->count() > 0 || concurrent_option->count() > 0))
+        throw UsageError("--window and --concurrent-batches need --input");
       batch.input = input_path;
       if (top_k > 0) task_options.top_k = top_k;
       return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,

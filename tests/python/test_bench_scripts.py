@@ -7,6 +7,8 @@ tiny timings, and no assertion on speed.
 from __future__ import annotations
 
 import importlib.util
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,3 +68,23 @@ def test_bad_shapes_and_runners_are_usage_errors(peers):
     with pytest.raises(SystemExit) as error:
         peers.parse_args(["--runners", "eager,tensorrt"])
     assert error.value.code == 2
+
+
+def test_text_throughput_runs_every_contender(tmp_path):
+    """benchmarks/text_throughput.py end to end on a few sentences: every row, equal embeddings."""
+    report = tmp_path / "report.md"
+    script = PEERS.parent / "text_throughput.py"
+    command = [sys.executable, script, "--sentences", "24", "--threads", "1", "--repeats", "1"]
+    subprocess.run([*command, "--out", report], check=True, capture_output=True, timeout=600)
+    text = report.read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "seconds" not in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| sentence-transformers encode(batch_size=32)",
+        "| tsrun --input --batch-size 32 --threads 1",
+        "| tsrun --input --batch-size 32 --threads 1 --concurrent-batches 1",
+        "| padded to 128, batches of 32 (original docs)",
+    ]
+    agreement = re.findall(r"^- out-\S+: min cosine ([0-9.]+), max \|diff\| (\S+);", text, re.M)
+    assert len(agreement) == 2, text  # both tsrun configurations, against sentence-transformers
+    for cosine, difference in agreement:
+        assert float(cosine) >= 0.9999 and float(difference) < 1e-4, text

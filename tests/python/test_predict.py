@@ -48,6 +48,16 @@ def test_order_and_batch_size_do_not_change_answers(minilm_runner):
         assert np.allclose(a["embedding"], c["embedding"], atol=1e-5)
 
 
+def test_concurrent_batches_give_the_serial_answers(minilm_pt):
+    runner = tsrunner.Runner(minilm_pt, threads=1)
+    texts = sample_text.sample(50, offset=300)
+    serial = runner.predict(texts, batch_size=4)
+    for concurrent in (2, 5):
+        parallel = runner.predict(texts, batch_size=4, concurrent_batches=concurrent)
+        for a, b in zip(serial, parallel, strict=True):
+            assert a["embedding"] == b["embedding"]  # one intra-op thread each: same kernels
+
+
 def test_pairs_and_single_string(minilm_runner, sentence_transformer):
     single = minilm_runner.predict("Who was Jim Henson?")
     assert len(single) == 1 and len(single[0]["embedding"]) == 384
@@ -60,7 +70,9 @@ def test_pairs_and_single_string(minilm_runner, sentence_transformer):
     [
         (lambda r: r.predict([1, 2]), "texts\\[0\\] must be a str"),
         (lambda r: r.predict(["a", "b"], ["c"]), "2 texts but 1 text pairs"),
-        (lambda r: r.predict(["a"], batch_size=0), "batch_size must be at least 1"),
+        (lambda r: r.predict(["a"], batch_size=0), "batch_size must be a positive int"),
+        (lambda r: r.predict(["a"], concurrent_batches=0), "concurrent_batches must be a pos"),
+        (lambda r: r.predict(["a"], concurrent_batches=1.5), "concurrent_batches must be a pos"),
     ],
 )
 def test_bad_input_is_value_error(minilm_runner, call, message):

@@ -101,8 +101,22 @@ def test_batch_mode_keeps_order_and_reports_bad_lines(tsrun, tiny_bert_pt, tiny_
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     target = tmp_path / "out.jsonl"
-    # Batch size 2: windows of 32 lines, so results cross window boundaries too.
-    result = _tsrun(tsrun, tiny_bert_pt, "--input", source, "--output", target, "--batch-size", 2)
+    # Batch size 2 in windows of 5 lines, 2 batches at a time: results cross window and batch
+    # boundaries, and batches finish out of order.
+    result = _tsrun(
+        tsrun,
+        tiny_bert_pt,
+        "--input",
+        source,
+        "--output",
+        target,
+        "--batch-size",
+        2,
+        "--window",
+        5,
+        "--concurrent-batches",
+        2,
+    )
     assert result.returncode == 2, result.stderr
     for number in bad:
         assert f"in.jsonl:{number}:" in result.stderr
@@ -170,6 +184,9 @@ def test_progress_bar_on_a_terminal(tsrun, tiny_bert_pt, tmp_path):
         (["--text", "a", "--raw"], "cannot be mixed"),
         (["--input", "missing.jsonl"], "cannot read missing.jsonl"),
         (["--input", "-", "--batch-size", "0"], "--batch-size"),
+        (["--input", "-", "--window", "0"], "--window"),
+        (["--input", "-", "--concurrent-batches", "0"], "--concurrent-batches"),
+        (["--text", "a", "--window", "8"], "--window and --concurrent-batches need --input"),
     ],
 )
 def test_usage_errors(tsrun, tiny_bert_pt, tmp_path, args, message):

@@ -28,18 +28,21 @@ class Pipeline {
 
   // One prediction per text, in order. `pairs` is empty or as long as `texts`. Texts are
   // sorted by length and run `batch_size` at a time, each batch padded only to its longest
-  // (to the export's fixed length when its shape contract is fixed).
+  // (to the export's fixed length when its shape contract is fixed). `concurrent_batches` > 1
+  // runs that many batches at once on their own threads, each with the calling thread's
+  // intra-op thread count (at::get_num_threads()): use threads x concurrent_batches <= cores.
   std::vector<Prediction> predict(const std::vector<std::string>& texts,
                                   const std::vector<std::string>& pairs = {},
-                                  size_t batch_size = 32) const;
+                                  size_t batch_size = 32, size_t concurrent_batches = 1) const;
 
   // Runs already-tokenized, unpadded encodings the way predict() runs texts: sorted by length,
-  // `batch_size` at a time, each batch padded to padded_length(); one prediction per encoding,
-  // in input order. `texts` and `pairs` are as in predict_encoded().
+  // `batch_size` at a time (`concurrent_batches` at once), each batch padded to
+  // padded_length(); one prediction per encoding, in input order. `texts` and `pairs` are as
+  // in predict_encoded().
   std::vector<Prediction> predict_encodings(std::vector<Encoding> encodings,
                                             const std::vector<std::string_view>& texts,
                                             const std::vector<std::string_view>& pairs,
-                                            size_t batch_size) const;
+                                            size_t batch_size, size_t concurrent_batches = 1) const;
 
   // Runs already-tokenized encodings (all of the same padded length) as one batch. `texts`
   // and `pairs` are the texts they came from (each empty or one per encoding): entity words,

@@ -1,0 +1,80 @@
+// Pipeline batching: concurrent batches answer exactly as serial ones, and a failing batch
+// surfaces in the caller.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "test_paths.h"
+#include "tsrunner/errors.h"
+#include "tsrunner/pipeline.h"
+
+namespace {
+
+using tsrunner::Encoding;
+using tsrunner::Pipeline;
+using tsrunner::Prediction;
+using tsrunner::Runner;
+using tsrunner::Tokenizer;
+using tsrunner::testing::fixture;
+
+// Texts of many lengths, so batches differ in shape and finish out of order.
+std::vector<std::string> mixed_texts() {
+  std::vector<std::string> texts;
+  for (int i = 0; i < 60; ++i) {
+    std::string text = "sentence " + std::to_string(i);
+    for (int word = 0; word < (i * 7) % 23; ++word) text += " word" + std::to_string(word);
+    texts.push_back(text);
+  }
+  return texts;
+}
+
+Runner single_threaded_runner() {
+  tsrunner::RunnerOptions options;
+  options.threads = 1;
+  return Runner(fixture("tiny_bert.pt"), options);
+}
+
+TEST(Pipeline, ConcurrentBatchesGiveTheSerialAnswersInInputOrder) {
+  const Runner runner = single_threaded_runner();
+  const Pipeline pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")));
+  const std::vector<std::string> texts = mixed_texts();
+  const std::vector<Prediction> serial = pipeline.predict(texts, {}, 3, 1);
+  for (size_t concurrent : {2, 4, 100}) {
+    const std::vector<Prediction> parallel = pipeline.predict(texts, {}, 3, concurrent);
+    ASSERT_EQ(parallel.size(), texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      // One intra-op thread everywhere: the same kernels on the same shapes, bit for bit.
+      EXPECT_EQ(parallel[i].embedding, serial[i].embedding) << "text " << i << ", " << concurrent;
+    }
+  }
+}
+
+TEST(Pipeline, AFailingBatchOfManyReachesTheCaller) {
+  const Runner runner = single_threaded_runner();
+  const Pipeline pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")));
+  std::vector<Encoding> encodings;
+  for (const std::string& text : mixed_texts())
+    encodings.push_back(pipeline.tokenizer().encode(text));
+  encodings[37].ids[1] = 1'000'000;  // outside the vocabulary: Runner::run refuses this batch
+  EXPECT_THROW(
+      {
+        try {
+          (void)pipeline.predict_encodings(encodings, {}, {}, 4, 3);
+        } catch (const tsrunner::InvalidInput& error) {
+          EXPECT_NE(std::string(error.what()).find("1000000"), std::string::npos) << error.what();
+          throw;
+        }
+      },
+      tsrunner::InvalidInput);
+  encodings[37].ids[1] = 1000;
+  EXPECT_EQ(pipeline.predict_encodings(encodings, {}, {}, 4, 3).size(), encodings.size());
+}
+
+TEST(Pipeline, ZeroConcurrentBatchesIsRefused) {
+  const Runner runner = single_threaded_runner();
+  const Pipeline pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")));
+  EXPECT_THROW((void)pipeline.predict({"a"}, {}, 32, 0), tsrunner::InvalidInput);
+}
+
+}  // namespace
