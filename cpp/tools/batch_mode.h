@@ -13,7 +13,7 @@ struct BatchOptions {
   size_t batch_size = 32;
   // Lines read, sorted by length and run before reading on: bounds memory on inputs of any
   // size. A larger window pads less (its batches are closer in length); a smaller one answers
-  // sooner. 4096 short sentences hold ~10 MiB.
+  // sooner (docs/cli.md gives both sides measured).
   size_t window = 4096;
   // Batches run at once, each on its own thread with --threads intra-op threads.
   size_t concurrent_batches = 1;
