@@ -85,6 +85,24 @@ void register_tokenizer(py::module_& module) {
           py::arg("text"), py::arg("pair") = py::none(),
           "Tokenizes a text (and its pair) with special tokens, truncated, not padded.")
       .def(
+          "encode_windows",
+          [](const Tokenizer& tokenizer, const std::string& text, const std::string& pair,
+             size_t stride) {
+            std::vector<Encoding> encodings;
+            {
+              py::gil_scoped_release release;
+              encodings = tokenizer.encode_windows(text, pair, stride);
+            }
+            for (Encoding& encoding : encodings) {
+              encoding = with_char_offsets(std::move(encoding), text, &pair);
+            }
+            return encodings;
+          },
+          py::arg("text"), py::arg("pair"), py::arg("stride"),
+          "Tokenizes a text and a pair too long for max_length as overlapping windows of the "
+          "pair, each with the whole text (HF's truncation='only_second' with "
+          "return_overflowing_tokens and stride).")
+      .def(
           "encode_batch",
           [](const Tokenizer& tokenizer, const std::vector<std::string>& texts,
              const std::optional<std::vector<std::string>>& pairs, size_t pad_to) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <numeric>
 #include <thread>
@@ -39,6 +40,47 @@ at::Tensor output_named(const TensorMap& outputs, const std::string& name) {
 
 std::string_view text_at(const std::vector<std::string_view>& texts, size_t i) {
   return i < texts.size() ? texts[i] : std::string_view();
+}
+
+// Runs run_batch(0 .. batch_count - 1): on this thread, or with several batches at once, each
+// on its own thread with this thread's intra-op thread count: on short inputs, small matrix
+// products leave a second core idle part of the time (docs/benchmark-text.md). The first
+// failure stops the others after their current batch and is rethrown here.
+void run_batches(size_t batch_count, size_t concurrent_batches,
+                 const std::function<void(size_t)>& run_batch) {
+  const size_t workers = std::min(concurrent_batches, batch_count);
+  if (workers <= 1) {
+    for (size_t b = 0; b < batch_count; ++b) run_batch(b);
+    return;
+  }
+  const int intra_op_threads = at::get_num_threads();
+  std::atomic<size_t> next_batch{0};
+  std::mutex failure_mutex;
+  std::exception_ptr failure;
+  std::vector<std::thread> threads;
+  threads.reserve(workers);
+  for (size_t w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      at::set_num_threads(intra_op_threads);
+      for (size_t b = next_batch++; b < batch_count; b = next_batch++) {
+        try {
+          run_batch(b);
+        } catch (...) {
+          const std::lock_guard<std::mutex> lock(failure_mutex);
+          if (!failure) failure = std::current_exception();
+          next_batch = batch_count;  // the others stop after their current batch
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+// Of two answers to one question from different context windows: is `candidate` better?
+bool better_answer(const Prediction& candidate, const Prediction& current) {
+  if (!candidate.answer) return false;
+  return !current.answer || candidate.answer->score > current.answer->score;
 }
 
 }  // namespace
@@ -148,6 +190,16 @@ std::vector<Prediction> Pipeline::predict_encoded(
   return predictions;
 }
 
+std::vector<Encoding> Pipeline::encode(std::string_view text,
+                                       std::optional<std::string_view> pair) const {
+  if (runner_.manifest().task != "question-answering" || !pair) {
+    return {tokenizer_.encode(text, pair)};
+  }
+  const auto max_length = static_cast<size_t>(std::max<int64_t>(runner_.manifest().max_length, 0));
+  return tokenizer_.encode_windows(
+      text, *pair, options_.doc_stride.value_or(std::min<size_t>(max_length / 2, 128)));
+}
+
 std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
                                           const std::vector<std::string>& pairs, size_t batch_size,
                                           size_t concurrent_batches) const {
@@ -156,29 +208,38 @@ std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
     throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
                        std::to_string(pairs.size()) + " text pairs");
   }
-  std::vector<Encoding> encodings;
-  encodings.reserve(texts.size());
+  std::vector<std::vector<Encoding>> inputs;
+  inputs.reserve(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
-    encodings.push_back(pairs.empty() ? tokenizer_.encode(texts[i])
-                                      : tokenizer_.encode(texts[i], pairs[i]));
+    inputs.push_back(pairs.empty() ? encode(texts[i]) : encode(texts[i], pairs[i]));
   }
-  return predict_encodings(std::move(encodings), {texts.begin(), texts.end()},
+  return predict_encodings(std::move(inputs), {texts.begin(), texts.end()},
                            {pairs.begin(), pairs.end()}, batch_size, concurrent_batches);
 }
 
-std::vector<Prediction> Pipeline::predict_encodings(std::vector<Encoding> encodings,
+std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Encoding>> inputs,
                                                     const std::vector<std::string_view>& texts,
                                                     const std::vector<std::string_view>& pairs,
                                                     size_t batch_size,
                                                     size_t concurrent_batches) const {
   if (batch_size == 0) throw InvalidInput("batch_size must be at least 1");
   if (concurrent_batches == 0) throw InvalidInput("concurrent_batches must be at least 1");
+  // Each encoding runs on its own; `owner` remembers which input it belongs to.
+  std::vector<Encoding> encodings;
+  std::vector<size_t> owner;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].empty()) throw InvalidInput("input " + std::to_string(i) + " has no encoding");
+    for (Encoding& encoding : inputs[i]) {
+      encodings.push_back(std::move(encoding));
+      owner.push_back(i);
+    }
+  }
   // Similar lengths together, so each batch pads little; answers go back in input order.
   std::vector<size_t> order(encodings.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return encodings[a].size() < encodings[b].size(); });
-  std::vector<Prediction> predictions(encodings.size());
+  std::vector<Prediction> answers(encodings.size());
   const size_t batch_count = (order.size() + batch_size - 1) / batch_size;
   // Batch b takes its own slice of `order`: batches touch disjoint encodings and answer slots,
   // so they can run on different threads without locks.
@@ -190,43 +251,26 @@ std::vector<Prediction> Pipeline::predict_encodings(std::vector<Encoding> encodi
     size_t longest = 0;
     for (size_t k = start; k < end; ++k) {
       batch.push_back(std::move(encodings[order[k]]));
-      batch_texts.push_back(text_at(texts, order[k]));
-      batch_pairs.push_back(text_at(pairs, order[k]));
+      batch_texts.push_back(text_at(texts, owner[order[k]]));
+      batch_pairs.push_back(text_at(pairs, owner[order[k]]));
       longest = std::max(longest, batch.back().size());
     }
     tokenizer_.pad(batch, padded_length(longest));
-    std::vector<Prediction> answers = predict_encoded(batch, batch_texts, batch_pairs);
-    for (size_t k = start; k < end; ++k) predictions[order[k]] = std::move(answers[k - start]);
+    std::vector<Prediction> batch_answers = predict_encoded(batch, batch_texts, batch_pairs);
+    for (size_t k = start; k < end; ++k) answers[order[k]] = std::move(batch_answers[k - start]);
   };
-  const size_t workers = std::min(concurrent_batches, batch_count);
-  if (workers <= 1) {
-    for (size_t b = 0; b < batch_count; ++b) run_batch(b);
-    return predictions;
+  run_batches(batch_count, concurrent_batches, run_batch);
+
+  // One prediction per input: its only encoding's, or its best window's.
+  std::vector<Prediction> predictions(inputs.size());
+  std::vector<bool> answered(inputs.size(), false);
+  for (size_t e = 0; e < answers.size(); ++e) {
+    const size_t i = owner[e];
+    if (!answered[i] || better_answer(answers[e], predictions[i])) {
+      predictions[i] = std::move(answers[e]);
+      answered[i] = true;
+    }
   }
-  // Several batches at once, each on this thread's intra-op thread count: on short inputs,
-  // small matrix products leave a second core idle part of the time (docs/benchmark-text.md).
-  const int intra_op_threads = at::get_num_threads();
-  std::atomic<size_t> next_batch{0};
-  std::mutex failure_mutex;
-  std::exception_ptr failure;
-  std::vector<std::thread> threads;
-  threads.reserve(workers);
-  for (size_t w = 0; w < workers; ++w) {
-    threads.emplace_back([&] {
-      at::set_num_threads(intra_op_threads);
-      for (size_t b = next_batch++; b < batch_count; b = next_batch++) {
-        try {
-          run_batch(b);
-        } catch (...) {
-          const std::lock_guard<std::mutex> lock(failure_mutex);
-          if (!failure) failure = std::current_exception();
-          next_batch = batch_count;  // the others stop after their current batch
-        }
-      }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
-  if (failure) std::rethrow_exception(failure);
   return predictions;
 }
 

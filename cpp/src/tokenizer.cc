@@ -137,6 +137,31 @@ Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view
   return impl_->spec.post_processor.apply(first, second_ptr);
 }
 
+std::vector<Encoding> Tokenizer::encode_windows(std::string_view text, std::string_view pair,
+                                                size_t stride) const {
+  const TokenList first = impl_->tokenize(text);
+  const TokenList second = impl_->tokenize(pair);
+  const text::PostProcessor& post_processor = impl_->spec.post_processor;
+  const size_t added = post_processor.added_tokens(true);
+  const std::optional<size_t> limit = max_length();
+  if (!limit || first.size() + second.size() + added <= *limit) {
+    return {post_processor.apply(first, &second)};
+  }
+  if (*limit <= first.size() + added) {
+    throw InvalidInput("the first text takes " + std::to_string(first.size()) + " tokens (and " +
+                       std::to_string(added) + " special tokens) of the " + std::to_string(*limit) +
+                       " the export allows: none are left for its pair");
+  }
+  const size_t window = *limit - first.size() - added;
+  std::vector<Encoding> encodings;
+  // HF refuses a stride as long as the window; a usable answer beats an error here.
+  const size_t overlap = stride < window ? stride : window / 2;
+  for (const TokenList& part : text::windows(second, window, overlap)) {
+    encodings.push_back(post_processor.apply(first, &part));
+  }
+  return encodings;
+}
+
 std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::string>& texts,
                                               const std::vector<std::string>& pairs,
                                               size_t pad_to) const {

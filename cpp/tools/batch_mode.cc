@@ -23,7 +23,7 @@ using nlohmann::json;
 
 struct LineInput {
   size_t line = 0;
-  std::optional<Encoding> encoding;  // empty when the line is bad
+  std::vector<Encoding> encodings;  // empty when the line is bad; QA: one per context window
   std::string error;
   std::string text, text_pair;  // the line's texts (empty for token ids): answers quote them
 };
@@ -84,7 +84,8 @@ Encoding encoding_from_ids(const Pipeline& pipeline, const json& object) {
   return encoding;
 }
 
-Encoding parse_line(const Pipeline& pipeline, const std::string& line, LineInput& input) {
+std::vector<Encoding> parse_line(const Pipeline& pipeline, const std::string& line,
+                                 LineInput& input) {
   const json object = json::parse(line, nullptr, false);
   if (object.is_discarded()) throw InvalidInput("not valid JSON");
   if (!object.is_object()) {
@@ -94,18 +95,18 @@ Encoding parse_line(const Pipeline& pipeline, const std::string& line, LineInput
     if (!text->is_string()) throw InvalidInput("\"text\" must be a string");
     auto pair = object.find("text_pair");
     if (pair == object.end() || pair->is_null()) {
-      Encoding encoding = pipeline.tokenizer().encode(text->get_ref<const std::string&>());
+      std::vector<Encoding> encodings = pipeline.encode(text->get_ref<const std::string&>());
       input.text = text->get_ref<const std::string&>();
-      return encoding;
+      return encodings;
     }
     if (!pair->is_string()) throw InvalidInput("\"text_pair\" must be a string");
-    Encoding encoding = pipeline.tokenizer().encode(text->get_ref<const std::string&>(),
-                                                    pair->get_ref<const std::string&>());
+    std::vector<Encoding> encodings =
+        pipeline.encode(text->get_ref<const std::string&>(), pair->get_ref<const std::string&>());
     input.text = text->get_ref<const std::string&>();
     input.text_pair = pair->get_ref<const std::string&>();
-    return encoding;
+    return encodings;
   }
-  if (object.contains("input_ids")) return encoding_from_ids(pipeline, object);
+  if (object.contains("input_ids")) return {encoding_from_ids(pipeline, object)};
   throw InvalidInput("missing \"text\" (or \"input_ids\")");
 }
 
@@ -114,20 +115,20 @@ std::vector<std::string> run_window(const Pipeline& pipeline, std::vector<LineIn
                                     const BatchOptions& options) {
   std::vector<std::string> answers(window.size());
   std::vector<size_t> good;  // lines that parsed, in input order
-  std::vector<Encoding> encodings;
+  std::vector<std::vector<Encoding>> inputs;
   std::vector<std::string_view> texts, pairs;
   for (size_t i = 0; i < window.size(); ++i) {
-    if (!window[i].encoding) {
+    if (window[i].encodings.empty()) {
       answers[i] = json{{"line", window[i].line}, {"error", window[i].error}}.dump();
       continue;
     }
     good.push_back(i);
-    encodings.push_back(std::move(*window[i].encoding));
+    inputs.push_back(std::move(window[i].encodings));
     texts.push_back(window[i].text);
     pairs.push_back(window[i].text_pair);
   }
   const std::vector<Prediction> predictions = pipeline.predict_encodings(
-      std::move(encodings), texts, pairs, options.batch_size, options.concurrent_batches);
+      std::move(inputs), texts, pairs, options.batch_size, options.concurrent_batches);
   for (size_t k = 0; k < good.size(); ++k) answers[good[k]] = prediction_to_json(predictions[k]);
   return answers;
 }
@@ -220,7 +221,7 @@ size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
     LineInput input;
     input.line = line_number;
     try {
-      input.encoding = parse_line(pipeline, line, input);
+      input.encodings = parse_line(pipeline, line, input);
     } catch (const InvalidInput& error) {
       input.error = error.what();
       ++bad_lines;

@@ -169,6 +169,12 @@ int main(int argc, char** argv) {
                  "labels (text-classification, default all) or tokens per mask (fill-mask, "
                  "default 5) to keep")
       ->check(CLI::Range(1, 1 << 30));
+  size_t doc_stride = 0;
+  CLI::Option* doc_stride_option =
+      app.add_option("--doc-stride", doc_stride,
+                     "question-answering: tokens shared by the windows a long context is cut "
+                     "into (default min(max length / 2, 128))")
+          ->check(CLI::Range(0, 1 << 20));
   app.add_option("--output", batch.output, "where --input's results go (default -: stdout)");
   app.add_option("--batch-size", batch.batch_size, "inputs per batch in --input mode")
       ->check(CLI::Range(1, 65536));
@@ -219,6 +225,7 @@ int main(int argc, char** argv) {
         throw UsageError("--window and --concurrent-batches need --input");
       batch.input = input_path;
       if (top_k > 0) task_options.top_k = top_k;
+      if (doc_stride_option->count() > 0) task_options.doc_stride = doc_stride;
       return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,
                          threads, expected_sha256, task_options);
     }

@@ -37,6 +37,7 @@ class Runner(_core.Runner):
         top_k: int | None = None,
         max_answer_length: int = 15,
         concurrent_batches: int = 1,
+        doc_stride: int | None = None,
     ) -> list[dict[str, Any]]:
         """One dict per text, in order, keyed by the export's task (Hugging Face pipeline keys;
         offsets are character offsets into the text, or into the pair for answers):
@@ -49,7 +50,10 @@ class Runner(_core.Runner):
         - token-classification: {"entities": [{"entity_group", "score", "word", "start",
           "end"}]}, B-/I- tags merged as aggregation_strategy="simple"
         - question-answering (question in `texts`, context in `text_pairs`): {"answer":
-          {"text", "score", "start", "end"}} with at most `max_answer_length` tokens
+          {"text", "score", "start", "end"}} with at most `max_answer_length` tokens; a
+          context too long for the export is cut into windows sharing `doc_stride` tokens
+          (default min(max_length // 2, 128), as Transformers) and the best answer of all
+          windows wins
 
         `concurrent_batches` > 1 runs that many batches at once, each with this runner's
         `threads`: on short texts `threads=1, concurrent_batches=<cores>` is fastest.
@@ -79,10 +83,14 @@ class Runner(_core.Runner):
             raise ValueError(f"top_k must be a positive int or None, not {top_k!r}")
         if not _is_positive_int(max_answer_length):
             raise ValueError(f"max_answer_length must be a positive int, not {max_answer_length!r}")
-        key = (top_k, max_answer_length)
+        if doc_stride is not None and not (
+            isinstance(doc_stride, int) and not isinstance(doc_stride, bool) and doc_stride >= 0
+        ):
+            raise ValueError(f"doc_stride must be a non-negative int or None, not {doc_stride!r}")
+        key = (top_k, max_answer_length, doc_stride)
         with self._pipeline_lock:
             pipeline = self._pipelines.get(key)
             if pipeline is None:
-                pipeline = _core.Pipeline(self, self._path, top_k, max_answer_length)
+                pipeline = _core.Pipeline(self, self._path, top_k, max_answer_length, doc_stride)
                 self._pipelines[key] = pipeline
         return pipeline.predict(texts, text_pairs, batch_size, concurrent_batches)

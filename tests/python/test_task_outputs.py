@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 import tsrunner
+from tsrunner import sample_text
 
 NER_LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 SENTIMENT = {0: "negative", 1: "neutral", 2: "positive"}
@@ -135,38 +136,52 @@ def test_token_classification_matches_transformers(task_models):
     assert groups >= 4 and multi_word >= 1  # enough tags to exercise grouping and merging
 
 
-QA = [
-    ("Who was Jim Henson?", "Jim Henson was a nice puppeteer from New York City."),
-    ("Where is the café?", "The café is in Zürich, next to the unbelievably old station."),
-    ("What?", "中文 text 🙂 here"),
-]
-
-
-def _reference_answer(model, tokenizer, question, context, max_answer_len):
-    """Transformers 4's QuestionAnsweringPipeline, which Transformers 5 dropped: its p_mask
-    (question and special tokens out, [CLS] in), the span search Transformers still ships
-    (select_starts_ends, used by document-question-answering) and its align_to_words."""
+def _reference_answer(model, tokenizer, question, context, max_answer_len, max_seq_len=32):
+    """Transformers 4's QuestionAnsweringPipeline, which Transformers 5 dropped: the context cut
+    into windows (truncation="only_second", doc_stride = min(max_seq_len // 2, 128), overflowing
+    tokens), per window its p_mask (question and special tokens out, [CLS] in), the span search
+    Transformers still ships (select_starts_ends, used by document-question-answering) and its
+    align_to_words; the best-scored answer of all windows, the first on a tie."""
     import numpy as np
     import torch
     from transformers.pipelines.document_question_answering import select_starts_ends
 
-    encoded = tokenizer(question, context, return_tensors="pt")
-    with torch.no_grad():
-        outputs = model(**encoded)
-    enc = encoded.encodings[0]
-    p_mask = np.array([[sid != 1 for sid in enc.sequence_ids]], dtype=np.int64)
-    p_mask[0, np.array(enc.ids) == tokenizer.cls_token_id] = 0
-    starts, ends, scores, _ = select_starts_ends(
-        outputs.start_logits.numpy(),
-        outputs.end_logits.numpy(),
-        p_mask,
-        encoded["attention_mask"].numpy(),
-        max_answer_len=max_answer_len,
+    encoded = tokenizer(
+        question,
+        context,
+        truncation="only_second",
+        max_length=max_seq_len,
+        stride=min(max_seq_len // 2, 128),
+        return_overflowing_tokens=True,
+        padding="longest",
+        return_tensors="pt",
     )
-    s, e = int(starts[0]), int(ends[0])
-    start = enc.word_to_chars(enc.token_to_word(s), sequence_index=1)[0]
-    end = enc.word_to_chars(enc.token_to_word(e), sequence_index=1)[1]
-    return {"start": start, "end": end, "answer": context[start:end], "score": float(scores[0])}
+    with torch.no_grad():
+        outputs = model(
+            input_ids=encoded["input_ids"],
+            attention_mask=encoded["attention_mask"],
+            token_type_ids=encoded["token_type_ids"],
+        )
+    answers = []
+    min_null_score = 1000000
+    for window, enc in enumerate(encoded.encodings):
+        p_mask = np.array([[sid != 1 for sid in enc.sequence_ids]], dtype=np.int64)
+        p_mask[0, np.array(enc.ids) == tokenizer.cls_token_id] = 0
+        starts, ends, scores, min_null_score = select_starts_ends(
+            outputs.start_logits[window : window + 1].numpy(),
+            outputs.end_logits[window : window + 1].numpy(),
+            p_mask,
+            encoded["attention_mask"][window : window + 1].numpy(),
+            min_null_score,
+            max_answer_len=max_answer_len,
+        )
+        s, e = int(starts[0]), int(ends[0])
+        start = enc.word_to_chars(enc.token_to_word(s), sequence_index=1)[0]
+        end = enc.word_to_chars(enc.token_to_word(e), sequence_index=1)[1]
+        answers.append(
+            {"start": start, "end": end, "answer": context[start:end], "score": float(scores[0])}
+        )
+    return sorted(answers, key=lambda answer: answer["score"], reverse=True)[0]
 
 
 QA = [
@@ -197,6 +212,76 @@ def test_question_answering_matches_transformers(task_models):
             )
             assert answer["text"] == context[answer["start"] : answer["end"]]
             assert answer["score"] == pytest.approx(want["score"], abs=1e-4)
+
+
+def test_long_contexts_are_cut_into_windows_like_transformers(task_models):
+    """Contexts of 2-6 times the export's 32 tokens: every window is run and the best answer
+    wins, as in Transformers' pipeline (doc_stride 16 = min(32 // 2, 128))."""
+    import transformers
+
+    directory = task_models["question-answering"][0]
+    model = transformers.BertForQuestionAnswering.from_pretrained(directory).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
+    contexts = [" ".join(sample_text.sample(n, offset=40 * n)) for n in (3, 5, 8)]
+    questions = ["Which module parses command lines?", "What?", "Where is the café in Zürich?"]
+    runner = _runner(task_models, "question-answering")
+    windows = runner.predict(questions, contexts)
+    in_later_windows = 0
+    for question, context, got in zip(questions, contexts, windows, strict=True):
+        want = _reference_answer(model, tokenizer, question, context, 15)
+        answer = got["answer"]
+        assert (answer["start"], answer["end"], answer["text"]) == (
+            want["start"],
+            want["end"],
+            want["answer"],
+        )
+        assert answer["score"] == pytest.approx(want["score"], abs=1e-4)
+        first_window = tokenizer(question, context, truncation="only_second", max_length=32)
+        in_later_windows += answer["end"] > first_window.encodings[0].offsets[-2][1]
+    assert in_later_windows > 0  # some answers lie past the first window: the windows matter
+    # A different stride gives other windows; doc_stride is passed through.
+    for stride in (0, 8):
+        assert len(runner.predict(questions, contexts, doc_stride=stride)) == 3
+
+
+def test_tsrun_windows_long_contexts_like_python(task_models, tsrun):
+    qa = task_models["question-answering"][1]
+    runner = _runner(task_models, "question-answering")
+    question, context = "What?", " ".join(sample_text.sample(6, offset=11))
+    short = ("Who was Jim Henson?", "Jim Henson was a puppeteer.")
+    lines = "".join(
+        json.dumps({"text": q, "text_pair": c}) + "\n" for q, c in [(question, context), short]
+    )
+    for stride in (None, 4):
+        extra = [] if stride is None else ["--doc-stride", str(stride)]
+        batch = subprocess.run(
+            [tsrun, str(qa), "--input", "-", *extra], input=lines, capture_output=True, text=True
+        )
+        assert batch.returncode == 0, batch.stderr
+        text = subprocess.run(
+            [tsrun, str(qa), "--text", question, "--text-pair", context, *extra],
+            capture_output=True,
+            text=True,
+        )
+        assert text.returncode == 0, text.stderr
+        want = runner.predict([question, short[0]], [context, short[1]], doc_stride=stride)
+        got = [json.loads(line)["answer"] for line in batch.stdout.splitlines()]
+        got.insert(1, json.loads(text.stdout)["answer"])
+        for answer, expected in zip(got, [want[0], want[0], want[1]], strict=True):
+            expected = expected["answer"]
+            assert (answer["start"], answer["end"], answer["text"]) == (
+                expected["start"],
+                expected["end"],
+                expected["text"],
+            )
+    # A question that leaves no room for its context: the line is answered with an error.
+    result = subprocess.run(
+        [tsrun, str(qa), "--input", "-"],
+        input=json.dumps({"text": "word " * 40, "text_pair": "context"}) + "\n",
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "none are left for its pair" in result.stderr
 
 
 def test_tsrun_text_and_batch_give_the_same_answers(task_models, tsrun, tmp_path):
@@ -249,7 +334,12 @@ def test_tsrun_text_and_batch_give_the_same_answers(task_models, tsrun, tmp_path
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"top_k": 0}, "top_k"), ({"top_k": "3"}, "top_k"), ({"max_answer_length": 0}, "max_answer")],
+    [
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": "3"}, "top_k"),
+        ({"max_answer_length": 0}, "max_answer"),
+        ({"doc_stride": -1}, "doc_stride"),
+    ],
 )
 def test_bad_options_are_refused(task_models, kwargs, message):
     with pytest.raises(ValueError, match=message):

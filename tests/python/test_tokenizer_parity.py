@@ -223,3 +223,56 @@ def test_batch_padding_and_type_ids(pair_of_tokenizers):
     assert batch[0].attention_mask[-1] == 0 and batch[0].ids[-1] == native.pad_id
     assert batch[0].type_ids[:5] == [0, 0, 0, 1, 1]
     assert [len(e) for e in native.encode_batch(["a"], pad_to=16)] == [16]
+
+
+QUESTIONS = ["Who?", "What is the name of the module that parses command lines?", "x " * 20]
+
+
+@pytest.mark.parametrize("max_length", [32, 64, 128])
+def test_context_windows_match_hf_overflowing_tokens(minilm_dir, max_length):
+    """encode_windows == HF's truncation="only_second" + stride + overflowing encodings, the
+    chunking Transformers' question-answering pipeline uses for long contexts."""
+    text = _variant_json(minilm_dir, *VARIANTS["uncased"])
+    native = tsrunner.Tokenizer.from_str(text, max_length=max_length)
+    context = " ".join(sample_text.sample(30, offset=50))
+    compared = 0
+    for question in QUESTIONS:
+        reference = tokenizers.Tokenizer.from_str(text)
+        reference.no_padding()
+        room = max_length - 3 - len(reference.encode(question, add_special_tokens=False).ids)
+        for stride in sorted({0, 5, 16, max_length // 2, room - 1}):
+            if not 0 <= stride < room:
+                continue  # HF refuses a stride as long as the room left for the context
+            reference.enable_truncation(max_length, stride=stride, strategy="only_second")
+            first = reference.encode(question, context)
+            expected = [first, *first.overflowing]
+            actual = native.encode_windows(question, context, stride)
+            assert [_as_tuple(a) for a in actual] == [_as_tuple(e) for e in expected]
+            assert all(len(a) <= max_length for a in actual)
+            compared += len(expected)
+    assert compared > 3 * len(QUESTIONS)  # several windows per case, so the overlap is tested
+
+
+def test_context_windows_edge_cases(minilm_dir):
+    text = _variant_json(minilm_dir, *VARIANTS["uncased"])
+    native = tsrunner.Tokenizer.from_str(text, max_length=16)
+    reference = tokenizers.Tokenizer.from_str(text)
+    reference.no_padding()
+    reference.enable_truncation(16)
+    # Fits: one encoding, the plain pair encoding.
+    fits = native.encode_windows("who", "a short context", 4)
+    assert [_as_tuple(e) for e in fits] == [_as_tuple(reference.encode("who", "a short context"))]
+    # A stride as long as the room left (HF raises) shrinks to half of it: windows still cover
+    # the whole context, in order, each with the whole question.
+    question = "one two three four five six seven eight nine ten"  # 10 tokens: room 3
+    context = " ".join(f"w{i}" for i in range(10))
+    windows = native.encode_windows(question, context, 8)
+    pieces = [[t for t, s in zip(w.tokens, w.sequence_ids, strict=True) if s == 1] for w in windows]
+    reference.no_truncation()
+    whole = reference.encode(context, add_special_tokens=False).tokens  # 20 tokens
+    assert all(len(p) == 3 for p in pieces[:-1]) and len(pieces) > 5
+    assert pieces[0] + [t for p in pieces[1:] for t in p[1:]] == whole  # overlap 1 = 3 // 2
+    assert all(w.tokens[1:11] == windows[0].tokens[1:11] for w in windows)
+    # No room at all for the context: a clear error, not an empty window.
+    with pytest.raises(ValueError, match="none are left for its pair"):
+        native.encode_windows("word " * 14, "context", 2)

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,11 +36,19 @@ class Pipeline {
                                   const std::vector<std::string>& pairs = {},
                                   size_t batch_size = 32, size_t concurrent_batches = 1) const;
 
-  // Runs already-tokenized, unpadded encodings the way predict() runs texts: sorted by length,
-  // `batch_size` at a time (`concurrent_batches` at once), each batch padded to
-  // padded_length(); one prediction per encoding, in input order. `texts` and `pairs` are as
-  // in predict_encoded().
-  std::vector<Prediction> predict_encodings(std::vector<Encoding> encodings,
+  // The model inputs for one text (and pair): one encoding, or for question-answering with a
+  // context too long for the export, one per overlapping window of the context
+  // (TaskOptions::doc_stride).
+  std::vector<Encoding> encode(std::string_view text,
+                               std::optional<std::string_view> pair = std::nullopt) const;
+
+  // Runs already-tokenized, unpadded inputs the way predict() runs texts: every encoding
+  // sorted by length, `batch_size` at a time (`concurrent_batches` at once), each batch padded
+  // to padded_length(); one prediction per input, in input order. An input is one encoding,
+  // or several (the windows encode() makes of a long question-answering context: the best
+  // answer among them wins, the earliest on a tie). `texts` and `pairs` are as in
+  // predict_encoded(), one per input.
+  std::vector<Prediction> predict_encodings(std::vector<std::vector<Encoding>> inputs,
                                             const std::vector<std::string_view>& texts,
                                             const std::vector<std::string_view>& pairs,
                                             size_t batch_size, size_t concurrent_batches = 1) const;

@@ -52,6 +52,15 @@ class Tokenizer {
   // max_length(); never padded. Throws InvalidInput when a text is not valid UTF-8.
   Encoding encode(std::string_view text, std::optional<std::string_view> pair = std::nullopt) const;
 
+  // Tokenizes a text and its pair, cutting a pair too long for max_length() into overlapping
+  // windows, each encoded with the whole first text: Hugging Face's question-answering
+  // chunking (truncation="only_second", return_overflowing_tokens, `stride` tokens shared by
+  // consecutive windows). One encoding when everything fits. When the first text leaves no
+  // more than `stride` tokens for the pair, the stride shrinks to half of that room (HF raises
+  // an error there). Throws InvalidInput when the first text leaves no room at all.
+  std::vector<Encoding> encode_windows(std::string_view text, std::string_view pair,
+                                       size_t stride) const;
+
   // Tokenizes many texts (with pairs when `pairs` is not empty; then it must be as long as
   // `texts`) and pads every encoding to the longest one, or to `pad_to` when it is larger
   // (for fixed-shape exports). The tokenizer.json's own padding setting is ignored on purpose:

@@ -97,4 +97,19 @@ void truncate(const Truncation& truncation, size_t added, TokenList& first, Toke
   keep(*second, first_is_shorter ? longer : shorter, truncation.from_left);
 }
 
+std::vector<TokenList> windows(const TokenList& tokens, size_t window, size_t stride) {
+  if (stride >= window) {
+    throw InvalidInput("the stride (" + std::to_string(stride) + ") must be smaller than the " +
+                       "window (" + std::to_string(window) + " tokens)");
+  }
+  std::vector<TokenList> parts;
+  for (size_t start = 0;; start += window - stride) {
+    const size_t stop = std::min(start + window, tokens.size());
+    parts.emplace_back(tokens.begin() + static_cast<std::ptrdiff_t>(start),
+                       tokens.begin() + static_cast<std::ptrdiff_t>(stop));
+    if (stop == tokens.size()) break;
+  }
+  return parts;
+}
+
 }  // namespace tsrunner::text

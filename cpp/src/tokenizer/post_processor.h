@@ -42,4 +42,10 @@ struct PostProcessor {
 // Throws InvalidInput when max_length leaves no room for any text.
 void truncate(const Truncation& truncation, size_t added, TokenList& first, TokenList* second);
 
+// `tokens` cut into windows of at most `window` tokens, each starting `window - stride` after
+// the previous one (so consecutive windows share `stride` tokens), the last one reaching the
+// end: HF tokenizers' overflowing pieces (Encoding::truncate, direction right). Needs
+// stride < window.
+std::vector<TokenList> windows(const TokenList& tokens, size_t window, size_t stride);
+
 }  // namespace tsrunner::text
