@@ -53,22 +53,28 @@ TEST(Pipeline, ConcurrentBatchesGiveTheSerialAnswersInInputOrder) {
 TEST(Pipeline, AFailingBatchOfManyReachesTheCaller) {
   const Runner runner = single_threaded_runner();
   const Pipeline pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")));
-  std::vector<Encoding> encodings;
-  for (const std::string& text : mixed_texts())
-    encodings.push_back(pipeline.tokenizer().encode(text));
-  encodings[37].ids[1] = 1'000'000;  // outside the vocabulary: Runner::run refuses this batch
+  std::vector<std::vector<Encoding>> inputs;
+  for (const std::string& text : mixed_texts()) inputs.push_back(pipeline.encode(text));
+  inputs[37][0].ids[1] = 1'000'000;  // outside the vocabulary: Runner::run refuses this batch
   EXPECT_THROW(
       {
         try {
-          (void)pipeline.predict_encodings(encodings, {}, {}, 4, 3);
+          (void)pipeline.predict_encodings(inputs, {}, {}, 4, 3);
         } catch (const tsrunner::InvalidInput& error) {
           EXPECT_NE(std::string(error.what()).find("1000000"), std::string::npos) << error.what();
           throw;
         }
       },
       tsrunner::InvalidInput);
-  encodings[37].ids[1] = 1000;
-  EXPECT_EQ(pipeline.predict_encodings(encodings, {}, {}, 4, 3).size(), encodings.size());
+  inputs[37][0].ids[1] = 1000;
+  EXPECT_EQ(pipeline.predict_encodings(inputs, {}, {}, 4, 3).size(), inputs.size());
+}
+
+TEST(Pipeline, AnInputWithoutEncodingsIsRefused) {
+  const Runner runner = single_threaded_runner();
+  const Pipeline pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")));
+  std::vector<std::vector<Encoding>> inputs{pipeline.encode("a"), {}};
+  EXPECT_THROW((void)pipeline.predict_encodings(inputs, {}, {}, 4), tsrunner::InvalidInput);
 }
 
 TEST(Pipeline, ZeroConcurrentBatchesIsRefused) {
