@@ -180,6 +180,10 @@ Manifest Manifest::parse(const std::string& json_text) {
   if (!model.is_object()) fail("model must be an object");
   manifest.model_type = require_string(model, "type", "model");
   manifest.model_class = require_string(model, "class", "model");
+  if (auto it = root.find("backend"); it != root.end() && !it->is_null()) {
+    if (!it->is_string()) fail("backend must be a string");
+    manifest.backend = it->get<std::string>();
+  }
   manifest.inputs = parse_specs(root, "inputs");
   manifest.outputs = parse_specs(root, "outputs");
   manifest.shape_contract = parse_contract(root);
@@ -227,6 +231,7 @@ std::string Manifest::describe() const {
   out << "tsrunner archive (manifest schema " << schema_version << ")\n";
   row("task") << task << "\n";
   row("model") << model_type << " (" << model_class << ")\n";
+  if (backend != "jit") row("backend") << backend << "\n";
   for (size_t i = 0; i < inputs.size(); ++i) {
     row(i == 0 ? "inputs" : "") << inputs[i].name << " " << inputs[i].dtype << " "
                                 << join_dims(inputs[i].dims);

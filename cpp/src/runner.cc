@@ -5,6 +5,7 @@
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <cctype>
 #include <utility>
 
@@ -20,7 +21,22 @@ namespace tsrunner {
 
 namespace {
 
-std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+// The first non-blank line of a LibTorch message (a TorchScript ErrorReport starts with one).
+std::string first_line(const std::string& text) {
+  const size_t start = std::min(text.find_first_not_of(" \n"), text.size());
+  return text.substr(start, text.find('\n', start) - start);
+}
+
+// A load failure in one line, naming Neuron when the archive needs its runtime: its graph
+// calls ops only the Neuron runtime registers.
+LoadError load_error(const std::string& path, const Manifest& manifest, const std::string& why) {
+  if (manifest.backend == "neuron") {
+    return LoadError(path + " was compiled for AWS Neuron (manifest backend \"neuron\"): it " +
+                     "loads only where the Neuron runtime (torch-neuronx) is installed, not in " +
+                     "plain LibTorch: " + first_line(why));
+  }
+  return LoadError("cannot load TorchScript from " + path + ": " + first_line(why));
+}
 
 // LibTorch accepts one inter-op thread count per process, before any inter-op work starts.
 void apply_interop_threads(int wanted) {
@@ -93,12 +109,19 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
     torch::jit::setGraphExecutorOptimize(true);
     impl_->module = torch::jit::load(path, impl_->device);
     impl_->module.eval();
+    // TorchScript compiles a method on its first call: compile them all now, so that an
+    // archive calling ops this process lacks (a Neuron export) fails here, not mid-run.
+    for (const torch::jit::Method& method : impl_->module.get_methods()) {
+      method.function().ensure_defined();
+    }
     if (options.freeze) {
       // Freezes (inlines parameters) first, as torch.jit.optimize_for_inference does.
       impl_->module = torch::jit::optimize_for_inference(impl_->module);
     }
   } catch (const c10::Error& error) {
-    throw LoadError("cannot load TorchScript from " + path + ": " + first_line(error.msg()));
+    throw load_error(path, impl_->manifest, error.msg());
+  } catch (const std::exception& error) {  // TorchScript compile errors (jit::ErrorReport)
+    throw load_error(path, impl_->manifest, error.what());
   }
   torch::jit::setGraphExecutorOptimize(options.optimize_graph);
   if (options.warmup_runs > 0) {

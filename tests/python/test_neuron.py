@@ -4,8 +4,10 @@ the export is fixed at its traced shape; says nothing about the Neuron compiler 
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -98,3 +100,41 @@ def test_neuron_refuses_what_it_cannot_compile(
     with pytest.raises(ValueError, match=message):
         tsrunner.export(tiny_bert_dir, tmp_path / "x.pt", **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tsrun_names_neuron_when_the_neuron_ops_are_missing(monkeypatch, tiny_bert_dir, tmp_path):
+    """A real Neuron archive calls ops only the Neuron runtime registers. Stand-in: a trace
+    through a custom op registered in this process only, so a fresh tsrun cannot resolve it."""
+    library = torch.library.Library("tsr_fake_neuron", "DEF")  # kept alive for the test
+    library.define("run(Tensor a, Tensor b, Tensor c) -> Tensor[]")
+    compiled = {}
+
+    def run(a, b, c):
+        return list(compiled["module"](a, b, c))
+
+    library.impl("run", run, "CPU")
+
+    class NeuronGraph(torch.nn.Module):
+        def forward(self, a, b, c):
+            return tuple(torch.ops.tsr_fake_neuron.run(a, b, c))
+
+    def trace(module, example):
+        compiled["module"] = module
+        return torch.jit.trace(NeuronGraph(), example, check_trace=False)
+
+    fake = types.ModuleType("torch_neuronx")
+    fake.trace = trace
+    monkeypatch.setitem(sys.modules, "torch_neuronx", fake)
+    output = tmp_path / "neuron.pt"
+    tsrunner.export(tiny_bert_dir, output, backend="neuron", max_length=16)
+    tsrun = Path(sys.executable).parent / "tsrun"
+    result = subprocess.run(
+        [tsrun, output, "--ids", "101,102", "--raw"], capture_output=True, text=True
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "compiled for AWS Neuron" in lines[0] and "torch-neuronx" in lines[0]
+    assert "tsr_fake_neuron::run" in lines[0]  # LibTorch's own reason, kept
+    info = subprocess.run([tsrun, "info", output], capture_output=True, text=True)
+    assert info.returncode == 0 and "backend     neuron" in info.stdout

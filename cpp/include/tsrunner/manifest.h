@@ -72,6 +72,8 @@ struct Manifest {
   std::string task;
   std::string model_type;
   std::string model_class;
+  // "jit", or "neuron": compiled by the AWS Neuron SDK, loadable only with its runtime.
+  std::string backend = "jit";
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
   ShapeContract shape_contract;
