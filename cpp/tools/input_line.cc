@@ -1,0 +1,108 @@
+#include "input_line.h"
+
+#include <nlohmann/json.hpp>
+
+#include "tsrunner/errors.h"
+
+namespace tsrunner::cli {
+namespace {
+
+using nlohmann::json;
+
+std::vector<int64_t> integer_list(const json& value, const char* key) {
+  if (!value.is_array() || value.empty()) {
+    throw InvalidInput(std::string("\"") + key + "\" must be a non-empty list of integers");
+  }
+  std::vector<int64_t> ids;
+  ids.reserve(value.size());
+  for (const json& item : value) {
+    if (!item.is_number_integer()) {
+      throw InvalidInput(std::string("\"") + key + "\" must be a non-empty list of integers");
+    }
+    ids.push_back(item.get<int64_t>());
+  }
+  return ids;
+}
+
+void check_range(const Manifest& manifest, const char* name, const std::vector<int64_t>& ids) {
+  const TensorSpec* spec = manifest.find_input(name);
+  if (!spec || !spec->value_range) return;
+  const auto [low, high] = *spec->value_range;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < low || ids[i] >= high) {
+      throw InvalidInput(std::string("\"") + name + "\"[" + std::to_string(i) +
+                         "] = " + std::to_string(ids[i]) + " is outside [" + std::to_string(low) +
+                         ", " + std::to_string(high) + ")");
+    }
+  }
+}
+
+Encoding encoding_from_ids(const Pipeline& pipeline, const json& object) {
+  const Manifest& manifest = pipeline.runner().manifest();
+  Encoding encoding;
+  encoding.ids = integer_list(object["input_ids"], "input_ids");
+  const size_t limit = manifest.shape_contract.max_sequence > 0
+                           ? static_cast<size_t>(manifest.shape_contract.max_sequence)
+                           : static_cast<size_t>(manifest.max_length);
+  if (encoding.ids.size() > limit) {
+    throw InvalidInput("\"input_ids\" has " + std::to_string(encoding.ids.size()) +
+                       " tokens; the export takes at most " + std::to_string(limit));
+  }
+  check_range(manifest, "input_ids", encoding.ids);
+  if (auto it = object.find("token_type_ids"); it != object.end() && !it->is_null()) {
+    encoding.type_ids = integer_list(*it, "token_type_ids");
+    if (encoding.type_ids.size() != encoding.ids.size()) {
+      throw InvalidInput("\"token_type_ids\" must be as long as \"input_ids\"");
+    }
+    check_range(manifest, "token_type_ids", encoding.type_ids);
+  } else {
+    encoding.type_ids.assign(encoding.ids.size(), 0);
+  }
+  encoding.attention_mask.assign(encoding.ids.size(), 1);
+  encoding.tokens.assign(encoding.ids.size(), std::string());
+  encoding.offsets.assign(encoding.ids.size(), {0, 0});
+  encoding.sequence_ids.assign(encoding.ids.size(), 0);
+  return encoding;
+}
+
+std::vector<Encoding> encodings_of(const Pipeline& pipeline, const std::string& line,
+                                   LineInput& input) {
+  const json object = json::parse(line, nullptr, false);
+  if (object.is_discarded()) throw InvalidInput("not valid JSON");
+  if (!object.is_object()) {
+    throw InvalidInput("expected a JSON object like {\"text\": \"...\"}");
+  }
+  if (auto text = object.find("text"); text != object.end()) {
+    if (!text->is_string()) throw InvalidInput("\"text\" must be a string");
+    auto pair = object.find("text_pair");
+    if (pair == object.end() || pair->is_null()) {
+      std::vector<Encoding> encodings = pipeline.encode(text->get_ref<const std::string&>());
+      input.text = text->get_ref<const std::string&>();
+      return encodings;
+    }
+    if (!pair->is_string()) throw InvalidInput("\"text_pair\" must be a string");
+    std::vector<Encoding> encodings =
+        pipeline.encode(text->get_ref<const std::string&>(), pair->get_ref<const std::string&>());
+    input.text = text->get_ref<const std::string&>();
+    input.text_pair = pair->get_ref<const std::string&>();
+    return encodings;
+  }
+  if (object.contains("input_ids")) return {encoding_from_ids(pipeline, object)};
+  throw InvalidInput("missing \"text\" (or \"input_ids\")");
+}
+
+}  // namespace
+
+LineInput parse_input_line(const Pipeline& pipeline, const std::string& line, size_t number) {
+  LineInput input;
+  input.line = number;
+  try {
+    input.encodings = encodings_of(pipeline, line, input);
+  } catch (const InvalidInput& error) {
+    input.encodings.clear();
+    input.error = error.what();
+  }
+  return input;
+}
+
+}  // namespace tsrunner::cli
