@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -194,3 +196,31 @@ def test_usage_errors(tsrun, tiny_bert_pt, tmp_path, args, message):
     assert result.returncode == 2, result.stderr
     assert message in result.stderr.splitlines()[0]  # CLI11 may add "Run with --help"
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_leaves_the_previous_output_and_no_partial_one(
+    tsrun, tiny_bert_pt, tmp_path, signal_number
+):
+    target = tmp_path / "out.jsonl"
+    target.write_text("previous\n")
+    process = subprocess.Popen(
+        [tsrun, tiny_bert_pt, "--input", "-", "--output", target, "--window", "1"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        process.stdin.write(json.dumps({"text": "one line, answered into the temporary file"}))
+        process.stdin.write("\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("out.jsonl.tmp.*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(tmp_path.glob("out.jsonl.tmp.*")), "tsrun never opened its temporary file"
+        process.send_signal(signal_number)
+        assert process.wait(timeout=60) == 128 + signal_number
+    finally:
+        process.kill()
+    assert target.read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
