@@ -86,6 +86,24 @@ def test_utf8proc_and_openssl_are_not_runtime_dependencies(tsrun):
         assert not [name for name in needed if PRIVATE_LIBRARIES.search(name)], (binary, needed)
 
 
+# What the system must still provide: glibc and the C++ runtime (manylinux's allowed set).
+SYSTEM_RUNTIME = re.compile(r"^(linux-vdso|ld-linux|lib(c|m|dl|rt|pthread|stdc\+\+|gcc_s)\.so)")
+
+
+def test_tsrun_needs_nothing_from_the_system_but_glibc_and_the_cxx_runtime(tsrun, clean_env):
+    site_packages = LIBTSRUNNER.resolve().parents[2]
+    ldd = subprocess.run(["ldd", tsrun], capture_output=True, text=True, env=clean_env, check=True)
+    libraries = [line.split()[0] for line in ldd.stdout.splitlines() if line.strip()]
+    resolved = dict(re.findall(r"^\s*(\S+) => (/\S+)", ldd.stdout, re.MULTILINE))
+    from_system = [
+        name
+        for name in libraries
+        if not (name in resolved and Path(resolved[name]).resolve().is_relative_to(site_packages))
+        and not SYSTEM_RUNTIME.match(Path(name).name)
+    ]
+    assert not from_system, ldd.stdout
+
+
 def test_libtsrunner_exports_no_utf8proc_or_openssl_symbol():
     dynamic_symbols = subprocess.run(
         ["readelf", "--dyn-syms", "--wide", str(LIBTSRUNNER)],
