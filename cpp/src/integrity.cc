@@ -43,8 +43,7 @@ class Sha256 {
  public:
   Sha256() : context_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
     const EVP_MD* algorithm = sha256_algorithm();
-    if (!algorithm || !context_ ||
-        EVP_DigestInit_ex(context_.get(), algorithm, nullptr) != 1) {
+    if (!algorithm || !context_ || EVP_DigestInit_ex(context_.get(), algorithm, nullptr) != 1) {
       throw Error("cannot initialise SHA-256 (OpenSSL)");
     }
   }
