@@ -119,6 +119,13 @@ def test_libtsrunner_exports_no_utf8proc_or_openssl_symbol():
     assert not leaked, leaked
 
 
+def test_the_cmake_package_asks_consumers_for_torch_only():
+    package = LIBTSRUNNER.parent / "cmake" / "tsrunner"
+    text = "\n".join(path.read_text() for path in package.glob("*.cmake"))
+    assert "find_dependency(Torch" in text and 'INTERFACE_LINK_LIBRARIES "torch"' in text
+    assert not re.search(r"utf8proc|openssl|crypto", text, re.IGNORECASE)
+
+
 # Activates a provider that does not exist and makes that fatal: any OpenSSL that reads this
 # file in its default library context cannot hash (`OPENSSL_CONF=... openssl dgst` fails).
 POISONED_OPENSSL_CONF = """\
