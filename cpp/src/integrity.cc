@@ -5,6 +5,7 @@
 
 #include <c10/util/Exception.h>
 #include <caffe2/serialize/inline_container.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -24,10 +25,25 @@ namespace {
 
 constexpr size_t kChunkBytes = size_t{1} << 20;
 
+// SHA-256 from tsrunner's own OpenSSL library context, never the process-wide default one:
+// libcrypto is linked in statically, and the default context would read the host's
+// openssl.cnf (written for whatever OpenSSL the system has, and free to activate providers
+// that do not load into this copy). A fresh context reads no configuration and serves the
+// digest from the built-in default provider. Fetched once, shared by every thread, kept for the
+// life of the process.
+const EVP_MD* sha256_algorithm() {
+  static EVP_MD* const algorithm = [] {
+    OSSL_LIB_CTX* context = OSSL_LIB_CTX_new();
+    return context == nullptr ? nullptr : EVP_MD_fetch(context, "SHA2-256", nullptr);
+  }();
+  return algorithm;
+}
+
 class Sha256 {
  public:
   Sha256() : context_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
-    if (!context_ || EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) != 1) {
+    const EVP_MD* algorithm = sha256_algorithm();
+    if (!algorithm || !context_ || EVP_DigestInit_ex(context_.get(), algorithm, nullptr) != 1) {
       throw Error("cannot initialise SHA-256 (OpenSSL)");
     }
   }

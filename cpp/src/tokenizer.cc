@@ -3,15 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
-#include "archive.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bert_pre_tokenizer.h"
 #include "tokenizer/tokenizer_json.h"
 #include "tsrunner/errors.h"
-#include "tsrunner/manifest.h"
 
 namespace tsrunner {
 
@@ -103,26 +99,6 @@ Tokenizer Tokenizer::from_json(const std::string& json_text, std::optional<size_
   }
   impl->pad_token = impl->id_to_token.count(impl->pad_id) ? impl->id_to_token[impl->pad_id] : "";
   return Tokenizer(std::move(impl));
-}
-
-Tokenizer Tokenizer::from_file(const std::string& path) {
-  detail::require_model_file(path);
-  std::ifstream file(path, std::ios::binary);
-  char magic[2] = {0, 0};
-  file.read(magic, 2);
-  if (magic[0] == 'P' && magic[1] == 'K') {  // a zip archive: a TorchScript export
-    const Manifest manifest = Manifest::read_from_archive(path);
-    const std::optional<std::string> json_text = detail::read_extra_file(path, kTokenizerRecord);
-    if (!json_text) {
-      throw LoadError(path + " has no embedded tokenizer (" + std::string(kTokenizerRecord) +
-                      "); pass token ids instead");
-    }
-    return from_json(*json_text, static_cast<size_t>(manifest.max_length));
-  }
-  file.seekg(0);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  return from_json(contents.str(), std::nullopt);
 }
 
 Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view> pair) const {
