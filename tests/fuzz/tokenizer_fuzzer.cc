@@ -8,6 +8,8 @@
 // Input layout (seeds are readable: '0hello', '4first\xffsecond'):
 //   byte 0, bits 0-1   max_length: 0 and 3 the file's (128), 1 none, 2 five (truncates often)
 //   byte 0, bit 2      encode a pair: the first 0xFF byte (never part of UTF-8) ends the text
+//   byte 0, bit 3      with a pair: also encode_windows(text, pair, stride) with the stride
+//                      in bits 4-7 (every window valid, each with the whole text, moving on)
 //   the rest           the text (and the pair)
 #include <algorithm>
 #include <cstddef>
@@ -18,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tsrunner/errors.h"
 #include "tsrunner/tokenizer.h"
@@ -121,6 +124,41 @@ void check_encoding(const tsrunner::Tokenizer& tokenizer, const tsrunner::Encodi
   require(specials == (pair ? 3u : 2u));  // [CLS] text [SEP] (pair [SEP])
 }
 
+// The tokens of the first text (sequence 0) in an encoding.
+std::vector<std::string> first_text_tokens(const tsrunner::Encoding& encoding) {
+  std::vector<std::string> tokens;
+  for (size_t i = 0; i < encoding.size(); ++i) {
+    if (encoding.sequence_ids[i] == 0) tokens.push_back(encoding.tokens[i]);
+  }
+  return tokens;
+}
+
+// The byte offset where an encoding's part of the pair starts (its size when it has none).
+size_t pair_start(const tsrunner::Encoding& encoding, std::string_view pair) {
+  for (size_t i = 0; i < encoding.size(); ++i) {
+    if (encoding.sequence_ids[i] == 1) return encoding.offsets[i].first;
+  }
+  return pair.size();
+}
+
+void check_windows(const tsrunner::Tokenizer& tokenizer, std::string_view text,
+                   std::string_view pair, size_t stride, std::optional<size_t> malformed) {
+  try {
+    const std::vector<tsrunner::Encoding> windows = tokenizer.encode_windows(text, pair, stride);
+    require(!malformed && !windows.empty());
+    for (size_t w = 0; w < windows.size(); ++w) {
+      check_encoding(tokenizer, windows[w], text, pair);
+      require(first_text_tokens(windows[w]) == first_text_tokens(windows.front()));
+      if (w > 0) require(pair_start(windows[w], pair) > pair_start(windows[w - 1], pair));
+    }
+  } catch (const tsrunner::InvalidInput& error) {
+    // Malformed UTF-8 (named by its first bad byte), or a text that leaves no room.
+    const std::string expected =
+        malformed ? "at byte " + std::to_string(*malformed) + ")" : "none are left for its pair";
+    require(std::strstr(error.what(), expected.c_str()) != nullptr);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -148,5 +186,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string expected = "at byte " + std::to_string(*malformed) + ")";
     require(std::strstr(error.what(), expected.c_str()) != nullptr);
   }
+  if (pair && (mode & 8u)) check_windows(tokenizer, text, *pair, mode >> 4, malformed);
   return 0;
 }
