@@ -60,6 +60,7 @@ py::dict prediction_to_dict(const Prediction& prediction) {
 }  // namespace
 
 void register_pipeline(py::module_& module) {
+  module.attr("MAX_CONCURRENT_BATCHES") = kMaxConcurrentBatches;
   py::class_<Pipeline>(module, "Pipeline",
                        "Text in, task-aware answers out (tsrunner.Runner.predict uses it).")
       .def(py::init([](const Runner& runner, const std::filesystem::path& path,

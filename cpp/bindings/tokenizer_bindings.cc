@@ -87,21 +87,21 @@ void register_tokenizer(py::module_& module) {
       .def(
           "encode_windows",
           [](const Tokenizer& tokenizer, const std::string& text, const std::string& pair,
-             size_t stride) {
+             size_t stride, std::optional<size_t> max_length) {
             std::vector<Encoding> encodings;
             {
               py::gil_scoped_release release;
-              encodings = tokenizer.encode_windows(text, pair, stride);
+              encodings = tokenizer.encode_windows(text, pair, stride, max_length);
             }
             for (Encoding& encoding : encodings) {
               encoding = with_char_offsets(std::move(encoding), text, &pair);
             }
             return encodings;
           },
-          py::arg("text"), py::arg("pair"), py::arg("stride"),
+          py::arg("text"), py::arg("pair"), py::arg("stride"), py::arg("max_length") = py::none(),
           "Tokenizes a text and a pair too long for max_length as overlapping windows of the "
           "pair, each with the whole text (HF's truncation='only_second' with "
-          "return_overflowing_tokens and stride).")
+          "return_overflowing_tokens and stride); max_length overrides the window length.")
       .def(
           "encode_batch",
           [](const Tokenizer& tokenizer, const std::vector<std::string>& texts,

@@ -57,21 +57,28 @@ void run_batches(size_t batch_count, size_t concurrent_batches,
   std::atomic<size_t> next_batch{0};
   std::mutex failure_mutex;
   std::exception_ptr failure;
+  auto record_failure = [&] {
+    const std::lock_guard<std::mutex> lock(failure_mutex);
+    if (!failure) failure = std::current_exception();
+    next_batch = batch_count;  // the others stop after their current batch
+  };
   std::vector<std::thread> threads;
   threads.reserve(workers);
-  for (size_t w = 0; w < workers; ++w) {
-    threads.emplace_back([&] {
-      at::set_num_threads(intra_op_threads);
-      for (size_t b = next_batch++; b < batch_count; b = next_batch++) {
-        try {
-          run_batch(b);
-        } catch (...) {
-          const std::lock_guard<std::mutex> lock(failure_mutex);
-          if (!failure) failure = std::current_exception();
-          next_batch = batch_count;  // the others stop after their current batch
+  try {
+    for (size_t w = 0; w < workers; ++w) {
+      threads.emplace_back([&] {
+        at::set_num_threads(intra_op_threads);
+        for (size_t b = next_batch++; b < batch_count; b = next_batch++) {
+          try {
+            run_batch(b);
+          } catch (...) {
+            record_failure();
+          }
         }
-      }
-    });
+      });
+    }
+  } catch (...) {  // no thread could be started: stop the ones that were, then report it
+    record_failure();
   }
   for (std::thread& thread : threads) thread.join();
   if (failure) std::rethrow_exception(failure);
@@ -195,9 +202,13 @@ std::vector<Encoding> Pipeline::encode(std::string_view text,
   if (runner_.manifest().task != "question-answering" || !pair) {
     return {tokenizer_.encode(text, pair)};
   }
-  const auto max_length = static_cast<size_t>(std::max<int64_t>(runner_.manifest().max_length, 0));
-  return tokenizer_.encode_windows(
-      text, *pair, options_.doc_stride.value_or(std::min<size_t>(max_length / 2, 128)));
+  // Transformers' question-answering pipeline: windows of min(max length, 384) tokens, and a
+  // doc_stride of min(that / 2, 128) unless one is given.
+  const int64_t max_length = runner_.manifest().max_length;
+  if (max_length <= 0) return {tokenizer_.encode(text, pair)};  // the export never truncates
+  const size_t window = std::min<size_t>(static_cast<size_t>(max_length), 384);
+  const size_t stride = options_.doc_stride.value_or(std::min<size_t>(window / 2, 128));
+  return tokenizer_.encode_windows(text, *pair, stride, window);
 }
 
 std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
@@ -223,12 +234,20 @@ std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Enco
                                                     size_t batch_size,
                                                     size_t concurrent_batches) const {
   if (batch_size == 0) throw InvalidInput("batch_size must be at least 1");
-  if (concurrent_batches == 0) throw InvalidInput("concurrent_batches must be at least 1");
+  if (concurrent_batches == 0 || concurrent_batches > kMaxConcurrentBatches) {
+    throw InvalidInput("concurrent_batches must be between 1 and " +
+                       std::to_string(kMaxConcurrentBatches) + ", not " +
+                       std::to_string(concurrent_batches));
+  }
   // Each encoding runs on its own; `owner` remembers which input it belongs to.
   std::vector<Encoding> encodings;
   std::vector<size_t> owner;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].empty()) throw InvalidInput("input " + std::to_string(i) + " has no encoding");
+    if (inputs[i].size() > 1 && runner_.manifest().task != "question-answering") {
+      throw InvalidInput("input " + std::to_string(i) + " has " + std::to_string(inputs[i].size()) +
+                         " encodings; only question-answering inputs come as windows");
+    }
     for (Encoding& encoding : inputs[i]) {
       encodings.push_back(std::move(encoding));
       owner.push_back(i);

@@ -51,6 +51,20 @@ void apply_interop_threads(int wanted) {
   }
 }
 
+// Sets LibTorch's graph-executor switch, which is thread-local, for one scope.
+class GraphOptimizeScope {
+ public:
+  explicit GraphOptimizeScope(bool optimize) : previous_(torch::jit::getGraphExecutorOptimize()) {
+    torch::jit::setGraphExecutorOptimize(optimize);
+  }
+  ~GraphOptimizeScope() { torch::jit::setGraphExecutorOptimize(previous_); }
+  GraphOptimizeScope(const GraphOptimizeScope&) = delete;
+  GraphOptimizeScope& operator=(const GraphOptimizeScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace
 
 void RunnerOptions::validate() const {
@@ -104,9 +118,9 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
   if (options.threads > 0) at::set_num_threads(options.threads);
   apply_interop_threads(options.interop_threads);
   try {
-    // Freezing needs the optimising executor (it inlines submodule calls); the option applies
-    // from here on.
-    torch::jit::setGraphExecutorOptimize(true);
+    // Freezing needs the optimising executor (it inlines submodule calls); the option itself
+    // applies to run().
+    const GraphOptimizeScope optimize_while_loading(true);
     impl_->module = torch::jit::load(path, impl_->device);
     impl_->module.eval();
     // TorchScript compiles a method on its first call: compile them all now, so that an
@@ -123,7 +137,6 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
   } catch (const std::exception& error) {  // TorchScript compile errors (jit::ErrorReport)
     throw load_error(path, impl_->manifest, error.what());
   }
-  torch::jit::setGraphExecutorOptimize(options.optimize_graph);
   if (options.warmup_runs > 0) {
     int64_t sequence = options.warmup_sequence;
     const ShapeContract& contract = impl_->manifest.shape_contract;
@@ -149,6 +162,7 @@ TensorMap Runner::run(const TensorMap& inputs) const {
       detail::pad_to_traced_lengths(manifest, ordered, bucket);
 
   c10::InferenceMode inference_guard;
+  const GraphOptimizeScope optimize(impl_->options.optimize_graph);
   std::vector<c10::IValue> arguments;
   arguments.reserve(ordered.size());
   for (at::Tensor& tensor : ordered) arguments.emplace_back(tensor.to(impl_->device));

@@ -114,12 +114,13 @@ Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view
 }
 
 std::vector<Encoding> Tokenizer::encode_windows(std::string_view text, std::string_view pair,
-                                                size_t stride) const {
+                                                size_t stride,
+                                                std::optional<size_t> max_length) const {
   const TokenList first = impl_->tokenize(text);
   const TokenList second = impl_->tokenize(pair);
   const text::PostProcessor& post_processor = impl_->spec.post_processor;
   const size_t added = post_processor.added_tokens(true);
-  const std::optional<size_t> limit = max_length();
+  const std::optional<size_t> limit = max_length ? max_length : this->max_length();
   if (!limit || first.size() + second.size() + added <= *limit) {
     return {post_processor.apply(first, &second)};
   }

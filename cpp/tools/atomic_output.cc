@@ -25,11 +25,12 @@ void remove_temp_and_exit(int signal_number) {
 AtomicOutput::AtomicOutput(const std::string& path) : path_(path) {
   if (path_ == "-") return;
   temp_ = path_ + ".tmp." + std::to_string(getpid());
-  file_.open(temp_, std::ios::binary | std::ios::trunc);
-  if (!file_) throw std::runtime_error("cannot write " + temp_ + ": " + std::strerror(errno));
+  // The handler knows the name before the file exists: a signal in between removes nothing.
   std::strncpy(g_temp_path, temp_.c_str(), sizeof(g_temp_path) - 1);
   std::signal(SIGINT, remove_temp_and_exit);
   std::signal(SIGTERM, remove_temp_and_exit);
+  file_.open(temp_, std::ios::binary | std::ios::trunc);
+  if (!file_) throw std::runtime_error("cannot write " + temp_ + ": " + std::strerror(errno));
 }
 
 AtomicOutput::~AtomicOutput() {

@@ -63,7 +63,7 @@ size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
   AtomicOutput output(options.output);
   Progress progress(total_bytes);
 
-  const size_t window_size = std::max(options.window, options.batch_size);
+  const size_t window_size = options.window;  // a window smaller than a batch runs smaller batches
   std::vector<LineInput> window;
   size_t line_number = 0;
   size_t bad_lines = 0;

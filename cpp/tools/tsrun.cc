@@ -30,8 +30,8 @@ struct UsageError : std::runtime_error {
 
 // one_shot_note: --ids and --text run the model once per batch of at most --batch-size inputs,
 // usually once. The graph executor's profiling first call and re-optimisation only pay off
-// over many calls, so these modes run the graph as loaded (a one-shot run measured 0.50 ->
-// 0.43 s, docs/benchmarks.md); --input keeps the executor on.
+// over many calls, so these modes run the graph as loaded (a one-shot run measured
+// 0.49-0.53 s -> 0.41-0.45 s side by side, docs/benchmarks.md); --input keeps the executor on.
 
 std::vector<int64_t> parse_id_list(const std::string& text) {
   std::vector<int64_t> ids;
@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
   CLI::Option* doc_stride_option =
       app.add_option("--doc-stride", doc_stride,
                      "question-answering: tokens shared by the windows a long context is cut "
-                     "into (default min(max length / 2, 128))")
+                     "into, windows of min(max length, 384) (default min(window / 2, 128))")
           ->check(CLI::Range(0, 1 << 20));
   app.add_option("--output", batch.output, "where --input's results go (default -: stdout)");
   app.add_option("--batch-size", batch.batch_size, "inputs per batch in --input mode")
@@ -240,6 +240,9 @@ int main(int argc, char** argv) {
       throw UsageError("nothing to run: pass --ids, --text or --input (see tsrun --help)");
     }
     if (!raw) throw UsageError("--ids needs --raw (for task-aware output pass --text)");
+    for (const CLI::Option* option : {window_option, concurrent_option, doc_stride_option}) {
+      if (option->count() > 0) throw UsageError(option->get_name() + " needs --text or --input");
+    }
     return run_raw(model_path, id_lists, threads, expected_sha256);
   } catch (const UsageError& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";

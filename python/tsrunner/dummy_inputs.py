@@ -125,12 +125,18 @@ class DummyInputs:
         if self.tokenizer is None:
             return self._random_ids(1000 + index, length), [0] * length
         first = sample_text.sample(1, offset=index * 13)[0]
-        # A long second segment (pairs) or continuation so that any length is reachable.
-        rest = " ".join(sample_text.sample(24, offset=index * 13 + 1))
-        if self.pairs or index % 2:
-            encoding = self.tokenizer.encode(first, rest)
-        else:
-            encoding = self.tokenizer.encode(first + " " + rest)
+        # A second segment (pairs) or continuation long enough for `length`: sentences vary in
+        # length, so take more of them until it is (24 usually suffice up to 512 tokens).
+        count = 24
+        while True:
+            rest = " ".join(sample_text.sample(count, offset=index * 13 + 1))
+            if self.pairs or index % 2:
+                encoding = self.tokenizer.encode(first, rest)
+            else:
+                encoding = self.tokenizer.encode(first + " " + rest)
+            if len(encoding.ids) >= length or count >= 4096:
+                break
+            count *= 2
         ids, type_ids = encoding.ids, encoding.type_ids
         if len(ids) < length:
             raise ValueError(f"sample text too short for a dummy input of {length} tokens")

@@ -14,6 +14,10 @@ def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _is_int_in(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 class Runner(_core.Runner):
     """Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.
 
@@ -51,9 +55,9 @@ class Runner(_core.Runner):
           "end"}]}, B-/I- tags merged as aggregation_strategy="simple"
         - question-answering (question in `texts`, context in `text_pairs`): {"answer":
           {"text", "score", "start", "end"}} with at most `max_answer_length` tokens; a
-          context too long for the export is cut into windows sharing `doc_stride` tokens
-          (default min(max_length // 2, 128), as Transformers) and the best answer of all
-          windows wins
+          context too long for the export is cut into windows of min(max_length, 384) tokens
+          sharing `doc_stride` (default min(window // 2, 128)), as Transformers does, and the
+          best answer of all windows wins
 
         `concurrent_batches` > 1 runs that many batches at once, each with this runner's
         `threads`: on short texts `threads=1, concurrent_batches=<cores>` is fastest.
@@ -75,18 +79,19 @@ class Runner(_core.Runner):
                     raise ValueError(f"text_pairs[{i}] must be a str, got {type(pair).__name__}")
         if not _is_positive_int(batch_size):
             raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
-        if not _is_positive_int(concurrent_batches):
+        if not _is_int_in(concurrent_batches, 1, _core.MAX_CONCURRENT_BATCHES):
             raise ValueError(
-                f"concurrent_batches must be a positive int, not {concurrent_batches!r}"
+                f"concurrent_batches must be an int from 1 to {_core.MAX_CONCURRENT_BATCHES}, "
+                f"not {concurrent_batches!r}"
             )
         if top_k is not None and not _is_positive_int(top_k):
             raise ValueError(f"top_k must be a positive int or None, not {top_k!r}")
         if not _is_positive_int(max_answer_length):
             raise ValueError(f"max_answer_length must be a positive int, not {max_answer_length!r}")
-        if doc_stride is not None and not (
-            isinstance(doc_stride, int) and not isinstance(doc_stride, bool) and doc_stride >= 0
-        ):
-            raise ValueError(f"doc_stride must be a non-negative int or None, not {doc_stride!r}")
+        if doc_stride is not None and not _is_int_in(doc_stride, 0, 2**31 - 1):
+            raise ValueError(
+                f"doc_stride must be an int from 0 to 2**31-1 or None, not {doc_stride!r}"
+            )
         key = (top_k, max_answer_length, doc_stride)
         with self._pipeline_lock:
             pipeline = self._pipelines.get(key)

@@ -81,6 +81,8 @@ TEST(Pipeline, ZeroConcurrentBatchesIsRefused) {
   const Runner runner = single_threaded_runner();
   const Pipeline pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")));
   EXPECT_THROW((void)pipeline.predict({"a"}, {}, 32, 0), tsrunner::InvalidInput);
+  EXPECT_THROW((void)pipeline.predict({"a"}, {}, 32, tsrunner::kMaxConcurrentBatches + 1),
+               tsrunner::InvalidInput);
 }
 
 }  // namespace

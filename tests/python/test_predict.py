@@ -71,8 +71,10 @@ def test_pairs_and_single_string(minilm_runner, sentence_transformer):
         (lambda r: r.predict([1, 2]), "texts\\[0\\] must be a str"),
         (lambda r: r.predict(["a", "b"], ["c"]), "2 texts but 1 text pairs"),
         (lambda r: r.predict(["a"], batch_size=0), "batch_size must be a positive int"),
-        (lambda r: r.predict(["a"], concurrent_batches=0), "concurrent_batches must be a pos"),
-        (lambda r: r.predict(["a"], concurrent_batches=1.5), "concurrent_batches must be a pos"),
+        (lambda r: r.predict(["a"], concurrent_batches=0), "concurrent_batches must be an int"),
+        (lambda r: r.predict(["a"], concurrent_batches=1.5), "concurrent_batches must be an int"),
+        (lambda r: r.predict(["a"], concurrent_batches=1025), "from 1 to 1024, not 1025"),
+        (lambda r: r.predict(["a"], doc_stride=2**64), "doc_stride must be an int"),
     ],
 )
 def test_bad_input_is_value_error(minilm_runner, call, message):

@@ -30,7 +30,7 @@ CLASSES = {
 }
 
 
-def _make_model(directory, task, minilm_dir):
+def _make_model(directory, task, minilm_dir, positions=64):
     import torch
     import transformers
 
@@ -43,7 +43,7 @@ def _make_model(directory, task, minilm_dir):
         num_hidden_layers=2,
         num_attention_heads=4,
         intermediate_size=37,
-        max_position_embeddings=64,
+        max_position_embeddings=positions,
         pad_token_id=0,
         # wide weights: logits spread out, so rankings do not hinge on float rounding
         initializer_range=0.5,
@@ -136,7 +136,9 @@ def test_token_classification_matches_transformers(task_models):
     assert groups >= 4 and multi_word >= 1  # enough tags to exercise grouping and merging
 
 
-def _reference_answer(model, tokenizer, question, context, max_answer_len, max_seq_len=32):
+def _reference_answer(
+    model, tokenizer, question, context, max_answer_len, max_seq_len=32, doc_stride=None
+):
     """Transformers 4's QuestionAnsweringPipeline, which Transformers 5 dropped: the context cut
     into windows (truncation="only_second", doc_stride = min(max_seq_len // 2, 128), overflowing
     tokens), per window its p_mask (question and special tokens out, [CLS] in), the span search
@@ -151,7 +153,7 @@ def _reference_answer(model, tokenizer, question, context, max_answer_len, max_s
         context,
         truncation="only_second",
         max_length=max_seq_len,
-        stride=min(max_seq_len // 2, 128),
+        stride=min(max_seq_len // 2, 128) if doc_stride is None else doc_stride,
         return_overflowing_tokens=True,
         padding="longest",
         return_tensors="pt",
@@ -214,9 +216,19 @@ def test_question_answering_matches_transformers(task_models):
             assert answer["score"] == pytest.approx(want["score"], abs=1e-4)
 
 
+def _assert_same_answers(got, want):
+    answer = got["answer"]
+    assert (answer["start"], answer["end"], answer["text"]) == (
+        want["start"],
+        want["end"],
+        want["answer"],
+    )
+    assert answer["score"] == pytest.approx(want["score"], abs=1e-4)
+
+
 def test_long_contexts_are_cut_into_windows_like_transformers(task_models):
     """Contexts of 2-6 times the export's 32 tokens: every window is run and the best answer
-    wins, as in Transformers' pipeline (doc_stride 16 = min(32 // 2, 128))."""
+    wins, as in Transformers' pipeline (doc_stride 16 = min(32 // 2, 128), or the one given)."""
     import transformers
 
     directory = task_models["question-answering"][0]
@@ -225,23 +237,36 @@ def test_long_contexts_are_cut_into_windows_like_transformers(task_models):
     contexts = [" ".join(sample_text.sample(n, offset=40 * n)) for n in (3, 5, 8)]
     questions = ["Which module parses command lines?", "What?", "Where is the café in Zürich?"]
     runner = _runner(task_models, "question-answering")
-    windows = runner.predict(questions, contexts)
     in_later_windows = 0
-    for question, context, got in zip(questions, contexts, windows, strict=True):
-        want = _reference_answer(model, tokenizer, question, context, 15)
-        answer = got["answer"]
-        assert (answer["start"], answer["end"], answer["text"]) == (
-            want["start"],
-            want["end"],
-            want["answer"],
-        )
-        assert answer["score"] == pytest.approx(want["score"], abs=1e-4)
+    for question, context, got in zip(
+        questions, contexts, runner.predict(questions, contexts), strict=True
+    ):
+        _assert_same_answers(got, _reference_answer(model, tokenizer, question, context, 15))
         first_window = tokenizer(question, context, truncation="only_second", max_length=32)
-        in_later_windows += answer["end"] > first_window.encodings[0].offsets[-2][1]
+        in_later_windows += got["answer"]["end"] > first_window.encodings[0].offsets[-2][1]
     assert in_later_windows > 0  # some answers lie past the first window: the windows matter
-    # A different stride gives other windows; doc_stride is passed through.
-    for stride in (0, 8):
-        assert len(runner.predict(questions, contexts, doc_stride=stride)) == 3
+    for stride in (0, 5):  # other windows, other softmaxes: the stride must reach the tokenizer
+        answers = runner.predict(questions, contexts, doc_stride=stride)
+        for question, context, got in zip(questions, contexts, answers, strict=True):
+            want = _reference_answer(model, tokenizer, question, context, 15, doc_stride=stride)
+            _assert_same_answers(got, want)
+
+
+def test_windows_are_at_most_384_tokens_like_transformers(tmp_path, minilm_dir):
+    """An export longer than 384 tokens still cuts contexts into Transformers' 384-token
+    windows (doc_stride 128), so that the answers match its pipeline."""
+    import transformers
+
+    directory = _make_model(tmp_path / "qa512", "question-answering", minilm_dir, positions=512)
+    path = tmp_path / "qa512.pt"
+    tsrunner.export(directory, path, task="question-answering", max_length=512)
+    model = transformers.BertForQuestionAnswering.from_pretrained(directory).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(directory)
+    question, context = "What is it?", " ".join(sample_text.sample(40, offset=3))
+    length = len(tokenizer(question, context)["input_ids"])
+    assert length > 384, length  # so 384-token windows differ from the export's 512
+    got = tsrunner.Runner(path).predict(question, context)[0]
+    _assert_same_answers(got, _reference_answer(model, tokenizer, question, context, 15, 384))
 
 
 def test_tsrun_windows_long_contexts_like_python(task_models, tsrun):

@@ -189,6 +189,10 @@ def test_progress_bar_on_a_terminal(tsrun, tiny_bert_pt, tmp_path):
         (["--input", "-", "--window", "0"], "--window"),
         (["--input", "-", "--concurrent-batches", "0"], "--concurrent-batches"),
         (["--text", "a", "--window", "8"], "--window and --concurrent-batches need --input"),
+        (
+            ["--ids", "101,102", "--raw", "--doc-stride", "8"],
+            "--doc-stride needs --text or --input",
+        ),
     ],
 )
 def test_usage_errors(tsrun, tiny_bert_pt, tmp_path, args, message):
@@ -205,7 +209,18 @@ def test_a_signal_leaves_the_previous_output_and_no_partial_one(
     target = tmp_path / "out.jsonl"
     target.write_text("previous\n")
     process = subprocess.Popen(
-        [tsrun, tiny_bert_pt, "--input", "-", "--output", target, "--window", "1"],
+        [
+            tsrun,
+            tiny_bert_pt,
+            "--input",
+            "-",
+            "--output",
+            target,
+            "--window",
+            "1",
+            "--batch-size",
+            "1",
+        ],
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

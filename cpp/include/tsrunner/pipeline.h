@@ -12,6 +12,9 @@
 
 namespace tsrunner {
 
+// The most batches Pipeline runs at once (each on its own thread).
+inline constexpr size_t kMaxConcurrentBatches = 1024;
+
 // Text in, answers out: tokenizes with the export's own tokenizer, runs the model in batches
 // of similar length and turns the outputs into the task's answer (see prediction.h):
 // feature-extraction (mean or CLS pooling, optionally normalised, from the manifest's

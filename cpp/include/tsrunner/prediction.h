@@ -70,9 +70,9 @@ struct TaskOptions {
   std::optional<size_t> top_k;
   // question-answering: the longest answer, in tokens.
   size_t max_answer_length = 15;
-  // question-answering: a context too long for the export is cut into windows sharing this
-  // many tokens; the best answer of all windows wins (nullopt: Hugging Face's default,
-  // min(max_length / 2, 128)).
+  // question-answering: a context too long for the export is cut into windows of
+  // min(max_length, 384) tokens sharing this many; the best answer of all windows wins
+  // (nullopt: Hugging Face's default, min(window / 2, 128)).
   std::optional<size_t> doc_stride;
 };
 

@@ -27,9 +27,11 @@ struct RunnerOptions {
   // executor's profiling runs (the slow first calls) happen before the first real request.
   int warmup_runs = 0;
   int warmup_sequence = 16;
-  // The TorchScript graph executor's optimisations (profiling, fusion). Process-wide in
-  // LibTorch (torch::jit::setGraphExecutorOptimize). Off: every call runs the graph as traced,
-  // no profiling runs, first call as fast as the rest; see docs/benchmarks.md for what it costs.
+  // The TorchScript graph executor's optimisations (profiling, fusion). LibTorch keeps this
+  // switch per thread (torch::jit::setGraphExecutorOptimize); the runner sets it for each of
+  // its own calls and restores the caller's, so runners with different settings can share
+  // threads. Off: every call runs the graph as traced, no profiling runs, first call as fast as
+  // the rest; see docs/benchmarks.md for what it costs.
   bool optimize_graph = true;
   // torch::jit::freeze (inline parameters as constants) and then
   // torch::jit::optimize_for_inference. Off by default: measured slower for MiniLM here

@@ -58,8 +58,9 @@ class Tokenizer {
   // consecutive windows). One encoding when everything fits. When the first text leaves no
   // more than `stride` tokens for the pair, the stride shrinks to half of that room (HF raises
   // an error there). Throws InvalidInput when the first text leaves no room at all.
-  std::vector<Encoding> encode_windows(std::string_view text, std::string_view pair,
-                                       size_t stride) const;
+  // `max_length` is the window length with special tokens (nullopt: max_length()).
+  std::vector<Encoding> encode_windows(std::string_view text, std::string_view pair, size_t stride,
+                                       std::optional<size_t> max_length = std::nullopt) const;
 
   // Tokenizes many texts (with pairs when `pairs` is not empty; then it must be as long as
   // `texts`) and pads every encoding to the longest one, or to `pad_to` when it is larger
