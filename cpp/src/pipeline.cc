@@ -204,10 +204,11 @@ std::vector<Encoding> Pipeline::encode(std::string_view text,
   }
   // Transformers' question-answering pipeline: windows of min(max length, 384) tokens, and a
   // doc_stride of min(that / 2, 128) unless one is given.
+  constexpr size_t kLongestWindow = 384, kLongestStride = 128;
   const int64_t max_length = runner_.manifest().max_length;
   if (max_length <= 0) return {tokenizer_.encode(text, pair)};  // the export never truncates
-  const size_t window = std::min<size_t>(static_cast<size_t>(max_length), 384);
-  const size_t stride = options_.doc_stride.value_or(std::min<size_t>(window / 2, 128));
+  const size_t window = std::min<size_t>(static_cast<size_t>(max_length), kLongestWindow);
+  const size_t stride = options_.doc_stride.value_or(std::min(window / 2, kLongestStride));
   return tokenizer_.encode_windows(text, *pair, stride, window);
 }
 

@@ -1,5 +1,7 @@
 #include "tokenizer/bert_normalizer.h"
 
+#include <string>
+
 namespace tsrunner::text {
 namespace {
 
@@ -11,6 +13,21 @@ bool is_bert_whitespace(char32_t c) {
 bool is_bert_control(char32_t c) {
   if (c == U'\t' || c == U'\n' || c == U'\r') return false;
   return is_other_category(c);
+}
+
+// Each character replaced by what `append` writes for it (one or more characters), every one
+// of them keeping the original character's span.
+NormalizedText map_each(const NormalizedText& text, void (*append)(std::u32string&, char32_t)) {
+  NormalizedText mapped;
+  mapped.chars.reserve(text.size());
+  mapped.spans.reserve(text.size());
+  std::u32string pieces;
+  for (size_t i = 0; i < text.size(); ++i) {
+    pieces.clear();
+    append(pieces, text.chars[i]);
+    for (char32_t piece : pieces) mapped.push_back(piece, text.spans[i]);
+  }
+  return mapped;
 }
 
 }  // namespace
@@ -38,16 +55,8 @@ NormalizedText BertNormalizer::normalize(const NormalizedText& input) const {
     text.push_back(c, span);
   }
 
-  std::u32string mapped;
   if (strip_accents) {
-    NormalizedText stripped;
-    stripped.chars.reserve(text.size());
-    stripped.spans.reserve(text.size());
-    for (size_t i = 0; i < text.size(); ++i) {
-      mapped.clear();
-      append_nfd(mapped, text.chars[i]);
-      for (char32_t d : mapped) stripped.push_back(d, text.spans[i]);
-    }
+    NormalizedText stripped = map_each(text, append_nfd);
     canonical_reorder(stripped);  // NFD first, then drop the marks, as HF does
     text.chars.clear();
     text.spans.clear();
@@ -56,18 +65,7 @@ NormalizedText BertNormalizer::normalize(const NormalizedText& input) const {
         text.push_back(stripped.chars[i], stripped.spans[i]);
     }
   }
-
-  if (lowercase) {
-    NormalizedText lowered;
-    lowered.chars.reserve(text.size());
-    lowered.spans.reserve(text.size());
-    for (size_t i = 0; i < text.size(); ++i) {
-      mapped.clear();
-      append_lowercase(mapped, text.chars[i]);
-      for (char32_t l : mapped) lowered.push_back(l, text.spans[i]);
-    }
-    text = std::move(lowered);
-  }
+  if (lowercase) text = map_each(text, append_lowercase);
   return text;
 }
 
