@@ -65,14 +65,15 @@ void register_pipeline(py::module_& module) {
                        "Text in, task-aware answers out (tsrunner.Runner.predict uses it).")
       .def(py::init([](const Runner& runner, const std::filesystem::path& path,
                        std::optional<size_t> top_k, size_t max_answer_length,
-                       std::optional<size_t> doc_stride) {
+                       std::optional<size_t> doc_stride, std::optional<std::string> prompt_name) {
              py::gil_scoped_release release;
-             return std::make_unique<Pipeline>(runner, Tokenizer::from_file(path.string()),
-                                               TaskOptions{top_k, max_answer_length, doc_stride});
+             return std::make_unique<Pipeline>(
+                 runner, Tokenizer::from_file(path.string()),
+                 TaskOptions{top_k, max_answer_length, doc_stride, prompt_name});
            }),
            py::arg("runner"), py::arg("path"), py::arg("top_k") = py::none(),
            py::arg("max_answer_length") = 15, py::arg("doc_stride") = py::none(),
-           py::keep_alive<1, 2>(),
+           py::arg("prompt_name") = py::none(), py::keep_alive<1, 2>(),
            "`runner` runs the export at `path`, whose embedded tokenizer is loaded.")
       .def(
           "predict",

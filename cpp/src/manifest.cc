@@ -149,6 +149,61 @@ double number_or(const json& object, const char* key, double fallback) {
   return it != object.end() && it->is_number() ? it->get<double>() : fallback;
 }
 
+// "Dense(384->256, Tanh)": one module of a sentence_embedding record, for describe().
+std::string module_summary(const json& module) {
+  const std::string type = string_or(module, "type", "?");
+  std::string detail;
+  if (type == "Pooling" && module.contains("modes") && module["modes"].is_array()) {
+    for (const json& mode : module["modes"]) {
+      if (!detail.empty()) detail += "+";
+      detail += mode.is_string() ? mode.get<std::string>() : "?";
+    }
+  } else if (type == "Dense") {
+    detail = std::to_string(static_cast<int64_t>(number_or(module, "in_features", 0))) + "->" +
+             std::to_string(static_cast<int64_t>(number_or(module, "out_features", 0))) + ", " +
+             string_or(module, "activation", "?");
+  } else if (type == "Transformer") {
+    return type;
+  } else if (type == "LayerNorm") {
+    detail = std::to_string(static_cast<int64_t>(number_or(module, "dimension", 0)));
+  }
+  return detail.empty() ? type : type + "(" + detail + ")";
+}
+
+SentenceEmbedding parse_sentence_embedding(const json& node,
+                                           const std::vector<TensorSpec>& outputs) {
+  const std::string where = "sentence_embedding";
+  if (!node.is_object()) fail(where + " must be an object or null");
+  SentenceEmbedding embedding;
+  embedding.output = require_string(node, "output", where);
+  bool found = false;
+  for (const TensorSpec& output : outputs) found = found || output.name == embedding.output;
+  if (!found) fail(where + ".output \"" + embedding.output + "\" is not one of the outputs");
+  embedding.dimension = require_int(node, "dimension", where);
+  if (embedding.dimension < 1) fail(where + ".dimension must be positive");
+  embedding.max_seq_length = optional_int(node, "max_seq_length");
+  if (auto it = node.find("prompts"); it != node.end() && !it->is_null()) {
+    if (!it->is_object()) fail(where + ".prompts must map names to strings");
+    for (const auto& item : it->items()) {
+      if (!item.value().is_string()) fail(where + ".prompts must map names to strings");
+      embedding.prompts[item.key()] = item.value().get<std::string>();
+    }
+  }
+  if (auto it = node.find("default_prompt_name"); it != node.end() && !it->is_null()) {
+    if (!it->is_string() || !embedding.prompts.count(it->get<std::string>())) {
+      fail(where + ".default_prompt_name must name one of the prompts");
+    }
+    embedding.default_prompt_name = it->get<std::string>();
+  }
+  const json& modules = require(node, "modules", where);
+  if (!modules.is_array()) fail(where + ".modules must be an array");
+  for (const json& module : modules) {
+    if (!module.is_object()) fail(where + ".modules must hold objects");
+    embedding.modules.push_back(module_summary(module));
+  }
+  return embedding;
+}
+
 std::string join_dims(const std::vector<Dim>& dims) {
   std::string text = "[";
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -161,6 +216,20 @@ std::string join_dims(const std::vector<Dim>& dims) {
 }  // namespace
 
 std::string Dim::to_string() const { return is_symbolic() ? symbol : std::to_string(size); }
+
+const std::string& SentenceEmbedding::prompt(const std::string& name) const {
+  static const std::string kNoPrompt;
+  const std::string& chosen = name.empty() ? default_prompt_name : name;
+  if (chosen.empty()) return kNoPrompt;
+  auto it = prompts.find(chosen);
+  if (it == prompts.end()) {
+    std::string known;
+    for (const auto& item : prompts) known += (known.empty() ? "" : ", ") + item.first;
+    throw InvalidInput("unknown prompt name \"" + chosen + "\"; this model has " +
+                       (known.empty() ? "no prompts" : "the prompts " + known));
+  }
+  return it->second;
+}
 
 Manifest Manifest::parse(const std::string& json_text) {
   json root = json::parse(json_text, /*cb=*/nullptr, /*allow_exceptions=*/false);
@@ -200,11 +269,23 @@ Manifest Manifest::parse(const std::string& json_text) {
     pooling.normalize = normalize.get<bool>();
     manifest.pooling = pooling;
   }
+  if (auto it = root.find("sentence_embedding"); it != root.end() && !it->is_null()) {
+    manifest.sentence_embedding = parse_sentence_embedding(*it, manifest.outputs);
+  }
   if (auto it = root.find("labels"); it != root.end() && !it->is_null()) {
     if (!it->is_array()) fail("labels must be an array of strings");
     for (const json& label : *it) {
       if (!label.is_string()) fail("labels must be an array of strings");
       manifest.labels.push_back(label.get<std::string>());
+    }
+  }
+  if (auto it = root.find("score_function"); it != root.end() && !it->is_null()) {
+    if (!it->is_string()) fail("score_function must be a string");
+    manifest.score_function = it->get<std::string>();
+    if (manifest.score_function != "softmax" && manifest.score_function != "sigmoid" &&
+        manifest.score_function != "none") {
+      fail("score_function must be \"softmax\", \"sigmoid\" or \"none\", not \"" +
+           manifest.score_function + "\"");
     }
   }
   manifest.mask_token_id = optional_int(root, "mask_token_id");
@@ -254,12 +335,43 @@ std::string Manifest::describe() const {
     out << ", batch " << shape_contract.min_batch << ".." << shape_contract.max_batch;
   }
   out << "\n";
-  row("max length") << max_length << "\n";
+  row("max length") << max_length;
+  if (sentence_embedding && sentence_embedding->max_seq_length &&
+      *sentence_embedding->max_seq_length != max_length) {
+    out << " (sentence-transformers truncates at " << *sentence_embedding->max_seq_length << ")";
+  }
+  out << "\n";
+  if (sentence_embedding) {
+    std::string pipeline;
+    for (const std::string& module : sentence_embedding->modules) {
+      pipeline += (pipeline.empty() ? "" : " -> ") + module;
+    }
+    row("embedding") << sentence_embedding->output << " [" << sentence_embedding->dimension
+                     << "]: " << pipeline << "\n";
+    for (const auto& [name, text] : sentence_embedding->prompts) {
+      row(name == sentence_embedding->prompts.begin()->first ? "prompts" : "")
+          << name << ": " << json(text).dump()
+          << (name == sentence_embedding->default_prompt_name ? " (default)" : "") << "\n";
+    }
+    const json& record = root["sentence_embedding"];
+    if (record.contains("reference") && record["reference"].is_object()) {
+      const json& reference = record["reference"];
+      std::ostringstream cosine;
+      cosine << std::setprecision(6) << number_or(reference, "min_cosine", 0.0);
+      row("checked") << "against SentenceTransformer.encode ("
+                     << string_or(reference, "library", "?") << "): min cosine " << cosine.str()
+                     << " on " << static_cast<int64_t>(number_or(reference, "texts", 0))
+                     << " texts\n";
+    } else {
+      row("checked") << "not against sentence-transformers (it was not installed at export)\n";
+    }
+  }
   if (root.contains("pooling") && root["pooling"].is_object()) {
     const json& pooling = root["pooling"];
     row("pooling") << string_or(pooling, "mode", "?")
                    << (bool_or(pooling, "normalize", false) ? ", normalized" : "") << "\n";
   }
+  if (!score_function.empty()) row("scores") << score_function << "\n";
   row("tokenizer") << (has_tokenizer ? "embedded (" + std::string(kTokenizerRecord) + ")"
                                      : "none: pass token ids")
                    << "\n";

@@ -110,7 +110,15 @@ Pipeline::Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions option
   if (options_.max_answer_length == 0) throw InvalidInput("max_answer_length must be at least 1");
   pooling_mode_ = manifest.pooling ? manifest.pooling->mode : "mean";
   normalize_ = manifest.pooling && manifest.pooling->normalize;
-  if (pooling_mode_ != "mean" && pooling_mode_ != "cls") {
+  if (manifest.sentence_embedding) {
+    embedding_output_ = manifest.sentence_embedding->output;
+    prompt_ = manifest.sentence_embedding->prompt(options_.prompt_name.value_or(""));
+  } else if (options_.prompt_name) {
+    throw InvalidInput("prompt name \"" + *options_.prompt_name +
+                       "\" given, but this export has no prompts (only sentence-transformers "
+                       "models exported by tsrunner 0.1+ with schema 2 have them)");
+  }
+  if (embedding_output_.empty() && pooling_mode_ != "mean" && pooling_mode_ != "cls") {
     throw Error("pooling mode \"" + pooling_mode_ + "\" is not supported (mean, cls)");
   }
 }
@@ -139,16 +147,20 @@ std::vector<Prediction> Pipeline::predict_encoded(
   for (Prediction& prediction : predictions) prediction.task = manifest.task;
   const std::string& task = manifest.task;
   if (task == "feature-extraction") {
-    // The token vectors: the manifest's first output (last_hidden_state for encoders).
-    const at::Tensor hidden = output_named(outputs, manifest.outputs.front().name);
+    // The model's own sentence embedding, or the token vectors (the manifest's first output,
+    // last_hidden_state for encoders) pooled here as schema 1 archives say.
+    const at::Tensor hidden = output_named(
+        outputs, embedding_output_.empty() ? manifest.outputs.front().name : embedding_output_);
     at::Tensor pooled;
-    if (pooling_mode_ == "cls") {
+    if (!embedding_output_.empty()) {
+      pooled = hidden;
+    } else if (pooling_mode_ == "cls") {
       pooled = hidden.select(1, 0);
     } else {  // mean over real tokens, as sentence-transformers computes it
       const at::Tensor weights = mask.unsqueeze(-1).to(hidden.dtype());
       pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
     }
-    if (normalize_) {
+    if (normalize_ && embedding_output_.empty()) {
       pooled = pooled / pooled.norm(2, {1}, true).clamp_min(1e-12);
     }
     pooled = pooled.contiguous();
@@ -161,8 +173,9 @@ std::vector<Prediction> Pipeline::predict_encoded(
     const at::Tensor logits = output_named(outputs, "logits");  // [batch, labels]
     const auto count = static_cast<size_t>(logits.size(1));
     for (size_t i = 0; i < batch.size(); ++i) {
-      predictions[i].labels = task_outputs::classify(logits.data_ptr<float>() + i * count, count,
-                                                     manifest.labels, options_.top_k);
+      predictions[i].labels =
+          task_outputs::classify(logits.data_ptr<float>() + i * count, count, manifest.labels,
+                                 options_.top_k, manifest.score_function);
     }
   } else if (task == "fill-mask") {
     const at::Tensor logits = output_named(outputs, "logits");  // [batch, sequence, vocab]
@@ -199,6 +212,9 @@ std::vector<Prediction> Pipeline::predict_encoded(
 
 std::vector<Encoding> Pipeline::encode(std::string_view text,
                                        std::optional<std::string_view> pair) const {
+  if (!prompt_.empty()) {  // sentence-transformers prepends the prompt to the text itself
+    return {tokenizer_.encode(prompt_ + std::string(text), pair)};
+  }
   if (runner_.manifest().task != "question-answering" || !pair) {
     return {tokenizer_.encode(text, pair)};
   }

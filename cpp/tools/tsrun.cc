@@ -182,6 +182,11 @@ int main(int argc, char** argv) {
                      "question-answering: tokens shared by the windows a long context is cut "
                      "into, windows of min(max length, 384) (default min(window / 2, 128))")
           ->check(CLI::Range(0, 1 << 20));
+  std::string prompt_name;
+  CLI::Option* prompt_name_option = app.add_option(
+      "--prompt-name", prompt_name,
+      "sentence-transformers models: the saved prompt put before every text (default: the "
+      "model's default prompt, if any; `tsrun info` lists them)");
   app.add_option("--output", batch.output, "where --input's results go (default -: stdout)");
   app.add_option("--batch-size", batch.batch_size, "inputs per batch in --input mode")
       ->check(CLI::Range(1, 65536));
@@ -233,6 +238,7 @@ int main(int argc, char** argv) {
       batch.input = input_path;
       if (top_k > 0) task_options.top_k = top_k;
       if (doc_stride_option->count() > 0) task_options.doc_stride = doc_stride;
+      if (prompt_name_option->count() > 0) task_options.prompt_name = prompt_name;
       return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,
                          threads, expected_sha256, task_options);
     }
@@ -240,7 +246,8 @@ int main(int argc, char** argv) {
       throw UsageError("nothing to run: pass --ids, --text or --input (see tsrun --help)");
     }
     if (!raw) throw UsageError("--ids needs --raw (for task-aware output pass --text)");
-    for (const CLI::Option* option : {window_option, concurrent_option, doc_stride_option}) {
+    for (const CLI::Option* option :
+         {window_option, concurrent_option, doc_stride_option, prompt_name_option}) {
       if (option->count() > 0) throw UsageError(option->get_name() + " needs --text or --input");
     }
     return run_raw(model_path, id_lists, threads, expected_sha256);

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -93,7 +94,7 @@ def _write_triton(args: argparse.Namespace, export_path: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from .exporter import SHAPE_MODES
+    from .export_options import DTYPE_ALIASES, DTYPES, SHAPE_MODES
     from .tasks import TASKS
 
     parser = argparse.ArgumentParser(
@@ -140,12 +141,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow models whose code lives in the model repository (runs that code!)",
     )
     export.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
-    export.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    export.add_argument(
+        "--dtype",
+        default="float32",
+        choices=[*DTYPES, *DTYPE_ALIASES],
+        help="float32 (default), float16 (fp16, half) or bfloat16 (bf16); half precision is "
+        "slow on CPUs without half kernels",
+    )
     export.add_argument(
         "--buckets",
         type=_bucket_list,
         help="comma-separated lengths, e.g. 32,64,128: one traced method per length in one "
         "archive (weights stored once); the runner pads to the smallest that fits",
+    )
+    export.add_argument(
+        "--allow-untrained-head",
+        action="store_true",
+        help="export a head task even when the checkpoint lacks the head's weights (they are "
+        "random: only for testing)",
     )
     export.add_argument(
         "--untie-weights",
@@ -225,6 +238,7 @@ def _run_export(args: argparse.Namespace) -> int:
             dtype=args.dtype,
             quantize=args.quantize,
             backend=args.backend,
+            allow_untrained_head=args.allow_untrained_head,
             progress=terminal_progress(quiet=args.quiet),
         )
     if not args.quiet:
@@ -272,6 +286,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Terminated:
         print("tsrunner: terminated", file=sys.stderr)
         return EXIT_TERMINATED
+    except Exception as error:  # a bug: still one line; TSRUNNER_TRACEBACK=1 shows where
+        if os.environ.get("TSRUNNER_TRACEBACK"):
+            raise
+        reason = " ".join(str(error).split())[:300]
+        print(
+            f"tsrunner: internal error: {type(error).__name__}: {reason} (please report it; "
+            "TSRUNNER_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_RUNTIME
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from . import quantize as int8
 
 SHAPE_MODES = ("auto", "dynamic", "fixed")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Other spellings of DTYPES' names (as torch and the Hugging Face tools accept them).
+DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "half": "float16", "bf16": "bfloat16"}
 # Traced and eager run the same kernels, but half precision rounds differently wherever the
 # trace fuses or reorders an operation: its tolerance follows the format's precision.
 DEFAULT_ATOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
@@ -27,21 +30,23 @@ class ArgumentTypeError(TypeError, ValueError):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What `tsrunner.export` was asked for, with defaults resolved and every value checked."""
+    """What `tsrunner.export` was asked for: as given (`ExportOptions(**arguments)`), or checked
+    with defaults resolved (`validate_options`)."""
 
     task: str = "auto"
     max_length: int | None = None
     batch_size: int = 2
     shapes: str = "auto"
-    atol: float = DEFAULT_ATOL["float32"]
+    atol: float | None = None  # checked: resolved per dtype (DEFAULT_ATOL)
     untie_weights: bool = False
-    buckets: tuple[int, ...] = ()  # ascending, unique; the last one is max_length
+    buckets: Any = ()  # checked: a tuple of ascending unique lengths, the last is max_length
     revision: str | None = None
     trust_remote_code: bool = False
     device: str = "cpu"
     dtype: str = "float32"
     quantize: str | None = None
     backend: str = "jit"
+    allow_untrained_head: bool = False
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -59,38 +64,57 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _integer(name: str, value: Any, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ArgumentTypeError(f"{name} must be an integer, not {_type_name(value)} {value!r}")
-    return int(value)
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _string(name: str, value: Any, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise ArgumentTypeError(f"{name} must be a string, not {_type_name(value)} {value!r}")
-    return value
+# What each option must be: its type's description and the test for it.
+_TYPES: dict[str, tuple[str, Any]] = {
+    "integer": ("an integer", _is_integer),
+    "number": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+    "string": ("a string", lambda v: isinstance(v, str)),
+    "flag": ("True or False", lambda v: isinstance(v, bool)),
+}
+_OPTION_TYPES = {
+    "task": "string",
+    "max_length": "integer?",
+    "batch_size": "integer",
+    "shapes": "string",
+    "atol": "number?",
+    "untie_weights": "flag",
+    "revision": "string?",
+    "trust_remote_code": "flag",
+    "device": "string",
+    "dtype": "string",
+    "quantize": "string?",
+    "backend": "string",
+    "allow_untrained_head": "flag",
+}
 
 
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ArgumentTypeError(f"{name} must be True or False, not {_type_name(value)} {value!r}")
-    return value
-
-
-def _bucket_lengths(value: Any) -> tuple[int, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+def _check_types(given: ExportOptions) -> None:
+    for name, kind in _OPTION_TYPES.items():
+        value = getattr(given, name)
+        if value is None and kind.endswith("?"):
+            continue
+        description, test = _TYPES[kind.rstrip("?")]
+        if not test(value):
+            raise ArgumentTypeError(
+                f"{name} must be {description}, not {_type_name(value)} {value!r}"
+            )
+    buckets = given.buckets
+    if buckets is None:
+        return
+    if isinstance(buckets, (str, bytes)) or not isinstance(buckets, Iterable):
         raise ArgumentTypeError(
             f"buckets must be a list of lengths such as [32, 64, 128], not "
-            f"{_type_name(value)} {value!r}"
+            f"{_type_name(buckets)} {buckets!r}"
         )
-    lengths = [_integer("every bucket", item) for item in value]
-    return tuple(sorted(set(lengths)))
+    for length in buckets:
+        if not _is_integer(length):
+            raise ArgumentTypeError(
+                f"every bucket must be an integer, not {_type_name(length)} {length!r}"
+            )
 
 
 def check_output_path(output: str | Path) -> Path:
@@ -112,50 +136,50 @@ def _check_device(device: str) -> None:
         )
 
 
-def validate_options(
-    *,
-    task: str = "auto",
-    max_length: int | None = None,
-    batch_size: int = 2,
-    shapes: str = "auto",
-    atol: float | None = None,
-    untie_weights: bool = False,
-    buckets: Iterable[int] | None = None,
-    revision: str | None = None,
-    trust_remote_code: bool = False,
-    device: str = "cpu",
-    dtype: str = "float32",
-    quantize: str | None = None,
-    backend: str = "jit",
-) -> ExportOptions:
-    """The checked options: an ArgumentTypeError (a TypeError and a ValueError) names an
-    argument of the wrong type, a ValueError one with a wrong value, both before anything is
-    loaded. Backend-specific rules are the backend's
-    (backends.Backend.check_options)."""
-    task = _string("task", task)
-    max_length = _integer("max_length", max_length, optional=True)
-    batch_size = _integer("batch_size", batch_size)
-    shapes = _string("shapes", shapes)
-    if atol is not None and (isinstance(atol, bool) or not isinstance(atol, numbers.Real)):
-        raise ArgumentTypeError(f"atol must be a number, not {_type_name(atol)} {atol!r}")
-    untie_weights = _flag("untie_weights", untie_weights)
-    bucket_lengths = _bucket_lengths(buckets)
-    revision = _string("revision", revision, optional=True)
-    trust_remote_code = _flag("trust_remote_code", trust_remote_code)
-    device = _string("device", device)
-    dtype = _string("dtype", dtype)
-    quantize = _string("quantize", quantize, optional=True)
-    backend = _string("backend", backend)
+def _warn_about_slow_precision(dtype: str, device: str) -> None:
+    """Half precision saves memory, not time, where the device has no fast kernels for it."""
+    if device != "cpu" or dtype == "float32":
+        return
+    fast = (
+        torch.ops.mkldnn._is_mkldnn_fp16_supported()
+        if dtype == "float16"
+        else torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+    if not fast:
+        warnings.warn(
+            f"--dtype {dtype} on this CPU has no fast {dtype} kernels: the export runs several "
+            "times slower than float32 (half the memory); use float32 on the CPU, or export for "
+            "--device cuda",
+            UserWarning,
+            stacklevel=4,
+        )
 
+
+def validate_options(given: ExportOptions) -> ExportOptions:
+    """The options checked, with defaults resolved: an ArgumentTypeError (a TypeError and a
+    ValueError) names an argument of the wrong type, a ValueError one with a wrong value, both
+    before anything is loaded. Backend-specific rules are the backend's
+    (backends.Backend.check_options)."""
+    _check_types(given)
+    dtype = DTYPE_ALIASES.get(given.dtype, given.dtype)
+    shapes, max_length, device, quantize = (
+        given.shapes,
+        given.max_length,
+        given.device,
+        given.quantize,
+    )
     if shapes not in SHAPE_MODES:
         raise ValueError(f"shapes must be one of {', '.join(SHAPE_MODES)}, not {shapes!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    if given.batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {given.batch_size}")
     if max_length is not None and max_length < 1:
         raise ValueError(f"max_length must be at least 1, not {max_length}")
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    atol = DEFAULT_ATOL[dtype] if atol is None else float(atol)
+        raise ValueError(
+            f"dtype must be one of {', '.join(DTYPES)} (or {', '.join(DTYPE_ALIASES)}), "
+            f"not {dtype!r}"
+        )
+    atol = DEFAULT_ATOL[dtype] if given.atol is None else float(given.atol)
     if not atol > 0:
         raise ValueError(f"atol must be positive, not {atol}")
     if quantize is not None and quantize not in int8.QUANTIZE_MODES:
@@ -164,31 +188,23 @@ def validate_options(
     if quantize and (dtype != "float32" or device != "cpu"):
         raise ValueError("--quantize int8 starts from a float32 model on the CPU")
     _check_device(device)
-    if bucket_lengths:
-        if bucket_lengths[0] < 1:
-            raise ValueError(f"buckets must be positive lengths, not {bucket_lengths[0]}")
-        if max_length is not None and max_length != bucket_lengths[-1]:
+    _warn_about_slow_precision(dtype, device)
+    buckets = tuple(sorted(set(given.buckets or ())))
+    if buckets:
+        if buckets[0] < 1:
+            raise ValueError(f"buckets must be positive lengths, not {buckets[0]}")
+        if max_length is not None and max_length != buckets[-1]:
             raise ValueError(
-                f"max_length {max_length} differs from the largest bucket {bucket_lengths[-1]}; "
+                f"max_length {max_length} differs from the largest bucket {buckets[-1]}; "
                 "give one of them"
             )
         if shapes == "dynamic":
             raise ValueError(
                 "buckets are fixed lengths; they cannot be combined with shapes=dynamic"
             )
-        max_length = bucket_lengths[-1]
-    return ExportOptions(
-        task=task,
-        max_length=max_length,
-        batch_size=batch_size,
-        shapes=shapes,
-        atol=atol,
-        untie_weights=untie_weights,
-        buckets=bucket_lengths,
-        revision=revision,
-        trust_remote_code=trust_remote_code,
-        device=device,
-        dtype=dtype,
-        quantize=quantize,
-        backend=backend,
-    )
+        max_length = buckets[-1]
+    return given.replace(dtype=dtype, atol=atol, buckets=buckets, max_length=max_length)
+
+
+# The keyword arguments of tsrunner.export that are options (all but the paths and progress).
+OPTION_NAMES = tuple(field.name for field in dataclasses.fields(ExportOptions))

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from . import model_source
+from . import model_source, sentence_embedding
 from . import quantize as int8
 from .atomic import atomic_path
 from .backends import Backend, bucket_method, get_backend
@@ -22,6 +22,7 @@ from .errors import ExportError
 from .export_options import (
     DEFAULT_ATOL,
     DTYPES,
+    OPTION_NAMES,
     SHAPE_MODES,
     ExportOptions,
     check_output_path,
@@ -37,7 +38,13 @@ from .manifest import (
     shape_contract,
 )
 from .tasks import Task, resolve_task
-from .validate import ShapeCheck, check_shape, decoder_length, validation_shapes
+from .validate import (
+    ShapeCheck,
+    check_shape,
+    compare,
+    decoder_length,
+    validation_shapes,
+)
 from .wrapper import NamedInputsWrapper, tensor_output_names
 
 __all__ = [
@@ -113,16 +120,17 @@ class ExportReport:
         return "\n".join(lines)
 
 
-def _default_max_length(source: model_source.ModelSource) -> int:
+def _default_max_length(source: model_source.ModelSource, positions: int | None) -> int:
+    """The model's usable maximum: its positions, its tokenizer's model_max_length,
+    sentence-transformers' max_seq_length; at most DEFAULT_MAX_LENGTH_CAP."""
     candidates = [DEFAULT_MAX_LENGTH_CAP]
-    positions = getattr(source.config, "max_position_embeddings", None)
     if positions:
-        candidates.append(int(positions))
-    sbert_config = source.directory / "sentence_bert_config.json"
-    if sbert_config.is_file():
-        seq_length = json.loads(sbert_config.read_text()).get("max_seq_length")
-        if seq_length:
-            candidates.append(int(seq_length))
+        candidates.append(positions)
+    tokenizer_length = model_source.tokenizer_max_length(source.directory)
+    if tokenizer_length:
+        candidates.append(tokenizer_length)
+    if source.embedding is not None and source.embedding.max_seq_length:
+        candidates.append(source.embedding.max_seq_length)
     return min(candidates)
 
 
@@ -252,8 +260,32 @@ def _load(model: str | Path, options: ExportOptions) -> tuple[model_source.Model
             f"buckets are not supported for {task.name} exports yet; use --shapes fixed or dynamic"
         )
     source = model_source.load(directory, config, task, trust_remote_code=options.trust_remote_code)
+    _check_untrained(source, task, options)
     source.model.to(device=options.target, dtype=options.torch_dtype)
     return source, task
+
+
+def _check_untrained(source: model_source.ModelSource, task: Task, options: ExportOptions) -> None:
+    """A head the checkpoint has no weights for answers at random: refused unless asked for. For
+    feature-extraction, missing weights are the pooler at most (hidden states are complete)."""
+    if not source.untrained:
+        return
+    names = ", ".join(source.untrained[:4]) + (", ..." if len(source.untrained) > 4 else "")
+    model_class = type(source.model).__name__
+    if task.name == "feature-extraction" or options.allow_untrained_head:
+        warnings.warn(
+            f"{model_class}: the checkpoint has no weights for {names}; Transformers initialised "
+            "them at random, so the outputs that use them are random",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
+    raise ValueError(
+        f"{model_class}: the checkpoint has no weights for {names} (Transformers initialised them "
+        f"at random), so this {task.name} export would give random answers; export a checkpoint "
+        "fine-tuned for the task, another --task, or pass --allow-untrained-head to export it "
+        "anyway"
+    )
 
 
 def _trace_length(
@@ -272,12 +304,17 @@ def _trace_length(
             )
         image_size = (source.image["channels"], source.image["height"], source.image["width"])
         return source.image["height"], image_size
-    positions = getattr(source.config, "max_position_embeddings", None)
+    positions, offset = model_source.usable_positions(source.model, source.config)
     if options.max_length is not None and positions and options.max_length > positions:
         raise ValueError(
             f"max_length {options.max_length} exceeds the model's {positions} position embeddings"
+            + (
+                f" (max_position_embeddings {positions + offset} less the padding offset {offset})"
+                if offset
+                else ""
+            )
         )
-    return options.max_length or _default_max_length(source), (0, 0, 0)
+    return options.max_length or _default_max_length(source, positions), (0, 0, 0)
 
 
 def _plan(source: model_source.ModelSource, task: Task, options: ExportOptions) -> _TracePlan:
@@ -314,8 +351,19 @@ def _plan(source: model_source.ModelSource, task: Task, options: ExportOptions) 
     dummies.device, dummies.dtype = options.target, options.torch_dtype
     traced_inputs = {name: dummies.place(value) for name, value in traced_inputs.items()}
     input_names = [spec.name for spec in specs]
-    output_names = tensor_output_names(source.model, traced_inputs)
-    float_wrapper = NamedInputsWrapper(source.model, input_names, output_names).eval()
+    try:
+        model_outputs = tensor_output_names(source.model, traced_inputs)
+    except Exception as error:
+        raise ExportError(
+            f"{type(source.model).__name__} fails on {batch_size}x{trace_length} inputs: "
+            f"{type(error).__name__}: {error}".splitlines()[0]
+            + "; check --max-length and --task against the model's config"
+        ) from error
+    head = None
+    if source.embedding is not None:
+        head = source.embedding.head.to(device=options.target, dtype=options.torch_dtype)
+    float_wrapper = NamedInputsWrapper(source.model, input_names, model_outputs, head).eval()
+    output_names = float_wrapper.names
     plan = _TracePlan(
         images=images,
         trace_length=trace_length,
@@ -361,13 +409,17 @@ def _quantize(plan: _TracePlan, source: model_source.ModelSource, task: Task) ->
         trace_length,
         lambda batch: plan.dummies.make(Shape(batch, min(trace_length, 32)), padded=True),
     )
+    float_wrapper = plan.float_wrapper
+
+    def wrap(model: torch.nn.Module) -> torch.nn.Module:
+        return NamedInputsWrapper(
+            model, input_names, float_wrapper.output_names, float_wrapper.head
+        ).eval()
+
     quantized, plan.float_layers, _ = int8.choose_quantized_model(
-        source.model,
-        lambda model: NamedInputsWrapper(model, input_names, plan.output_names).eval(),
-        plan.accuracy_batches,
-        plan.output_names,
+        source.model, wrap, plan.accuracy_batches, plan.output_names
     )
-    plan.wrapper = NamedInputsWrapper(quantized, input_names, plan.output_names).eval()
+    plan.wrapper = wrap(quantized)
 
 
 def _validate(
@@ -446,6 +498,65 @@ def _check_int8_accuracy(plan: _TracePlan, traced: Any) -> dict[str, Any]:
     return {**int8.describe_method(plan.float_layers), "accuracy": accuracy.to_json()}
 
 
+def _check_embedding(
+    source: model_source.ModelSource, plan: _TracePlan, options: ExportOptions
+) -> dict[str, Any]:
+    """The sentence-transformers pipeline against SentenceTransformer.encode; its manifest
+    record. An ExportError when they disagree; warnings where the export truncates elsewhere
+    than sentence-transformers or could not be compared."""
+    pipeline = source.embedding
+    assert pipeline is not None
+    reference = None
+    if source.tokenizer_json is not None:
+        with model_source.quiet_transformers():
+            reference = sentence_embedding.check_against_encode(
+                source.directory,
+                pipeline,
+                plan.float_wrapper,
+                [(spec.name, spec.role) for spec in plan.specs],
+                source.tokenizer_json,
+                max_length=plan.trace_length,
+                pad_token_id=plan.pad_token_id,
+                dtype=options.dtype,
+                atol=options.atol,
+                device=options.target,
+            )
+    if reference is None:
+        warnings.warn(
+            "the sentence-transformers pipeline was not compared with SentenceTransformer.encode"
+            + (
+                ": sentence-transformers is not installed (pip install sentence-transformers)"
+                if source.tokenizer_json is not None
+                else ": the model has no tokenizer"
+            ),
+            UserWarning,
+            stacklevel=3,
+        )
+    elif not reference.passed:
+        raise ExportError(
+            "the export's sentence embeddings differ from SentenceTransformer.encode on "
+            f"{reference.texts} texts: min cosine {reference.min_cosine:.6f} (needs "
+            f"{reference.required_cosine}), max|diff| {reference.max_abs_diff:.3g} (atol "
+            f"{reference.atol:g}); nothing was written"
+        )
+    own_length = reference.max_seq_length if reference else pipeline.max_seq_length
+    if own_length and own_length != plan.trace_length:
+        warnings.warn(
+            f"this export truncates texts at {plan.trace_length} tokens and sentence-transformers "
+            f"at {own_length}: embeddings of longer texts differ from encode()"
+            + (
+                f"; export with --max-length {own_length} to match"
+                if own_length > plan.trace_length
+                else ""
+            ),
+            UserWarning,
+            stacklevel=3,
+        )
+    record = pipeline.manifest_record(reference.to_json() if reference else None)
+    record["max_seq_length"] = own_length
+    return record
+
+
 def export(
     model: str | Path,
     output: str | Path,
@@ -463,6 +574,7 @@ def export(
     dtype: str = "float32",
     quantize: str | None = None,
     backend: str = "jit",
+    allow_untrained_head: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> ExportReport:
     """Trace `model` (a local Transformers model directory) to the TorchScript archive `output`.
@@ -476,25 +588,17 @@ def export(
     accuracy against the float32 model on real text.
 
     `backend="neuron"` traces with the AWS Neuron SDK (tsrunner.neuron): fixed shapes only.
+    A head task (question-answering, ...) on a checkpoint without that head's weights is refused
+    (the head would be random) unless `allow_untrained_head=True`.
+    sentence-transformers directories (modules.json) exported for feature-extraction get their
+    embedding pipeline traced in as a `sentence_embedding` output, checked against
+    `SentenceTransformer.encode`; a module that cannot be reproduced is refused.
     `progress`, when given, is called with a one-line description of each step as it starts.
     """
     started = time.perf_counter()
     step = progress or (lambda _message: None)
-    options = validate_options(
-        task=task,
-        max_length=max_length,
-        batch_size=batch_size,
-        shapes=shapes,
-        atol=atol,
-        untie_weights=untie_weights,
-        buckets=buckets,
-        revision=revision,
-        trust_remote_code=trust_remote_code,
-        device=device,
-        dtype=dtype,
-        quantize=quantize,
-        backend=backend,
-    )
+    arguments = locals()
+    options = validate_options(ExportOptions(**{name: arguments[name] for name in OPTION_NAMES}))
     archive = get_backend(options.backend)
     options = archive.check_options(options)
     output = check_output_path(output)
@@ -519,6 +623,7 @@ def export(
     checks = _validate(archive, traced, plan, options, step)
     dynamic = _judge(checks, options, plan)
     quantization = _check_int8_accuracy(plan, traced) if options.quantize else None
+    embedding = _check_embedding(source, plan, options) if source.embedding else None
     with torch.inference_mode():
         example_outputs = plan.wrapper(*plan.example)
     symbols = sorted({dim for spec in plan.specs for dim in spec.shape if isinstance(dim, str)})
@@ -551,7 +656,7 @@ def export(
             vocab_size=plan.vocab_size,
             pad_token_id=plan.pad_token_id,
             has_tokenizer=source.tokenizer_json is not None,
-            pooling=source.pooling,
+            sentence_embedding=embedding,
             tied_groups=plan.tied_groups,
             checks=checks,
             tracer_warnings=tracer_warnings,
@@ -559,6 +664,8 @@ def export(
             mask_token_id=_mask_token_id(source) if resolved.name == "fill-mask" else None,
             decoder_start_token_id=int(decoder_start or 0) if resolved.decoder else None,
             image=source.image if plan.images else None,
+            untrained=source.untrained,
+            score_function=source.score_function,
         )
     )
     extra_files = {
@@ -572,7 +679,7 @@ def export(
     with atomic_path(output) as temporary:
         archive.save(traced, temporary, extra_files)
         seal(temporary)
-        _check_saved_archive(archive, temporary, plan.example, traced, options.target)
+        _check_saved_archive(archive, temporary, plan.example, traced, options, plan.output_names)
         size = temporary.stat().st_size
 
     return ExportReport(
@@ -590,19 +697,24 @@ def _check_saved_archive(
     path: Path,
     example: tuple[torch.Tensor, ...],
     traced: Any,
-    device: torch.device,
+    options: ExportOptions,
+    output_names: list[str],
 ) -> None:
-    """The written file must pass the C++ runner's checks (digest included), load, and reproduce
-    the in-memory trace bit for bit."""
+    """The written file must pass the C++ runner's checks (digest included), load, and give the
+    in-memory trace's outputs within the export's atol (a reloaded graph may be optimised
+    differently, which moves float results by rounding, not more)."""
     from . import _core
 
     try:
         _core.verify_archive(path)
     except RuntimeError as error:
         raise ExportError(f"the saved archive fails the runner's checks: {error}") from error
-    loaded = backend.load(path, device)
-    with torch.inference_mode():
-        want = traced(*example)
-        got = loaded(*example)
-    if not all(torch.equal(a, b) for a, b in zip(want, got, strict=True)):
-        raise ExportError("the saved archive does not reproduce the trace; nothing was written")
+    loaded = backend.load(path, options.target)
+    differences = compare(traced, loaded, example, output_names)
+    wrong = {name: diff for name, diff in differences.items() if not diff <= options.atol}
+    if wrong:
+        detail = ", ".join(f"{name} by {diff:.3g}" for name, diff in wrong.items())
+        raise ExportError(
+            f"the saved archive does not reproduce the trace: {detail} (atol {options.atol:g}); "
+            "nothing was written"
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ class ManifestFacts:
     vocab_size: int | None
     pad_token_id: int
     has_tokenizer: bool
-    pooling: dict[str, Any] | None
+    sentence_embedding: dict[str, Any] | None  # sentence-transformers models
     tied_groups: list[list[str]]
     checks: list[ShapeCheck]
     tracer_warnings: list[str]
@@ -124,6 +124,8 @@ class ManifestFacts:
     mask_token_id: int | None = None
     decoder_start_token_id: int | None = None
     image: dict[str, Any] | None = None
+    untrained: list[str] = field(default_factory=list)  # randomly initialised, exported anyway
+    score_function: str | None = None  # text-classification: softmax, sigmoid or none
 
 
 def build_manifest(facts: ManifestFacts) -> dict[str, Any]:
@@ -140,6 +142,7 @@ def build_manifest(facts: ManifestFacts) -> dict[str, Any]:
             "attn_implementation": getattr(config, "_attn_implementation", None) or "",
             "dtype": options.dtype,
             "traced_on": options.target.type,
+            **({"untrained_parameters": facts.untrained} if facts.untrained else {}),
         },
         "backend": options.backend,
         "inputs": [io_spec(spec) for spec in facts.inputs],
@@ -151,7 +154,7 @@ def build_manifest(facts: ManifestFacts) -> dict[str, Any]:
         "pad_token_id": facts.pad_token_id,
         "tokenizer": TOKENIZER_RECORD if facts.has_tokenizer else None,
         "config": CONFIG_RECORD,
-        "pooling": facts.pooling,
+        "sentence_embedding": facts.sentence_embedding,
         "tied_weights": [
             {"parameters": names, "untied": options.untie_weights} for names in facts.tied_groups
         ],
@@ -167,10 +170,12 @@ def build_manifest(facts: ManifestFacts) -> dict[str, Any]:
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         },
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     if facts.task.has_labels:
         manifest["labels"] = labels_of(config)
+    if facts.task.name == "text-classification":
+        manifest["score_function"] = facts.score_function or "softmax"
     if facts.task.name == "fill-mask":
         manifest["mask_token_id"] = facts.mask_token_id
     if facts.task.decoder:

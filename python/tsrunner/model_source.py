@@ -1,4 +1,5 @@
-"""Loading the model, its tokenizer and its pooling settings from a local model directory."""
+"""Loading the model, its tokenizer and its sentence-transformers pipeline from a model
+directory."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import transformers
 
+from .sentence_embedding import EmbeddingPipeline, read_pipeline
 from .tasks import Task
 
 
@@ -22,8 +24,15 @@ class ModelSource:
     config: transformers.PretrainedConfig
     model: torch.nn.Module
     tokenizer_json: str | None  # the HF fast tokenizer, serialized
-    pooling: dict[str, Any] | None  # sentence-transformers pooling, when the directory has it
+    # sentence-transformers' pipeline after the Transformer (feature-extraction exports only)
+    embedding: EmbeddingPipeline | None
     image: dict[str, Any] | None = None  # image preprocessing (preprocessor_config.json)
+    # Parameters the checkpoint lacked (or had in another shape): Transformers initialised
+    # them at random, as it reports when loading.
+    untrained: list[str] = field(default_factory=list)
+    # Classification: what turns logits into scores ("softmax", "sigmoid", "none"), as
+    # Transformers' pipeline and sentence-transformers' CrossEncoder choose it.
+    score_function: str | None = None
 
 
 # owner/name or name, as the Hugging Face hub spells repository ids.
@@ -41,7 +50,7 @@ def _hub_snapshot(model: str, revision: str | None) -> Path:
         raise ValueError(
             f"model directory not found: {model}; as a hub id it could not be fetched "
             f"({type(error).__name__}: {reason}). Export from a local directory "
-            "(`huggingface-cli download ID --local-dir DIR`, then tsrunner export DIR), or "
+            "(`hf download ID --local-dir DIR`, then tsrunner export DIR), or "
             "pre-fill the hub cache and set HF_HUB_OFFLINE=1 on offline machines"
         ) from error
 
@@ -61,7 +70,7 @@ def _check_directory(model: str | Path, revision: str | None = None) -> Path:
     raise ValueError(
         f"model directory not found: {model}. tsrunner exports from a local directory "
         "(config.json + weights); download hub models first, e.g. with "
-        "`huggingface-cli download ID --local-dir DIR`"
+        "`hf download ID --local-dir DIR`"
     )
 
 
@@ -89,40 +98,6 @@ def _read_tokenizer(directory: Path) -> str | None:
         return None
     backend = getattr(tokenizer, "backend_tokenizer", None)
     return backend.to_str() if backend is not None else None
-
-
-# sentence-transformers' Pooling config flags, in the order it gives them precedence.
-_POOLING_FLAGS = (
-    ("pooling_mode_cls_token", "cls"),
-    ("pooling_mode_max_tokens", "max"),
-    ("pooling_mode_mean_tokens", "mean"),
-    ("pooling_mode_weightedmean_tokens", "weightedmean"),
-    ("pooling_mode_lasttoken", "lasttoken"),
-)
-
-
-def _read_pooling(directory: Path) -> dict[str, Any] | None:
-    """Pooling and normalisation as sentence-transformers configures them (modules.json)."""
-    modules_file = directory / "modules.json"
-    if not modules_file.is_file():
-        return None
-    modules = json.loads(modules_file.read_text())
-    pooling: dict[str, Any] | None = None
-    normalize = False
-    for module in modules:
-        kind = str(module.get("type", ""))
-        if kind.endswith("Pooling"):
-            config = json.loads((directory / module["path"] / "config.json").read_text())
-            mode = next(
-                (name for key, name in _POOLING_FLAGS if config.get(key)),
-                config.get("pooling_mode", "mean"),
-            )
-            pooling = {"mode": mode, "source": "sentence-transformers"}
-        elif kind.endswith("Normalize"):
-            normalize = True
-    if pooling is not None:
-        pooling["normalize"] = normalize
-    return pooling
 
 
 @contextlib.contextmanager
@@ -185,11 +160,23 @@ def load(
     *,
     trust_remote_code: bool = False,
 ) -> ModelSource:
+    tokenizer_json = _read_tokenizer(directory)
+    embedding = None
+    if task.name == "feature-extraction":  # refuses what it cannot reproduce, before loading
+        embedding = read_pipeline(
+            directory, config, tokenizer_json, tokenizer_max_length(directory)
+        )
+    score_function = None
+    if task.name == "text-classification":
+        score_function = read_score_function(directory, config)
     auto_class = getattr(transformers, task.auto_class)
     with quiet_transformers():
-        loaded = auto_class.from_pretrained(
-            directory, config=config, trust_remote_code=trust_remote_code
+        loaded, loading_info = auto_class.from_pretrained(
+            directory, config=config, trust_remote_code=trust_remote_code, output_loading_info=True
         )
+    untrained = sorted(
+        {*loading_info.get("missing_keys", ()), *_mismatched(loading_info.get("mismatched_keys"))}
+    )
     if task.name == "feature-extraction" and getattr(config, "is_encoder_decoder", False):
         # The features of an encoder-decoder model are its encoder's hidden states.
         loaded = loaded.get_encoder()
@@ -198,7 +185,86 @@ def load(
         directory=directory,
         config=config,
         model=loaded,
-        tokenizer_json=_read_tokenizer(directory),
-        pooling=_read_pooling(directory),
+        tokenizer_json=tokenizer_json,
+        embedding=embedding,
+        untrained=untrained,
+        score_function=score_function,
         image=_read_image_processing(directory, config),
     )
+
+
+# transformers' tokenizers report this as model_max_length when none was configured.
+_UNSET_LENGTH = 10**20
+
+
+def tokenizer_max_length(directory: Path) -> int | None:
+    """model_max_length from tokenizer_config.json: where the model's own tokenizer truncates
+    (sentence-transformers 5+ saves max_seq_length there)."""
+    config_file = directory / "tokenizer_config.json"
+    if not config_file.is_file():
+        return None
+    length = json.loads(config_file.read_text(encoding="utf-8")).get("model_max_length")
+    is_number = isinstance(length, (int, float)) and not isinstance(length, bool)
+    return int(length) if is_number and 0 < length < _UNSET_LENGTH else None
+
+
+# CrossEncoder activation_fn paths (torch.nn classes) and the score function each one is.
+_ACTIVATIONS = {"Sigmoid": "sigmoid", "Identity": "none", "Softmax": "softmax"}
+
+
+def read_score_function(directory: Path, config: Any) -> str:
+    """How scores come from logits: a CrossEncoder's saved activation_fn (or its default:
+    sigmoid for one label, none otherwise); else as Transformers' text-classification pipeline
+    decides (one label or multi-label: sigmoid, regression: none, else softmax)."""
+    settings_file = directory / "config_sentence_transformers.json"
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    legacy = getattr(config, "sentence_transformers", None)
+    path = (
+        settings.get("activation_fn")
+        or (legacy.get("activation_fn") if isinstance(legacy, dict) else None)
+        or getattr(config, "sbert_ce_default_activation_function", None)
+    )
+    cross_encoder = settings.get("model_type") == "CrossEncoder" or legacy is not None
+    if cross_encoder and (
+        settings.get("default_prompt_name") or any((settings.get("prompts") or {}).values())
+    ):
+        raise ValueError(
+            f"{directory.name}: this CrossEncoder has prompts, which tsrunner does not apply to "
+            "pairs; refusing an export that would score differently"
+        )
+    if path:
+        name = str(path).rpartition(".")[2]
+        if not str(path).startswith("torch.") or name not in _ACTIVATIONS:
+            raise ValueError(
+                f"{directory.name}: CrossEncoder activation_fn {path} cannot be reproduced "
+                f"(tsrunner applies {', '.join(_ACTIVATIONS)})"
+            )
+        return _ACTIVATIONS[name]
+    if cross_encoder:
+        return "sigmoid" if config.num_labels == 1 else "none"
+    problem = getattr(config, "problem_type", None)
+    if problem == "regression":
+        return "none"
+    if problem == "multi_label_classification" or config.num_labels == 1:
+        return "sigmoid"
+    return "softmax"
+
+
+def _mismatched(entries: Any) -> list[str]:
+    """Names of mismatched_keys entries (Transformers gives (name, saved, model) tuples)."""
+    return [entry[0] if isinstance(entry, tuple) else str(entry) for entry in entries or ()]
+
+
+def usable_positions(model: torch.nn.Module, config: Any) -> tuple[int | None, int]:
+    """How many tokens the position embeddings take, and the offset they start at: RoBERTa-family
+    embeddings number positions from padding_idx + 1, so max_position_embeddings 514 holds 512."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions or positions < 0:
+        return None, 0
+    for module in model.modules():
+        padding_idx = getattr(module, "padding_idx", None)
+        embedding = getattr(module, "position_embeddings", None)
+        if isinstance(padding_idx, int) and isinstance(embedding, torch.nn.Embedding):
+            offset = padding_idx + 1
+            return int(positions) - offset, offset
+    return int(positions), 0

@@ -42,6 +42,7 @@ class Runner(_core.Runner):
         max_answer_length: int = 15,
         concurrent_batches: int = 1,
         doc_stride: int | None = None,
+        prompt_name: str | None = None,
     ) -> list[dict[str, Any]]:
         """One dict per text, in order, keyed by the export's task (Hugging Face pipeline keys;
         offsets are character offsets into the text, or into the pair for answers):
@@ -58,6 +59,9 @@ class Runner(_core.Runner):
           context too long for the export is cut into windows of min(max_length, 384) tokens
           sharing `doc_stride` (default min(window // 2, 128)), as Transformers does, and the
           best answer of all windows wins
+
+        `prompt_name` (sentence-transformers exports) puts that saved prompt before every text;
+        None uses the model's default prompt, if it has one, as SentenceTransformer.encode does.
 
         `concurrent_batches` > 1 runs that many batches at once, each with this runner's
         `threads`: on short texts `threads=1, concurrent_batches=<cores>` is fastest.
@@ -92,10 +96,14 @@ class Runner(_core.Runner):
             raise ValueError(
                 f"doc_stride must be an int from 0 to 2**31-1 or None, not {doc_stride!r}"
             )
-        key = (top_k, max_answer_length, doc_stride)
+        if prompt_name is not None and not isinstance(prompt_name, str):
+            raise ValueError(f"prompt_name must be a str or None, not {prompt_name!r}")
+        key = (top_k, max_answer_length, doc_stride, prompt_name)
         with self._pipeline_lock:
             pipeline = self._pipelines.get(key)
             if pipeline is None:
-                pipeline = _core.Pipeline(self, self._path, top_k, max_answer_length, doc_stride)
+                pipeline = _core.Pipeline(
+                    self, self._path, top_k, max_answer_length, doc_stride, prompt_name
+                )
                 self._pipelines[key] = pipeline
         return pipeline.predict(texts, text_pairs, batch_size, concurrent_batches)

@@ -21,17 +21,37 @@ def fixed_arguments(model: torch.nn.Module) -> dict[str, Any]:
 
 
 class NamedInputsWrapper(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module, input_names: list[str], output_names: list[str]):
+    """`model` called with named inputs, returning `output_names` in order; with a `head`
+    (a sentence-transformers embedding pipeline), also head(last_hidden_state, attention_mask)
+    as the last output, named `head_name`."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        input_names: list[str],
+        output_names: list[str],
+        head: torch.nn.Module | None = None,
+        head_name: str = "sentence_embedding",
+    ):
         super().__init__()
         self.model = model
         self.input_names = list(input_names)
         self.output_names = list(output_names)
+        self.head = head
+        self.names = self.output_names + ([head_name] if head is not None else [])
         self.fixed_arguments = fixed_arguments(model)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         named = dict(zip(self.input_names, inputs, strict=True))
         outputs = self.model(**named, **self.fixed_arguments, return_dict=True)
-        return tuple(outputs[name] for name in self.output_names)
+        result = tuple(outputs[name] for name in self.output_names)
+        if self.head is None:
+            return result
+        tokens = outputs["last_hidden_state"]
+        mask = named.get("attention_mask")
+        if mask is None:
+            mask = torch.ones(tokens.shape[:2], dtype=torch.long, device=tokens.device)
+        return (*result, self.head(tokens, mask))
 
 
 def tensor_output_names(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> list[str]:

@@ -66,8 +66,90 @@ TEST(Manifest, DescribeIsReadable) {
 }
 
 TEST(Manifest, RefusesANewerSchema) {
-  expect_load_error(edited([](auto& m) { m["schema_version"] = 2; }),
-                    "uses manifest schema 2 but this tsrunner reads up to 1: upgrade tsrunner");
+  expect_load_error(edited([](auto& m) { m["schema_version"] = 3; }),
+                    "uses manifest schema 3 but this tsrunner reads up to 2: upgrade tsrunner");
+}
+
+// Schema 2: a sentence-transformers pipeline traced into the graph, with prompts.
+std::string with_sentence_embedding(const std::function<void(nlohmann::json&)>& edit = {}) {
+  return edited([&edit](auto& m) {
+    m["schema_version"] = 2;
+    m["max_length"] = 64;
+    m["outputs"].push_back(
+        {{"name", "sentence_embedding"}, {"dtype", "float32"}, {"shape", {"batch", 16}}});
+    m["sentence_embedding"] = {
+        {"output", "sentence_embedding"},
+        {"dimension", 16},
+        {"modules",
+         {{{"type", "Transformer"}, {"path", ""}, {"max_seq_length", 128}},
+          {{"type", "Pooling"}, {"path", "1_Pooling"}, {"modes", {"cls", "mean"}}},
+          {{"type", "Dense"},
+           {"path", "2_Dense"},
+           {"in_features", 64},
+           {"out_features", 16},
+           {"activation", "Tanh"}},
+          {{"type", "Normalize"}, {"path", "3_Normalize"}}}},
+        {"max_seq_length", 128},
+        {"prompts", {{"query", "query: "}, {"passage", "passage: "}}},
+        {"default_prompt_name", "query"},
+        {"reference",
+         {{"library", "sentence-transformers 6.2.0"},
+          {"texts", 6},
+          {"min_cosine", 0.9999999},
+          {"max_abs_diff", 1e-7},
+          {"passed", true}}}};
+    if (edit) edit(m);
+  });
+}
+
+TEST(Manifest, ParsesTheSentenceEmbeddingPipeline) {
+  const Manifest manifest = Manifest::parse(with_sentence_embedding());
+  EXPECT_EQ(manifest.schema_version, 2);
+  ASSERT_TRUE(manifest.sentence_embedding.has_value());
+  const tsrunner::SentenceEmbedding& embedding = *manifest.sentence_embedding;
+  EXPECT_EQ(embedding.output, "sentence_embedding");
+  EXPECT_EQ(embedding.dimension, 16);
+  EXPECT_EQ(embedding.max_seq_length, 128);
+  EXPECT_EQ(embedding.modules, (std::vector<std::string>{"Transformer", "Pooling(cls+mean)",
+                                                         "Dense(64->16, Tanh)", "Normalize"}));
+  EXPECT_EQ(embedding.prompt(""), "query: ");  // the default prompt
+  EXPECT_EQ(embedding.prompt("passage"), "passage: ");
+  try {
+    embedding.prompt("document");
+    FAIL() << "expected InvalidInput";
+  } catch (const tsrunner::InvalidInput& error) {
+    EXPECT_STREQ(error.what(),
+                 "unknown prompt name \"document\"; this model has the prompts passage, query");
+  }
+  const std::string text = manifest.describe();
+  EXPECT_NE(text.find("max length  64 (sentence-transformers truncates at 128)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("embedding   sentence_embedding [16]: Transformer -> Pooling(cls+mean) -> "
+                      "Dense(64->16, Tanh) -> Normalize"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("prompts     passage: \"passage: \"\n              query: \"query: \" "
+                      "(default)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("checked     against SentenceTransformer.encode (sentence-transformers "
+                      "6.2.0): min cosine 1 on 6 texts"),
+            std::string::npos)
+      << text;
+}
+
+TEST(Manifest, RefusesABrokenSentenceEmbedding) {
+  expect_load_error(
+      with_sentence_embedding([](auto& m) { m["sentence_embedding"]["output"] = "pooled"; }),
+      "sentence_embedding.output \"pooled\" is not one of the outputs");
+  expect_load_error(with_sentence_embedding(
+                        [](auto& m) { m["sentence_embedding"]["default_prompt_name"] = "x"; }),
+                    "sentence_embedding.default_prompt_name must name one of the prompts");
+  expect_load_error(
+      with_sentence_embedding([](auto& m) { m["sentence_embedding"]["prompts"]["q"] = 1; }),
+      "sentence_embedding.prompts must map names to strings");
+  expect_load_error(edited([](auto& m) { m["score_function"] = "tanh"; }),
+                    "score_function must be \"softmax\", \"sigmoid\" or \"none\"");
 }
 
 TEST(Manifest, NamesTheBrokenField) {

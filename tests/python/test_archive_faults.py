@@ -60,7 +60,7 @@ def _unsealed(source, path):
 def _newer_schema(source, path):
     def edit(files):
         manifest = json.loads(files["tsrunner/manifest.json"])
-        manifest["schema_version"] = 2
+        manifest["schema_version"] = 3
         return {**files, "tsrunner/manifest.json": json.dumps(manifest)}
 
     resave(source, path, edit_files=edit)
@@ -124,7 +124,7 @@ BROKEN = {
     "flipped-manifest": (_flip_manifest, r"was modified after export"),
     "flipped-data-pkl": (_flip_code, r"was modified after export|is corrupted"),
     "digest-removed": (_unsealed, r"has no content digest \(tsrunner/digest\.json\)"),
-    "newer-schema": (_newer_schema, r"uses manifest schema 2 but this tsrunner reads up to 1"),
+    "newer-schema": (_newer_schema, r"uses manifest schema 3 but this tsrunner reads up to 2"),
     "no-manifest": (_no_manifest, r"has no tsrunner/manifest\.json: it is TorchScript but"),
     "tokenizer-not-json": (_tokenizer_not_json, r"tokenizer\.json in .* is not valid JSON"),
     "tokenizer-not-tokenizer": (_tokenizer_not_a_tokenizer, r"is not a Hugging Face tokenizer"),

@@ -27,7 +27,7 @@ def _records(path) -> dict[str, bytes]:
 def test_manifest_follows_the_schema(tiny_bert_pt):
     manifest = tsrunner.read_manifest(tiny_bert_pt)
     jsonschema.validate(manifest, manifest_module.schema())
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == 2
     assert manifest["task"] == "feature-extraction"
     assert manifest["backend"] == "jit"
     assert manifest["model"] == {

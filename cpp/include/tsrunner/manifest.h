@@ -9,9 +9,11 @@
 
 namespace tsrunner {
 
-// Newest manifest schema this build reads. Archives written by a newer exporter are refused
-// with a LoadError instead of being half-understood.
-inline constexpr int kManifestSchemaVersion = 1;
+// Newest manifest schema this build reads (it reads every older one). Archives written by a
+// newer exporter are refused with a LoadError instead of being half-understood. Schema 2 added
+// `sentence_embedding`: an older runner would pool the token vectors itself and miss a Dense
+// or Normalize module, so those archives must not load there.
+inline constexpr int kManifestSchemaVersion = 2;
 
 // Where the manifest lives inside the TorchScript archive (a TorchScript `_extra_files` entry).
 inline constexpr const char* kManifestRecord = "tsrunner/manifest.json";
@@ -59,10 +61,30 @@ struct ShapeContract {
   std::vector<int64_t> buckets;
 };
 
-// How token vectors become one sentence vector (sentence-transformers' Pooling module).
+// How token vectors become one sentence vector (sentence-transformers' Pooling module), as
+// schema 1 archives record it; schema 2 traces the whole pipeline (SentenceEmbedding).
 struct Pooling {
   std::string mode;  // "mean", "cls", ...
   bool normalize = false;
+};
+
+// A sentence-transformers model's embedding pipeline (Pooling, Dense, Normalize, ...), traced
+// into the graph as one more output and checked against SentenceTransformer.encode at export.
+struct SentenceEmbedding {
+  std::string output;  // the graph output holding the embedding ("sentence_embedding")
+  int64_t dimension = 0;
+  // Where sentence-transformers truncates texts (may differ from Manifest::max_length, where
+  // this export truncates: the exporter warned about it).
+  std::optional<int64_t> max_seq_length;
+  // Texts put before the input, by name; applied by Pipeline (prompt_name).
+  std::map<std::string, std::string> prompts;
+  std::string default_prompt_name;  // empty: no prompt unless one is asked for
+  // One readable line per module: "Pooling(mean)", "Dense(384->256, Tanh)", "Normalize".
+  std::vector<std::string> modules;
+
+  // The prompt text of `name`; an empty name picks the default prompt (or none). Throws
+  // InvalidInput for a name the model does not have.
+  const std::string& prompt(const std::string& name) const;
 };
 
 // The contract between the exporter (Python) and the runner (C++): read from the archive,
@@ -82,8 +104,13 @@ struct Manifest {
   std::optional<int64_t> type_vocab_size;
   std::optional<int64_t> pad_token_id;
   bool has_tokenizer = false;
-  std::optional<Pooling> pooling;        // sentence-transformers models only
-  std::vector<std::string> labels;       // classification tasks: label names by class index
+  std::optional<Pooling> pooling;  // schema 1 sentence-transformers models only
+  std::optional<SentenceEmbedding> sentence_embedding;  // sentence-transformers models
+  std::vector<std::string> labels;  // classification tasks: label names by class index
+  // text-classification: how scores come from logits: "softmax", "sigmoid" (one label,
+  // multi-label, rerankers) or "none" (raw logits: regression). Older archives do not say:
+  // sigmoid for one label, softmax otherwise (Transformers' pipeline).
+  std::string score_function;
   std::optional<int64_t> mask_token_id;  // fill-mask only
   std::string raw_json;                  // the manifest exactly as stored
 

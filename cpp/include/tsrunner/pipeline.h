@@ -72,6 +72,9 @@ class Pipeline {
   TaskOptions options_;
   std::string pooling_mode_;
   bool normalize_ = false;
+  // feature-extraction: the model's "sentence_embedding" output is the answer (schema 2).
+  std::string embedding_output_;
+  std::string prompt_;  // put before every text (sentence-transformers prompts)
 };
 
 }  // namespace tsrunner

@@ -74,6 +74,10 @@ struct TaskOptions {
   // min(max_length, 384) tokens sharing this many; the best answer of all windows wins
   // (nullopt: Hugging Face's default, min(window / 2, 128)).
   std::optional<size_t> doc_stride;
+  // feature-extraction of a sentence-transformers export: the prompt put before every text,
+  // by name (Manifest::sentence_embedding->prompts); nullopt: the model's default prompt, if
+  // any, as SentenceTransformer.encode does.
+  std::optional<std::string> prompt_name;
 };
 
 }  // namespace tsrunner
