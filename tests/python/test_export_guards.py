@@ -126,30 +126,22 @@ def test_offline_hub_error_recommends_the_installed_hf_command(tmp_path, monkeyp
     assert Path(sys.executable).with_name("hf").is_file()  # the command it names is installed
 
 
-def one_label_classifier(directory: Path, tokenizer_source: Path) -> Path:
-    """A tiny ms-marco-style reranker: BertForSequenceClassification with one label."""
+def one_label_classifier(directory: Path, base: Path) -> Path:
+    """A tiny ms-marco-style reranker: the tiny BERT's config with one label, and its tokenizer."""
     import shutil
 
     torch.manual_seed(3)
-    config = transformers.BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=128,
-        num_labels=1,
-    )
+    config = transformers.AutoConfig.from_pretrained(base, num_labels=1)
     transformers.BertForSequenceClassification(config).eval().save_pretrained(directory)
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
-        shutil.copy(tokenizer_source / name, directory / name)
+        shutil.copy(base / name, directory / name)
     return directory
 
 
 @pytest.mark.parametrize("batch_size", [2, 1])
-def test_one_label_classifiers_export(tmp_path, batch_size, minilm_dir):
+def test_one_label_classifiers_export(tmp_path, batch_size, tiny_bert_dir):
     """Reloading used to demand bit-equality with the in-memory trace and refused these."""
-    directory = one_label_classifier(tmp_path / "ce", minilm_dir)
+    directory = one_label_classifier(tmp_path / "ce", tiny_bert_dir)
     report = tsrunner.export(directory, tmp_path / "ce.pt", max_length=32, batch_size=batch_size)
     assert report.passed and report.manifest["labels"] == ["LABEL_0"]
 
