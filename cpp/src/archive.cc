@@ -54,6 +54,10 @@ ArchiveFile::~ArchiveFile() { ::close(fd_); }
 size_t ArchiveFile::size() const { return static_cast<size_t>(opened_.st_size); }
 
 size_t ArchiveFile::read(uint64_t pos, void* buf, size_t n, const char* /*what*/) const {
+  // As LibTorch's FileAdapter: a position past the end (a damaged zip directory points anywhere)
+  // reads nothing, and LibTorch reports the short read.
+  if (pos >= size()) return 0;
+  n = std::min<uint64_t>(n, size() - pos);
   size_t done = 0;
   while (done < n) {
     const ssize_t got =
@@ -69,7 +73,7 @@ size_t ArchiveFile::read(uint64_t pos, void* buf, size_t n, const char* /*what*/
 void ArchiveFile::check_unchanged() const {
   // Size and modification time, not the change time: unlinking or renaming over the path (which
   // cannot alter what this descriptor reads) moves the change time too.
-  struct stat now {};
+  struct stat now{};
   const bool same = ::fstat(fd_, &now) == 0 && now.st_size == opened_.st_size &&
                     now.st_mtim.tv_sec == opened_.st_mtim.tv_sec &&
                     now.st_mtim.tv_nsec == opened_.st_mtim.tv_nsec;

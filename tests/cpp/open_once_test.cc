@@ -6,7 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
+#include <optional>
 #include <string>
 
 #include "load_hooks.h"
@@ -21,11 +21,7 @@ using tsrunner::LoadError;
 using tsrunner::Runner;
 using tsrunner::TensorMap;
 using tsrunner::testing::fixture;
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-}
+using tsrunner::testing::read_bytes;
 
 // Installs a hook for one scope, so a failing test leaves none behind.
 class HookScope {
@@ -50,11 +46,15 @@ TEST(OpenOnce, AFileRenamedOverThePathAfterTheCheckIsNotWhatRuns) {
   const std::string path = temp_copy(fixture("tiny_bert.pt"), "open_once_rename.pt");
   const std::string other = temp_copy(fixture("minilm.pt"), "open_once_other.pt");
   int swaps = 0;
-  const HookScope hook([&](const std::string& loading) {
-    fs::rename(other, loading);  // the path now names minilm, a different (verified) model
-    ++swaps;
-  });
-  const Runner runner(path);
+  std::optional<Runner> loaded;
+  {
+    const HookScope hook([&](const std::string& loading) {
+      fs::rename(other, loading);  // the path now names minilm, a different (verified) model
+      ++swaps;
+    });
+    loaded.emplace(path);
+  }
+  const Runner& runner = *loaded;
   ASSERT_EQ(swaps, 1);
   EXPECT_EQ(tsrunner::Manifest::read_from_archive(path).max_length, 128);  // minilm on disk
   EXPECT_EQ(runner.manifest().max_length, 64);                             // tiny_bert loaded
