@@ -53,7 +53,9 @@ def reference(minilm_pt, batch):
     types = torch.zeros_like(batch["input_ids"])
     with torch.inference_mode():
         outputs = module(batch["input_ids"], batch["attention_mask"], types)
-    return {"last_hidden_state": outputs[0], "pooler_output": outputs[1]}
+    names = [output["name"] for output in tsrunner.read_manifest(minilm_pt)["outputs"]]
+    assert names == ["last_hidden_state", "pooler_output", "sentence_embedding"]
+    return dict(zip(names, outputs, strict=True))
 
 
 def test_cpp_runner_matches_torch_jit_load_bit_for_bit(minilm_pt, batch, reference):
