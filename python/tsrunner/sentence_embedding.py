@@ -522,8 +522,9 @@ def check_against_encode(
 
     tokenizer = tokenizers.Tokenizer.from_str(tokenizer_json)
     tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length)
+    tokenizer.no_truncation()
     texts = reference_texts(tokenizer, max_length)
+    tokenizer.enable_truncation(max_length)
     logger = logging.getLogger("sentence_transformers")
     level = logger.level
     logger.setLevel(logging.ERROR)
