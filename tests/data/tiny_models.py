@@ -371,7 +371,7 @@ def render_matrix(results: list[CaseResult]) -> str:
         "this file is stale. Do not edit by hand.",
         "",
         "- **traces**: `tsrunner export` succeeded: traced, validated against the eager",
-        "  model at every checked shape within atol 1e-4, saved and reloaded bit for bit.",
+        "  model at every checked shape within atol 1e-4, saved and reloaded within that atol.",
         "- **shape contract**: what validation proved (`dynamic` with the validated sequence",
         "  range, or `fixed` at the traced length, which the C++ runner pads to).",
         "- **C++ parity**: `tsrunner.Runner` (libtsrunner) at an untraced shape (batch 3, 5",

@@ -181,14 +181,14 @@ def test_tsrun_applies_prompts_like_encode(prompted, tsrun):
         expected = reference.encode([text], prompt_name=prompt_name, convert_to_numpy=True)
         assert cosines(actual, expected).min() >= 0.9999, args
     unknown = subprocess.run(
-        [tsrun, str(path), "--text", text, "--prompt-name", "document"],
+        [tsrun, str(path), "--text", text, "--prompt-name", "summary"],
         capture_output=True,
         text=True,
     )
     assert unknown.returncode == 2
     assert unknown.stderr.strip().splitlines() == [
-        'tsrun: error: invalid input: unknown prompt name "document"; this model has the prompts '
-        "passage, query"
+        'tsrun: error: invalid input: unknown prompt name "summary"; this model has the prompts '
+        "document, passage, query"  # sentence-transformers adds "document" (empty) itself
     ]
 
 
