@@ -19,6 +19,7 @@ bool is_bert_control(char32_t c) {
 // of them keeping the original character's span.
 NormalizedText map_each(const NormalizedText& text, void (*append)(std::u32string&, char32_t)) {
   NormalizedText mapped;
+  mapped.origin = text.origin;
   mapped.chars.reserve(text.size());
   mapped.spans.reserve(text.size());
   std::u32string pieces;
@@ -34,6 +35,7 @@ NormalizedText map_each(const NormalizedText& text, void (*append)(std::u32strin
 
 NormalizedText BertNormalizer::normalize(const NormalizedText& input) const {
   NormalizedText text;
+  text.origin = input.origin;
   text.chars.reserve(input.size());
   text.spans.reserve(input.size());
   for (size_t i = 0; i < input.size(); ++i) {

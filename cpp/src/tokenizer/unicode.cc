@@ -11,6 +11,7 @@ NormalizedText NormalizedText::slice(size_t begin, size_t end) const {
   part.chars.assign(chars, begin, end - begin);
   part.spans.assign(spans.begin() + static_cast<std::ptrdiff_t>(begin),
                     spans.begin() + static_cast<std::ptrdiff_t>(end));
+  part.origin = begin < end ? spans[begin].begin : origin;
   return part;
 }
 
@@ -94,6 +95,16 @@ bool is_punctuation(char32_t c) {
 }
 
 bool is_nonspacing_mark(char32_t c) { return category(c) == UTF8PROC_CATEGORY_MN; }
+
+bool is_numeric(char32_t c) {
+  const utf8proc_category_t cat = category(c);
+  return cat == UTF8PROC_CATEGORY_ND || cat == UTF8PROC_CATEGORY_NL || cat == UTF8PROC_CATEGORY_NO;
+}
+
+bool is_mark(char32_t c) {
+  const utf8proc_category_t cat = category(c);
+  return cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_MC || cat == UTF8PROC_CATEGORY_ME;
+}
 
 bool is_cjk_ideograph(char32_t c) {
   return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
