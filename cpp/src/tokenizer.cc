@@ -39,36 +39,40 @@ struct Tokenizer::Impl {
 
   std::unordered_set<int64_t> special_ids;  // added tokens marked special
 
-  void tokenize_words(const NormalizedText& normalized, TokenList& out) const {
-    if (!spec.pre_tokenizer) {
-      spec.model->tokenize(normalized, out);
-      return;
-    }
+  // Tokenizes one piece of text between added tokens; every pre-tokenized piece is a word.
+  void tokenize_words(const NormalizedText& normalized, TokenList& out, int64_t& word) const {
     std::vector<NormalizedText> pieces{normalized};
-    spec.pre_tokenizer->pre_tokenize(pieces);
-    for (const NormalizedText& piece : pieces) spec.model->tokenize(piece, out);
+    if (spec.pre_tokenizer) spec.pre_tokenizer->pre_tokenize(pieces);
+    for (const NormalizedText& piece : pieces) {
+      if (piece.empty()) continue;
+      const size_t first = out.size();
+      spec.model->tokenize(piece, out);
+      for (size_t i = first; i < out.size(); ++i) out[i].word = word;
+      ++word;
+    }
   }
 
-  static void add_token(const Segment& segment, TokenList& out) {
+  static void add_token(const Segment& segment, TokenList& out, int64_t& word) {
     const text::ByteSpan span{segment.text.spans.front().begin, segment.text.spans.back().end};
     // HF's token text is what matched, with the whitespace lstrip/rstrip took.
-    out.push_back({segment.token->id, text::to_utf8(segment.text.chars), span});
+    out.push_back({segment.token->id, text::to_utf8(segment.text.chars), span, word++});
   }
 
   TokenList tokenize(std::string_view input) const {
     TokenList tokens;
+    int64_t word = 0;
     for (const Segment& raw : raw_matcher.split(text::decode_utf8(input))) {
       if (raw.token) {
-        add_token(raw, tokens);
+        add_token(raw, tokens, word);
         continue;
       }
       const NormalizedText normalized =
           spec.normalizer ? spec.normalizer->normalize(raw.text) : raw.text;
       for (const Segment& part : normalized_matcher.split(normalized)) {
         if (part.token) {
-          add_token(part, tokens);
+          add_token(part, tokens, word);
         } else {
-          tokenize_words(part.text, tokens);
+          tokenize_words(part.text, tokens, word);
         }
       }
     }
@@ -189,6 +193,7 @@ void Tokenizer::pad(std::vector<Encoding>& encodings, size_t length) const {
     encoding.tokens.insert(encoding.tokens.end(), missing, impl_->pad_token);
     encoding.offsets.insert(encoding.offsets.end(), missing, {0, 0});
     encoding.sequence_ids.insert(encoding.sequence_ids.end(), missing, -1);
+    encoding.word_ids.insert(encoding.word_ids.end(), missing, -1);
   }
 }
 
@@ -214,6 +219,10 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
     if (skip_special_tokens && impl_->special_ids.count(id)) continue;
     tokens.push_back(it->second);
   }
+  return decode_tokens(std::move(tokens));
+}
+
+std::string Tokenizer::decode_tokens(std::vector<std::string> tokens) const {
   if (!impl_->spec.decoder) {
     std::string joined;
     for (size_t i = 0; i < tokens.size(); ++i) joined += (i ? " " : "") + tokens[i];
@@ -224,6 +233,8 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special
   for (const std::string& token : tokens) text += token;
   return text;
 }
+
+std::optional<int64_t> Tokenizer::unknown_id() const { return impl_->spec.model->unknown_id; }
 
 std::string Tokenizer::id_to_token(int64_t id) const {
   auto it = impl_->id_to_token.find(id);

@@ -20,6 +20,7 @@ def _load_data_module(name: str):
 
 
 fixtures = _load_data_module("make_fixtures")
+tokenizer_fixtures = _load_data_module("tokenizer_fixtures")
 tiny_models = _load_data_module("tiny_models")
 
 

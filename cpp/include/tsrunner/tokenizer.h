@@ -23,6 +23,9 @@ struct Encoding {
   std::vector<std::pair<size_t, size_t>> offsets;
   // 0 for tokens of the first text, 1 for the pair, -1 for special and padding tokens.
   std::vector<int> sequence_ids;
+  // The word each token belongs to, counted within its text (HF's word_ids: a word is what the
+  // pre-tokenizer split off, or an added token); -1 for special and padding tokens.
+  std::vector<int64_t> word_ids;
 
   size_t size() const { return ids.size(); }
 };
@@ -87,6 +90,11 @@ class Tokenizer {
   // spaces, ...) over the tokens; unknown ids are skipped, and special tokens too when
   // `skip_special_tokens`.
   std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const;
+  // The text of token strings through the decoder alone (Transformers'
+  // convert_tokens_to_string), e.g. the word of a group of tokens.
+  std::string decode_tokens(std::vector<std::string> tokens) const;
+  // The model's unknown token, when it has one.
+  std::optional<int64_t> unknown_id() const;
 
  private:
   struct Impl;

@@ -12,9 +12,9 @@ std::string BPE::add_merge(const std::string& left, const std::string& right, ui
   const auto b = vocab.find(right);
   if (b == vocab.end()) return "merge token \"" + right + "\" is not in the vocabulary";
   std::string merged = left;
-  const bool prefixed = !continuing_subword_prefix.empty() &&
-                        right.compare(0, continuing_subword_prefix.size(),
-                                      continuing_subword_prefix) == 0;
+  const bool prefixed =
+      !continuing_subword_prefix.empty() &&
+      right.compare(0, continuing_subword_prefix.size(), continuing_subword_prefix) == 0;
   merged.append(right, prefixed ? continuing_subword_prefix.size() : 0, std::string::npos);
   const auto m = vocab.find(merged);
   if (m == vocab.end()) return "merged token \"" + merged + "\" is not in the vocabulary";
@@ -137,7 +137,8 @@ void BPE::tokenize(const NormalizedText& piece, TokenList& out) const {
     current.end = right.end;
     current.next = right.next;
     symbols[next_position].id = -1;
-    if (right.next >= 0) symbols[static_cast<size_t>(right.next)].prev = static_cast<long>(top.position);
+    if (right.next >= 0)
+      symbols[static_cast<size_t>(right.next)].prev = static_cast<long>(top.position);
     if (current.prev >= 0) {
       const Symbol& previous = symbols[static_cast<size_t>(current.prev)];
       if (const Merge* before = find_merge(previous.id, current.id)) {
@@ -151,7 +152,8 @@ void BPE::tokenize(const NormalizedText& piece, TokenList& out) const {
       }
     }
   }
-  for (long i = 0; i >= 0 && static_cast<size_t>(i) < symbols.size(); i = symbols[static_cast<size_t>(i)].next) {
+  for (long i = 0; i >= 0 && static_cast<size_t>(i) < symbols.size();
+       i = symbols[static_cast<size_t>(i)].next) {
     const Symbol& symbol = symbols[static_cast<size_t>(i)];
     auto it = token_of_id.find(symbol.id);
     out.push_back({symbol.id, it == token_of_id.end() ? std::string() : it->second,

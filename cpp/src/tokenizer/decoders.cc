@@ -94,9 +94,9 @@ void ByteLevelDecoder::decode_chain(std::vector<std::string>& tokens) const {
 
 void WordPieceDecoder::decode_chain(std::vector<std::string>& tokens) const {
   static const std::pair<const char*, const char*> kCleanup[] = {
-      {" .", "."},      {" ?", "?"},   {" !", "!"},   {" ,", ","},   {" ' ", "'"},  {" n't", "n't"},
-      {" 'm", "'m"},    {" do not", " don't"},        {" 's", "'s"}, {" 've", "'ve"},
-      {" 're", "'re"}};
+      {" .", "."},   {" ?", "?"},     {" !", "!"},    {" ,", ","},
+      {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},  {" do not", " don't"},
+      {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   for (size_t i = 0; i < tokens.size(); ++i) {
     std::string& token = tokens[i];
     if (i != 0) {

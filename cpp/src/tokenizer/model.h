@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -18,6 +19,7 @@ class Model {
 
   std::unordered_map<std::string, int64_t> vocab;
   std::unordered_map<int64_t, std::string> token_of_id;  // the inverse of `vocab`
+  std::optional<int64_t> unknown_id;                     // the unknown token, if any
 
   void index_vocab() {
     token_of_id.clear();

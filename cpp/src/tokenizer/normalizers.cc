@@ -21,12 +21,16 @@ bool joins_previous(char32_t c) {
 }
 
 void decompose(std::u32string& out, char32_t c, bool compat) {
+  if (!has_decomposition(c, compat)) {  // HF's tables: newer decompositions do not apply
+    out.push_back(c);
+    return;
+  }
   utf8proc_int32_t buffer[32];
   int boundclass = UTF8PROC_BOUNDCLASS_START;
   const utf8proc_option_t options =
       static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | (compat ? UTF8PROC_COMPAT : 0));
-  const utf8proc_ssize_t count = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buffer,
-                                                         32, options, &boundclass);
+  const utf8proc_ssize_t count =
+      utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buffer, 32, options, &boundclass);
   if (count <= 0 || count > 32) {
     out.push_back(c);
     return;
@@ -49,9 +53,9 @@ std::u32string normalize_chunk(std::u32string_view chunk, bool compat, bool comp
   }
   if (!compose || decomposed.empty()) return decomposed;
   std::vector<utf8proc_int32_t> buffer(decomposed.begin(), decomposed.end());
-  const utf8proc_ssize_t length = utf8proc_normalize_utf32(
-      buffer.data(), static_cast<utf8proc_ssize_t>(buffer.size()),
-      static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
+  const utf8proc_ssize_t length =
+      utf8proc_normalize_utf32(buffer.data(), static_cast<utf8proc_ssize_t>(buffer.size()),
+                               static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
   if (length < 0) return decomposed;
   return std::u32string(buffer.begin(), buffer.begin() + length);
 }

@@ -28,9 +28,8 @@ void trim_offsets(TokenList& tokens, bool add_prefix_space) {
       ++leading;
     }
     size_t trailing = 0;
-    while (trailing < chars.size() &&
-           (chars[chars.size() - 1 - trailing] == space ||
-            is_white_space(chars[chars.size() - 1 - trailing]))) {
+    while (trailing < chars.size() && (chars[chars.size() - 1 - trailing] == space ||
+                                       is_white_space(chars[chars.size() - 1 - trailing]))) {
       ++trailing;
     }
     if (leading == 0 && trailing == 0) continue;
@@ -73,7 +72,8 @@ Encoding PostProcessor::apply_template(const TokenList& first, const TokenList* 
   const size_t total = first.size() + (second ? second->size() : 0) + added_tokens(second);
   encoding.ids.reserve(total);
   auto push = [&](int64_t id, const std::string& token, int64_t type_id, ByteSpan span,
-                  int sequence) {
+                  int sequence, int64_t word) {
+    encoding.word_ids.push_back(word);
     encoding.ids.push_back(id);
     encoding.type_ids.push_back(type_id);
     encoding.attention_mask.push_back(1);
@@ -85,11 +85,11 @@ Encoding PostProcessor::apply_template(const TokenList& first, const TokenList* 
     if (piece.is_sequence) {
       const TokenList& tokens = piece.sequence == 0 ? first : *second;
       for (const Token& token : tokens) {
-        push(token.id, token.value, piece.type_id, token.span, piece.sequence);
+        push(token.id, token.value, piece.type_id, token.span, piece.sequence, token.word);
       }
     } else {
       for (size_t i = 0; i < piece.ids.size(); ++i) {
-        push(piece.ids[i], piece.tokens[i], piece.type_id, {0, 0}, -1);
+        push(piece.ids[i], piece.tokens[i], piece.type_id, {0, 0}, -1, -1);
       }
     }
   }

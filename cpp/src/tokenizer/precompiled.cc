@@ -18,7 +18,8 @@ uint32_t offset(uint32_t unit) { return (unit >> 10) << ((unit & (1U << 9)) >> 6
 
 // HF's `replace` helper: the new characters, then the change in length charged to the last
 // ones (insertions) or to the last character so far (removals).
-void replace_with(std::vector<CharChange>& changes, size_t old_count, std::string_view replacement) {
+void replace_with(std::vector<CharChange>& changes, size_t old_count,
+                  std::string_view replacement) {
   const NormalizedText decoded = decode_utf8(replacement);
   for (char32_t c : decoded.chars) changes.push_back({c, 0});
   const long diff = static_cast<long>(decoded.size()) - static_cast<long>(old_count);
@@ -68,7 +69,8 @@ PrecompiledNormalizer::PrecompiledNormalizer(std::string charsmap) {
   auto fail = [] { throw LoadError("tokenizer.json: precompiled_charsmap is malformed"); };
   if (charsmap.size() < 4) fail();
   uint32_t trie_bytes = 0;
-  for (int i = 3; i >= 0; --i) trie_bytes = (trie_bytes << 8) | static_cast<unsigned char>(charsmap[i]);
+  for (int i = 3; i >= 0; --i)
+    trie_bytes = (trie_bytes << 8) | static_cast<unsigned char>(charsmap[i]);
   if (trie_bytes % 4 != 0 || trie_bytes > charsmap.size() - 4 || trie_bytes == 0) fail();
   trie_.resize(trie_bytes / 4);
   for (size_t i = 0; i < trie_.size(); ++i) {
@@ -120,10 +122,9 @@ NormalizedText PrecompiledNormalizer::normalize(const NormalizedText& input) con
   while (begin < input.size()) {
     // The extended grapheme cluster starting at `begin`.
     size_t end = begin + 1;
-    while (end < input.size() &&
-           !utf8proc_grapheme_break_stateful(static_cast<utf8proc_int32_t>(input.chars[end - 1]),
-                                             static_cast<utf8proc_int32_t>(input.chars[end]),
-                                             &state)) {
+    while (end < input.size() && !utf8proc_grapheme_break_stateful(
+                                     static_cast<utf8proc_int32_t>(input.chars[end - 1]),
+                                     static_cast<utf8proc_int32_t>(input.chars[end]), &state)) {
       ++end;
     }
     grapheme.clear();

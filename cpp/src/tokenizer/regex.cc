@@ -77,8 +77,8 @@ Pieces Regex::find_matches(const NormalizedText& text) const {
   bool matched_before = false;
   while (search_from <= utf8.size()) {
     onig_region_clear(region);
-    const int found = onig_search(compiled_->regex, str, end, str + search_from, end, region,
-                                  ONIG_OPTION_NONE);
+    const int found =
+        onig_search(compiled_->regex, str, end, str + search_from, end, region, ONIG_OPTION_NONE);
     if (found < 0) break;
     const auto match_begin = static_cast<size_t>(region->beg[0]);
     const auto match_end = static_cast<size_t>(region->end[0]);
@@ -86,7 +86,8 @@ Pieces Regex::find_matches(const NormalizedText& text) const {
       // No empty match right after the last one: step over one character.
       if (search_from >= utf8.size()) break;
       search_from = search_from + 1;
-      while (search_from < utf8.size() && (static_cast<unsigned char>(utf8[search_from]) & 0xC0) == 0x80) {
+      while (search_from < utf8.size() &&
+             (static_cast<unsigned char>(utf8[search_from]) & 0xC0) == 0x80) {
         ++search_from;
       }
       continue;

@@ -138,8 +138,8 @@ NormalizedText replace(const NormalizedText& text, const Pieces& matches,
       continue;
     }
     for (char32_t c : content) {
-      const ByteSpan span = piece.end > 0 ? text.spans[piece.end - 1]
-                                          : ByteSpan{text.origin, text.origin};
+      const ByteSpan span =
+          piece.end > 0 ? text.spans[piece.end - 1] : ByteSpan{text.origin, text.origin};
       out.push_back(c, span);
     }
   }

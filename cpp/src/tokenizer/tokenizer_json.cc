@@ -108,7 +108,8 @@ NormalizerPtr parse_normalizer(const json& node) {
     return std::make_shared<ReplaceNormalizer>(std::move(literal), std::move(content));
   }
   if (type == "Prepend") {
-    return std::make_shared<PrependNormalizer>(u32(value_or<std::string>(node, "prepend", ""), where));
+    return std::make_shared<PrependNormalizer>(
+        u32(value_or<std::string>(node, "prepend", ""), where));
   }
   if (type == "Precompiled") {
     const std::string encoded = value_or<std::string>(node, "precompiled_charsmap", "");
@@ -251,6 +252,7 @@ std::shared_ptr<const Model> parse_wordpiece(const json& node) {
   if (unk == model->vocab.end())
     fail("the unknown token " + model->unk_token + " is not in the vocabulary");
   model->unk_id = unk->second;
+  model->unknown_id = unk->second;
   return model;
 }
 
@@ -267,6 +269,7 @@ std::shared_ptr<const Model> parse_bpe(const json& node) {
     if (!model->vocab.count(*model->unk_token)) {
       fail("model BPE: the unknown token " + *model->unk_token + " is not in the vocabulary");
     }
+    model->unknown_id = model->vocab.at(*model->unk_token);
   }
   model->continuing_subword_prefix = value_or<std::string>(node, "continuing_subword_prefix", "");
   model->end_of_word_suffix = value_or<std::string>(node, "end_of_word_suffix", "");
@@ -309,8 +312,7 @@ std::shared_ptr<const Model> parse_unigram(const json& node) {
   pieces.reserve(vocab.size());
   for (const json& item : vocab) {
     if (!item.is_array() || item.size() != 2 || !item[0].is_string() || !item[1].is_number()) {
-      fail("model Unigram: vocab item " + std::to_string(pieces.size()) +
-           " is not [piece, score]");
+      fail("model Unigram: vocab item " + std::to_string(pieces.size()) + " is not [piece, score]");
     }
     pieces.emplace_back(item[0].get<std::string>(), item[1].get<double>());
   }
@@ -320,6 +322,7 @@ std::shared_ptr<const Model> parse_unigram(const json& node) {
       fail("model Unigram: unk_id is outside the vocabulary");
     }
     model->unk_id = unk_id;
+    model->unknown_id = unk_id;
   }
   model->byte_fallback = value_or(node, "byte_fallback", false);
   model->set_pieces(std::move(pieces));
@@ -331,8 +334,10 @@ std::shared_ptr<const Model> parse_word_level(const json& node) {
   read_vocab_object(node, *model, "model");
   const std::string unk = value_or<std::string>(node, "unk_token", "<unk>");
   auto it = model->vocab.find(unk);
-  if (it == model->vocab.end()) fail("model WordLevel: the unknown token " + unk + " is not in the vocabulary");
+  if (it == model->vocab.end())
+    fail("model WordLevel: the unknown token " + unk + " is not in the vocabulary");
   model->unk_id = it->second;
+  model->unknown_id = it->second;
   return model;
 }
 
@@ -342,7 +347,8 @@ std::shared_ptr<const Model> parse_model(const json& node, std::string& type) {
   if (type == "BPE") return parse_bpe(node);
   if (type == "Unigram") return parse_unigram(node);
   if (type == "WordLevel") return parse_word_level(node);
-  fail("model " + type + " is not supported (native tokenization supports WordPiece, BPE, "
+  fail("model " + type +
+       " is not supported (native tokenization supports WordPiece, BPE, "
        "Unigram and WordLevel)");
 }
 
@@ -393,7 +399,7 @@ std::vector<TemplatePiece> parse_template(const json& items, const json& special
 }
 
 std::pair<std::string, int64_t> token_and_id(const json& node, const char* key,
-                                           const std::string& where) {
+                                             const std::string& where) {
   const json& value = node.value(key, json());
   if (!value.is_array() || value.size() != 2 || !value[0].is_string() ||
       !value[1].is_number_integer()) {

@@ -20,8 +20,8 @@ struct TokenizerSpec {
   NormalizerPtr normalizer;              // null: none
   PreTokenizerPtr pre_tokenizer;         // null: none
   std::shared_ptr<const Model> model;
-  std::string model_type;                // "WordPiece", "BPE", "Unigram", "WordLevel"
-  DecoderPtr decoder;                    // null: tokens joined with spaces
+  std::string model_type;  // "WordPiece", "BPE", "Unigram", "WordLevel"
+  DecoderPtr decoder;      // null: tokens joined with spaces
   PostProcessor post_processor;
   std::optional<Truncation> truncation;
   std::optional<int64_t> pad_id;  // from "padding", when the file sets one

@@ -49,6 +49,8 @@ bool is_nonspacing_mark(char32_t c);  // Mn
 bool is_cjk_ideograph(char32_t c);
 bool is_numeric(char32_t c);  // Nd, Nl, No (Rust char::is_numeric)
 bool is_mark(char32_t c);     // Mn, Mc, Me
+// Whether NFD (or NFKD with `compat`) changes `c` in HF's (older) Unicode tables.
+bool has_decomposition(char32_t c, bool compat);
 
 // Canonical decomposition (NFD) of one character, appended to `out`.
 void append_nfd(std::u32string& out, char32_t c);

@@ -126,8 +126,10 @@ void Unigram::tokenize(const NormalizedText& piece, TokenList& out) const {
         continue;
       }
     }
-    if (!unk_id) throw InvalidInput("the text has characters the Unigram vocabulary cannot spell "
-                                    "and the tokenizer has no unknown piece (unk_id)");
+    if (!unk_id)
+      throw InvalidInput(
+          "the text has characters the Unigram vocabulary cannot spell "
+          "and the tokenizer has no unknown piece (unk_id)");
     out.push_back({*unk_id, std::move(value), span});
   }
 }

@@ -14,7 +14,8 @@ struct WordLevel : Model {
     const std::string word = to_utf8(piece.chars);
     const auto it = vocab.find(word);
     const int64_t id = it == vocab.end() ? unk_id : it->second;
-    out.push_back({id, token_of_id.count(id) ? token_of_id.at(id) : word,
+    out.push_back({id,
+                   token_of_id.count(id) ? token_of_id.at(id) : word,
                    {piece.spans.front().begin, piece.spans.back().end}});
   }
 };
