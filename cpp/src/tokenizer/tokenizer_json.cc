@@ -349,7 +349,7 @@ std::shared_ptr<const Model> parse_model(const json& node, std::string& type) {
   if (type == "WordLevel") return parse_word_level(node);
   fail("model " + type +
        " is not supported (native tokenization supports WordPiece, BPE, "
-       "Unigram and WordLevel)");
+       "Unigram and WordLevel); pass token ids");
 }
 
 TemplatePiece special_piece(const std::string& name, int64_t id, int64_t type_id) {
