@@ -146,6 +146,18 @@ def tokenizer_json(style: str, workdir: Path) -> str:
     return tokenizer.to_str()
 
 
+def encoding_fields(encoding) -> tuple:
+    """What a tokenizer test compares of an encoding (native or HF): ids, type ids, attention
+    mask, tokens and (character) offsets."""
+    return (
+        list(encoding.ids),
+        list(encoding.type_ids),
+        list(encoding.attention_mask),
+        list(encoding.tokens),
+        [tuple(offset) for offset in encoding.offsets],
+    )
+
+
 def main(argv: list[str]) -> None:
     out = Path(argv[1])
     out.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ def test_unknown_models_are_refused_with_a_clear_error(tmp_path):
     path.write_text(json.dumps(spec))
     with pytest.raises(
         tsrunner.LoadError,
-        match="model Fancy is not supported .*WordPiece, BPE, Unigram and WordLevel.*; pass token",
+        match=r"model Fancy is not supported .*WordPiece, BPE, Unigram and WordLevel.*; pass token",
     ):
         tsrunner.Tokenizer.from_file(path)
 

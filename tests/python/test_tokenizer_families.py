@@ -33,14 +33,7 @@ def pair_of_tokenizers(style_json):
     return native, reference
 
 
-def _as_tuple(encoding):
-    return (
-        list(encoding.ids),
-        list(encoding.type_ids),
-        list(encoding.attention_mask),
-        list(encoding.tokens),
-        [tuple(offset) for offset in encoding.offsets],
-    )
+_as_tuple = tokenizer_fixtures.encoding_fields
 
 
 def _mismatches(native, reference, texts, pairs=None):

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tokenizer_fixtures
 import tokenizers
 
 import tsrunner
@@ -45,14 +46,7 @@ def pair_of_tokenizers(request, minilm_dir):
     return native, reference
 
 
-def _as_tuple(encoding):
-    return (
-        list(encoding.ids),
-        list(encoding.type_ids),
-        list(encoding.attention_mask),
-        list(encoding.tokens),
-        [tuple(offset) for offset in encoding.offsets],
-    )
+_as_tuple = tokenizer_fixtures.encoding_fields
 
 
 def _batch_mismatches(native, reference, texts, pairs=None):

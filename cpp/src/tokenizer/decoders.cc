@@ -42,6 +42,19 @@ size_t sequence_length(std::string_view bytes, size_t i, size_t& invalid) {
 
 std::u32string to_u32(std::string_view utf8) { return decode_utf8(utf8).chars; }
 
+// Every occurrence of `from` (not empty) replaced by `to`, left to right (Rust's str::replace).
+void replace_all(std::string& text, std::string_view from, std::string_view to) {
+  std::string replaced;
+  size_t last = 0;
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, last)) {
+    replaced.append(text, last, at - last);
+    replaced += to;
+    last = at + from.size();
+  }
+  replaced.append(text, last, std::string::npos);
+  text = std::move(replaced);
+}
+
 }  // namespace
 
 std::string utf8_lossy(std::string_view bytes) {
@@ -107,19 +120,7 @@ void WordPieceDecoder::decode_chain(std::vector<std::string>& tokens) const {
       }
     }
     if (cleanup_) {
-      for (const auto& [from, to] : kCleanup) {
-        const std::string_view pattern(from);
-        std::string cleaned;
-        size_t last = 0;
-        for (size_t at = token.find(pattern); at != std::string::npos;
-             at = token.find(pattern, last)) {
-          cleaned.append(token, last, at - last);
-          cleaned += to;
-          last = at + pattern.size();
-        }
-        cleaned.append(token, last, std::string::npos);
-        token = std::move(cleaned);
-      }
+      for (const auto& [from, to] : kCleanup) replace_all(token, from, to);
     }
   }
 }
@@ -141,17 +142,7 @@ void MetaspaceDecoder::decode_chain(std::vector<std::string>& tokens) const {
 void BPEDecoder::decode_chain(std::vector<std::string>& tokens) const {
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (suffix_.empty()) continue;
-    const std::string with = i + 1 == tokens.size() ? "" : " ";
-    std::string& token = tokens[i];
-    std::string replaced;
-    size_t last = 0;
-    for (size_t at = token.find(suffix_); at != std::string::npos; at = token.find(suffix_, last)) {
-      replaced.append(token, last, at - last);
-      replaced += with;
-      last = at + suffix_.size();
-    }
-    replaced.append(token, last, std::string::npos);
-    token = std::move(replaced);
+    replace_all(tokens[i], suffix_, i + 1 == tokens.size() ? "" : " ");
   }
 }
 

@@ -97,17 +97,7 @@ NormalizedText UnicodeNormalizer::normalize(const NormalizedText& input) const {
 }
 
 NormalizedText LowercaseNormalizer::normalize(const NormalizedText& input) const {
-  NormalizedText out;
-  out.origin = input.origin;
-  out.chars.reserve(input.size());
-  out.spans.reserve(input.size());
-  std::u32string lowered;
-  for (size_t i = 0; i < input.size(); ++i) {
-    lowered.clear();
-    append_lowercase(lowered, input.chars[i]);
-    for (char32_t c : lowered) out.push_back(c, input.spans[i]);
-  }
-  return out;
+  return map_each(input, append_lowercase);
 }
 
 NormalizedText StripNormalizer::normalize(const NormalizedText& input) const {

@@ -29,6 +29,20 @@ NormalizedText transform(const NormalizedText& text, const std::vector<CharChang
   return out;
 }
 
+NormalizedText map_each(const NormalizedText& text, void (*append)(std::u32string&, char32_t)) {
+  NormalizedText mapped;
+  mapped.origin = text.origin;
+  mapped.chars.reserve(text.size());
+  mapped.spans.reserve(text.size());
+  std::u32string pieces;
+  for (size_t i = 0; i < text.size(); ++i) {
+    pieces.clear();
+    append(pieces, text.chars[i]);
+    for (char32_t piece : pieces) mapped.push_back(piece, text.spans[i]);
+  }
+  return mapped;
+}
+
 Pieces char_matches(const NormalizedText& text, const std::function<bool(char32_t)>& predicate) {
   Pieces pieces;
   size_t last = 0;

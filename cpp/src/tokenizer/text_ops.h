@@ -18,6 +18,11 @@ struct CharChange {
   int change;
 };
 
+// Each character replaced by what `append` writes for it (one or more characters), every one
+// of them keeping the original character's span (HF: the first replaces it, the rest are
+// inserted after it).
+NormalizedText map_each(const NormalizedText& text, void (*append)(std::u32string&, char32_t));
+
 // HF's transform: the new text, every character's span derived from the old spans exactly as
 // HF derives alignments. `initial_offset` old characters are removed before the first change.
 NormalizedText transform(const NormalizedText& text, const std::vector<CharChange>& changes,
