@@ -313,7 +313,10 @@ def check_from_text(path: Path, directory: Path, manifest: dict[str, Any]) -> st
     if task not in TEXT_TASKS or manifest.get("tokenizer") is None:
         return "-"
     texts = sample_text.sample(4, offset=11)
-    pairs = sample_text.sample(4, offset=23) if task == "question-answering" else None
+    pairs = None
+    if task == "question-answering":  # short questions, real contexts (cut into windows)
+        texts = ["What is it?", "Who?", "Which module?", "Why not?"]
+        pairs = sample_text.sample(4, offset=23)
     native = tsrunner.Tokenizer.from_file(path)
     if task == "fill-mask":
         mask = native.id_to_token(manifest["mask_token_id"])

@@ -152,7 +152,13 @@ def test_only_second_windows_with_stride(style_json, max_length):
             first = reference.encode(question, context)
             expected = [first, *first.overflowing]
             actual = native.encode_windows(question, context, stride)
-            assert [_as_tuple(a) for a in actual] == [_as_tuple(e) for e in expected]
+            # HF leaves the pair's tokens of later windows (not the first) with type id 1
+            # whatever the template says (XLM-R's and T5's say 0): ours follow the template in
+            # every window, as the model expects (docs/tokenizer.md).
+            assert [_as_tuple(a) for a in actual[:1]] == [_as_tuple(e) for e in expected[:1]]
+            without_types = [(f[0], *f[2:]) for f in map(_as_tuple, actual)]
+            assert without_types == [(f[0], *f[2:]) for f in map(_as_tuple, expected)]
+            assert all(list(a.type_ids) == list(first.type_ids)[: len(a)] for a in actual)
             compared += len(expected)
     assert compared > 6
 
