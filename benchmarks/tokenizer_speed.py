@@ -65,7 +65,7 @@ def main() -> None:
     print(f"{len(texts)} texts, {total_bytes / 1e6:.2f} MB, best of 5, one thread")
     print(f"{'tokenizer':20} {'tsrunner ms':>12} {'HF ms':>8} {'HF/tsrunner':>12}")
     for name, text in jsons.items():
-        native = tsrunner.Tokenizer.from_str(text)
+        native = tsrunner.Tokenizer.from_json(text)
         reference = tokenizers.Tokenizer.from_str(text)
         reference.no_padding()
         reference.no_truncation()

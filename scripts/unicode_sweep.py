@@ -72,7 +72,7 @@ def main() -> int:
             reference = tokenizers.Tokenizer.from_str(text)
             reference.no_padding()
             reference.no_truncation()
-            native = tsrunner.Tokenizer.from_str(text, max_length=0)
+            native = tsrunner.Tokenizer.from_json(text, max_length=0)
             found = differing(native, reference, points)
             failed = failed or bool(found)
             listed = " ".join(f"U+{cp:04X}" for cp in found[:50])

@@ -33,10 +33,10 @@ def test_from_tokenizer_json_uses_its_truncation(minilm_dir):
 def test_from_str_without_truncation(minilm_dir):
     spec = json.loads((minilm_dir / "tokenizer.json").read_text())
     spec["truncation"] = None
-    tokenizer = tsrunner.Tokenizer.from_str(json.dumps(spec))
+    tokenizer = tsrunner.Tokenizer.from_json(json.dumps(spec))
     assert tokenizer.max_length is None
     assert len(tokenizer.encode("word " * 300)) == 302
-    assert tsrunner.Tokenizer.from_str(json.dumps(spec), max_length=10).max_length == 10
+    assert tsrunner.Tokenizer.from_json(json.dumps(spec), max_length=10).max_length == 10
 
 
 def test_offsets_are_characters_in_python(minilm_dir):
@@ -61,7 +61,7 @@ def test_bpe_with_dropout_is_refused(tmp_path):
     """Dropout makes BPE random: no export could promise the same ids twice."""
     spec = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}}
     with pytest.raises(tsrunner.LoadError, match="dropout is random and not supported"):
-        tsrunner.Tokenizer.from_str(json.dumps(spec))
+        tsrunner.Tokenizer.from_json(json.dumps(spec))
 
 
 def test_byte_level_bpe_offsets_decode_and_word_ids():
@@ -73,7 +73,7 @@ def test_byte_level_bpe_offsets_decode_and_word_ids():
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
         "decoder": {"type": "ByteLevel"},
     }
-    tokenizer = tsrunner.Tokenizer.from_str(json.dumps(spec))
+    tokenizer = tsrunner.Tokenizer.from_json(json.dumps(spec))
     encoding = tokenizer.encode("hi hié")
     assert encoding.tokens == ["hi", "Ġhi", "Ã©"]
     assert encoding.offsets == [(0, 2), (2, 5), (5, 6)]  # characters; é is one

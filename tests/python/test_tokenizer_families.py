@@ -25,7 +25,7 @@ def style_json(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def pair_of_tokenizers(style_json):
     _, text = style_json
-    native = tsrunner.Tokenizer.from_str(text)
+    native = tsrunner.Tokenizer.from_json(text)
     reference = tokenizers.Tokenizer.from_str(text)
     reference.no_truncation()
     # Batches padded to their longest, like ours (single encodes are not padded).
@@ -118,7 +118,7 @@ def test_truncation(style_json, strategy):
         reference = tokenizers.Tokenizer.from_str(text)
         reference.no_padding()
         reference.enable_truncation(max_length, strategy=strategy)
-        native = tsrunner.Tokenizer.from_str(reference.to_str())  # the file's truncation
+        native = tsrunner.Tokenizer.from_json(reference.to_str())  # the file's truncation
         for _ in range(40):
             first = " ".join(rng.sample(lines, 2))
             second = rng.choice(lines)
@@ -136,7 +136,7 @@ def test_truncation(style_json, strategy):
 def test_only_second_windows_with_stride(style_json, max_length):
     """encode_windows == HF's truncation="only_second" + stride + overflowing encodings."""
     _, text = style_json
-    native = tsrunner.Tokenizer.from_str(text, max_length=max_length)
+    native = tsrunner.Tokenizer.from_json(text, max_length=max_length)
     context = " ".join(sample_text.sample(20, offset=70))
     compared = 0
     for question in ["Who?", "What is the name of the module that parses command lines?"]:
