@@ -160,6 +160,16 @@ def test_tritonclient_v2(server, minilm, tokenizer):
         client.close()
 
 
+def test_deeply_nested_json_is_refused_not_a_crash(server):
+    deep = "[" * 90_000 + "]" * 90_000  # under the 200000-byte limit
+    status, answer = server.post("/embed", '{"inputs": ' + deep + "}")
+    assert status == 422 and "inputs" in answer["error"]
+    body = '{"inputs": [{"name": "input_ids", "shape": [1], "datatype": "INT64", "data": '
+    status, answer = server.post("/v2/models/minilm/infer", body + deep + "}]}")
+    assert status == 400 and "nested too deep" in answer["error"]
+    assert server.request("GET", "/health")[0] == 200
+
+
 def test_v2_json_shape_mismatch_is_400(server):
     body = {"inputs": [{"name": "input_ids", "shape": [1, 3], "datatype": "INT64", "data": [1, 2]}]}
     status, answer = server.post("/v2/models/minilm/infer", body)

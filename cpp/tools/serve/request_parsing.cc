@@ -116,12 +116,9 @@ RerankRequest parse_rerank_request(std::string_view body) {
   const json root = parse_object(body);
   RerankRequest request;
   request.query = string_field(required(root, "query"), "`query`");
-  const json& list = required(root, "texts");
-  if (!list.is_array()) throw RequestError(kInvalid, "`texts` must be a list of strings");
-  if (list.empty()) throw RequestError(kInvalid, "`texts` cannot be empty");
-  for (size_t i = 0; i < list.size(); ++i) {
-    request.texts.push_back(string_field(list[i], "`texts[" + std::to_string(i) + "]`"));
-  }
+  bool list = false;
+  request.texts = texts(required(root, "texts"), "texts", list);
+  if (!list) throw RequestError(kInvalid, "`texts` must be a list of strings");
   request.return_text = flag(root, "return_text", false);
   request.truncate = flag(root, "truncate", false);
   request.raw_scores = flag(root, "raw_scores", false);
@@ -180,10 +177,16 @@ void append_value(std::string& bytes, T value) {
 }
 
 // JSON "data" (flat or nested, row-major) to raw little-endian elements.
+// Nested lists deeper than any tensor's rank are refused (the recursion stays shallow).
+constexpr int kMaxDataDepth = 32;
+
 void append_json_elements(std::string& bytes, const json& data, const std::string& datatype,
-                          const std::string& what) {
+                          const std::string& what, int depth = 0) {
   if (data.is_array()) {
-    for (const json& element : data) append_json_elements(bytes, element, datatype, what);
+    if (depth >= kMaxDataDepth) throw RequestError(kMalformed, what + ": data nested too deep");
+    for (const json& element : data) {
+      append_json_elements(bytes, element, datatype, what, depth + 1);
+    }
     return;
   }
   if (datatype == "BOOL") {

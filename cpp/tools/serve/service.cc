@@ -216,7 +216,8 @@ void Service::route(const std::shared_ptr<Call>& call) {
   if (route == "other") return call->fail(404, "no route " + call->request.path);
   if (method != "POST") return call->fail(405, "use POST " + route);
   if (route == "/tokenize") return tokenize(call);
-  if (!admit(call)) return;
+  // The model routes parse and check the request first (a malformed one is a 400 or 422
+  // whatever the load), then admit() it before tokenizing.
   if (route == "/embed") return embed(call);
   if (route == "/predict") return predict(call);
   if (route == "/rerank") return rerank(call);
@@ -246,6 +247,7 @@ void Service::embed(const std::shared_ptr<Call>& call) {
   }
   EmbedRequest request = parse_embed_request(call->request.body);
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  if (!admit(call)) return;
   Submission submission;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
@@ -287,6 +289,7 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
                                model.runner->manifest().task + ")");
   }
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  if (!admit(call)) return;
   Submission submission;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     submission.inputs.push_back(encode_input(*model.pipeline, "`input[" + std::to_string(i) + "]`",
@@ -335,6 +338,7 @@ void Service::predict(const std::shared_ptr<Call>& call) {
     throw RequestError(422, "`raw_scores` is not supported: scores are the model's probabilities");
   }
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  if (!admit(call)) return;
   Submission submission;
   bool any_pair = false;
   for (const TextInput& input : request.inputs) any_pair = any_pair || input.pair.has_value();
@@ -374,6 +378,7 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
     throw RequestError(422, "`raw_scores` is not supported: scores are the model's probabilities");
   }
   check_batch_size(request.texts.size(), limits_.max_client_batch_size);
+  if (!admit(call)) return;
   Submission submission;
   for (size_t i = 0; i < request.texts.size(); ++i) {
     submission.inputs.push_back(encode_input(*model.pipeline, "`texts[" + std::to_string(i) + "]`",

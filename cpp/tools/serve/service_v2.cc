@@ -148,7 +148,6 @@ void Service::v2(const std::shared_ptr<Call>& call) {
   if (model == nullptr) return call->fail(404, "model \"" + parts[0] + "\" not found");
   if (action == "infer") {
     if (call->request.method != "POST") return call->fail(405, "use POST " + path);
-    if (!admit(call)) return;
     return v2_infer(call, *model);
   }
   if (!get) return call->fail(405, "use GET " + path);
@@ -182,6 +181,7 @@ void Service::v2_infer(const std::shared_ptr<Call>& call, ServedModel& model) {
     for (const TensorSpec& spec : manifest.outputs) known = known || spec.name == name;
     if (!known) return call->fail(400, "unknown output \"" + name + "\"");
   }
+  if (!admit(call)) return;
   auto inputs = std::make_shared<TensorMap>();
   for (V2Tensor& tensor : request->inputs) {
     const std::optional<at::ScalarType> type = scalar_type(tensor.datatype);
