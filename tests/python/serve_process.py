@@ -14,6 +14,7 @@ import selectors
 import signal
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 LISTENING = re.compile(r"^listening on http://(?P<host>[^ ]+):(?P<port>\d+)$")
@@ -122,7 +123,9 @@ def stdlib_sentences(limit: int | None = None) -> list[str]:
         if name in ("antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo"):
             continue
         try:
-            module = __import__(name)
+            with warnings.catch_warnings():  # deprecated modules warn on import
+                warnings.simplefilter("ignore")
+                module = __import__(name)
         except Exception:
             continue
         docs = [inspect.getdoc(module) or ""]
