@@ -79,11 +79,11 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
       ->check(positive_seconds())
       ->excludes(iterations);
   bench->add_option("--threads", options.threads, "intra-op threads (0: LibTorch default)")
-      ->check(integer_in(0, kMaxThreads));
+      ->check(integer_in(0, tsrunner::kMaxThreads));
   bench
       ->add_option("--interop-threads", options.interop_threads,
                    "inter-op threads (0: LibTorch default)")
-      ->check(integer_in(0, kMaxThreads));
+      ->check(integer_in(0, tsrunner::kMaxThreads));
   bench->add_flag("!--no-optimize-graph", options.optimize_graph,
                   "turn off the graph executor's profiling and optimisation");
   bench->add_flag("--freeze", options.freeze, "freeze and optimize_for_inference at load");

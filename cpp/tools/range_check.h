@@ -9,10 +9,6 @@
 
 namespace tsrunner::cli {
 
-// More intra-op threads than this is a typo, not a machine: LibTorch's OpenMP pool then fails
-// (libgomp errors near 20000, a crash near 100000) instead of saying so.
-inline constexpr int64_t kMaxThreads = 1024;
-
 // CLI11's own range validators print their bounds as doubles (a 300-digit "maximum") and say
 // "0 not in range 0 to ..." for a positive one: these name the allowed integers plainly.
 inline CLI::Validator integer_in(int64_t low, int64_t high) {

@@ -299,7 +299,7 @@ int main(int argc, char** argv) {
           ->check(tsrunner::cli::integer_in(1, tsrunner::kMaxConcurrentBatches));
   app.add_flag("--raw", raw, "print every output tensor as JSON {shape, dtype, data}");
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
-      ->check(tsrunner::cli::integer_in(0, tsrunner::cli::kMaxThreads));
+      ->check(tsrunner::cli::integer_in(0, tsrunner::kMaxThreads));
   app.add_flag("--debug", debug, "also show LibTorch's deprecation warnings (hidden by default)");
   std::string expected_sha256;
   app.add_option("--expect-sha256", expected_sha256,
