@@ -372,6 +372,12 @@ std::string Manifest::describe() const {
                    << (bool_or(pooling, "normalize", false) ? ", normalized" : "") << "\n";
   }
   if (!score_function.empty()) row("scores") << score_function << "\n";
+  if (root.contains("quantization") && root["quantization"].is_object()) {
+    const json& quantization = root["quantization"];
+    row("quantized") << string_or(quantization, "mode", "?") << " ("
+                     << string_or(quantization, "method", "?") << ", "
+                     << string_or(quantization, "layers", "?") << ")\n";
+  }
   row("tokenizer") << (has_tokenizer ? "embedded (" + std::string(kTokenizerRecord) + ")"
                                      : "none: pass token ids")
                    << "\n";
