@@ -38,7 +38,7 @@ def _variant_json(minilm_dir: Path, lowercase: bool, strip_accents: bool | None)
 def pair_of_tokenizers(request, minilm_dir):
     """(native, hf) loaded from the same JSON; HF pads batches to their longest like ours."""
     text = _variant_json(minilm_dir, *VARIANTS[request.param])
-    native = tsrunner.Tokenizer.from_str(text)
+    native = tsrunner.Tokenizer.from_json(text)
     reference = tokenizers.Tokenizer.from_str(text)
     reference.no_padding()
     return native, reference
@@ -107,7 +107,7 @@ def test_every_bmp_code_point_in_context(pair_of_tokenizers):
 def test_documented_disagreements_are_real(minilm_dir):
     """The documented list is not padding: each listed code point really differs (as shipped)."""
     text = _variant_json(minilm_dir, *VARIANTS["uncased"])
-    native = tsrunner.Tokenizer.from_str(text)
+    native = tsrunner.Tokenizer.from_json(text)
     reference = tokenizers.Tokenizer.from_str(text)
     documented = sorted(documented_disagreements())
     texts = [f"a{chr(cp)}b {chr(cp)} x{chr(cp)}{chr(cp)}y Caf{chr(cp)}é" for cp in documented]
@@ -233,7 +233,7 @@ def test_context_windows_match_hf_overflowing_tokens(minilm_dir, max_length):
     """encode_windows == HF's truncation="only_second" + stride + overflowing encodings, the
     chunking Transformers' question-answering pipeline uses for long contexts."""
     text = _variant_json(minilm_dir, *VARIANTS["uncased"])
-    native = tsrunner.Tokenizer.from_str(text, max_length=max_length)
+    native = tsrunner.Tokenizer.from_json(text, max_length=max_length)
     context = " ".join(sample_text.sample(30, offset=50))
     compared = 0
     for question in QUESTIONS:
@@ -255,7 +255,7 @@ def test_context_windows_match_hf_overflowing_tokens(minilm_dir, max_length):
 
 def test_context_windows_edge_cases(minilm_dir):
     text = _variant_json(minilm_dir, *VARIANTS["uncased"])
-    native = tsrunner.Tokenizer.from_str(text, max_length=16)
+    native = tsrunner.Tokenizer.from_json(text, max_length=16)
     reference = tokenizers.Tokenizer.from_str(text)
     reference.no_padding()
     reference.enable_truncation(16)
