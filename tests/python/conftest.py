@@ -48,6 +48,21 @@ def tiny_bert_pt(tiny_bert_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_int8_export(tiny_bert_dir, tmp_path_factory):
+    """tiny_bert with int8 Linear layers: (path, ExportReport)."""
+    import tsrunner
+
+    path = tmp_path_factory.mktemp("int8") / "tiny_int8.pt"
+    report = tsrunner.export(tiny_bert_dir, path, max_length=64, quantize="int8")
+    return path, report
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_pt(tiny_int8_export) -> Path:
+    return tiny_int8_export[0]
+
+
+@pytest.fixture(scope="session")
 def minilm_pt(minilm_dir, tmp_path_factory) -> Path:
     import tsrunner
 

@@ -170,6 +170,15 @@ def test_deeply_nested_json_is_refused_not_a_crash(server):
     assert server.request("GET", "/health")[0] == 200
 
 
+def test_v2_json_integer_limits(server):
+    lowest = {"name": "input_ids", "shape": [1, 1], "datatype": "INT64", "data": [-(2**63)]}
+    status, answer = server.post("/v2/models/minilm/infer", {"inputs": [lowest]})
+    assert status == 400 and "input_ids" in answer["error"]  # parsed, then refused by the manifest
+    too_big = dict(lowest, data=[2**63])
+    status, answer = server.post("/v2/models/minilm/infer", {"inputs": [too_big]})
+    assert status == 400 and "out of range" in answer["error"]
+
+
 def test_v2_json_shape_mismatch_is_400(server):
     body = {"inputs": [{"name": "input_ids", "shape": [1, 3], "datatype": "INT64", "data": [1, 2]}]}
     status, answer = server.post("/v2/models/minilm/infer", body)
@@ -238,6 +247,7 @@ def test_health_info_metrics(server):
     ("path", "body", "status", "message"),
     [
         ("/embed", '{"inputs": ', 400, "malformed JSON"),
+        ("/embed", '{"inputs": 1e309}', 400, "malformed JSON"),  # out of double's range
         ("/embed", "[]", 422, "must be a JSON object"),
         ("/embed", {"input": "wrong key"}, 422, "missing field `inputs`"),
         ("/embed", {"inputs": []}, 422, "cannot be empty"),

@@ -1,5 +1,6 @@
 #include "request_parsing.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,8 @@ json parse_object(std::string_view body) {
   } catch (const json::parse_error& error) {
     // Say where without echoing the body.
     throw RequestError(kMalformed, "malformed JSON at byte " + std::to_string(error.byte));
+  } catch (const json::exception& error) {  // a number out of range (1e309), for example
+    throw RequestError(kMalformed, std::string("malformed JSON: ") + error.what());
   }
   if (!root.is_object()) throw RequestError(kInvalid, "the request body must be a JSON object");
   return root;
@@ -194,7 +197,13 @@ void append_json_elements(std::string& bytes, const json& data, const std::strin
     append_value<uint8_t>(bytes, data.get<bool>() ? 1 : 0);
   } else if (datatype == "FP32" || datatype == "FP64") {
     if (!data.is_number()) throw RequestError(kMalformed, what + ": data must be numbers");
-    if (datatype == "FP32") append_value<float>(bytes, data.get<float>());
+    if (datatype == "FP32") {
+      const auto value = data.get<double>();
+      if (std::isfinite(value) && std::abs(value) > std::numeric_limits<float>::max()) {
+        throw RequestError(kMalformed, what + ": a number is out of range for FP32");
+      }
+      append_value<float>(bytes, static_cast<float>(value));
+    }
     if (datatype == "FP64") append_value<double>(bytes, data.get<double>());
   } else if (datatype == "INT64" || datatype == "INT32" || datatype == "INT16" ||
              datatype == "INT8" || datatype == "UINT8") {
@@ -205,7 +214,9 @@ void append_json_elements(std::string& bytes, const json& data, const std::strin
     }
     const auto value = data.get<int64_t>();
     const size_t size = v2_element_size(datatype);
-    const int64_t low = datatype == "UINT8" ? 0 : -(int64_t{1} << (size * 8 - 1));
+    const int64_t low = datatype == "UINT8" ? 0
+                        : size == 8         ? std::numeric_limits<int64_t>::min()
+                                            : -(int64_t{1} << (size * 8 - 1));
     const int64_t high = datatype == "UINT8" ? 255
                          : size == 8         ? std::numeric_limits<int64_t>::max()
                                              : (int64_t{1} << (size * 8 - 1)) - 1;
