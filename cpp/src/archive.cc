@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <utility>
 
 #include "tsrunner/errors.h"
 #include "tsrunner/manifest.h"
@@ -84,7 +85,11 @@ void ArchiveFile::check_unchanged() const {
 }
 
 Archive::Archive(const std::string& path, uint64_t max_file_bytes)
-    : file_(std::make_shared<ArchiveFile>(path)) {
+    : Archive(std::make_shared<ArchiveFile>(path), max_file_bytes) {}
+
+Archive::Archive(std::shared_ptr<ArchiveFile> file, uint64_t max_file_bytes)
+    : file_(std::move(file)) {
+  const std::string& path = file_->path();
   if (file_->size() > max_file_bytes) {
     throw LoadError(path + " is " + std::to_string(file_->size()) +
                     " bytes, over max_archive_bytes (" + std::to_string(max_file_bytes) + ")");

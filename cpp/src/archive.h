@@ -61,6 +61,8 @@ class Archive {
   // Throws LoadError when the file is missing, larger than `max_file_bytes` (checked before the
   // zip directory is parsed) or is not such an archive (empty, truncated, ...).
   explicit Archive(const std::string& path, uint64_t max_file_bytes = UINT64_MAX);
+  // The same, over a file already open.
+  explicit Archive(std::shared_ptr<ArchiveFile> file, uint64_t max_file_bytes = UINT64_MAX);
   ~Archive();
   Archive(const Archive&) = delete;
   Archive& operator=(const Archive&) = delete;

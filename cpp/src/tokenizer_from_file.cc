@@ -3,8 +3,8 @@
 // not, so the fuzzer (tests/fuzz/tokenizer_fuzzer.cc) builds it without LibTorch.
 #include "tsrunner/tokenizer.h"
 
-#include <fstream>
-#include <sstream>
+#include <memory>
+#include <optional>
 
 #include "archive.h"
 #include "tsrunner/errors.h"
@@ -13,12 +13,11 @@
 namespace tsrunner {
 
 Tokenizer Tokenizer::from_file(const std::string& path) {
-  detail::require_model_file(path);
-  std::ifstream file(path, std::ios::binary);
+  // One open: the magic bytes, the manifest and the tokenizer come from the same descriptor.
+  auto file = std::make_shared<detail::ArchiveFile>(path);
   char magic[2] = {0, 0};
-  file.read(magic, 2);
-  if (magic[0] == 'P' && magic[1] == 'K') {  // a zip archive: a TorchScript export
-    const detail::Archive archive(path);     // one open for the manifest and the tokenizer
+  if (file->read(0, magic, 2) == 2 && magic[0] == 'P' && magic[1] == 'K') {  // a zip: an export
+    const detail::Archive archive(file);
     const Manifest manifest = archive.read_manifest();
     const std::optional<std::string> json_text = archive.read_extra_file(kTokenizerRecord);
     if (!json_text) {
@@ -27,10 +26,9 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
     }
     return from_json(*json_text, static_cast<size_t>(manifest.max_length));
   }
-  file.seekg(0);
-  std::stringstream contents;
-  contents << file.rdbuf();
-  return from_json(contents.str(), std::nullopt);
+  std::string contents(file->size(), '\0');
+  contents.resize(file->read(0, contents.data(), contents.size()));
+  return from_json(contents, std::nullopt);
 }
 
 }  // namespace tsrunner

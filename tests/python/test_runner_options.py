@@ -185,8 +185,9 @@ def test_tsrun_refuses_absurd_thread_counts(tiny_bert_pt, tsrun):
         text=True,
         timeout=60,
     )
+    # tsrun checks the flag itself (test_tsrun_edge_cases.py); the library's cap is the same.
     assert result.returncode == 2, result.stderr
-    assert "threads must be at most 1024, not 100000" in result.stderr
+    assert "100000" in result.stderr and "1024" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 

@@ -30,13 +30,22 @@ def test_from_tokenizer_json_uses_its_truncation(minilm_dir):
     assert (encoding.ids, encoding.sequence_ids) == ([101, 7592, 2088, 102], [-1, 0, 0, -1])
 
 
-def test_from_str_without_truncation(minilm_dir):
+def test_from_json_without_truncation(minilm_dir):
     spec = json.loads((minilm_dir / "tokenizer.json").read_text())
     spec["truncation"] = None
     tokenizer = tsrunner.Tokenizer.from_json(json.dumps(spec))
     assert tokenizer.max_length is None
     assert len(tokenizer.encode("word " * 300)) == 302
     assert tsrunner.Tokenizer.from_json(json.dumps(spec), max_length=10).max_length == 10
+
+
+def test_from_str_still_works_but_is_deprecated(minilm_dir):
+    text = (minilm_dir / "tokenizer.json").read_text()
+    with pytest.warns(DeprecationWarning, match="use Tokenizer.from_json"):
+        old = tsrunner.Tokenizer.from_str(text, max_length=12)
+    assert old.max_length == 12
+    new = tsrunner.Tokenizer.from_json(text)
+    assert old.encode("hello world").ids == new.encode("hello world").ids
 
 
 def test_offsets_are_characters_in_python(minilm_dir):
