@@ -77,8 +77,12 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
     ids[b].narrow(0, 0, n).copy_(at::tensor(rows[b], at::kLong));
     mask[b].narrow(0, 0, n).fill_(1);
   }
-  tsrunner::TensorMap inputs{{"input_ids", ids}};
-  if (manifest.find_input("attention_mask")) inputs.emplace("attention_mask", mask);
+  const tsrunner::TensorSpec* token_ids = manifest.find_input_by_role("token_ids");
+  if (token_ids == nullptr) throw tsrunner::InvalidInput("this export takes no token ids");
+  tsrunner::TensorMap inputs{{token_ids->name, ids}};
+  if (const tsrunner::TensorSpec* spec = manifest.find_input_by_role("attention_mask")) {
+    inputs.emplace(spec->name, mask);
+  }
   return inputs;
 }
 

@@ -59,8 +59,12 @@ class Runner(_core.Runner):
           sharing `doc_stride` (default min(window // 2, 128)), as Transformers does, and the
           best answer of all windows wins
 
+        The dicts are the JSON that `tsrun` prints for the same input, parsed: floats are the
+        shortest decimals of the float32 results, NaN is None.
+
         `concurrent_batches` > 1 runs that many batches at once, each with this runner's
-        `threads`: on short texts `threads=1, concurrent_batches=<cores>` is fastest.
+        `threads`: on short texts `threads=1, concurrent_batches=<cores>` is fastest. Worker
+        threads are started once and reused by later calls.
         """
         if isinstance(texts, str):
             texts = [texts]
