@@ -23,9 +23,15 @@ enum class Task {
 
 // Every task but kOther, in declaration order.
 inline constexpr Task kKnownTasks[] = {
-    Task::kFeatureExtraction,   Task::kFillMask,          Task::kTextClassification,
-    Task::kTokenClassification, Task::kQuestionAnswering, Task::kMultipleChoice,
-    Task::kCausalLm,            Task::kText2Text,         Task::kImageClassification,
+    Task::kFeatureExtraction,
+    Task::kFillMask,
+    Task::kTextClassification,
+    Task::kTokenClassification,
+    Task::kQuestionAnswering,
+    Task::kMultipleChoice,
+    Task::kCausalLm,
+    Task::kText2Text,
+    Task::kImageClassification,
 };
 
 // The manifest name of a task ("fill-mask", ...) -> Task; kOther for any other name.
