@@ -1,5 +1,4 @@
 #include <pybind11/stl.h>
-#include <pybind11/stl/filesystem.h>
 
 #include "bindings.h"
 #include "tsrunner/pipeline.h"
@@ -13,17 +12,15 @@ void register_pipeline(py::module_& module) {
   module.attr("MAX_CONCURRENT_BATCHES") = kMaxConcurrentBatches;
   py::class_<Pipeline>(module, "Pipeline",
                        "Text in, task-aware answers out (tsrunner.Runner.predict uses it).")
-      .def(py::init([](const Runner& runner, const std::filesystem::path& path,
-                       std::optional<size_t> top_k, size_t max_answer_length,
+      .def(py::init([](const Runner& runner, std::optional<size_t> top_k, size_t max_answer_length,
                        std::optional<size_t> doc_stride) {
              py::gil_scoped_release release;
-             return std::make_unique<Pipeline>(runner, Tokenizer::from_file(path.string()),
+             return std::make_unique<Pipeline>(runner, runner.tokenizer(),
                                                TaskOptions{top_k, max_answer_length, doc_stride});
            }),
-           py::arg("runner"), py::arg("path"), py::arg("top_k") = py::none(),
-           py::arg("max_answer_length") = 15, py::arg("doc_stride") = py::none(),
-           py::keep_alive<1, 2>(),
-           "`runner` runs the export at `path`, whose embedded tokenizer is loaded.")
+           py::arg("runner"), py::arg("top_k") = py::none(), py::arg("max_answer_length") = 15,
+           py::arg("doc_stride") = py::none(), py::keep_alive<1, 2>(),
+           "Over `runner` and the tokenizer it loaded from the verified archive.")
       .def(
           "predict",
           [](const Pipeline& pipeline, const std::vector<std::string>& texts,

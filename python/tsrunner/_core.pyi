@@ -1,0 +1,113 @@
+# Type stubs for tsrunner._core, the pybind11 module over libtsrunner (cpp/bindings/).
+# tests/python/test_stubs.py checks that every public name of the built module is declared here
+# and that nothing declared here is missing from it.
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__version__: str
+torch_version: str
+MANIFEST_SCHEMA_VERSION: int
+KNOWN_TASKS: list[str]
+MAX_CONCURRENT_BATCHES: int
+MAX_THREADS: int
+
+def read_manifest(path: str | os.PathLike[str]) -> str: ...
+def read_archive_file(path: str | os.PathLike[str], name: str) -> str | None: ...
+def describe_manifest(json_text: str) -> str: ...
+def verify_archive(
+    path: str | os.PathLike[str],
+    *,
+    expected_sha256: str | None = None,
+    max_archive_bytes: int | None = None,
+    max_embedded_file_bytes: int | None = None,
+) -> str: ...
+def _set_after_verify_hook(hook: Callable[[str], None] | None) -> None: ...
+
+class RunnerOptions:
+    threads: int
+    interop_threads: int
+    device: str
+    warmup_runs: int
+    warmup_sequence: int
+    optimize_graph: bool
+    freeze: bool
+    max_archive_bytes: int
+    max_embedded_file_bytes: int
+    verify_integrity: bool
+    expected_sha256: str
+    def __init__(self) -> None: ...
+    def validate(self) -> None: ...
+
+class Encoding:
+    @property
+    def ids(self) -> list[int]: ...
+    @property
+    def type_ids(self) -> list[int]: ...
+    @property
+    def attention_mask(self) -> list[int]: ...
+    @property
+    def tokens(self) -> list[str]: ...
+    @property
+    def offsets(self) -> list[tuple[int, int]]: ...
+    @property
+    def sequence_ids(self) -> list[int]: ...
+    def __len__(self) -> int: ...
+
+class Tokenizer:
+    @staticmethod
+    def from_file(path: str | os.PathLike[str]) -> Tokenizer: ...
+    @staticmethod
+    def from_json(json: str, max_length: int | None = None) -> Tokenizer: ...
+    @staticmethod
+    def from_str(json: str, max_length: int | None = None) -> Tokenizer:
+        """Deprecated: use from_json."""
+    def encode(self, text: str, pair: str | None = None) -> Encoding: ...
+    def encode_windows(
+        self, text: str, pair: str, stride: int, max_length: int | None = None
+    ) -> list[Encoding]: ...
+    def encode_batch(
+        self, texts: list[str], pairs: list[str] | None = None, pad_to: int = 0
+    ) -> list[Encoding]: ...
+    @property
+    def max_length(self) -> int | None: ...
+    @property
+    def pad_id(self) -> int: ...
+    @property
+    def vocab_size(self) -> int: ...
+    def token_to_id(self, token: str) -> int | None: ...
+    def id_to_token(self, id: int) -> str: ...
+
+class Runner:
+    def __init__(self, path: str | os.PathLike[str], options: RunnerOptions = ...) -> None: ...
+    def run(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]: ...
+    @property
+    def options(self) -> RunnerOptions: ...
+    @property
+    def has_tokenizer(self) -> bool: ...
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+    @property
+    def manifest(self) -> dict[str, Any]: ...
+    @property
+    def input_names(self) -> list[str]: ...
+    @property
+    def output_names(self) -> list[str]: ...
+
+class Pipeline:
+    def __init__(
+        self,
+        runner: Runner,
+        top_k: int | None = None,
+        max_answer_length: int = 15,
+        doc_stride: int | None = None,
+    ) -> None: ...
+    def predict(
+        self,
+        texts: list[str],
+        text_pairs: list[str] | None = None,
+        batch_size: int = 32,
+        concurrent_batches: int = 1,
+    ) -> list[dict[str, Any]]: ...
