@@ -15,7 +15,7 @@ void register_pipeline(py::module_& module) {
       .def(py::init([](const Runner& runner, std::optional<size_t> top_k, size_t max_answer_length,
                        std::optional<size_t> doc_stride) {
              py::gil_scoped_release release;
-             return std::make_unique<Pipeline>(runner, runner.tokenizer(),
+             return std::make_unique<Pipeline>(runner,
                                                TaskOptions{top_k, max_answer_length, doc_stride});
            }),
            py::arg("runner"), py::arg("top_k") = py::none(), py::arg("max_answer_length") = 15,

@@ -64,6 +64,17 @@ bool better_answer(const Prediction& candidate, const Prediction& current) {
 
 Pipeline::Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions options,
                    std::shared_ptr<ThreadPool> pool)
+    : Pipeline(runner, std::make_shared<const Tokenizer>(std::move(tokenizer)), options,
+               std::move(pool)) {}
+
+Pipeline::Pipeline(const Runner& runner, TaskOptions options, std::shared_ptr<ThreadPool> pool)
+    // Borrowed, not owned: the runner outlives the pipeline (an empty owner, so no deleter).
+    : Pipeline(runner,
+               std::shared_ptr<const Tokenizer>(std::shared_ptr<void>(), &runner.tokenizer()),
+               options, std::move(pool)) {}
+
+Pipeline::Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokenizer,
+                   TaskOptions options, std::shared_ptr<ThreadPool> pool)
     : runner_(runner),
       tokenizer_(std::move(tokenizer)),
       options_(options),
@@ -178,7 +189,7 @@ std::vector<Prediction> Pipeline::predict_encoded(
       for (size_t i = 0; i < batch.size(); ++i) {
         predictions[i].masks = task_outputs::fill_masks(
             batch[i], logits.data_ptr<float>() + i * row, static_cast<size_t>(logits.size(2)),
-            *manifest.mask_token_id, options_.top_k.value_or(5), tokenizer_);
+            *manifest.mask_token_id, options_.top_k.value_or(5), *tokenizer_);
       }
       break;
     }
@@ -193,7 +204,7 @@ std::vector<Prediction> Pipeline::predict_encoded(
       for (size_t i = 0; i < batch.size(); ++i) {
         predictions[i].entities =
             task_outputs::group_entities(batch[i], logits.data_ptr<float>() + i * row,
-                                         manifest.labels, text_at(texts, i), tokenizer_);
+                                         manifest.labels, text_at(texts, i), *tokenizer_);
       }
       break;
     }
@@ -217,16 +228,16 @@ std::vector<Prediction> Pipeline::predict_encoded(
 std::vector<Encoding> Pipeline::encode(std::string_view text,
                                        std::optional<std::string_view> pair) const {
   if (runner_.manifest().task_kind != Task::kQuestionAnswering || !pair) {
-    return {tokenizer_.encode(text, pair)};
+    return {tokenizer_->encode(text, pair)};
   }
   // Transformers' question-answering pipeline: windows of min(max length, 384) tokens, and a
   // doc_stride of min(that / 2, 128) unless one is given.
   constexpr size_t kLongestWindow = 384, kLongestStride = 128;
   const int64_t max_length = runner_.manifest().max_length;
-  if (max_length <= 0) return {tokenizer_.encode(text, pair)};  // the export never truncates
+  if (max_length <= 0) return {tokenizer_->encode(text, pair)};  // the export never truncates
   const size_t window = std::min<size_t>(static_cast<size_t>(max_length), kLongestWindow);
   const size_t stride = options_.doc_stride.value_or(std::min(window / 2, kLongestStride));
-  return tokenizer_.encode_windows(text, *pair, stride, window);
+  return tokenizer_->encode_windows(text, *pair, stride, window);
 }
 
 std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
@@ -292,7 +303,7 @@ std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Enco
       batch_pairs.push_back(text_at(pairs, owner[order[k]]));
       longest = std::max(longest, batch.back().size());
     }
-    tokenizer_.pad(batch, padded_length(longest));
+    tokenizer_->pad(batch, padded_length(longest));
     std::vector<Prediction> batch_answers = predict_encoded(batch, batch_texts, batch_pairs);
     for (size_t k = start; k < end; ++k) answers[order[k]] = std::move(batch_answers[k - start]);
   };

@@ -122,7 +122,7 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
   options.expected_sha256 = expected_sha256;
   options.optimize_graph = batch != nullptr;  // --text is one call: see one_shot_note
   const tsrunner::Runner runner(model_path, options);
-  const tsrunner::Pipeline pipeline(runner, runner.tokenizer(), task_options);
+  const tsrunner::Pipeline pipeline(runner, task_options);
   if (batch == nullptr) {
     tsrunner::cli::print_text_predictions(pipeline, texts, pairs, std::cout);
     return 0;

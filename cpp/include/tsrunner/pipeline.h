@@ -25,7 +25,7 @@ inline constexpr size_t kMaxConcurrentBatches = 1024;
 // text-classification, fill-mask, token-classification and question-answering (question as
 // the text, context as the pair), each matching the Hugging Face pipeline of that task.
 // Model inputs are found by the manifest's input roles, outputs by the manifest's output
-// names. Thread-safe like Runner; copies share one worker pool.
+// names. Thread-safe like Runner.
 class Pipeline {
  public:
   // `runner` must outlive the pipeline. Throws Error when the export's task has no
@@ -33,9 +33,13 @@ class Pipeline {
   // `pool` (nullptr: a pool of the pipeline's own, grown to what calls ask for and kept).
   Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions options = {},
            std::shared_ptr<ThreadPool> pool = nullptr);
+  // The same over the runner's own tokenizer (Runner::tokenizer(): the one parsed from the
+  // verified archive), shared rather than copied.
+  explicit Pipeline(const Runner& runner, TaskOptions options = {},
+                    std::shared_ptr<ThreadPool> pool = nullptr);
 
   const Runner& runner() const { return runner_; }
-  const Tokenizer& tokenizer() const { return tokenizer_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
 
   // One prediction per text, in order. `pairs` is empty or as long as `texts`. Texts are
   // sorted by length and run `batch_size` at a time, each batch padded only to its longest
@@ -75,8 +79,11 @@ class Pipeline {
   size_t padded_length(size_t longest) const;
 
  private:
+  Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokenizer, TaskOptions options,
+           std::shared_ptr<ThreadPool> pool);
+
   const Runner& runner_;
-  Tokenizer tokenizer_;
+  std::shared_ptr<const Tokenizer> tokenizer_;  // owned, or the runner's (not owned)
   TaskOptions options_;
   // Manifest inputs fed from each Encoding field, by role ("" when the export has none).
   std::string token_ids_input_;
