@@ -13,7 +13,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
-	sanitize fuzz bench load-test
+	sanitize fuzz bench load-test unicode-check
 
 all: install
 
@@ -79,6 +79,12 @@ sanitize: fixtures
 	$(SANITIZE_ENV) ASAN_OPTIONS=$(ASAN_BASE):quarantine_size_mb=0 \
 	  $(VENV)/bin/ctest --test-dir $(SANITIZE_BUILD) --output-on-failure -R '^Memory\.'
 
+# Unicode parity with HF tokenizers on every code point (minutes; `make test` samples it):
+# the generated tables are what the pinned HF does, and every model type agrees everywhere.
+unicode-check: install
+	$(PY) scripts/hf_unicode_tables.py --check
+	$(PY) scripts/unicode_sweep.py
+
 # libFuzzer targets (tests/fuzz/README.md), each run FUZZ_SECONDS from tests/data/fuzz/<name>/.
 FUZZ_BUILD := build/fuzz
 FUZZ_SECONDS ?= 60
@@ -96,6 +102,16 @@ fuzz: install
 	  $(FUZZ_BUILD)/$${target}_fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -dict=$$dict -artifact_prefix=$(FUZZ_BUILD)/ \
 	    $(FUZZ_BUILD)/corpus/$$target tests/data/fuzz/$$target; \
+	done
+	@# The tokenizer once more per model type: byte-level BPE and Unigram tokenizers made offline.
+	$(PY) tests/data/tokenizer_fixtures.py $(FUZZ_BUILD)/tokenizers
+	@set -e; for style in gpt2 roberta xlmr t5 albert debertav2; do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/tokenizer-$$style; \
+	  echo "fuzzing tokenizer ($$style) for $(FUZZ_SECONDS) s"; \
+	  TSR_FUZZ_TOKENIZER=$(FUZZ_BUILD)/tokenizers/$$style.json \
+	    $(FUZZ_BUILD)/tokenizer_fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -dict=tests/fuzz/tokenizer.dict -artifact_prefix=$(FUZZ_BUILD)/$$style- \
+	    $(FUZZ_BUILD)/corpus/tokenizer-$$style tests/data/fuzz/tokenizer; \
 	done
 
 # Benchmarks (not part of `make test`): peers side by side, Runner::run overhead; see

@@ -27,6 +27,7 @@ def _load(name: str):
 
 
 def main(argv: list[str]) -> int:
+    _load("tokenizer_fixtures")  # tiny_models imports it
     tiny_models = _load("tiny_models")
     fixtures = _load("make_fixtures")
     with tempfile.TemporaryDirectory() as workdir:

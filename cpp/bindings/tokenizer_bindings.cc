@@ -47,14 +47,17 @@ void register_tokenizer(py::module_& module) {
       .def_readonly("tokens", &Encoding::tokens)
       .def_readonly("offsets", &Encoding::offsets)
       .def_readonly("sequence_ids", &Encoding::sequence_ids)
+      .def_readonly("word_ids", &Encoding::word_ids)
       .def("__len__", &Encoding::size)
       .def("__repr__", [](const Encoding& encoding) {
         return "Encoding(num_tokens=" + std::to_string(encoding.size()) + ")";
       });
 
-  py::class_<Tokenizer>(module, "Tokenizer",
-                        "The native (C++) tokenizer: the same ids as HF tokenizers for a WordPiece "
-                        "tokenizer.json. Thread-safe.")
+  py::class_<Tokenizer>(
+      module, "Tokenizer",
+      "The native (C++) tokenizer: the same ids, tokens and offsets as HF tokenizers "
+      "for WordPiece, byte-level BPE and Unigram tokenizer.json files. "
+      "Thread-safe.")
       .def_static(
           "from_file",
           [](const std::filesystem::path& path) {
@@ -135,7 +138,17 @@ void register_tokenizer(py::module_& module) {
       .def_property_readonly("pad_id", &Tokenizer::pad_id)
       .def_property_readonly("vocab_size", &Tokenizer::vocab_size)
       .def("token_to_id", &Tokenizer::token_to_id, py::arg("token"))
-      .def("id_to_token", &Tokenizer::id_to_token, py::arg("id"));
+      .def("id_to_token", &Tokenizer::id_to_token, py::arg("id"))
+      .def(
+          "decode",
+          [](const Tokenizer& tokenizer, const std::vector<int64_t>& ids,
+             bool skip_special_tokens) {
+            py::gil_scoped_release release;
+            return tokenizer.decode(ids, skip_special_tokens);
+          },
+          py::arg("ids"), py::arg("skip_special_tokens") = true,
+          "The text of token ids, as HF tokenizers' decode gives it (the tokenizer.json's "
+          "decoder; special tokens left out unless skip_special_tokens=False).");
 }
 
 }  // namespace tsrunner::python

@@ -19,15 +19,19 @@ at::ScalarType scalar_type_of(const TensorSpec& spec) {
                      ", which example inputs cannot make");
 }
 
-std::vector<int64_t> shape_of(const TensorSpec& spec, int64_t batch, int64_t sequence) {
+std::vector<int64_t> shape_of(const TensorSpec& spec, const ExampleShape& sizes) {
   std::vector<int64_t> shape;
   for (const Dim& dim : spec.dims) {
     if (!dim.is_symbolic()) {
       shape.push_back(dim.size);
     } else if (dim.symbol == "batch") {
-      shape.push_back(batch);
+      shape.push_back(sizes.batch);
     } else if (dim.symbol == "sequence") {
-      shape.push_back(sequence);
+      shape.push_back(sizes.sequence);
+    } else if (dim.symbol == "decoder_sequence") {
+      shape.push_back(sizes.decoder_sequence > 0 ? sizes.decoder_sequence : sizes.sequence);
+    } else if (dim.symbol == "choices") {
+      shape.push_back(sizes.choices);
     } else {
       throw InvalidInput("input \"" + spec.name + "\" has a dimension \"" + dim.symbol +
                          "\" that example inputs cannot size");
@@ -40,6 +44,15 @@ std::vector<int64_t> shape_of(const TensorSpec& spec, int64_t batch, int64_t seq
 
 TensorMap make_example_inputs(const Manifest& manifest, int64_t batch, int64_t sequence,
                               uint64_t seed) {
+  ExampleShape shape;
+  shape.batch = batch;
+  shape.sequence = sequence;
+  return make_example_inputs(manifest, shape, seed);
+}
+
+TensorMap make_example_inputs(const Manifest& manifest, const ExampleShape& sizes, uint64_t seed) {
+  const int64_t batch = sizes.batch;
+  const int64_t sequence = sizes.sequence;
   const ShapeContract& contract = manifest.shape_contract;
   if (batch < 1) throw InvalidInput("batch must be at least 1, not " + std::to_string(batch));
   if (sequence < 1) {
@@ -53,12 +66,17 @@ TensorMap make_example_inputs(const Manifest& manifest, int64_t batch, int64_t s
     throw InvalidInput("sequence " + std::to_string(sequence) + " is above the export's maximum " +
                        std::to_string(contract.max_sequence));
   }
+  if (sizes.decoder_sequence < 0 || sizes.choices < 1) {
+    throw InvalidInput(
+        "decoder_sequence must be 0 (as sequence) or positive and choices at "
+        "least 1");
+  }
 
   at::Generator generator = at::detail::createCPUGenerator(seed);
   TensorMap inputs;
   for (const TensorSpec& spec : manifest.inputs) {
     const auto options = at::TensorOptions().dtype(scalar_type_of(spec));
-    const std::vector<int64_t> shape = shape_of(spec, batch, sequence);
+    const std::vector<int64_t> shape = shape_of(spec, sizes);
     at::Tensor tensor;
     if (spec.default_fill == "ones") {
       tensor = at::ones(shape, options);

@@ -319,6 +319,12 @@ std::string Manifest::describe() const {
     row("pooling") << string_or(pooling, "mode", "?")
                    << (bool_or(pooling, "normalize", false) ? ", normalized" : "") << "\n";
   }
+  if (root.contains("quantization") && root["quantization"].is_object()) {
+    const json& quantization = root["quantization"];
+    row("quantized") << string_or(quantization, "mode", "?") << " ("
+                     << string_or(quantization, "method", "?") << ", "
+                     << string_or(quantization, "layers", "?") << ")\n";
+  }
   row("tokenizer") << (has_tokenizer ? "embedded (" + std::string(kTokenizerRecord) + ")"
                                      : "none: pass token ids")
                    << "\n";

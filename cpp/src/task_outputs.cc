@@ -21,25 +21,14 @@ std::string label_name(const std::vector<std::string>& labels, size_t index) {
   return index < labels.size() ? labels[index] : "LABEL_" + std::to_string(index);
 }
 
-bool is_continuation(const std::string& token) { return token.rfind("##", 0) == 0; }
-
-// The WordPiece decoder of `tokenizers` (prefix "##", cleanup on): subwords glue to the
-// previous token, others get a space; punctuation that cleanup pulls left does too.
-std::string decode_tokens(const std::vector<std::string>& tokens) {
-  std::string text;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const std::string& token = tokens[i];
-    if (i == 0) {
-      text += token;
-    } else if (is_continuation(token)) {
-      text += token.substr(2);
-    } else if (token == "." || token == "?" || token == "!" || token == ",") {
-      text += token;
-    } else {
-      text += " " + token;
-    }
+// Whether token `i` continues the word of token i - 1: the encoding's word ids when it has them
+// (any tokenizer), else WordPiece's "##" (encodings made from bare ids carry no words).
+bool continues_word(const Encoding& encoding, size_t i) {
+  if (encoding.word_ids.size() == encoding.size()) {
+    return encoding.word_ids[i] >= 0 && encoding.word_ids[i] == encoding.word_ids[i - 1] &&
+           encoding.sequence_ids[i] == encoding.sequence_ids[i - 1];
   }
-  return text;
+  return encoding.tokens[i].rfind("##", 0) == 0;
 }
 
 TextSpan make_span(std::string_view text, size_t byte_start, size_t byte_end) {
@@ -105,7 +94,8 @@ std::vector<MaskFill> fill_masks(const Encoding& encoding, const float* logits, 
     MaskFill fill{position, {}};
     for (size_t k = 0; k < top_k; ++k) {
       const auto id = static_cast<int64_t>(order[k]);
-      fill.candidates.push_back({id, tokenizer.id_to_token(id), float(probs[order[k]])});
+      // HF's token_str: the decoded token (" the" for byte-level "Ġthe", "the" for "▁the").
+      fill.candidates.push_back({id, tokenizer.decode({id}, false), float(probs[order[k]])});
     }
     masks.push_back(std::move(fill));
   }
@@ -116,7 +106,7 @@ std::vector<Entity> group_entities(const Encoding& encoding, const float* logits
                                    const std::vector<std::string>& labels, std::string_view text,
                                    const Tokenizer& tokenizer) {
   const size_t count = labels.size();
-  const std::optional<int64_t> unknown_id = tokenizer.token_to_id("[UNK]");
+  const std::optional<int64_t> unknown_id = tokenizer.unknown_id();
   std::vector<TokenLabel> tokens;
   for (size_t i = 0; i < encoding.size(); ++i) {
     // The first text's real tokens only: no specials, padding or pair tokens.
@@ -127,8 +117,10 @@ std::vector<Entity> group_entities(const Encoding& encoding, const float* logits
     auto [byte_start, byte_end] = encoding.offsets[i];
     byte_end = std::min(byte_end, text.size());
     byte_start = std::min(byte_start, byte_end);
-    std::string word =
-        encoding.tokens[i].empty() ? tokenizer.id_to_token(encoding.ids[i]) : encoding.tokens[i];
+    // HF's convert_ids_to_tokens: the vocabulary's token (encodings made from bare ids have
+    // no token text).
+    std::string word = tokenizer.id_to_token(encoding.ids[i]);
+    if (word.empty()) word = encoding.tokens[i];
     // HF shows an unknown token as the text it stands for.
     if (unknown_id && encoding.ids[i] == *unknown_id && byte_end > byte_start) {
       word = std::string(text.substr(byte_start, byte_end - byte_start));
@@ -145,7 +137,8 @@ std::vector<Entity> group_entities(const Encoding& encoding, const float* logits
       total += tokens[k].score;
       words.push_back(tokens[k].word);
     }
-    entities.push_back({group, float(total / double(last - first)), decode_tokens(words),
+    // HF: convert_tokens_to_string, the tokenizer's decoder over the group's tokens.
+    entities.push_back({group, float(total / double(last - first)), tokenizer.decode_tokens(words),
                         make_span(text, tokens[first].byte_start, tokens[last - 1].byte_end)});
   };
   size_t first = 0;
@@ -192,13 +185,12 @@ std::optional<Answer> best_answer(const Encoding& encoding, const float* start_l
     }
   }
   if (best < 0.0) return std::nullopt;
-  // Widen to whole words, as HF's align_to_words does: a word's later pieces start with "##".
-  while (best_start > 0 && in_context[best_start - 1] &&
-         is_continuation(encoding.tokens[best_start])) {
+  // Widen to whole words, as HF's align_to_words does.
+  while (best_start > 0 && in_context[best_start - 1] && continues_word(encoding, best_start)) {
     --best_start;
   }
   while (best_end + 1 < length && in_context[best_end + 1] &&
-         is_continuation(encoding.tokens[best_end + 1])) {
+         continues_word(encoding, best_end + 1)) {
     ++best_end;
   }
   const size_t byte_end = std::min(encoding.offsets[best_end].second, context.size());

@@ -3,9 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "tokenizer/added_tokens.h"
-#include "tokenizer/bert_pre_tokenizer.h"
 #include "tokenizer/tokenizer_json.h"
 #include "tsrunner/errors.h"
 
@@ -15,6 +15,20 @@ using text::NormalizedText;
 using text::Segment;
 using text::TokenList;
 
+namespace {
+
+// An added token's id first (they win over the model's vocabulary, as in HF), then the model's.
+std::optional<int64_t> find_token(const text::TokenizerSpec& spec, const std::string& token) {
+  for (const text::AddedToken& added : spec.added_tokens) {
+    if (added.content == token) return added.id;
+  }
+  auto it = spec.model->vocab.find(token);
+  if (it == spec.model->vocab.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace
+
 struct Tokenizer::Impl {
   text::TokenizerSpec spec;
   text::AddedTokenMatcher raw_matcher;         // added tokens with normalized=false
@@ -23,35 +37,42 @@ struct Tokenizer::Impl {
   int64_t pad_id = 0;
   std::string pad_token;
 
-  void tokenize_words(const NormalizedText& normalized, TokenList& out) const {
-    if (!spec.bert_pre_tokenizer) {
-      spec.model.tokenize(normalized, out);
-      return;
-    }
-    for (const NormalizedText& word : text::bert_pre_tokenize(normalized)) {
-      spec.model.tokenize(word, out);
+  std::unordered_set<int64_t> special_ids;  // added tokens marked special
+
+  // Tokenizes one piece of text between added tokens; every pre-tokenized piece is a word.
+  void tokenize_words(const NormalizedText& normalized, TokenList& out, int64_t& word) const {
+    std::vector<NormalizedText> pieces{normalized};
+    if (spec.pre_tokenizer) spec.pre_tokenizer->pre_tokenize(pieces);
+    for (const NormalizedText& piece : pieces) {
+      if (piece.empty()) continue;
+      const size_t first = out.size();
+      spec.model->tokenize(piece, out);
+      for (size_t i = first; i < out.size(); ++i) out[i].word = word;
+      ++word;
     }
   }
 
-  static void add_token(const Segment& segment, TokenList& out) {
+  static void add_token(const Segment& segment, TokenList& out, int64_t& word) {
     const text::ByteSpan span{segment.text.spans.front().begin, segment.text.spans.back().end};
-    out.push_back({segment.token->id, segment.token->content, span});
+    // HF's token text is what matched, with the whitespace lstrip/rstrip took.
+    out.push_back({segment.token->id, text::to_utf8(segment.text.chars), span, word++});
   }
 
   TokenList tokenize(std::string_view input) const {
     TokenList tokens;
+    int64_t word = 0;
     for (const Segment& raw : raw_matcher.split(text::decode_utf8(input))) {
       if (raw.token) {
-        add_token(raw, tokens);
+        add_token(raw, tokens, word);
         continue;
       }
       const NormalizedText normalized =
           spec.normalizer ? spec.normalizer->normalize(raw.text) : raw.text;
       for (const Segment& part : normalized_matcher.split(normalized)) {
         if (part.token) {
-          add_token(part, tokens);
+          add_token(part, tokens, word);
         } else {
-          tokenize_words(part.text, tokens);
+          tokenize_words(part.text, tokens, word);
         }
       }
     }
@@ -88,14 +109,20 @@ Tokenizer Tokenizer::from_json(const std::string& json_text, std::optional<size_
   impl->raw_matcher = text::AddedTokenMatcher(std::move(raw_tokens));
   impl->normalized_matcher = text::AddedTokenMatcher(std::move(normalized_tokens));
 
-  for (const auto& [token, id] : spec.model.vocab) impl->id_to_token.emplace(id, token);
+  impl->id_to_token = spec.model->token_of_id;
   for (const text::AddedToken& token : spec.added_tokens) {
     impl->id_to_token[token.id] = token.content;
+    if (token.special) impl->special_ids.insert(token.id);
   }
   if (spec.pad_id) {
     impl->pad_id = *spec.pad_id;
-  } else if (auto it = spec.model.vocab.find("[PAD]"); it != spec.model.vocab.end()) {
-    impl->pad_id = it->second;
+  } else {
+    for (const char* name : {"[PAD]", "<pad>"}) {
+      if (auto id = find_token(spec, name)) {
+        impl->pad_id = *id;
+        break;
+      }
+    }
   }
   impl->pad_token = impl->id_to_token.count(impl->pad_id) ? impl->id_to_token[impl->pad_id] : "";
   return Tokenizer(std::move(impl));
@@ -166,6 +193,7 @@ void Tokenizer::pad(std::vector<Encoding>& encodings, size_t length) const {
     encoding.tokens.insert(encoding.tokens.end(), missing, impl_->pad_token);
     encoding.offsets.insert(encoding.offsets.end(), missing, {0, 0});
     encoding.sequence_ids.insert(encoding.sequence_ids.end(), missing, -1);
+    encoding.word_ids.insert(encoding.word_ids.end(), missing, -1);
   }
 }
 
@@ -176,16 +204,37 @@ std::optional<size_t> Tokenizer::max_length() const {
 
 int64_t Tokenizer::pad_id() const { return impl_->pad_id; }
 
-size_t Tokenizer::vocab_size() const { return impl_->spec.model.vocab.size(); }
+size_t Tokenizer::vocab_size() const { return impl_->spec.model->vocab.size(); }
 
 std::optional<int64_t> Tokenizer::token_to_id(const std::string& token) const {
-  for (const text::AddedToken& added : impl_->spec.added_tokens) {
-    if (added.content == token) return added.id;
-  }
-  auto it = impl_->spec.model.vocab.find(token);
-  if (it == impl_->spec.model.vocab.end()) return std::nullopt;
-  return it->second;
+  return find_token(impl_->spec, token);
 }
+
+std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (int64_t id : ids) {
+    auto it = impl_->id_to_token.find(id);
+    if (it == impl_->id_to_token.end()) continue;  // unknown ids are skipped, as in HF
+    if (skip_special_tokens && impl_->special_ids.count(id)) continue;
+    tokens.push_back(it->second);
+  }
+  return decode_tokens(std::move(tokens));
+}
+
+std::string Tokenizer::decode_tokens(std::vector<std::string> tokens) const {
+  if (!impl_->spec.decoder) {
+    std::string joined;
+    for (size_t i = 0; i < tokens.size(); ++i) joined += (i ? " " : "") + tokens[i];
+    return joined;
+  }
+  impl_->spec.decoder->decode_chain(tokens);
+  std::string text;
+  for (const std::string& token : tokens) text += token;
+  return text;
+}
+
+std::optional<int64_t> Tokenizer::unknown_id() const { return impl_->spec.model->unknown_id; }
 
 std::string Tokenizer::id_to_token(int64_t id) const {
   auto it = impl_->id_to_token.find(id);

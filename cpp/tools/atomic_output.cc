@@ -9,6 +9,8 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "tsrunner/errors.h"
+
 namespace tsrunner::cli {
 namespace {
 
@@ -22,8 +24,21 @@ void remove_temp_and_exit(int signal_number) {
 
 }  // namespace
 
+void check_output_path(const std::string& path) {
+  if (path == "-") return;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw InvalidInput("--output " + path + " is a directory; name a file");
+  }
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty() && !std::filesystem::is_directory(parent, ec)) {
+    throw InvalidInput("--output " + path + ": directory " + parent.string() + " does not exist");
+  }
+}
+
 AtomicOutput::AtomicOutput(const std::string& path) : path_(path) {
   if (path_ == "-") return;
+  check_output_path(path_);
   temp_ = path_ + ".tmp." + std::to_string(getpid());
   // The handler knows the name before the file exists: a signal in between removes nothing.
   std::strncpy(g_temp_path, temp_.c_str(), sizeof(g_temp_path) - 1);

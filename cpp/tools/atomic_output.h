@@ -6,6 +6,10 @@
 
 namespace tsrunner::cli {
 
+// Throws InvalidInput when `path` (not "-") cannot be an output file: a directory, or in a
+// directory that does not exist. Cheap: callers check before doing the work.
+void check_output_path(const std::string& path);
+
 // Writes to a temporary file beside the target and renames it into place at commit(), so a
 // failed or interrupted (SIGINT/SIGTERM) run never leaves a partial output file; "-" writes
 // to stdout directly. One at a time per process (the signal handler knows one temporary).

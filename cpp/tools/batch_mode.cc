@@ -19,6 +19,17 @@ namespace {
 
 using nlohmann::json;
 
+// {"id": <the line's id>, ...answer}: the id first, so it is easy to find.
+std::string with_id(const std::string& id_json, const std::string& answer) {
+  if (id_json.empty()) return answer;
+  const bool empty_object = answer == "{}";
+  return "{\"id\":" + id_json + (empty_object ? "}" : "," + answer.substr(1));
+}
+
+bool is_blank(const std::string& line) {
+  return line.find_first_not_of(" \t\r\n") == std::string::npos;
+}
+
 // Runs one window: sorted by length, batched, answered in input order.
 std::vector<std::string> run_window(const Pipeline& pipeline, std::vector<LineInput>& window,
                                     const BatchOptions& options) {
@@ -28,7 +39,9 @@ std::vector<std::string> run_window(const Pipeline& pipeline, std::vector<LineIn
   std::vector<std::string_view> texts, pairs;
   for (size_t i = 0; i < window.size(); ++i) {
     if (window[i].encodings.empty()) {
-      answers[i] = json{{"line", window[i].line}, {"error", window[i].error}}.dump();
+      answers[i] = with_id(window[i].id_json,
+                           json{{"line", window[i].line}, {"error", window[i].error}}.dump(
+                               -1, ' ', false, json::error_handler_t::replace));
       continue;
     }
     good.push_back(i);
@@ -38,13 +51,29 @@ std::vector<std::string> run_window(const Pipeline& pipeline, std::vector<LineIn
   }
   const std::vector<Prediction> predictions = pipeline.predict_encodings(
       std::move(inputs), texts, pairs, options.batch_size, options.concurrent_batches);
-  for (size_t k = 0; k < good.size(); ++k) answers[good[k]] = prediction_to_json(predictions[k]);
+  for (size_t k = 0; k < good.size(); ++k) {
+    answers[good[k]] = with_id(window[good[k]].id_json, prediction_to_json(predictions[k]));
+  }
   return answers;
 }
 
 }  // namespace
 
+void check_batch_paths(const BatchOptions& options) {
+  if (options.input != "-") {
+    std::error_code ec;
+    if (std::filesystem::is_directory(options.input, ec)) {
+      throw InvalidInput("--input " + options.input + " is a directory; name a JSON lines file");
+    }
+    if (!std::filesystem::exists(options.input, ec)) {
+      throw InvalidInput("cannot read " + options.input + ": " + std::strerror(ENOENT));
+    }
+  }
+  check_output_path(options.output);
+}
+
 size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
+  check_batch_paths(options);
   if (options.batch_size == 0) throw InvalidInput("--batch-size must be at least 1");
   if (options.window == 0) throw InvalidInput("--window must be at least 1");
   if (options.concurrent_batches == 0) {
@@ -81,7 +110,8 @@ size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
     ++line_number;
     bytes_read += line.size() + 1;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    LineInput input = parse_input_line(pipeline, line, line_number);
+    if (is_blank(line)) continue;  // a trailing newline, or lines spaced for reading
+    LineInput input = parse_input_line(pipeline, line, line_number, options.tokenizer_problem);
     if (!input.error.empty()) {
       ++bad_lines;
       std::cerr << "tsrun: " << (options.input == "-" ? "<stdin>" : options.input) << ":"

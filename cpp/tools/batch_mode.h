@@ -17,10 +17,18 @@ struct BatchOptions {
   size_t window = 4096;
   // Batches run at once, each on its own thread with --threads intra-op threads.
   size_t concurrent_batches = 1;
+  // Not empty when the export's tokenizer could not be loaded: lines with text are answered
+  // with this reason, lines of token ids run (the pipeline then holds a stand-in tokenizer).
+  std::string tokenizer_problem;
 };
 
+// Throws InvalidInput when the input is missing or a directory, or the output cannot be
+// written (a directory, or in a missing directory): checked before the model loads.
+void check_batch_paths(const BatchOptions& options);
+
 // Streams JSON lines through the pipeline: reads a window of lines, runs them in batches of
-// similar length, writes one result per input line in input order. A bad line (invalid JSON,
+// similar length, writes one result per input line in input order (blank lines are skipped; an
+// "id" field is copied to the line's answer). A bad line (invalid JSON,
 // no "text"/"input_ids", wrong types, ids out of range) is reported on stderr with its line
 // number and answered in place with {"line": N, "error": "..."}; the run goes on, and the
 // function returns the number of bad lines. Throws on runtime failures (the output file is

@@ -14,6 +14,7 @@
 #include <numeric>
 #include <vector>
 
+#include "range_check.h"
 #include "tsrunner/tsrunner.h"
 
 namespace tsrunner::cli {
@@ -60,28 +61,35 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   bench->add_option("model", options.model_path, "tsrunner export (.pt)")->required();
   bench->add_option("--batch", options.batch, "sequences per call")
       ->required()
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, 1 << 20));
   bench->add_option("--seq", options.sequence, "tokens per sequence")
       ->required()
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, 1 << 20));
+  bench
+      ->add_option("--decoder-seq", options.decoder_sequence,
+                   "decoder tokens per sequence for encoder-decoder exports (T5, BART; default: "
+                   "--seq)")
+      ->check(integer_in(1, 1 << 20));
   bench->add_option("--warmup", options.warmup, "untimed calls after the first (default 5)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, 1 << 30));
   auto* iterations =
       bench->add_option("--iterations", options.iterations, "timed calls (default 50)")
-          ->check(CLI::PositiveNumber);
+          ->check(integer_in(1, 1 << 30));
   bench->add_option("--duration", options.duration_s, "time calls for this many seconds instead")
-      ->check(CLI::PositiveNumber)
+      ->check(positive_seconds())
       ->excludes(iterations);
   bench->add_option("--threads", options.threads, "intra-op threads (0: LibTorch default)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, tsrunner::kMaxThreads));
   bench
       ->add_option("--interop-threads", options.interop_threads,
                    "inter-op threads (0: LibTorch default)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(integer_in(0, tsrunner::kMaxThreads));
   bench->add_flag("!--no-optimize-graph", options.optimize_graph,
                   "turn off the graph executor's profiling and optimisation");
   bench->add_flag("--freeze", options.freeze, "freeze and optimize_for_inference at load");
   bench->add_flag("--json", options.json, "print one JSON object");
+  bench->add_flag("--debug", options.debug,
+                  "also show LibTorch's deprecation warnings (hidden by default)");
   return bench;
 }
 
@@ -95,7 +103,11 @@ int run_bench(const BenchOptions& options) {
   const auto load_start = Clock::now();
   const Runner runner(options.model_path, runner_options);
   const double load_ms = elapsed_ms(load_start);
-  const TensorMap inputs = make_example_inputs(runner.manifest(), options.batch, options.sequence);
+  ExampleShape shape;
+  shape.batch = options.batch;
+  shape.sequence = options.sequence;
+  shape.decoder_sequence = options.decoder_sequence;
+  const TensorMap inputs = make_example_inputs(runner.manifest(), shape);
 
   // The first call pays for the graph executor's profiling and optimisation: report it apart.
   const auto first_start = Clock::now();
@@ -126,6 +138,9 @@ int run_bench(const BenchOptions& options) {
     report["model"] = options.model_path;
     report["batch"] = options.batch;
     report["sequence"] = options.sequence;
+    if (runner.manifest().find_input("decoder_input_ids")) {
+      report["decoder_sequence"] = inputs.at("decoder_input_ids").size(1);
+    }
     report["threads"] = threads_used;
     report["interop_threads"] = at::get_num_interop_threads();
     report["optimize_graph"] = options.optimize_graph;

@@ -13,6 +13,7 @@ struct BenchOptions {
   std::string model_path;
   int64_t batch = 1;
   int64_t sequence = 128;
+  int64_t decoder_sequence = 0;  // encoder-decoder exports; 0: as long as `sequence`
   int warmup = 5;
   int iterations = 0;     // 0: run for `duration_s` instead
   double duration_s = 0;  // 0 with iterations 0: the default of 50 iterations
@@ -21,6 +22,7 @@ struct BenchOptions {
   bool optimize_graph = true;
   bool freeze = false;
   bool json = false;
+  bool debug = false;  // show LibTorch's deprecation warnings
 };
 
 // Adds the `bench` subcommand to `app`, writing what it parses into `options`.

@@ -68,14 +68,20 @@ Encoding encoding_from_ids(const Pipeline& pipeline, const json& object) {
 }
 
 std::vector<Encoding> encodings_of(const Pipeline& pipeline, const std::string& line,
-                                   LineInput& input) {
+                                   const std::string& tokenizer_problem, LineInput& input) {
   const json object = json::parse(line, nullptr, false);
   if (object.is_discarded()) throw InvalidInput("not valid JSON");
   if (!object.is_object()) {
     throw InvalidInput("expected a JSON object like {\"text\": \"...\"}");
   }
+  if (auto id = object.find("id"); id != object.end()) {
+    input.id_json = id->dump(-1, ' ', false, json::error_handler_t::replace);
+  }
   if (auto text = object.find("text"); text != object.end()) {
     if (!text->is_string()) throw InvalidInput("\"text\" must be a string");
+    if (!tokenizer_problem.empty()) {
+      throw InvalidInput("cannot tokenize \"text\": " + tokenizer_problem);
+    }
     auto pair = object.find("text_pair");
     if (pair == object.end() || pair->is_null()) {
       std::vector<Encoding> encodings = pipeline.encode(text->get_ref<const std::string&>());
@@ -95,11 +101,12 @@ std::vector<Encoding> encodings_of(const Pipeline& pipeline, const std::string& 
 
 }  // namespace
 
-LineInput parse_input_line(const Pipeline& pipeline, const std::string& line, size_t number) {
+LineInput parse_input_line(const Pipeline& pipeline, const std::string& line, size_t number,
+                           const std::string& tokenizer_problem) {
   LineInput input;
   input.line = number;
   try {
-    input.encodings = encodings_of(pipeline, line, input);
+    input.encodings = encodings_of(pipeline, line, tokenizer_problem, input);
   } catch (const InvalidInput& error) {
     input.encodings.clear();
     input.error = error.what();

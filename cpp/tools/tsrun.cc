@@ -8,12 +8,18 @@
 
 #include <charconv>
 #include <iostream>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "allocator_tuning.h"
+#include "atomic_output.h"
 #include "batch_mode.h"
 #include "bench.h"
+#include "ids_only_tokenizer.h"
+#include "multiple_choice.h"
+#include "range_check.h"
 #include "raw_output.h"
 #include "serve/serve_command.h"
 #include "text_mode.h"
@@ -34,7 +40,7 @@ struct UsageError : std::runtime_error {
 // over many calls, so these modes run the graph as loaded (a one-shot run measured
 // 0.49-0.53 s -> 0.41-0.45 s side by side, docs/benchmarks.md); --input keeps the executor on.
 
-std::vector<int64_t> parse_id_list(const std::string& text) {
+std::vector<int64_t> parse_id_list(const std::string& text, const char* option = "--ids") {
   std::vector<int64_t> ids;
   size_t start = 0;
   while (start <= text.size()) {
@@ -43,7 +49,8 @@ std::vector<int64_t> parse_id_list(const std::string& text) {
     int64_t value = 0;
     const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
     if (item.empty() || ec != std::errc() || ptr != item.data() + item.size()) {
-      throw UsageError("--ids: \"" + item + "\" is not an integer (expected e.g. 101,2040,102)");
+      throw UsageError(std::string(option) + ": \"" + item +
+                       "\" is not an integer (expected e.g. 101,2040,102)");
     }
     ids.push_back(value);
     start = end + 1;
@@ -51,60 +58,92 @@ std::vector<int64_t> parse_id_list(const std::string& text) {
   return ids;
 }
 
-int64_t pad_token_id(const tsrunner::Manifest& manifest) {
-  const auto root = nlohmann::json::parse(manifest.raw_json, nullptr, false);
-  if (root.is_object() && root.contains("pad_token_id") &&
-      root["pad_token_id"].is_number_integer()) {
-    return root["pad_token_id"].get<int64_t>();
-  }
-  return 0;
-}
-
-// One row per --ids; shorter rows are padded with the model's pad token and masked out.
-tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
-                                    const std::vector<std::string>& id_lists) {
-  std::vector<std::vector<int64_t>> rows;
+// Rows of ids as one [rows, longest] batch: shorter rows are padded with `pad` and masked out.
+std::pair<at::Tensor, at::Tensor> padded_rows(const std::vector<std::vector<int64_t>>& rows,
+                                              int64_t pad) {
   size_t longest = 0;
-  for (const std::string& text : id_lists) {
-    rows.push_back(parse_id_list(text));
-    longest = std::max(longest, rows.back().size());
-  }
+  for (const std::vector<int64_t>& row : rows) longest = std::max(longest, row.size());
   const auto batch = static_cast<int64_t>(rows.size());
   const auto length = static_cast<int64_t>(longest);
-  at::Tensor ids = at::full({batch, length}, pad_token_id(manifest), at::kLong);
+  at::Tensor ids = at::full({batch, length}, pad, at::kLong);
   at::Tensor mask = at::zeros({batch, length}, at::kLong);
   for (int64_t b = 0; b < batch; ++b) {
     const auto n = static_cast<int64_t>(rows[b].size());
     ids[b].narrow(0, 0, n).copy_(at::tensor(rows[b], at::kLong));
     mask[b].narrow(0, 0, n).fill_(1);
   }
+<<<<<<< HEAD
   const tsrunner::TensorSpec* token_ids = manifest.find_input_by_role("token_ids");
   if (token_ids == nullptr) throw tsrunner::InvalidInput("this export takes no token ids");
   tsrunner::TensorMap inputs{{token_ids->name, ids}};
   if (const tsrunner::TensorSpec* spec = manifest.find_input_by_role("attention_mask")) {
     inputs.emplace(spec->name, mask);
+=======
+  return {ids, mask};
+}
+
+// One row per --ids, and for encoder-decoder exports (T5, BART) one decoder row per
+// --decoder-ids (or one for every row; default: the decoder start token alone).
+tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
+                                    const std::vector<std::string>& id_lists,
+                                    const std::vector<std::string>& decoder_id_lists) {
+  std::vector<std::vector<int64_t>> rows;
+  for (const std::string& text : id_lists) rows.push_back(parse_id_list(text));
+  const int64_t pad = manifest.pad_token_id.value_or(0);
+  auto [ids, mask] = padded_rows(rows, pad);
+  tsrunner::TensorMap inputs{{"input_ids", ids}};
+  if (manifest.find_input("attention_mask")) inputs.emplace("attention_mask", mask);
+
+  if (!manifest.find_input("decoder_input_ids")) {
+    if (!decoder_id_lists.empty()) {
+      throw UsageError("--decoder-ids: this export has no decoder_input_ids input");
+    }
+    return inputs;
+  }
+  if (decoder_id_lists.size() > 1 && decoder_id_lists.size() != id_lists.size()) {
+    throw UsageError("give one --decoder-ids for every --ids, or one for all (got " +
+                     std::to_string(decoder_id_lists.size()) + " for " +
+                     std::to_string(id_lists.size()) + ")");
+  }
+  std::vector<std::vector<int64_t>> decoder_rows;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (decoder_id_lists.empty()) {
+      const auto root = nlohmann::json::parse(manifest.raw_json, nullptr, false);
+      decoder_rows.push_back({root.value("decoder_start_token_id", int64_t{0})});
+    } else {
+      decoder_rows.push_back(
+          parse_id_list(decoder_id_lists[decoder_id_lists.size() == 1 ? 0 : i], "--decoder-ids"));
+    }
+  }
+  auto [decoder_ids, decoder_mask] = padded_rows(decoder_rows, pad);
+  inputs.emplace("decoder_input_ids", decoder_ids);
+  if (manifest.find_input("decoder_attention_mask")) {
+    inputs.emplace("decoder_attention_mask", decoder_mask);
+>>>>>>> main
   }
   return inputs;
 }
 
+// The manifest's summary, then the content digest (what --expect-sha256 and
+// RunnerOptions::expected_sha256 take, docs/security.md).
 int run_info(const std::string& model_path, bool as_json) {
   const tsrunner::Manifest manifest = tsrunner::Manifest::read_from_archive(model_path);
   if (as_json) {
     std::cout << nlohmann::ordered_json::parse(manifest.raw_json).dump(2) << "\n";
   } else {
-    std::cout << model_path << "\n" << manifest.describe();
+    std::cout << model_path << "\n"
+              << manifest.describe() << "  sha256      " << tsrunner::verify_archive(model_path)
+              << "\n";
   }
   return 0;
 }
 
-int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists, int threads,
-            const std::string& expected_sha256) {
-  tsrunner::RunnerOptions options;
-  options.threads = threads;
-  options.expected_sha256 = expected_sha256;
-  options.optimize_graph = false;  // one call: see one_shot_note
+int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists,
+            const std::vector<std::string>& decoder_id_lists,
+            const tsrunner::RunnerOptions& options) {
   const tsrunner::Runner runner(model_path, options);
-  const tsrunner::TensorMap outputs = runner.run(inputs_from_ids(runner.manifest(), id_lists));
+  const tsrunner::TensorMap outputs =
+      runner.run(inputs_from_ids(runner.manifest(), id_lists, decoder_id_lists));
   nlohmann::ordered_json result = nlohmann::ordered_json::object();
   for (const tsrunner::TensorSpec& spec : runner.manifest().outputs) {
     result[spec.name] = tsrunner::cli::tensor_to_json(outputs.at(spec.name));
@@ -113,21 +152,60 @@ int run_raw(const std::string& model_path, const std::vector<std::string>& id_li
   return 0;
 }
 
+// --text needs the export's tokenizer. --input lines may carry token ids, which need none: when
+// the tokenizer cannot be loaded, they run with a stand-in and lines with text are answered
+// with why they cannot be tokenized.
+tsrunner::Tokenizer load_tokenizer(const std::string& model_path,
+                                   const tsrunner::Manifest& manifest, bool ids_may_do,
+                                   std::string& problem) {
+  if (!ids_may_do) return tsrunner::Tokenizer::from_file(model_path);
+  try {
+    return tsrunner::Tokenizer::from_file(model_path);
+  } catch (const tsrunner::LoadError& error) {
+    problem = error.what();
+    return tsrunner::cli::ids_only_tokenizer(manifest);
+  }
+}
+
 // Text in, task-aware JSON out: --text (one result per text) or --input (JSON lines).
 int run_predict(const std::string& model_path, const std::vector<std::string>& texts,
-                const std::vector<std::string>& pairs, const tsrunner::cli::BatchOptions* batch,
-                int threads, const std::string& expected_sha256,
+                const std::vector<std::string>& pairs, tsrunner::cli::BatchOptions* batch,
+                const std::string& output_path, tsrunner::RunnerOptions options,
                 const tsrunner::TaskOptions& task_options) {
-  tsrunner::RunnerOptions options;
-  options.threads = threads;
-  options.expected_sha256 = expected_sha256;
+  // Before any work: a run must not fail at its very end on a path it could have checked.
+  if (batch != nullptr) tsrunner::cli::check_batch_paths(*batch);
+  if (batch == nullptr) tsrunner::cli::check_output_path(output_path);
   options.optimize_graph = batch != nullptr;  // --text is one call: see one_shot_note
   const tsrunner::Runner runner(model_path, options);
+<<<<<<< HEAD
   const tsrunner::Pipeline pipeline(runner, task_options);
   if (batch == nullptr) {
     tsrunner::cli::print_text_predictions(pipeline, texts, pairs, std::cout);
+=======
+  if (runner.manifest().task == "multiple-choice") {
+    if (batch != nullptr) {
+      throw UsageError(
+          "multiple-choice exports take --text with a --text-pair per choice; "
+          "--input is not supported for them yet");
+    }
+    tsrunner::cli::AtomicOutput output(output_path);
+    tsrunner::cli::print_multiple_choice(runner, tsrunner::Tokenizer::from_file(model_path), texts,
+                                         pairs, output.stream());
+    output.commit();
+>>>>>>> main
     return 0;
   }
+  std::string tokenizer_problem;
+  const tsrunner::Pipeline pipeline(
+      runner, load_tokenizer(model_path, runner.manifest(), batch != nullptr, tokenizer_problem),
+      task_options);
+  if (batch == nullptr) {
+    tsrunner::cli::AtomicOutput output(output_path);
+    tsrunner::cli::print_text_predictions(pipeline, texts, pairs, output.stream());
+    output.commit();
+    return 0;
+  }
+  batch->tokenizer_problem = tokenizer_problem;
   const size_t bad_lines = tsrunner::cli::run_batch(pipeline, *batch);
   if (bad_lines > 0) {
     std::cerr << "tsrun: error: " << bad_lines << " bad input line(s) answered with "
@@ -137,17 +215,44 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
   return 0;
 }
 
+// LibTorch warns on stderr that some of its own functions are deprecated (every int8 export
+// prints quantize_per_tensor's notice): news for LibTorch's users, not for tsrun's. Hidden unless
+// --debug; every other warning still shows.
+class HideDeprecationWarnings : public c10::WarningHandler {
+ public:
+  void process(const c10::Warning& warning) override {
+    if (std::holds_alternative<c10::DeprecationWarning>(warning.type()) ||
+        warning.msg().find("deprecated") != std::string::npos) {
+      return;
+    }
+    c10::WarningHandler::process(warning);
+  }
+};
+
+// CLI11 reads a value like "[1,2,3]" as a list of values: texts must arrive as typed.
+CLI::Option* add_text_option(CLI::App& app, const std::string& name,
+                             std::vector<std::string>& values, const std::string& help) {
+  return app.add_option(name, values, help)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   tsrunner::cli::keep_freed_memory_for_reuse();
   CLI::App app{"tsrun: run a tsrunner TorchScript export (.pt) natively, no Python inside.\n"};
+  // Every usage error is one line, like tsrun's other errors.
+  app.failure_message([](const CLI::App*, const CLI::Error& error) {
+    return "tsrun: error: " + std::string(error.what()) + "\n";
+  });
   app.set_version_flag("--version", std::string("tsrun ") + tsrunner::version() + " (LibTorch " +
                                         tsrunner::torch_version() + ")");
   app.footer(
       "Examples:\n"
       "  tsrun traced_bert.pt --ids 101,2040,2001,3958,27227,1029,102 --raw\n"
       "  tsrun traced_bert.pt --ids 101,7592,102 --ids 101,2088,2003,102 --raw   (padded batch)\n"
+      "  tsrun t5.pt --ids 13,8,1 --decoder-ids 0,17 --raw   (encoder-decoder: T5, BART)\n"
       "  tsrun traced_bert.pt --text \"Who was Jim Henson?\"\n"
       "  tsrun traced_bert.pt --input in.jsonl --output out.jsonl --batch-size 32\n"
       "  tsrun info traced_bert.pt\n"
@@ -157,21 +262,27 @@ int main(int argc, char** argv) {
 
   std::string model_path;
   std::vector<std::string> id_lists;
+  std::vector<std::string> decoder_id_lists;
   bool raw = false;
+  bool debug = false;
   int threads = 0;
   app.add_option("model", model_path, "tsrunner export (.pt)");
   app.add_option("--ids", id_lists,
                  "comma-separated token ids, one sequence per --ids (repeat for a batch)")
       ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--decoder-ids", decoder_id_lists,
+                 "encoder-decoder exports (T5, BART): the decoder's token ids, one per --ids or "
+                 "one for all (default: the decoder start token)")
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   std::vector<std::string> texts;
   std::vector<std::string> text_pairs;
   tsrunner::cli::BatchOptions batch;
   std::string input_path;
-  app.add_option("--text", texts, "a text to run (repeat for several); prints one JSON per text")
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app.add_option("--text-pair", text_pairs, "the second text of a pair, one per --text")
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  add_text_option(app, "--text", texts,
+                  "a text to run (repeat for several); prints one JSON per text");
+  add_text_option(app, "--text-pair", text_pairs, "the second text of a pair, one per --text");
   app.add_option("--input", input_path,
                  "JSON lines to run ({\"text\": ..., \"text_pair\": ...} or {\"input_ids\": "
                  "[...]}); - for stdin");
@@ -180,29 +291,32 @@ int main(int argc, char** argv) {
   app.add_option("--top-k", top_k,
                  "labels (text-classification, default all) or tokens per mask (fill-mask, "
                  "default 5) to keep")
-      ->check(CLI::Range(1, 1 << 30));
+      ->check(tsrunner::cli::integer_in(1, 1 << 30));
   size_t doc_stride = 0;
   CLI::Option* doc_stride_option =
       app.add_option("--doc-stride", doc_stride,
                      "question-answering: tokens shared by the windows a long context is cut "
                      "into, windows of min(max length, 384) (default min(window / 2, 128))")
-          ->check(CLI::Range(0, 1 << 20));
-  app.add_option("--output", batch.output, "where --input's results go (default -: stdout)");
+          ->check(tsrunner::cli::integer_in(0, 1 << 20));
+  std::string output_path = "-";
+  app.add_option("--output", output_path,
+                 "where the results go, written whole or not at all (default -: stdout)");
   app.add_option("--batch-size", batch.batch_size, "inputs per batch in --input mode")
-      ->check(CLI::Range(1, 65536));
+      ->check(tsrunner::cli::integer_in(1, 65536));
   CLI::Option* window_option =
       app.add_option("--window", batch.window,
                      "--input lines sorted by length together (default 4096): larger pads less, "
                      "smaller answers sooner and holds less memory")
-          ->check(CLI::Range(1, 1 << 24));
+          ->check(tsrunner::cli::integer_in(1, 1 << 24));
   CLI::Option* concurrent_option =
       app.add_option("--concurrent-batches", batch.concurrent_batches,
                      "--input batches run at once, each with --threads threads (default 1); on "
                      "short inputs --threads 1 --concurrent-batches <cores> is fastest")
-          ->check(CLI::Range(1, 1024));
+          ->check(tsrunner::cli::integer_in(1, tsrunner::kMaxConcurrentBatches));
   app.add_flag("--raw", raw, "print every output tensor as JSON {shape, dtype, data}");
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(tsrunner::cli::integer_in(0, tsrunner::kMaxThreads));
+  app.add_flag("--debug", debug, "also show LibTorch's deprecation warnings (hidden by default)");
   std::string expected_sha256;
   app.add_option("--expect-sha256", expected_sha256,
                  "refuse the model unless its content digest is this (docs/security.md)");
@@ -224,6 +338,8 @@ int main(int argc, char** argv) {
     const int code = app.exit(error);
     return code == 0 ? 0 : kExitUsage;
   }
+  static HideDeprecationWarnings hide_deprecations;  // outlives every LibTorch call
+  if (!debug && !bench_options.debug) c10::WarningUtils::set_warning_handler(&hide_deprecations);
 
   try {
     if (info->parsed()) return run_info(info_path, info_json);
@@ -231,27 +347,33 @@ int main(int argc, char** argv) {
     if (serve->parsed()) return tsrunner::serve::run_serve(serve_options);
     if (model_path.empty()) throw UsageError("no model given; see tsrun --help");
     if (texts.empty() && !text_pairs.empty()) throw UsageError("--text-pair needs --text");
+    tsrunner::RunnerOptions options;
+    options.threads = threads;
+    options.expected_sha256 = expected_sha256;
     if (!input_path.empty() || !texts.empty()) {
-      if (!id_lists.empty() || raw)
-        throw UsageError("--ids/--raw cannot be mixed with --text or --input");
+      if (!id_lists.empty() || raw || !decoder_id_lists.empty())
+        throw UsageError("--ids/--decoder-ids/--raw cannot be mixed with --text or --input");
       if (!input_path.empty() && !texts.empty())
         throw UsageError("use --text or --input, not both");
       if (input_path.empty() && (window_option->count() > 0 || concurrent_option->count() > 0))
         throw UsageError("--window and --concurrent-batches need --input");
       batch.input = input_path;
+      batch.output = output_path;
       if (top_k > 0) task_options.top_k = top_k;
       if (doc_stride_option->count() > 0) task_options.doc_stride = doc_stride;
       return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,
-                         threads, expected_sha256, task_options);
+                         output_path, options, task_options);
     }
     if (id_lists.empty()) {
       throw UsageError("nothing to run: pass --ids, --text or --input (see tsrun --help)");
     }
     if (!raw) throw UsageError("--ids needs --raw (for task-aware output pass --text)");
+    if (output_path != "-") throw UsageError("--output needs --text or --input");
     for (const CLI::Option* option : {window_option, concurrent_option, doc_stride_option}) {
       if (option->count() > 0) throw UsageError(option->get_name() + " needs --text or --input");
     }
-    return run_raw(model_path, id_lists, threads, expected_sha256);
+    options.optimize_graph = false;  // one call: see one_shot_note
+    return run_raw(model_path, id_lists, decoder_id_lists, options);
   } catch (const UsageError& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";
     return kExitUsage;

@@ -1,30 +1,55 @@
-// embed: sentence embeddings and their cosine similarities, in plain C++ on libtsrunner.
+// embed: run a tsrunner export on texts, in plain C++ on libtsrunner.
 //
 //   embed model.pt "first text" "second text" ...
 //
-// Prints one JSON line per text ({"text": ..., "embedding": [...]}) and then the cosine
-// similarity of the first text to each of the others. Mean pooling over real tokens followed by
-// L2 normalisation: what sentence-transformers does for all-MiniLM-L6-v2.
-#include <ATen/ATen.h>
+// For a sentence-embedding export (task feature-extraction) it prints one JSON line per text,
+// {"index": i, "embedding": [...]}, pooled and normalised as the export's manifest says (what
+// sentence-transformers' encode returns), then the cosine similarity of the first text to each
+// of the others. Any other task prints its answer per text, e.g. `0: positive (0.71)` for a
+// classifier. tsrunner::Pipeline does the tokenizing, batching and task-specific decoding.
 #include <tsrunner/tsrunner.h>
 
+#include <algorithm>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 namespace {
 
-at::Tensor to_tensor(const std::vector<tsrunner::Encoding>& batch,
-                     std::vector<int64_t> tsrunner::Encoding::* field) {
-  const auto rows = static_cast<int64_t>(batch.size());
-  const auto columns = static_cast<int64_t>((batch.front().*field).size());
-  at::Tensor tensor = at::empty({rows, columns}, at::kLong);
-  for (int64_t row = 0; row < rows; ++row) {
-    const std::vector<int64_t>& values = batch[row].*field;
-    std::copy(values.begin(), values.end(), tensor[row].data_ptr<int64_t>());
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double dot = 0, norm_a = 0, norm_b = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    dot += double(a[i]) * b[i];
+    norm_a += double(a[i]) * a[i];
+    norm_b += double(b[i]) * b[i];
   }
-  return tensor;
+  return dot / std::max(std::sqrt(norm_a * norm_b), 1e-12);
+}
+
+// One line for a prediction of a task other than feature-extraction.
+std::string answer_of(const tsrunner::Prediction& prediction) {
+  std::ostringstream out;
+  out << std::setprecision(4);
+  if (!prediction.labels.empty()) {  // text-classification: best label first
+    out << prediction.labels.front().label << " (" << prediction.labels.front().score << ")";
+  } else if (!prediction.masks.empty()) {  // fill-mask: the best token for each mask
+    for (const tsrunner::MaskFill& mask : prediction.masks) {
+      out << "[" << mask.position << "] " << mask.candidates.front().token << " ("
+          << mask.candidates.front().score << ") ";
+    }
+  } else if (!prediction.entities.empty()) {  // token-classification
+    for (const tsrunner::Entity& entity : prediction.entities) {
+      out << entity.entity_group << ": " << entity.word << " ";
+    }
+  } else if (prediction.answer) {  // question-answering
+    out << prediction.answer->text << " (" << prediction.answer->score << ")";
+  } else {
+    out << "(nothing found)";
+  }
+  return out.str();
 }
 
 }  // namespace
@@ -39,35 +64,25 @@ int main(int argc, char** argv) {
     const std::vector<std::string> texts(argv + 2, argv + argc);
 
     const tsrunner::Runner runner(model);
-    const tsrunner::Tokenizer tokenizer = tsrunner::Tokenizer::from_file(model);
-    const std::vector<tsrunner::Encoding> batch = tokenizer.encode_batch(texts);
+    const tsrunner::Pipeline pipeline(runner, tsrunner::Tokenizer::from_file(model));
+    const std::vector<tsrunner::Prediction> predictions = pipeline.predict(texts);
 
-    const at::Tensor mask = to_tensor(batch, &tsrunner::Encoding::attention_mask);
-    tsrunner::TensorMap inputs{{"input_ids", to_tensor(batch, &tsrunner::Encoding::ids)},
-                               {"attention_mask", mask}};
-    if (runner.manifest().find_input("token_type_ids")) {
-      inputs.emplace("token_type_ids", to_tensor(batch, &tsrunner::Encoding::type_ids));
+    if (runner.manifest().task != "feature-extraction") {
+      for (size_t i = 0; i < texts.size(); ++i) {
+        std::cout << i << ": " << answer_of(predictions[i]) << "\n";
+      }
+      return 0;
     }
-    const at::Tensor hidden = runner.run(inputs).at("last_hidden_state");
-
-    const at::Tensor weights = mask.unsqueeze(-1).to(hidden.scalar_type());
-    const at::Tensor mean = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
-    const at::Tensor embeddings = mean / mean.norm(2, -1, true).clamp_min(1e-12);
-
     std::cout << std::setprecision(9);
     for (size_t i = 0; i < texts.size(); ++i) {
       std::cout << "{\"index\": " << i << ", \"embedding\": [";
-      const at::Tensor row = embeddings[static_cast<int64_t>(i)];
-      for (int64_t j = 0; j < row.size(0); ++j) {
-        std::cout << (j ? ", " : "") << row[j].item<float>();
-      }
+      const std::vector<float>& embedding = predictions[i].embedding;
+      for (size_t j = 0; j < embedding.size(); ++j) std::cout << (j ? ", " : "") << embedding[j];
       std::cout << "]}\n";
     }
-    const at::Tensor similarity =
-        at::matmul(embeddings.narrow(0, 1, embeddings.size(0) - 1), embeddings[0]);
-    for (int64_t i = 0; i < similarity.size(0); ++i) {
-      std::cout << "similarity(" << texts[0] << " | " << texts[static_cast<size_t>(i) + 1]
-                << ") = " << std::setprecision(4) << similarity[i].item<float>() << "\n";
+    for (size_t i = 1; i < texts.size(); ++i) {
+      std::cout << "similarity(" << texts[0] << " | " << texts[i] << ") = " << std::setprecision(4)
+                << cosine(predictions[0].embedding, predictions[i].embedding) << "\n";
     }
     return 0;
   } catch (const tsrunner::InvalidInput& error) {

@@ -5,8 +5,10 @@
 TASK is one of feature-extraction, fill-mask, text-classification, token-classification,
 question-answering, multiple-choice, causal-lm, text2text, image-classification. Each task has
 its own section below: how to build its inputs and read its outputs. Texts are tokenized with
-the tokenizer the export embeds (tsrunner.Tokenizer, WordPiece); an export without one gets
-fixed in-vocabulary ids here, where a real application passes its own tokenizer's ids.
+the tokenizer the export embeds: natively by tsrunner.Tokenizer where it can, else by Hugging
+Face `tokenizers` from the same embedded tokenizer.json (GPT-2's byte-level BPE, T5's Unigram
+until they run natively). An export without one gets fixed in-vocabulary ids here, where a real
+application passes its own tokenizer's ids.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 
 import tsrunner
+from tsrunner.manifest import TOKENIZER_RECORD, read_archive_file
 
 Inputs = dict[str, torch.Tensor]
 
@@ -27,7 +30,7 @@ class TextInputs:
 
     def __init__(self, path: Path, manifest: dict[str, Any]):
         self.manifest = manifest
-        self.tokenizer = tsrunner.Tokenizer.from_file(path) if manifest["tokenizer"] else None
+        self.tokenizer = load_tokenizer(path, manifest) if manifest["tokenizer"] else None
         self.names = {spec["role"]: spec["name"] for spec in manifest["inputs"]}
 
     def encode(self, texts: list[str], pairs: list[str] | None = None) -> Inputs:
@@ -56,6 +59,32 @@ class TextInputs:
         return f"#{token_id}"
 
 
+class HFTokenizer:
+    """Hugging Face `tokenizers` reading the export's tokenizer.json, with tsrunner.Tokenizer's
+    calls: padded to the batch's longest with the model's pad id, truncated to its max length."""
+
+    def __init__(self, tokenizer_json: str, manifest: dict[str, Any]):
+        import tokenizers
+
+        self.tokenizer = tokenizers.Tokenizer.from_str(tokenizer_json)
+        self.tokenizer.enable_padding(pad_id=manifest.get("pad_token_id") or 0)
+        self.tokenizer.enable_truncation(manifest["max_length"])
+
+    def encode_batch(self, texts: list[str], pairs: list[str] | None = None):
+        return self.tokenizer.encode_batch(list(zip(texts, pairs, strict=True)) if pairs else texts)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        return self.tokenizer.id_to_token(token_id)
+
+
+def load_tokenizer(path: Path, manifest: dict[str, Any]):
+    """The export's tokenizer: native when this build runs it, else Hugging Face `tokenizers`."""
+    try:
+        return tsrunner.Tokenizer.from_file(path)
+    except tsrunner.LoadError:  # a tokenizer model the native side does not run (yet)
+        return HFTokenizer(read_archive_file(path, TOKENIZER_RECORD), manifest)
+
+
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     summed = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
@@ -76,7 +105,8 @@ def feature_extraction(runner: tsrunner.Runner, text: TextInputs) -> dict[str, A
 
 def fill_mask(runner: tsrunner.Runner, text: TextInputs) -> dict[str, Any]:
     mask_id = text.manifest["mask_token_id"]
-    inputs = text.encode(["The capital of France is [MASK] ."])
+    mask = text.token(mask_id) if text.tokenizer is not None else "[MASK]"  # <mask> for RoBERTa
+    inputs = text.encode([f"The capital of France is {mask} ."])
     ids = inputs[text.names["token_ids"]]
     if text.tokenizer is None:
         ids[0, 5] = mask_id  # where the tokenizer would have put [MASK]

@@ -236,6 +236,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    from . import verify_archive
     from .manifest import describe, read_manifest
 
     manifest = read_manifest(args.path)
@@ -244,6 +245,8 @@ def _run_info(args: argparse.Namespace) -> int:
     else:
         print(args.path)
         print(describe(manifest), end="")
+        # The content digest: what --expect-sha256 / expected_sha256 take (docs/security.md).
+        print(f"  {'sha256':<12}{verify_archive(args.path)}")
     return 0
 
 

@@ -186,6 +186,17 @@ def load(
     trust_remote_code: bool = False,
 ) -> ModelSource:
     auto_class = getattr(transformers, task.auto_class)
+    architectures = getattr(config, "architectures", None) or []
+    if (
+        task.name == "feature-extraction"
+        and architectures
+        and architectures[0].endswith("EncoderModel")
+        and hasattr(transformers, architectures[0])
+    ):
+        # An encoder saved alone (T5EncoderModel, the text encoder of many diffusion and
+        # sentence-T5 models): its config still says T5, whose AutoModel is the full
+        # encoder-decoder and would want decoder inputs.
+        auto_class = getattr(transformers, architectures[0])
     with quiet_transformers():
         loaded = auto_class.from_pretrained(
             directory, config=config, trust_remote_code=trust_remote_code

@@ -62,16 +62,35 @@ TEST(TokenizerTest, InvalidUtf8IsInvalidInput) {
   EXPECT_THROW(minilm_tokenizer().encode("bad \xff byte"), tsrunner::InvalidInput);
 }
 
-TEST(TokenizerTest, OtherModelsAreRefused) {
-  const std::string bpe = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})";
+TEST(TokenizerTest, UnknownModelsAreRefused) {
+  const std::string fancy = R"({"model": {"type": "Fancy", "vocab": {"a": 0}}})";
   try {
-    Tokenizer::from_json(bpe, std::nullopt);
-    FAIL() << "a BPE tokenizer was accepted";
+    Tokenizer::from_json(fancy, std::nullopt);
+    FAIL() << "an unknown model was accepted";
   } catch (const tsrunner::LoadError& error) {
-    EXPECT_NE(
-        std::string(error.what()).find("native tokenization supports WordPiece; pass token ids"),
-        std::string::npos);
+    EXPECT_NE(std::string(error.what()).find("model Fancy is not supported"), std::string::npos);
   }
+}
+
+// A Unigram tokenizer with Metaspace: byte offsets in C++ (the Python binding converts them),
+// the unknown character kept as its text, and decode back to the text.
+TEST(TokenizerTest, UnigramMetaspaceByteOffsetsAndDecode) {
+  const std::string json = R"({
+    "model": {"type": "Unigram", "unk_id": 0, "vocab": [["<unk>", 0], ["\u2581caf", -1],
+              ["\u00e9", -2], ["\u2581", -3], ["x", -4]]},
+    "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always"},
+    "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always"}})";
+  const Tokenizer tokenizer = Tokenizer::from_json(json, std::nullopt);
+  const tsrunner::Encoding encoding = tokenizer.encode("caf\u00e9 x\u00df");
+  ASSERT_EQ(encoding.tokens,
+            (std::vector<std::string>{"\u2581caf", "\u00e9", "\u2581", "x", "\u00df"}));
+  EXPECT_EQ(encoding.ids, (std::vector<int64_t>{1, 2, 3, 4, 0}));
+  // "café xß": é is bytes 3-5, ß bytes 7-9; the "▁" of the space points at the space.
+  EXPECT_EQ(encoding.offsets,
+            (std::vector<std::pair<size_t, size_t>>{{0, 3}, {3, 5}, {5, 6}, {6, 7}, {7, 9}}));
+  EXPECT_EQ(encoding.word_ids, (std::vector<int64_t>{0, 0, 1, 1, 1}));
+  EXPECT_EQ(tokenizer.decode(encoding.ids), "caf\u00e9 x<unk>");
+  EXPECT_EQ(tokenizer.unknown_id(), 0);
 }
 
 }  // namespace

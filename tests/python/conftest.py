@@ -20,6 +20,7 @@ def _load_data_module(name: str):
 
 
 fixtures = _load_data_module("make_fixtures")
+tokenizer_fixtures = _load_data_module("tokenizer_fixtures")
 tiny_models = _load_data_module("tiny_models")
 
 
@@ -45,6 +46,21 @@ def tiny_bert_pt(tiny_bert_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("exports") / "tiny_bert.pt"
     tsrunner.export(tiny_bert_dir, path, max_length=64)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_export(tiny_bert_dir, tmp_path_factory):
+    """tiny_bert with int8 Linear layers: (path, ExportReport)."""
+    import tsrunner
+
+    path = tmp_path_factory.mktemp("int8") / "tiny_int8.pt"
+    report = tsrunner.export(tiny_bert_dir, path, max_length=64, quantize="int8")
+    return path, report
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_pt(tiny_int8_export) -> Path:
+    return tiny_int8_export[0]
 
 
 @pytest.fixture(scope="session")

@@ -62,3 +62,26 @@ def test_the_app_reports_errors_in_one_line(embed_app, tmp_path):
     assert missing.stderr.strip() == f"embed: model file not found: {tmp_path / 'none.pt'}"
     usage = subprocess.run([str(embed_app)], capture_output=True, text=True)
     assert usage.returncode == 2 and "usage: embed MODEL.pt TEXT" in usage.stderr
+
+
+def test_the_app_answers_for_a_classifier(embed_app, tmp_path, clean_env):
+    import make_fixtures
+    import tiny_models
+
+    model = tiny_models.make_model(
+        "BERT", "text-classification", tmp_path / "classifier",
+        tokenizer_source=make_fixtures.minilm_directory(),
+    )  # fmt: skip
+    exported = tmp_path / "classifier.pt"
+    tsrunner.export(model, exported, max_length=32)
+    result = subprocess.run(
+        [str(embed_app), str(exported), *TEXTS], capture_output=True, text=True, env=clean_env
+    )
+    assert result.returncode == 0, result.stderr
+    expected = tsrunner.Runner(exported).predict(TEXTS)
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(TEXTS)
+    for i, (line, answer) in enumerate(zip(lines, expected, strict=True)):
+        best = answer["labels"][0]
+        assert line.startswith(f"{i}: {best['label']} (")
+        assert float(line.rsplit("(", 1)[1].rstrip(")")) == pytest.approx(best["score"], abs=1e-3)

@@ -11,6 +11,8 @@ import tiny_models
 import torch
 import transformers
 
+import tsrunner
+
 EXAMPLE = Path(__file__).parents[2] / "examples" / "python" / "export_and_run.py"
 # The family each task's example runs on: BERT has a tokenizer; the others get in-vocab ids.
 CASES = {
@@ -77,3 +79,46 @@ def test_example_exports_and_runs(example, task, tmp_path, capsys):
     elif task == "text2text":
         assert len(answer["generated_ids"]) == 5
         assert all(0 <= i < tiny_models.SMALL_VOCAB for i in answer["generated_ids"])
+
+
+def _train_tokenizer(directory, family: str) -> None:
+    """A real-format tokenizer.json like the family's own: byte-level BPE (GPT-2) or Unigram with
+    Metaspace and an </s> suffix (T5), trained on sample sentences, within the tiny vocabulary."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    from tsrunner import sample_text
+
+    if family == "GPT-2":
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=400,
+            special_tokens=["<|endoftext|>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
+    else:
+        tokenizer = Tokenizer(models.Unigram())
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        tokenizer.decoder = decoders.Metaspace()
+        trainer = trainers.UnigramTrainer(
+            vocab_size=400, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"
+        )
+    tokenizer.train_from_iterator(sample_text.sample(400), trainer)
+    if family == "T5":
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+        )
+    assert tokenizer.get_vocab_size() <= tiny_models.SMALL_VOCAB
+    tokenizer.save(str(directory / "tokenizer.json"))
+
+
+@pytest.mark.parametrize(("family", "task"), [("GPT-2", "causal-lm"), ("T5", "text2text")])
+def test_example_runs_models_with_their_own_tokenizer(example, family, task, tmp_path):
+    model = tiny_models.make_model(family, task, tmp_path / "model", tokenizer_source=None)
+    _train_tokenizer(model, family)
+    output = tmp_path / "model.pt"
+    answer = example.main([str(model), "--task", task, "-o", str(output), "--max-length", "16"])
+    assert tsrunner.read_manifest(output)["tokenizer"] is not None  # it ran with the tokenizer
+    assert len(answer["generated_ids"]) >= 5
+    assert all(0 <= i < tiny_models.SMALL_VOCAB for i in answer["generated_ids"])

@@ -14,10 +14,8 @@ from tsrunner import quantize
 
 
 @pytest.fixture(scope="module")
-def tiny_int8(tiny_bert_dir, tmp_path_factory):
-    path = tmp_path_factory.mktemp("int8") / "tiny_int8.pt"
-    report = tsrunner.export(tiny_bert_dir, path, max_length=64, quantize="int8")
-    return path, report
+def tiny_int8(tiny_int8_export):
+    return tiny_int8_export
 
 
 def test_int8_export_records_its_accuracy(tiny_int8):

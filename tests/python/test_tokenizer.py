@@ -33,10 +33,10 @@ def test_from_tokenizer_json_uses_its_truncation(minilm_dir):
 def test_from_str_without_truncation(minilm_dir):
     spec = json.loads((minilm_dir / "tokenizer.json").read_text())
     spec["truncation"] = None
-    tokenizer = tsrunner.Tokenizer.from_str(json.dumps(spec))
+    tokenizer = tsrunner.Tokenizer.from_json(json.dumps(spec))
     assert tokenizer.max_length is None
     assert len(tokenizer.encode("word " * 300)) == 302
-    assert tsrunner.Tokenizer.from_str(json.dumps(spec), max_length=10).max_length == 10
+    assert tsrunner.Tokenizer.from_json(json.dumps(spec), max_length=10).max_length == 10
 
 
 def test_offsets_are_characters_in_python(minilm_dir):
@@ -46,18 +46,39 @@ def test_offsets_are_characters_in_python(minilm_dir):
     assert [text[b:e] for b, e in encoding.offsets[1:-1]] == ["naïve", "café", "中", "文"]
 
 
-def test_bpe_is_refused_with_a_clear_error(tmp_path):
-    spec = {
-        "version": "1.0",
-        "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
-        "added_tokens": [],
-    }
+def test_unknown_models_are_refused_with_a_clear_error(tmp_path):
+    spec = {"version": "1.0", "model": {"type": "Fancy", "vocab": {"a": 0}}, "added_tokens": []}
     path = tmp_path / "tokenizer.json"
     path.write_text(json.dumps(spec))
     with pytest.raises(
-        tsrunner.LoadError, match="native tokenization supports WordPiece; pass token ids"
+        tsrunner.LoadError,
+        match=r"model Fancy is not supported .*WordPiece, BPE, Unigram and WordLevel.*; pass token",
     ):
         tsrunner.Tokenizer.from_file(path)
+
+
+def test_bpe_with_dropout_is_refused(tmp_path):
+    """Dropout makes BPE random: no export could promise the same ids twice."""
+    spec = {"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "dropout": 0.1}}
+    with pytest.raises(tsrunner.LoadError, match="dropout is random and not supported"):
+        tsrunner.Tokenizer.from_json(json.dumps(spec))
+
+
+def test_byte_level_bpe_offsets_decode_and_word_ids():
+    """A hand-made byte-level BPE: merges in both formats, byte offsets -> characters, decode."""
+    alphabet = ["Ġ", "h", "i", "é", "Ã", "©"]  # é is the bytes C3 A9: "Ã©" in GPT-2's alphabet
+    vocab = {token: i for i, token in enumerate([*alphabet, "hi", "Ġhi", "Ã©"])}
+    spec = {
+        "model": {"type": "BPE", "vocab": vocab, "merges": ["h i", ["Ġ", "hi"], "Ã ©"]},
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+        "decoder": {"type": "ByteLevel"},
+    }
+    tokenizer = tsrunner.Tokenizer.from_json(json.dumps(spec))
+    encoding = tokenizer.encode("hi hié")
+    assert encoding.tokens == ["hi", "Ġhi", "Ã©"]
+    assert encoding.offsets == [(0, 2), (2, 5), (5, 6)]  # characters; é is one
+    assert encoding.word_ids == [0, 1, 1]
+    assert tokenizer.decode(encoding.ids) == "hi hié"
 
 
 @pytest.mark.parametrize(
@@ -71,8 +92,8 @@ def test_bpe_is_refused_with_a_clear_error(tmp_path):
         ),
         (
             '{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}}, '
-            '"pre_tokenizer": {"type": "Metaspace"}}',
-            "pre_tokenizer Metaspace is not supported",
+            '"pre_tokenizer": {"type": "UnicodeScripts"}}',
+            "pre_tokenizer UnicodeScripts is not supported",
         ),
     ],
 )

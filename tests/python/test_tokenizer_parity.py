@@ -7,16 +7,18 @@ Every comparison covers ids, type ids, attention mask, tokens and (character) of
 from __future__ import annotations
 
 import json
-import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import tokenizer_fixtures
 import tokenizers
 
 import tsrunner
 from tsrunner import sample_text
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "tokenizer.md"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 # (lowercase, strip_accents) of the MiniLM tokenizer.json and the variants derived from it.
 VARIANTS = {
@@ -38,20 +40,13 @@ def _variant_json(minilm_dir: Path, lowercase: bool, strip_accents: bool | None)
 def pair_of_tokenizers(request, minilm_dir):
     """(native, hf) loaded from the same JSON; HF pads batches to their longest like ours."""
     text = _variant_json(minilm_dir, *VARIANTS[request.param])
-    native = tsrunner.Tokenizer.from_str(text)
+    native = tsrunner.Tokenizer.from_json(text)
     reference = tokenizers.Tokenizer.from_str(text)
     reference.no_padding()
     return native, reference
 
 
-def _as_tuple(encoding):
-    return (
-        list(encoding.ids),
-        list(encoding.type_ids),
-        list(encoding.attention_mask),
-        list(encoding.tokens),
-        [tuple(offset) for offset in encoding.offsets],
-    )
+_as_tuple = tokenizer_fixtures.encoding_fields
 
 
 def _batch_mismatches(native, reference, texts, pairs=None):
@@ -83,35 +78,24 @@ def _code_points_in_context():
     return points, texts
 
 
-def documented_disagreements() -> set[int]:
-    """The code points docs/tokenizer.md lists as handled differently from HF tokenizers."""
-    text = DOCS.read_text(encoding="utf-8")
-    block = re.search(r"<!-- disagreements:start -->(.*?)<!-- disagreements:end -->", text, re.S)
-    assert block, "docs/tokenizer.md lost its list of code points"
-    points: set[int] = set()
-    for first, last in re.findall(r"U\+([0-9A-F]{4,6})(?:–U\+([0-9A-F]{4,6}))?", block.group(1)):
-        points.update(range(int(first, 16), int(last or first, 16) + 1))
-    return points
-
-
 def test_every_bmp_code_point_in_context(pair_of_tokenizers):
     native, reference = pair_of_tokenizers
     points, texts = _code_points_in_context()
     differing = {points[i] for i in _batch_mismatches(native, reference, texts)}
-    # Differences come only from Unicode tables of different versions, and are documented.
-    assert differing <= documented_disagreements(), sorted(
-        f"U+{cp:04X}" for cp in differing - documented_disagreements()
+    # Character classes come from HF's own behaviour (scripts/hf_unicode_tables.py): no code
+    # point is treated differently.
+    assert differing == set(), sorted(f"U+{cp:04X}" for cp in differing)
+
+
+def test_hf_unicode_tables_are_current_on_the_bmp():
+    """cpp/src/tokenizer/hf_unicode_tables.inc is what the pinned HF tokenizers does (BMP here;
+    `make unicode-check` checks every code point)."""
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "hf_unicode_tables.py"), "--check", "--bmp"],
+        capture_output=True,
+        text=True,
     )
-
-
-def test_documented_disagreements_are_real(minilm_dir):
-    """The documented list is not padding: each listed code point really differs (as shipped)."""
-    text = _variant_json(minilm_dir, *VARIANTS["uncased"])
-    native = tsrunner.Tokenizer.from_str(text)
-    reference = tokenizers.Tokenizer.from_str(text)
-    documented = sorted(documented_disagreements())
-    texts = [f"a{chr(cp)}b {chr(cp)} x{chr(cp)}{chr(cp)}y Caf{chr(cp)}é" for cp in documented]
-    assert len(_batch_mismatches(native, reference, texts)) == len(documented)
+    assert result.returncode == 0, result.stderr
 
 
 def test_ten_thousand_lines_of_real_text(pair_of_tokenizers):
@@ -233,7 +217,7 @@ def test_context_windows_match_hf_overflowing_tokens(minilm_dir, max_length):
     """encode_windows == HF's truncation="only_second" + stride + overflowing encodings, the
     chunking Transformers' question-answering pipeline uses for long contexts."""
     text = _variant_json(minilm_dir, *VARIANTS["uncased"])
-    native = tsrunner.Tokenizer.from_str(text, max_length=max_length)
+    native = tsrunner.Tokenizer.from_json(text, max_length=max_length)
     context = " ".join(sample_text.sample(30, offset=50))
     compared = 0
     for question in QUESTIONS:
@@ -255,7 +239,7 @@ def test_context_windows_match_hf_overflowing_tokens(minilm_dir, max_length):
 
 def test_context_windows_edge_cases(minilm_dir):
     text = _variant_json(minilm_dir, *VARIANTS["uncased"])
-    native = tsrunner.Tokenizer.from_str(text, max_length=16)
+    native = tsrunner.Tokenizer.from_json(text, max_length=16)
     reference = tokenizers.Tokenizer.from_str(text)
     reference.no_padding()
     reference.enable_truncation(16)

@@ -77,7 +77,7 @@ def _mixed_lines():
         12: json.dumps({"text": 42}),
         20: json.dumps({"input_ids": [101, 99999999, 102]}),
         33: json.dumps(["a", "list"]),
-        34: "",
+        34: json.dumps({"input_ids": []}),
     }
     for number, line in bad.items():
         lines[number - 1] = line

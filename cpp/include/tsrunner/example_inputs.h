@@ -15,4 +15,16 @@ namespace tsrunner {
 TensorMap make_example_inputs(const Manifest& manifest, int64_t batch, int64_t sequence,
                               uint64_t seed = 0);
 
+// The sizes of every symbolic dimension an export's inputs may name (docs/format.md).
+struct ExampleShape {
+  int64_t batch = 1;
+  int64_t sequence = 16;
+  int64_t decoder_sequence = 0;  // encoder-decoder exports (T5, BART); 0: as long as `sequence`
+  int64_t choices = 2;           // multiple-choice exports
+};
+
+// As above, for exports whose inputs have decoder or choices dimensions too.
+TensorMap make_example_inputs(const Manifest& manifest, const ExampleShape& shape,
+                              uint64_t seed = 0);
+
 }  // namespace tsrunner

@@ -23,14 +23,18 @@ struct Encoding {
   std::vector<std::pair<size_t, size_t>> offsets;
   // 0 for tokens of the first text, 1 for the pair, -1 for special and padding tokens.
   std::vector<int> sequence_ids;
+  // The word each token belongs to, counted within its text (HF's word_ids: a word is what the
+  // pre-tokenizer split off, or an added token); -1 for special and padding tokens.
+  std::vector<int64_t> word_ids;
 
   size_t size() const { return ids.size(); }
 };
 
 // A Hugging Face fast tokenizer (tokenizer.json) reimplemented natively, producing exactly
-// what HF `tokenizers` produces for the same file: BertNormalizer, BertPreTokenizer,
-// WordPiece, TemplateProcessing (or BertProcessing), truncation and padding. Other models
-// (BPE, Unigram) are refused when loading. Immutable after loading: safe to share across
+// what HF `tokenizers` produces for the same file: WordPiece (BERT), byte-level BPE (GPT-2,
+// RoBERTa, BART) and Unigram (XLM-R, T5, ALBERT, DeBERTa-v2) with their normalizers,
+// pre-tokenizers, post-processors and decoders, truncation and padding. Components it does
+// not implement are refused when loading. Immutable after loading: safe to share across
 // threads. See docs/tokenizer.md.
 class Tokenizer {
  public:
@@ -82,6 +86,16 @@ class Tokenizer {
   std::optional<int64_t> token_to_id(const std::string& token) const;
   // Empty when the id is unknown.
   std::string id_to_token(int64_t id) const;
+  // The text of token ids, as HF tokenizers' decode gives it: the tokenizer.json's decoder
+  // (WordPiece "##" joining, byte-level bytes back to UTF-8, SentencePiece's "▁" back to
+  // spaces, ...) over the tokens; unknown ids are skipped, and special tokens too when
+  // `skip_special_tokens`.
+  std::string decode(const std::vector<int64_t>& ids, bool skip_special_tokens = true) const;
+  // The text of token strings through the decoder alone (Transformers'
+  // convert_tokens_to_string), e.g. the word of a group of tokens.
+  std::string decode_tokens(std::vector<std::string> tokens) const;
+  // The model's unknown token, when it has one.
+  std::optional<int64_t> unknown_id() const;
 
  private:
   struct Impl;

@@ -12,6 +12,7 @@ namespace tsrunner::text {
 struct AddedToken {
   int64_t id = 0;
   std::string content;
+  bool special = false;     // skipped by decode(skip_special_tokens=true)
   bool normalized = false;  // matched in the normalized text instead of the raw text
   bool lstrip = false;      // the match swallows whitespace on its left
   bool rstrip = false;      // ... and on its right

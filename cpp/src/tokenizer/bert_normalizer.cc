@@ -1,5 +1,7 @@
 #include "tokenizer/bert_normalizer.h"
 
+#include "tokenizer/text_ops.h"
+
 #include <string>
 
 namespace tsrunner::text {
@@ -15,25 +17,11 @@ bool is_bert_control(char32_t c) {
   return is_other_category(c);
 }
 
-// Each character replaced by what `append` writes for it (one or more characters), every one
-// of them keeping the original character's span.
-NormalizedText map_each(const NormalizedText& text, void (*append)(std::u32string&, char32_t)) {
-  NormalizedText mapped;
-  mapped.chars.reserve(text.size());
-  mapped.spans.reserve(text.size());
-  std::u32string pieces;
-  for (size_t i = 0; i < text.size(); ++i) {
-    pieces.clear();
-    append(pieces, text.chars[i]);
-    for (char32_t piece : pieces) mapped.push_back(piece, text.spans[i]);
-  }
-  return mapped;
-}
-
 }  // namespace
 
 NormalizedText BertNormalizer::normalize(const NormalizedText& input) const {
   NormalizedText text;
+  text.origin = input.origin;
   text.chars.reserve(input.size());
   text.spans.reserve(input.size());
   for (size_t i = 0; i < input.size(); ++i) {

@@ -1,6 +1,7 @@
 #include "tokenizer/post_processor.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "tsrunner/errors.h"
 
@@ -16,6 +17,32 @@ void keep(TokenList& tokens, size_t count, bool from_left) {
   }
 }
 
+// HF's process_offsets for byte-level tokens.
+void trim_offsets(TokenList& tokens, bool add_prefix_space) {
+  const char32_t space = 0x120;  // the byte-level alphabet's space
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    Token& token = tokens[i];
+    const std::u32string chars = decode_utf8(token.value).chars;
+    size_t leading = 0;
+    while (leading < chars.size() && (chars[leading] == space || is_white_space(chars[leading]))) {
+      ++leading;
+    }
+    size_t trailing = 0;
+    while (trailing < chars.size() && (chars[chars.size() - 1 - trailing] == space ||
+                                       is_white_space(chars[chars.size() - 1 - trailing]))) {
+      ++trailing;
+    }
+    if (leading == 0 && trailing == 0) continue;
+    ByteSpan& span = token.span;
+    if (leading > 0) {
+      const bool is_first = i == 0 || span.begin == 0;
+      if (is_first && add_prefix_space && leading == 1) leading = 0;
+      span.begin = std::min(span.begin + leading, span.end);
+    }
+    if (trailing > 0 && span.end >= trailing) span.end = std::max(span.end - trailing, span.begin);
+  }
+}
+
 }  // namespace
 
 size_t PostProcessor::added_tokens(bool is_pair) const {
@@ -26,12 +53,27 @@ size_t PostProcessor::added_tokens(bool is_pair) const {
   return count;
 }
 
-Encoding PostProcessor::apply(const TokenList& first, const TokenList* second) const {
+Encoding PostProcessor::apply(const TokenList& first_tokens, const TokenList* second_tokens) const {
+  if (trim_offsets) {
+    TokenList first = first_tokens;
+    std::optional<TokenList> second;
+    if (second_tokens) {
+      second = *second_tokens;
+      text::trim_offsets(*second, add_prefix_space);
+    }
+    text::trim_offsets(first, add_prefix_space);
+    return apply_template(first, second ? &*second : nullptr);
+  }
+  return apply_template(first_tokens, second_tokens);
+}
+
+Encoding PostProcessor::apply_template(const TokenList& first, const TokenList* second) const {
   Encoding encoding;
   const size_t total = first.size() + (second ? second->size() : 0) + added_tokens(second);
   encoding.ids.reserve(total);
   auto push = [&](int64_t id, const std::string& token, int64_t type_id, ByteSpan span,
-                  int sequence) {
+                  int sequence, int64_t word) {
+    encoding.word_ids.push_back(word);
     encoding.ids.push_back(id);
     encoding.type_ids.push_back(type_id);
     encoding.attention_mask.push_back(1);
@@ -43,11 +85,11 @@ Encoding PostProcessor::apply(const TokenList& first, const TokenList* second) c
     if (piece.is_sequence) {
       const TokenList& tokens = piece.sequence == 0 ? first : *second;
       for (const Token& token : tokens) {
-        push(token.id, token.value, piece.type_id, token.span, piece.sequence);
+        push(token.id, token.value, piece.type_id, token.span, piece.sequence, token.word);
       }
     } else {
       for (size_t i = 0; i < piece.ids.size(); ++i) {
-        push(piece.ids[i], piece.tokens[i], piece.type_id, {0, 0}, -1);
+        push(piece.ids[i], piece.tokens[i], piece.type_id, {0, 0}, -1, -1);
       }
     }
   }

@@ -32,9 +32,17 @@ struct TemplatePiece {
 struct PostProcessor {
   std::vector<TemplatePiece> single;
   std::vector<TemplatePiece> pair;
+  // Byte-level offset trimming (RobertaProcessing, ByteLevel): offsets leave out the leading
+  // and trailing spaces a token carries; with add_prefix_space, the first token's one space
+  // was added, not in the text, and stays.
+  bool trim_offsets = false;
+  bool add_prefix_space = false;
 
   size_t added_tokens(bool is_pair) const;
   Encoding apply(const TokenList& first, const TokenList* second) const;
+
+ private:
+  Encoding apply_template(const TokenList& first, const TokenList* second) const;
 };
 
 // Shortens the token lists so that, with the special tokens `added` adds, they fit

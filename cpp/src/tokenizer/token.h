@@ -12,7 +12,8 @@ namespace tsrunner::text {
 struct Token {
   int64_t id = 0;
   std::string value;
-  ByteSpan span;  // into the original text
+  ByteSpan span;      // into the original text
+  int64_t word = -1;  // which pre-tokenized piece (or added token) of its text it came from
 };
 
 using TokenList = std::vector<Token>;

@@ -1,22 +1,27 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "tokenizer/added_tokens.h"
-#include "tokenizer/bert_normalizer.h"
+#include "tokenizer/decoders.h"
+#include "tokenizer/model.h"
+#include "tokenizer/normalizers.h"
 #include "tokenizer/post_processor.h"
-#include "tokenizer/wordpiece.h"
+#include "tokenizer/pre_tokenizers.h"
 
 namespace tsrunner::text {
 
 // Everything tokenizer.json says, in the form the native pipeline runs.
 struct TokenizerSpec {
   std::vector<AddedToken> added_tokens;  // patterns not yet filled in
-  std::optional<BertNormalizer> normalizer;
-  bool bert_pre_tokenizer = false;
-  WordPiece model;
+  NormalizerPtr normalizer;              // null: none
+  PreTokenizerPtr pre_tokenizer;         // null: none
+  std::shared_ptr<const Model> model;
+  std::string model_type;  // "WordPiece", "BPE", "Unigram", "WordLevel"
+  DecoderPtr decoder;      // null: tokens joined with spaces
   PostProcessor post_processor;
   std::optional<Truncation> truncation;
   std::optional<int64_t> pad_id;  // from "padding", when the file sets one

@@ -2,6 +2,9 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include "tsrunner/errors.h"
 
 namespace tsrunner::text {
@@ -11,6 +14,7 @@ NormalizedText NormalizedText::slice(size_t begin, size_t end) const {
   part.chars.assign(chars, begin, end - begin);
   part.spans.assign(spans.begin() + static_cast<std::ptrdiff_t>(begin),
                     spans.begin() + static_cast<std::ptrdiff_t>(end));
+  part.origin = begin < end ? spans[begin].begin : origin;
   return part;
 }
 
@@ -54,6 +58,26 @@ utf8proc_category_t category(char32_t c) {
   return utf8proc_category(static_cast<utf8proc_int32_t>(c));
 }
 
+struct CodePointRange {
+  char32_t first;
+  char32_t last;
+};
+
+struct CodePointMapping {
+  char32_t from;
+  char32_t to;
+};
+
+#include "tokenizer/hf_unicode_tables.inc"
+
+template <size_t N>
+bool in_table(const CodePointRange (&table)[N], char32_t c) {
+  const auto* it =
+      std::upper_bound(std::begin(table), std::end(table), c,
+                       [](char32_t v, const CodePointRange& r) { return v < r.first; });
+  return it != std::begin(table) && c <= (it - 1)->last;
+}
+
 }  // namespace
 
 bool is_white_space(char32_t c) {
@@ -63,37 +87,16 @@ bool is_white_space(char32_t c) {
   return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
 }
 
-bool is_other_category(char32_t c) {
-  switch (category(c)) {
-    case UTF8PROC_CATEGORY_CC:
-    case UTF8PROC_CATEGORY_CF:
-    case UTF8PROC_CATEGORY_CO:
-    case UTF8PROC_CATEGORY_CS:
-      return true;
-    default:
-      return false;
-  }
+// The classes below come from HF's own behaviour (hf_unicode_tables.inc), not from utf8proc:
+// HF's Rust crates carry Unicode tables of several older versions.
+bool is_other_category(char32_t c) { return in_table(kHf_other, c); }
+bool is_punctuation(char32_t c) { return in_table(kHf_punctuation, c); }
+bool is_nonspacing_mark(char32_t c) { return in_table(kHf_nonspacing_mark, c); }
+bool is_numeric(char32_t c) { return in_table(kHf_numeric, c); }
+bool is_mark(char32_t c) { return in_table(kHf_combining_mark, c); }
+bool has_decomposition(char32_t c, bool compat) {
+  return compat ? in_table(kHf_decomposes_compat, c) : in_table(kHf_decomposes, c);
 }
-
-bool is_punctuation(char32_t c) {
-  if (c < 0x80)
-    return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) ||
-           (c >= 0x7B && c <= 0x7E);
-  switch (category(c)) {
-    case UTF8PROC_CATEGORY_PC:
-    case UTF8PROC_CATEGORY_PD:
-    case UTF8PROC_CATEGORY_PS:
-    case UTF8PROC_CATEGORY_PE:
-    case UTF8PROC_CATEGORY_PI:
-    case UTF8PROC_CATEGORY_PF:
-    case UTF8PROC_CATEGORY_PO:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_nonspacing_mark(char32_t c) { return category(c) == UTF8PROC_CATEGORY_MN; }
 
 bool is_cjk_ideograph(char32_t c) {
   return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
@@ -103,6 +106,10 @@ bool is_cjk_ideograph(char32_t c) {
 }
 
 void append_nfd(std::u32string& out, char32_t c) {
+  if (!has_decomposition(c, false)) {
+    out.push_back(c);
+    return;
+  }
   utf8proc_int32_t buffer[16];  // the longest canonical decomposition is 4 code points
   int boundclass = UTF8PROC_BOUNDCLASS_START;
   const utf8proc_ssize_t count = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buffer,
@@ -131,14 +138,17 @@ void canonical_reorder(NormalizedText& text) {
 }
 
 void append_lowercase(std::u32string& out, char32_t c) {
-  // SpecialCasing.txt has one unconditional lowercase mapping longer than one character;
-  // utf8proc only knows the simple mappings of UnicodeData.txt.
+  // Rust's char::to_lowercase as HF runs it; its one unconditional mapping longer than one
+  // character (SpecialCasing.txt) is not in the table.
   if (c == 0x0130) {
     out.push_back(U'i');
     out.push_back(0x0307);
     return;
   }
-  out.push_back(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(c))));
+  const auto* it =
+      std::lower_bound(std::begin(kHf_lowercase), std::end(kHf_lowercase), c,
+                       [](const CodePointMapping& m, char32_t v) { return m.from < v; });
+  out.push_back(it != std::end(kHf_lowercase) && it->from == c ? it->to : c);
 }
 
 }  // namespace tsrunner::text

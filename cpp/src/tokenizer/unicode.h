@@ -18,6 +18,9 @@ struct ByteSpan {
 struct NormalizedText {
   std::u32string chars;
   std::vector<ByteSpan> spans;
+  // Where this piece starts in the original text (HF's original_shift): Metaspace's
+  // prepend_scheme "first" asks whether a piece is the start of its text.
+  size_t origin = 0;
 
   bool empty() const { return chars.empty(); }
   size_t size() const { return chars.size(); }
@@ -44,6 +47,10 @@ bool is_nonspacing_mark(char32_t c);  // Mn
 // BERT's "Chinese character" blocks (CJK Unified Ideographs and extensions, compatibility
 // ideographs): a definition from the original BERT code, not a Unicode property.
 bool is_cjk_ideograph(char32_t c);
+bool is_numeric(char32_t c);  // Nd, Nl, No (Rust char::is_numeric)
+bool is_mark(char32_t c);     // Mn, Mc, Me
+// Whether NFD (or NFKD with `compat`) changes `c` in HF's (older) Unicode tables.
+bool has_decomposition(char32_t c, bool compat);
 
 // Canonical decomposition (NFD) of one character, appended to `out`.
 void append_nfd(std::u32string& out, char32_t c);
