@@ -72,13 +72,6 @@ std::pair<at::Tensor, at::Tensor> padded_rows(const std::vector<std::vector<int6
     ids[b].narrow(0, 0, n).copy_(at::tensor(rows[b], at::kLong));
     mask[b].narrow(0, 0, n).fill_(1);
   }
-<<<<<<< HEAD
-  const tsrunner::TensorSpec* token_ids = manifest.find_input_by_role("token_ids");
-  if (token_ids == nullptr) throw tsrunner::InvalidInput("this export takes no token ids");
-  tsrunner::TensorMap inputs{{token_ids->name, ids}};
-  if (const tsrunner::TensorSpec* spec = manifest.find_input_by_role("attention_mask")) {
-    inputs.emplace(spec->name, mask);
-=======
   return {ids, mask};
 }
 
@@ -119,7 +112,6 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
   inputs.emplace("decoder_input_ids", decoder_ids);
   if (manifest.find_input("decoder_attention_mask")) {
     inputs.emplace("decoder_attention_mask", decoder_mask);
->>>>>>> main
   }
   return inputs;
 }
@@ -177,11 +169,6 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
   if (batch == nullptr) tsrunner::cli::check_output_path(output_path);
   options.optimize_graph = batch != nullptr;  // --text is one call: see one_shot_note
   const tsrunner::Runner runner(model_path, options);
-<<<<<<< HEAD
-  const tsrunner::Pipeline pipeline(runner, task_options);
-  if (batch == nullptr) {
-    tsrunner::cli::print_text_predictions(pipeline, texts, pairs, std::cout);
-=======
   if (runner.manifest().task == "multiple-choice") {
     if (batch != nullptr) {
       throw UsageError(
@@ -192,7 +179,6 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
     tsrunner::cli::print_multiple_choice(runner, tsrunner::Tokenizer::from_file(model_path), texts,
                                          pairs, output.stream());
     output.commit();
->>>>>>> main
     return 0;
   }
   std::string tokenizer_problem;
@@ -301,6 +287,11 @@ int main(int argc, char** argv) {
   std::string output_path = "-";
   app.add_option("--output", output_path,
                  "where the results go, written whole or not at all (default -: stdout)");
+  std::string prompt_name;
+  CLI::Option* prompt_name_option = app.add_option(
+      "--prompt-name", prompt_name,
+      "sentence-transformers models: the saved prompt put before every text (default: the "
+      "model's default prompt, if any; `tsrun info` lists them)");
   app.add_option("--batch-size", batch.batch_size, "inputs per batch in --input mode")
       ->check(tsrunner::cli::integer_in(1, 65536));
   CLI::Option* window_option =
@@ -361,6 +352,7 @@ int main(int argc, char** argv) {
       batch.output = output_path;
       if (top_k > 0) task_options.top_k = top_k;
       if (doc_stride_option->count() > 0) task_options.doc_stride = doc_stride;
+      if (prompt_name_option->count() > 0) task_options.prompt_name = prompt_name;
       return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,
                          output_path, options, task_options);
     }
@@ -369,7 +361,8 @@ int main(int argc, char** argv) {
     }
     if (!raw) throw UsageError("--ids needs --raw (for task-aware output pass --text)");
     if (output_path != "-") throw UsageError("--output needs --text or --input");
-    for (const CLI::Option* option : {window_option, concurrent_option, doc_stride_option}) {
+    for (const CLI::Option* option :
+         {window_option, concurrent_option, doc_stride_option, prompt_name_option}) {
       if (option->count() > 0) throw UsageError(option->get_name() + " needs --text or --input");
     }
     options.optimize_graph = false;  // one call: see one_shot_note
