@@ -12,6 +12,9 @@ namespace tsrunner::python {
 
 void register_manifest(py::module_& module) {
   module.attr("MANIFEST_SCHEMA_VERSION") = kManifestSchemaVersion;
+  std::vector<std::string> known_tasks;
+  for (Task task : kKnownTasks) known_tasks.emplace_back(task_name(task));
+  module.attr("KNOWN_TASKS") = known_tasks;  // the tasks libtsrunner parses (tsrunner/task.h)
   module.def(
       "read_manifest",
       [](const std::filesystem::path& path) {

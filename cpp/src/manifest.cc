@@ -204,6 +204,38 @@ SentenceEmbedding parse_sentence_embedding(const json& node,
   return embedding;
 }
 
+const TensorSpec* find_named(const std::vector<TensorSpec>& specs, const std::string& name) {
+  for (const TensorSpec& spec : specs) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+// Hugging Face's input names, for archives written before the manifest recorded roles.
+std::string_view role_of_unlabelled_input(const std::string& name) {
+  static constexpr std::pair<std::string_view, std::string_view> kRolesByName[] = {
+      {"input_ids", "token_ids"},           {"attention_mask", "attention_mask"},
+      {"token_type_ids", "token_type_ids"}, {"decoder_input_ids", "decoder_token_ids"},
+      {"pixel_values", "pixel_values"},
+  };
+  for (const auto& [hf_name, role] : kRolesByName) {
+    if (name == hf_name) return role;
+  }
+  return {};
+}
+
+constexpr std::pair<Task, std::string_view> kTaskNames[] = {
+    {Task::kFeatureExtraction, "feature-extraction"},
+    {Task::kFillMask, "fill-mask"},
+    {Task::kTextClassification, "text-classification"},
+    {Task::kTokenClassification, "token-classification"},
+    {Task::kQuestionAnswering, "question-answering"},
+    {Task::kMultipleChoice, "multiple-choice"},
+    {Task::kCausalLm, "causal-lm"},
+    {Task::kText2Text, "text2text"},
+    {Task::kImageClassification, "image-classification"},
+};
+
 std::string join_dims(const std::vector<Dim>& dims) {
   std::string text = "[";
   for (size_t i = 0; i < dims.size(); ++i) {
@@ -214,6 +246,20 @@ std::string join_dims(const std::vector<Dim>& dims) {
 }
 
 }  // namespace
+
+Task parse_task(std::string_view name) {
+  for (const auto& [task, task_text] : kTaskNames) {
+    if (name == task_text) return task;
+  }
+  return Task::kOther;
+}
+
+std::string_view task_name(Task task) {
+  for (const auto& [known, task_text] : kTaskNames) {
+    if (known == task) return task_text;
+  }
+  return "other";
+}
 
 std::string Dim::to_string() const { return is_symbolic() ? symbol : std::to_string(size); }
 
@@ -245,6 +291,9 @@ Manifest Manifest::parse(const std::string& json_text) {
   }
   if (manifest.schema_version < 1) fail("schema_version must be at least 1");
   manifest.task = require_string(root, "task", "manifest");
+  // An unknown task is not an error: run() needs only the inputs and outputs, and a newer
+  // exporter's task must not make an archive of schema 1 unreadable.
+  manifest.task_kind = parse_task(manifest.task);
   const json& model = require(root, "model", "manifest");
   if (!model.is_object()) fail("model must be an object");
   manifest.model_type = require_string(model, "type", "model");
@@ -297,10 +346,20 @@ Manifest Manifest::parse(const std::string& json_text) {
 }
 
 const TensorSpec* Manifest::find_input(const std::string& name) const {
+  return find_named(inputs, name);
+}
+
+const TensorSpec* Manifest::find_input_by_role(std::string_view role) const {
   for (const TensorSpec& spec : inputs) {
-    if (spec.name == name) return &spec;
+    if (spec.role.empty() ? role_of_unlabelled_input(spec.name) == role : spec.role == role) {
+      return &spec;
+    }
   }
   return nullptr;
+}
+
+const TensorSpec* Manifest::find_output(const std::string& name) const {
+  return find_named(outputs, name);
 }
 
 std::string Manifest::describe() const {

@@ -4,12 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <functional>
-#include <mutex>
 #include <numeric>
-#include <thread>
 
 #include "task_outputs.h"
 #include "tsrunner/errors.h"
@@ -42,46 +37,21 @@ std::string_view text_at(const std::vector<std::string_view>& texts, size_t i) {
   return i < texts.size() ? texts[i] : std::string_view();
 }
 
-// Runs run_batch(0 .. batch_count - 1): on this thread, or with several batches at once, each
-// on its own thread with this thread's intra-op thread count: on short inputs, small matrix
-// products leave a second core idle part of the time (docs/benchmark-text.md). The first
-// failure stops the others after their current batch and is rethrown here.
-void run_batches(size_t batch_count, size_t concurrent_batches,
-                 const std::function<void(size_t)>& run_batch) {
-  const size_t workers = std::min(concurrent_batches, batch_count);
-  if (workers <= 1) {
-    for (size_t b = 0; b < batch_count; ++b) run_batch(b);
-    return;
+// The manifest output a task reads: the one with Hugging Face's name for it when the export
+// lists that name, otherwise the export's output at `position` (outputs keep the model's order).
+std::string task_output(const Manifest& manifest, const std::string& hf_name, size_t position) {
+  if (manifest.find_output(hf_name)) return hf_name;
+  if (position >= manifest.outputs.size()) {
+    throw Error("the export has no \"" + hf_name + "\" output (nor an output " +
+                std::to_string(position + 1) + "); task \"" + manifest.task + "\" needs it");
   }
-  const int intra_op_threads = at::get_num_threads();
-  std::atomic<size_t> next_batch{0};
-  std::mutex failure_mutex;
-  std::exception_ptr failure;
-  auto record_failure = [&] {
-    const std::lock_guard<std::mutex> lock(failure_mutex);
-    if (!failure) failure = std::current_exception();
-    next_batch = batch_count;  // the others stop after their current batch
-  };
-  std::vector<std::thread> threads;
-  threads.reserve(workers);
-  try {
-    for (size_t w = 0; w < workers; ++w) {
-      threads.emplace_back([&] {
-        at::set_num_threads(intra_op_threads);
-        for (size_t b = next_batch++; b < batch_count; b = next_batch++) {
-          try {
-            run_batch(b);
-          } catch (...) {
-            record_failure();
-          }
-        }
-      });
-    }
-  } catch (...) {  // no thread could be started: stop the ones that were, then report it
-    record_failure();
-  }
-  for (std::thread& thread : threads) thread.join();
-  if (failure) std::rethrow_exception(failure);
+  return manifest.outputs[position].name;
+}
+
+// The manifest input carrying `role`, by name; "" when the export has none.
+std::string input_with_role(const Manifest& manifest, std::string_view role) {
+  const TensorSpec* spec = manifest.find_input_by_role(role);
+  return spec ? spec->name : std::string();
 }
 
 // Of two answers to one question from different context windows: is `candidate` better?
@@ -92,33 +62,78 @@ bool better_answer(const Prediction& candidate, const Prediction& current) {
 
 }  // namespace
 
-Pipeline::Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions options)
-    : runner_(runner), tokenizer_(std::move(tokenizer)), options_(options) {
+Pipeline::Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions options,
+                   std::shared_ptr<ThreadPool> pool)
+    : Pipeline(runner, std::make_shared<const Tokenizer>(std::move(tokenizer)), options,
+               std::move(pool)) {}
+
+Pipeline::Pipeline(const Runner& runner, TaskOptions options, std::shared_ptr<ThreadPool> pool)
+    // Borrowed, not owned: the runner outlives the pipeline (an empty owner, so no deleter).
+    : Pipeline(runner,
+               std::shared_ptr<const Tokenizer>(std::shared_ptr<void>(), &runner.tokenizer()),
+               options, std::move(pool)) {}
+
+Pipeline::Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokenizer,
+                   TaskOptions options, std::shared_ptr<ThreadPool> pool)
+    : runner_(runner),
+      tokenizer_(std::move(tokenizer)),
+      options_(options),
+      pool_(pool ? std::move(pool) : std::make_shared<ThreadPool>()) {
   const Manifest& manifest = runner_.manifest();
-  const std::string& task = manifest.task;
-  if (task != "feature-extraction" && task != "text-classification" && task != "fill-mask" &&
-      task != "token-classification" && task != "question-answering") {
-    throw Error("task-aware output for task \"" + task +
-                "\" is not implemented yet; use raw outputs (tsrun --raw, Runner.run)");
+  switch (manifest.task_kind) {
+    case Task::kFeatureExtraction:
+      embedding_from_model_ = manifest.find_output("sentence_embedding") != nullptr;
+      // Otherwise the token vectors, pooled here: the first output (last_hidden_state).
+      task_outputs_ = {embedding_from_model_ ? "sentence_embedding"
+                                             : manifest.outputs.front().name};
+      break;
+    case Task::kTextClassification:
+      task_outputs_ = {task_output(manifest, "logits", 0)};
+      break;
+    case Task::kFillMask:
+      if (!manifest.mask_token_id)
+        throw Error("the manifest has no mask_token_id; fill-mask needs it");
+      task_outputs_ = {task_output(manifest, "logits", 0)};
+      break;
+    case Task::kTokenClassification:
+      if (manifest.labels.empty()) {
+        throw Error("the manifest has no labels; token-classification needs them");
+      }
+      task_outputs_ = {task_output(manifest, "logits", 0)};
+      break;
+    case Task::kQuestionAnswering:
+      task_outputs_ = {task_output(manifest, "start_logits", 0),
+                       task_output(manifest, "end_logits", 1)};
+      break;
+    default:  // multiple-choice, causal-lm, text2text, image-classification, unknown tasks
+      throw Error("task-aware output for task \"" + manifest.task +
+                  "\" is not implemented yet; use raw outputs (tsrun --raw, Runner.run)");
   }
-  if (task == "token-classification" && manifest.labels.empty()) {
-    throw Error("the manifest has no labels; token-classification needs them");
-  }
-  if (task == "fill-mask" && !manifest.mask_token_id) {
-    throw Error("the manifest has no mask_token_id; fill-mask needs it");
+  token_ids_input_ = input_with_role(manifest, "token_ids");
+  attention_mask_input_ = input_with_role(manifest, "attention_mask");
+  token_type_ids_input_ = input_with_role(manifest, "token_type_ids");
+  if (token_ids_input_.empty()) throw Error("the export has no input with role \"token_ids\"");
+  for (const TensorSpec& spec : manifest.inputs) {
+    const bool from_text = spec.name == token_ids_input_ || spec.name == attention_mask_input_ ||
+                           spec.name == token_type_ids_input_;
+    if (!from_text && spec.default_fill.empty()) {
+      throw Error("input \"" + spec.name + "\"" +
+                  (spec.role.empty() ? std::string() : " (role " + spec.role + ")") +
+                  " cannot be made from text and has no default");
+    }
   }
   if (options_.max_answer_length == 0) throw InvalidInput("max_answer_length must be at least 1");
   pooling_mode_ = manifest.pooling ? manifest.pooling->mode : "mean";
   normalize_ = manifest.pooling && manifest.pooling->normalize;
-  if (manifest.sentence_embedding) {
-    embedding_output_ = manifest.sentence_embedding->output;
+  if (manifest.sentence_embedding && manifest.task_kind == Task::kFeatureExtraction) {
     prompt_ = manifest.sentence_embedding->prompt(options_.prompt_name.value_or(""));
   } else if (options_.prompt_name) {
     throw InvalidInput("prompt name \"" + *options_.prompt_name +
                        "\" given, but this export has no prompts (only sentence-transformers "
                        "models exported by tsrunner 0.1+ with schema 2 have them)");
   }
-  if (embedding_output_.empty() && pooling_mode_ != "mean" && pooling_mode_ != "cls") {
+  if (!embedding_from_model_ && manifest.task_kind == Task::kFeatureExtraction &&
+      pooling_mode_ != "mean" && pooling_mode_ != "cls") {
     throw Error("pooling mode \"" + pooling_mode_ + "\" is not supported (mean, cls)");
   }
 }
@@ -137,75 +152,83 @@ std::vector<Prediction> Pipeline::predict_encoded(
   if (batch.empty()) return {};
   const Manifest& manifest = runner_.manifest();
   const at::Tensor mask = stack_field(batch, &Encoding::attention_mask);
-  TensorMap inputs{{"input_ids", stack_field(batch, &Encoding::ids)}};
-  if (manifest.find_input("attention_mask")) inputs.emplace("attention_mask", mask);
-  if (manifest.find_input("token_type_ids")) {
-    inputs.emplace("token_type_ids", stack_field(batch, &Encoding::type_ids));
+  TensorMap inputs{{token_ids_input_, stack_field(batch, &Encoding::ids)}};
+  if (!attention_mask_input_.empty()) inputs.emplace(attention_mask_input_, mask);
+  if (!token_type_ids_input_.empty()) {
+    inputs.emplace(token_type_ids_input_, stack_field(batch, &Encoding::type_ids));
   }
   const TensorMap outputs = runner_.run(inputs);
   std::vector<Prediction> predictions(batch.size());
-  for (Prediction& prediction : predictions) prediction.task = manifest.task;
-  const std::string& task = manifest.task;
-  if (task == "feature-extraction") {
-    // The model's own sentence embedding, or the token vectors (the manifest's first output,
-    // last_hidden_state for encoders) pooled here as schema 1 archives say.
-    const at::Tensor hidden = output_named(
-        outputs, embedding_output_.empty() ? manifest.outputs.front().name : embedding_output_);
-    at::Tensor pooled;
-    if (!embedding_output_.empty()) {
-      pooled = hidden;
-    } else if (pooling_mode_ == "cls") {
-      pooled = hidden.select(1, 0);
-    } else {  // mean over real tokens, as sentence-transformers computes it
-      const at::Tensor weights = mask.unsqueeze(-1).to(hidden.dtype());
-      pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
+  for (Prediction& prediction : predictions) prediction.task = manifest.task_kind;
+  switch (manifest.task_kind) {
+    case Task::kFeatureExtraction: {
+      at::Tensor pooled = output_named(outputs, task_outputs_[0]);
+      if (!embedding_from_model_) {  // token vectors [batch, sequence, hidden]
+        if (pooling_mode_ == "cls") {
+          pooled = pooled.select(1, 0);
+        } else {  // mean over real tokens, as sentence-transformers computes it
+          const at::Tensor weights = mask.unsqueeze(-1).to(pooled.dtype());
+          pooled = (pooled * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
+        }
+        if (normalize_) pooled = pooled / pooled.norm(2, {1}, true).clamp_min(1e-12);
+      }
+      pooled = pooled.contiguous();
+      const int64_t width = pooled.size(1);
+      const float* data = pooled.data_ptr<float>();
+      for (size_t i = 0; i < batch.size(); ++i) {
+        predictions[i].embedding.assign(data + i * width, data + (i + 1) * width);
+      }
+      break;
     }
-    if (normalize_ && embedding_output_.empty()) {
-      pooled = pooled / pooled.norm(2, {1}, true).clamp_min(1e-12);
+    case Task::kTextClassification: {
+      const at::Tensor logits = output_named(outputs, task_outputs_[0]);  // [batch, labels]
+      const auto count = static_cast<size_t>(logits.size(1));
+      for (size_t i = 0; i < batch.size(); ++i) {
+        predictions[i].labels =
+            task_outputs::classify(logits.data_ptr<float>() + i * count, count, manifest.labels,
+                                   options_.top_k, manifest.score_function);
+      }
+      break;
     }
-    pooled = pooled.contiguous();
-    const int64_t width = pooled.size(1);
-    const float* data = pooled.data_ptr<float>();
-    for (size_t i = 0; i < batch.size(); ++i) {
-      predictions[i].embedding.assign(data + i * width, data + (i + 1) * width);
+    case Task::kFillMask: {
+      // [batch, sequence, vocab]
+      const at::Tensor logits = output_named(outputs, task_outputs_[0]);
+      const auto row = static_cast<size_t>(logits.size(1) * logits.size(2));
+      for (size_t i = 0; i < batch.size(); ++i) {
+        predictions[i].masks = task_outputs::fill_masks(
+            batch[i], logits.data_ptr<float>() + i * row, static_cast<size_t>(logits.size(2)),
+            *manifest.mask_token_id, options_.top_k.value_or(5), *tokenizer_);
+      }
+      break;
     }
-  } else if (task == "text-classification") {
-    const at::Tensor logits = output_named(outputs, "logits");  // [batch, labels]
-    const auto count = static_cast<size_t>(logits.size(1));
-    for (size_t i = 0; i < batch.size(); ++i) {
-      predictions[i].labels =
-          task_outputs::classify(logits.data_ptr<float>() + i * count, count, manifest.labels,
-                                 options_.top_k, manifest.score_function);
+    case Task::kTokenClassification: {
+      // [batch, sequence, labels]
+      const at::Tensor logits = output_named(outputs, task_outputs_[0]);
+      if (static_cast<size_t>(logits.size(2)) != manifest.labels.size()) {
+        throw Error("the model scores " + std::to_string(logits.size(2)) + " labels but the " +
+                    "manifest names " + std::to_string(manifest.labels.size()));
+      }
+      const auto row = static_cast<size_t>(logits.size(1) * logits.size(2));
+      for (size_t i = 0; i < batch.size(); ++i) {
+        predictions[i].entities =
+            task_outputs::group_entities(batch[i], logits.data_ptr<float>() + i * row,
+                                         manifest.labels, text_at(texts, i), *tokenizer_);
+      }
+      break;
     }
-  } else if (task == "fill-mask") {
-    const at::Tensor logits = output_named(outputs, "logits");  // [batch, sequence, vocab]
-    const auto row = static_cast<size_t>(logits.size(1) * logits.size(2));
-    for (size_t i = 0; i < batch.size(); ++i) {
-      predictions[i].masks = task_outputs::fill_masks(
-          batch[i], logits.data_ptr<float>() + i * row, static_cast<size_t>(logits.size(2)),
-          *manifest.mask_token_id, options_.top_k.value_or(5), tokenizer_);
+    case Task::kQuestionAnswering: {
+      const at::Tensor starts = output_named(outputs, task_outputs_[0]);  // [batch, sequence]
+      const at::Tensor ends = output_named(outputs, task_outputs_[1]);
+      const auto row = static_cast<size_t>(starts.size(1));
+      for (size_t i = 0; i < batch.size(); ++i) {
+        predictions[i].answer = task_outputs::best_answer(
+            batch[i], starts.data_ptr<float>() + i * row, ends.data_ptr<float>() + i * row,
+            text_at(pairs, i), options_.max_answer_length);
+      }
+      break;
     }
-  } else if (task == "token-classification") {
-    const at::Tensor logits = output_named(outputs, "logits");  // [batch, sequence, labels]
-    if (static_cast<size_t>(logits.size(2)) != manifest.labels.size()) {
-      throw Error("the model scores " + std::to_string(logits.size(2)) + " labels but the " +
-                  "manifest names " + std::to_string(manifest.labels.size()));
-    }
-    const auto row = static_cast<size_t>(logits.size(1) * logits.size(2));
-    for (size_t i = 0; i < batch.size(); ++i) {
-      predictions[i].entities =
-          task_outputs::group_entities(batch[i], logits.data_ptr<float>() + i * row,
-                                       manifest.labels, text_at(texts, i), tokenizer_);
-    }
-  } else {                                                            // question-answering
-    const at::Tensor starts = output_named(outputs, "start_logits");  // [batch, sequence]
-    const at::Tensor ends = output_named(outputs, "end_logits");
-    const auto row = static_cast<size_t>(starts.size(1));
-    for (size_t i = 0; i < batch.size(); ++i) {
-      predictions[i].answer = task_outputs::best_answer(
-          batch[i], starts.data_ptr<float>() + i * row, ends.data_ptr<float>() + i * row,
-          text_at(pairs, i), options_.max_answer_length);
-    }
+    default:
+      break;  // refused by the constructor
   }
   return predictions;
 }
@@ -213,19 +236,19 @@ std::vector<Prediction> Pipeline::predict_encoded(
 std::vector<Encoding> Pipeline::encode(std::string_view text,
                                        std::optional<std::string_view> pair) const {
   if (!prompt_.empty()) {  // sentence-transformers prepends the prompt to the text itself
-    return {tokenizer_.encode(prompt_ + std::string(text), pair)};
+    return {tokenizer_->encode(prompt_ + std::string(text), pair)};
   }
-  if (runner_.manifest().task != "question-answering" || !pair) {
-    return {tokenizer_.encode(text, pair)};
+  if (runner_.manifest().task_kind != Task::kQuestionAnswering || !pair) {
+    return {tokenizer_->encode(text, pair)};
   }
   // Transformers' question-answering pipeline: windows of min(max length, 384) tokens, and a
   // doc_stride of min(that / 2, 128) unless one is given.
   constexpr size_t kLongestWindow = 384, kLongestStride = 128;
   const int64_t max_length = runner_.manifest().max_length;
-  if (max_length <= 0) return {tokenizer_.encode(text, pair)};  // the export never truncates
+  if (max_length <= 0) return {tokenizer_->encode(text, pair)};  // the export never truncates
   const size_t window = std::min<size_t>(static_cast<size_t>(max_length), kLongestWindow);
   const size_t stride = options_.doc_stride.value_or(std::min(window / 2, kLongestStride));
-  return tokenizer_.encode_windows(text, *pair, stride, window);
+  return tokenizer_->encode_windows(text, *pair, stride, window);
 }
 
 std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
@@ -261,7 +284,7 @@ std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Enco
   std::vector<size_t> owner;
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].empty()) throw InvalidInput("input " + std::to_string(i) + " has no encoding");
-    if (inputs[i].size() > 1 && runner_.manifest().task != "question-answering") {
+    if (inputs[i].size() > 1 && runner_.manifest().task_kind != Task::kQuestionAnswering) {
       throw InvalidInput("input " + std::to_string(i) + " has " + std::to_string(inputs[i].size()) +
                          " encodings; only question-answering inputs come as windows");
     }
@@ -291,11 +314,16 @@ std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Enco
       batch_pairs.push_back(text_at(pairs, owner[order[k]]));
       longest = std::max(longest, batch.back().size());
     }
-    tokenizer_.pad(batch, padded_length(longest));
+    tokenizer_->pad(batch, padded_length(longest));
     std::vector<Prediction> batch_answers = predict_encoded(batch, batch_texts, batch_pairs);
     for (size_t k = start; k < end; ++k) answers[order[k]] = std::move(batch_answers[k - start]);
   };
-  run_batches(batch_count, concurrent_batches, run_batch);
+  // One thread per batch at once: this one and the pool's workers, each with this thread's
+  // intra-op thread count. On short inputs, small matrix products leave a second core idle
+  // part of the time (docs/benchmark-text.md).
+  const size_t parallel = std::min(concurrent_batches, batch_count);
+  if (parallel > 1) pool_->reserve(parallel - 1);
+  pool_->parallel_for(batch_count, parallel, at::get_num_threads(), run_batch);
 
   // One prediction per input: its only encoding's, or its best window's.
   std::vector<Prediction> predictions(inputs.size());

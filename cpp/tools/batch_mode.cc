@@ -10,9 +10,9 @@
 
 #include "atomic_output.h"
 #include "input_line.h"
-#include "prediction_output.h"
 #include "progress.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/prediction_json.h"
 
 namespace tsrunner::cli {
 namespace {

@@ -24,8 +24,10 @@ std::vector<int64_t> integer_list(const json& value, const char* key) {
   return ids;
 }
 
-void check_range(const Manifest& manifest, const char* name, const std::vector<int64_t>& ids) {
-  const TensorSpec* spec = manifest.find_input(name);
+// `name` is the JSON key the ids came in; the range is the manifest's input with `role`.
+void check_range(const Manifest& manifest, const char* role, const char* name,
+                 const std::vector<int64_t>& ids) {
+  const TensorSpec* spec = manifest.find_input_by_role(role);
   if (!spec || !spec->value_range) return;
   const auto [low, high] = *spec->value_range;
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -48,13 +50,13 @@ Encoding encoding_from_ids(const Pipeline& pipeline, const json& object) {
     throw InvalidInput("\"input_ids\" has " + std::to_string(encoding.ids.size()) +
                        " tokens; the export takes at most " + std::to_string(limit));
   }
-  check_range(manifest, "input_ids", encoding.ids);
+  check_range(manifest, "token_ids", "input_ids", encoding.ids);
   if (auto it = object.find("token_type_ids"); it != object.end() && !it->is_null()) {
     encoding.type_ids = integer_list(*it, "token_type_ids");
     if (encoding.type_ids.size() != encoding.ids.size()) {
       throw InvalidInput("\"token_type_ids\" must be as long as \"input_ids\"");
     }
-    check_range(manifest, "token_type_ids", encoding.type_ids);
+    check_range(manifest, "token_type_ids", "token_type_ids", encoding.type_ids);
   } else {
     encoding.type_ids.assign(encoding.ids.size(), 0);
   }

@@ -1,7 +1,7 @@
 #include "text_mode.h"
 
-#include "prediction_output.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/prediction_json.h"
 
 namespace tsrunner::cli {
 

@@ -10,6 +10,7 @@ import torch
 __version__: str
 torch_version: str
 MANIFEST_SCHEMA_VERSION: int
+KNOWN_TASKS: list[str]
 MAX_CONCURRENT_BATCHES: int
 MAX_THREADS: int
 
@@ -102,7 +103,6 @@ class Pipeline:
     def __init__(
         self,
         runner: Runner,
-        path: str | os.PathLike[str],
         top_k: int | None = None,
         max_answer_length: int = 15,
         doc_stride: int | None = None,

@@ -126,8 +126,12 @@ class Runner(_core.Runner):
         `prompt_name` (sentence-transformers exports) puts that saved prompt before every text;
         None uses the model's default prompt, if it has one, as SentenceTransformer.encode does.
 
+        The dicts are the JSON that `tsrun` prints for the same input, parsed: floats are the
+        shortest decimals of the float32 results, NaN is None.
+
         `concurrent_batches` > 1 runs that many batches at once, each with this runner's
-        `threads`: on short texts `threads=1, concurrent_batches=<cores>` is fastest.
+        `threads`: on short texts `threads=1, concurrent_batches=<cores>` is fastest. Worker
+        threads are started once and reused by later calls.
         """
         if isinstance(texts, str):
             texts = [texts]
@@ -166,7 +170,7 @@ class Runner(_core.Runner):
             pipeline = self._pipelines.get(key)
             if pipeline is None:
                 pipeline = _core.Pipeline(
-                    self, self._path, top_k, max_answer_length, doc_stride, prompt_name
+                    self, top_k, max_answer_length, doc_stride, prompt_name
                 )
                 self._pipelines[key] = pipeline
         return pipeline.predict(texts, text_pairs, batch_size, concurrent_batches)

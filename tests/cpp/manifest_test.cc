@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <set>
+#include <string>
+
 #include "test_paths.h"
 #include "tsrunner/errors.h"
 
@@ -172,6 +175,72 @@ TEST(Manifest, NamesTheBrokenField) {
                     "shape_contract.kind must be \"dynamic\" or \"fixed\"");
   expect_load_error(edited([](auto& m) { m["max_length"] = "long"; }),
                     "manifest.max_length must be an integer");
+}
+
+TEST(Manifest, ParsesEveryTaskNameOnceIntoItsEnum) {
+  const std::pair<const char*, tsrunner::Task> names[] = {
+      {"feature-extraction", tsrunner::Task::kFeatureExtraction},
+      {"fill-mask", tsrunner::Task::kFillMask},
+      {"text-classification", tsrunner::Task::kTextClassification},
+      {"token-classification", tsrunner::Task::kTokenClassification},
+      {"question-answering", tsrunner::Task::kQuestionAnswering},
+      {"multiple-choice", tsrunner::Task::kMultipleChoice},
+      {"causal-lm", tsrunner::Task::kCausalLm},
+      {"text2text", tsrunner::Task::kText2Text},
+      {"image-classification", tsrunner::Task::kImageClassification},
+  };
+  std::set<std::string> seen;
+  for (const auto& [name, task] : names) {
+    const Manifest manifest = Manifest::parse(edited([&](auto& m) { m["task"] = name; }));
+    EXPECT_EQ(manifest.task, name);
+    EXPECT_EQ(manifest.task_kind, task) << name;
+    EXPECT_EQ(tsrunner::task_name(task), name);
+    seen.insert(name);
+  }
+  for (tsrunner::Task task : tsrunner::kKnownTasks) {
+    EXPECT_EQ(seen.count(std::string(tsrunner::task_name(task))), 1u);
+  }
+  EXPECT_EQ(std::size(tsrunner::kKnownTasks), std::size(names));
+}
+
+TEST(Manifest, AnUnknownTaskLoadsAsOtherKeepingItsName) {
+  // A newer exporter's task: the archive still runs raw; only task-aware output refuses it.
+  const Manifest manifest = Manifest::parse(edited([](auto& m) { m["task"] = "speech-to-sign"; }));
+  EXPECT_EQ(manifest.task_kind, tsrunner::Task::kOther);
+  EXPECT_EQ(manifest.task, "speech-to-sign");
+  EXPECT_EQ(tsrunner::parse_task("Fill-Mask"), tsrunner::Task::kOther);  // names are exact
+  EXPECT_EQ(tsrunner::task_name(tsrunner::Task::kOther), "other");
+  EXPECT_NE(manifest.describe().find("speech-to-sign"), std::string::npos);
+}
+
+TEST(Manifest, FindsInputsByRoleAndByHuggingFaceNameInArchivesWithoutRoles) {
+  const Manifest renamed = Manifest::parse(edited([](auto& m) {
+    const char* names[] = {"ids", "mask", "segments"};
+    const char* roles[] = {"token_ids", "attention_mask", "token_type_ids"};
+    for (int i = 0; i < 3; ++i) {
+      m["inputs"][i]["name"] = names[i];
+      m["inputs"][i]["role"] = roles[i];
+    }
+  }));
+  EXPECT_EQ(renamed.find_input_by_role("token_ids")->name, "ids");
+  EXPECT_EQ(renamed.find_input_by_role("attention_mask")->name, "mask");
+  EXPECT_EQ(renamed.find_input_by_role("token_type_ids")->name, "segments");
+  EXPECT_EQ(renamed.find_input_by_role("pixel_values"), nullptr);
+  // A role wins over a Hugging Face name that means something else.
+  const Manifest swapped = Manifest::parse(edited([](auto& m) {
+    m["inputs"][0]["role"] = "token_ids";
+    m["inputs"][1]["name"] = "token_type_ids_";
+    m["inputs"][2]["name"] = "attention_mask";
+    m["inputs"][2]["role"] = "token_type_ids";
+  }));
+  EXPECT_EQ(swapped.find_input_by_role("token_type_ids")->name, "attention_mask");
+  EXPECT_EQ(swapped.find_input_by_role("attention_mask"), nullptr);
+  // No roles at all (archives before roles): Hugging Face's names.
+  const Manifest old = Manifest::parse(read_data_file("manifests/valid.json"));
+  EXPECT_EQ(old.find_input_by_role("token_ids")->name, "input_ids");
+  EXPECT_EQ(old.find_input_by_role("token_type_ids")->name, "token_type_ids");
+  EXPECT_EQ(old.find_output("pooler_output")->name, "pooler_output");
+  EXPECT_EQ(old.find_output("logits"), nullptr);
 }
 
 TEST(Manifest, ParsesRolesTracedLengthsAndBuckets) {

@@ -2,7 +2,9 @@
 // surfaces in the caller.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_paths.h"
@@ -68,6 +70,50 @@ TEST(Pipeline, AFailingBatchOfManyReachesTheCaller) {
       tsrunner::InvalidInput);
   inputs[37][0].ids[1] = 1000;
   EXPECT_EQ(pipeline.predict_encodings(inputs, {}, {}, 4, 3).size(), inputs.size());
+}
+
+TEST(Pipeline, ConcurrentCallersShareOnePoolAndOnlyTheFailingCallThrows) {
+  const Runner runner = single_threaded_runner();
+  auto pool = std::make_shared<tsrunner::ThreadPool>();
+  const Pipeline pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")), {}, pool);
+  const std::vector<std::string> texts = mixed_texts();
+  const std::vector<Prediction> serial = pipeline.predict(texts, {}, 3, 1);
+  std::vector<std::vector<Encoding>> inputs;
+  for (const std::string& text : texts) inputs.push_back(pipeline.encode(text));
+  std::vector<std::vector<Encoding>> bad_inputs = inputs;
+  bad_inputs[11][0].ids[1] = 1'000'000;  // outside the vocabulary: that batch fails
+
+  constexpr size_t kCallers = 8, kFailing = 3;
+  std::vector<std::vector<Prediction>> answers(kCallers);
+  std::vector<std::string> errors(kCallers);
+  std::vector<std::thread> callers;
+  for (size_t c = 0; c < kCallers; ++c) {
+    callers.emplace_back([&, c] {
+      try {
+        answers[c] = pipeline.predict_encodings(c == kFailing ? bad_inputs : inputs, {}, {}, 3,
+                                                /*concurrent_batches=*/3);
+      } catch (const tsrunner::InvalidInput& error) {
+        errors[c] = error.what();
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  for (size_t c = 0; c < kCallers; ++c) {
+    if (c == kFailing) {
+      EXPECT_NE(errors[c].find("1000000"), std::string::npos) << errors[c];
+      continue;
+    }
+    ASSERT_EQ(errors[c], "");
+    ASSERT_EQ(answers[c].size(), texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) {
+      EXPECT_EQ(answers[c][i].embedding, serial[i].embedding) << "caller " << c << ", text " << i;
+    }
+  }
+  // Workers are started once (concurrent_batches - 1 of them: the caller runs batches too)
+  // and reused by every later call, whatever the number of callers.
+  EXPECT_EQ(pool->workers(), 2u);
+  (void)pipeline.predict(texts, {}, 3, 3);
+  EXPECT_EQ(pool->workers(), 2u);
 }
 
 TEST(Pipeline, AnInputWithoutEncodingsIsRefused) {

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 import tsrunner
+from archive_tools import resave
 from tsrunner import sample_text
 
 NER_LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
@@ -369,3 +370,52 @@ def test_tsrun_text_and_batch_give_the_same_answers(task_models, tsrun, tmp_path
 def test_bad_options_are_refused(task_models, kwargs, message):
     with pytest.raises(ValueError, match=message):
         _runner(task_models, "question-answering").predict("q", "c", **kwargs)
+
+
+def _tsrun_lines(tsrun, path, lines: str, *extra: str) -> list:
+    result = subprocess.run(
+        [tsrun, str(path), "--input", "-", *extra], input=lines, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_tsrun_and_runner_predict_give_the_same_json_for_every_task(
+    task_models, tiny_bert_pt, tsrun
+):
+    """One conversion (prediction_json.h) for both: equal keys and equal numbers, not close."""
+    exports = {task: path for task, (_, path) in task_models.items()}
+    exports["feature-extraction"] = tiny_bert_pt
+    for task, path in exports.items():
+        runner = tsrunner.Runner(path, threads=1)
+        if task == "question-answering":
+            texts, pairs = [q for q, _ in QA], [c for _, c in QA]
+        else:
+            texts = [text.replace("New York", "[MASK] York") for text in TEXTS]
+            pairs = None
+        rows = [
+            {"text": t} if pairs is None else {"text": t, "text_pair": p}
+            for t, p in zip(texts, pairs or texts, strict=True)
+        ]
+        lines = "".join(json.dumps(row) + "\n" for row in rows)
+        want = runner.predict(texts, pairs, top_k=3)
+        assert _tsrun_lines(tsrun, path, lines, "--top-k", "3", "--threads", "1") == want, task
+        assert all(want), task  # every task answered something
+
+
+def test_question_answering_reads_outputs_in_manifest_order_when_named_otherwise(
+    task_models, tmp_path
+):
+    def rename_outputs(texts: dict[str, str]) -> dict[str, str]:
+        manifest = json.loads(texts["tsrunner/manifest.json"])
+        for spec, name in zip(manifest["outputs"], ["span_start", "span_end"], strict=True):
+            spec["name"] = name
+        return {**texts, "tsrunner/manifest.json": json.dumps(manifest)}
+
+    renamed = tmp_path / "qa_renamed.pt"
+    resave(task_models["question-answering"][1], renamed, edit_files=rename_outputs)
+    questions, contexts = [q for q, _ in QA], [c for _, c in QA]
+    runner = tsrunner.Runner(renamed, threads=1)
+    assert runner.output_names == ["span_start", "span_end"]
+    want = _runner(task_models, "question-answering").predict(questions, contexts)
+    assert runner.predict(questions, contexts) == want

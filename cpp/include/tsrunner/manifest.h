@@ -4,8 +4,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
+
+#include "tsrunner/task.h"
 
 namespace tsrunner {
 
@@ -91,7 +94,8 @@ struct SentenceEmbedding {
 // never guessed. The JSON schema is documented in docs/format.md.
 struct Manifest {
   int schema_version = 0;
-  std::string task;
+  std::string task;               // as stored ("fill-mask", or a name this build does not know)
+  Task task_kind = Task::kOther;  // `task` parsed: what code switches on
   std::string model_type;
   std::string model_class;
   // "jit", or "neuron": compiled by the AWS Neuron SDK, loadable only with its runtime.
@@ -121,6 +125,15 @@ struct Manifest {
   static Manifest read_from_archive(const std::string& path);
 
   const TensorSpec* find_input(const std::string& name) const;
+
+  // The input that carries `role` ("token_ids", "attention_mask", "token_type_ids", ...), or
+  // nullptr. Archives written before inputs had roles: the input with Hugging Face's name for
+  // that role ("input_ids", "attention_mask", "token_type_ids", "decoder_input_ids",
+  // "pixel_values").
+  const TensorSpec* find_input_by_role(std::string_view role) const;
+
+  // The output named `name`, or nullptr.
+  const TensorSpec* find_output(const std::string& name) const;
 
   // A readable multi-line summary (what `tsrun info` and `tsrunner info` print).
   std::string describe() const;

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -8,6 +9,7 @@
 
 #include "tsrunner/prediction.h"
 #include "tsrunner/runner.h"
+#include "tsrunner/thread_pool.h"
 #include "tsrunner/tokenizer.h"
 
 namespace tsrunner {
@@ -17,24 +19,34 @@ inline constexpr size_t kMaxConcurrentBatches = 1024;
 
 // Text in, answers out: tokenizes with the export's own tokenizer, runs the model in batches
 // of similar length and turns the outputs into the task's answer (see prediction.h):
-// feature-extraction (mean or CLS pooling, optionally normalised, from the manifest's
-// "pooling"; mean without normalisation when the manifest has none), text-classification,
-// fill-mask, token-classification and question-answering (question as the text, context as
-// the pair), each matching the Hugging Face pipeline of that task. Thread-safe like Runner.
+// feature-extraction (the model's "sentence_embedding" output when the export has one;
+// otherwise mean or CLS pooling of its first output, optionally normalised, from the
+// manifest's "pooling", mean without normalisation when the manifest has none),
+// text-classification, fill-mask, token-classification and question-answering (question as
+// the text, context as the pair), each matching the Hugging Face pipeline of that task.
+// Model inputs are found by the manifest's input roles, outputs by the manifest's output
+// names. Thread-safe like Runner.
 class Pipeline {
  public:
   // `runner` must outlive the pipeline. Throws Error when the export's task has no
-  // task-aware output yet.
-  Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions options = {});
+  // task-aware output yet, or its inputs cannot be made from text. Concurrent batches run on
+  // `pool` (nullptr: a pool of the pipeline's own, grown to what calls ask for and kept).
+  Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions options = {},
+           std::shared_ptr<ThreadPool> pool = nullptr);
+  // The same over the runner's own tokenizer (Runner::tokenizer(): the one parsed from the
+  // verified archive), shared rather than copied.
+  explicit Pipeline(const Runner& runner, TaskOptions options = {},
+                    std::shared_ptr<ThreadPool> pool = nullptr);
 
   const Runner& runner() const { return runner_; }
-  const Tokenizer& tokenizer() const { return tokenizer_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
 
   // One prediction per text, in order. `pairs` is empty or as long as `texts`. Texts are
   // sorted by length and run `batch_size` at a time, each batch padded only to its longest
   // (to the export's fixed length when its shape contract is fixed). `concurrent_batches` > 1
-  // runs that many batches at once on their own threads, each with the calling thread's
-  // intra-op thread count (at::get_num_threads()): use threads x concurrent_batches <= cores.
+  // runs that many batches at once, on the calling thread and on the pool's workers, each with
+  // the calling thread's intra-op thread count (at::get_num_threads()): use threads x
+  // concurrent_batches <= cores. The workers are started once and reused by later calls.
   std::vector<Prediction> predict(const std::vector<std::string>& texts,
                                   const std::vector<std::string>& pairs = {},
                                   size_t batch_size = 32, size_t concurrent_batches = 1) const;
@@ -67,13 +79,23 @@ class Pipeline {
   size_t padded_length(size_t longest) const;
 
  private:
+  Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokenizer, TaskOptions options,
+           std::shared_ptr<ThreadPool> pool);
+
   const Runner& runner_;
-  Tokenizer tokenizer_;
+  std::shared_ptr<const Tokenizer> tokenizer_;  // owned, or the runner's (not owned)
   TaskOptions options_;
+  // Manifest inputs fed from each Encoding field, by role ("" when the export has none).
+  std::string token_ids_input_;
+  std::string attention_mask_input_;
+  std::string token_type_ids_input_;
+  // The manifest outputs the task reads, in the order predict_encoded() reads them.
+  std::vector<std::string> task_outputs_;
+  // feature-extraction: the model computes the sentence vector itself ("sentence_embedding").
+  bool embedding_from_model_ = false;
   std::string pooling_mode_;
   bool normalize_ = false;
-  // feature-extraction: the model's "sentence_embedding" output is the answer (schema 2).
-  std::string embedding_output_;
+  std::shared_ptr<ThreadPool> pool_;
   std::string prompt_;  // put before every text (sentence-transformers prompts)
 };
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tsrunner/task.h"
+
 namespace tsrunner {
 
 // A span of the input text: character offsets (Unicode code points, as Python and Hugging
@@ -53,9 +55,10 @@ struct Answer {
 };
 
 // The task-aware answer for one input. `task` says which field is filled; the others stay
-// empty. New tasks add a field here (plain structs, no JSON dependency in the API).
+// empty. New tasks add a field here (plain structs, no JSON dependency in the API; the JSON
+// form is prediction_json.h's).
 struct Prediction {
-  std::string task;
+  Task task = Task::kOther;
   std::vector<float> embedding;    // feature-extraction: the pooled sentence vector
   std::vector<LabelScore> labels;  // text-classification: best first
   std::vector<MaskFill> masks;     // fill-mask: one per mask token, in order

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "../prediction_output.h"
+#include "tsrunner/prediction_json.h"
 #include "json_text.h"
 #include "metrics.h"
 #include "request_parsing.h"
@@ -357,7 +357,7 @@ void Service::predict(const std::shared_ptr<Call>& call) {
     for (size_t i = 0; i < outcome.predictions.size(); ++i) {
       if (i > 0) body += ",";
       body += classification ? scores_json(outcome.predictions[i].labels)
-                             : cli::prediction_to_json(outcome.predictions[i]);
+                             : prediction_to_json(outcome.predictions[i]);
     }
     call->answer_json(batch ? body + "]" : body);
   };
