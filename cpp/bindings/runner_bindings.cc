@@ -65,7 +65,8 @@ void register_runner(py::module_& module) {
                      "Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.")
       .def(py::init([](const std::filesystem::path& path, std::optional<int> threads,
                        const std::string& device, std::optional<int> interop_threads,
-                       int warmup_runs, bool optimize_graph, bool freeze, bool verify_integrity,
+                       int warmup_runs, bool optimize_graph, bool freeze,
+                       const std::string& engine, bool verify_integrity,
                        std::optional<std::string> expected_sha256,
                        std::optional<uint64_t> max_archive_bytes,
                        std::optional<uint64_t> max_embedded_file_bytes) {
@@ -77,13 +78,14 @@ void register_runner(py::module_& module) {
              options.warmup_runs = warmup_runs;
              options.optimize_graph = optimize_graph;
              options.freeze = freeze;
+             options.engine = engine;
              py::gil_scoped_release release;
              return std::make_unique<Runner>(path.string(), options);
            }),
            py::arg("path"), py::kw_only(), py::arg("threads") = py::none(),
            py::arg("device") = "cpu", py::arg("interop_threads") = py::none(),
            py::arg("warmup_runs") = 0, py::arg("optimize_graph") = true, py::arg("freeze") = false,
-           py::arg("verify_integrity") = true, py::arg("expected_sha256") = py::none(),
+           py::arg("engine") = "auto",           py::arg("verify_integrity") = true, py::arg("expected_sha256") = py::none(),
            py::arg("max_archive_bytes") = py::none(),
            py::arg("max_embedded_file_bytes") = py::none())
       .def(
@@ -109,6 +111,10 @@ void register_runner(py::module_& module) {
             return py::module_::import("json").attr("loads")(runner.manifest().raw_json);
           },
           "The export's manifest as a dict.")
+      .def_property_readonly("engine", &Runner::engine,
+                             "The kernel path load chose: \"onednn\" or \"default\".")
+      .def_property_readonly("engine_reason", &Runner::engine_reason,
+                             "Why load chose that kernel path, in a few words.")
       .def_property_readonly("input_names",
                              [](const Runner& runner) {
                                std::vector<std::string> names;

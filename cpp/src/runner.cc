@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "archive.h"
+#include "cpu_fast_path.h"
 #include "digest_record.h"
 #include "input_check.h"
 #include "shape_padding.h"
@@ -87,6 +88,7 @@ void RunnerOptions::validate() const {
   } catch (const c10::Error&) {
     throw InvalidInput("unknown device \"" + device + "\" (expected cpu, cuda or cuda:N)");
   }
+  detail::check_engine_name(engine);
   if (max_archive_bytes == 0 || max_embedded_file_bytes == 0) {
     throw InvalidInput("max_archive_bytes and max_embedded_file_bytes must be positive");
   }
@@ -104,7 +106,37 @@ struct Runner::Impl {
   c10::Device device{c10::kCPU};
   // forward() of a loaded TorchScript module is safe to call from many threads at once.
   mutable torch::jit::Module module;
+  detail::KernelPath kernel_path;
 };
+
+namespace {
+
+// Calls the method run() would call for these (checked, ordered, padded) inputs.
+c10::IValue call_model(torch::jit::Module& module, std::vector<at::Tensor> ordered,
+                       int64_t bucket, const c10::Device& device) {
+  std::vector<c10::IValue> arguments;
+  arguments.reserve(ordered.size());
+  for (at::Tensor& tensor : ordered) arguments.emplace_back(tensor.to(device));
+  return bucket > 0 ? module.get_method("forward_" + std::to_string(bucket))(std::move(arguments))
+                    : module.forward(std::move(arguments));
+}
+
+// The check run of a rewritten module at load: one small batch, the graph as it stands.
+void smoke_run(torch::jit::Module& module, const Manifest& manifest, const c10::Device& device) {
+  int64_t sequence = 8;
+  const ShapeContract& contract = manifest.shape_contract;
+  if (contract.max_sequence > 0) sequence = std::min(sequence, contract.max_sequence);
+  if (contract.kind == "fixed" && contract.max_sequence > 0) sequence = contract.max_sequence;
+  std::vector<at::Tensor> ordered =
+      detail::check_and_order_inputs(manifest, make_example_inputs(manifest, 1, sequence));
+  const int64_t bucket = detail::choose_bucket(manifest, ordered);
+  (void)detail::pad_to_traced_lengths(manifest, ordered, bucket);
+  c10::InferenceMode inference_guard;
+  const GraphOptimizeScope as_is(false);
+  (void)call_model(module, std::move(ordered), bucket, device);
+}
+
+}  // namespace
 
 Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make_unique<Impl>()) {
   options.validate();
@@ -132,6 +164,13 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
       // Freezes (inlines parameters) first, as torch.jit.optimize_for_inference does.
       impl_->module = torch::jit::optimize_for_inference(impl_->module);
     }
+    const Manifest& manifest = impl_->manifest;
+    const c10::Device device = impl_->device;
+    impl_->kernel_path = detail::apply_cpu_fast_path(
+        impl_->module, options.engine, device.is_cpu(),
+        [&manifest, &device](torch::jit::Module& module) { smoke_run(module, manifest, device); });
+  } catch (const InvalidInput&) {
+    throw;
   } catch (const c10::Error& error) {
     throw load_error(path, impl_->manifest, error.msg());
   } catch (const std::exception& error) {  // TorchScript compile errors (jit::ErrorReport)
@@ -153,6 +192,8 @@ Runner& Runner::operator=(Runner&&) noexcept = default;
 
 const Manifest& Runner::manifest() const { return impl_->manifest; }
 const RunnerOptions& Runner::options() const { return impl_->options; }
+const std::string& Runner::engine() const { return impl_->kernel_path.path; }
+const std::string& Runner::engine_reason() const { return impl_->kernel_path.reason; }
 
 TensorMap Runner::run(const TensorMap& inputs) const {
   const Manifest& manifest = impl_->manifest;
@@ -163,16 +204,9 @@ TensorMap Runner::run(const TensorMap& inputs) const {
 
   c10::InferenceMode inference_guard;
   const GraphOptimizeScope optimize(impl_->options.optimize_graph);
-  std::vector<c10::IValue> arguments;
-  arguments.reserve(ordered.size());
-  for (at::Tensor& tensor : ordered) arguments.emplace_back(tensor.to(impl_->device));
-
   c10::IValue result;
   try {
-    result =
-        bucket > 0
-            ? impl_->module.get_method("forward_" + std::to_string(bucket))(std::move(arguments))
-            : impl_->module.forward(std::move(arguments));
+    result = call_model(impl_->module, std::move(ordered), bucket, impl_->device);
   } catch (const c10::Error& error) {
     throw Error("model run failed: " + first_line(error.msg()));
   }

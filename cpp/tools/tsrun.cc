@@ -88,14 +88,23 @@ int run_info(const std::string& model_path, bool as_json) {
     std::cout << nlohmann::ordered_json::parse(manifest.raw_json).dump(2) << "\n";
   } else {
     std::cout << model_path << "\n" << manifest.describe();
+    std::cout << "This machine: " << tsrunner::cpu_info().model << "; engine auto takes "
+              << tsrunner::auto_engine() << " (" << tsrunner::auto_engine_reason() << ")\n";
   }
   return 0;
 }
 
+// One-shot runs (--ids, --text) keep the plain graph under engine auto: freezing and packing
+// weights cost more at load than one call gains (docs/benchmarks.md, cold start).
+std::string engine_for(const std::string& engine, bool one_shot) {
+  return engine == "auto" && one_shot ? "default" : engine;
+}
+
 int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists, int threads,
-            const std::string& expected_sha256) {
+            const std::string& expected_sha256, const std::string& engine) {
   tsrunner::RunnerOptions options;
   options.threads = threads;
+  options.engine = engine_for(engine, true);
   options.expected_sha256 = expected_sha256;
   options.optimize_graph = false;  // one call: see one_shot_note
   const tsrunner::Runner runner(model_path, options);
@@ -111,10 +120,11 @@ int run_raw(const std::string& model_path, const std::vector<std::string>& id_li
 // Text in, task-aware JSON out: --text (one result per text) or --input (JSON lines).
 int run_predict(const std::string& model_path, const std::vector<std::string>& texts,
                 const std::vector<std::string>& pairs, const tsrunner::cli::BatchOptions* batch,
-                int threads, const std::string& expected_sha256,
+                int threads, const std::string& expected_sha256, const std::string& engine,
                 const tsrunner::TaskOptions& task_options) {
   tsrunner::RunnerOptions options;
   options.threads = threads;
+  options.engine = engine_for(engine, batch == nullptr);
   options.expected_sha256 = expected_sha256;
   options.optimize_graph = batch != nullptr;  // --text is one call: see one_shot_note
   const tsrunner::Runner runner(model_path, options);
@@ -198,6 +208,11 @@ int main(int argc, char** argv) {
   app.add_flag("--raw", raw, "print every output tensor as JSON {shape, dtype, data}");
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
       ->check(CLI::NonNegativeNumber);
+  std::string engine = "auto";
+  app.add_option("--engine", engine,
+                 "kernels: auto (oneDNN on x86-64 CPUs, except for one-shot --ids/--text), "
+                 "onednn or default")
+      ->check(CLI::IsMember({"auto", "onednn", "default"}));
   std::string expected_sha256;
   app.add_option("--expect-sha256", expected_sha256,
                  "refuse the model unless its content digest is this (docs/security.md)");
@@ -234,7 +249,7 @@ int main(int argc, char** argv) {
       if (top_k > 0) task_options.top_k = top_k;
       if (doc_stride_option->count() > 0) task_options.doc_stride = doc_stride;
       return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,
-                         threads, expected_sha256, task_options);
+                         threads, expected_sha256, engine, task_options);
     }
     if (id_lists.empty()) {
       throw UsageError("nothing to run: pass --ids, --text or --input (see tsrun --help)");
@@ -243,7 +258,7 @@ int main(int argc, char** argv) {
     for (const CLI::Option* option : {window_option, concurrent_option, doc_stride_option}) {
       if (option->count() > 0) throw UsageError(option->get_name() + " needs --text or --input");
     }
-    return run_raw(model_path, id_lists, threads, expected_sha256);
+    return run_raw(model_path, id_lists, threads, expected_sha256, engine);
   } catch (const UsageError& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";
     return kExitUsage;
