@@ -85,7 +85,7 @@ def test_python_and_tsrun_agree_bit_for_bit_on_the_onednn_path(
     inputs = _encode(minilm_pt, sample_text.sample(3))
     expected = fast_runner.run(inputs)
     command = [tsrun, str(minilm_pt), "--raw", "--threads", str(THREADS), "--engine", "onednn"]
-    for row, mask in zip(inputs["input_ids"], inputs["attention_mask"]):
+    for row, mask in zip(inputs["input_ids"], inputs["attention_mask"], strict=True):
         command += ["--ids", ",".join(map(str, row[mask.bool()].tolist()))]
     result = subprocess.run(command, capture_output=True, text=True, env=clean_env)
     assert result.returncode == 0, result.stderr
@@ -98,7 +98,7 @@ def test_python_and_tsrun_agree_bit_for_bit_on_the_onednn_path(
 
 def test_a_failing_rewrite_falls_back_with_one_stderr_line(tiny_bert_pt, tsrun, clean_env):
     args = [tsrun, str(tiny_bert_pt), "--ids", "101,7592,102", "--raw", "--engine", "onednn"]
-    plain = subprocess.run(args[:-1] + ["default"], capture_output=True, text=True, env=clean_env)
+    plain = subprocess.run([*args[:-1], "default"], capture_output=True, text=True, env=clean_env)
     failing = subprocess.run(
         args, capture_output=True, text=True, env={**clean_env, "TSR_TEST_FAIL_FAST_PATH": "1"}
     )
@@ -110,9 +110,23 @@ def test_a_failing_rewrite_falls_back_with_one_stderr_line(tiny_bert_pt, tsrun, 
 
 def test_bench_json_names_the_cpu_and_the_path(tiny_bert_pt, tsrun, clean_env):
     result = subprocess.run(
-        [tsrun, "bench", str(tiny_bert_pt), "--batch", "1", "--seq", "8", "--iterations", "2",
-         "--warmup", "0", "--json"],
-        capture_output=True, text=True, env=clean_env,
+        [
+            tsrun,
+            "bench",
+            str(tiny_bert_pt),
+            "--batch",
+            "1",
+            "--seq",
+            "8",
+            "--iterations",
+            "2",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -126,7 +140,9 @@ def test_unknown_engine_is_refused_in_one_line(tiny_bert_pt, tsrun, clean_env):
         tsrunner.Runner(tiny_bert_pt, engine="fast")
     result = subprocess.run(
         [tsrun, str(tiny_bert_pt), "--ids", "101,102", "--raw", "--engine", "fast"],
-        capture_output=True, text=True, env=clean_env,
+        capture_output=True,
+        text=True,
+        env=clean_env,
     )
     assert result.returncode == 2
     assert "--engine: fast not in {auto,onednn,default}" in result.stderr.splitlines()[0]
