@@ -14,7 +14,9 @@ from types import ModuleType
 
 import torch
 
-BACKENDS = ("jit", "neuron")
+from .backends import ShapeList, TorchScriptBackend
+from .export_options import ExportOptions
+
 # Inf2/Trn1 first (torch-neuronx), then Inf1 (torch-neuron).
 SDK_MODULES = ("torch_neuronx", "torch_neuron")
 
@@ -40,3 +42,31 @@ def sdk() -> ModuleType:
 def trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
     """Compiles `module` for exactly the shapes of `example` with the Neuron SDK."""
     return sdk().trace(module, example)
+
+
+class NeuronBackend(TorchScriptBackend):
+    """A TorchScript archive whose graph the Neuron SDK compiled for one static shape."""
+
+    name = "neuron"
+
+    def check_options(self, options: ExportOptions) -> ExportOptions:
+        sdk()  # fails fast, before the model is loaded, when the SDK is missing
+        if options.shapes == "dynamic" or options.buckets:
+            raise ValueError(
+                "--backend neuron compiles one static shape: it cannot be combined with "
+                "--shapes dynamic or --buckets (export one model per length instead)"
+            )
+        if options.device != "cpu" or options.quantize:
+            raise ValueError(
+                "--backend neuron traces on the CPU (--device cpu) without --quantize; "
+                "the Neuron compiler chooses the device precision itself"
+            )
+        return options.replace(shapes="fixed")
+
+    def trace(
+        self, wrapper: torch.nn.Module, methods: dict[str, tuple[torch.Tensor, ...]]
+    ) -> torch.jit.ScriptModule:
+        return trace(wrapper, methods["forward"])
+
+    def validation_shapes(self, shapes: ShapeList) -> ShapeList:
+        return shapes[:1]  # a Neuron graph takes its traced shape only

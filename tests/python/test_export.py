@@ -171,6 +171,30 @@ def test_bad_arguments_are_value_errors(tiny_bert_dir, tmp_path, kwargs, message
     assert not (tmp_path / "m.pt").exists()
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"buckets": "16,32"},
+            r"buckets must be a list of lengths such as \[32, 64, 128\], not str '16,32'",
+        ),
+        ({"buckets": [16, "32"]}, "every bucket must be an integer, not str '32'"),
+        ({"max_length": "64"}, "max_length must be an integer, not str '64'"),
+        ({"batch_size": 2.0}, "batch_size must be an integer, not float 2.0"),
+        ({"atol": "1e-3"}, "atol must be a number, not str"),
+        ({"untie_weights": "yes"}, "untie_weights must be True or False"),
+        ({"dtype": None}, "dtype must be a string, not NoneType"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_named_before_loading(tmp_path, kwargs, message):
+    # The model does not exist: the type check comes first, before anything is loaded. Bad
+    # input is a ValueError throughout tsrunner (docs/stable-api.md); a wrong type is both.
+    with pytest.raises(TypeError, match=message) as caught:
+        tsrunner.export(tmp_path / "no_such_model", tmp_path / "m.pt", **kwargs)
+    assert isinstance(caught.value, ValueError)
+    assert not (tmp_path / "m.pt").exists()
+
+
 def test_bad_model_sources_are_value_errors(tmp_path):
     with pytest.raises(ValueError, match="model directory not found: bert-base-uncased"):
         tsrunner.export("bert-base-uncased", tmp_path / "m.pt")
