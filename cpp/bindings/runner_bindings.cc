@@ -3,6 +3,7 @@
 #include <torch/extension.h>
 
 #include "bindings.h"
+#include "tsrunner/cpu_info.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/integrity.h"
 #include "tsrunner/runner.h"
@@ -47,6 +48,11 @@ RunnerOptions make_options(bool verify_integrity, const std::optional<std::strin
 }  // namespace
 
 void register_runner(py::module_& module) {
+  module.def(
+      "cpu_model", [] { return cpu_info().model; },
+      "The CPU's model name (/proc/cpuinfo), as benchmark reports print it.");
+  module.def("auto_engine", &auto_engine,
+             "The kernel path engine=\"auto\" takes on this machine: \"onednn\" or \"default\".");
   module.def(
       "verify_archive",
       [](const std::filesystem::path& path, std::optional<std::string> expected_sha256,
