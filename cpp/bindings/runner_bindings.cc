@@ -71,9 +71,8 @@ void register_runner(py::module_& module) {
                      "Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.")
       .def(py::init([](const std::filesystem::path& path, std::optional<int> threads,
                        const std::string& device, std::optional<int> interop_threads,
-                       int warmup_runs, bool optimize_graph, bool freeze,
-                       const std::string& engine, bool verify_integrity,
-                       std::optional<std::string> expected_sha256,
+                       int warmup_runs, bool optimize_graph, bool freeze, const std::string& engine,
+                       bool verify_integrity, std::optional<std::string> expected_sha256,
                        std::optional<uint64_t> max_archive_bytes,
                        std::optional<uint64_t> max_embedded_file_bytes) {
              RunnerOptions options = make_options(verify_integrity, expected_sha256,
@@ -91,8 +90,8 @@ void register_runner(py::module_& module) {
            py::arg("path"), py::kw_only(), py::arg("threads") = py::none(),
            py::arg("device") = "cpu", py::arg("interop_threads") = py::none(),
            py::arg("warmup_runs") = 0, py::arg("optimize_graph") = true, py::arg("freeze") = false,
-           py::arg("engine") = "auto",           py::arg("verify_integrity") = true, py::arg("expected_sha256") = py::none(),
-           py::arg("max_archive_bytes") = py::none(),
+           py::arg("engine") = "auto", py::arg("verify_integrity") = true,
+           py::arg("expected_sha256") = py::none(), py::arg("max_archive_bytes") = py::none(),
            py::arg("max_embedded_file_bytes") = py::none())
       .def(
           "run",

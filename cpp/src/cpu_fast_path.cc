@@ -70,10 +70,9 @@ std::string auto_declines(bool on_cpu) {
 namespace {
 
 at::Tensor pack_linear_weight(const at::Tensor& weight) {
-  static const auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("mkldnn::_reorder_linear_weight", "")
-          .typed<at::Tensor(const at::Tensor&, std::optional<int64_t>)>();
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("mkldnn::_reorder_linear_weight", "")
+                             .typed<at::Tensor(const at::Tensor&, std::optional<int64_t>)>();
   return op.call(weight, std::nullopt);
 }
 
@@ -129,10 +128,10 @@ std::pair<int, int> pack_linears(torch::jit::Graph& graph) {
     graph.insertNode(no_scalars);
     torch::jit::Value* algorithm =
         gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());  // "none" / "tanh"
-    Node* fast = graph.create(c10::Symbol::fromQualString("mkldnn::_linear_pointwise"),
-                              {linear->input(0), packed_weight->output(), bias, attr, no_scalars->output(),
-                               algorithm},
-                              1);
+    Node* fast = graph.create(
+        c10::Symbol::fromQualString("mkldnn::_linear_pointwise"),
+        {linear->input(0), packed_weight->output(), bias, attr, no_scalars->output(), algorithm},
+        1);
     graph.insertNode(fast);
     Node* replaced = gelu ? gelu : linear;
     fast->output()->setType(replaced->output()->type());
@@ -179,8 +178,7 @@ void check_engine_name(const std::string& engine) {
   }
 }
 
-KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine,
-                               bool on_cpu,
+KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine, bool on_cpu,
                                const std::function<void(torch::jit::Module&)>& smoke_test) {
   KernelPath result;
   if (engine == "default") {

@@ -30,8 +30,7 @@ void check_engine_name(const std::string& engine);
 // folding a following GELU into it. `smoke_test` then runs the rewritten module once; when
 // anything fails the module is left as loaded and one line goes to stderr. Auto takes oneDNN
 // on x86-64 CPUs with AVX2 or better when the device is the CPU.
-KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine,
-                               bool on_cpu,
+KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine, bool on_cpu,
                                const std::function<void(torch::jit::Module&)>& smoke_test);
 
 }  // namespace tsrunner::detail

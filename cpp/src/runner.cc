@@ -112,8 +112,8 @@ struct Runner::Impl {
 namespace {
 
 // Calls the method run() would call for these (checked, ordered, padded) inputs.
-c10::IValue call_model(torch::jit::Module& module, std::vector<at::Tensor> ordered,
-                       int64_t bucket, const c10::Device& device) {
+c10::IValue call_model(torch::jit::Module& module, std::vector<at::Tensor> ordered, int64_t bucket,
+                       const c10::Device& device) {
   std::vector<c10::IValue> arguments;
   arguments.reserve(ordered.size());
   for (at::Tensor& tensor : ordered) arguments.emplace_back(tensor.to(device));
