@@ -88,8 +88,8 @@ int run_info(const std::string& model_path, bool as_json) {
     std::cout << nlohmann::ordered_json::parse(manifest.raw_json).dump(2) << "\n";
   } else {
     std::cout << model_path << "\n" << manifest.describe();
-    std::cout << "This machine: " << tsrunner::cpu_info().model << "; engine auto takes "
-              << tsrunner::auto_engine() << " (" << tsrunner::auto_engine_reason() << ")\n";
+    std::cout << "machine     " << tsrunner::cpu_info().model
+              << "; engine auto: " << tsrunner::auto_engine() << "\n";
   }
   return 0;
 }

@@ -242,8 +242,11 @@ def _run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(manifest, indent=2))
     else:
+        from . import auto_engine, cpu_model
+
         print(args.path)
         print(describe(manifest), end="")
+        print(f"machine     {cpu_model()}; engine auto: {auto_engine()}")
     return 0
 
 
