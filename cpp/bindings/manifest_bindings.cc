@@ -22,8 +22,9 @@ void register_manifest(py::module_& module) {
   module.def(
       "read_archive_file",
       [](const std::filesystem::path& path, const std::string& name) -> std::optional<std::string> {
-        if (name == kManifestRecord) return Manifest::read_from_archive(path.string()).raw_json;
-        return detail::read_extra_file(path.string(), name);
+        const detail::Archive archive(path.string());
+        if (name == kManifestRecord) return archive.read_manifest().raw_json;
+        return archive.read_extra_file(name);
       },
       py::arg("path"), py::arg("name"),
       "A file embedded in an export (e.g. \"tsrunner/tokenizer.json\"), or None when absent. "

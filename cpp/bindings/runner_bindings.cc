@@ -3,10 +3,12 @@
 #include <torch/extension.h>
 
 #include "bindings.h"
+#include "load_hooks.h"
 #include "tsrunner/cpu_info.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/integrity.h"
 #include "tsrunner/runner.h"
+#include "tsrunner/tokenizer.h"
 
 namespace py = pybind11;
 
@@ -34,11 +36,10 @@ TensorMap tensors_from_dict(const py::object& object) {
   return tensors;
 }
 
-RunnerOptions make_options(bool verify_integrity, const std::optional<std::string>& expected_sha256,
-                           std::optional<uint64_t> max_archive_bytes,
-                           std::optional<uint64_t> max_embedded_file_bytes) {
+RunnerOptions verify_options(const std::optional<std::string>& expected_sha256,
+                             std::optional<uint64_t> max_archive_bytes,
+                             std::optional<uint64_t> max_embedded_file_bytes) {
   RunnerOptions options;
-  options.verify_integrity = verify_integrity;
   options.expected_sha256 = expected_sha256.value_or("");
   if (max_archive_bytes) options.max_archive_bytes = *max_archive_bytes;
   if (max_embedded_file_bytes) options.max_embedded_file_bytes = *max_embedded_file_bytes;
@@ -59,7 +60,7 @@ void register_runner(py::module_& module) {
          std::optional<uint64_t> max_archive_bytes,
          std::optional<uint64_t> max_embedded_file_bytes) {
         const RunnerOptions options =
-            make_options(true, expected_sha256, max_archive_bytes, max_embedded_file_bytes);
+            verify_options(expected_sha256, max_archive_bytes, max_embedded_file_bytes);
         py::gil_scoped_release release;
         return verify_archive(path.string(), options);
       },
@@ -67,32 +68,62 @@ void register_runner(py::module_& module) {
       py::arg("max_archive_bytes") = py::none(), py::arg("max_embedded_file_bytes") = py::none(),
       "Checks an export's size caps and content digest without loading TorchScript; returns the "
       "digest. Raises LoadError when the file was modified.");
+  module.def(
+      "_set_after_verify_hook",
+      [](std::optional<py::function> hook) {
+        if (!hook) return detail::set_after_verify_hook({});
+        // Held by a shared_ptr so that copies of the std::function share one Python reference;
+        // it is released here, with the GIL, when the next call replaces it.
+        auto callable = std::make_shared<py::function>(std::move(*hook));
+        detail::set_after_verify_hook([callable](const std::string& path) {
+          py::gil_scoped_acquire gil;
+          (*callable)(path);
+        });
+      },
+      py::arg("hook"),
+      "Tests only: calls hook(path) after a Runner verified the file, before it loads the "
+      "TorchScript; None removes it.");
+  module.attr("MAX_THREADS") = kMaxThreads;
+  // Bound once, field by field: a field added in C++ reaches Python by one line here, and
+  // tests/python/test_runner_options.py fails until it does.
+  py::class_<RunnerOptions>(module, "RunnerOptions",
+                            "tsrunner::RunnerOptions: how a Runner loads and runs an export "
+                            "(docs/cpp-api.md).")
+      .def(py::init<>())
+      .def_readwrite("threads", &RunnerOptions::threads)
+      .def_readwrite("interop_threads", &RunnerOptions::interop_threads)
+      .def_readwrite("device", &RunnerOptions::device)
+      .def_readwrite("warmup_runs", &RunnerOptions::warmup_runs)
+      .def_readwrite("warmup_sequence", &RunnerOptions::warmup_sequence)
+      .def_readwrite("optimize_graph", &RunnerOptions::optimize_graph)
+      .def_readwrite("freeze", &RunnerOptions::freeze)
+      .def_readwrite("engine", &RunnerOptions::engine)
+      .def_readwrite("max_archive_bytes", &RunnerOptions::max_archive_bytes)
+      .def_readwrite("max_embedded_file_bytes", &RunnerOptions::max_embedded_file_bytes)
+      .def_readwrite("verify_integrity", &RunnerOptions::verify_integrity)
+      .def_readwrite("expected_sha256", &RunnerOptions::expected_sha256)
+      .def("validate", &RunnerOptions::validate,
+           "Raises InvalidInput (a ValueError) naming the first option out of range.");
   py::class_<Runner>(module, "Runner",
                      "Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.")
-      .def(py::init([](const std::filesystem::path& path, std::optional<int> threads,
-                       const std::string& device, std::optional<int> interop_threads,
-                       int warmup_runs, bool optimize_graph, bool freeze, const std::string& engine,
-                       bool verify_integrity, std::optional<std::string> expected_sha256,
-                       std::optional<uint64_t> max_archive_bytes,
-                       std::optional<uint64_t> max_embedded_file_bytes) {
-             RunnerOptions options = make_options(verify_integrity, expected_sha256,
-                                                  max_archive_bytes, max_embedded_file_bytes);
-             options.threads = threads.value_or(0);
-             options.device = device;
-             options.interop_threads = interop_threads.value_or(0);
-             options.warmup_runs = warmup_runs;
-             options.optimize_graph = optimize_graph;
-             options.freeze = freeze;
-             options.engine = engine;
+      .def(py::init([](const std::filesystem::path& path, const RunnerOptions& options) {
              py::gil_scoped_release release;
              return std::make_unique<Runner>(path.string(), options);
            }),
-           py::arg("path"), py::kw_only(), py::arg("threads") = py::none(),
-           py::arg("device") = "cpu", py::arg("interop_threads") = py::none(),
-           py::arg("warmup_runs") = 0, py::arg("optimize_graph") = true, py::arg("freeze") = false,
-           py::arg("engine") = "auto", py::arg("verify_integrity") = true,
-           py::arg("expected_sha256") = py::none(), py::arg("max_archive_bytes") = py::none(),
-           py::arg("max_embedded_file_bytes") = py::none())
+           py::arg("path"), py::arg("options") = RunnerOptions{})
+      .def_property_readonly(
+          "options", [](const Runner& runner) { return runner.options(); },
+          "A copy of the RunnerOptions this runner was loaded with.")
+      .def_property_readonly("has_tokenizer", &Runner::has_tokenizer)
+      .def_property_readonly(
+          "tokenizer",
+          [](const Runner& runner) -> const Tokenizer& {
+            py::gil_scoped_release release;  // the first call parses tokenizer.json
+            return runner.tokenizer();
+          },
+          py::return_value_policy::reference_internal,
+          "The export's embedded tokenizer, parsed from the bytes that were verified (the file "
+          "is not reopened). Raises LoadError when the export has none.")
       .def(
           "run",
           [](const Runner& runner, const py::object& inputs) {

@@ -65,12 +65,23 @@ void register_tokenizer(py::module_& module) {
           "Loads the tokenizer of a tsrunner export (.pt, truncating to its max_length) or a "
           "tokenizer.json.")
       .def_static(
-          "from_str",
+          "from_json",
           [](const std::string& json_text, std::optional<size_t> max_length) {
             return Tokenizer::from_json(json_text, max_length);
           },
           py::arg("json"), py::arg("max_length") = py::none(),
           "Loads a tokenizer.json given as a string; max_length overrides its truncation.")
+      .def_static(
+          "from_str",
+          [](const std::string& json_text, std::optional<size_t> max_length) {
+            // Renamed to match C++ (Tokenizer::from_json); kept working (docs/stable-api.md).
+            if (PyErr_WarnEx(PyExc_DeprecationWarning,
+                             "Tokenizer.from_str is deprecated; use Tokenizer.from_json", 1) != 0) {
+              throw py::error_already_set();
+            }
+            return Tokenizer::from_json(json_text, max_length);
+          },
+          py::arg("json"), py::arg("max_length") = py::none(), "Deprecated name of from_json.")
       .def(
           "encode",
           [](const Tokenizer& tokenizer, const std::string& text,

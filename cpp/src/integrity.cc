@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <filesystem>
 #include <memory>
 #include <vector>
 
@@ -145,22 +144,25 @@ std::vector<std::string> checked_record_names(caffe2::serialize::PyTorchStreamRe
 
 }  // namespace
 
-std::string verify_archive(const std::string& path, const RunnerOptions& options) {
+}  // namespace tsrunner
+
+namespace tsrunner::detail {
+
+std::string verify_open_archive(const Archive& archive, const RunnerOptions& options) {
   options.validate();
-  detail::require_model_file(path);
-  std::error_code ec;
-  const uint64_t file_size = std::filesystem::file_size(path, ec);
-  if (!ec && file_size > options.max_archive_bytes) {
+  const std::string& path = archive.path();
+  const uint64_t file_size = archive.file()->size();
+  if (file_size > options.max_archive_bytes) {
     throw LoadError(path + " is " + std::to_string(file_size) + " bytes, over max_archive_bytes (" +
                     std::to_string(options.max_archive_bytes) + ")");
   }
-  auto reader = detail::open_archive(path);
+  caffe2::serialize::PyTorchStreamReader& reader = archive.reader();
   try {
-    const std::vector<std::string> names = checked_record_names(*reader, path, options);
+    const std::vector<std::string> names = checked_record_names(reader, path, options);
     const std::string expected = lowercase(options.expected_sha256);
     if (!options.verify_integrity && expected.empty()) return "";
 
-    const std::string actual = content_digest(*reader, names);
+    const std::string actual = content_digest(reader, names);
     if (!expected.empty() && actual != expected) {
       throw LoadError(path + " does not have the expected content digest: it has " +
                       short_digest(actual) + ", expected " + short_digest(expected));
@@ -168,17 +170,17 @@ std::string verify_archive(const std::string& path, const RunnerOptions& options
     if (!options.verify_integrity) return actual;
 
     std::optional<std::string> text =
-        detail::read_extra_file(*reader, path, kDigestRecord, options.max_embedded_file_bytes);
+        archive.read_extra_file(kDigestRecord, options.max_embedded_file_bytes);
     if (!text) {
       // Say first what else is wrong (not a tsrunner export at all, a newer schema, ...).
-      (void)Manifest::read_from_archive(path);
+      (void)archive.read_manifest(options.max_embedded_file_bytes);
       throw LoadError(path + " has no content digest (" + kDigestRecord +
                       "): it was exported by an older tsrunner or its digest was removed; "
                       "re-export it (or turn verify_integrity off if you trust the file)");
     }
-    detail::DigestRecord record;
+    DigestRecord record;
     try {
-      record = detail::parse_digest_record(*text);
+      record = parse_digest_record(*text);
     } catch (const LoadError& error) {
       throw LoadError(path + ": " + error.what());
     }
@@ -189,8 +191,17 @@ std::string verify_archive(const std::string& path, const RunnerOptions& options
     }
     return actual;
   } catch (const c10::Error& error) {
-    throw LoadError(path + " is corrupted: " + detail::first_sentence(error.msg()));
+    throw LoadError(path + " is corrupted: " + first_sentence(error.msg()));
   }
+}
+
+}  // namespace tsrunner::detail
+
+namespace tsrunner {
+
+std::string verify_archive(const std::string& path, const RunnerOptions& options) {
+  options.validate();
+  return detail::verify_open_archive(detail::Archive(path, options.max_archive_bytes), options);
 }
 
 }  // namespace tsrunner

@@ -1,18 +1,22 @@
 #include "tsrunner/runner.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/Device.h>
 #include <c10/core/InferenceMode.h>
-#include <torch/csrc/jit/python/update_graph_executor_opt.h>
-#include <torch/script.h>
+#include <c10/util/Exception.h>
 
 #include <algorithm>
 #include <cctype>
+#include <mutex>
+#include <optional>
 #include <utility>
 
 #include "archive.h"
 #include "cpu_fast_path.h"
 #include "digest_record.h"
+#include "engine.h"
 #include "input_check.h"
+#include "load_hooks.h"
 #include "shape_padding.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/example_inputs.h"
@@ -21,23 +25,6 @@
 namespace tsrunner {
 
 namespace {
-
-// The first non-blank line of a LibTorch message (a TorchScript ErrorReport starts with one).
-std::string first_line(const std::string& text) {
-  const size_t start = std::min(text.find_first_not_of(" \n"), text.size());
-  return text.substr(start, text.find('\n', start) - start);
-}
-
-// A load failure in one line, naming Neuron when the archive needs its runtime: its graph
-// calls ops only the Neuron runtime registers.
-LoadError load_error(const std::string& path, const Manifest& manifest, const std::string& why) {
-  if (manifest.backend == "neuron") {
-    return LoadError(path + " was compiled for AWS Neuron (manifest backend \"neuron\"): it " +
-                     "loads only where the Neuron runtime (torch-neuronx) is installed, not in " +
-                     "plain LibTorch: " + first_line(why));
-  }
-  return LoadError("cannot load TorchScript from " + path + ": " + first_line(why));
-}
 
 // LibTorch accepts one inter-op thread count per process, before any inter-op work starts.
 void apply_interop_threads(int wanted) {
@@ -52,30 +39,29 @@ void apply_interop_threads(int wanted) {
   }
 }
 
-// Sets LibTorch's graph-executor switch, which is thread-local, for one scope.
-class GraphOptimizeScope {
- public:
-  explicit GraphOptimizeScope(bool optimize) : previous_(torch::jit::getGraphExecutorOptimize()) {
-    torch::jit::setGraphExecutorOptimize(optimize);
-  }
-  ~GraphOptimizeScope() { torch::jit::setGraphExecutorOptimize(previous_); }
-  GraphOptimizeScope(const GraphOptimizeScope&) = delete;
-  GraphOptimizeScope& operator=(const GraphOptimizeScope&) = delete;
+detail::AfterVerifyHook& after_verify_hook() {
+  static detail::AfterVerifyHook hook;
+  return hook;
+}
 
- private:
-  bool previous_;
-};
+void check_thread_count(const char* name, int value) {
+  if (value < 0) {
+    throw InvalidInput(std::string(name) + " must be 0 (default) or positive, not " +
+                       std::to_string(value));
+  }
+  if (value > kMaxThreads) {
+    throw InvalidInput(std::string(name) + " must be at most " + std::to_string(kMaxThreads) +
+                       ", not " + std::to_string(value));
+  }
+}
 
 }  // namespace
 
+void detail::set_after_verify_hook(AfterVerifyHook hook) { after_verify_hook() = std::move(hook); }
+
 void RunnerOptions::validate() const {
-  if (threads < 0) {
-    throw InvalidInput("threads must be 0 (default) or positive, not " + std::to_string(threads));
-  }
-  if (interop_threads < 0) {
-    throw InvalidInput("interop_threads must be 0 (default) or positive, not " +
-                       std::to_string(interop_threads));
-  }
+  check_thread_count("threads", threads);
+  check_thread_count("interop_threads", interop_threads);
   if (warmup_runs < 0) {
     throw InvalidInput("warmup_runs must be 0 or positive, not " + std::to_string(warmup_runs));
   }
@@ -103,79 +89,35 @@ void RunnerOptions::validate() const {
 struct Runner::Impl {
   Manifest manifest;
   RunnerOptions options;
-  c10::Device device{c10::kCPU};
-  // forward() of a loaded TorchScript module is safe to call from many threads at once.
-  mutable torch::jit::Module module;
-  detail::KernelPath kernel_path;
+  std::unique_ptr<detail::Engine> engine;
+  // The embedded tokenizer.json as verified, parsed on the first tokenizer() call.
+  std::string tokenizer_json;
+  std::once_flag tokenizer_parsed;
+  std::optional<Tokenizer> tokenizer;
+  std::string tokenizer_error;  // why tokenizer() throws, when it does
 };
-
-namespace {
-
-// Calls the method run() would call for these (checked, ordered, padded) inputs.
-c10::IValue call_model(torch::jit::Module& module, std::vector<at::Tensor> ordered, int64_t bucket,
-                       const c10::Device& device) {
-  std::vector<c10::IValue> arguments;
-  arguments.reserve(ordered.size());
-  for (at::Tensor& tensor : ordered) arguments.emplace_back(tensor.to(device));
-  return bucket > 0 ? module.get_method("forward_" + std::to_string(bucket))(std::move(arguments))
-                    : module.forward(std::move(arguments));
-}
-
-// The check run of a rewritten module at load: one small batch, the graph as it stands.
-void smoke_run(torch::jit::Module& module, const Manifest& manifest, const c10::Device& device) {
-  int64_t sequence = 8;
-  const ShapeContract& contract = manifest.shape_contract;
-  if (contract.max_sequence > 0) sequence = std::min(sequence, contract.max_sequence);
-  if (contract.kind == "fixed" && contract.max_sequence > 0) sequence = contract.max_sequence;
-  std::vector<at::Tensor> ordered =
-      detail::check_and_order_inputs(manifest, make_example_inputs(manifest, 1, sequence));
-  const int64_t bucket = detail::choose_bucket(manifest, ordered);
-  (void)detail::pad_to_traced_lengths(manifest, ordered, bucket);
-  c10::InferenceMode inference_guard;
-  const GraphOptimizeScope as_is(false);
-  (void)call_model(module, std::move(ordered), bucket, device);
-}
-
-}  // namespace
 
 Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make_unique<Impl>()) {
   options.validate();
   impl_->options = options;
-  impl_->device = c10::Device(options.device);
-  // Check sizes, the content digest, the manifest and the embedded files before any
-  // TorchScript code is deserialised: TorchScript runs code from the archive while loading.
-  verify_archive(path, options);
-  impl_->manifest = Manifest::read_from_archive(path);
-  detail::check_embedded_files(path, impl_->manifest);
+  // One descriptor for everything below. Sizes, the content digest, the manifest and the
+  // embedded files are checked before any TorchScript is deserialised (TorchScript runs code
+  // from the archive while loading), and the TorchScript comes from the same open file.
+  const detail::Archive archive(path, options.max_archive_bytes);
+  detail::verify_open_archive(archive, options);
+  impl_->manifest = archive.read_manifest(options.max_embedded_file_bytes);
+  std::optional<std::string> tokenizer_json =
+      detail::read_embedded_files(archive, impl_->manifest, options.max_embedded_file_bytes);
+  if (tokenizer_json) {
+    impl_->tokenizer_json = std::move(*tokenizer_json);
+  } else {
+    impl_->tokenizer_error = path + " has no embedded tokenizer (" + std::string(kTokenizerRecord) +
+                             "); pass token ids instead";
+  }
+  if (after_verify_hook()) after_verify_hook()(path);
   if (options.threads > 0) at::set_num_threads(options.threads);
   apply_interop_threads(options.interop_threads);
-  try {
-    // Freezing needs the optimising executor (it inlines submodule calls); the option itself
-    // applies to run().
-    const GraphOptimizeScope optimize_while_loading(true);
-    impl_->module = torch::jit::load(path, impl_->device);
-    impl_->module.eval();
-    // TorchScript compiles a method on its first call: compile them all now, so that an
-    // archive calling ops this process lacks (a Neuron export) fails here, not mid-run.
-    for (const torch::jit::Method& method : impl_->module.get_methods()) {
-      method.function().ensure_defined();
-    }
-    if (options.freeze) {
-      // Freezes (inlines parameters) first, as torch.jit.optimize_for_inference does.
-      impl_->module = torch::jit::optimize_for_inference(impl_->module);
-    }
-    const Manifest& manifest = impl_->manifest;
-    const c10::Device device = impl_->device;
-    impl_->kernel_path = detail::apply_cpu_fast_path(
-        impl_->module, options.engine, device.is_cpu(),
-        [&manifest, &device](torch::jit::Module& module) { smoke_run(module, manifest, device); });
-  } catch (const InvalidInput&) {
-    throw;
-  } catch (const c10::Error& error) {
-    throw load_error(path, impl_->manifest, error.msg());
-  } catch (const std::exception& error) {  // TorchScript compile errors (jit::ErrorReport)
-    throw load_error(path, impl_->manifest, error.what());
-  }
+  impl_->engine = detail::load_torchscript_engine(archive.file(), impl_->manifest, options);
   if (options.warmup_runs > 0) {
     int64_t sequence = options.warmup_sequence;
     const ShapeContract& contract = impl_->manifest.shape_contract;
@@ -192,8 +134,26 @@ Runner& Runner::operator=(Runner&&) noexcept = default;
 
 const Manifest& Runner::manifest() const { return impl_->manifest; }
 const RunnerOptions& Runner::options() const { return impl_->options; }
-const std::string& Runner::engine() const { return impl_->kernel_path.path; }
-const std::string& Runner::engine_reason() const { return impl_->kernel_path.reason; }
+const std::string& Runner::engine() const { return impl_->engine->kernel_path(); }
+const std::string& Runner::engine_reason() const { return impl_->engine->kernel_path_reason(); }
+
+bool Runner::has_tokenizer() const { return impl_->manifest.has_tokenizer; }
+
+const Tokenizer& Runner::tokenizer() const {
+  Impl& impl = *impl_;
+  std::call_once(impl.tokenizer_parsed, [&impl] {
+    if (impl.tokenizer_json.empty()) return;
+    try {
+      impl.tokenizer.emplace(
+          Tokenizer::from_json(impl.tokenizer_json, static_cast<size_t>(impl.manifest.max_length)));
+    } catch (const Error& error) {
+      impl.tokenizer_error = error.what();
+    }
+    std::string().swap(impl.tokenizer_json);  // parsed once; the text is not needed again
+  });
+  if (!impl.tokenizer) throw LoadError(impl.tokenizer_error);
+  return *impl.tokenizer;
+}
 
 TensorMap Runner::run(const TensorMap& inputs) const {
   const Manifest& manifest = impl_->manifest;
@@ -203,25 +163,7 @@ TensorMap Runner::run(const TensorMap& inputs) const {
       detail::pad_to_traced_lengths(manifest, ordered, bucket);
 
   c10::InferenceMode inference_guard;
-  const GraphOptimizeScope optimize(impl_->options.optimize_graph);
-  c10::IValue result;
-  try {
-    result = call_model(impl_->module, std::move(ordered), bucket, impl_->device);
-  } catch (const c10::Error& error) {
-    throw Error("model run failed: " + first_line(error.msg()));
-  }
-
-  std::vector<at::Tensor> values;
-  if (result.isTensor()) {
-    values.push_back(result.toTensor());
-  } else if (result.isTuple()) {
-    for (const c10::IValue& element : result.toTupleRef().elements()) {
-      if (!element.isTensor()) throw Error("model returned a non-tensor output");
-      values.push_back(element.toTensor());
-    }
-  } else {
-    throw Error("model returned " + result.tagKind() + ", expected a tensor or a tuple");
-  }
+  std::vector<at::Tensor> values = impl_->engine->run(std::move(ordered), bucket);
   if (values.size() != manifest.outputs.size()) {
     throw Error("model returned " + std::to_string(values.size()) +
                 " outputs but the manifest names " + std::to_string(manifest.outputs.size()));

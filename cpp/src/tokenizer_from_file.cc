@@ -18,8 +18,9 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
   char magic[2] = {0, 0};
   file.read(magic, 2);
   if (magic[0] == 'P' && magic[1] == 'K') {  // a zip archive: a TorchScript export
-    const Manifest manifest = Manifest::read_from_archive(path);
-    const std::optional<std::string> json_text = detail::read_extra_file(path, kTokenizerRecord);
+    const detail::Archive archive(path);     // one open for the manifest and the tokenizer
+    const Manifest manifest = archive.read_manifest();
+    const std::optional<std::string> json_text = archive.read_extra_file(kTokenizerRecord);
     if (!json_text) {
       throw LoadError(path + " has no embedded tokenizer (" + std::string(kTokenizerRecord) +
                       "); pass token ids instead");

@@ -25,7 +25,7 @@ if torch.__version__.split("+")[0] != _built_torch_version:
     )
 
 from .exporter import ExportReport, export
-from .runner import Runner
+from .runner import Runner, RunnerOptions
 
 __all__ = [
     "Encoding",
@@ -35,6 +35,7 @@ __all__ = [
     "InvalidInput",
     "LoadError",
     "Runner",
+    "RunnerOptions",
     "Tokenizer",
     "__version__",
     "auto_engine",

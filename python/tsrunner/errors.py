@@ -15,5 +15,8 @@ class ExportError(Error):
     """An export failed (the model cannot be traced, or the trace failed validation)."""
 
 
-class InvalidInput(ValueError):
-    """Inputs do not match the export's contract (names, dtypes, shapes, values)."""
+class InvalidInput(Error, ValueError):
+    """Inputs or options do not match the export's contract (names, dtypes, shapes, values).
+
+    Both a tsrunner.Error (as in C++, where InvalidInput derives from Error) and a ValueError
+    (bad input is a ValueError in Python)."""

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import _core
+
+RunnerOptions = _core.RunnerOptions
+
+# Every field of tsrunner::RunnerOptions, as the binding exposes them (one source: the C++ struct).
+OPTION_NAMES: tuple[str, ...] = tuple(
+    name for name, value in vars(RunnerOptions).items() if isinstance(value, property)
+)
 
 
 def _is_positive_int(value: Any) -> bool:
@@ -18,6 +26,30 @@ def _is_int_in(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
+def make_options(**options: Any) -> RunnerOptions:
+    """A RunnerOptions from keywords (None keeps a field's default). Raises TypeError naming an
+    unknown keyword or a value of the wrong type, in one line."""
+    built = RunnerOptions()
+    for name, value in options.items():
+        if name not in OPTION_NAMES:
+            close = difflib.get_close_matches(name, OPTION_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(
+                f"unknown Runner option {name!r}{hint}; valid options: {', '.join(OPTION_NAMES)}"
+            )
+        if value is None:
+            continue
+        default = getattr(built, name)
+        expected = type(default)
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
+            raise TypeError(f"{name} must be {expected.__name__}, not {value!r}")
+        try:
+            setattr(built, name, value)
+        except TypeError:  # out of the C++ type's range (a negative byte count, 2**70 threads)
+            raise ValueError(f"{name}={value!r} is out of range") from None
+    return built
+
+
 class Runner(_core.Runner):
     """Loads a tsrunner export and runs it with libtsrunner (C++). Thread-safe.
 
@@ -25,12 +57,43 @@ class Runner(_core.Runner):
     tokenizer (natively), runs and returns the task's answer per text.
     """
 
-    def __init__(self, path: str | os.PathLike[str], **options: Any):
-        """`options` are RunnerOptions by keyword: threads, device, verify_integrity, ... (see
-        docs/cpp-api.md); unknown ones raise TypeError."""
-        super().__init__(path, **options)
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        threads: int | None = None,
+        interop_threads: int | None = None,
+        device: str | None = None,
+        warmup_runs: int | None = None,
+        warmup_sequence: int | None = None,
+        optimize_graph: bool | None = None,
+        freeze: bool | None = None,
+        max_archive_bytes: int | None = None,
+        max_embedded_file_bytes: int | None = None,
+        verify_integrity: bool | None = None,
+        expected_sha256: str | None = None,
+        **unknown: NoReturn,
+    ):
+        """Keywords are the fields of RunnerOptions (docs/cpp-api.md); None keeps the C++
+        default. An unknown keyword raises TypeError naming it and the valid ones; a value out
+        of range raises ValueError (tsrunner.InvalidInput)."""
+        options = make_options(
+            threads=threads,
+            interop_threads=interop_threads,
+            device=device,
+            warmup_runs=warmup_runs,
+            warmup_sequence=warmup_sequence,
+            optimize_graph=optimize_graph,
+            freeze=freeze,
+            max_archive_bytes=max_archive_bytes,
+            max_embedded_file_bytes=max_embedded_file_bytes,
+            verify_integrity=verify_integrity,
+            expected_sha256=expected_sha256,
+            **unknown,
+        )
+        super().__init__(path, options)
         self._path = os.fspath(path)
-        self._pipelines: dict[tuple[int | None, int], _core.Pipeline] = {}
+        self._pipelines: dict[tuple[int | None, int, int | None], _core.Pipeline] = {}
         self._pipeline_lock = threading.Lock()
 
     def predict(

@@ -18,11 +18,7 @@ namespace {
 using tsrunner::LoadError;
 using tsrunner::Runner;
 using tsrunner::testing::fixture;
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
-}
+using tsrunner::testing::read_bytes;
 
 std::string write_temp(const std::string& name, const std::string& bytes) {
   const std::string path = ::testing::TempDir() + "/" + name;

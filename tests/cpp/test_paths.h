@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -17,6 +18,12 @@ inline std::string fixture(const std::string& name) {
         "and TSR_FIXTURES=DIR ctest");
   }
   return std::string(directory) + "/" + name;
+}
+
+// Every byte of a file (empty when it cannot be read).
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>()};
 }
 
 inline std::string read_data_file(const std::string& relative) {

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
 import tsrunner
+from tsrunner import _core
+from tsrunner import runner as runner_module
 
 
 def _inputs():
@@ -78,3 +83,125 @@ except ValueError as error:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "interop_threads=2 cannot be applied: this process already uses 1" in result.stdout
+
+
+# --- RunnerOptions reaches Python whole (issue 11.4) ----------------------------------------
+
+_HEADER = Path(__file__).resolve().parents[2] / "cpp" / "include" / "tsrunner" / "runner.h"
+
+
+def _cpp_option_fields() -> list[str]:
+    """The data members of tsrunner::RunnerOptions, read from the public header."""
+    text = _HEADER.read_text()
+    body = text[text.index("struct RunnerOptions {") : text.index("void validate() const;")]
+    return re.findall(r"^\s+(?:int|bool|uint64_t|std::string)\s+(\w+)\s*[=;]", body, re.MULTILINE)
+
+
+# A value other than the default for every field, valid for loading tiny_bert.
+def _non_default_values(tiny_bert_pt) -> dict:
+    return {
+        "threads": 1,
+        "interop_threads": torch.get_num_interop_threads(),  # process-wide: keep the current
+        "device": "cpu:0",
+        "warmup_runs": 1,
+        "warmup_sequence": 8,
+        "optimize_graph": False,
+        "freeze": True,
+        "max_archive_bytes": 1 << 30,
+        "max_embedded_file_bytes": 32 << 20,
+        "verify_integrity": False,
+        "expected_sha256": tsrunner.verify_archive(tiny_bert_pt),
+    }
+
+
+def test_every_cpp_option_is_bound_and_accepted_by_runner():
+    fields = _cpp_option_fields()
+    assert len(fields) >= 11
+    assert set(runner_module.OPTION_NAMES) == set(fields)
+    keywords = inspect.signature(tsrunner.Runner.__init__).parameters
+    assert {name for name in keywords if name not in ("self", "path", "unknown")} == set(fields)
+
+
+def test_every_option_round_trips_through_a_runner(tiny_bert_pt):
+    values = _non_default_values(tiny_bert_pt)
+    assert set(values) == set(_cpp_option_fields())
+    defaults = tsrunner.RunnerOptions()
+    for name, value in values.items():
+        assert getattr(defaults, name) != value, f"{name}: pick a value other than the default"
+    runner = tsrunner.Runner(tiny_bert_pt, **values)
+    loaded = runner.options
+    for name, value in values.items():
+        assert getattr(loaded, name) == value, name
+    options = tsrunner.RunnerOptions()
+    for name, value in values.items():
+        setattr(options, name, value)
+        assert getattr(options, name) == value, name
+
+
+@pytest.mark.parametrize("keyword", ["thread", "verify", "warmup"])
+def test_an_unknown_option_is_named_in_one_line(tiny_bert_pt, keyword):
+    with pytest.raises(TypeError) as raised:
+        tsrunner.Runner(tiny_bert_pt, **{keyword: 2})
+    message = str(raised.value)
+    assert "\n" not in message
+    assert repr(keyword) in message
+    assert "valid options: threads, interop_threads" in message
+
+
+def test_a_misspelt_option_gets_a_suggestion(tiny_bert_pt):
+    with pytest.raises(TypeError, match=r"unknown Runner option 'thread' \(did you mean 'threads'"):
+        tsrunner.Runner(tiny_bert_pt, thread=2)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"threads": "2"}, TypeError, "threads must be int, not '2'"),
+        ({"threads": True}, TypeError, "threads must be int, not True"),
+        ({"freeze": 1}, TypeError, "freeze must be bool, not 1"),
+        ({"max_archive_bytes": -1}, ValueError, r"max_archive_bytes=-1 is out of range"),
+        ({"threads": 2**40}, ValueError, r"threads=1099511627776 is out of range"),
+    ],
+)
+def test_option_types_are_checked_in_one_line(tiny_bert_pt, options, error, message):
+    with pytest.raises(error, match=message):
+        tsrunner.Runner(tiny_bert_pt, **options)
+
+
+@pytest.mark.parametrize("threads", [20000, 100000])
+def test_absurd_thread_counts_are_refused_before_anything_starts(tiny_bert_pt, threads):
+    # 100000 crashed LibTorch and 20000 printed a libgomp error before the cap.
+    with pytest.raises(tsrunner.InvalidInput, match=f"threads must be at most 1024, not {threads}"):
+        tsrunner.Runner(tiny_bert_pt, threads=threads)
+    with pytest.raises(ValueError, match="interop_threads must be at most 1024"):
+        tsrunner.Runner(tiny_bert_pt, interop_threads=threads)
+    assert _core.MAX_THREADS == 1024
+
+
+def test_tsrun_refuses_absurd_thread_counts(tiny_bert_pt, tsrun):
+    result = subprocess.run(
+        [tsrun, str(tiny_bert_pt), "--ids", "101,102", "--raw", "--threads", "100000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "threads must be at most 1024, not 100000" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_invalid_input_is_both_a_tsrunner_error_and_a_value_error(tiny_bert_pt):
+    runner = tsrunner.Runner(tiny_bert_pt, threads=1)
+    bad = {"input_ids": torch.tensor([[101, 10**9, 102]])}
+    with pytest.raises(tsrunner.Error):
+        runner.run(bad)
+    with pytest.raises(ValueError):
+        runner.run(bad)
+    try:
+        runner.run(bad)
+    except tsrunner.Error as error:  # the way callers catch everything tsrunner raises
+        assert isinstance(error, tsrunner.InvalidInput)
+        assert isinstance(error, ValueError)
+    assert issubclass(tsrunner.InvalidInput, tsrunner.Error)
+    assert issubclass(tsrunner.LoadError, tsrunner.Error)
+    assert not issubclass(tsrunner.LoadError, ValueError)

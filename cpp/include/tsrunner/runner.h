@@ -8,16 +8,24 @@
 #include <string>
 
 #include "tsrunner/manifest.h"
+#include "tsrunner/tokenizer.h"
 
 namespace tsrunner {
 
 using TensorMap = std::map<std::string, at::Tensor>;
 
+// The most intra-op or inter-op threads RunnerOptions accepts. A fixed bound rather than a
+// multiple of this machine's cores, so that options valid on one machine are valid on all; far
+// above any useful count (more threads than cores only adds contention), and far below the counts
+// that make LibTorch's OpenMP fail to start its threads or crash (20000 and 100000 did here).
+inline constexpr int kMaxThreads = 1024;
+
 struct RunnerOptions {
-  // Intra-op threads for LibTorch. 0 keeps LibTorch's default. The setting is process-wide
-  // (at::set_num_threads), as in LibTorch itself.
+  // Intra-op threads for LibTorch, 0 to kMaxThreads. 0 keeps LibTorch's default. The setting is
+  // process-wide (at::set_num_threads), as in LibTorch itself.
   int threads = 0;
-  // Inter-op threads for LibTorch (parallel branches of a graph). 0 keeps LibTorch's default.
+  // Inter-op threads for LibTorch (parallel branches of a graph), 0 to kMaxThreads. 0 keeps
+  // LibTorch's default.
   // Process-wide and settable once per process, before the first inter-op work; a later
   // different value is refused with InvalidInput rather than ignored.
   int interop_threads = 0;
@@ -67,7 +75,11 @@ struct RunnerOptions {
 // shared by many threads calling run() concurrently.
 class Runner {
  public:
-  // Throws LoadError when the file is missing, is not TorchScript or has no valid manifest.
+  // Opens `path` once and takes everything from that one open file: the size caps and the
+  // content digest are checked, then the manifest, the embedded tokenizer and the TorchScript
+  // are read from the same descriptor, so replacing the file meanwhile changes nothing
+  // (docs/security.md). Throws LoadError when the file is missing, is not TorchScript, has no
+  // valid manifest or fails a check; InvalidInput when an option is out of range.
   explicit Runner(const std::string& path, RunnerOptions options = {});
   ~Runner();
   Runner(Runner&&) noexcept;
@@ -81,6 +93,14 @@ class Runner {
   const std::string& engine() const;
   // Why, in a few words (for tsrun info and bench reports).
   const std::string& engine_reason() const;
+
+  // Whether the export embeds a tokenizer (the manifest's has_tokenizer).
+  bool has_tokenizer() const;
+  // The export's own tokenizer, parsed on first use from the bytes the constructor verified
+  // (never by reopening the file), truncating to the manifest's max_length. Lives as long as
+  // the Runner. Throws LoadError when the export has none or this build cannot read its kind;
+  // run() works either way. Prefer it to Tokenizer::from_file(path) for a loaded model.
+  const Tokenizer& tokenizer() const;
 
   // Runs the model under inference mode. Inputs the manifest marks with a default may be left
   // out. Throws InvalidInput (before running) when inputs break the manifest's contract.

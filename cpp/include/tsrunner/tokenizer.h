@@ -37,7 +37,8 @@ class Tokenizer {
   // `path` is a tsrunner export (.pt: the embedded tsrunner/tokenizer.json, truncated to the
   // manifest's max_length; no TorchScript code runs) or a tokenizer.json (truncated as its
   // "truncation" field says). Throws LoadError when the file is missing, malformed or uses
-  // a tokenizer this build does not support.
+  // a tokenizer this build does not support. The file is opened on its own and its digest is not
+  // checked: for a model a Runner has loaded, use Runner::tokenizer() instead.
   static Tokenizer from_file(const std::string& path);
   // `max_length` overrides the file's truncation length (nullopt: keep the file's setting).
   static Tokenizer from_json(const std::string& json_text, std::optional<size_t> max_length);

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tsrunner {
+struct Manifest;
+struct RunnerOptions;
+}  // namespace tsrunner
+
+namespace tsrunner::detail {
+
+class ArchiveFile;
+
+// What executes a model format. The Runner owns everything the format does not decide (input
+// checks, bucket choice, padding and slicing back, warm-up, thread settings); an engine owns
+// deserialising the model and running it. Today: TorchScript (torchscript_engine.cc). Planned:
+// AOTInductor .pt2 (issue 16); the oneDNN fast path (issue 13) lives inside the TorchScript one.
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // Runs `inputs` (in the manifest's input order, checked and padded by the Runner) through the
+  // graph traced for `bucket` (a bucketed export's sequence length; 0 for the one graph of an
+  // unbucketed export) and returns the outputs in the manifest's output order. Called from
+  // many threads at once. Throws Error when the model fails or returns something else than
+  // tensors.
+  virtual std::vector<at::Tensor> run(std::vector<at::Tensor> inputs, int64_t bucket) const = 0;
+
+  // The kernel path load chose (RunnerOptions::engine): "onednn" or "default", and why.
+  virtual const std::string& kernel_path() const = 0;
+  virtual const std::string& kernel_path_reason() const = 0;
+};
+
+// Deserialises the TorchScript of an archive from `file` (already verified: nothing reopens the
+// path), compiles every method and applies RunnerOptions' graph settings (freeze,
+// optimize_graph). Throws LoadError naming the path and the problem.
+std::unique_ptr<Engine> load_torchscript_engine(const std::shared_ptr<ArchiveFile>& file,
+                                                const Manifest& manifest,
+                                                const RunnerOptions& options);
+
+}  // namespace tsrunner::detail
