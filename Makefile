@@ -13,7 +13,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
-	sanitize fuzz bench
+	sanitize fuzz bench load-test
 
 all: install
 
@@ -107,6 +107,12 @@ bench: install
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -m tsrunner --cmake-prefix-path)"
 	$(VENV)/bin/cmake --build $(BENCH_CPP)
 	$(PY) benchmarks/peers.py --overhead-program $(BENCH_CPP)/runner_overhead $(BENCH_ARGS)
+
+# tsrun serve under load (docs/serve.md): 64 clients for 60 s on MiniLM with misbehaving
+# clients mixed in; fails on a wrong or lost answer or RSS growth over 32 MB. Not in `make test`
+# (tests/python/test_serve_load.py runs it for 3 s with 8 clients).
+load-test: traced_bert.pt
+	$(PY) benchmarks/serve_load.py traced_bert.pt --clients 64 --seconds 60 --chaos $(LOAD_ARGS)
 
 PY_SOURCES := python tests examples benchmarks scripts
 lint: install

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the C++ side builds with, when any is missing:
 # nlohmann/json (JSON), utf8proc (Unicode data for the tokenizer), CLI11 (tsrun's command line),
-# OpenSSL's libcrypto (SHA-256 of archives), GoogleTest (C++ tests), binutils (readelf for the
+# Boost (header-only Beast/Asio: tsrun serve's HTTP), OpenSSL's libcrypto (SHA-256 of archives), GoogleTest (C++ tests), binutils (readelf for the
 # install tests). All are needed to build only: utf8proc and libcrypto are linked statically
 # into libtsrunner (cmake/PrivateStaticDeps.cmake), so what gets built runs without them.
 # Needs root (or sudo) the first time; a no-op afterwards.
@@ -9,7 +9,8 @@
 #   scripts/install-system-deps.sh fuzz     also clang 19 with libFuzzer (`make fuzz`)
 set -euo pipefail
 
-packages=(nlohmann-json3-dev libutf8proc-dev libcli11-dev libssl-dev libgtest-dev binutils g++)
+packages=(nlohmann-json3-dev libutf8proc-dev libcli11-dev libboost-dev libssl-dev libgtest-dev binutils
+  g++)
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang-19 libclang-rt-19-dev)
 fi

@@ -15,6 +15,7 @@
 #include "batch_mode.h"
 #include "bench.h"
 #include "raw_output.h"
+#include "serve/serve_command.h"
 #include "text_mode.h"
 #include "tsrunner/tsrunner.h"
 
@@ -158,6 +159,7 @@ int main(int argc, char** argv) {
       "  tsrun traced_bert.pt --input in.jsonl --output out.jsonl --batch-size 32\n"
       "  tsrun info traced_bert.pt\n"
       "  tsrun bench traced_bert.pt --batch 32 --seq 128 --json\n"
+      "  tsrun serve traced_bert.pt --port 8080   (HTTP: TEI, OpenAI, Open Inference v2)\n"
       "Exit codes: 0 ok, 1 runtime failure, 2 usage error or bad input.");
 
   std::string model_path;
@@ -225,6 +227,8 @@ int main(int argc, char** argv) {
 
   tsrunner::cli::BenchOptions bench_options;
   CLI::App* bench = tsrunner::cli::add_bench_command(app, bench_options);
+  tsrunner::serve::ServeOptions serve_options;
+  CLI::App* serve = tsrunner::serve::add_serve_command(app, serve_options);
 
   try {
     app.parse(argc, argv);
@@ -236,6 +240,7 @@ int main(int argc, char** argv) {
   try {
     if (info->parsed()) return run_info(info_path, info_json);
     if (bench->parsed()) return tsrunner::cli::run_bench(bench_options);
+    if (serve->parsed()) return tsrunner::serve::run_serve(serve_options);
     if (model_path.empty()) throw UsageError("no model given; see tsrun --help");
     if (texts.empty() && !text_pairs.empty()) throw UsageError("--text-pair needs --text");
     if (!input_path.empty() || !texts.empty()) {

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tsrunner::serve {
+
+// Counters and histograms for GET /metrics, in Prometheus' text format (version 0.0.4).
+// Thread-safe.
+class Metrics {
+ public:
+  Metrics();
+
+  // `route` is a route pattern ("/embed", "/v2/models/{name}/infer"), never a raw path, so the
+  // label set stays small.
+  void observe_request(const std::string& route, int status, double seconds);
+  void observe_batch(size_t inputs, size_t padded_tokens, double seconds);
+  void observe_queue_time(double seconds);
+  void add_input_tokens(size_t tokens);
+
+  std::string prometheus(size_t queue_depth, size_t requests_in_flight) const;
+
+ private:
+  struct Histogram {
+    std::vector<double> bounds;
+    std::vector<size_t> counts;  // one per bound, plus +Inf
+    double sum = 0;
+    size_t count = 0;
+
+    explicit Histogram(std::vector<double> upper_bounds = {});
+    void observe(double value);
+    void write(std::string& out, const std::string& name, const std::string& labels) const;
+  };
+
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, int>, size_t> requests_;  // (route, status) -> count
+  std::map<std::string, Histogram> request_seconds_;        // by route
+  Histogram batch_inputs_;
+  Histogram batch_tokens_;
+  Histogram batch_seconds_;
+  Histogram queue_seconds_;
+  size_t input_tokens_ = 0;
+  size_t batches_ = 0;
+};
+
+}  // namespace tsrunner::serve

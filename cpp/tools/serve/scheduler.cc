@@ -1,0 +1,247 @@
+#include "scheduler.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "metrics.h"
+#include "tsrunner/errors.h"
+
+namespace tsrunner::serve {
+namespace {
+
+// A batch is formed from at most this many of the oldest waiting inputs (bounds the sort).
+constexpr size_t kBatchCandidates = 4096;
+
+size_t distance(size_t a, size_t b) { return a > b ? a - b : b - a; }
+
+}  // namespace
+
+struct Scheduler::Request {
+  Submission submission;
+  std::mutex mutex;
+  std::vector<Prediction> predictions;
+  size_t remaining = 0;
+  std::string error;
+  bool invalid_input = false;
+  size_t tokens = 0;
+};
+
+Scheduler::Scheduler(std::vector<const Pipeline*> pipelines, BatchingOptions options,
+                     Metrics& metrics)
+    : pipelines_(std::move(pipelines)),
+      options_(options),
+      metrics_(metrics),
+      queues_(pipelines_.size()),
+      queued_tokens_(pipelines_.size(), 0) {
+  options_.workers = std::max<size_t>(options_.workers, 1);
+  options_.max_batch_requests = std::max<size_t>(options_.max_batch_requests, 1);
+  for (size_t w = 0; w < options_.workers; ++w) workers_.emplace_back([this] { work(); });
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::submit(Submission submission) {
+  auto request = std::make_shared<Request>();
+  const size_t count = submission.inputs.size();
+  const size_t model = submission.model;
+  request->predictions.resize(count);
+  request->remaining = count;
+  for (const auto& windows : submission.inputs) {
+    for (const Encoding& encoding : windows) request->tokens += encoding.size();
+  }
+  request->submission = std::move(submission);
+  if (count == 0) {
+    request->submission.done(Outcome{});
+    return;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < count; ++i) {
+      const auto& windows = request->submission.inputs[i];
+      size_t length = 0;
+      for (const Encoding& encoding : windows) length = std::max(length, encoding.size());
+      queues_[model].push_back(Pending{request, i, length, windows.size(), now});
+      queued_tokens_[model] += length * windows.size();
+    }
+    pending_inputs_ += count;
+  }
+  wake_.notify_all();
+}
+
+void Scheduler::run(std::function<void()> job) {
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
+size_t Scheduler::queue_depth() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return pending_inputs_ + jobs_.size();
+}
+
+void Scheduler::stop() {
+  {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+  workers_.clear();
+}
+
+void Scheduler::work() {
+  // OpenMP keeps the intra-op thread count per thread: set it on every worker.
+  at::set_num_threads(options_.intra_op_threads);
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    wake_.wait(lock, [&] { return stopping_ || !jobs_.empty() || pending_inputs_ > 0; });
+    if (!jobs_.empty()) {
+      std::function<void()> job = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      job();
+      lock.lock();
+      continue;
+    }
+    if (pending_inputs_ == 0) {
+      if (stopping_) return;
+      continue;
+    }
+    // The model whose oldest input has waited longest.
+    size_t model = 0;
+    for (size_t m = 0; m < queues_.size(); ++m) {
+      if (queues_[m].empty()) continue;
+      if (queues_[model].empty() || queues_[m].front().queued < queues_[model].front().queued) {
+        model = m;
+      }
+    }
+    const auto deadline = queues_[model].front().queued + options_.max_wait;
+    const bool full = queued_tokens_[model] >= options_.max_batch_tokens ||
+                      queues_[model].size() >= options_.max_batch_requests;
+    if (!stopping_ && !full && std::chrono::steady_clock::now() < deadline) {
+      wake_.wait_until(lock, deadline);
+      continue;
+    }
+    std::vector<Pending> batch = take_batch(model);
+    if (pending_inputs_ > 0) wake_.notify_one();  // another worker takes the next batch
+    lock.unlock();
+    run_batch(model, batch);
+    batch.clear();  // drops the requests' references outside the lock
+    lock.lock();
+  }
+}
+
+std::vector<Scheduler::Pending> Scheduler::take_batch(size_t model) {
+  std::deque<Pending>& queue = queues_[model];
+  const Pipeline& pipeline = *pipelines_[model];
+  const size_t candidates = std::min(queue.size(), kBatchCandidates);
+  const size_t anchor = queue.front().length;
+  // The oldest first, then by closeness of length to it, then by age.
+  std::vector<size_t> order(candidates);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return distance(queue[a].length, anchor) < distance(queue[b].length, anchor);
+  });
+  std::vector<bool> chosen(candidates, false);
+  size_t longest = 0, rows = 0, count = 0;
+  for (size_t i : order) {
+    if (count >= options_.max_batch_requests) break;
+    const size_t next_longest = std::max(longest, queue[i].length);
+    const size_t next_rows = rows + queue[i].windows;
+    if (count > 0 && pipeline.padded_length(next_longest) * next_rows > options_.max_batch_tokens) {
+      continue;
+    }
+    chosen[i] = true;
+    longest = next_longest;
+    rows = next_rows;
+    ++count;
+  }
+  std::vector<Pending> batch;
+  std::deque<Pending> rest;
+  for (size_t i = 0; i < queue.size(); ++i) {
+    if (i < candidates && chosen[i]) {
+      queued_tokens_[model] -= queue[i].length * queue[i].windows;
+      batch.push_back(std::move(queue[i]));
+    } else {
+      rest.push_back(std::move(queue[i]));
+    }
+  }
+  queue.swap(rest);
+  pending_inputs_ -= batch.size();
+  return batch;
+}
+
+void Scheduler::run_batch(size_t model, std::vector<Pending>& batch) {
+  const Pipeline& pipeline = *pipelines_[model];
+  std::vector<std::vector<Encoding>> inputs;
+  std::vector<std::string_view> texts, pairs;
+  size_t rows = 0, longest = 0;
+  const auto started = std::chrono::steady_clock::now();
+  for (const Pending& pending : batch) {
+    const Submission& submission = pending.request->submission;
+    inputs.push_back(submission.inputs[pending.index]);  // a copy: a failed batch reruns them
+    texts.push_back(submission.texts[pending.index]);
+    pairs.push_back(submission.pairs.empty() ? std::string_view()
+                                             : std::string_view(submission.pairs[pending.index]));
+    rows += pending.windows;
+    longest = std::max(longest, pending.length);
+    metrics_.observe_queue_time(std::chrono::duration<double>(started - pending.queued).count());
+  }
+  std::string error;
+  bool invalid_input = false;
+  try {
+    std::vector<Prediction> predictions =
+        pipeline.predict_encodings(std::move(inputs), texts, pairs, rows, 1);
+    metrics_.observe_batch(
+        batch.size(), pipeline.padded_length(longest) * rows,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    for (size_t i = 0; i < batch.size(); ++i) finish(batch[i], &predictions[i], "", false);
+    return;
+  } catch (const InvalidInput& failure) {
+    error = failure.what();
+    invalid_input = true;
+  } catch (const std::exception& failure) {
+    error = failure.what();
+  }
+  if (batch.size() == 1) {
+    finish(batch.front(), nullptr, error, invalid_input);
+    return;
+  }
+  // Find the input at fault: each runs alone and answers for itself.
+  for (Pending& pending : batch) {
+    std::vector<Pending> alone{std::move(pending)};
+    run_batch(model, alone);
+  }
+}
+
+void Scheduler::finish(Pending& pending, Prediction* prediction, const std::string& error,
+                       bool invalid_input) {
+  Request& request = *pending.request;
+  std::function<void(Outcome)> done;
+  Outcome outcome;
+  {
+    const std::lock_guard<std::mutex> lock(request.mutex);
+    if (prediction != nullptr) {
+      request.predictions[pending.index] = std::move(*prediction);
+    } else if (request.error.empty()) {
+      request.error = "input " + std::to_string(pending.index) + ": " + error;
+      request.invalid_input = invalid_input;
+    }
+    if (--request.remaining > 0) return;
+    outcome.error = std::move(request.error);
+    outcome.invalid_input = request.invalid_input;
+    outcome.tokens = request.tokens;
+    if (outcome.error.empty()) outcome.predictions = std::move(request.predictions);
+    done = std::move(request.submission.done);
+  }
+  done(std::move(outcome));
+}
+
+}  // namespace tsrunner::serve

@@ -1,0 +1,100 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tsrunner/pipeline.h"
+
+namespace tsrunner::serve {
+
+class Metrics;
+
+struct BatchingOptions {
+  // A batch holds at most this many tokens, counted as padded (rows x longest row).
+  size_t max_batch_tokens = 16384;
+  size_t max_batch_requests = 64;  // inputs per batch
+  // How long a worker waits for more inputs when the queue holds less than a full batch.
+  std::chrono::microseconds max_wait{2000};
+  size_t workers = 1;  // batches in flight at once, one per worker thread
+  int intra_op_threads = 1;
+};
+
+// How a submission ended: one prediction per input, or one error for the whole submission.
+struct Outcome {
+  std::vector<Prediction> predictions;
+  std::string error;           // empty on success
+  bool invalid_input = false;  // the error is the input's fault (InvalidInput), not the model's
+  size_t tokens = 0;           // tokens of every input (unpadded)
+};
+
+// The texts of one request, already tokenized: one input per text (or text pair), each one
+// encoding (or several windows for question-answering).
+struct Submission {
+  size_t model = 0;  // index into the scheduler's pipelines
+  std::vector<std::vector<Encoding>> inputs;
+  std::vector<std::string> texts;
+  std::vector<std::string> pairs;  // empty, or one per input
+  // Called once, on a worker thread, when every input has its prediction or one failed.
+  std::function<void(Outcome)> done;
+};
+
+// Dynamic batching on a persistent pool of worker threads. Inputs of all requests wait in one
+// queue per model; a free worker takes the oldest input and joins to it the waiting inputs of
+// the most similar lengths (so the batch pads little) until max_batch_tokens or
+// max_batch_requests, then runs the batch with Pipeline::predict_encodings. When a batch fails
+// its inputs run again one by one, so a bad input fails only its own request. Raw jobs (the
+// Open Inference Protocol's tensors) run on the same workers, before batches.
+class Scheduler {
+ public:
+  Scheduler(std::vector<const Pipeline*> pipelines, BatchingOptions options, Metrics& metrics);
+  ~Scheduler();  // stop()
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  void submit(Submission submission);
+  // Runs `job` on a worker (it must not throw).
+  void run(std::function<void()> job);
+  // Inputs and jobs waiting.
+  size_t queue_depth() const;
+  // Finishes everything queued, then joins the workers.
+  void stop();
+
+ private:
+  struct Request;
+  struct Pending {
+    std::shared_ptr<Request> request;
+    size_t index;    // the input within its request
+    size_t length;   // its longest encoding
+    size_t windows;  // its encodings
+    std::chrono::steady_clock::time_point queued;
+  };
+
+  void work();
+  // Takes the next batch of model `model` out of its queue (lock held).
+  std::vector<Pending> take_batch(size_t model);
+  void run_batch(size_t model, std::vector<Pending>& batch);
+  void finish(Pending& pending, Prediction* prediction, const std::string& error,
+              bool invalid_input);
+
+  std::vector<const Pipeline*> pipelines_;
+  BatchingOptions options_;
+  Metrics& metrics_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<std::deque<Pending>> queues_;  // one per model, oldest first
+  std::vector<size_t> queued_tokens_;        // per model
+  std::deque<std::function<void()>> jobs_;
+  size_t pending_inputs_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace tsrunner::serve

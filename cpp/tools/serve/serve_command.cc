@@ -1,0 +1,257 @@
+#include "serve_command.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+
+#include "http_server.h"
+#include "metrics.h"
+#include "scheduler.h"
+#include "service.h"
+#include "tsrunner/errors.h"
+#include "tsrunner/version.h"
+
+namespace tsrunner::serve {
+namespace {
+
+std::vector<ServedModel> load_models(const ServeOptions& options) {
+  std::vector<ServedModel> models;
+  for (size_t i = 0; i < options.model_paths.size(); ++i) {
+    ServedModel model;
+    model.path = options.model_paths[i];
+    model.name = i < options.names.size() ? options.names[i]
+                                          : std::filesystem::path(model.path).stem().string();
+    for (const ServedModel& other : models) {
+      if (other.name == model.name) {
+        throw InvalidInput("two models are named \"" + model.name + "\"; give --name for each");
+      }
+    }
+    RunnerOptions runner_options;
+    runner_options.threads = options.threads;
+    runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
+    model.runner = std::make_unique<Runner>(model.path, runner_options);
+    const Manifest& manifest = model.runner->manifest();
+    if (manifest.has_tokenizer) {
+      try {
+        model.pipeline =
+            std::make_unique<Pipeline>(*model.runner, Tokenizer::from_file(model.path));
+      } catch (const LoadError&) {
+        throw;
+      } catch (const Error& error) {  // a task without task-aware output: raw tensors only
+        std::cerr << "tsrun serve: " << model.name << ": text routes off (" << error.what()
+                  << "); /v2/models/" << model.name << "/infer serves it\n";
+      }
+    }
+    models.push_back(std::move(model));
+  }
+  return models;
+}
+
+std::string info_json(const std::vector<ServedModel>& models, const ServeOptions& options,
+                      size_t http_threads) {
+  using nlohmann::ordered_json;
+  const ServedModel& first = models.front();
+  const Manifest& manifest = first.runner->manifest();
+  ordered_json model_type;
+  if (manifest.task == "feature-extraction") {
+    model_type["embedding"] = {{"pooling", manifest.pooling ? manifest.pooling->mode : "mean"}};
+  } else if (manifest.task == "text-classification") {
+    ordered_json id2label = ordered_json::object(), label2id = ordered_json::object();
+    for (size_t i = 0; i < manifest.labels.size(); ++i) {
+      id2label[std::to_string(i)] = manifest.labels[i];
+      label2id[manifest.labels[i]] = i;
+    }
+    model_type[manifest.labels.size() == 1 ? "reranker" : "classifier"] = {{"id2label", id2label},
+                                                                           {"label2id", label2id}};
+  } else {
+    model_type[manifest.task] = ordered_json::object();
+  }
+  ordered_json served = ordered_json::array();
+  for (const ServedModel& model : models) {
+    served.push_back({{"name", model.name},
+                      {"task", model.runner->manifest().task},
+                      {"max_input_length", model.runner->manifest().max_length},
+                      {"text_routes", model.pipeline != nullptr}});
+  }
+  const ordered_json info = {{"model_id", first.name},
+                             {"model_sha", nullptr},
+                             {"model_dtype", "float32"},
+                             {"model_type", model_type},
+                             {"max_concurrent_requests", options.max_concurrent_requests},
+                             {"max_input_length", manifest.max_length},
+                             {"max_batch_tokens", options.max_batch_tokens},
+                             {"max_batch_requests", options.max_batch_requests},
+                             {"max_client_batch_size", options.max_client_batch_size},
+                             {"auto_truncate", false},
+                             {"tokenization_workers", http_threads},
+                             {"version", version()},
+                             {"models", served}};
+  return info.dump();
+}
+
+std::string url_host(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+}  // namespace
+
+CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "serve exports over HTTP: text-embeddings-inference routes, OpenAI /v1/embeddings, Open "
+      "Inference Protocol v2 (docs/serve.md)");
+  serve
+      ->add_option("models", options.model_paths,
+                   "tsrunner exports (.pt); the first is the "
+                   "default for the TEI and OpenAI routes")
+      ->required();
+  serve
+      ->add_option("--name", options.names,
+                   "a model's name, one per model in order (default: its file name without "
+                   "extension)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  serve->add_option("--host", options.host, "address to listen on (default 127.0.0.1)");
+  serve->add_option("--port", options.port, "port (default 8080; 0: any free port)")
+      ->check(CLI::Range(0, 65535));
+  serve
+      ->add_option("--threads", options.threads, "LibTorch intra-op threads per worker (default 1)")
+      ->check(CLI::Range(1, 1024));
+  serve
+      ->add_option("--workers", options.workers,
+                   "batches run at once, each on its own worker thread (default: cores / "
+                   "--threads)")
+      ->check(CLI::Range(1, 1024));
+  serve
+      ->add_option("--http-threads", options.http_threads,
+                   "threads for connections, JSON and tokenizing (default min(cores, 4))")
+      ->check(CLI::Range(1, 256));
+  serve
+      ->add_option("--max-batch-tokens", options.max_batch_tokens,
+                   "padded tokens (rows x longest) per batch (default 16384)")
+      ->check(CLI::Range(1, 1 << 24));
+  serve
+      ->add_option("--max-batch-requests", options.max_batch_requests,
+                   "inputs per batch (default 64)")
+      ->check(CLI::Range(1, 1 << 16));
+  serve
+      ->add_option("--max-wait-ms", options.max_wait_ms,
+                   "how long a free worker waits to fill a batch (default 2)")
+      ->check(CLI::Range(0.0, 10000.0));
+  serve
+      ->add_option("--max-concurrent-requests", options.max_concurrent_requests,
+                   "model requests at once; more are answered 429 (default 512)")
+      ->check(CLI::Range(1, 1 << 20));
+  serve
+      ->add_option("--max-client-batch-size", options.max_client_batch_size,
+                   "inputs in one request; more are answered 422 (default 32)")
+      ->check(CLI::Range(1, 1 << 20));
+  serve
+      ->add_option("--payload-limit", options.payload_limit,
+                   "request body bytes; larger is answered 413 (default 2000000)")
+      ->check(CLI::Range(1, 1 << 30));
+  serve
+      ->add_option("--header-limit", options.header_limit,
+                   "request line and header bytes; larger is answered 431 (default 16384)")
+      ->check(CLI::Range(1024, 1 << 20));
+  serve
+      ->add_option("--max-connections", options.max_connections,
+                   "open connections; more are closed at once (default 4096)")
+      ->check(CLI::Range(1, 1 << 20));
+  serve
+      ->add_option("--read-timeout-ms", options.read_timeout_ms,
+                   "time to receive a whole request, idle keep-alive included (default 30000)")
+      ->check(CLI::Range(1, 3600000));
+  serve
+      ->add_option("--write-timeout-ms", options.write_timeout_ms,
+                   "time to send an answer (default 30000)")
+      ->check(CLI::Range(1, 3600000));
+  serve
+      ->add_option("--drain-timeout-ms", options.drain_timeout_ms,
+                   "on SIGTERM/SIGINT, how long requests in flight may take to finish "
+                   "(default 30000)")
+      ->check(CLI::Range(0, 3600000));
+  serve->add_option("--api-key", options.api_key,
+                    "require \"Authorization: Bearer KEY\" on every route but health (or set "
+                    "TSRUN_API_KEY)");
+  return serve;
+}
+
+int run_serve(ServeOptions options) {
+  if (options.names.size() > options.model_paths.size()) {
+    throw InvalidInput("more --name options than models");
+  }
+  if (options.api_key.empty()) {
+    if (const char* key = std::getenv("TSRUN_API_KEY")) options.api_key = key;
+  }
+  // Signals are taken by sigwait below: block them before any thread starts (threads inherit
+  // the mask), so no worker is interrupted and none runs a handler.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::vector<ServedModel> models = load_models(options);
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const size_t http_threads =
+      options.http_threads > 0 ? options.http_threads : std::min<size_t>(cores, 4);
+  BatchingOptions batching;
+  batching.max_batch_tokens = options.max_batch_tokens;
+  batching.max_batch_requests = options.max_batch_requests;
+  batching.max_wait = std::chrono::microseconds(static_cast<int64_t>(options.max_wait_ms * 1000));
+  batching.intra_op_threads = options.threads;
+  batching.workers = options.workers > 0
+                         ? options.workers
+                         : std::max<size_t>(1, cores / static_cast<size_t>(options.threads));
+  std::vector<const Pipeline*> pipelines;
+  for (const ServedModel& model : models) pipelines.push_back(model.pipeline.get());
+
+  Metrics metrics;
+  Scheduler scheduler(pipelines, batching, metrics);
+  ServiceLimits limits{options.max_concurrent_requests, options.max_client_batch_size,
+                       options.api_key};
+  Service service(models, scheduler, metrics, limits, info_json(models, options, http_threads));
+  HttpLimits http_limits;
+  http_limits.body_bytes = options.payload_limit;
+  http_limits.header_bytes = options.header_limit;
+  http_limits.read_timeout = std::chrono::milliseconds(options.read_timeout_ms);
+  http_limits.write_timeout = std::chrono::milliseconds(options.write_timeout_ms);
+  http_limits.max_connections = options.max_connections;
+  HttpServer server(options.host, static_cast<uint16_t>(options.port), http_limits,
+                    [&service](HttpRequest&& request, Respond respond) {
+                      service.handle(std::move(request), std::move(respond));
+                    });
+  server.start(http_threads);
+  std::cerr << "listening on http://" << url_host(options.host) << ":" << server.port()
+            << std::endl;
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  // Stop taking work, let what was taken finish (answers included), then stop.
+  service.begin_shutdown();
+  server.stop_accepting();
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options.drain_timeout_ms);
+  while (server.requests_in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const size_t unfinished = server.requests_in_flight();
+  server.stop();
+  scheduler.stop();
+  if (unfinished > 0) {
+    std::cerr << "tsrun serve: stopped with " << unfinished
+              << " request(s) unanswered after --drain-timeout-ms\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace tsrunner::serve

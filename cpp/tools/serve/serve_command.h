@@ -1,0 +1,41 @@
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace tsrunner::serve {
+
+// `tsrun serve MODEL.pt [MORE.pt ...]` (docs/serve.md).
+struct ServeOptions {
+  std::vector<std::string> model_paths;
+  std::vector<std::string> names;  // one per model; default: the file name without extension
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int threads = 1;          // LibTorch intra-op threads per worker
+  size_t workers = 0;       // batches in flight; 0: the cores / threads
+  size_t http_threads = 0;  // 0: min(cores, 4)
+  size_t max_batch_tokens = 16384;
+  size_t max_batch_requests = 64;
+  double max_wait_ms = 2;
+  size_t max_concurrent_requests = 512;
+  size_t max_client_batch_size = 32;
+  size_t payload_limit = 2000000;
+  size_t header_limit = 16384;
+  size_t max_connections = 4096;
+  int read_timeout_ms = 30000;
+  int write_timeout_ms = 30000;
+  int drain_timeout_ms = 30000;
+  std::string api_key;  // also from $TSRUN_API_KEY (keeps it out of `ps`)
+};
+
+CLI::App* add_serve_command(CLI::App& app, ServeOptions& options);
+
+// Loads the models, serves until SIGTERM or SIGINT, finishes the requests in flight, returns
+// the exit code (0). Throws tsrunner errors (load failures) and std::runtime_error (cannot
+// listen) for the caller to report.
+int run_serve(ServeOptions options);
+
+}  // namespace tsrunner::serve

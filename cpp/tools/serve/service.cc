@@ -1,0 +1,466 @@
+#include "service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "../prediction_output.h"
+#include "json_text.h"
+#include "metrics.h"
+#include "request_parsing.h"
+#include "scheduler.h"
+#include "service_call.h"
+#include "tsrunner/errors.h"
+
+namespace tsrunner::serve {
+namespace {
+
+const char* tei_error_type(int status) {
+  switch (status) {
+    case 401:
+      return "Unauthorized";
+    case 404:
+    case 405:
+      return "NotFound";
+    case 424:
+    case 500:
+      return "Backend";
+    case 429:
+      return "Overloaded";
+    case 503:
+      return "Unhealthy";
+    default:
+      return "Validation";
+  }
+}
+
+// The route pattern a path belongs to (the metrics label; never the raw path).
+std::string route_of(const std::string& path) {
+  static const char* const kRoutes[] = {
+      "/embed",   "/predict",       "/rerank", "/tokenize",       "/health",         "/info",
+      "/metrics", "/v1/embeddings", "/v2",     "/v2/health/live", "/v2/health/ready"};
+  for (const char* route : kRoutes) {
+    if (path == route) return route;
+  }
+  if (path.rfind("/v2/models/", 0) == 0) {
+    if (path.size() > 6 && path.compare(path.size() - 6, 6, "/infer") == 0) {
+      return "/v2/models/{name}/infer";
+    }
+    if (path.size() > 6 && path.compare(path.size() - 6, 6, "/ready") == 0) {
+      return "/v2/models/{name}/ready";
+    }
+    return "/v2/models/{name}";
+  }
+  return "other";
+}
+
+bool is_health_route(const std::string& route) {
+  return route == "/health" || route == "/v2/health/live" || route == "/v2/health/ready";
+}
+
+// Compares without stopping at the first difference (the key's bytes leak no timing).
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char difference = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) difference |= a[i] ^ b[i % std::max<size_t>(b.size(), 1)];
+  return difference == 0;
+}
+
+bool has_content(std::string_view text) {
+  return text.find_first_not_of(" \t\r\n\f\v") != std::string_view::npos;
+}
+
+// Did the tokenizer cut this text (or its pair) short? Only a full-length encoding can have
+// been cut; then it was when a visible character follows the last token of a sequence.
+bool truncated(const Encoding& encoding, const Tokenizer& tokenizer, std::string_view text,
+               std::optional<std::string_view> pair) {
+  const std::optional<size_t> max_length = tokenizer.max_length();
+  if (!max_length || encoding.size() < *max_length) return false;
+  for (int sequence = 0; sequence < (pair ? 2 : 1); ++sequence) {
+    const std::string_view source = sequence == 0 ? text : *pair;
+    size_t end = 0;
+    for (size_t t = 0; t < encoding.size(); ++t) {
+      if (encoding.sequence_ids[t] == sequence) end = std::max(end, encoding.offsets[t].second);
+    }
+    if (end < source.size() && has_content(source.substr(end))) return true;
+  }
+  return false;
+}
+
+// Tokenizes one input; RequestError (422) when it is empty, not UTF-8, or too long for the
+// model and `truncate` is off.
+std::vector<Encoding> encode_input(const Pipeline& pipeline, const std::string& what,
+                                   const std::string& text, const std::optional<std::string>& pair,
+                                   bool truncate) {
+  if (text.empty() || (pair && pair->empty())) {
+    throw RequestError(422, what + " cannot be empty");
+  }
+  std::optional<std::string_view> pair_view;
+  if (pair) pair_view = *pair;
+  std::vector<Encoding> encodings;
+  try {
+    encodings = pipeline.encode(text, pair_view);
+  } catch (const InvalidInput& error) {
+    throw RequestError(422, what + ": " + error.what());
+  }
+  if (!truncate && encodings.size() == 1 &&
+      truncated(encodings.front(), pipeline.tokenizer(), text, pair_view)) {
+    throw RequestError(422, what + " is longer than the model's " +
+                                std::to_string(*pipeline.tokenizer().max_length()) +
+                                " tokens; send \"truncate\": true to cut it");
+  }
+  return encodings;
+}
+
+void normalize(std::vector<float>& vector) {
+  double squares = 0;
+  for (float value : vector) squares += static_cast<double>(value) * value;
+  const double norm = std::max(std::sqrt(squares), 1e-12);
+  for (float& value : vector) value = static_cast<float>(value / norm);
+}
+
+std::string scores_json(const std::vector<LabelScore>& labels) {
+  std::string out = "[";
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (i > 0) out += ",";
+    out += "{\"score\":";
+    append_float(out, labels[i].score);
+    out += ",\"label\":";
+    append_string(out, labels[i].label);
+    out += "}";
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+HttpResponse error_response(ErrorShape shape, int status, const std::string& message) {
+  std::string body;
+  if (shape == ErrorShape::kOpenAI) {
+    const char* type = status == 429   ? "rate_limit_error"
+                       : status == 401 ? "authentication_error"
+                       : status >= 500 ? "server_error"
+                                       : "invalid_request_error";
+    body = "{\"error\":{\"message\":";
+    append_string(body, message);
+    body += ",\"type\":\"" + std::string(type) +
+            "\",\"param\":null,\"code\":" + (status == 404 ? "\"model_not_found\"" : "null") + "}}";
+  } else {
+    body = "{\"error\":";
+    append_string(body, message);
+    if (shape == ErrorShape::kTei)
+      body += ",\"error_type\":\"" + std::string(tei_error_type(status)) + "\"";
+    body += "}";
+  }
+  HttpResponse response{status, "application/json", std::move(body), {}};
+  if (status == 401) response.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return response;
+}
+
+Service::Service(std::vector<ServedModel>& models, Scheduler& scheduler, Metrics& metrics,
+                 ServiceLimits limits, std::string info_json)
+    : models_(models),
+      scheduler_(scheduler),
+      metrics_(metrics),
+      limits_(std::move(limits)),
+      info_json_(std::move(info_json)) {}
+
+void Service::handle(HttpRequest&& request, Respond respond) {
+  std::string route_pattern = route_of(request.path);
+  auto call = std::make_shared<Call>(*this, std::move(request), std::move(respond),
+                                     std::move(route_pattern));
+  try {
+    if (shutting_down_) return call->fail(503, "the server is shutting down");
+    if (!limits_.api_key.empty() && !is_health_route(call->route) &&
+        !same_secret(call->request.header("authorization"), "Bearer " + limits_.api_key)) {
+      return call->fail(401, "missing or wrong API key (Authorization: Bearer <key>)");
+    }
+    route(call);
+  } catch (const RequestError& error) {
+    call->fail(error.status, error.what());
+  } catch (const std::exception& error) {
+    call->fail(500, error.what());
+  }
+}
+
+bool Service::admit(const std::shared_ptr<Call>& call) {
+  if (++model_requests_ > limits_.max_concurrent_requests) {
+    --model_requests_;
+    call->fail(429, "Model is overloaded: " + std::to_string(limits_.max_concurrent_requests) +
+                        " requests are running (--max-concurrent-requests)");
+    return false;
+  }
+  call->admitted = true;
+  return true;
+}
+
+ServedModel* Service::find_model(const std::string& name) {
+  for (ServedModel& model : models_) {
+    if (model.name == name) return &model;
+  }
+  return nullptr;
+}
+
+void Service::route(const std::shared_ptr<Call>& call) {
+  const std::string& route = call->route;
+  const std::string& method = call->request.method;
+  if (route.rfind("/v2", 0) == 0) return v2(call);
+  const bool get = method == "GET" || method == "HEAD";
+  if (route == "/health") {
+    if (!get) return call->fail(405, "use GET " + route);
+    return call->answer({200, "application/json", "", {}});
+  }
+  if (route == "/info") return get ? info(call) : call->fail(405, "use GET " + route);
+  if (route == "/metrics") return get ? metrics(call) : call->fail(405, "use GET " + route);
+  if (route == "other") return call->fail(404, "no route " + call->request.path);
+  if (method != "POST") return call->fail(405, "use POST " + route);
+  if (route == "/tokenize") return tokenize(call);
+  // The model routes parse and check the request first (a malformed one is a 400 or 422
+  // whatever the load), then admit() it before tokenizing.
+  if (route == "/embed") return embed(call);
+  if (route == "/predict") return predict(call);
+  if (route == "/rerank") return rerank(call);
+  return openai_embeddings(call);
+}
+
+namespace {
+
+// The default model (the first) for the TEI routes; RequestError when it lacks a pipeline or
+// has the wrong task.
+size_t check_batch_size(size_t count, size_t limit) {
+  if (count > limit) {
+    throw RequestError(422, "batch size " + std::to_string(count) +
+                                " > maximum allowed batch size " + std::to_string(limit) +
+                                " (--max-client-batch-size)");
+  }
+  return count;
+}
+
+}  // namespace
+
+void Service::embed(const std::shared_ptr<Call>& call) {
+  ServedModel& model = models_.front();
+  if (!model.pipeline || model.runner->manifest().task != "feature-extraction") {
+    return call->fail(424, "model \"" + model.name + "\" is not an embedding model (task " +
+                               model.runner->manifest().task + ")");
+  }
+  EmbedRequest request = parse_embed_request(call->request.body);
+  check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  if (!admit(call)) return;
+  Submission submission;
+  for (size_t i = 0; i < request.inputs.size(); ++i) {
+    const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
+    submission.inputs.push_back(
+        encode_input(*model.pipeline, what, request.inputs[i], std::nullopt, request.truncate));
+  }
+  submission.texts = std::move(request.inputs);
+  const bool renormalize = request.normalize && !(model.runner->manifest().pooling &&
+                                                  model.runner->manifest().pooling->normalize);
+  submission.done = [call, renormalize, this](Outcome outcome) {
+    if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 424, outcome.error);
+    metrics_.add_input_tokens(outcome.tokens);
+    std::string body = "[";
+    for (size_t i = 0; i < outcome.predictions.size(); ++i) {
+      std::vector<float>& embedding = outcome.predictions[i].embedding;
+      if (renormalize) normalize(embedding);
+      if (i > 0) body += ",";
+      append_float_array(body, embedding);
+    }
+    call->answer_json(body + "]");
+  };
+  submission.model = 0;
+  scheduler_.submit(std::move(submission));
+}
+
+void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
+  OpenAIEmbeddingRequest request = parse_openai_embedding_request(call->request.body);
+  size_t index = 0;
+  if (!request.model.empty()) {
+    ServedModel* found = find_model(request.model);
+    if (found == nullptr) {
+      return call->fail(404, "The model `" + request.model + "` does not exist");
+    }
+    index = static_cast<size_t>(found - models_.data());
+  }
+  ServedModel& model = models_[index];
+  if (!model.pipeline || model.runner->manifest().task != "feature-extraction") {
+    return call->fail(422, "model \"" + model.name + "\" is not an embedding model (task " +
+                               model.runner->manifest().task + ")");
+  }
+  check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  if (!admit(call)) return;
+  Submission submission;
+  for (size_t i = 0; i < request.inputs.size(); ++i) {
+    submission.inputs.push_back(encode_input(*model.pipeline, "`input[" + std::to_string(i) + "]`",
+                                             request.inputs[i], std::nullopt, false));
+  }
+  submission.texts = std::move(request.inputs);
+  // OpenAI's embeddings are unit vectors; so are these (TEI's /v1/embeddings does the same).
+  const bool renormalize =
+      !(model.runner->manifest().pooling && model.runner->manifest().pooling->normalize);
+  submission.done = [call, renormalize, base64_format = request.base64, name = model.name,
+                     this](Outcome outcome) {
+    if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 500, outcome.error);
+    metrics_.add_input_tokens(outcome.tokens);
+    std::string body = "{\"object\":\"list\",\"data\":[";
+    for (size_t i = 0; i < outcome.predictions.size(); ++i) {
+      std::vector<float>& embedding = outcome.predictions[i].embedding;
+      if (renormalize) normalize(embedding);
+      if (i > 0) body += ",";
+      body += "{\"object\":\"embedding\",\"index\":" + std::to_string(i) + ",\"embedding\":";
+      if (base64_format) {
+        body += "\"" + base64(embedding.data(), embedding.size() * sizeof(float)) + "\"";
+      } else {
+        append_float_array(body, embedding);
+      }
+      body += "}";
+    }
+    body += "],\"model\":";
+    append_string(body, name);
+    body += ",\"usage\":{\"prompt_tokens\":" + std::to_string(outcome.tokens) +
+            ",\"total_tokens\":" + std::to_string(outcome.tokens) + "}}";
+    call->answer_json(std::move(body));
+  };
+  submission.model = index;
+  scheduler_.submit(std::move(submission));
+}
+
+void Service::predict(const std::shared_ptr<Call>& call) {
+  ServedModel& model = models_.front();
+  if (!model.pipeline) {
+    return call->fail(424, "model \"" + model.name + "\" has no task-aware output (task " +
+                               model.runner->manifest().task + "); use /v2/models/" + model.name +
+                               "/infer");
+  }
+  PredictRequest request = parse_predict_request(call->request.body);
+  if (request.raw_scores) {
+    throw RequestError(422, "`raw_scores` is not supported: scores are the model's probabilities");
+  }
+  check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  if (!admit(call)) return;
+  Submission submission;
+  bool any_pair = false;
+  for (const TextInput& input : request.inputs) any_pair = any_pair || input.pair.has_value();
+  for (size_t i = 0; i < request.inputs.size(); ++i) {
+    const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
+    submission.inputs.push_back(encode_input(*model.pipeline, what, request.inputs[i].text,
+                                             request.inputs[i].pair, request.truncate));
+    submission.texts.push_back(std::move(request.inputs[i].text));
+    if (any_pair) submission.pairs.push_back(request.inputs[i].pair.value_or(""));
+  }
+  const bool classification = model.runner->manifest().task == "text-classification";
+  submission.done = [call, classification, batch = request.batch, this](Outcome outcome) {
+    if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 424, outcome.error);
+    metrics_.add_input_tokens(outcome.tokens);
+    std::string body = batch ? "[" : "";
+    for (size_t i = 0; i < outcome.predictions.size(); ++i) {
+      if (i > 0) body += ",";
+      body += classification ? scores_json(outcome.predictions[i].labels)
+                             : cli::prediction_to_json(outcome.predictions[i]);
+    }
+    call->answer_json(batch ? body + "]" : body);
+  };
+  submission.model = 0;
+  scheduler_.submit(std::move(submission));
+}
+
+void Service::rerank(const std::shared_ptr<Call>& call) {
+  ServedModel& model = models_.front();
+  const Manifest& manifest = model.runner->manifest();
+  if (!model.pipeline || manifest.task != "text-classification" || manifest.labels.size() != 1) {
+    return call->fail(424, "model \"" + model.name +
+                               "\" is not a re-ranker (a text-classification export with one "
+                               "label, such as a cross-encoder)");
+  }
+  RerankRequest request = parse_rerank_request(call->request.body);
+  if (request.raw_scores) {
+    throw RequestError(422, "`raw_scores` is not supported: scores are the model's probabilities");
+  }
+  check_batch_size(request.texts.size(), limits_.max_client_batch_size);
+  if (!admit(call)) return;
+  Submission submission;
+  for (size_t i = 0; i < request.texts.size(); ++i) {
+    submission.inputs.push_back(encode_input(*model.pipeline, "`texts[" + std::to_string(i) + "]`",
+                                             request.query, request.texts[i], request.truncate));
+    submission.texts.push_back(request.query);
+  }
+  auto texts = std::make_shared<std::vector<std::string>>(std::move(request.texts));
+  submission.pairs = *texts;
+  submission.done = [call, texts, return_text = request.return_text, this](Outcome outcome) {
+    if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 424, outcome.error);
+    metrics_.add_input_tokens(outcome.tokens);
+    std::vector<std::pair<float, size_t>> ranks;
+    for (size_t i = 0; i < outcome.predictions.size(); ++i) {
+      const auto& labels = outcome.predictions[i].labels;
+      ranks.emplace_back(labels.empty() ? 0.0f : labels.front().score, i);
+    }
+    std::stable_sort(ranks.begin(), ranks.end(),
+                     [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::string body = "[";
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      if (r > 0) body += ",";
+      body += "{\"index\":" + std::to_string(ranks[r].second);
+      if (return_text) {
+        body += ",\"text\":";
+        append_string(body, (*texts)[ranks[r].second]);
+      }
+      body += ",\"score\":";
+      append_float(body, ranks[r].first);
+      body += "}";
+    }
+    call->answer_json(body + "]");
+  };
+  submission.model = 0;
+  scheduler_.submit(std::move(submission));
+}
+
+void Service::tokenize(const std::shared_ptr<Call>& call) {
+  ServedModel& model = models_.front();
+  if (!model.pipeline) return call->fail(424, "model \"" + model.name + "\" has no tokenizer");
+  TokenizeRequest request = parse_tokenize_request(call->request.body);
+  check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  const Tokenizer& tokenizer = model.pipeline->tokenizer();
+  std::string body = "[";
+  for (size_t i = 0; i < request.inputs.size(); ++i) {
+    const std::string& text = request.inputs[i];
+    Encoding encoding;
+    try {
+      encoding = tokenizer.encode(text);
+    } catch (const InvalidInput& error) {
+      throw RequestError(422, "`inputs[" + std::to_string(i) + "]`: " + error.what());
+    }
+    if (i > 0) body += ",";
+    body += "[";
+    bool first = true;
+    for (size_t t = 0; t < encoding.size(); ++t) {
+      const bool special = encoding.sequence_ids[t] < 0;
+      if (special && !request.add_special_tokens) continue;
+      if (!first) body += ",";
+      first = false;
+      body += "{\"id\":" + std::to_string(encoding.ids[t]) + ",\"text\":";
+      const auto [start, stop] = encoding.offsets[t];
+      append_string(body, special ? std::string_view(encoding.tokens[t])
+                                  : std::string_view(text).substr(start, stop - start));
+      body += std::string(",\"special\":") + (special ? "true" : "false");
+      if (special) {
+        body += ",\"start\":null,\"stop\":null}";
+      } else {
+        body += ",\"start\":" + std::to_string(start) + ",\"stop\":" + std::to_string(stop) + "}";
+      }
+    }
+    body += "]";
+  }
+  call->answer_json(body + "]");
+}
+
+void Service::info(const std::shared_ptr<Call>& call) { call->answer_json(info_json_); }
+
+void Service::metrics(const std::shared_ptr<Call>& call) {
+  call->answer({200,
+                "text/plain; version=0.0.4",
+                metrics_.prometheus(scheduler_.queue_depth(), model_requests_),
+                {}});
+}
+
+}  // namespace tsrunner::serve

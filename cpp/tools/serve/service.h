@@ -1,0 +1,77 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http_server.h"
+#include "tsrunner/pipeline.h"
+#include "tsrunner/runner.h"
+
+namespace tsrunner::serve {
+
+class Metrics;
+class Scheduler;
+
+// One model the server answers for.
+struct ServedModel {
+  std::string name;  // in URLs and the OpenAI "model" field
+  std::string path;
+  std::unique_ptr<Runner> runner;
+  // Null when the export's task has no task-aware output: then only the Open Inference
+  // Protocol routes (raw tensors) serve it.
+  std::unique_ptr<Pipeline> pipeline;
+};
+
+struct ServiceLimits {
+  size_t max_concurrent_requests = 512;  // model requests at once; more: 429 at once
+  size_t max_client_batch_size = 32;     // inputs in one request; more: 422
+  std::string api_key;                   // when set: "Authorization: Bearer <key>" on every
+                                         // route but the health checks
+};
+
+// The routes: text-embeddings-inference's (/embed, /predict, /rerank, /tokenize, /health,
+// /info, /metrics), OpenAI's /v1/embeddings and the Open Inference Protocol v2 (/v2/...).
+// Requests are parsed and tokenized on the HTTP threads; model work goes to the scheduler.
+class Service {
+ public:
+  Service(std::vector<ServedModel>& models, Scheduler& scheduler, Metrics& metrics,
+          ServiceLimits limits, std::string info_json);
+
+  void handle(HttpRequest&& request, Respond respond);
+  // From now on every request is answered 503 (requests already taken finish).
+  void begin_shutdown() { shutting_down_ = true; }
+  // Model requests taken and not yet answered.
+  size_t model_requests_in_flight() const { return model_requests_; }
+
+ private:
+  struct Call;  // one request being answered (service.cc)
+
+  void route(const std::shared_ptr<Call>& call);
+  void embed(const std::shared_ptr<Call>& call);
+  void predict(const std::shared_ptr<Call>& call);
+  void rerank(const std::shared_ptr<Call>& call);
+  void tokenize(const std::shared_ptr<Call>& call);
+  void openai_embeddings(const std::shared_ptr<Call>& call);
+  void info(const std::shared_ptr<Call>& call);
+  void metrics(const std::shared_ptr<Call>& call);
+  // Open Inference Protocol v2 (service_v2.cc).
+  void v2(const std::shared_ptr<Call>& call);
+  void v2_infer(const std::shared_ptr<Call>& call, ServedModel& model);
+
+  ServedModel* find_model(const std::string& name);
+  // The model work of a request may start: false (and 429 answered) when too many are running.
+  bool admit(const std::shared_ptr<Call>& call);
+
+  std::vector<ServedModel>& models_;
+  Scheduler& scheduler_;
+  Metrics& metrics_;
+  ServiceLimits limits_;
+  std::string info_json_;
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<size_t> model_requests_{0};
+};
+
+}  // namespace tsrunner::serve

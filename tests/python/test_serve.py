@@ -1,0 +1,355 @@
+"""tsrun serve over real HTTP: TEI's routes, OpenAI's client, Triton's client, limits and errors.
+
+Every server here is the real tsrun binary started on a free port (serve_process.Server), and
+every answer is compared with what the Python Runner computes for the same input.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import tsrunner
+from conftest import fixtures, tiny_models
+from serve_process import Server, environment_without_api_key
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Serving embeddings from C++ with no Python in the process.",
+    "short",
+    "A considerably longer sentence, so that the batch has inputs of different lengths to pad.",
+]
+LONG_TEXT = " ".join(["token"] * 400)  # over MiniLM's 128 tokens
+
+
+@pytest.fixture(scope="module")
+def classifier_pt(tmp_path_factory):
+    directory = tiny_models.make_model(
+        "BERT",
+        "text-classification",
+        tmp_path_factory.mktemp("models") / "tiny_classifier",
+        tokenizer_source=fixtures.minilm_directory(),
+    )
+    path = tmp_path_factory.mktemp("exports") / "classifier.pt"
+    tsrunner.export(directory, path, max_length=64)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tsrun, minilm_pt, classifier_pt):
+    with Server(
+        tsrun,
+        [minilm_pt, classifier_pt],
+        "--payload-limit",
+        "200000",
+        "--header-limit",
+        "4096",
+        "--max-client-batch-size",
+        "8",
+        "--read-timeout-ms",
+        "1000",
+        env=environment_without_api_key(),
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_pt):
+    return tsrunner.Runner(minilm_pt, threads=1)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_pt):
+    return tsrunner.Tokenizer.from_file(minilm_pt)
+
+
+def _embeddings(runner, texts):
+    return np.array([p["embedding"] for p in runner.predict(texts)], dtype=np.float32)
+
+
+def test_embed_matches_runner_predict(server, minilm):
+    status, body = server.post("/embed", {"inputs": TEXTS})
+    assert status == 200
+    np.testing.assert_array_equal(np.array(body, dtype=np.float32), _embeddings(minilm, TEXTS))
+    # A single string is a batch of one, answered as a list of one vector (as TEI does).
+    status, single = server.post("/embed", {"inputs": TEXTS[0]})
+    assert status == 200 and len(single) == 1
+    np.testing.assert_allclose(single[0], body[0], atol=1e-6)
+
+
+def test_embed_truncation(server, minilm):
+    status, body = server.post("/embed", {"inputs": [LONG_TEXT]})
+    assert status == 422 and body["error_type"] == "Validation"
+    assert "inputs[0]" in body["error"] and "128 tokens" in body["error"]
+    status, body = server.post("/embed", {"inputs": [LONG_TEXT], "truncate": True})
+    assert status == 200
+    np.testing.assert_allclose(body[0], _embeddings(minilm, [LONG_TEXT])[0], atol=1e-6)
+
+
+def test_openai_client(server, minilm, tokenizer):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    for encoding_format in ("float", "base64"):
+        response = client.embeddings.create(
+            model="minilm", input=TEXTS, encoding_format=encoding_format
+        )
+        if encoding_format == "base64":  # asked for explicitly, the client leaves it encoded
+            got = np.array(
+                [np.frombuffer(base64.b64decode(item.embedding), "<f4") for item in response.data]
+            )
+        else:
+            got = np.array([item.embedding for item in response.data], dtype=np.float32)
+        np.testing.assert_array_equal(got, _embeddings(minilm, TEXTS))
+        assert [item.index for item in response.data] == list(range(len(TEXTS)))
+        tokens = sum(len(tokenizer.encode(text).ids) for text in TEXTS)
+        assert response.usage.prompt_tokens == response.usage.total_tokens == tokens
+        assert response.model == "minilm"
+    # Told nothing, the client asks for base64 and decodes it itself.
+    default = client.embeddings.create(model="minilm", input=TEXTS[0])
+    np.testing.assert_array_equal(default.data[0].embedding, _embeddings(minilm, TEXTS[:1])[0])
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="no-such-model", input="x")
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.embeddings.create(model="classifier", input="not an embedding model")
+
+
+def test_tritonclient_v2(server, minilm, tokenizer):
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=f"{server.host}:{server.port}")
+    try:
+        assert client.is_server_live() and client.is_server_ready()
+        assert client.is_model_ready("minilm") and not client.is_model_ready("nope")
+        metadata = client.get_model_metadata("minilm")
+        assert [i["name"] for i in metadata["inputs"]] == [
+            i["name"] for i in minilm.manifest["inputs"]
+        ]
+        encoding = tokenizer.encode("Triton's client speaks the v2 protocol.")
+        ids = np.array([encoding.ids], dtype=np.int64)
+        expected = minilm.run(
+            {
+                "input_ids": torch.from_numpy(ids),
+                "attention_mask": torch.ones_like(torch.from_numpy(ids)),
+            }
+        )
+        for binary in (False, True):
+            inputs = [
+                triton.InferInput("input_ids", list(ids.shape), "INT64"),
+                triton.InferInput("attention_mask", list(ids.shape), "INT64"),
+            ]
+            inputs[0].set_data_from_numpy(ids, binary_data=binary)
+            inputs[1].set_data_from_numpy(np.ones_like(ids), binary_data=binary)
+            outputs = [triton.InferRequestedOutput("last_hidden_state", binary_data=binary)]
+            result = client.infer("minilm", inputs, outputs=outputs)
+            np.testing.assert_array_equal(
+                result.as_numpy("last_hidden_state"), expected["last_hidden_state"].numpy()
+            )
+        # Checked against the manifest like Runner.run: a float where int64 ids belong.
+        bad = triton.InferInput("input_ids", [1, 3], "FP32")
+        bad.set_data_from_numpy(np.zeros((1, 3), dtype=np.float32), binary_data=False)
+        with pytest.raises(triton.InferenceServerException, match="input_ids"):
+            client.infer("minilm", [bad])
+    finally:
+        client.close()
+
+
+def test_deeply_nested_json_is_refused_not_a_crash(server):
+    deep = "[" * 90_000 + "]" * 90_000  # under the 200000-byte limit
+    status, answer = server.post("/embed", '{"inputs": ' + deep + "}")
+    assert status == 422 and "inputs" in answer["error"]
+    body = '{"inputs": [{"name": "input_ids", "shape": [1], "datatype": "INT64", "data": '
+    status, answer = server.post("/v2/models/minilm/infer", body + deep + "}]}")
+    assert status == 400 and "nested too deep" in answer["error"]
+    assert server.request("GET", "/health")[0] == 200
+
+
+def test_v2_json_integer_limits(server):
+    lowest = {"name": "input_ids", "shape": [1, 1], "datatype": "INT64", "data": [-(2**63)]}
+    status, answer = server.post("/v2/models/minilm/infer", {"inputs": [lowest]})
+    assert status == 400 and "input_ids" in answer["error"]  # parsed, then refused by the manifest
+    too_big = dict(lowest, data=[2**63])
+    status, answer = server.post("/v2/models/minilm/infer", {"inputs": [too_big]})
+    assert status == 400 and "out of range" in answer["error"]
+
+
+def test_v2_json_shape_mismatch_is_400(server):
+    body = {"inputs": [{"name": "input_ids", "shape": [1, 3], "datatype": "INT64", "data": [1, 2]}]}
+    status, answer = server.post("/v2/models/minilm/infer", body)
+    assert status == 400 and "3 elements" in answer["error"]
+
+
+def test_predict_answers_other_tasks_as_runner_predict(server, minilm):
+    # Beyond TEI: an export of another task answers /predict with Runner.predict's keys.
+    status, body = server.post("/predict", {"inputs": TEXTS[0]})
+    assert status == 200
+    np.testing.assert_allclose(body["embedding"], _embeddings(minilm, TEXTS[:1])[0], atol=1e-6)
+
+
+def test_predict_and_rerank_on_a_classifier(tsrun, classifier_pt):
+    runner = tsrunner.Runner(classifier_pt, threads=1)
+    with Server(tsrun, [classifier_pt], env=environment_without_api_key()) as server:
+        status, body = server.post("/predict", {"inputs": TEXTS[0]})
+        assert status == 200
+        want = runner.predict([TEXTS[0]])[0]["labels"]
+        assert [(s["label"], s["score"]) for s in body] == [
+            (s["label"], pytest.approx(s["score"], abs=1e-6)) for s in want
+        ]
+        status, batch = server.post("/predict", {"inputs": [[t] for t in TEXTS]})
+        assert status == 200 and len(batch) == len(TEXTS) and batch[0] == body
+        status, pair = server.post("/predict", {"inputs": ["a question", "an answer"]})
+        want = runner.predict(["a question"], text_pairs=["an answer"])[0]["labels"]
+        assert status == 200 and pair[0]["score"] == pytest.approx(want[0]["score"], abs=1e-6)
+        # Three labels: not a re-ranker.
+        status, body = server.post("/rerank", {"query": "q", "texts": ["a"]})
+        assert status == 424 and "re-ranker" in body["error"]
+
+
+def test_tokenize_matches_the_tokenizer(server, tokenizer):
+    status, body = server.post("/tokenize", {"inputs": ["Hello, world!"]})
+    assert status == 200
+    encoding = tokenizer.encode("Hello, world!")
+    assert [t["id"] for t in body[0]] == list(encoding.ids)
+    assert body[0][1] == {
+        "id": encoding.ids[1],
+        "text": "Hello",
+        "special": False,
+        "start": 0,
+        "stop": 5,
+    }
+    status, plain = server.post("/tokenize", {"inputs": "Hello", "add_special_tokens": False})
+    assert status == 200 and [t["special"] for t in plain[0]] == [False]
+
+
+def test_health_info_metrics(server):
+    assert server.request("GET", "/health")[0] == 200
+    assert server.request("GET", "/v2/health/ready")[0] == 200
+    status, _, info = server.request("GET", "/info")
+    info = json.loads(info)
+    assert status == 200 and info["model_id"] == "minilm" and info["max_input_length"] == 128
+    assert [m["name"] for m in info["models"]] == ["minilm", "classifier"]
+    server.post("/embed", {"inputs": "counted"})
+    status, headers, text = server.request("GET", "/metrics")
+    text = text.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert 'tsrun_requests_total{route="/embed",status="200"}' in text
+    assert "tsrun_batch_inputs_bucket" in text and "tsrun_queue_depth" in text
+    assert 'tsrun_request_duration_seconds_bucket{route="/embed"' in text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/embed", '{"inputs": ', 400, "malformed JSON"),
+        ("/embed", '{"inputs": 1e309}', 400, "malformed JSON"),  # out of double's range
+        ("/embed", "[]", 422, "must be a JSON object"),
+        ("/embed", {"input": "wrong key"}, 422, "missing field `inputs`"),
+        ("/embed", {"inputs": []}, 422, "cannot be empty"),
+        ("/embed", {"inputs": [""]}, 422, "cannot be empty"),
+        ("/embed", {"inputs": ["a", 3]}, 422, "`inputs[1]` must be a string"),
+        ("/embed", {"inputs": ["x"] * 9}, 422, "batch size 9 > maximum allowed batch size 8"),
+        ("/embed", {"inputs": "x", "normalize": "yes"}, 422, "`normalize` must be true or false"),
+        ("/v1/embeddings", {"input": "x", "encoding_format": "hex"}, 422, "encoding_format"),
+        ("/predict", {"inputs": [["a", "b", "c"]]}, 422, "[text] or [text, pair]"),
+    ],
+)
+def test_invalid_requests(server, path, body, status, message):
+    got, answer = server.post(path, body)
+    assert got == status
+    error = answer["error"]["message"] if path.startswith("/v1") else answer["error"]
+    assert message in error
+    if not path.startswith("/v1"):
+        assert answer["error_type"] == "Validation"
+
+
+def test_invalid_utf8_is_422(server):
+    status, _, body = server.request("POST", "/embed", b'{"inputs": "\xff\xfe"}')
+    assert status in (400, 422) and b"error" in body
+
+
+def test_payload_and_header_limits(server):
+    status, _, body = server.request("POST", "/embed", json.dumps({"inputs": "x" * 300_000}))
+    assert status == 413 and b"larger than 200000 bytes" in body
+    status, _, _ = server.request("GET", "/health", headers={"X-Big": "y" * 5000})
+    assert status == 431
+    assert server.request("GET", "/nope")[0] == 404
+    assert server.request("GET", "/embed")[0] == 405
+    assert server.request("GET", "/health")[0] == 200  # still serving
+
+
+def test_slow_client_times_out(server):
+    with socket.create_connection((server.host, server.port), timeout=10) as slow:
+        slow.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\n")  # and never the rest
+        started = time.monotonic()
+        assert slow.recv(1024) == b""  # closed by the server
+        assert time.monotonic() - started < 5
+    assert server.request("GET", "/health")[0] == 200
+
+
+def test_api_key(tsrun, tiny_bert_pt):
+    with Server(
+        tsrun, [tiny_bert_pt], "--api-key", "s3cret", env=environment_without_api_key()
+    ) as server:
+        assert server.request("GET", "/health")[0] == 200  # health needs no key
+        status, body = server.post("/embed", {"inputs": "x"})
+        assert status == 401 and body["error_type"] == "Unauthorized"
+        status, _ = server.post(
+            "/embed", {"inputs": "x"}, headers={"Authorization": "Bearer wrong"}
+        )
+        assert status == 401
+        assert server.request("GET", "/metrics")[0] == 401
+        status, body = server.post(
+            "/embed", {"inputs": "x"}, headers={"Authorization": "Bearer s3cret"}
+        )
+        assert status == 200 and len(body[0]) == 32
+
+
+def test_overload_is_429_at_once_and_sigterm_finishes_in_flight(tsrun, tiny_bert_pt):
+    # One model request at a time, and a worker that waits 1.5 s to fill its batch: the first
+    # request is surely in flight while the others arrive.
+    server = Server(
+        tsrun,
+        [tiny_bert_pt],
+        "--max-concurrent-requests",
+        "1",
+        "--workers",
+        "1",
+        "--max-wait-ms",
+        "1500",
+        env=environment_without_api_key(),
+    )
+    try:
+        idle = server.connection()
+        idle.request("GET", "/health")  # a keep-alive connection, reused after SIGTERM
+        assert idle.getresponse().read() == b""
+        answers = []
+        first = threading.Thread(
+            target=lambda: answers.append(server.post("/embed", {"inputs": "slow"}))
+        )
+        first.start()
+        deadline = time.monotonic() + 10
+        while "tsrun_requests_in_flight 1" not in server.request("GET", "/metrics")[2].decode():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        started = time.monotonic()
+        status, body = server.post("/embed", {"inputs": "refused"})
+        assert status == 429 and body["error_type"] == "Overloaded"
+        assert time.monotonic() - started < 1.0  # at once, not queued
+        server.terminate()
+        time.sleep(0.2)
+        idle.request("POST", "/embed", body=json.dumps({"inputs": "too late"}))
+        late = idle.getresponse()
+        assert late.status == 503 and json.loads(late.read())["error_type"] == "Unhealthy"
+        first.join(timeout=30)
+        assert answers and answers[0][0] == 200 and len(answers[0][1][0]) == 32
+        assert server.wait(timeout=30) == 0
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((server.host, server.port), timeout=5)
+    finally:
+        server.stop()
