@@ -10,8 +10,8 @@
 #include "engine.h"
 #include "input_check.h"
 #include "shape_padding.h"
-#include "tsrunner/example_inputs.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/example_inputs.h"
 #include "tsrunner/manifest.h"
 #include "tsrunner/runner.h"
 
@@ -122,9 +122,8 @@ class TorchScriptEngine final : public Engine {
     std::vector<c10::IValue> arguments;
     arguments.reserve(inputs.size());
     for (at::Tensor& tensor : inputs) arguments.emplace_back(tensor.to(device_));
-    return bucket > 0
-               ? module.get_method("forward_" + std::to_string(bucket))(std::move(arguments))
-               : module.forward(std::move(arguments));
+    return bucket > 0 ? module.get_method("forward_" + std::to_string(bucket))(std::move(arguments))
+                      : module.forward(std::move(arguments));
   }
 
   // The check run of a rewritten module at load: one small batch, the graph as it stands.
