@@ -4,6 +4,7 @@
 
 #include "bindings.h"
 #include "load_hooks.h"
+#include "tsrunner/cpu_info.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/integrity.h"
 #include "tsrunner/runner.h"
@@ -49,6 +50,11 @@ RunnerOptions verify_options(const std::optional<std::string>& expected_sha256,
 
 void register_runner(py::module_& module) {
   module.def(
+      "cpu_model", [] { return cpu_info().model; },
+      "The CPU's model name (/proc/cpuinfo), as benchmark reports print it.");
+  module.def("auto_engine", &auto_engine,
+             "The kernel path engine=\"auto\" takes on this machine: \"onednn\" or \"default\".");
+  module.def(
       "verify_archive",
       [](const std::filesystem::path& path, std::optional<std::string> expected_sha256,
          std::optional<uint64_t> max_archive_bytes,
@@ -91,6 +97,7 @@ void register_runner(py::module_& module) {
       .def_readwrite("warmup_sequence", &RunnerOptions::warmup_sequence)
       .def_readwrite("optimize_graph", &RunnerOptions::optimize_graph)
       .def_readwrite("freeze", &RunnerOptions::freeze)
+      .def_readwrite("engine", &RunnerOptions::engine)
       .def_readwrite("max_archive_bytes", &RunnerOptions::max_archive_bytes)
       .def_readwrite("max_embedded_file_bytes", &RunnerOptions::max_embedded_file_bytes)
       .def_readwrite("verify_integrity", &RunnerOptions::verify_integrity)
@@ -140,6 +147,10 @@ void register_runner(py::module_& module) {
             return py::module_::import("json").attr("loads")(runner.manifest().raw_json);
           },
           "The export's manifest as a dict.")
+      .def_property_readonly("engine", &Runner::engine,
+                             "The kernel path load chose: \"onednn\" or \"default\".")
+      .def_property_readonly("engine_reason", &Runner::engine_reason,
+                             "Why load chose that kernel path, in a few words.")
       .def_property_readonly("input_names",
                              [](const Runner& runner) {
                                std::vector<std::string> names;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace tsrunner {
@@ -29,6 +30,10 @@ class Engine {
   // many threads at once. Throws Error when the model fails or returns something else than
   // tensors.
   virtual std::vector<at::Tensor> run(std::vector<at::Tensor> inputs, int64_t bucket) const = 0;
+
+  // The kernel path load chose (RunnerOptions::engine): "onednn" or "default", and why.
+  virtual const std::string& kernel_path() const = 0;
+  virtual const std::string& kernel_path_reason() const = 0;
 };
 
 // Deserialises the TorchScript of an archive from `file` (already verified: nothing reopens the

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "archive.h"
+#include "cpu_fast_path.h"
 #include "digest_record.h"
 #include "engine.h"
 #include "input_check.h"
@@ -73,6 +74,7 @@ void RunnerOptions::validate() const {
   } catch (const c10::Error&) {
     throw InvalidInput("unknown device \"" + device + "\" (expected cpu, cuda or cuda:N)");
   }
+  detail::check_engine_name(engine);
   if (max_archive_bytes == 0 || max_embedded_file_bytes == 0) {
     throw InvalidInput("max_archive_bytes and max_embedded_file_bytes must be positive");
   }
@@ -132,6 +134,8 @@ Runner& Runner::operator=(Runner&&) noexcept = default;
 
 const Manifest& Runner::manifest() const { return impl_->manifest; }
 const RunnerOptions& Runner::options() const { return impl_->options; }
+const std::string& Runner::engine() const { return impl_->engine->kernel_path(); }
+const std::string& Runner::engine_reason() const { return impl_->engine->kernel_path_reason(); }
 
 bool Runner::has_tokenizer() const { return impl_->manifest.has_tokenizer; }
 

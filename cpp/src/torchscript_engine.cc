@@ -6,8 +6,12 @@
 #include <utility>
 
 #include "archive.h"
+#include "cpu_fast_path.h"
 #include "engine.h"
+#include "input_check.h"
+#include "shape_padding.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/example_inputs.h"
 #include "tsrunner/manifest.h"
 #include "tsrunner/runner.h"
 
@@ -67,6 +71,11 @@ class TorchScriptEngine final : public Engine {
         // Freezes (inlines parameters) first, as torch.jit.optimize_for_inference does.
         module_ = torch::jit::optimize_for_inference(module_);
       }
+      kernel_path_ = apply_cpu_fast_path(
+          module_, options.engine, device_.is_cpu(),
+          [this, &manifest](torch::jit::Module& module) { smoke_run(module, manifest); });
+    } catch (const InvalidInput&) {  // engine=onednn where it cannot run
+      throw;
     } catch (const c10::Error& error) {
       file->check_unchanged();  // a file rewritten mid-load explains any failure
       throw load_error(file->path(), manifest, error.msg());
@@ -80,17 +89,14 @@ class TorchScriptEngine final : public Engine {
     file->check_unchanged();
   }
 
+  const std::string& kernel_path() const override { return kernel_path_.path; }
+  const std::string& kernel_path_reason() const override { return kernel_path_.reason; }
+
   std::vector<at::Tensor> run(std::vector<at::Tensor> inputs, int64_t bucket) const override {
     const GraphOptimizeScope optimize(optimize_graph_);
-    std::vector<c10::IValue> arguments;
-    arguments.reserve(inputs.size());
-    for (at::Tensor& tensor : inputs) arguments.emplace_back(tensor.to(device_));
-
     c10::IValue result;
     try {
-      result = bucket > 0
-                   ? module_.get_method("forward_" + std::to_string(bucket))(std::move(arguments))
-                   : module_.forward(std::move(arguments));
+      result = call(module_, std::move(inputs), bucket);
     } catch (const c10::Error& error) {
       throw Error("model run failed: " + first_line(error.msg()));
     }
@@ -110,8 +116,34 @@ class TorchScriptEngine final : public Engine {
   }
 
  private:
+  // Calls the graph traced for `bucket` (0: forward).
+  c10::IValue call(torch::jit::Module& module, std::vector<at::Tensor> inputs,
+                   int64_t bucket) const {
+    std::vector<c10::IValue> arguments;
+    arguments.reserve(inputs.size());
+    for (at::Tensor& tensor : inputs) arguments.emplace_back(tensor.to(device_));
+    return bucket > 0 ? module.get_method("forward_" + std::to_string(bucket))(std::move(arguments))
+                      : module.forward(std::move(arguments));
+  }
+
+  // The check run of a rewritten module at load: one small batch, the graph as it stands.
+  void smoke_run(torch::jit::Module& module, const Manifest& manifest) const {
+    int64_t sequence = 8;
+    const ShapeContract& contract = manifest.shape_contract;
+    if (contract.max_sequence > 0) sequence = std::min(sequence, contract.max_sequence);
+    if (contract.kind == "fixed" && contract.max_sequence > 0) sequence = contract.max_sequence;
+    std::vector<at::Tensor> ordered =
+        check_and_order_inputs(manifest, make_example_inputs(manifest, 1, sequence));
+    const int64_t bucket = choose_bucket(manifest, ordered);
+    (void)pad_to_traced_lengths(manifest, ordered, bucket);
+    const c10::InferenceMode inference_guard;
+    const GraphOptimizeScope as_is(false);
+    (void)call(module, std::move(ordered), bucket);
+  }
+
   c10::Device device_;
   bool optimize_graph_;
+  KernelPath kernel_path_;
   // forward() of a loaded TorchScript module is safe to call from many threads at once.
   mutable torch::jit::Module module_;
 };

@@ -87,6 +87,8 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   bench->add_flag("!--no-optimize-graph", options.optimize_graph,
                   "turn off the graph executor's profiling and optimisation");
   bench->add_flag("--freeze", options.freeze, "freeze and optimize_for_inference at load");
+  bench->add_option("--engine", options.engine, "kernels: auto (default), onednn or default")
+      ->check(CLI::IsMember({"auto", "onednn", "default"}));
   bench->add_flag("--json", options.json, "print one JSON object");
   bench->add_flag("--debug", options.debug,
                   "also show LibTorch's deprecation warnings (hidden by default)");
@@ -99,6 +101,7 @@ int run_bench(const BenchOptions& options) {
   runner_options.interop_threads = options.interop_threads;
   runner_options.optimize_graph = options.optimize_graph;
   runner_options.freeze = options.freeze;
+  runner_options.engine = options.engine;
 
   const auto load_start = Clock::now();
   const Runner runner(options.model_path, runner_options);
@@ -145,6 +148,10 @@ int run_bench(const BenchOptions& options) {
     report["interop_threads"] = at::get_num_interop_threads();
     report["optimize_graph"] = options.optimize_graph;
     report["freeze"] = options.freeze;
+    report["engine_option"] = options.engine;
+    report["engine"] = runner.engine();
+    report["engine_reason"] = runner.engine_reason();
+    report["cpu"] = cpu_info().model;
     report["warmup"] = options.warmup;
     report["iterations"] = latencies.size();
     report["load_ms"] = load_ms;
@@ -160,6 +167,8 @@ int run_bench(const BenchOptions& options) {
   std::printf("shape        batch %lld x sequence %lld, %d threads\n",
               static_cast<long long>(options.batch), static_cast<long long>(options.sequence),
               threads_used);
+  std::printf("cpu          %s\n", cpu_info().model.c_str());
+  std::printf("engine       %s (%s)\n", runner.engine().c_str(), runner.engine_reason().c_str());
   std::printf("load         %.1f ms\n", load_ms);
   std::printf("first call   %.2f ms\n", first_call_ms);
   std::printf("iterations   %zu (after %d warm-up)\n", latencies.size(), options.warmup);

@@ -21,6 +21,7 @@ struct BenchOptions {
   int interop_threads = 0;
   bool optimize_graph = true;
   bool freeze = false;
+  std::string engine = "auto";
   bool json = false;
   bool debug = false;  // show LibTorch's deprecation warnings
 };

@@ -126,8 +126,16 @@ int run_info(const std::string& model_path, bool as_json) {
     std::cout << model_path << "\n"
               << manifest.describe() << "  sha256      " << tsrunner::verify_archive(model_path)
               << "\n";
+    std::cout << "machine     " << tsrunner::cpu_info().model
+              << "; engine auto: " << tsrunner::auto_engine() << "\n";
   }
   return 0;
+}
+
+// One-shot runs (--ids, --text) keep the plain graph under engine auto: freezing and packing
+// weights cost more at load than one call gains (docs/benchmarks.md, cold start).
+std::string engine_for(const std::string& engine, bool one_shot) {
+  return engine == "auto" && one_shot ? "default" : engine;
 }
 
 int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists,
@@ -167,6 +175,7 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
   // Before any work: a run must not fail at its very end on a path it could have checked.
   if (batch != nullptr) tsrunner::cli::check_batch_paths(*batch);
   if (batch == nullptr) tsrunner::cli::check_output_path(output_path);
+  options.engine = engine_for(options.engine, batch == nullptr);
   options.optimize_graph = batch != nullptr;  // --text is one call: see one_shot_note
   const tsrunner::Runner runner(model_path, options);
   if (runner.manifest().task == "multiple-choice") {
@@ -308,6 +317,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
       ->check(tsrunner::cli::integer_in(0, tsrunner::kMaxThreads));
   app.add_flag("--debug", debug, "also show LibTorch's deprecation warnings (hidden by default)");
+  std::string engine = "auto";
+  app.add_option("--engine", engine,
+                 "kernels: auto (oneDNN on x86-64 CPUs, except for one-shot --ids/--text), "
+                 "onednn or default")
+      ->check(CLI::IsMember({"auto", "onednn", "default"}));
   std::string expected_sha256;
   app.add_option("--expect-sha256", expected_sha256,
                  "refuse the model unless its content digest is this (docs/security.md)");
@@ -341,6 +355,7 @@ int main(int argc, char** argv) {
     tsrunner::RunnerOptions options;
     options.threads = threads;
     options.expected_sha256 = expected_sha256;
+    options.engine = engine;
     if (!input_path.empty() || !texts.empty()) {
       if (!id_lists.empty() || raw || !decoder_id_lists.empty())
         throw UsageError("--ids/--decoder-ids/--raw cannot be mixed with --text or --input");
@@ -366,6 +381,7 @@ int main(int argc, char** argv) {
       if (option->count() > 0) throw UsageError(option->get_name() + " needs --text or --input");
     }
     options.optimize_graph = false;  // one call: see one_shot_note
+    options.engine = engine_for(options.engine, true);
     return run_raw(model_path, id_lists, decoder_id_lists, options);
   } catch (const UsageError& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";

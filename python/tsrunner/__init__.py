@@ -10,7 +10,7 @@ from .errors import Error, ExportError, InvalidInput, LoadError
 from .manifest import read_archive_file, read_manifest
 
 try:
-    from ._core import Encoding, Tokenizer, verify_archive
+    from ._core import Encoding, Tokenizer, auto_engine, cpu_model, verify_archive
     from ._core import torch_version as _built_torch_version
 except ImportError as error:  # pragma: no cover - only without a built extension
     raise ImportError(
@@ -38,6 +38,8 @@ __all__ = [
     "RunnerOptions",
     "Tokenizer",
     "__version__",
+    "auto_engine",
+    "cpu_model",
     "export",
     "read_archive_file",
     "read_manifest",

@@ -107,6 +107,7 @@ def _non_default_values(tiny_bert_pt) -> dict:
         "warmup_sequence": 8,
         "optimize_graph": False,
         "freeze": True,
+        "engine": "default",
         "max_archive_bytes": 1 << 30,
         "max_embedded_file_bytes": 32 << 20,
         "verify_integrity": False,

@@ -45,6 +45,14 @@ struct RunnerOptions {
   // torch::jit::optimize_for_inference. Off by default: measured slower for MiniLM here
   // (docs/benchmarks.md).
   bool freeze = false;
+  // Which kernels run the model on the CPU: "onednn" freezes the module at load and runs its
+  // float32 Linear layers on oneDNN's GEMM with weights packed at load for this CPU (never stored
+  // packed), GELU folded in; "default" runs the graph as exported (LibTorch's aten::linear, which
+  // calls MKL's sgemm: its AVX2 code on AMD CPUs). "auto" takes oneDNN on x86-64 CPUs with AVX2
+  // or better when the device is the CPU (docs/benchmarks.md has the measurements). If the
+  // rewritten graph fails its check run at load, the runner keeps the plain graph and prints one
+  // line on stderr. Runner::engine() says which path was taken.
+  std::string engine = "auto";
 
   // Checked before anything is deserialised (docs/security.md):
   // the archive's size on disk, and the sum of its records' declared (uncompressed) sizes.
@@ -81,6 +89,10 @@ class Runner {
 
   const Manifest& manifest() const;
   const RunnerOptions& options() const;
+  // The kernel path load chose: "onednn" or "default" (RunnerOptions::engine).
+  const std::string& engine() const;
+  // Why, in a few words (for tsrun info and bench reports).
+  const std::string& engine_reason() const;
 
   // Whether the export embeds a tokenizer (the manifest's has_tokenizer).
   bool has_tokenizer() const;

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "tsrunner/cpu_info.h"
+
+namespace torch::jit {
+struct Module;
+}  // namespace torch::jit
+
+namespace tsrunner::detail {
+
+// What load chose: `path` is "onednn" (float32 Linear layers run on oneDNN's prepacked GEMM)
+// or "default" (the graph as exported: LibTorch's aten::linear, MKL's sgemm); `reason` says
+// why in a few words.
+struct KernelPath {
+  std::string path = "default";
+  std::string reason;
+  int packed_linears = 0;
+  int fused_activations = 0;
+};
+
+// Throws InvalidInput unless `engine` is "auto", "onednn" or "default".
+void check_engine_name(const std::string& engine);
+
+// Rewrites `module` in place for the engine asked for ("auto", "onednn", "default"): freezes
+// it (every method kept), then replaces each float32 aten::linear whose weight is a constant
+// with mkldnn::_linear_pointwise on a weight packed now, for this CPU (never stored packed),
+// folding a following GELU into it. `smoke_test` then runs the rewritten module once; when
+// anything fails the module is left as loaded and one line goes to stderr. Auto takes oneDNN
+// on x86-64 CPUs with AVX2 or better when the device is the CPU.
+KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine, bool on_cpu,
+                               const std::function<void(torch::jit::Module&)>& smoke_test);
+
+}  // namespace tsrunner::detail

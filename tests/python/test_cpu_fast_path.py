@@ -1,0 +1,148 @@
+"""The oneDNN kernel path (RunnerOptions.engine): chosen at load, correct, and never fatal.
+
+engine "onednn" freezes the module and runs float32 Linear layers on oneDNN's GEMM with weights
+packed at load; "default" runs the graph as exported. Outputs must stay within 1e-5 of eager
+Transformers on real text, Python and C++ must agree bit for bit on the same path, and a
+rewrite that fails falls back to the plain graph with one stderr line.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+
+import pytest
+import tokenizers
+import torch
+import transformers
+
+import tsrunner
+from tsrunner import sample_text
+
+THREADS = 2
+
+
+def _fast_path_expected() -> bool:
+    """What auto should pick here: oneDNN on x86-64 CPUs with AVX2."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        return any(line.startswith("flags") and " avx2" in line for line in cpuinfo)
+
+
+def _encode(minilm_pt, texts):
+    tokenizer = tokenizers.Tokenizer.from_str(
+        tsrunner.read_archive_file(minilm_pt, "tsrunner/tokenizer.json")
+    )
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(128)
+    rows = [tokenizer.encode(text).ids for text in texts]
+    length = max(map(len, rows))
+    ids = torch.zeros((len(rows), length), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for index, row in enumerate(rows):
+        ids[index, : len(row)] = torch.tensor(row)
+        mask[index, : len(row)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+@pytest.fixture(scope="module")
+def fast_runner(minilm_pt):
+    return tsrunner.Runner(minilm_pt, threads=THREADS, engine="onednn")
+
+
+def test_auto_takes_onednn_on_x86_with_avx2(minilm_pt):
+    runner = tsrunner.Runner(minilm_pt, threads=THREADS)
+    assert runner.engine == ("onednn" if _fast_path_expected() else "default")
+    assert tsrunner.Runner(minilm_pt, engine="default").engine == "default"
+
+
+def test_onednn_within_1e_5_of_eager_on_real_text_and_validation_shapes(
+    minilm_dir, minilm_pt, fast_runner
+):
+    assert fast_runner.engine == "onednn", fast_runner.engine_reason
+    model = transformers.AutoModel.from_pretrained(minilm_dir).eval()
+    generator = torch.Generator().manual_seed(0)
+    batches = [_encode(minilm_pt, sample_text.sample(24))]
+    for batch, sequence in [(1, 16), (2, 128)]:  # validation shapes of the export
+        ids = torch.randint(1000, 20000, (batch, sequence), generator=generator)
+        batches.append({"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    for inputs in batches:
+        got = fast_runner.run(inputs)
+        with torch.no_grad():
+            want = model(**inputs)
+        mask = inputs["attention_mask"].bool()
+        torch.testing.assert_close(
+            got["last_hidden_state"][mask], want.last_hidden_state[mask], rtol=0, atol=1e-5
+        )
+        torch.testing.assert_close(got["pooler_output"], want.pooler_output, rtol=0, atol=1e-5)
+
+
+def test_python_and_tsrun_agree_bit_for_bit_on_the_onednn_path(
+    minilm_pt, fast_runner, tsrun, clean_env
+):
+    inputs = _encode(minilm_pt, sample_text.sample(3))
+    expected = fast_runner.run(inputs)
+    command = [tsrun, str(minilm_pt), "--raw", "--threads", str(THREADS), "--engine", "onednn"]
+    for row, mask in zip(inputs["input_ids"], inputs["attention_mask"], strict=True):
+        command += ["--ids", ",".join(map(str, row[mask.bool()].tolist()))]
+    result = subprocess.run(command, capture_output=True, text=True, env=clean_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    printed = json.loads(result.stdout)
+    for name, tensor in expected.items():
+        got = torch.tensor(printed[name]["data"], dtype=torch.float64).to(torch.float32)
+        assert torch.equal(got.reshape(tensor.shape), tensor), name
+
+
+def test_a_failing_rewrite_falls_back_with_one_stderr_line(tiny_bert_pt, tsrun, clean_env):
+    args = [tsrun, str(tiny_bert_pt), "--ids", "101,7592,102", "--raw", "--engine", "onednn"]
+    plain = subprocess.run([*args[:-1], "default"], capture_output=True, text=True, env=clean_env)
+    failing = subprocess.run(
+        args, capture_output=True, text=True, env={**clean_env, "TSR_TEST_FAIL_FAST_PATH": "1"}
+    )
+    assert failing.returncode == 0, failing.stderr
+    lines = failing.stderr.splitlines()
+    assert len(lines) == 1 and "oneDNN fast path failed" in lines[0], failing.stderr
+    assert failing.stdout == plain.stdout  # the plain graph ran
+
+
+def test_bench_json_names_the_cpu_and_the_path(tiny_bert_pt, tsrun, clean_env):
+    result = subprocess.run(
+        [
+            tsrun,
+            "bench",
+            str(tiny_bert_pt),
+            "--batch",
+            "1",
+            "--seq",
+            "8",
+            "--iterations",
+            "2",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["cpu"] and report["cpu"] != "unknown"
+    assert report["engine_option"] == "auto"
+    assert report["engine"] == ("onednn" if _fast_path_expected() else "default")
+
+
+def test_unknown_engine_is_refused_in_one_line(tiny_bert_pt, tsrun, clean_env):
+    with pytest.raises(ValueError, match='unknown engine "fast" \\(expected auto, onednn or'):
+        tsrunner.Runner(tiny_bert_pt, engine="fast")
+    result = subprocess.run(
+        [tsrun, str(tiny_bert_pt), "--ids", "101,102", "--raw", "--engine", "fast"],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+    )
+    assert result.returncode == 2
+    assert "--engine: fast not in {auto,onednn,default}" in result.stderr.splitlines()[0]
