@@ -178,7 +178,7 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
   options.engine = engine_for(options.engine, batch == nullptr);
   options.optimize_graph = batch != nullptr;  // --text is one call: see one_shot_note
   const tsrunner::Runner runner(model_path, options);
-  if (runner.manifest().task == "multiple-choice") {
+  if (runner.manifest().task_kind == tsrunner::Task::kMultipleChoice) {
     if (batch != nullptr) {
       throw UsageError(
           "multiple-choice exports take --text with a --text-pair per choice; "

@@ -61,9 +61,9 @@ std::string info_json(const std::vector<ServedModel>& models, const ServeOptions
   const ServedModel& first = models.front();
   const Manifest& manifest = first.runner->manifest();
   ordered_json model_type;
-  if (manifest.task == "feature-extraction") {
+  if (manifest.task_kind == Task::kFeatureExtraction) {
     model_type["embedding"] = {{"pooling", manifest.pooling ? manifest.pooling->mode : "mean"}};
-  } else if (manifest.task == "text-classification") {
+  } else if (manifest.task_kind == Task::kTextClassification) {
     ordered_json id2label = ordered_json::object(), label2id = ordered_json::object();
     for (size_t i = 0; i < manifest.labels.size(); ++i) {
       id2label[std::to_string(i)] = manifest.labels[i];

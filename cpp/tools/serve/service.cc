@@ -241,7 +241,7 @@ size_t check_batch_size(size_t count, size_t limit) {
 
 void Service::embed(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
-  if (!model.pipeline || model.runner->manifest().task != "feature-extraction") {
+  if (!model.pipeline || model.runner->manifest().task_kind != Task::kFeatureExtraction) {
     return call->fail(424, "model \"" + model.name + "\" is not an embedding model (task " +
                                model.runner->manifest().task + ")");
   }
@@ -284,7 +284,7 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
     index = static_cast<size_t>(found - models_.data());
   }
   ServedModel& model = models_[index];
-  if (!model.pipeline || model.runner->manifest().task != "feature-extraction") {
+  if (!model.pipeline || model.runner->manifest().task_kind != Task::kFeatureExtraction) {
     return call->fail(422, "model \"" + model.name + "\" is not an embedding model (task " +
                                model.runner->manifest().task + ")");
   }
@@ -349,7 +349,7 @@ void Service::predict(const std::shared_ptr<Call>& call) {
     submission.texts.push_back(std::move(request.inputs[i].text));
     if (any_pair) submission.pairs.push_back(request.inputs[i].pair.value_or(""));
   }
-  const bool classification = model.runner->manifest().task == "text-classification";
+  const bool classification = model.runner->manifest().task_kind == Task::kTextClassification;
   submission.done = [call, classification, batch = request.batch, this](Outcome outcome) {
     if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 424, outcome.error);
     metrics_.add_input_tokens(outcome.tokens);
@@ -368,7 +368,7 @@ void Service::predict(const std::shared_ptr<Call>& call) {
 void Service::rerank(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
   const Manifest& manifest = model.runner->manifest();
-  if (!model.pipeline || manifest.task != "text-classification" || manifest.labels.size() != 1) {
+  if (!model.pipeline || manifest.task_kind != Task::kTextClassification || manifest.labels.size() != 1) {
     return call->fail(424, "model \"" + model.name +
                                "\" is not a re-ranker (a text-classification export with one "
                                "label, such as a cross-encoder)");
