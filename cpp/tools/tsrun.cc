@@ -84,10 +84,15 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
   for (const std::string& text : id_lists) rows.push_back(parse_id_list(text));
   const int64_t pad = manifest.pad_token_id.value_or(0);
   auto [ids, mask] = padded_rows(rows, pad);
-  tsrunner::TensorMap inputs{{"input_ids", ids}};
-  if (manifest.find_input("attention_mask")) inputs.emplace("attention_mask", mask);
-
-  if (!manifest.find_input("decoder_input_ids")) {
+  // Inputs by the role the manifest records, whatever the export named them.
+  const tsrunner::TensorSpec* token_ids = manifest.find_input_by_role("token_ids");
+  if (token_ids == nullptr) throw UsageError("--ids: this export takes no token ids");
+  tsrunner::TensorMap inputs{{token_ids->name, ids}};
+  if (const tsrunner::TensorSpec* spec = manifest.find_input_by_role("attention_mask")) {
+    inputs.emplace(spec->name, mask);
+  }
+  const tsrunner::TensorSpec* decoder_ids_input = manifest.find_input_by_role("decoder_token_ids");
+  if (decoder_ids_input == nullptr) {
     if (!decoder_id_lists.empty()) {
       throw UsageError("--decoder-ids: this export has no decoder_input_ids input");
     }
@@ -109,7 +114,7 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
     }
   }
   auto [decoder_ids, decoder_mask] = padded_rows(decoder_rows, pad);
-  inputs.emplace("decoder_input_ids", decoder_ids);
+  inputs.emplace(decoder_ids_input->name, decoder_ids);
   if (manifest.find_input("decoder_attention_mask")) {
     inputs.emplace("decoder_attention_mask", decoder_mask);
   }

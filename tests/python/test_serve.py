@@ -55,6 +55,10 @@ def server(tsrun, minilm_pt, classifier_pt):
         "8",
         "--read-timeout-ms",
         "1000",
+        # Bit-for-bit comparisons with Runner.predict: the same kernels on both sides (oneDNN's
+        # results depend on the batch's shape, and the server batches requests its own way).
+        "--engine",
+        "default",
         env=environment_without_api_key(),
     ) as running:
         yield running
@@ -62,7 +66,7 @@ def server(tsrun, minilm_pt, classifier_pt):
 
 @pytest.fixture(scope="module")
 def minilm(minilm_pt):
-    return tsrunner.Runner(minilm_pt, threads=1)
+    return tsrunner.Runner(minilm_pt, threads=1, engine="default")
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +197,7 @@ def test_predict_answers_other_tasks_as_runner_predict(server, minilm):
 
 
 def test_predict_and_rerank_on_a_classifier(tsrun, classifier_pt):
-    runner = tsrunner.Runner(classifier_pt, threads=1)
+    runner = tsrunner.Runner(classifier_pt, threads=1, engine="default")
     with Server(tsrun, [classifier_pt], env=environment_without_api_key()) as server:
         status, body = server.post("/predict", {"inputs": TEXTS[0]})
         assert status == 200

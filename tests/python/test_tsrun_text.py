@@ -38,7 +38,10 @@ def test_text_mode_matches_predict_and_sentence_transformers(tsrun, minilm_pt, m
     python = np.array(
         [
             r["embedding"]
-            for r in tsrunner.Runner(minilm_pt).predict(["Who was Jim Henson?", "中文 café"])
+            # tsrun --text keeps the plain graph (engine auto, one shot): compare like with like.
+            for r in tsrunner.Runner(minilm_pt, engine="default").predict(
+                ["Who was Jim Henson?", "中文 café"]
+            )
         ],
         dtype=np.float32,
     )

@@ -36,13 +36,14 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
     }
     RunnerOptions runner_options;
     runner_options.threads = options.threads;
+    runner_options.engine = options.engine;
     runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
     model.runner = std::make_unique<Runner>(model.path, runner_options);
     const Manifest& manifest = model.runner->manifest();
     if (manifest.has_tokenizer) {
       try {
         model.pipeline =
-            std::make_unique<Pipeline>(*model.runner, Tokenizer::from_file(model.path));
+            std::make_unique<Pipeline>(*model.runner);  // the runner's verified tokenizer
       } catch (const LoadError&) {
         throw;
       } catch (const Error& error) {  // a task without task-aware output: raw tensors only
@@ -124,6 +125,10 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
   serve
       ->add_option("--threads", options.threads, "LibTorch intra-op threads per worker (default 1)")
       ->check(CLI::Range(1, 1024));
+  serve
+      ->add_option("--engine", options.engine,
+                   "kernels: default (the default here: bounded memory under load), auto or onednn")
+      ->check(CLI::IsMember({"auto", "onednn", "default"}));
   serve
       ->add_option("--workers", options.workers,
                    "batches run at once, each on its own worker thread (default: cores / "

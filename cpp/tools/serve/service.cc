@@ -6,13 +6,13 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "tsrunner/prediction_json.h"
 #include "json_text.h"
 #include "metrics.h"
 #include "request_parsing.h"
 #include "scheduler.h"
 #include "service_call.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/prediction_json.h"
 
 namespace tsrunner::serve {
 namespace {
@@ -368,7 +368,8 @@ void Service::predict(const std::shared_ptr<Call>& call) {
 void Service::rerank(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
   const Manifest& manifest = model.runner->manifest();
-  if (!model.pipeline || manifest.task_kind != Task::kTextClassification || manifest.labels.size() != 1) {
+  if (!model.pipeline || manifest.task_kind != Task::kTextClassification ||
+      manifest.labels.size() != 1) {
     return call->fail(424, "model \"" + model.name +
                                "\" is not a re-ranker (a text-classification export with one "
                                "label, such as a cross-encoder)");
