@@ -1,19 +1,13 @@
 #include "json_text.h"
 
-#include <charconv>
-#include <cmath>
 #include <nlohmann/json.hpp>
+
+#include "tsrunner/prediction_json.h"
 
 namespace tsrunner::serve {
 
 void append_float(std::string& out, float value) {
-  if (!std::isfinite(value)) {
-    out += "null";  // JSON has no NaN or infinity
-    return;
-  }
-  char buffer[32];
-  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  out.append(buffer, result.ptr);
+  append_json_float(out, value);  // the library's float format (prediction_json.h)
 }
 
 void append_float_array(std::string& out, const std::vector<float>& values) {
