@@ -8,6 +8,7 @@
 
 #include <charconv>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -157,19 +158,22 @@ int run_raw(const std::string& model_path, const std::vector<std::string>& id_li
   return 0;
 }
 
-// --text needs the export's tokenizer. --input lines may carry token ids, which need none: when
-// the tokenizer cannot be loaded, they run with a stand-in and lines with text are answered
-// with why they cannot be tokenized.
-tsrunner::Tokenizer load_tokenizer(const std::string& model_path,
-                                   const tsrunner::Manifest& manifest, bool ids_may_do,
-                                   std::string& problem) {
-  if (!ids_may_do) return tsrunner::Tokenizer::from_file(model_path);
+// --text needs the export's tokenizer: the one the Runner verified with the archive (nothing
+// reopens the file). --input lines may carry token ids, which need none: when the export's
+// tokenizer cannot be used, they run with a stand-in and lines with text are answered with why
+// they cannot be tokenized.
+std::unique_ptr<tsrunner::Pipeline> make_pipeline(const tsrunner::Runner& runner,
+                                                  const tsrunner::TaskOptions& task_options,
+                                                  bool ids_may_do, std::string& problem) {
+  if (!ids_may_do) return std::make_unique<tsrunner::Pipeline>(runner, task_options);
   try {
-    return tsrunner::Tokenizer::from_file(model_path);
+    runner.tokenizer();
   } catch (const tsrunner::LoadError& error) {
     problem = error.what();
-    return tsrunner::cli::ids_only_tokenizer(manifest);
+    return std::make_unique<tsrunner::Pipeline>(
+        runner, tsrunner::cli::ids_only_tokenizer(runner.manifest()), task_options);
   }
+  return std::make_unique<tsrunner::Pipeline>(runner, task_options);
 }
 
 // Text in, task-aware JSON out: --text (one result per text) or --input (JSON lines).
@@ -190,15 +194,14 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
           "--input is not supported for them yet");
     }
     tsrunner::cli::AtomicOutput output(output_path);
-    tsrunner::cli::print_multiple_choice(runner, tsrunner::Tokenizer::from_file(model_path), texts,
-                                         pairs, output.stream());
+    tsrunner::cli::print_multiple_choice(runner, runner.tokenizer(), texts, pairs, output.stream());
     output.commit();
     return 0;
   }
   std::string tokenizer_problem;
-  const tsrunner::Pipeline pipeline(
-      runner, load_tokenizer(model_path, runner.manifest(), batch != nullptr, tokenizer_problem),
-      task_options);
+  const std::unique_ptr<tsrunner::Pipeline> pipeline_owner =
+      make_pipeline(runner, task_options, batch != nullptr, tokenizer_problem);
+  const tsrunner::Pipeline& pipeline = *pipeline_owner;
   if (batch == nullptr) {
     tsrunner::cli::AtomicOutput output(output_path);
     tsrunner::cli::print_text_predictions(pipeline, texts, pairs, output.stream());

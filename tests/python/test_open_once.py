@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 import torch
@@ -80,3 +81,33 @@ def test_the_runners_tokenizer_is_the_embedded_one(tiny_bert_pt):
     text = "Hello world, open once!"
     assert runner.tokenizer.encode(text).ids == from_file.encode(text).ids
     assert runner.tokenizer.max_length == from_file.max_length == 64
+
+
+def _opens_of(path, command, tmp_path) -> int:
+    """How many times `command` opened `path` (strace's openat log, every thread)."""
+    log = tmp_path / "strace.log"
+    subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=openat,open", "-o", str(log), *command],
+        check=True,
+        capture_output=True,
+    )
+    return sum(str(path) in line and "= -1" not in line for line in log.read_text().splitlines())
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["--text", "hello world"],
+        ["--input", "JSONL"],
+    ],
+    ids=["text", "batch"],
+)
+def test_tsrun_opens_the_model_file_once(tiny_bert_pt, tsrun, tmp_path, mode):
+    model = tmp_path / "model.pt"
+    shutil.copyfile(tiny_bert_pt, model)
+    args = list(mode)
+    if args[1] == "JSONL":
+        jsonl = tmp_path / "in.jsonl"
+        jsonl.write_text('{"text": "hello world"}\n{"input_ids": [101, 7592, 102]}\n')
+        args = ["--input", str(jsonl), "--output", str(tmp_path / "out.jsonl")]
+    assert _opens_of(model, [tsrun, str(model), *args], tmp_path) == 1
