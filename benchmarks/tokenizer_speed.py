@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -59,9 +58,8 @@ def main() -> None:
         ).read_text()
     }
     fixtures = _fixtures()
-    with tempfile.TemporaryDirectory() as workdir:
-        for style in fixtures.STYLES:
-            jsons[style] = fixtures.tokenizer_json(style, Path(workdir))
+    for style in fixtures.STYLES:
+        jsons[style] = fixtures.tokenizer_json(style)
     print(f"{len(texts)} texts, {total_bytes / 1e6:.2f} MB, best of 5, one thread")
     print(f"{'tokenizer':20} {'tsrunner ms':>12} {'HF ms':>8} {'HF/tsrunner':>12}")
     for name, text in jsons.items():
