@@ -228,3 +228,24 @@ def test_bad_aoti_options_are_refused_before_loading(tmp_path, arguments, messag
     with pytest.raises(ValueError, match=message):
         tsrunner.export(tmp_path / "missing-model", output, **arguments)
     assert not output.exists()
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a CPU whose default is 2+ threads")
+def test_the_runners_thread_count_applies_to_the_compiled_kernels(tiny_bert_pt2):
+    # OpenMP's thread count is per calling thread and defaults to every core: a run from a new
+    # thread must still use the runner's one thread, so no OpenMP worker may appear.
+    code = (
+        "import os, sys, threading, torch, tsrunner\n"
+        "runner = tsrunner.Runner(sys.argv[1], threads=1)\n"
+        "ids = torch.randint(1, 1000, (16, 64))\n"
+        "before = len(os.listdir('/proc/self/task'))\n"
+        "worker = threading.Thread(target=lambda: runner.run({'input_ids': ids}))\n"
+        "worker.start(); worker.join()\n"
+        "print(before, len(os.listdir('/proc/self/task')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_bert_pt2)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    before, after = map(int, result.stdout.split())
+    assert after == before
