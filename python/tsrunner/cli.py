@@ -231,6 +231,11 @@ def _run_export(args: argparse.Namespace) -> int:
     from .exporter import export
     from .progress import terminal_progress
 
+    if args.triton_repo and (args.format == "aoti" or str(args.output).endswith(".pt2")):
+        raise ValueError(
+            "--triton-repo needs a TorchScript export (Triton's pytorch_libtorch backend); "
+            "it cannot be combined with a .pt2 (--format aoti)"
+        )
     with warnings.catch_warnings():
         # The report states what matters; warnings go to stderr as one line each.
         warnings.simplefilter("always", UserWarning)

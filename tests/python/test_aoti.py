@@ -249,3 +249,18 @@ def test_the_runners_thread_count_applies_to_the_compiled_kernels(tiny_bert_pt2)
     assert result.returncode == 0, result.stderr
     before, after = map(int, result.stdout.split())
     assert after == before
+
+
+def test_triton_is_refused_for_a_pt2(tiny_bert_pt2, tmp_path):
+    from tsrunner.triton import write_model_repository
+
+    with pytest.raises(ValueError, match="serves TorchScript"):
+        write_model_repository(tiny_bert_pt2, tmp_path / "repo")
+    cli = shutil.which("tsrunner", path=os.path.dirname(sys.executable))
+    result = subprocess.run(
+        [cli, "export", "missing", "-o", str(tmp_path / "m.pt2"), "--triton-repo", "r"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "--triton-repo needs a TorchScript" in result.stderr
+    assert "Traceback" not in result.stderr
