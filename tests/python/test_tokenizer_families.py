@@ -173,10 +173,13 @@ def test_decode_round_trips(pair_of_tokenizers):
     assert native.decode([10**6]) == reference.decode([10**6]) == ""
 
 
-def test_every_third_bmp_code_point_in_context(pair_of_tokenizers):
-    """A sample of scripts/unicode_sweep.py (`make unicode-check` runs all 1.1M code points)."""
+def test_a_sample_of_every_plane_in_context(pair_of_tokenizers):
+    """A sample of scripts/unicode_sweep.py (`make unicode-check` runs all 1.1M code points):
+    every third BMP code point, every seventh of the SMP (scripts, symbols, emoji) and every
+    101st beyond (CJK extensions, private use, unassigned)."""
     native, reference = pair_of_tokenizers
     points = [cp for cp in range(0, 0x10000, 3) if not 0xD800 <= cp <= 0xDFFF]
+    points += list(range(0x10000, 0x20000, 7)) + list(range(0x20000, 0x110000, 101))
     texts = [f"a{chr(cp)}b {chr(cp)} x{chr(cp)}{chr(cp)}y Caf{chr(cp)}é" for cp in points]
     expected = reference.encode_batch(texts)
     actual = native.encode_batch(texts)
