@@ -231,24 +231,33 @@ def test_bad_aoti_options_are_refused_before_loading(tmp_path, arguments, messag
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a CPU whose default is 2+ threads")
-def test_the_runners_thread_count_applies_to_the_compiled_kernels(tiny_bert_pt2):
-    # OpenMP's thread count is per calling thread and defaults to every core: a run from a new
-    # thread must still use the runner's one thread, so no OpenMP worker may appear.
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_runners_thread_count_applies_to_the_compiled_kernels(tiny_bert_pt2, threads):
+    # OpenMP's thread count is per calling thread and defaults to every core. A run from a new
+    # thread must use the runner's count: that thread plus threads - 1 OpenMP workers, which
+    # live as long as it does (counted while it waits).
     code = (
         "import os, sys, threading, torch, tsrunner\n"
-        "runner = tsrunner.Runner(sys.argv[1], threads=1)\n"
+        "runner = tsrunner.Runner(sys.argv[1], threads=int(sys.argv[2]))\n"
         "ids = torch.randint(1, 1000, (16, 64))\n"
         "before = len(os.listdir('/proc/self/task'))\n"
-        "worker = threading.Thread(target=lambda: runner.run({'input_ids': ids}))\n"
-        "worker.start(); worker.join()\n"
-        "print(before, len(os.listdir('/proc/self/task')))\n"
+        "ran, release = threading.Event(), threading.Event()\n"
+        "def work():\n"
+        "    runner.run({'input_ids': ids}); ran.set(); release.wait()\n"
+        "worker = threading.Thread(target=work); worker.start(); ran.wait()\n"
+        "during = len(os.listdir('/proc/self/task'))\n"
+        "release.set(); worker.join()\n"
+        "print(during - before)\n"
     )
+    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
     result = subprocess.run(
-        [sys.executable, "-c", code, str(tiny_bert_pt2)], capture_output=True, text=True
+        [sys.executable, "-c", code, str(tiny_bert_pt2), str(threads)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
-    before, after = map(int, result.stdout.split())
-    assert after == before
+    assert int(result.stdout) == threads
 
 
 def test_triton_is_refused_for_a_pt2(tiny_bert_pt2, tmp_path):
