@@ -11,24 +11,16 @@ seconds on 2 cores, so this is its own make target, not part of `make test`.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support_matrix import ROOT, _load  # scripts/ is on sys.path when run as a script
+
 MATRIX = ROOT / "docs" / "support-matrix-pt2.md"
 EXTRA_TASKS = ("multiple-choice", "causal-lm", "text2text", "image-classification")
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "data" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cases(tiny_models, families: list[str]) -> list[tuple[str, str]]:
