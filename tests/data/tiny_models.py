@@ -3,8 +3,10 @@ the way Transformers' own tests build them: 2 layers, hidden size 32, random wei
 
 Each directory is saved with the task's own class, so `--task auto` finds the task in the
 config's architectures and a fresh load gives the same weights (for parity checks). Families
-that ship a WordPiece vocabulary share all-MiniLM-L6-v2's tokenizer; the others have none and
-are exported with in-vocabulary random ids.
+that ship a WordPiece vocabulary share all-MiniLM-L6-v2's tokenizer; the others get, on request
+(`family_tokenizers=True`), a tokenizer in their family's real format made offline by
+tokenizer_fixtures.py (byte-level BPE for RoBERTa, BART and GPT-2; SentencePiece Unigram for
+XLM-R, T5, ALBERT and DeBERTa-v2), else none.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Family:
     # task -> the Transformers class saved for it
     tasks: dict[str, str]
     tokenizer: bool = False  # share MiniLM's WordPiece tokenizer (vocab 30522)
+    tokenizer_style: str | None = None  # else tokenizer_fixtures' style for this family
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,6 +90,7 @@ FAMILIES: tuple[Family, ...] = (
             "text-classification": "RobertaForSequenceClassification",
             "token-classification": "RobertaForTokenClassification",
         },
+        tokenizer_style="roberta",
     ),
     Family(
         "XLM-RoBERTa",
@@ -103,6 +107,7 @@ FAMILIES: tuple[Family, ...] = (
             "fill-mask": "XLMRobertaForMaskedLM",
             "text-classification": "XLMRobertaForSequenceClassification",
         },
+        tokenizer_style="xlmr",
     ),
     Family(
         "ELECTRA",
@@ -134,6 +139,7 @@ FAMILIES: tuple[Family, ...] = (
             "fill-mask": "AlbertForMaskedLM",
             "text-classification": "AlbertForSequenceClassification",
         },
+        tokenizer_style="albert",
     ),
     Family(
         "DeBERTa-v2",
@@ -152,6 +158,7 @@ FAMILIES: tuple[Family, ...] = (
             "text-classification": "DebertaV2ForSequenceClassification",
             "question-answering": "DebertaV2ForQuestionAnswering",
         },
+        tokenizer_style="debertav2",
     ),
     Family(
         "MPNet",
@@ -181,6 +188,7 @@ FAMILIES: tuple[Family, ...] = (
             "causal-lm": "GPT2LMHeadModel",
             "text-classification": "GPT2ForSequenceClassification",
         },
+        tokenizer_style="gpt2",
     ),
     Family(
         "BART",
@@ -197,6 +205,7 @@ FAMILIES: tuple[Family, ...] = (
             "max_position_embeddings": 64,
         },
         {"text2text": "BartForConditionalGeneration", "feature-extraction": "BartModel"},
+        tokenizer_style="roberta",
     ),
     Family(
         "T5",
@@ -212,6 +221,7 @@ FAMILIES: tuple[Family, ...] = (
             "decoder_start_token_id": 0,
         },
         {"text2text": "T5ForConditionalGeneration", "feature-extraction": "T5Model"},
+        tokenizer_style="t5",
     ),
     Family(
         "ViT",
@@ -232,9 +242,17 @@ def cases() -> list[tuple[str, str]]:
 
 
 def make_model(
-    family_name: str, task: str, directory: Path, *, tokenizer_source: Path | None, seed: int = 0
+    family_name: str,
+    task: str,
+    directory: Path,
+    *,
+    tokenizer_source: Path | None,
+    seed: int = 0,
+    family_tokenizers: bool = False,
 ) -> Path:
-    """Saves a tiny random `family_name` model for `task` into `directory`."""
+    """Saves a tiny random `family_name` model for `task` into `directory`: with MiniLM's
+    tokenizer (from `tokenizer_source`) for WordPiece families, with the family's own format's
+    tokenizer when `family_tokenizers`, else with none."""
     import torch
     import transformers
 
@@ -251,6 +269,10 @@ def make_model(
     if spec.tokenizer and tokenizer_source is not None:
         for name in TOKENIZER_FILES:
             shutil.copy(tokenizer_source / name, directory / name)
+    if spec.tokenizer_style and family_tokenizers:
+        import tokenizer_fixtures
+
+        tokenizer_fixtures.save_pretrained(spec.tokenizer_style, directory)
     return directory
 
 
@@ -265,6 +287,7 @@ class CaseResult:
     contract: str = ""  # "dynamic 1..N" or "fixed N"
     parity: float | None = None  # max|C++ runner - eager| at an untraced shape
     shapes_checked: int = 0
+    from_text: str = "-"  # from_text.check's answer: "yes", "tsrun only", "no: why"
 
     @property
     def ok(self) -> bool:
@@ -317,16 +340,26 @@ def eager_outputs(directory: Path, manifest: dict[str, Any], inputs: dict[str, A
 
 
 def run_case(
-    family_name: str, task: str, workdir: Path, *, tokenizer_source: Path | None
+    family_name: str,
+    task: str,
+    workdir: Path,
+    *,
+    tokenizer_source: Path | None,
+    family_tokenizers: bool = False,
 ) -> CaseResult:
-    """Builds the model, exports it with --task auto, and compares the C++ runner with eager."""
+    """Builds the model, exports it with --task auto, and compares the C++ runner with eager
+    (with `family_tokenizers`, from text too)."""
     import warnings
 
     import tsrunner
 
     result = CaseResult(family_name, task)
     directory = make_model(
-        family_name, task, workdir / f"{family_name}-{task}", tokenizer_source=tokenizer_source
+        family_name,
+        task,
+        workdir / f"{family_name}-{task}",
+        tokenizer_source=tokenizer_source,
+        family_tokenizers=family_tokenizers,
     )
     path = workdir / f"{family_name}-{task}.pt"
     try:
@@ -355,6 +388,13 @@ def run_case(
         float((got[o["name"]].double() - w.double()).abs().max())
         for o, w in zip(manifest["outputs"], want, strict=True)
     )
+    if family_tokenizers:
+        import from_text
+
+        try:
+            result.from_text = from_text.check(directory, path, task)
+        except AssertionError as error:  # runs from text, answers differently
+            result.from_text = f"NO: {error}"
     return result
 
 
@@ -376,15 +416,25 @@ def render_matrix(results: list[CaseResult]) -> str:
         "  range, or `fixed` at the traced length, which the C++ runner pads to).",
         "- **C++ parity**: `tsrunner.Runner` (libtsrunner) at an untraced shape (batch 3, 5",
         f"  tokens, a padded row) agrees with the eager Transformers model within {PARITY_ATOL:g}.",
+        "- **from text**: the model, saved with a tokenizer in its family's real format",
+        "  (MiniLM's WordPiece for BERT, DistilBERT, ELECTRA and MPNet; byte-level BPE trained",
+        "  offline for RoBERTa, BART and GPT-2; SentencePiece Unigram converted by Transformers",
+        "  for XLM-R, T5, ALBERT and DeBERTa-v2: `tests/data/tokenizer_fixtures.py`), runs from",
+        "  text through `Runner.predict` and `tsrun --input` (JSON lines, pairs included), and",
+        "  both give what the eager Transformers model gives fed by Transformers' tokenizer:",
+        '  the same encodings and the same answers (`tests/data/from_text.py`). "tsrun only":',
+        '  `tsrun --text` with a `--text-pair` per choice. "no": why not.',
         "",
-        "| family | task | traces | shape contract | C++ parity |",
-        "| --- | --- | --- | --- | --- |",
+        "| family | task | traces | shape contract | C++ parity | from text |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for result in results:
         traces = "yes" if result.error is None else f"no: {result.error}"
         parity = "yes" if result.ok else ("-" if result.error else "NO")
+        from_text = result.from_text.splitlines()[0] if result.from_text else "-"
         lines.append(
-            f"| {result.family} | {result.task} | {traces} | {result.contract or '-'} | {parity} |"
+            f"| {result.family} | {result.task} | {traces} | {result.contract or '-'} | {parity} "
+            f"| {from_text} |"
         )
     tasks = sorted({r.task for r in results}, key=list(TASKS).index)
     lines += ["", f"Tasks covered: {', '.join(tasks)}.", ""]

@@ -10,8 +10,12 @@ model families ship:
 
     python tests/data/tokenizer_fixtures.py OUTDIR     writes OUTDIR/<style>.json for each style
 
-Every vocabulary has at most VOCAB_SIZE entries, so the tiny family models (vocab 1000) take
-any id. The text is the docstring corpus every test uses (tsrunner.sample_text).
+Each style's special tokens are registered the way its Transformers tokenizer class declares
+them (`SPECIAL_TOKENS`), so added_tokens lists them as the released files do, and
+`save_pretrained` writes a directory Transformers' pipelines load (tokenizer.json and
+tokenizer_config.json). Every vocabulary has at most VOCAB_SIZE entries, so the tiny family
+models (vocab 1000) take any id. The text is the docstring corpus every test uses
+(tsrunner.sample_text).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import functools
 import importlib
 import io
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -71,7 +76,8 @@ def _byte_level_bpe(roberta: bool):
 # SentencePiece training settings and the attributes the converter reads from the slow
 # tokenizer, per style; vocab sizes leave room for what the converter adds.
 _SPM = {
-    "xlmr": ("XLMRobertaConverter", {"vocab_size": VOCAB_SIZE - 1}, {}),
+    # the converter adds <pad> and <mask> to SentencePiece's pieces
+    "xlmr": ("XLMRobertaConverter", {"vocab_size": VOCAB_SIZE - 2}, {}),
     "t5": (
         "T5Converter",
         {"vocab_size": VOCAB_SIZE - 10, "pad_id": 0, "eos_id": 1, "unk_id": 2, "bos_id": -1},
@@ -133,17 +139,90 @@ def _sentencepiece_unigram(style: str, workdir: Path):
     return converter.converted()
 
 
+def _added(content: str, lstrip: bool = False):
+    from tokenizers import AddedToken
+
+    return AddedToken(content, lstrip=lstrip, rstrip=False, normalized=False, special=True)
+
+
+def _special_tokens(style: str) -> dict:
+    """The special tokens each family's Transformers tokenizer class declares."""
+    roberta = {
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "sep_token": "</s>",
+        "cls_token": "<s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "mask_token": _added("<mask>", lstrip=True),
+    }
+    return {
+        "gpt2": {
+            "bos_token": "<|endoftext|>",
+            "eos_token": "<|endoftext|>",
+            "unk_token": "<|endoftext|>",
+        },
+        "roberta": roberta,
+        "xlmr": roberta,
+        "t5": {
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "additional_special_tokens": [f"<extra_id_{i}>" for i in range(10)],
+        },
+        "albert": {
+            "bos_token": "[CLS]",
+            "eos_token": "[SEP]",
+            "sep_token": "[SEP]",
+            "cls_token": "[CLS]",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "mask_token": _added("[MASK]", lstrip=True),
+        },
+        "debertav2": {
+            "bos_token": "[CLS]",
+            "eos_token": "[SEP]",
+            "sep_token": "[SEP]",
+            "cls_token": "[CLS]",
+            "unk_token": "[UNK]",
+            "pad_token": "[PAD]",
+            "mask_token": "[MASK]",
+        },
+    }[style]
+
+
 @functools.cache
-def tokenizer_json(style: str, workdir: Path) -> str:
-    """The tokenizer.json text of `style` (one of STYLES); SentencePiece files go to workdir."""
+def _trained(style: str) -> str:
     if style in ("gpt2", "roberta"):
-        tokenizer = _byte_level_bpe(roberta=style == "roberta")
-    elif style in _SPM:
-        workdir.mkdir(parents=True, exist_ok=True)
-        tokenizer = _sentencepiece_unigram(style, workdir)
-    else:
-        raise ValueError(f"unknown tokenizer style {style!r}; expected one of {STYLES}")
-    return tokenizer.to_str()
+        return _byte_level_bpe(roberta=style == "roberta").to_str()
+    if style in _SPM:
+        with tempfile.TemporaryDirectory() as workdir:
+            return _sentencepiece_unigram(style, Path(workdir)).to_str()
+    raise ValueError(f"unknown tokenizer style {style!r}; expected one of {STYLES}")
+
+
+def transformers_tokenizer(style: str, max_length: int | None = None):
+    """Style `style` as a Transformers fast tokenizer with its family's special tokens."""
+    import tokenizers
+    import transformers
+
+    settings = {"model_max_length": max_length} if max_length else {}
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizers.Tokenizer.from_str(_trained(style)),
+        **_special_tokens(style),
+        **settings,
+    )
+
+
+@functools.cache
+def tokenizer_json(style: str) -> str:
+    """The tokenizer.json text of `style` (one of STYLES), special tokens registered."""
+    return transformers_tokenizer(style).backend_tokenizer.to_str()
+
+
+def save_pretrained(style: str, directory: Path, max_length: int | None = None) -> None:
+    """Writes `style`'s tokenizer.json and tokenizer_config.json into a model directory."""
+    transformers_tokenizer(style, max_length).save_pretrained(directory)
 
 
 def encoding_fields(encoding) -> tuple:
@@ -162,7 +241,7 @@ def main(argv: list[str]) -> None:
     out = Path(argv[1])
     out.mkdir(parents=True, exist_ok=True)
     for style in STYLES:
-        (out / f"{style}.json").write_text(tokenizer_json(style, out), encoding="utf-8")
+        (out / f"{style}.json").write_text(tokenizer_json(style), encoding="utf-8")
 
 
 if __name__ == "__main__":

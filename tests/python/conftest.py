@@ -21,6 +21,7 @@ def _load_data_module(name: str):
 
 fixtures = _load_data_module("make_fixtures")
 tokenizer_fixtures = _load_data_module("tokenizer_fixtures")
+from_text = _load_data_module("from_text")
 tiny_models = _load_data_module("tiny_models")
 
 
@@ -74,7 +75,8 @@ def minilm_pt(minilm_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def family_results(tmp_path_factory) -> dict:
-    """Every (family, task) of tests/data/tiny_models.py, exported once per session."""
+    """Every (family, task) of tests/data/tiny_models.py with its family's tokenizer, exported
+    once per session and run from text."""
     import torch
 
     workdir = tmp_path_factory.mktemp("families")
@@ -84,7 +86,9 @@ def family_results(tmp_path_factory) -> dict:
     torch.set_num_threads(1)
     try:
         return {
-            (family, task): tiny_models.run_case(family, task, workdir, tokenizer_source=tokenizer)
+            (family, task): tiny_models.run_case(
+                family, task, workdir, tokenizer_source=tokenizer, family_tokenizers=True
+            )
             for family, task in tiny_models.cases()
         }
     finally:

@@ -89,3 +89,24 @@ def test_text_throughput_runs_every_contender(tmp_path):
     assert len(agreement) == 3, text  # every tsrun configuration, against sentence-transformers
     for cosine, difference in agreement:
         assert float(cosine) >= 0.9999 and float(difference) < 1e-4, text
+
+
+def test_compare_builds_measures_each_build_on_each_shape(tiny_bert_pt, tsrun):
+    """The same tsrun twice (one with its engine pinned): every cell is a positive CPU time."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_builds.py"
+    command = [sys.executable, str(script), str(tiny_bert_pt), f"a={tsrun}", f"b={tsrun}"]
+    command += ["--args", "b=--engine default", "--shapes", "1x8", "--rounds", "1"]
+    table = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if "|" in line}
+    assert set(rows) == {"shape", "---", "1x8", "load + 1 call"}, table
+    for name in ("1x8", "load + 1 call"):
+        numbers = [float(n) for n in re.findall(r"\d+\.\d+", rows[name])]
+        assert len(numbers) == 5 and all(n > 0 for n in numbers), rows[name]
+
+
+def test_compare_builds_names_a_failing_build(tiny_bert_pt, tmp_path):
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_builds.py"
+    missing = tmp_path / "no-model.pt"
+    command = [sys.executable, str(script), str(missing), "a=/bin/false", "b=/bin/false"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0 and "/bin/false bench" in result.stderr

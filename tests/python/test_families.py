@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import from_text
 import jsonschema
 import pytest
 import tiny_models
+import tokenizers
+from tokenizer_fixtures import tokenizer_json
 
 import tsrunner
 from tsrunner import manifest as manifest_module
@@ -56,8 +59,14 @@ def test_family_exports_with_auto_task(case, family_results):
     else:
         assert "labels" not in manifest
     if task == "fill-mask":
-        # MiniLM's [MASK]; a model without a tokenizer has no known mask token.
-        expected = 103 if tiny_models.family(family).tokenizer else None
+        # The tokenizer's mask token: MiniLM's [MASK], or the family format's own.
+        spec = tiny_models.family(family)
+        if spec.tokenizer:
+            expected = 103
+        else:
+            vocab = tokenizers.Tokenizer.from_str(tokenizer_json(spec.tokenizer_style))
+            expected = vocab.token_to_id("[MASK]") or vocab.token_to_id("<mask>")
+        assert expected is not None
         assert manifest["mask_token_id"] == expected
     roles = [spec["role"] for spec in manifest["inputs"]]
     if family == "ViT":
@@ -82,6 +91,20 @@ def test_cpp_runner_matches_eager_at_an_untraced_shape(case, family_results):
     assert result.error is None, result.error
     assert result.parity is not None
     assert result.parity <= tiny_models.PARITY_ATOL
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_runs_from_text_like_transformers(case, family_results):
+    """Runner.predict and tsrun --input answer from text as the eager model does on
+    Transformers' tokenization, for every text task of every family with a tokenizer."""
+    family, task = case
+    answer = family_results[case].from_text
+    if family != "ViT" and task in from_text.TEXT_TASKS:
+        assert answer == "yes", answer
+    elif task == "multiple-choice":
+        assert answer == "tsrun only", answer
+    else:  # generation and images: the reason is recorded
+        assert answer.startswith("no: "), answer
 
 
 def test_support_matrix_is_current(family_results):

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 
 import pytest
+from from_text import reference_answer
 
 import tsrunner
 from archive_tools import resave
@@ -137,56 +138,6 @@ def test_token_classification_matches_transformers(task_models):
     assert groups >= 4 and multi_word >= 1  # enough tags to exercise grouping and merging
 
 
-def _reference_answer(
-    model, tokenizer, question, context, max_answer_len, max_seq_len=32, doc_stride=None
-):
-    """Transformers 4's QuestionAnsweringPipeline, which Transformers 5 dropped: the context cut
-    into windows (truncation="only_second", doc_stride = min(max_seq_len // 2, 128), overflowing
-    tokens), per window its p_mask (question and special tokens out, [CLS] in), the span search
-    Transformers still ships (select_starts_ends, used by document-question-answering) and its
-    align_to_words; the best-scored answer of all windows, the first on a tie."""
-    import numpy as np
-    import torch
-    from transformers.pipelines.document_question_answering import select_starts_ends
-
-    encoded = tokenizer(
-        question,
-        context,
-        truncation="only_second",
-        max_length=max_seq_len,
-        stride=min(max_seq_len // 2, 128) if doc_stride is None else doc_stride,
-        return_overflowing_tokens=True,
-        padding="longest",
-        return_tensors="pt",
-    )
-    with torch.no_grad():
-        outputs = model(
-            input_ids=encoded["input_ids"],
-            attention_mask=encoded["attention_mask"],
-            token_type_ids=encoded["token_type_ids"],
-        )
-    answers = []
-    min_null_score = 1000000
-    for window, enc in enumerate(encoded.encodings):
-        p_mask = np.array([[sid != 1 for sid in enc.sequence_ids]], dtype=np.int64)
-        p_mask[0, np.array(enc.ids) == tokenizer.cls_token_id] = 0
-        starts, ends, scores, min_null_score = select_starts_ends(
-            outputs.start_logits[window : window + 1].numpy(),
-            outputs.end_logits[window : window + 1].numpy(),
-            p_mask,
-            encoded["attention_mask"][window : window + 1].numpy(),
-            min_null_score,
-            max_answer_len=max_answer_len,
-        )
-        s, e = int(starts[0]), int(ends[0])
-        start = enc.word_to_chars(enc.token_to_word(s), sequence_index=1)[0]
-        end = enc.word_to_chars(enc.token_to_word(e), sequence_index=1)[1]
-        answers.append(
-            {"start": start, "end": end, "answer": context[start:end], "score": float(scores[0])}
-        )
-    return sorted(answers, key=lambda answer: answer["score"], reverse=True)[0]
-
-
 QA = [
     ("Who was Jim Henson?", "Jim Henson was a nice puppeteer from New York City."),
     ("Where is the café?", "The café is in Zürich, next to the unbelievably old station."),
@@ -206,7 +157,7 @@ def test_question_answering_matches_transformers(task_models):
             list(questions), list(contexts), max_answer_length=max_len
         )
         for (question, context), got in zip(QA, actual, strict=True):
-            want = _reference_answer(model, tokenizer, question, context, max_len)
+            want = reference_answer(model, tokenizer, question, context, max_len)
             answer = got["answer"]
             assert (answer["start"], answer["end"], answer["text"]) == (
                 want["start"],
@@ -242,14 +193,14 @@ def test_long_contexts_are_cut_into_windows_like_transformers(task_models):
     for question, context, got in zip(
         questions, contexts, runner.predict(questions, contexts), strict=True
     ):
-        _assert_same_answers(got, _reference_answer(model, tokenizer, question, context, 15))
+        _assert_same_answers(got, reference_answer(model, tokenizer, question, context, 15))
         first_window = tokenizer(question, context, truncation="only_second", max_length=32)
         in_later_windows += got["answer"]["end"] > first_window.encodings[0].offsets[-2][1]
     assert in_later_windows > 0  # some answers lie past the first window: the windows matter
     for stride in (0, 5):  # other windows, other softmaxes: the stride must reach the tokenizer
         answers = runner.predict(questions, contexts, doc_stride=stride)
         for question, context, got in zip(questions, contexts, answers, strict=True):
-            want = _reference_answer(model, tokenizer, question, context, 15, doc_stride=stride)
+            want = reference_answer(model, tokenizer, question, context, 15, doc_stride=stride)
             _assert_same_answers(got, want)
 
 
@@ -267,7 +218,7 @@ def test_windows_are_at_most_384_tokens_like_transformers(tmp_path, minilm_dir):
     length = len(tokenizer(question, context)["input_ids"])
     assert length > 384, length  # so 384-token windows differ from the export's 512
     got = tsrunner.Runner(path).predict(question, context)[0]
-    _assert_same_answers(got, _reference_answer(model, tokenizer, question, context, 15, 384))
+    _assert_same_answers(got, reference_answer(model, tokenizer, question, context, 15, 384))
 
 
 def test_tsrun_windows_long_contexts_like_python(task_models, tsrun):

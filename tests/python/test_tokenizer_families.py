@@ -17,9 +17,8 @@ from tsrunner import sample_text
 
 
 @pytest.fixture(scope="module", params=tokenizer_fixtures.STYLES)
-def style_json(request, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("spm")
-    return request.param, tokenizer_fixtures.tokenizer_json(request.param, workdir)
+def style_json(request):
+    return request.param, tokenizer_fixtures.tokenizer_json(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ def test_t5_encoder_exports_and_runs_from_text(tmp_path):
     model = transformers.T5EncoderModel(config).eval()
     directory = tmp_path / "t5-encoder"
     model.save_pretrained(directory)
-    text = tokenizer_fixtures.tokenizer_json("t5", tmp_path / "spm")
+    text = tokenizer_fixtures.tokenizer_json("t5")
     (directory / "tokenizer.json").write_text(text, encoding="utf-8")
     path = tmp_path / "t5-encoder.pt"
     with warnings.catch_warnings():
