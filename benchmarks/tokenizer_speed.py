@@ -5,7 +5,9 @@ offline tokenizers of tests/data/tokenizer_fixtures.py).
     TOKENIZERS_PARALLELISM=false RAYON_NUM_THREADS=1 python benchmarks/tokenizer_speed.py
 
 Both sides tokenize the corpus with encode_batch (HF: its Rust loop, with parallelism off; ours:
-the C++ loop), so Python's per-call cost is paid once per batch on both sides. The two run
+the C++ loop), so Python's per-call cost is paid once per batch on both sides, and both pad to
+the batch's longest encoding (tsrunner's encode_batch always pads), so both give the same
+encodings. The two run
 alternately (ours, HF, ours, HF, ...) so that load from other processes falls on both alike;
 prints the best of `--runs` runs per tokenizer, the CPU and the load average before and after.
 """
@@ -51,10 +53,15 @@ def best_alternating(runs: int, *functions) -> list[float]:
 
 
 def cpu_model() -> str:
+    """The first CPU's model name, family and model (/proc/cpuinfo)."""
+    fields = {}
     for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    name = fields.get("model name", "unknown CPU")
+    return f"{name} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')})"
 
 
 def main() -> None:
@@ -82,7 +89,8 @@ def main() -> None:
     for name, text in jsons.items():
         native = tsrunner.Tokenizer.from_json(text)
         reference = tokenizers.Tokenizer.from_str(text)
-        reference.no_padding()
+        pad_token = reference.id_to_token(native.pad_id)
+        reference.enable_padding(pad_id=native.pad_id, pad_token=pad_token)
         reference.no_truncation()
         ours, theirs = best_alternating(
             runs,

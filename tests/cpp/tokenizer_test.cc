@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_paths.h"
@@ -91,6 +92,40 @@ TEST(TokenizerTest, UnigramMetaspaceByteOffsetsAndDecode) {
   EXPECT_EQ(encoding.word_ids, (std::vector<int64_t>{0, 0, 1, 1, 1}));
   EXPECT_EQ(tokenizer.decode(encoding.ids), "caf\u00e9 x<unk>");
   EXPECT_EQ(tokenizer.unknown_id(), 0);
+}
+
+// BPE and Unigram keep the words they tokenized: a word seen again (elsewhere in the text, in
+// another text, from another thread) gets the same tokens with its own offsets.
+TEST(TokenizerTest, RepeatedWordsKeepTheirOwnOffsetsAcrossThreads) {
+  const std::string bpe = R"({
+    "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "abb": 3, " ": 4},
+              "merges": ["a b", "ab b"]},
+    "pre_tokenizer": {"type": "WhitespaceSplit"}})";
+  const std::string unigram = R"({
+    "model": {"type": "Unigram", "unk_id": 0, "vocab": [["<unk>", 0], ["a", -2], ["b", -2],
+              ["ab", -1], ["abb", -1.5]]},
+    "pre_tokenizer": {"type": "WhitespaceSplit"}})";
+  for (const std::string& json : {bpe, unigram}) {
+    const Tokenizer tokenizer = Tokenizer::from_json(json, std::nullopt);
+    const std::string text = "abb ab  abb xabb";
+    const Encoding first = tokenizer.encode(text);
+    ASSERT_EQ(first.offsets.size(), first.ids.size());
+    EXPECT_EQ(first.offsets.front(), (std::pair<size_t, size_t>{0, 3}));
+    EXPECT_EQ(first.offsets[2], (std::pair<size_t, size_t>{8, 11}));  // "abb" again, cached
+    std::vector<Encoding> results(4);
+    std::vector<std::thread> threads;
+    for (Encoding& result : results) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < 200; ++i) result = tokenizer.encode(text);
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    for (const Encoding& result : results) {
+      EXPECT_EQ(result.ids, first.ids);
+      EXPECT_EQ(result.offsets, first.offsets);
+      EXPECT_EQ(result.tokens, first.tokens);
+    }
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@ and SentencePiece Unigram (XLM-R, T5, ALBERT, DeBERTa-v2) tokenizers, trained of
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import tokenizer_fixtures
@@ -173,10 +174,13 @@ def test_decode_round_trips(pair_of_tokenizers):
     assert native.decode([10**6]) == reference.decode([10**6]) == ""
 
 
-def test_every_third_bmp_code_point_in_context(pair_of_tokenizers):
-    """A sample of scripts/unicode_sweep.py (`make unicode-check` runs all 1.1M code points)."""
+def test_a_sample_of_every_plane_in_context(pair_of_tokenizers):
+    """A sample of scripts/unicode_sweep.py (`make unicode-check` runs all 1.1M code points):
+    every third BMP code point, every seventh of the SMP (scripts, symbols, emoji) and every
+    101st beyond (CJK extensions, private use, unassigned)."""
     native, reference = pair_of_tokenizers
     points = [cp for cp in range(0, 0x10000, 3) if not 0xD800 <= cp <= 0xDFFF]
+    points += list(range(0x10000, 0x20000, 7)) + list(range(0x20000, 0x110000, 101))
     texts = [f"a{chr(cp)}b {chr(cp)} x{chr(cp)}{chr(cp)}y Caf{chr(cp)}é" for cp in points]
     expected = reference.encode_batch(texts)
     actual = native.encode_batch(texts)
@@ -186,3 +190,24 @@ def test_every_third_bmp_code_point_in_context(pair_of_tokenizers):
         if _as_tuple(a) != _as_tuple(e)
     ]
     assert differing == []
+
+
+def test_the_full_sweep_compares_real_tokens_only():
+    """scripts/unicode_sweep.py (`make unicode-check`) finds differences, and nothing but them:
+    the padding of a batch with encodings of different lengths is not one."""
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "scripts" / "unicode_sweep.py"
+    spec = importlib.util.spec_from_file_location("unicode_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    points = [0x41, 0x20, 0xE9, 0x4E00, 0x1F600, 0x0301, 0x10FFFF]
+    same = tokenizer_fixtures.tokenizer_json("xlmr")
+    reference = tokenizers.Tokenizer.from_str(same)
+    reference.no_padding()
+    reference.no_truncation()
+    native = tsrunner.Tokenizer.from_json(same, max_length=0)
+    assert len({len(e.ids) for e in reference.encode_batch(sweep.texts_for(points))}) > 1
+    assert sweep.differing(native, reference, points) == []
+    other = tsrunner.Tokenizer.from_json(tokenizer_fixtures.tokenizer_json("t5"), max_length=0)
+    assert sweep.differing(other, reference, points) != []

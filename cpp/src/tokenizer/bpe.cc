@@ -52,17 +52,23 @@ struct QueuedMerge {
 
 void BPE::tokenize(const NormalizedText& piece, TokenList& out) const {
   if (piece.empty()) return;
-  auto span_of = [&](size_t begin, size_t end) {
-    return ByteSpan{piece.spans[begin].begin, piece.spans[end - 1].end};
-  };
   const std::string whole = to_utf8(piece.chars);
   if (ignore_merges) {
     if (auto it = vocab.find(whole); it != vocab.end()) {
-      out.push_back({it->second, whole, span_of(0, piece.size())});
+      out.push_back(
+          {it->second, whole, ByteSpan{piece.spans.front().begin, piece.spans.back().end}});
       return;
     }
   }
+  // A word's tokens depend on its characters alone: the same word merges the same way.
+  if (cache_.emit(whole, piece, out)) return;
+  WordCache::Pieces pieces;
+  merge(piece, pieces);
+  WordCache::append(pieces, piece, out);
+  cache_.remember(whole, pieces);
+}
 
+void BPE::merge(const NormalizedText& piece, WordCache::Pieces& pieces) const {
   std::vector<Symbol> symbols;
   symbols.reserve(piece.size());
   auto add = [&](int64_t id, size_t begin, size_t end) {
@@ -156,8 +162,8 @@ void BPE::tokenize(const NormalizedText& piece, TokenList& out) const {
        i = symbols[static_cast<size_t>(i)].next) {
     const Symbol& symbol = symbols[static_cast<size_t>(i)];
     auto it = token_of_id.find(symbol.id);
-    out.push_back({symbol.id, it == token_of_id.end() ? std::string() : it->second,
-                   span_of(symbol.begin, symbol.end)});
+    pieces.push_back({symbol.id, it == token_of_id.end() ? std::string() : it->second,
+                      static_cast<uint32_t>(symbol.begin), static_cast<uint32_t>(symbol.end)});
   }
 }
 

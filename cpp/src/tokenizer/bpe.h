@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "tokenizer/model.h"
+#include "tokenizer/word_cache.h"
 
 namespace tsrunner::text {
 
@@ -38,7 +39,9 @@ class BPE : public Model {
     return (static_cast<uint64_t>(left) << 32) ^ static_cast<uint64_t>(right & 0xFFFFFFFF);
   }
   const Merge* find_merge(int64_t left, int64_t right) const;
+  void merge(const NormalizedText& piece, WordCache::Pieces& pieces) const;
   std::unordered_map<uint64_t, Merge> merges_;
+  WordCache cache_;
 };
 
 }  // namespace tsrunner::text

@@ -36,11 +36,21 @@ void Unigram::set_pieces(std::vector<std::pair<std::string, double>> pieces) {
 void Unigram::tokenize(const NormalizedText& piece, TokenList& out) const {
   if (piece.empty()) return;
   std::string text;
-  std::vector<size_t> char_of_byte;  // the character each byte belongs to
+  std::vector<uint32_t> char_of_byte;  // the character each byte belongs to
   for (size_t i = 0; i < piece.size(); ++i) {
     append_utf8(text, piece.chars[i]);
-    char_of_byte.resize(text.size(), i);
+    char_of_byte.resize(text.size(), static_cast<uint32_t>(i));
   }
+  // A word's segmentation depends on its characters alone.
+  if (cache_.emit(text, piece, out)) return;
+  WordCache::Pieces pieces;
+  segment(text, char_of_byte, pieces);
+  WordCache::append(pieces, piece, out);
+  cache_.remember(text, pieces);
+}
+
+void Unigram::segment(const std::string& text, const std::vector<uint32_t>& char_of_byte,
+                      WordCache::Pieces& pieces) const {
   const size_t size = text.size();
   struct Node {
     int64_t id = 0;
@@ -107,22 +117,22 @@ void Unigram::tokenize(const NormalizedText& piece, TokenList& out) const {
   char byte_token[8];
   for (auto it = ranges.rbegin(); it != ranges.rend(); ++it) {
     std::string value = text.substr(it->begin, it->end - it->begin);
-    const ByteSpan span{piece.spans[char_of_byte[it->begin]].begin,
-                        piece.spans[char_of_byte[it->end - 1]].end};
+    const uint32_t first = char_of_byte[it->begin];
+    const uint32_t last = char_of_byte[it->end - 1] + 1;
     if (auto found = vocab.find(value); found != vocab.end()) {
-      out.push_back({found->second, std::move(value), span});
+      pieces.push_back({found->second, std::move(value), first, last});
       continue;
     }
     if (byte_fallback) {
-      TokenList bytes;
+      WordCache::Pieces bytes;
       for (char byte : value) {
         std::snprintf(byte_token, sizeof(byte_token), "<0x%02X>", static_cast<unsigned char>(byte));
         auto id = vocab.find(byte_token);
         if (id == vocab.end()) break;
-        bytes.push_back({id->second, byte_token, span});
+        bytes.push_back({id->second, byte_token, first, last});
       }
       if (bytes.size() == value.size()) {
-        out.insert(out.end(), bytes.begin(), bytes.end());
+        pieces.insert(pieces.end(), bytes.begin(), bytes.end());
         continue;
       }
     }
@@ -130,7 +140,7 @@ void Unigram::tokenize(const NormalizedText& piece, TokenList& out) const {
       throw InvalidInput(
           "the text has characters the Unigram vocabulary cannot spell "
           "and the tokenizer has no unknown piece (unk_id)");
-    out.push_back({*unk_id, std::move(value), span});
+    pieces.push_back({*unk_id, std::move(value), first, last});
   }
 }
 

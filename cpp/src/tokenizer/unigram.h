@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tokenizer/model.h"
+#include "tokenizer/word_cache.h"
 
 namespace tsrunner::text {
 
@@ -29,6 +30,12 @@ class Unigram : public Model {
   // A byte trie of every piece: (node << 8 | byte) -> child node; the id a node ends.
   std::unordered_map<uint64_t, uint32_t> edges_;
   std::vector<int64_t> node_id_{-1};
+  WordCache cache_;
+
+  // The best segmentation of `text` (the piece's characters in UTF-8; char_of_byte: the
+  // character each byte belongs to).
+  void segment(const std::string& text, const std::vector<uint32_t>& char_of_byte,
+               WordCache::Pieces& pieces) const;
 };
 
 }  // namespace tsrunner::text
