@@ -256,7 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-concurrent-requests", type=int, default=512)
     parser.add_argument("--max-rss-growth-mb", type=float, default=32)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("server_args", nargs="*", help="more tsrun serve options, after --")
+    parser.add_argument(
+        "--server-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="more tsrun serve options: everything after this flag",
+    )
     return parser
 
 

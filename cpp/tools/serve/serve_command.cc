@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "../allocator_tuning.h"
 #include "http_server.h"
 #include "metrics.h"
 #include "scheduler.h"
@@ -127,7 +128,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
       ->check(CLI::Range(1, 1024));
   serve
       ->add_option("--engine", options.engine,
-                   "kernels: default (the default here: bounded memory under load), auto or onednn")
+                   "kernels: auto (default: onednn where the CPU has AVX2), onednn or default")
       ->check(CLI::IsMember({"auto", "onednn", "default"}));
   serve
       ->add_option("--workers", options.workers,
@@ -204,6 +205,7 @@ int run_serve(ServeOptions options) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  cli::bound_memory_for_serving();  // before the first model loads
   std::vector<ServedModel> models = load_models(options);
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
   const size_t http_threads =

@@ -15,9 +15,9 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
   int threads = 1;  // LibTorch intra-op threads per worker
-  // RunnerOptions::engine. "default", not "auto": under the load test the oneDNN engine
-  // grew resident memory 87 MB in 3 s (limit 32 MB; cause not found yet). Opt in: --engine.
-  std::string engine = "default";
+  // RunnerOptions::engine. Its memory is bounded under load by bound_memory_for_serving
+  // (oneDNN's per-shape caches capped).
+  std::string engine = "auto";
   size_t workers = 0;       // batches in flight; 0: the cores / threads
   size_t http_threads = 0;  // 0: min(cores, 4)
   size_t max_batch_tokens = 16384;
