@@ -13,8 +13,6 @@ tsrun with --rounds 2), so a ratio in one row shares the machine's state; the lo
 printed with the results. Sentences: docstrings of Python's standard library.
 """
 
-from __future__ import annotations
-
 import argparse
 import http.client
 import json
