@@ -196,7 +196,11 @@ def run(args) -> dict:
     tsrun_server = Server(
         args.tsrun, [args.pt], *args.server_args, env=environment_without_api_key()
     )
-    python_server = FastApiServer(args.model_dir)
+    try:
+        python_server = FastApiServer(args.model_dir)
+    except BaseException:
+        tsrun_server.stop()
+        raise
     try:
         engine = tsrun_server.request("GET", "/info")[2]
         servers = {
