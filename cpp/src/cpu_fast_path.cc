@@ -5,10 +5,12 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
+#include <torch/library.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <vector>
@@ -76,11 +78,63 @@ at::Tensor pack_linear_weight(const at::Tensor& weight) {
   return op.call(weight, std::nullopt);
 }
 
+// tsrunner::linear_add(x, other, packed_weight, bias) = linear(x) + other, the residual add done
+// in the GEMM's epilogue (oneDNN's binary post-op) when `other` has the output's exact shape
+// and dtype. Checked per call: a traced graph does not say whether `other` broadcasts, and at
+// another shape it may; then it runs as the GEMM followed by aten::add, as the graph did.
+at::Tensor linear_add(const at::Tensor& x, const at::Tensor& other, const at::Tensor& packed_weight,
+                      const std::optional<at::Tensor>& bias) {
+  static const auto fused =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "binary")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                            const std::optional<at::Tensor>&, c10::string_view)>();
+  static const auto plain =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            c10::string_view, c10::List<std::optional<at::Scalar>>,
+                            std::optional<c10::string_view>)>();
+  std::vector<int64_t> output_shape(x.sizes().begin(), x.sizes().end());
+  if (!output_shape.empty()) output_shape.back() = packed_weight.size(0);
+  if (!output_shape.empty() && other.sizes() == c10::IntArrayRef(output_shape) &&
+      other.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat) {
+    return fused.call(x, other, packed_weight, bias, "add");
+  }
+  return plain
+      .call(x, packed_weight, bias, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt)
+      .add(other);
+}
+
+TORCH_LIBRARY(tsrunner, library) {
+  library.def(
+      torch::schema(
+          "linear_add(Tensor x, Tensor other, Tensor packed_weight, Tensor? bias) -> Tensor",
+          c10::AliasAnalysisKind::FROM_SCHEMA),
+      &linear_add);
+}
+
 std::optional<at::Tensor> constant_tensor(torch::jit::Value* value) {
   if (value->node()->kind() != c10::prim::Constant) return std::nullopt;
   const std::optional<c10::IValue> constant = torch::jit::toIValue(value);
   if (!constant || !constant->isTensor()) return std::nullopt;
   return constant->toTensor();
+}
+
+// The constant float32 2-D weight of an aten::linear, if it has one (and a constant float32
+// bias or none): what can be packed at load.
+std::optional<at::Tensor> packable_weight(torch::jit::Node* linear) {
+  const std::optional<at::Tensor> weight = constant_tensor(linear->input(1));
+  if (!weight || weight->scalar_type() != at::kFloat || weight->dim() != 2 ||
+      weight->layout() != at::kStrided) {
+    return std::nullopt;
+  }
+  torch::jit::Value* bias = linear->input(2);
+  if (bias->type()->kind() != c10::TypeKind::NoneType) {
+    const std::optional<at::Tensor> bias_tensor = constant_tensor(bias);
+    if (!bias_tensor || bias_tensor->scalar_type() != at::kFloat) return std::nullopt;
+  }
+  return weight;
 }
 
 // The GELU that alone consumes `linear`'s output, if any: it folds into the GEMM's epilogue.
@@ -95,55 +149,162 @@ torch::jit::Node* sole_gelu_user(torch::jit::Node* linear) {
   return user;
 }
 
-// Rewrites one graph; returns {linears packed, activations folded}.
-std::pair<int, int> pack_linears(torch::jit::Graph& graph) {
+// The tensor + tensor aten::add (alpha 1) that alone consumes `linear`'s output, if any: a
+// residual connection, folded into the GEMM by tsrunner::linear_add.
+torch::jit::Node* sole_add_user(torch::jit::Node* linear) {
+  const auto& uses = linear->output()->uses();
+  if (uses.size() != 1) return nullptr;
+  torch::jit::Node* user = uses[0].user;
+  if (user->kind() != c10::aten::add || user->inputs().size() != 3) return nullptr;
+  const bool first = user->input(0) == linear->output();
+  torch::jit::Value* other = user->input(first ? 1 : 0);
+  if (other == linear->output() || !other->type()->isSubtypeOf(*c10::TensorType::get())) {
+    return nullptr;
+  }
+  const std::optional<c10::IValue> alpha = torch::jit::toIValue(user->input(2));
+  if (!alpha || !((alpha->isInt() && alpha->toInt() == 1) ||
+                  (alpha->isDouble() && alpha->toDouble() == 1.0))) {
+    return nullptr;
+  }
+  return user;
+}
+
+// Whether every use of `value` reshapes it (aten::view or aten::reshape): then it can be a
+// slice of a wider GEMM's output, a strided view, once the views become reshapes.
+bool only_reshaped(torch::jit::Value* value) {
+  if (value->uses().empty()) return false;
+  for (const torch::jit::Use& use : value->uses()) {
+    const c10::Symbol kind = use.user->kind();
+    if ((kind != c10::aten::view && kind != c10::aten::reshape) || use.offset != 0) return false;
+  }
+  return true;
+}
+
+// Merges the packable Linear layers that read the same input (attention's query, key and
+// value) into one GEMM over their concatenated weights, each former output a slice of its
+// result: one wider GEMM keeps both cores busier than three narrow ones at short sequences.
+// Returns the number of groups merged.
+int merge_sibling_linears(torch::jit::Graph& graph) {
   using torch::jit::Node;
-  int packed = 0;
-  int fused = 0;
+  using torch::jit::Value;
+  std::map<Value*, std::vector<Node*>> by_input;
+  std::vector<Value*> inputs_in_order;
+  for (Node* node : graph.nodes()) {
+    if (node->kind() != c10::aten::linear || !packable_weight(node) ||
+        !only_reshaped(node->output())) {
+      continue;
+    }
+    auto& group = by_input[node->input(0)];
+    if (group.empty()) inputs_in_order.push_back(node->input(0));
+    group.push_back(node);
+  }
+  int merged_groups = 0;
+  for (Value* input : inputs_in_order) {
+    const std::vector<Node*>& group = by_input[input];
+    if (group.size() < 2) continue;
+    std::vector<at::Tensor> weights;
+    std::vector<at::Tensor> biases;
+    const bool with_bias = group[0]->input(2)->type()->kind() != c10::TypeKind::NoneType;
+    bool compatible = true;
+    for (Node* linear : group) {
+      weights.push_back(*constant_tensor(linear->input(1)));
+      compatible = compatible && weights.back().size(1) == weights.front().size(1);
+      const bool has_bias = linear->input(2)->type()->kind() != c10::TypeKind::NoneType;
+      compatible = compatible && has_bias == with_bias;
+      if (has_bias) biases.push_back(*constant_tensor(linear->input(2)));
+    }
+    if (!compatible) continue;
+    // Nodes are destroyed only after every insert-point guard is gone: a guard restores the
+    // previous point when it ends, which must still exist.
+    std::vector<Node*> replaced;
+    {
+      Node* first = group.front();  // graph order: the merged GEMM goes where the first was
+      torch::jit::WithInsertPoint before_first(first);
+      Value* weight = graph.insertConstant(at::cat(weights, 0));
+      Value* bias = with_bias ? graph.insertConstant(at::cat(biases, 0)) : first->input(2);
+      Node* wide = graph.insertNode(graph.create(c10::aten::linear, {input, weight, bias}, 1));
+      wide->output()->setType(first->output()->type());
+      int64_t start = 0;
+      for (Node* linear : group) {
+        const int64_t width = constant_tensor(linear->input(1))->size(0);
+        graph.setInsertPoint(linear);
+        Value* part = graph.insert(c10::aten::slice, {wide->output(), -1, start, start + width, 1});
+        part->setType(linear->output()->type());
+        start += width;
+        const std::vector<torch::jit::Use> uses = linear->output()->uses();  // grows below
+        for (const torch::jit::Use& use : uses) {
+          if (use.user->kind() != c10::aten::view) continue;
+          // view() refuses some strided inputs; reshape() returns the same view where view()
+          // would succeed and copies only where it would have thrown.
+          graph.setInsertPoint(use.user);
+          Node* reshape = graph.insertNode(graph.create(c10::aten::reshape, use.user->inputs(), 1));
+          reshape->output()->setType(use.user->output()->type());
+          use.user->output()->replaceAllUsesWith(reshape->output());
+          replaced.push_back(use.user);
+        }
+        linear->output()->replaceAllUsesWith(part);
+        replaced.push_back(linear);
+      }
+    }
+    for (Node* node : replaced) {
+      if (node->kind() == c10::aten::view) node->destroy();  // before the linear it reads
+    }
+    for (Node* node : replaced) {
+      if (node->kind() == c10::aten::linear) node->destroy();
+    }
+    ++merged_groups;
+  }
+  return merged_groups;
+}
+
+// Rewrites one graph's packable Linear layers onto oneDNN; counts what it did into `path`.
+void pack_linears(torch::jit::Graph& graph, KernelPath& path) {
+  using torch::jit::Node;
   std::vector<Node*> linears;
   for (Node* node : graph.nodes()) {  // top-level only: traced graphs have no blocks here
     if (node->kind() == c10::aten::linear) linears.push_back(node);
   }
   for (Node* linear : linears) {
-    const std::optional<at::Tensor> weight = constant_tensor(linear->input(1));
-    if (!weight || weight->scalar_type() != at::kFloat || weight->dim() != 2 ||
-        weight->layout() != at::kStrided) {
-      continue;
-    }
+    const std::optional<at::Tensor> weight = packable_weight(linear);
+    if (!weight) continue;
     torch::jit::Value* bias = linear->input(2);
-    if (bias->type()->kind() != c10::TypeKind::NoneType) {
-      const std::optional<at::Tensor> bias_tensor = constant_tensor(bias);
-      if (!bias_tensor || bias_tensor->scalar_type() != at::kFloat) continue;
-    }
     Node* gelu = sole_gelu_user(linear);
-    torch::jit::WithInsertPoint guard(linear);
+    Node* add = gelu ? nullptr : sole_add_user(linear);
+    torch::jit::WithInsertPoint guard(add ? add : linear);
     // Graph::insertConstant refuses tensors without storage, which oneDNN's packed ones are.
     Node* packed_weight = graph.create(c10::prim::Constant);
     const at::Tensor packed_tensor = pack_linear_weight(*weight);
     packed_weight->t_(c10::attr::value, packed_tensor);
     packed_weight->output()->inferTypeFrom(packed_tensor);
     graph.insertNode(packed_weight);
-    torch::jit::Value* attr = graph.insertConstant(gelu ? "gelu" : "none");
-    Node* no_scalars = graph.createList(c10::OptionalType::create(c10::NumberType::get()), {});
-    graph.insertNode(no_scalars);
-    torch::jit::Value* algorithm =
-        gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());  // "none" / "tanh"
-    Node* fast = graph.create(
-        c10::Symbol::fromQualString("mkldnn::_linear_pointwise"),
-        {linear->input(0), packed_weight->output(), bias, attr, no_scalars->output(), algorithm},
-        1);
+    Node* fast = nullptr;
+    if (add) {
+      torch::jit::Value* other = add->input(add->input(0) == linear->output() ? 1 : 0);
+      fast = graph.create(c10::Symbol::fromQualString("tsrunner::linear_add"),
+                          {linear->input(0), other, packed_weight->output(), bias}, 1);
+    } else {
+      torch::jit::Value* attr = graph.insertConstant(gelu ? "gelu" : "none");
+      Node* no_scalars = graph.createList(c10::OptionalType::create(c10::NumberType::get()), {});
+      graph.insertNode(no_scalars);
+      torch::jit::Value* algorithm =
+          gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());  // "none" / "tanh"
+      fast = graph.create(
+          c10::Symbol::fromQualString("mkldnn::_linear_pointwise"),
+          {linear->input(0), packed_weight->output(), bias, attr, no_scalars->output(), algorithm},
+          1);
+    }
     graph.insertNode(fast);
-    Node* replaced = gelu ? gelu : linear;
+    Node* replaced = gelu ? gelu : add ? add : linear;
     fast->output()->setType(replaced->output()->type());
     fast->output()->copyMetadata(replaced->output());
     replaced->output()->replaceAllUsesWith(fast->output());
-    if (gelu) gelu->destroy();
+    if (replaced != linear) replaced->destroy();
     linear->destroy();
-    ++packed;
-    if (gelu) ++fused;
+    ++path.packed_linears;
+    if (gelu) ++path.fused_activations;
+    if (add) ++path.folded_adds;
   }
   torch::jit::EliminateDeadCode(graph.block());
-  return {packed, fused};
 }
 
 // Whether freezing could pay off: some method calls aten::linear and some weight is float32.
@@ -204,9 +365,8 @@ KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& en
     torch::jit::Module fast = torch::jit::freeze(module, methods);
     KernelPath rewritten;
     for (const torch::jit::Method& method : fast.get_methods()) {
-      const auto [packed, fused] = pack_linears(*method.graph());
-      rewritten.packed_linears += packed;
-      rewritten.fused_activations += fused;
+      rewritten.merged_groups += merge_sibling_linears(*method.graph());
+      pack_linears(*method.graph(), rewritten);
     }
     if (rewritten.packed_linears == 0) {
       result.reason = "no float32 Linear with constant weights";
@@ -215,7 +375,11 @@ KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& en
     smoke_test(fast);
     module = fast;
     rewritten.path = "onednn";
-    rewritten.reason = "oneDNN prepacked linear (" + engine + ")";
+    rewritten.reason = "oneDNN prepacked linear (" + engine +
+                       "): " + std::to_string(rewritten.packed_linears) + " GEMMs, " +
+                       std::to_string(rewritten.merged_groups) + " Q/K/V groups merged, " +
+                       std::to_string(rewritten.fused_activations) + " GELUs and " +
+                       std::to_string(rewritten.folded_adds) + " residual adds folded";
     return rewritten;
   } catch (const std::exception& error) {
     std::string why = error.what();

@@ -17,8 +17,10 @@ namespace tsrunner::detail {
 struct KernelPath {
   std::string path = "default";
   std::string reason;
-  int packed_linears = 0;
-  int fused_activations = 0;
+  int packed_linears = 0;     // aten::linear calls now on oneDNN's prepacked GEMM
+  int merged_groups = 0;      // sets of Linear layers on one input merged into one GEMM
+  int fused_activations = 0;  // GELUs folded into a GEMM
+  int folded_adds = 0;        // residual adds folded into a GEMM (tsrunner::linear_add)
 };
 
 // Throws InvalidInput unless `engine` is "auto", "onednn" or "default".
@@ -26,8 +28,9 @@ void check_engine_name(const std::string& engine);
 
 // Rewrites `module` in place for the engine asked for ("auto", "onednn", "default"): freezes
 // it (every method kept), then replaces each float32 aten::linear whose weight is a constant
-// with mkldnn::_linear_pointwise on a weight packed now, for this CPU (never stored packed),
-// folding a following GELU into it. `smoke_test` then runs the rewritten module once; when
+// with mkldnn::_linear_pointwise on a weight packed now, for this CPU (never stored packed):
+// Linear layers reading the same input merge into one GEMM, and a following GELU or residual
+// add folds into the GEMM's epilogue. `smoke_test` then runs the rewritten module once; when
 // anything fails the module is left as loaded and one line goes to stderr. Auto takes oneDNN
 // on x86-64 CPUs with AVX2 or better when the device is the CPU.
 KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine, bool on_cpu,

@@ -171,8 +171,6 @@ class Runner(_core.Runner):
         with self._pipeline_lock:
             pipeline = self._pipelines.get(key)
             if pipeline is None:
-                pipeline = _core.Pipeline(
-                    self, top_k, max_answer_length, doc_stride, prompt_name
-                )
+                pipeline = _core.Pipeline(self, top_k, max_answer_length, doc_stride, prompt_name)
                 self._pipelines[key] = pipeline
         return pipeline.predict(texts, text_pairs, batch_size, concurrent_batches)
