@@ -27,7 +27,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
-from serve_process import Server, environment_without_api_key, stdlib_sentences
+from serve_process import (
+    Server,
+    add_server_args,
+    environment_without_api_key,
+    stdlib_sentences,
+)
 
 
 def fastapi_main(model_dir: str, port: int) -> None:
@@ -252,12 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--fastapi-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--server-args",
-        nargs=argparse.REMAINDER,
-        default=[],
-        help="more tsrun serve options: everything after this flag",
-    )
+    add_server_args(parser)
     return parser
 
 
