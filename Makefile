@@ -13,6 +13,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
+	support-matrix-pt2 bench-aoti \
 	sanitize fuzz bench load-test unicode-check
 
 all: install
@@ -143,3 +144,12 @@ format: install
 
 clean:
 	rm -rf build traced_bert.pt
+
+# AOTInductor (.pt2): one compile per family takes minutes on 2 shared cores, so not in `make test`.
+support-matrix-pt2: install
+	$(PY) scripts/support_matrix_pt2.py
+
+# .pt2 vs .pt (oneDNN) vs ONNX Runtime on MiniLM, one process, alternating calls (docs/benchmarks.md).
+bench-aoti: install
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
+	$(PY) benchmarks/aoti_vs_torchscript.py

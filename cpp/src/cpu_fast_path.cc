@@ -51,6 +51,7 @@ CpuInfo read_cpu_info() {
       info.avx2 = has_flag(value, "avx2");
       info.avx512 = has_flag(value, "avx512f");
       info.avx512_bf16 = has_flag(value, "avx512_bf16");
+      info.flags = value;
       have_flags = true;
     }
   }
@@ -393,6 +394,8 @@ KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& en
 }  // namespace tsrunner::detail
 
 namespace tsrunner {
+
+bool CpuInfo::has_flag(const std::string& flag) const { return detail::has_flag(flags, flag); }
 
 const CpuInfo& cpu_info() {
   static const CpuInfo info = detail::read_cpu_info();

@@ -14,12 +14,13 @@ struct RunnerOptions;
 
 namespace tsrunner::detail {
 
+class Archive;
 class ArchiveFile;
 
 // What executes a model format. The Runner owns everything the format does not decide (input
 // checks, bucket choice, padding and slicing back, warm-up, thread settings); an engine owns
-// deserialising the model and running it. Today: TorchScript (torchscript_engine.cc). Planned:
-// AOTInductor .pt2 (issue 16); the oneDNN fast path (issue 13) lives inside the TorchScript one.
+// deserialising the model and running it: TorchScript (torchscript_engine.cc; the oneDNN fast
+// path of issue 13 lives inside it) or AOTInductor .pt2 packages (aoti_engine.cc, issue 16).
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -35,6 +36,17 @@ class Engine {
   virtual const std::string& kernel_path() const = 0;
   virtual const std::string& kernel_path_reason() const = 0;
 };
+
+// Whether `archive` is an AOTInductor package (its "archive_format" record says "pt2") rather
+// than TorchScript.
+bool is_aoti_package(const Archive& archive);
+
+// Loads the AOTInductor package of `archive` (already verified) through
+// torch::inductor::AOTIModelPackageLoader: checks the manifest's "aoti" requirements against this
+// CPU and LibTorch, extracts the package from the archive's one descriptor into a private
+// temporary directory and loads it from there (aoti_engine.cc). Throws LoadError.
+std::unique_ptr<Engine> load_aoti_engine(const Archive& archive, const Manifest& manifest,
+                                         const RunnerOptions& options);
 
 // Deserialises the TorchScript of an archive from `file` (already verified: nothing reopens the
 // path), compiles every method and applies RunnerOptions' graph settings (freeze,

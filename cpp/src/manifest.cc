@@ -302,6 +302,23 @@ Manifest Manifest::parse(const std::string& json_text) {
     if (!it->is_string()) fail("backend must be a string");
     manifest.backend = it->get<std::string>();
   }
+  if (auto it = root.find("aoti"); it != root.end() && !it->is_null()) {
+    if (!it->is_object()) fail("aoti must be an object");
+    AotiRequirements aoti;
+    aoti.model_name = require_string(*it, "model_name", "aoti");
+    aoti.isa = require_string(*it, "isa", "aoti");
+    aoti.torch_version = require_string(*it, "torch", "aoti");
+    for (const char* key : {"cpu_isa", "cpu_flags"}) {
+      const json& words = require(*it, key, "aoti");
+      if (!words.is_array()) fail(std::string("aoti.") + key + " must be a list of strings");
+      for (const json& word : words) {
+        if (!word.is_string()) fail(std::string("aoti.") + key + " must be a list of strings");
+        (std::string(key) == "cpu_isa" ? aoti.cpu_isa : aoti.cpu_flags)
+            .push_back(word.get<std::string>());
+      }
+    }
+    manifest.aoti = std::move(aoti);
+  }
   manifest.inputs = parse_specs(root, "inputs");
   manifest.outputs = parse_specs(root, "outputs");
   manifest.shape_contract = parse_contract(root);
@@ -372,6 +389,12 @@ std::string Manifest::describe() const {
   row("task") << task << "\n";
   row("model") << model_type << " (" << model_class << ")\n";
   if (backend != "jit") row("backend") << backend << "\n";
+  if (aoti) {
+    std::string isa;
+    for (const std::string& word : aoti->cpu_isa) isa += " " + word;
+    row("compiled") << "AOTInductor, isa " << aoti->isa << " (" << isa.substr(isa.empty() ? 0 : 1)
+                    << "), LibTorch " << aoti->torch_version << "\n";
+  }
   for (size_t i = 0; i < inputs.size(); ++i) {
     row(i == 0 ? "inputs" : "") << inputs[i].name << " " << inputs[i].dtype << " "
                                 << join_dims(inputs[i].dims);

@@ -117,7 +117,16 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
   if (after_verify_hook()) after_verify_hook()(path);
   if (options.threads > 0) at::set_num_threads(options.threads);
   apply_interop_threads(options.interop_threads);
-  impl_->engine = detail::load_torchscript_engine(archive.file(), impl_->manifest, options);
+  // The archive says what it is: an AOTInductor package or TorchScript, and the manifest must
+  // agree (a renamed or repackaged file is refused, not run by the wrong engine).
+  const bool aoti = detail::is_aoti_package(archive);
+  if (aoti != (impl_->manifest.backend == "aoti")) {
+    throw LoadError(path + (aoti ? " is an AOTInductor package" : " is TorchScript") +
+                    " but its manifest says backend \"" + impl_->manifest.backend +
+                    "\"; re-export it");
+  }
+  impl_->engine = aoti ? detail::load_aoti_engine(archive, impl_->manifest, options)
+                       : detail::load_torchscript_engine(archive.file(), impl_->manifest, options);
   if (options.warmup_runs > 0) {
     int64_t sequence = options.warmup_sequence;
     const ShapeContract& contract = impl_->manifest.shape_contract;

@@ -107,12 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export",
-        help="trace a model to one TorchScript .pt",
+        help="trace a model to one TorchScript .pt (or an AOTInductor .pt2)",
         description="Trace MODEL (a local model directory or a hub id) to a validated "
-        "TorchScript archive.",
+        "TorchScript archive, or with --format aoti to an AOTInductor .pt2 package.",
     )
     export.add_argument("model", metavar="MODEL", help="local model directory (config.json, ...)")
-    export.add_argument("-o", "--output", required=True, help="the .pt file to write")
+    export.add_argument("-o", "--output", required=True, help="the .pt (or .pt2) file to write")
     export.add_argument("--task", default="auto", choices=["auto", *TASKS])
     export.add_argument(
         "--max-length",
@@ -179,6 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
         "Trainium (needs the Neuron SDK; fixed shapes only; untested here)",
     )
     export.add_argument(
+        "--format",
+        choices=["torchscript", "aoti"],
+        help="torchscript: one TorchScript .pt (default); aoti: an AOTInductor .pt2 package "
+        "compiled for this CPU (implied by an output ending in .pt2)",
+    )
+    export.add_argument(
+        "--isa",
+        choices=["native", "avx2"],
+        default="native",
+        help="aoti only: compile for this CPU's instruction set (default) or for any x86-64 CPU "
+        "with AVX2 and FMA (portable, slower)",
+    )
+    export.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -218,6 +231,11 @@ def _run_export(args: argparse.Namespace) -> int:
     from .exporter import export
     from .progress import terminal_progress
 
+    if args.triton_repo and (args.format == "aoti" or str(args.output).endswith(".pt2")):
+        raise ValueError(
+            "--triton-repo needs a TorchScript export (Triton's pytorch_libtorch backend); "
+            "it cannot be combined with a .pt2 (--format aoti)"
+        )
     with warnings.catch_warnings():
         # The report states what matters; warnings go to stderr as one line each.
         warnings.simplefilter("always", UserWarning)
@@ -239,6 +257,8 @@ def _run_export(args: argparse.Namespace) -> int:
             quantize=args.quantize,
             backend=args.backend,
             allow_untrained_head=args.allow_untrained_head,
+            format=args.format,
+            isa=args.isa,
             progress=terminal_progress(quiet=args.quiet),
         )
     if not args.quiet:

@@ -47,6 +47,7 @@ class ExportOptions:
     quantize: str | None = None
     backend: str = "jit"
     allow_untrained_head: bool = False
+    isa: str = "native"  # aoti: the instruction set compiled for (tsrunner.aoti.ISAS)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -89,6 +90,7 @@ _OPTION_TYPES = {
     "quantize": "string?",
     "backend": "string",
     "allow_untrained_head": "flag",
+    "isa": "string",
 }
 
 
@@ -187,6 +189,8 @@ def validate_options(given: ExportOptions) -> ExportOptions:
         raise ValueError(f"quantize must be one of {modes}, not {quantize!r}")
     if quantize and (dtype != "float32" or device != "cpu"):
         raise ValueError("--quantize int8 starts from a float32 model on the CPU")
+    if given.isa != "native" and given.backend != "aoti":
+        raise ValueError("isa applies to AOTInductor exports (--format aoti) only")
     _check_device(device)
     _warn_about_slow_precision(dtype, device)
     buckets = tuple(sorted(set(given.buckets or ())))

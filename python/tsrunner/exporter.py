@@ -16,7 +16,7 @@ import torch
 from . import model_source, sentence_embedding
 from . import quantize as int8
 from .atomic import atomic_path
-from .backends import Backend, bucket_method, get_backend
+from .backends import Backend, bucket_method, get_backend, resolve_backend
 from .dummy_inputs import SEQUENCE, DummyInputs, InputSpec, Shape, input_specs
 from .errors import ExportError
 from .export_options import (
@@ -575,6 +575,8 @@ def export(
     quantize: str | None = None,
     backend: str = "jit",
     allow_untrained_head: bool = False,
+    format: str | None = None,
+    isa: str = "native",
     progress: Callable[[str], None] | None = None,
 ) -> ExportReport:
     """Trace `model` (a local Transformers model directory) to the TorchScript archive `output`.
@@ -588,6 +590,9 @@ def export(
     accuracy against the float32 model on real text.
 
     `backend="neuron"` traces with the AWS Neuron SDK (tsrunner.neuron): fixed shapes only.
+    `format="aoti"` (implied by an output ending in `.pt2`) writes an AOTInductor package instead
+    of TorchScript (tsrunner.aoti): torch.export with dynamic batch and sequence, compiled for
+    this CPU (`isa="native"`) or for any AVX2 x86-64 CPU (`isa="avx2"`).
     A head task (question-answering, ...) on a checkpoint without that head's weights is refused
     (the head would be random) unless `allow_untrained_head=True`.
     sentence-transformers directories (modules.json) exported for feature-extraction get their
@@ -598,6 +603,7 @@ def export(
     started = time.perf_counter()
     step = progress or (lambda _message: None)
     arguments = locals()
+    arguments["backend"] = resolve_backend(backend, format, output)
     options = validate_options(ExportOptions(**{name: arguments[name] for name in OPTION_NAMES}))
     archive = get_backend(options.backend)
     options = archive.check_options(options)
@@ -611,7 +617,14 @@ def export(
         if options.buckets
         else f"{plan.length_name} {plan.trace_length}"
     )
-    step(f"trace ({archive.name}): batch {options.batch_size}, {lengths}")
+    if archive.name == "aoti":
+        archive.plan(plan.trace_length, [spec.shape for spec in plan.specs])  # type: ignore[attr-defined]
+        step(
+            f"export and compile (aoti, isa {options.isa}, tens of seconds): batch "
+            f"{options.batch_size}, {lengths}"
+        )
+    else:
+        step(f"trace ({archive.name}): batch {options.batch_size}, {lengths}")
     try:
         traced, tracer_warnings = _trace(archive, plan.wrapper, plan.methods)
     except Exception as error:
@@ -666,6 +679,11 @@ def export(
             image=source.image if plan.images else None,
             untrained=source.untrained,
             score_function=source.score_function,
+            backend_record=(
+                archive.manifest_record(traced)  # type: ignore[attr-defined]
+                if hasattr(archive, "manifest_record")
+                else None
+            ),
         )
     )
     extra_files = {

@@ -126,6 +126,7 @@ class ManifestFacts:
     image: dict[str, Any] | None = None
     untrained: list[str] = field(default_factory=list)  # randomly initialised, exported anyway
     score_function: str | None = None  # text-classification: softmax, sigmoid or none
+    backend_record: dict[str, Any] | None = None  # aoti: what the compiled code needs
 
 
 def build_manifest(facts: ManifestFacts) -> dict[str, Any]:
@@ -182,4 +183,6 @@ def build_manifest(facts: ManifestFacts) -> dict[str, Any]:
         manifest["decoder_start_token_id"] = int(facts.decoder_start_token_id or 0)
     if facts.image:
         manifest["image"] = facts.image
+    if facts.backend_record is not None:
+        manifest[options.backend] = facts.backend_record
     return manifest

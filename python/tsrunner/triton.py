@@ -134,6 +134,11 @@ def write_model_repository(
     export; returns the model directory. Each file is written atomically."""
     options = options or TritonOptions()
     manifest = read_manifest(export)
+    if manifest.get("backend") == "aoti":
+        raise ValueError(
+            f"{export} is an AOTInductor .pt2 package; Triton's pytorch_libtorch backend serves "
+            "TorchScript: export a .pt for Triton (tsrunner export ... -o model.pt)"
+        )
     name = name or Path(export).stem
     text = config_pbtxt(manifest, name, options)
     model_dir = Path(repository) / name

@@ -50,6 +50,22 @@ def tiny_bert_pt(tiny_bert_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert_pt2_export(tiny_bert_dir, tmp_path_factory):
+    """tiny_bert as an AOTInductor package: (path, ExportReport). Compiled once per session
+    (tens of seconds): every .pt2 test shares it."""
+    import tsrunner
+
+    path = tmp_path_factory.mktemp("aoti") / "tiny_bert.pt2"
+    report = tsrunner.export(tiny_bert_dir, path, max_length=64)
+    return path, report
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_pt2(tiny_bert_pt2_export) -> Path:
+    return tiny_bert_pt2_export[0]
+
+
+@pytest.fixture(scope="session")
 def tiny_int8_export(tiny_bert_dir, tmp_path_factory):
     """tiny_bert with int8 Linear layers: (path, ExportReport)."""
     import tsrunner

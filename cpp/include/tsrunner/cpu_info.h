@@ -11,6 +11,10 @@ struct CpuInfo {
   bool avx2 = false;
   bool avx512 = false;
   bool avx512_bf16 = false;
+  std::string flags;  // /proc/cpuinfo's "flags": every ISA extension, space-separated
+
+  // Whether `flags` lists `flag` ("avx2", "avx512_vnni", ...).
+  bool has_flag(const std::string& flag) const;
 };
 
 // Read once per process.

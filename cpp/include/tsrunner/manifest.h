@@ -90,6 +90,16 @@ struct SentenceEmbedding {
   const std::string& prompt(const std::string& name) const;
 };
 
+// What an AOTInductor package's compiled code needs (manifest "aoti"): the runner refuses a CPU
+// or a LibTorch that lacks it before loading any of the code.
+struct AotiRequirements {
+  std::string model_name;              // the package's data/aotinductor/<model_name>/
+  std::string isa;                     // "native" (the exporting CPU) or "avx2" (x86-64-v3)
+  std::vector<std::string> cpu_isa;    // Inductor's vector ISA ("AVX512", "AVX512_VNNI")
+  std::vector<std::string> cpu_flags;  // /proc/cpuinfo flags the code may execute
+  std::string torch_version;           // the LibTorch it was compiled against ("2.13.0")
+};
+
 // The contract between the exporter (Python) and the runner (C++): read from the archive,
 // never guessed. The JSON schema is documented in docs/format.md.
 struct Manifest {
@@ -98,8 +108,10 @@ struct Manifest {
   Task task_kind = Task::kOther;  // `task` parsed: what code switches on
   std::string model_type;
   std::string model_class;
-  // "jit", or "neuron": compiled by the AWS Neuron SDK, loadable only with its runtime.
+  // "jit", "neuron" (compiled by the AWS Neuron SDK, loadable only with its runtime) or "aoti"
+  // (an AOTInductor .pt2 package, with `aoti` saying what it needs).
   std::string backend = "jit";
+  std::optional<AotiRequirements> aoti;
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
   ShapeContract shape_contract;
