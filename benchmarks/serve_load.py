@@ -31,7 +31,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "python"))
-from serve_process import Server, environment_without_api_key, stdlib_sentences
+from serve_process import (
+    Server,
+    add_server_args,
+    environment_without_api_key,
+    stdlib_sentences,
+)
 
 CHAOS_KINDS = ("malformed", "truncated", "oversized_body", "oversized_header", "disconnect", "slow")
 
@@ -256,12 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-concurrent-requests", type=int, default=512)
     parser.add_argument("--max-rss-growth-mb", type=float, default=32)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument(
-        "--server-args",
-        nargs=argparse.REMAINDER,
-        default=[],
-        help="more tsrun serve options: everything after this flag",
-    )
+    add_server_args(parser)
     return parser
 
 

@@ -45,4 +45,22 @@ inline CLI::Validator positive_seconds() {
       "SECONDS");
 }
 
+// A number of milliseconds from `low` to `high` (fractions allowed; "inf" and "nan" refused).
+inline CLI::Validator milliseconds_in(int64_t low, int64_t high) {
+  const std::string allowed =
+      "a number of milliseconds from " + std::to_string(low) + " to " + std::to_string(high);
+  return CLI::Validator(
+      [low, high, allowed](std::string& value) -> std::string {
+        double number = 0;
+        const char* end = value.data() + value.size();
+        const auto [ptr, ec] = std::from_chars(value.data(), end, number);
+        if (ec == std::errc() && ptr == end && number >= static_cast<double>(low) &&
+            number <= static_cast<double>(high)) {
+          return "";
+        }
+        return "\"" + value + "\" is not " + allowed;
+      },
+      "MS " + std::to_string(low) + ".." + std::to_string(high));
+}
+
 }  // namespace tsrunner::cli

@@ -146,3 +146,15 @@ def stdlib_sentences(limit: int | None = None) -> list[str]:
 
 def environment_without_api_key() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "TSRUN_API_KEY"}
+
+
+def add_server_args(parser) -> None:
+    """`--server-args ...`: more tsrun serve options, everything after the flag (benchmarks)."""
+    import argparse
+
+    parser.add_argument(
+        "--server-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="more tsrun serve options: everything after this flag",
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import subprocess
 import threading
 import time
 
@@ -19,6 +20,7 @@ import torch
 import tsrunner
 from conftest import fixtures, tiny_models
 from serve_process import Server, environment_without_api_key
+from tsrunner import sample_text
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -221,6 +223,52 @@ def test_predict_and_rerank_on_a_classifier(tsrun, classifier_pt):
         assert status == 424 and "re-ranker" in body["error"]
 
 
+@pytest.fixture(scope="module")
+def cross_encoder(tiny_bert_dir, tmp_path_factory):
+    """A one-label reranker saved by sentence-transformers' CrossEncoder (sigmoid scores), the
+    reference, and its export: (CrossEncoder, path)."""
+    import sentence_transformers
+    import transformers
+
+    directory = tmp_path_factory.mktemp("cross_encoder")
+    torch.manual_seed(7)
+    config = transformers.AutoConfig.from_pretrained(tiny_bert_dir, num_labels=1)
+    transformers.BertForSequenceClassification(config).eval().save_pretrained(directory / "raw")
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt"):
+        (directory / "raw" / name).write_bytes((tiny_bert_dir / name).read_bytes())
+    sentence_transformers.CrossEncoder(str(directory / "raw"), device="cpu").save(
+        str(directory / "ce")
+    )
+    reference = sentence_transformers.CrossEncoder(str(directory / "ce"), device="cpu")
+    report = tsrunner.export(directory / "ce", directory / "reranker.pt", max_length=48)
+    assert report.manifest["score_function"] == "sigmoid"
+    return reference, report.output
+
+
+def test_rerank_equals_cross_encoder(tsrun, cross_encoder):
+    reference, path = cross_encoder
+    query = sample_text.sample(1, offset=90)[0]
+    passages = sample_text.sample(6, offset=200)
+    expected = reference.predict([(query, passage) for passage in passages])
+    ranked = reference.rank(query, passages, return_documents=True)
+    with Server(tsrun, [path], env=environment_without_api_key()) as server:
+        status, body = server.post("/rerank", {"query": query, "texts": passages})
+        assert status == 200
+        # TEI's shape: one {"index", "score"} per text, best first.
+        assert all(set(rank) == {"index", "score"} for rank in body), body
+        assert [rank["index"] for rank in body] == [rank["corpus_id"] for rank in ranked]
+        for rank in body:
+            assert rank["score"] == pytest.approx(float(expected[rank["index"]]), abs=1e-5)
+        status, with_text = server.post(
+            "/rerank", {"query": query, "texts": passages, "return_text": True}
+        )
+        assert status == 200
+        assert [(r["index"], r["text"]) for r in with_text] == [
+            (r["index"], passages[r["index"]]) for r in body
+        ]
+        assert list(with_text[0]) == ["index", "text", "score"]  # TEI's field order
+
+
 def test_tokenize_matches_the_tokenizer(server, tokenizer):
     status, body = server.post("/tokenize", {"inputs": ["Hello, world!"]})
     assert status == 200
@@ -244,6 +292,7 @@ def test_health_info_metrics(server):
     info = json.loads(info)
     assert status == 200 and info["model_id"] == "minilm" and info["max_input_length"] == 128
     assert [m["name"] for m in info["models"]] == ["minilm", "classifier"]
+    assert [m["engine"] for m in info["models"]] == ["default", "default"]  # --engine default
     server.post("/embed", {"inputs": "counted"})
     status, headers, text = server.request("GET", "/metrics")
     text = text.decode()
@@ -363,3 +412,22 @@ def test_overload_is_429_at_once_and_sigterm_finishes_in_flight(tsrun, tiny_bert
             socket.create_connection((server.host, server.port), timeout=5)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "allowed"),
+    [
+        ("--port", "70000", "an integer from 0 to 65535"),
+        ("--workers", "abc", "an integer from 1 to 1024"),
+        ("--threads", "0", "an integer from 1 to 1024"),
+        ("--max-batch-tokens", "99999999999999999999999", "an integer from 1 to 16777216"),
+        ("--max-wait-ms", "-1", "a number of milliseconds from 0 to 10000"),
+        ("--max-wait-ms", "nan", "a number of milliseconds from 0 to 10000"),
+    ],
+)
+def test_flag_out_of_range_is_one_line(tsrun, tmp_path, flag, value, allowed):
+    model = tmp_path / "never_loaded.pt"
+    result = subprocess.run([tsrun, "serve", model, flag, value], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == f'tsrun: error: {flag}: "{value}" is not {allowed}\n'
+    assert result.stdout == ""

@@ -130,11 +130,13 @@ void Scheduler::work() {
       continue;
     }
     std::vector<Pending> batch = take_batch(model);
+    ++busy_workers_;
     if (pending_inputs_ > 0) wake_.notify_one();  // another worker takes the next batch
     lock.unlock();
     run_batch(model, batch);
     batch.clear();  // drops the requests' references outside the lock
     lock.lock();
+    --busy_workers_;
   }
 }
 
@@ -142,6 +144,12 @@ std::vector<Scheduler::Pending> Scheduler::take_batch(size_t model) {
   std::deque<Pending>& queue = queues_[model];
   const Pipeline& pipeline = *pipelines_[model];
   const size_t candidates = std::min(queue.size(), kBatchCandidates);
+  // The idle workers (this one included) share what waits: one batch of everything would leave
+  // the others idle while clients wait for their answers before sending more.
+  const size_t idle =
+      std::max<size_t>(options_.workers - std::min(busy_workers_, options_.workers), 1);
+  const size_t max_inputs =
+      std::min(options_.max_batch_requests, std::max<size_t>((queue.size() + idle - 1) / idle, 1));
   const size_t anchor = queue.front().length;
   // The oldest first, then by closeness of length to it, then by age.
   std::vector<size_t> order(candidates);
@@ -152,7 +160,7 @@ std::vector<Scheduler::Pending> Scheduler::take_batch(size_t model) {
   std::vector<bool> chosen(candidates, false);
   size_t longest = 0, rows = 0, count = 0;
   for (size_t i : order) {
-    if (count >= options_.max_batch_requests) break;
+    if (count >= max_inputs) break;
     const size_t next_longest = std::max(longest, queue[i].length);
     const size_t next_rows = rows + queue[i].windows;
     if (count > 0 && pipeline.padded_length(next_longest) * next_rows > options_.max_batch_tokens) {

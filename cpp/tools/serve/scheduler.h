@@ -48,10 +48,11 @@ struct Submission {
 
 // Dynamic batching on a persistent pool of worker threads. Inputs of all requests wait in one
 // queue per model; a free worker takes the oldest input and joins to it the waiting inputs of
-// the most similar lengths (so the batch pads little) until max_batch_tokens or
-// max_batch_requests, then runs the batch with Pipeline::predict_encodings. When a batch fails
-// its inputs run again one by one, so a bad input fails only its own request. Raw jobs (the
-// Open Inference Protocol's tensors) run on the same workers, before batches.
+// the most similar lengths (so the batch pads little) until max_batch_tokens,
+// max_batch_requests or its share of the queue (split evenly over the idle workers), then runs the
+// batch with Pipeline::predict_encodings. When a batch fails its inputs run again one by one, so a
+// bad input fails only its own request. Raw jobs (the Open Inference Protocol's tensors) run on the
+// same workers, before batches.
 class Scheduler {
  public:
   Scheduler(std::vector<const Pipeline*> pipelines, BatchingOptions options, Metrics& metrics);
@@ -93,6 +94,7 @@ class Scheduler {
   std::vector<size_t> queued_tokens_;        // per model
   std::deque<std::function<void()>> jobs_;
   size_t pending_inputs_ = 0;
+  size_t busy_workers_ = 0;  // running a batch
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

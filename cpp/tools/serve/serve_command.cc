@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "../allocator_tuning.h"
+#include "../range_check.h"
 #include "http_server.h"
 #include "metrics.h"
 #include "scheduler.h"
@@ -81,7 +82,8 @@ std::string info_json(const std::vector<ServedModel>& models, const ServeOptions
     served.push_back({{"name", model.name},
                       {"task", model.runner->manifest().task},
                       {"max_input_length", model.runner->manifest().max_length},
-                      {"text_routes", model.pipeline != nullptr}});
+                      {"text_routes", model.pipeline != nullptr},
+                      {"engine", model.runner->engine()}});
   }
   const ordered_json info = {{"model_id", first.name},
                              {"model_sha", nullptr},
@@ -122,10 +124,10 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   serve->add_option("--host", options.host, "address to listen on (default 127.0.0.1)");
   serve->add_option("--port", options.port, "port (default 8080; 0: any free port)")
-      ->check(CLI::Range(0, 65535));
+      ->check(cli::integer_in(0, 65535));
   serve
       ->add_option("--threads", options.threads, "LibTorch intra-op threads per worker (default 1)")
-      ->check(CLI::Range(1, 1024));
+      ->check(cli::integer_in(1, 1024));
   serve
       ->add_option("--engine", options.engine,
                    "kernels: auto (default: onednn where the CPU has AVX2), onednn or default")
@@ -134,56 +136,56 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
       ->add_option("--workers", options.workers,
                    "batches run at once, each on its own worker thread (default: cores / "
                    "--threads)")
-      ->check(CLI::Range(1, 1024));
+      ->check(cli::integer_in(1, 1024));
   serve
       ->add_option("--http-threads", options.http_threads,
                    "threads for connections, JSON and tokenizing (default min(cores, 4))")
-      ->check(CLI::Range(1, 256));
+      ->check(cli::integer_in(1, 256));
   serve
       ->add_option("--max-batch-tokens", options.max_batch_tokens,
                    "padded tokens (rows x longest) per batch (default 16384)")
-      ->check(CLI::Range(1, 1 << 24));
+      ->check(cli::integer_in(1, 1 << 24));
   serve
       ->add_option("--max-batch-requests", options.max_batch_requests,
                    "inputs per batch (default 64)")
-      ->check(CLI::Range(1, 1 << 16));
+      ->check(cli::integer_in(1, 1 << 16));
   serve
       ->add_option("--max-wait-ms", options.max_wait_ms,
                    "how long a free worker waits to fill a batch (default 2)")
-      ->check(CLI::Range(0.0, 10000.0));
+      ->check(cli::milliseconds_in(0, 10000));
   serve
       ->add_option("--max-concurrent-requests", options.max_concurrent_requests,
                    "model requests at once; more are answered 429 (default 512)")
-      ->check(CLI::Range(1, 1 << 20));
+      ->check(cli::integer_in(1, 1 << 20));
   serve
       ->add_option("--max-client-batch-size", options.max_client_batch_size,
                    "inputs in one request; more are answered 422 (default 32)")
-      ->check(CLI::Range(1, 1 << 20));
+      ->check(cli::integer_in(1, 1 << 20));
   serve
       ->add_option("--payload-limit", options.payload_limit,
                    "request body bytes; larger is answered 413 (default 2000000)")
-      ->check(CLI::Range(1, 1 << 30));
+      ->check(cli::integer_in(1, 1 << 30));
   serve
       ->add_option("--header-limit", options.header_limit,
                    "request line and header bytes; larger is answered 431 (default 16384)")
-      ->check(CLI::Range(1024, 1 << 20));
+      ->check(cli::integer_in(1024, 1 << 20));
   serve
       ->add_option("--max-connections", options.max_connections,
                    "open connections; more are closed at once (default 4096)")
-      ->check(CLI::Range(1, 1 << 20));
+      ->check(cli::integer_in(1, 1 << 20));
   serve
       ->add_option("--read-timeout-ms", options.read_timeout_ms,
                    "time to receive a whole request, idle keep-alive included (default 30000)")
-      ->check(CLI::Range(1, 3600000));
+      ->check(cli::integer_in(1, 3600000));
   serve
       ->add_option("--write-timeout-ms", options.write_timeout_ms,
                    "time to send an answer (default 30000)")
-      ->check(CLI::Range(1, 3600000));
+      ->check(cli::integer_in(1, 3600000));
   serve
       ->add_option("--drain-timeout-ms", options.drain_timeout_ms,
                    "on SIGTERM/SIGINT, how long requests in flight may take to finish "
                    "(default 30000)")
-      ->check(CLI::Range(0, 3600000));
+      ->check(cli::integer_in(0, 3600000));
   serve->add_option("--api-key", options.api_key,
                     "require \"Authorization: Bearer KEY\" on every route but health (or set "
                     "TSRUN_API_KEY)");
