@@ -422,6 +422,16 @@ def _quantize(plan: _TracePlan, source: model_source.ModelSource, task: Task) ->
     plan.wrapper = wrap(quantized)
 
 
+def _attention_mask(
+    specs: list[InputSpec], inputs: tuple[torch.Tensor, ...]
+) -> torch.Tensor | None:
+    """The input the model reads its attention mask from, if it has one."""
+    for spec, tensor in zip(specs, inputs, strict=True):
+        if spec.role == "attention_mask":
+            return tensor
+    return None
+
+
 def _validate(
     backend: Backend,
     traced: Any,
@@ -439,22 +449,24 @@ def _validate(
     shapes_to_check = backend.validation_shapes(shapes_to_check)
     total = len(plan.bucket_inputs) + len(shapes_to_check)
     checks: list[ShapeCheck] = []
-    names, atol = plan.output_names, options.atol
+
+    def check(method: Any, inputs: tuple[torch.Tensor, ...], shape: Shape, padded: bool):
+        mask = _attention_mask(plan.specs, inputs)
+        return check_shape(
+            plan.wrapper, method, inputs, plan.output_names, options.atol,
+            shape=shape, padded=padded, attention_mask=mask,
+        )  # fmt: skip
+
     for length, (shape, inputs) in reversed(plan.bucket_inputs.items()):
         step(f"validate shape {len(checks) + 1}/{total}: bucket {length}")
-        method = backend.method(traced, bucket_method(length))
-        checks.append(
-            check_shape(plan.wrapper, method, inputs, names, atol, shape=shape, padded=True)
-        )
+        checks.append(check(backend.method(traced, bucket_method(length)), inputs, shape, True))
     for shape, padded in shapes_to_check:
         step(
             f"validate shape {len(checks) + 1}/{total}: batch {shape.batch}, "
             f"{plan.length_name} {shape.sequence}" + (" (padded)" if padded else "")
         )
         inputs = tuple(plan.dummies.make(shape, padded=padded).values())
-        checks.append(
-            check_shape(plan.wrapper, traced, inputs, names, atol, shape=shape, padded=padded)
-        )
+        checks.append(check(traced, inputs, shape, padded))
     return checks
 
 

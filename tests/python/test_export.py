@@ -125,7 +125,7 @@ def test_failed_validation_writes_nothing_and_keeps_the_old_file(
     path = tmp_path / "model.pt"
     path.write_bytes(b"previous export")
 
-    def disagree(eager, traced, inputs, names, atol, *, shape, padded):
+    def disagree(eager, traced, inputs, names, atol, *, shape, padded, attention_mask=None):
         diffs = {name: 1.0 for name in names}
         return export_module.ShapeCheck(shape.batch, shape.sequence, padded, diffs, False)
 
