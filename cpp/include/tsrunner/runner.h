@@ -47,7 +47,8 @@ struct RunnerOptions {
   bool freeze = false;
   // Which kernels run the model on the CPU: "onednn" freezes the module at load and runs its
   // float32 Linear layers on oneDNN's GEMM with weights packed at load for this CPU (never stored
-  // packed), GELU folded in; "default" runs the graph as exported (LibTorch's aten::linear, which
+  // packed), Linear layers reading one input (Q/K/V) merged into one GEMM, GELU and residual
+  // adds folded into it; "default" runs the graph as exported (LibTorch's aten::linear, which
   // calls MKL's sgemm: its AVX2 code on AMD CPUs). "auto" takes oneDNN on x86-64 CPUs with AVX2
   // or better when the device is the CPU (docs/benchmarks.md has the measurements). If the
   // rewritten graph fails its check run at load, the runner keeps the plain graph and prints one
