@@ -247,12 +247,14 @@ int merge_sibling_linears(torch::jit::Graph& graph) {
         replaced.push_back(linear);
       }
     }
+    // Views first (they read the linears); kinds are read before anything is destroyed, since
+    // a destroyed node's kind() is a use after free (found by ASan, make sanitize).
+    std::vector<Node*> views, linears;
     for (Node* node : replaced) {
-      if (node->kind() == c10::aten::view) node->destroy();  // before the linear it reads
+      (node->kind() == c10::aten::view ? views : linears).push_back(node);
     }
-    for (Node* node : replaced) {
-      if (node->kind() == c10::aten::linear) node->destroy();
-    }
+    for (Node* node : views) node->destroy();
+    for (Node* node : linears) node->destroy();
     ++merged_groups;
   }
   return merged_groups;
