@@ -710,11 +710,9 @@ def summarize_shape(batch: int, sequence: int, blocks: dict[str, list[dict]]) ->
         for name, answers in blocks.items():
             if name == REFERENCE:
                 continue
-            wall = [
-                statistics.median(ref["ms"]) / statistics.median(own["ms"])
-                for ref, own in zip(reference, answers, strict=True)
-            ]
-            cpu = [ref["cpu_ms"] / own["cpu_ms"] for ref, own in zip(reference, answers, strict=True)]
+            pairs = list(zip(reference, answers, strict=True))  # one pair per round
+            wall = [statistics.median(ref["ms"]) / statistics.median(own["ms"]) for ref, own in pairs]
+            cpu = [ref["cpu_ms"] / own["cpu_ms"] for ref, own in pairs]
             speedups[name] = {"wall": spread(wall), "cpu": spread(cpu)}
     return {"batch": batch, "sequence": sequence, "runners": runners, "speedup": speedups}
 
