@@ -711,7 +711,7 @@ def summarize_shape(batch: int, sequence: int, blocks: dict[str, list[dict]]) ->
             if name == REFERENCE:
                 continue
             pairs = list(zip(reference, answers, strict=True))  # one pair per round
-            wall = [statistics.median(ref["ms"]) / statistics.median(own["ms"]) for ref, own in pairs]
+            wall = [statistics.median(r["ms"]) / statistics.median(o["ms"]) for r, o in pairs]
             cpu = [ref["cpu_ms"] / own["cpu_ms"] for ref, own in pairs]
             speedups[name] = {"wall": spread(wall), "cpu": spread(cpu)}
     return {"batch": batch, "sequence": sequence, "runners": runners, "speedup": speedups}
