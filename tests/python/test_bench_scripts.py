@@ -7,6 +7,7 @@ tiny timings, and no assertion on speed.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -110,3 +111,39 @@ def test_compare_builds_names_a_failing_build(tiny_bert_pt, tmp_path):
     command = [sys.executable, str(script), str(missing), "a=/bin/false", "b=/bin/false"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode != 0 and "/bin/false bench" in result.stderr
+
+
+def test_interleave_alternates_runners_in_worker_processes(peers, tiny_bert_dir, tmp_path):
+    """--interleave on the tiny model: each runner in its own process, every round counted,
+    the per-round speedup computed against the reference and the section written."""
+    out = tmp_path / "docs"
+    argv = [
+        "--model-dir", str(tiny_bert_dir), "--shapes", "1x8", "--threads", "1",
+        "--runners", "tsrun-fp32,tsrun-fp32-default", "--interleave", "3",
+        "--block-seconds", "0.01", "--work-dir", str(tmp_path / "work"), "--out-dir", str(out),
+    ]  # fmt: skip
+    assert peers.main(argv) == 0
+    results = json.loads((out / "benchmarks-interleaved.json").read_text())
+    assert results["failures"] == {} and results["rounds"] == 3
+    assert results["kernel_paths"]["tsrun-fp32"].startswith("onednn")
+    assert results["kernel_paths"]["tsrun-fp32-default"].startswith("default")
+    (shape,) = results["shapes"]
+    for row in shape["runners"].values():
+        assert 0 < row["min_ms"] <= row["median_ms"] and row["cpu_ms_per_call"] > 0
+        assert row["calls"] >= 3 * 2  # three blocks of at least two calls
+    assert shape["speedup"] == {}  # no ONNX Runtime among the runners: nothing to divide by
+    text = (out / "benchmarks.md").read_text()
+    assert peers.INTERLEAVE_BEGIN in text and "| 1x8 | tsrun-fp32-default |" in text
+
+
+def test_interleave_speedup_pairs_blocks_of_one_round(peers):
+    blocks = {
+        "onnxruntime": [{"ms": [4.0, 4.0], "cpu_ms": 4.0}, {"ms": [8.0, 8.0], "cpu_ms": 6.0}],
+        "tsrun-fp32": [{"ms": [2.0, 2.0], "cpu_ms": 2.0}, {"ms": [8.0, 8.0], "cpu_ms": 3.0}],
+    }
+    shape = peers.summarize_shape(1, 16, blocks)
+    wall = shape["speedup"]["tsrun-fp32"]["wall"]
+    assert (wall["min"], wall["max"], wall["median"]) == (1.0, 2.0, 1.5)
+    assert shape["speedup"]["tsrun-fp32"]["cpu"]["median"] == 2.0
+    assert shape["runners"]["onnxruntime"]["min_ms"] == 4.0
+    assert shape["runners"]["tsrun-fp32"]["median_ms"] == 5.0
