@@ -11,6 +11,12 @@ per `POST /embed` (TEI's body, which the FastAPI server takes too) and waits for
 before the next. At each client count the two servers take turns (tsrun, FastAPI, FastAPI,
 tsrun with --rounds 2), so a ratio in one row shares the machine's state; the load average is
 printed with the results. Sentences: docstrings of Python's standard library.
+
+The same sentences also run through tsrun's batch mode (`tsrun MODEL.pt --input FILE --threads 1
+--concurrent-batches CORES`, its fastest setting on short texts), before and after the server
+runs, with the servers idle: the table gives each tsrun serve row as a share of that rate (the
+target: saturated serve >= 80% of batch mode). Model load and warm-up are left out of the batch
+rate: it is (N2 - N1) / (t2 - t1) over two runs of N1 and N2 sentences.
 """
 
 import argparse
@@ -22,6 +28,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -147,6 +154,26 @@ def closed_loop(host: str, port: int, sentences: list[str], clients: int, second
     }
 
 
+def batch_mode_rate(
+    tsrun: str, model: str, sentences: list[str], repeats: int, directory: Path
+) -> float:
+    """tsrun batch mode's sentences per second on `sentences`, model load and warm-up left out:
+    one run of the sentences once, one of them `repeats` times, the difference timed."""
+    cores = os.cpu_count() or 1
+
+    def timed(copies: int) -> float:
+        path = directory / f"batch_{copies}.jsonl"
+        path.write_text("".join(json.dumps({"text": text}) + "\n" for text in sentences * copies))
+        command = [tsrun, model, "--input", str(path), "--output", str(directory / "out.jsonl")]
+        command += ["--threads", "1", "--concurrent-batches", str(cores)]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+    once, many = timed(1), timed(repeats)
+    return (repeats - 1) * len(sentences) / max(many - once, 1e-9)
+
+
 def cpu_name() -> str:
     fields = {}
     with open("/proc/cpuinfo") as cpuinfo:
@@ -168,14 +195,20 @@ def markdown(results: dict, args) -> str:
         f"Rerun: `python benchmarks/serve_bench.py MODEL_DIR --pt MODEL.pt --concurrency "
         f"{args.concurrency} --seconds {args.seconds:g} --rounds {args.rounds}`.",
         "",
-        "| clients | tsrun serve req/s | FastAPI req/s | ratio | tsrun p50 / p99 ms "
-        "| FastAPI p50 / p99 ms |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"tsrun batch mode on the same sentences: {results['batch_mode_per_second']:.1f} "
+        f"sentences/s (runs: {', '.join(f'{r:.1f}' for r in results['batch_mode_runs'])}; "
+        f"--threads 1 --concurrent-batches {os.cpu_count()}).",
+        "",
+        "| clients | tsrun serve req/s | of batch mode | FastAPI req/s | ratio "
+        "| tsrun p50 / p99 ms | FastAPI p50 / p99 ms |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in results["rows"]:
         t, f = row["tsrun"], row["fastapi"]
         lines.append(
-            f"| {row['clients']} | {t['per_second']:.1f} | {f['per_second']:.1f} | "
+            f"| {row['clients']} | {t['per_second']:.1f} | "
+            f"{100 * t['per_second'] / results['batch_mode_per_second']:.0f}% | "
+            f"{f['per_second']:.1f} | "
             f"{t['per_second'] / f['per_second']:.2f}x | {t['p50_ms']:.1f} / {t['p99_ms']:.1f} | "
             f"{f['p50_ms']:.1f} / {f['p99_ms']:.1f} |"
         )
@@ -220,6 +253,10 @@ def run(args) -> dict:
             raise RuntimeError("the two servers answer different embeddings")
         for name in servers:  # warm-up: the shapes of the run
             closed_loop(*servers[name], sentences, 8, args.warmup)
+        scratch = tempfile.TemporaryDirectory()
+        batch_rates = [
+            batch_mode_rate(args.tsrun, args.pt, sentences, args.batch_repeats, Path(scratch.name))
+        ]
         rows = []
         for clients in [int(c) for c in args.concurrency.split(",")]:
             turns = {"tsrun": [], "fastapi": []}
@@ -232,6 +269,10 @@ def run(args) -> dict:
             row = {"clients": clients, **{name: merge(turns[name]) for name in turns}}
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
+        batch_rates.append(
+            batch_mode_rate(args.tsrun, args.pt, sentences, args.batch_repeats, Path(scratch.name))
+        )
+        scratch.cleanup()
     finally:
         tsrun_server.stop()
         python_server.stop()
@@ -240,6 +281,8 @@ def run(args) -> dict:
         "tsrun_engine": json.loads(engine)["models"][0]["engine"],
         "loadavg_before": [round(x, 2) for x in loadavg_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "batch_mode_runs": batch_rates,
+        "batch_mode_per_second": statistics.mean(batch_rates),
         "rows": rows,
     }
 
@@ -254,6 +297,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sentences", type=int, default=512)
+    parser.add_argument(
+        "--batch-repeats",
+        type=int,
+        default=5,
+        help="batch mode runs the sentences once and this many times; the difference is timed",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--fastapi-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)

@@ -147,3 +147,22 @@ def test_interleave_speedup_pairs_blocks_of_one_round(peers):
     assert shape["speedup"]["tsrun-fp32"]["cpu"]["median"] == 2.0
     assert shape["runners"]["onnxruntime"]["min_ms"] == 4.0
     assert shape["runners"]["tsrun-fp32"]["median_ms"] == 5.0
+
+
+def test_serve_bench_batch_mode_rate_and_table(tiny_bert_pt, tsrun, tmp_path):
+    spec = importlib.util.spec_from_file_location("serve_bench", PEERS.parent / "serve_bench.py")
+    serve_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve_bench)
+    sentences = ["a short sentence", "a somewhat longer sentence of several words"] * 4
+    rate = serve_bench.batch_mode_rate(tsrun, str(tiny_bert_pt), sentences, 3, tmp_path)
+    assert rate > 0
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3 * len(sentences)
+    row = {"per_second": rate / 2, "p50_ms": 1.0, "p99_ms": 2.0}
+    results = {
+        "cpu": "a CPU", "tsrun_engine": "onednn", "loadavg_before": [0], "loadavg_after": [0],
+        "batch_mode_runs": [rate], "batch_mode_per_second": rate,
+        "rows": [{"clients": 1, "tsrun": row, "fastapi": {**row, "per_second": rate / 4}}],
+    }  # fmt: skip
+    args = serve_bench.build_parser().parse_args(["model_dir", "--pt", "m.pt"])
+    table = serve_bench.markdown(results, args)
+    assert "| 1 | " in table and "| 50% | " in table and "| 2.00x |" in table, table

@@ -302,6 +302,36 @@ def test_health_info_metrics(server):
     assert 'tsrun_request_duration_seconds_bucket{route="/embed"' in text
 
 
+def _metric(server, name: str) -> float:
+    text = server.request("GET", "/metrics")[2].decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_scheduler_runs_a_lone_request_at_once_and_pads_little(tsrun, minilm_pt, minilm):
+    with Server(tsrun, [minilm_pt], "--workers", "1", env=environment_without_api_key()) as server:
+        # Defaults: a lone request is not held to wait for others (it used to wait
+        # --max-wait-ms, 2 ms, each: 20 ms over these 10).
+        before = _metric(server, "tsrun_queue_seconds_sum")
+        for text in TEXTS * 3:
+            assert server.post("/embed", {"inputs": text})[0] == 200
+        held = _metric(server, "tsrun_queue_seconds_sum") - before
+        assert held < 0.015, f"12 lone requests waited {held:.4f} s in the queue"
+
+        # One request's inputs are queued together. A long text would pad the short ones to its
+        # length (5 x 100 tokens where they hold 4 x 4 + 100): it runs in a batch of its own.
+        texts = ["one two", "three four", "five six", "seven", " ".join(["word"] * 98)]
+        batches = _metric(server, "tsrun_batches_total")
+        padded = _metric(server, "tsrun_batch_tokens_sum")
+        status, body = server.post("/embed", {"inputs": texts})
+        assert status == 200
+        np.testing.assert_allclose(body, _embeddings(minilm, texts), rtol=1e-4, atol=1e-5)
+        assert _metric(server, "tsrun_batches_total") - batches == 2
+        assert _metric(server, "tsrun_batch_tokens_sum") - padded <= 4 * 5 + 100
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status", "message"),
     [

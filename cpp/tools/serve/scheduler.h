@@ -21,8 +21,10 @@ struct BatchingOptions {
   // A batch holds at most this many tokens, counted as padded (rows x longest row).
   size_t max_batch_tokens = 16384;
   size_t max_batch_requests = 64;  // inputs per batch
-  // How long a worker waits for more inputs when the queue holds less than a full batch.
-  std::chrono::microseconds max_wait{2000};
+  // How long a worker waits for more inputs when the queue holds less than a full batch. 0: it
+  // runs what waits; under load inputs gather while the workers are busy (measured: waiting 2 ms
+  // gained nothing at 8 or 64 closed-loop clients and cost 2 ms per lone request).
+  std::chrono::microseconds max_wait{0};
   size_t workers = 1;  // batches in flight at once, one per worker thread
   int intra_op_threads = 1;
 };

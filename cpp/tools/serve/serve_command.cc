@@ -151,7 +151,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
       ->check(cli::integer_in(1, 1 << 16));
   serve
       ->add_option("--max-wait-ms", options.max_wait_ms,
-                   "how long a free worker waits to fill a batch (default 2)")
+                   "how long a free worker waits to fill a batch (default 0: it runs what waits)")
       ->check(cli::milliseconds_in(0, 10000));
   serve
       ->add_option("--max-concurrent-requests", options.max_concurrent_requests,

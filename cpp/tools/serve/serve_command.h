@@ -22,7 +22,7 @@ struct ServeOptions {
   size_t http_threads = 0;  // 0: min(cores, 4)
   size_t max_batch_tokens = 16384;
   size_t max_batch_requests = 64;
-  double max_wait_ms = 2;
+  double max_wait_ms = 0;
   size_t max_concurrent_requests = 512;
   size_t max_client_batch_size = 32;
   size_t payload_limit = 2000000;
