@@ -89,6 +89,21 @@ at::Tensor pack_linear_weight(const at::Tensor& weight) {
   return op.call(weight, std::nullopt);
 }
 
+// mkldnn::_linear_pointwise(x, packed_weight, bias, attr, scalars, algorithm): oneDNN's GEMM on
+// a packed weight with an optional unary epilogue.
+const c10::TypedOperatorHandle<at::Tensor(
+    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::string_view,
+    c10::List<std::optional<at::Scalar>>, std::optional<c10::string_view>)>&
+linear_pointwise() {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            c10::string_view, c10::List<std::optional<at::Scalar>>,
+                            std::optional<c10::string_view>)>();
+  return op;
+}
+
 // tsrunner::linear_add(x, other, packed_weight, bias) = linear(x) + other, the residual add done
 // in the GEMM's epilogue (oneDNN's binary post-op) when `other` has the output's exact shape
 // and dtype. Checked per call: a traced graph does not say whether `other` broadcasts, and at
@@ -100,12 +115,7 @@ at::Tensor linear_add(const at::Tensor& x, const at::Tensor& other, const at::Te
           .findSchemaOrThrow("mkldnn::_linear_pointwise", "binary")
           .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                             const std::optional<at::Tensor>&, c10::string_view)>();
-  static const auto plain =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                            c10::string_view, c10::List<std::optional<at::Scalar>>,
-                            std::optional<c10::string_view>)>();
+  const auto& plain = linear_pointwise();
   std::vector<int64_t> output_shape(x.sizes().begin(), x.sizes().end());
   if (!output_shape.empty()) output_shape.back() = packed_weight.size(0);
   if (!output_shape.empty() && other.sizes() == c10::IntArrayRef(output_shape) &&
@@ -126,13 +136,7 @@ at::Tensor linear_bf16(const at::Tensor& x, const at::Tensor& packed_weight,
                        const std::optional<at::Tensor>& bias, c10::string_view attr,
                        std::optional<c10::string_view> algorithm,
                        const std::optional<at::Tensor>& other) {
-  static const auto pointwise =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                            c10::string_view, c10::List<std::optional<at::Scalar>>,
-                            std::optional<c10::string_view>)>();
-  at::Tensor result = pointwise
+  at::Tensor result = linear_pointwise()
                           .call(x.to(at::kBFloat16), packed_weight, bias, attr,
                                 c10::List<std::optional<at::Scalar>>(), algorithm)
                           .to(at::kFloat);

@@ -137,3 +137,8 @@ def test_tsrun_and_bench_take_compute_bf16(tiny_bert_pt, tsrun, clean_env):
     report = json.loads(result.stdout)
     assert report["compute"] == "bf16" and report["engine"] == "onednn"
     assert "bf16 compute" in report["engine_reason"]
+
+
+def test_bf16_is_refused_for_an_aoti_package(tiny_bert_pt2):
+    with pytest.raises(ValueError, match=r"compute=bf16 applies to TorchScript \.pt archives"):
+        tsrunner.Runner(tiny_bert_pt2, compute="bf16")
