@@ -12,22 +12,12 @@ alternating within each round. Prints the CPU, the load average and a markdown t
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> int:
@@ -37,9 +27,11 @@ def main() -> int:
     parser.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "tsr-aoti-isa"))
     args = parser.parse_args()
 
+    import compare_builds as compare  # benchmarks/ is on sys.path when run as a script
+    import peers
+
     import tsrunner
 
-    peers, compare = _module("peers"), _module("compare_builds")
     shapes = peers.parse_shapes(args.shapes)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)

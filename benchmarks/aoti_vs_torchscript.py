@@ -18,7 +18,6 @@ Extra dependencies: requirements/bench.txt (onnxruntime).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -27,15 +26,6 @@ import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parent
-
-
-def _peers():
-    spec = importlib.util.spec_from_file_location("peers", ROOT / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> int:
@@ -49,12 +39,12 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep exports of an earlier run")
     args = parser.parse_args()
 
+    import peers  # benchmarks/ is on sys.path when run as a script
     import transformers
 
     import tsrunner
     from tsrunner.sample_text import sample
 
-    peers = _peers()
     shapes = peers.parse_shapes(args.shapes)
     longest = max(sequence for _, sequence in shapes)
     torch.set_num_threads(args.threads)

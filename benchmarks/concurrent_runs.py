@@ -13,22 +13,12 @@ markdown table (median calls/s over rounds, and N callers / 1 caller).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
 import threading
 import time
 from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
-
-
-def _peers():
-    spec = importlib.util.spec_from_file_location("peers", HERE / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def calls_per_second(runner, inputs, callers: int, seconds: float) -> float:
@@ -61,11 +51,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
+    import peers  # benchmarks/ is on sys.path when run as a script
     import transformers
 
     import tsrunner
 
-    peers = _peers()
     [(batch, sequence)] = peers.parse_shapes(args.shape)
     callers = [int(n) for n in args.callers.split(",")]
     tokenizer = transformers.AutoTokenizer.from_pretrained(peers.minilm_directory())
