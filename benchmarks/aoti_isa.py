@@ -2,11 +2,13 @@
 (`--isa native`, e.g. AVX-512) and for x86-64-v3 (AVX2 + FMA), run side by side.
 
     python benchmarks/aoti_isa.py [--shapes 1x16,1x128,32x128] [--rounds 3] [--work-dir DIR]
+                                  [--reuse]
 
-Exports MiniLM (all-MiniLM-L6-v2, --max-length 128) both ways unless the work directory has
-them, then measures CPU ms per call of `tsrun bench` at one thread (compare_builds.py's method:
-a long run minus a short run, so load, warm-up and the first call cancel out), the two packages
-alternating within each round. Prints the CPU, the load average and a markdown table.
+Exports MiniLM (all-MiniLM-L6-v2, --max-length 128) both ways (--reuse: keeps the work
+directory's packages of an earlier run), then measures CPU ms per call of `tsrun bench` at
+one thread (compare_builds.py's method: a long run minus a short run, so load, warm-up and the
+first call cancel out), the two packages alternating within each round. Prints the CPU, the
+load average and a markdown table.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def main() -> int:
     parser.add_argument("--shapes", default="1x16,1x128,32x128")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "tsr-aoti-isa"))
+    parser.add_argument("--reuse", action="store_true", help="keep packages of an earlier run")
     args = parser.parse_args()
 
     import compare_builds as compare  # benchmarks/ is on sys.path when run as a script
@@ -38,7 +41,7 @@ def main() -> int:
     packages = {}
     for isa in ("native", "avx2"):
         path = work / f"minilm-128-{isa}.pt2"
-        if not path.exists():
+        if not (args.reuse and path.exists()):
             started = time.perf_counter()
             tsrunner.export(peers.minilm_directory(), path, max_length=128, isa=isa)
             print(f"export --isa {isa}: {time.perf_counter() - started:.0f} s", flush=True)
