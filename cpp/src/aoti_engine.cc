@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -61,6 +62,12 @@ void check_portability(const std::string& path, const AotiRequirements& needs) {
                     ": re-export it with torch " + libtorch_version() +
                     " (`tsrunner export ... --format aoti`), or use a TorchScript .pt");
   }
+}
+
+// How many runs of one package may execute at once (AOTIModelPackageLoader's num_runners).
+size_t model_instances() {
+  constexpr size_t kMinInstances = 8;
+  return std::max<size_t>(kMinInstances, std::thread::hardware_concurrency());
 }
 
 // A directory only this process's user can enter, removed with everything in it.
@@ -152,10 +159,12 @@ class AotiEngine final : public Engine {
       extract_package(archive, directory.path());
       archive.file()->check_unchanged();  // the extracted bytes are the verified ones
       // One model instance per concurrent run: the container hands each run() a free instance
-      // and makes the others wait, so the runner's callers never share activation buffers.
+      // and makes a caller wait only when all are busy. Instances share the weights; each
+      // costs well under 1 MB at load (docs/format.md), so there are enough for every
+      // hardware thread (serve's workers, batch threads) and never fewer than kMinInstances.
       loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
           directory.path(), manifest.aoti->model_name, /*run_single_threaded=*/false,
-          /*num_runners=*/1, /*device_index=*/-1);
+          /*num_runners=*/model_instances(), /*device_index=*/-1);
     } catch (const LoadError&) {
       throw;
     } catch (const c10::Error& error) {

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 
 import jsonschema
@@ -105,6 +106,38 @@ def test_pt_and_pt2_agree_on_real_text(tiny_bert_pt2, tiny_bert_pt):
     for a, b in zip(pt2, pt, strict=True):
         va, vb = torch.tensor(a["embedding"]), torch.tensor(b["embedding"])
         assert torch.nn.functional.cosine_similarity(va, vb, dim=0).item() >= 0.99999
+
+
+def test_concurrent_runs_give_the_serial_outputs(tiny_bert_pt2):
+    # Serve's workers and batch threads share one Runner: the engine holds several model
+    # instances, so runs from many threads execute at once; each must get its own answer.
+    runner = tsrunner.Runner(tiny_bert_pt2, threads=1)
+    generator = torch.Generator().manual_seed(0)
+    cases = []
+    for batch, length in ((1, 3), (2, 9), (4, 17), (3, 40), (1, 64), (5, 6)):
+        ids = torch.randint(1, 1000, (batch, length), generator=generator)
+        mask = torch.ones_like(ids)
+        mask[0, length // 2 :] = 0
+        cases.append({"input_ids": ids, "attention_mask": mask})
+    serial = [runner.run(inputs) for inputs in cases]
+    results: dict[tuple[int, int], dict[str, torch.Tensor]] = {}
+    start = threading.Barrier(len(cases))
+
+    def work(index: int) -> None:
+        start.wait()
+        for round_ in range(5):
+            results[(index, round_)] = runner.run(cases[(index + round_) % len(cases)])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(cases))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 5 * len(cases)
+    for (index, round_), got in results.items():
+        want = serial[(index + round_) % len(cases)]
+        for name, tensor in want.items():
+            assert torch.equal(got[name], tensor), (index, round_, name)
 
 
 def test_runner_checks_inputs_for_pt2_as_for_pt(tiny_bert_pt2):
