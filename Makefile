@@ -151,7 +151,11 @@ clean:
 support-matrix-pt2: install
 	$(PY) scripts/support_matrix_pt2.py
 
-# .pt2 vs .pt (oneDNN) vs ONNX Runtime on MiniLM, one process, alternating calls (docs/benchmarks.md).
+# .pt2 vs .pt (oneDNN) vs ONNX Runtime on MiniLM, one process, alternating calls; --isa avx2 vs
+# native; concurrent runs on one Runner (docs/benchmarks.md).
+BENCH_AOTI_DIR ?= $(or $(TMPDIR),/tmp)/tsr-aoti-bench
 bench-aoti: install
 	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
-	$(PY) benchmarks/aoti_vs_torchscript.py
+	$(PY) benchmarks/aoti_vs_torchscript.py --calls 9 --work-dir $(BENCH_AOTI_DIR)
+	$(PY) benchmarks/aoti_isa.py
+	$(PY) benchmarks/concurrent_runs.py $(BENCH_AOTI_DIR)/minilm-128.pt $(BENCH_AOTI_DIR)/minilm-128-native.pt2

@@ -77,6 +77,9 @@ class ExportReport:
     def passed(self) -> bool:
         return bool(self.manifest["validation"]["passed"])
 
+    def _input_names(self) -> list[str]:
+        return [spec["name"] for spec in self.manifest.get("inputs", [])]
+
     def summary(self) -> str:
         """A validation table in the spirit of Optimum's export report."""
         atol = self.manifest["validation"]["atol"]
@@ -87,6 +90,11 @@ class ExportReport:
             shape += " (padded)" if check.padded else "         "
             diffs = ", ".join(f"{name} {check.max_abs_diff[name]:.2e}" for name in names)
             lines.append(f"  [{'ok' if check.passed else 'FAIL'}] {shape}  max|diff|: {diffs}")
+        if any(check.padded for check in self.checks) and "attention_mask" in self._input_names():
+            lines.append(
+                "  (padded rows: outputs per token compared where attention_mask is 1; values at"
+                " padding mean nothing)"
+            )
         contract = self.manifest["shape_contract"]
         image = self.manifest.get("image")
         if image:

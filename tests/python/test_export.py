@@ -113,6 +113,7 @@ def test_report_summary_reads_like_a_validation_table(tiny_bert_dir, tmp_path):
     text = report.summary()
     assert "Validating the trace against the eager model (atol 0.0001)" in text
     assert "[ok] batch  2, sequence    8 (padded)" in text
+    assert "compared where attention_mask is 1; values at padding mean nothing" in text
     assert "Shape contract: dynamic, sequence 1..8" in text
     assert report.passed and report.size_bytes == (tmp_path / "m.pt").stat().st_size
 
