@@ -123,6 +123,11 @@ Pipeline::Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokeni
     }
   }
   if (options_.max_answer_length == 0) throw InvalidInput("max_answer_length must be at least 1");
+  if (options_.score_function && *options_.score_function != "softmax" &&
+      *options_.score_function != "sigmoid" && *options_.score_function != "none") {
+    throw InvalidInput("score_function must be \"softmax\", \"sigmoid\" or \"none\", not \"" +
+                       *options_.score_function + "\"");
+  }
   pooling_mode_ = manifest.pooling ? manifest.pooling->mode : "mean";
   normalize_ = manifest.pooling && manifest.pooling->normalize;
   if (manifest.sentence_embedding && manifest.task_kind == Task::kFeatureExtraction) {
@@ -184,9 +189,9 @@ std::vector<Prediction> Pipeline::predict_encoded(
       const at::Tensor logits = output_named(outputs, task_outputs_[0]);  // [batch, labels]
       const auto count = static_cast<size_t>(logits.size(1));
       for (size_t i = 0; i < batch.size(); ++i) {
-        predictions[i].labels =
-            task_outputs::classify(logits.data_ptr<float>() + i * count, count, manifest.labels,
-                                   options_.top_k, manifest.score_function);
+        predictions[i].labels = task_outputs::classify(
+            logits.data_ptr<float>() + i * count, count, manifest.labels, options_.top_k,
+            options_.score_function.value_or(manifest.score_function));
       }
       break;
     }

@@ -131,4 +131,14 @@ TEST(Pipeline, ZeroConcurrentBatchesIsRefused) {
                tsrunner::InvalidInput);
 }
 
+TEST(Pipeline, AnUnknownScoreFunctionIsRefused) {
+  const Runner runner = single_threaded_runner();
+  tsrunner::TaskOptions options;
+  options.score_function = "relu";
+  EXPECT_THROW(Pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")), options),
+               tsrunner::InvalidInput);
+  options.score_function = "none";
+  EXPECT_NO_THROW(Pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")), options));
+}
+
 }  // namespace

@@ -209,7 +209,7 @@ def test_predict_and_rerank_on_a_classifier(tsrun, classifier_pt):
     with Server(tsrun, [classifier_pt], env=environment_without_api_key()) as server:
         status, body = server.post("/predict", {"inputs": TEXTS[0]})
         assert status == 200
-        want = runner.predict([TEXTS[0]])[0]["labels"]
+        want = want_first = runner.predict([TEXTS[0]])[0]["labels"]
         assert [(s["label"], s["score"]) for s in body] == [
             (s["label"], pytest.approx(s["score"], abs=1e-6)) for s in want
         ]
@@ -218,6 +218,14 @@ def test_predict_and_rerank_on_a_classifier(tsrun, classifier_pt):
         status, pair = server.post("/predict", {"inputs": ["a question", "an answer"]})
         want = runner.predict(["a question"], text_pairs=["an answer"])[0]["labels"]
         assert status == 200 and pair[0]["score"] == pytest.approx(want[0]["score"], abs=1e-6)
+        # raw_scores (TEI): the logits, best first; their softmax is the scores.
+        status, raw = server.post("/predict", {"inputs": TEXTS[0], "raw_scores": True})
+        assert status == 200 and [s["label"] for s in raw] == [s["label"] for s in want_first]
+        logits = torch.tensor([s["score"] for s in raw], dtype=torch.float64)
+        assert torch.softmax(logits, 0).tolist() == pytest.approx(
+            [s["score"] for s in want_first], abs=1e-6
+        )
+        assert sum(s["score"] for s in raw) != pytest.approx(1.0)
         # Three labels: not a re-ranker.
         status, body = server.post("/rerank", {"query": "q", "texts": ["a"]})
         assert status == 424 and "re-ranker" in body["error"]
@@ -267,6 +275,16 @@ def test_rerank_equals_cross_encoder(tsrun, cross_encoder):
             (r["index"], passages[r["index"]]) for r in body
         ]
         assert list(with_text[0]) == ["index", "text", "score"]  # TEI's field order
+        # raw_scores (TEI): the model's logits, before the sigmoid, in the same order.
+        logits = reference.predict(
+            [(query, passage) for passage in passages], activation_fn=torch.nn.Identity()
+        )
+        status, raw = server.post(
+            "/rerank", {"query": query, "texts": passages, "raw_scores": True}
+        )
+        assert status == 200 and [r["index"] for r in raw] == [r["index"] for r in body]
+        for rank in raw:
+            assert rank["score"] == pytest.approx(float(logits[rank["index"]]), abs=1e-5)
 
 
 def test_tokenize_matches_the_tokenizer(server, tokenizer):
@@ -346,6 +364,7 @@ def test_scheduler_runs_a_lone_request_at_once_and_pads_little(tsrun, minilm_pt,
         ("/embed", {"inputs": "x", "normalize": "yes"}, 422, "`normalize` must be true or false"),
         ("/v1/embeddings", {"input": "x", "encoding_format": "hex"}, 422, "encoding_format"),
         ("/predict", {"inputs": [["a", "b", "c"]]}, 422, "[text] or [text, pair]"),
+        ("/predict", {"inputs": "a", "raw_scores": True}, 422, "text-classification exports"),
     ],
 )
 def test_invalid_requests(server, path, body, status, message):

@@ -81,6 +81,10 @@ struct TaskOptions {
   // by name (Manifest::sentence_embedding->prompts); nullopt: the model's default prompt, if
   // any, as SentenceTransformer.encode does.
   std::optional<std::string> prompt_name;
+  // text-classification: how logits become scores, "softmax", "sigmoid" or "none" (the logits
+  // themselves, TEI's raw_scores); nullopt: the manifest's score_function (sigmoid for one
+  // label, softmax for several when the manifest names none).
+  std::optional<std::string> score_function;
 };
 
 }  // namespace tsrunner

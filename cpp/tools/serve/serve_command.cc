@@ -46,6 +46,11 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
       try {
         model.pipeline =
             std::make_unique<Pipeline>(*model.runner);  // the runner's verified tokenizer
+        if (manifest.task_kind == Task::kTextClassification) {
+          TaskOptions logits;
+          logits.score_function = "none";
+          model.raw_scores_pipeline = std::make_unique<Pipeline>(*model.runner, logits);
+        }
       } catch (const LoadError&) {
         throw;
       } catch (const Error& error) {  // a task without task-aware output: raw tensors only
@@ -222,6 +227,11 @@ int run_serve(ServeOptions options) {
                          : std::max<size_t>(1, cores / static_cast<size_t>(options.threads));
   std::vector<const Pipeline*> pipelines;
   for (const ServedModel& model : models) pipelines.push_back(model.pipeline.get());
+  for (ServedModel& model : models) {
+    if (!model.raw_scores_pipeline) continue;
+    model.raw_scores_queue = pipelines.size();
+    pipelines.push_back(model.raw_scores_pipeline.get());
+  }
 
   Metrics metrics;
   Scheduler scheduler(pipelines, batching, metrics);

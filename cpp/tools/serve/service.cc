@@ -334,8 +334,8 @@ void Service::predict(const std::shared_ptr<Call>& call) {
                                "/infer");
   }
   PredictRequest request = parse_predict_request(call->request.body);
-  if (request.raw_scores) {
-    throw RequestError(422, "`raw_scores` is not supported: scores are the model's probabilities");
+  if (request.raw_scores && !model.raw_scores_pipeline) {
+    throw RequestError(422, "`raw_scores` applies to text-classification exports only");
   }
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
   if (!admit(call)) return;
@@ -361,7 +361,7 @@ void Service::predict(const std::shared_ptr<Call>& call) {
     }
     call->answer_json(batch ? body + "]" : body);
   };
-  submission.model = 0;
+  submission.model = request.raw_scores ? model.raw_scores_queue : 0;
   scheduler_.submit(std::move(submission));
 }
 
@@ -375,9 +375,6 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
                                "label, such as a cross-encoder)");
   }
   RerankRequest request = parse_rerank_request(call->request.body);
-  if (request.raw_scores) {
-    throw RequestError(422, "`raw_scores` is not supported: scores are the model's probabilities");
-  }
   check_batch_size(request.texts.size(), limits_.max_client_batch_size);
   if (!admit(call)) return;
   Submission submission;
@@ -412,7 +409,8 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
     }
     call->answer_json(body + "]");
   };
-  submission.model = 0;
+  // raw_scores: the logits; their order is the scores' (the score function is increasing).
+  submission.model = request.raw_scores ? model.raw_scores_queue : 0;
   scheduler_.submit(std::move(submission));
 }
 
