@@ -218,9 +218,8 @@ int run_serve(ServeOptions options) {
   // Half the cores (1 to 4): HTTP, JSON and tokenizing take ~0.3 ms of CPU per request, and
   // threads of their own beyond that compete with the workers for the cores (measured on 2
   // cores at 64 clients: one HTTP thread 228-234 req/s, two 216-227; docs/serve.md).
-  const size_t http_threads = options.http_threads > 0
-                                  ? options.http_threads
-                                  : std::clamp<size_t>(cores / 2, 1, 4);
+  const size_t http_threads =
+      options.http_threads > 0 ? options.http_threads : std::clamp<size_t>(cores / 2, 1, 4);
   BatchingOptions batching;
   batching.max_batch_tokens = options.max_batch_tokens;
   batching.max_batch_requests = options.max_batch_requests;
