@@ -19,7 +19,7 @@ struct ServeOptions {
   // (oneDNN's per-shape caches capped).
   std::string engine = "auto";
   size_t workers = 0;       // batches in flight; 0: the cores / threads
-  size_t http_threads = 0;  // 0: min(cores, 4)
+  size_t http_threads = 0;  // 0: cores / 2, 1 to 4
   size_t max_batch_tokens = 16384;
   size_t max_batch_requests = 64;
   double max_wait_ms = 0;
