@@ -6,8 +6,10 @@ threads sharing one Runner, for each model given, the models alternating round b
 
 Each caller loops on Runner.run (which releases the GIL) over the same real-text batch. A
 runner whose runs serialize gives the same calls/s with 2 callers as with 1; one whose runs
-execute at once gains up to the number of free cores. Prints the CPU, the load average and a
-markdown table (median calls/s over rounds, and N callers / 1 caller).
+execute at once gains up to the number of free cores. On a loaded machine, where no core is
+free, the CPU the process gets (CPU s per wall s) still tells: serialized runs keep one thread
+runnable whatever the callers, parallel ones N. Prints the CPU, the load average and a markdown
+table (medians over rounds).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import time
 from pathlib import Path
 
 
-def calls_per_second(runner, inputs, callers: int, seconds: float) -> float:
+def calls_per_second(runner, inputs, callers: int, seconds: float) -> tuple[float, float]:
+    """(calls per second, CPU seconds per second: how many cores the process kept busy)."""
     counts = [0] * callers
     stop = time.perf_counter() + seconds
     start = threading.Barrier(callers)
@@ -33,12 +36,13 @@ def calls_per_second(runner, inputs, callers: int, seconds: float) -> float:
             counts[index] += 1
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(callers)]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(counts) / (time.perf_counter() - began)
+    wall = time.perf_counter() - began
+    return sum(counts) / wall, (time.process_time() - cpu) / wall
 
 
 def main() -> int:
@@ -70,20 +74,22 @@ def main() -> int:
     for _ in range(args.rounds):
         for name, runner in runners.items():
             for count in callers:
-                rate = calls_per_second(runner, inputs, count, args.seconds)
+                rate, busy = calls_per_second(runner, inputs, count, args.seconds)
                 results.setdefault((name, count), []).append(rate)
+                results.setdefault((name, -count), []).append(busy)
         loads.append(os.getloadavg()[0])
 
     load = f"load average {min(loads):.1f}-{max(loads):.1f}"
     print(f"CPU: {peers.cpu_model()}, {os.cpu_count()} cores; {args.threads} intra-op thread(s) "
           f"per run; {batch}x{sequence}; {load}")  # fmt: skip
     print()
-    header = " | ".join(f"{n} caller(s) calls/s" for n in callers)
-    print(f"| model (engine) | {header} | {callers[-1]} / {callers[0]} |")
+    header = " | ".join(f"{n} caller(s): calls/s (CPU s per s)" for n in callers)
+    print(f"| model (engine) | {header} | calls/s {callers[-1]} / {callers[0]} |")
     print("| --- |" + " ---: |" * (len(callers) + 1))
     for name in runners:
         rates = [statistics.median(results[(name, n)]) for n in callers]
-        cells = " | ".join(f"{rate:.1f}" for rate in rates)
+        busy = [statistics.median(results[(name, -n)]) for n in callers]
+        cells = " | ".join(f"{rate:.1f} ({cpu:.2f})" for rate, cpu in zip(rates, busy, strict=True))
         print(f"| {name} | {cells} | {rates[-1] / rates[0]:.2f}x |")
     return 0
 

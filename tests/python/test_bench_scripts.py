@@ -166,3 +166,21 @@ def test_serve_bench_batch_mode_rate_and_table(tiny_bert_pt, tsrun, tmp_path):
     args = serve_bench.build_parser().parse_args(["model_dir", "--pt", "m.pt"])
     table = serve_bench.markdown(results, args)
     assert "| 1 | " in table and "| 50% | " in table and "| 2.00x |" in table, table
+
+
+def test_pt2_matrix_rows_read_back_so_a_stopped_sweep_resumes(tmp_path, monkeypatch):
+    # --keep reuses the rows the file has: what _write renders, _measured_rows must read back,
+    # a row that did not export (its one-line reason in place of the contract) included.
+    scripts = Path(__file__).resolve().parents[2] / "scripts"
+    monkeypatch.syspath_prepend(str(scripts))
+    spec = importlib.util.spec_from_file_location("pt2_matrix", scripts / "support_matrix_pt2.py")
+    matrix = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(matrix)
+    monkeypatch.setattr(matrix, "MATRIX", tmp_path / "matrix.md")
+    rows = [
+        ("BERT", "feature-extraction", "dynamic 1..16", "yes (4.8e-07)", "69 (load 7.5)"),
+        ("GPT-2", "causal-lm", "no", "torch.export failed: data-dependent branch", ""),
+    ]
+    matrix._write(rows, [], done=False)
+    assert "Incomplete" in matrix.MATRIX.read_text()
+    assert list(matrix._measured_rows().values()) == rows
