@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 
 import jsonschema
@@ -138,6 +139,32 @@ def test_concurrent_runs_give_the_serial_outputs(tiny_bert_pt2):
         want = serial[(index + round_) % len(cases)]
         for name, tensor in want.items():
             assert torch.equal(got[name], tensor), (index, round_, name)
+
+
+def test_a_short_run_does_not_wait_for_a_long_one(tiny_bert_pt2):
+    # With one model instance, a run that arrives while another is in flight waits for it to
+    # finish; with an instance per caller it runs at once and finishes first. Order, not time,
+    # is asserted: the long run takes ~100x the short one's work.
+    runner = tsrunner.Runner(tiny_bert_pt2, threads=1)
+    long_ids = torch.randint(1, 1000, (8192, 16))
+    short_ids = torch.randint(1, 1000, (1, 4))
+    runner.run({"input_ids": short_ids})
+    finished: list[str] = []
+    started = threading.Event()
+
+    def long_run() -> None:
+        started.set()
+        runner.run({"input_ids": long_ids})
+        finished.append("long")
+
+    worker = threading.Thread(target=long_run)
+    worker.start()
+    started.wait()
+    time.sleep(0.05)  # the long run is inside the model by now
+    runner.run({"input_ids": short_ids})
+    finished.append("short")
+    worker.join()
+    assert finished == ["short", "long"]
 
 
 def test_runner_checks_inputs_for_pt2_as_for_pt(tiny_bert_pt2):
