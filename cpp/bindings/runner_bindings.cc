@@ -98,6 +98,7 @@ void register_runner(py::module_& module) {
       .def_readwrite("optimize_graph", &RunnerOptions::optimize_graph)
       .def_readwrite("freeze", &RunnerOptions::freeze)
       .def_readwrite("engine", &RunnerOptions::engine)
+      .def_readwrite("compute", &RunnerOptions::compute)
       .def_readwrite("max_archive_bytes", &RunnerOptions::max_archive_bytes)
       .def_readwrite("max_embedded_file_bytes", &RunnerOptions::max_embedded_file_bytes)
       .def_readwrite("verify_integrity", &RunnerOptions::verify_integrity)

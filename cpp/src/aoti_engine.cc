@@ -145,6 +145,10 @@ class AotiEngine final : public Engine {
  public:
   AotiEngine(const Archive& archive, const Manifest& manifest, const RunnerOptions& options) {
     const std::string& path = archive.path();
+    if (options.compute != "fp32") {
+      throw InvalidInput("compute=" + options.compute + " applies to TorchScript .pt archives; " +
+                         path + " is an AOTInductor package (its kernels are compiled in)");
+    }
     if (!manifest.aoti) {
       throw LoadError(path + " is an AOTInductor package without the manifest's \"aoti\" " +
                       "record; re-export it with tsrunner");

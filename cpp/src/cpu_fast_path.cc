@@ -70,6 +70,16 @@ std::string auto_declines(bool on_cpu) {
 #endif
 }
 
+// Why compute=bf16 cannot run here; empty when it can. Without AVX512_BF16 or AMX, oneDNN
+// emulates bf16 GEMMs with fp32 instructions plus conversions: slower than fp32, so refused.
+std::string bf16_declines() {
+  const CpuInfo& cpu = cpu_info();
+  const char* hook = std::getenv("TSR_TEST_CPU_WITHOUT_BF16");  // docs/testing.md
+  const bool hidden = hook != nullptr && std::string(hook) == "1";
+  if (!hidden && (cpu.avx512_bf16 || cpu.has_flag("amx_bf16"))) return "";
+  return "this CPU (" + cpu.model + ") has neither AVX512_BF16 nor AMX-BF16";
+}
+
 namespace {
 
 at::Tensor pack_linear_weight(const at::Tensor& weight) {
@@ -77,6 +87,21 @@ at::Tensor pack_linear_weight(const at::Tensor& weight) {
                              .findSchemaOrThrow("mkldnn::_reorder_linear_weight", "")
                              .typed<at::Tensor(const at::Tensor&, std::optional<int64_t>)>();
   return op.call(weight, std::nullopt);
+}
+
+// mkldnn::_linear_pointwise(x, packed_weight, bias, attr, scalars, algorithm): oneDNN's GEMM on
+// a packed weight with an optional unary epilogue.
+const c10::TypedOperatorHandle<at::Tensor(
+    const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, c10::string_view,
+    c10::List<std::optional<at::Scalar>>, std::optional<c10::string_view>)>&
+linear_pointwise() {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            c10::string_view, c10::List<std::optional<at::Scalar>>,
+                            std::optional<c10::string_view>)>();
+  return op;
 }
 
 // tsrunner::linear_add(x, other, packed_weight, bias) = linear(x) + other, the residual add done
@@ -90,12 +115,7 @@ at::Tensor linear_add(const at::Tensor& x, const at::Tensor& other, const at::Te
           .findSchemaOrThrow("mkldnn::_linear_pointwise", "binary")
           .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                             const std::optional<at::Tensor>&, c10::string_view)>();
-  static const auto plain =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                            c10::string_view, c10::List<std::optional<at::Scalar>>,
-                            std::optional<c10::string_view>)>();
+  const auto& plain = linear_pointwise();
   std::vector<int64_t> output_shape(x.sizes().begin(), x.sizes().end());
   if (!output_shape.empty()) output_shape.back() = packed_weight.size(0);
   if (!output_shape.empty() && other.sizes() == c10::IntArrayRef(output_shape) &&
@@ -107,12 +127,36 @@ at::Tensor linear_add(const at::Tensor& x, const at::Tensor& other, const at::Te
       .add(other);
 }
 
+// tsrunner::linear_bf16(x, packed_weight, bias, attr, algorithm, other): a float32 Linear
+// computed in bfloat16 (compute=bf16): x rounded to bf16, the GEMM on bf16 weights packed at
+// load with float32 accumulation and bias, an optional GELU (attr "gelu") in its epilogue, the
+// result widened back to float32 and, if `other` is given, the residual added in float32 (a
+// bf16 residual stream would lose more than the GEMM does).
+at::Tensor linear_bf16(const at::Tensor& x, const at::Tensor& packed_weight,
+                       const std::optional<at::Tensor>& bias, c10::string_view attr,
+                       std::optional<c10::string_view> algorithm,
+                       const std::optional<at::Tensor>& other) {
+  at::Tensor result = linear_pointwise()
+                          .call(x.to(at::kBFloat16), packed_weight, bias, attr,
+                                c10::List<std::optional<at::Scalar>>(), algorithm)
+                          .to(at::kFloat);
+  if (!other) return result;
+  if (other->sizes() == result.sizes() && other->scalar_type() == at::kFloat) {
+    return result.add_(*other);
+  }
+  return result.add(*other);
+}
+
 TORCH_LIBRARY(tsrunner, library) {
   library.def(
       torch::schema(
           "linear_add(Tensor x, Tensor other, Tensor packed_weight, Tensor? bias) -> Tensor",
           c10::AliasAnalysisKind::FROM_SCHEMA),
       &linear_add);
+  library.def(torch::schema("linear_bf16(Tensor x, Tensor packed_weight, Tensor? bias, str attr, "
+                            "str? algorithm, Tensor? other) -> Tensor",
+                            c10::AliasAnalysisKind::FROM_SCHEMA),
+              &linear_bf16);
 }
 
 std::optional<at::Tensor> constant_tensor(torch::jit::Value* value) {
@@ -260,8 +304,9 @@ int merge_sibling_linears(torch::jit::Graph& graph) {
   return merged_groups;
 }
 
-// Rewrites one graph's packable Linear layers onto oneDNN; counts what it did into `path`.
-void pack_linears(torch::jit::Graph& graph, KernelPath& path) {
+// Rewrites one graph's packable Linear layers onto oneDNN (in bfloat16 when `bf16`); counts
+// what it did into `path`.
+void pack_linears(torch::jit::Graph& graph, bool bf16, KernelPath& path) {
   using torch::jit::Node;
   std::vector<Node*> linears;
   for (Node* node : graph.nodes()) {  // top-level only: traced graphs have no blocks here
@@ -276,12 +321,20 @@ void pack_linears(torch::jit::Graph& graph, KernelPath& path) {
     torch::jit::WithInsertPoint guard(add ? add : linear);
     // Graph::insertConstant refuses tensors without storage, which oneDNN's packed ones are.
     Node* packed_weight = graph.create(c10::prim::Constant);
-    const at::Tensor packed_tensor = pack_linear_weight(*weight);
+    const at::Tensor packed_tensor = pack_linear_weight(bf16 ? weight->to(at::kBFloat16) : *weight);
     packed_weight->t_(c10::attr::value, packed_tensor);
     packed_weight->output()->inferTypeFrom(packed_tensor);
     graph.insertNode(packed_weight);
     Node* fast = nullptr;
-    if (add) {
+    if (bf16) {
+      torch::jit::Value* other = add ? add->input(add->input(0) == linear->output() ? 1 : 0)
+                                     : graph.insertConstant(c10::IValue());
+      torch::jit::Value* attr = graph.insertConstant(gelu ? "gelu" : "none");
+      torch::jit::Value* algorithm = gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());
+      fast = graph.create(c10::Symbol::fromQualString("tsrunner::linear_bf16"),
+                          {linear->input(0), packed_weight->output(), bias, attr, algorithm, other},
+                          1);
+    } else if (add) {
       torch::jit::Value* other = add->input(add->input(0) == linear->output() ? 1 : 0);
       fast = graph.create(c10::Symbol::fromQualString("tsrunner::linear_add"),
                           {linear->input(0), other, packed_weight->output(), bias}, 1);
@@ -342,9 +395,20 @@ void check_engine_name(const std::string& engine) {
   }
 }
 
-KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine, bool on_cpu,
+void check_compute_name(const std::string& compute) {
+  if (compute != "fp32" && compute != "bf16") {
+    throw InvalidInput("unknown compute \"" + compute + "\" (expected fp32 or bf16)");
+  }
+}
+
+KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine,
+                               const std::string& compute, bool on_cpu,
                                const std::function<void(torch::jit::Module&)>& smoke_test) {
   KernelPath result;
+  const bool bf16 = compute == "bf16";
+  if (bf16 && engine == "default") {
+    throw InvalidInput("compute=bf16 runs on the oneDNN engine, not engine=default");
+  }
   if (engine == "default") {
     result.reason = "engine=default";
     return result;
@@ -352,8 +416,13 @@ KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& en
   const std::string declined = auto_declines(on_cpu);
   if (!declined.empty()) {
     if (engine == "onednn") throw InvalidInput("engine=onednn is not available: " + declined);
+    if (bf16) throw InvalidInput("compute=bf16 is not available: " + declined);
     result.reason = declined;
     return result;
+  }
+  if (bf16 && !bf16_declines().empty()) {
+    throw InvalidInput("compute=bf16 is not available: " + bf16_declines() +
+                       " (oneDNN would emulate bf16, slower than fp32)");
   }
   try {
     if (!has_float_linear(module)) {
@@ -369,7 +438,7 @@ KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& en
     KernelPath rewritten;
     for (const torch::jit::Method& method : fast.get_methods()) {
       rewritten.merged_groups += merge_sibling_linears(*method.graph());
-      pack_linears(*method.graph(), rewritten);
+      pack_linears(*method.graph(), bf16, rewritten);
     }
     if (rewritten.packed_linears == 0) {
       result.reason = "no float32 Linear with constant weights";
@@ -378,8 +447,9 @@ KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& en
     smoke_test(fast);
     module = fast;
     rewritten.path = "onednn";
-    rewritten.reason = "oneDNN prepacked linear (" + engine +
-                       "): " + std::to_string(rewritten.packed_linears) + " GEMMs, " +
+    rewritten.reason = std::string(bf16 ? "oneDNN prepacked linear, bf16 compute ("
+                                        : "oneDNN prepacked linear (") +
+                       engine + "): " + std::to_string(rewritten.packed_linears) + " GEMMs, " +
                        std::to_string(rewritten.merged_groups) + " Q/K/V groups merged, " +
                        std::to_string(rewritten.fused_activations) + " GELUs and " +
                        std::to_string(rewritten.folded_adds) + " residual adds folded";

@@ -25,6 +25,10 @@ struct KernelPath {
 
 // Throws InvalidInput unless `engine` is "auto", "onednn" or "default".
 void check_engine_name(const std::string& engine);
+// Throws InvalidInput unless `compute` is "fp32" or "bf16".
+void check_compute_name(const std::string& compute);
+// Why compute=bf16 cannot run on this CPU (no AVX512_BF16, no AMX-BF16); empty when it can.
+std::string bf16_declines();
 
 // Rewrites `module` in place for the engine asked for ("auto", "onednn", "default"): freezes
 // it (every method kept), then replaces each float32 aten::linear whose weight is a constant
@@ -32,8 +36,11 @@ void check_engine_name(const std::string& engine);
 // Linear layers reading the same input merge into one GEMM, and a following GELU or residual
 // add folds into the GEMM's epilogue. `smoke_test` then runs the rewritten module once; when
 // anything fails the module is left as loaded and one line goes to stderr. Auto takes oneDNN
-// on x86-64 CPUs with AVX2 or better when the device is the CPU.
-KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine, bool on_cpu,
+// on x86-64 CPUs with AVX2 or better when the device is the CPU. `compute` "bf16" packs the
+// weights in bfloat16 and runs those GEMMs in bf16 (tsrunner::linear_bf16); it throws
+// InvalidInput with engine "default", off the CPU, or on a CPU without bf16 instructions.
+KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine,
+                               const std::string& compute, bool on_cpu,
                                const std::function<void(torch::jit::Module&)>& smoke_test);
 
 }  // namespace tsrunner::detail

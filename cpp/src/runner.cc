@@ -75,6 +75,7 @@ void RunnerOptions::validate() const {
     throw InvalidInput("unknown device \"" + device + "\" (expected cpu, cuda or cuda:N)");
   }
   detail::check_engine_name(engine);
+  detail::check_compute_name(compute);
   if (max_archive_bytes == 0 || max_embedded_file_bytes == 0) {
     throw InvalidInput("max_archive_bytes and max_embedded_file_bytes must be positive");
   }

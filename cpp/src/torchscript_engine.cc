@@ -72,7 +72,7 @@ class TorchScriptEngine final : public Engine {
         module_ = torch::jit::optimize_for_inference(module_);
       }
       kernel_path_ = apply_cpu_fast_path(
-          module_, options.engine, device_.is_cpu(),
+          module_, options.engine, options.compute, device_.is_cpu(),
           [this, &manifest](torch::jit::Module& module) { smoke_run(module, manifest); });
     } catch (const InvalidInput&) {  // engine=onednn where it cannot run
       throw;

@@ -16,7 +16,7 @@ void keep_freed_memory_for_reuse();
 // freed activations fragment each thread's arena, and oneDNN's per-shape primitive caches
 // (ideep's LRU_CACHE_CAPACITY, oneDNN's ONEDNN_PRIMITIVE_CACHE_CAPACITY, 1024 entries each)
 // grew ~0.9 MB per new shape. Measured under the 64-client load test: +192 MB in 20 s before,
-// flat after (docs/serve.md, "Memory"). Blocks over 1 MiB go to mmap and back to the kernel
+// flat after (docs/serve.md, "Memory"). Blocks over 4 MiB go to mmap and back to the kernel
 // when freed; the caches keep 16 entries unless the environment sets them. Call before any
 // model loads (the caches read their capacity once).
 void bound_memory_for_serving();

@@ -89,6 +89,11 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   bench->add_flag("--freeze", options.freeze, "freeze and optimize_for_inference at load");
   bench->add_option("--engine", options.engine, "kernels: auto (default), onednn or default")
       ->check(CLI::IsMember({"auto", "onednn", "default"}));
+  bench
+      ->add_option("--compute", options.compute,
+                   "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "
+                   "exact; CPUs with AVX512_BF16 or AMX)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   bench->add_flag("--json", options.json, "print one JSON object");
   bench->add_flag("--debug", options.debug,
                   "also show LibTorch's deprecation warnings (hidden by default)");
@@ -102,6 +107,7 @@ int run_bench(const BenchOptions& options) {
   runner_options.optimize_graph = options.optimize_graph;
   runner_options.freeze = options.freeze;
   runner_options.engine = options.engine;
+  runner_options.compute = options.compute;
 
   const auto load_start = Clock::now();
   const Runner runner(options.model_path, runner_options);
@@ -149,6 +155,7 @@ int run_bench(const BenchOptions& options) {
     report["optimize_graph"] = options.optimize_graph;
     report["freeze"] = options.freeze;
     report["engine_option"] = options.engine;
+    report["compute"] = options.compute;
     report["engine"] = runner.engine();
     report["engine_reason"] = runner.engine_reason();
     report["cpu"] = cpu_info().model;

@@ -22,6 +22,7 @@ struct BenchOptions {
   bool optimize_graph = true;
   bool freeze = false;
   std::string engine = "auto";
+  std::string compute = "fp32";  // RunnerOptions::compute
   bool json = false;
   bool debug = false;  // show LibTorch's deprecation warnings
 };

@@ -139,9 +139,11 @@ int run_info(const std::string& model_path, bool as_json) {
 }
 
 // One-shot runs (--ids, --text) keep the plain graph under engine auto: freezing and packing
-// weights cost more at load than one call gains (docs/benchmarks.md, cold start).
-std::string engine_for(const std::string& engine, bool one_shot) {
-  return engine == "auto" && one_shot ? "default" : engine;
+// weights cost more at load than one call gains (docs/benchmarks.md, cold start). Asking for
+// bf16 compute asks for the oneDNN engine.
+std::string engine_for(const tsrunner::RunnerOptions& options, bool one_shot) {
+  return options.engine == "auto" && one_shot && options.compute == "fp32" ? "default"
+                                                                           : options.engine;
 }
 
 int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists,
@@ -184,7 +186,7 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
   // Before any work: a run must not fail at its very end on a path it could have checked.
   if (batch != nullptr) tsrunner::cli::check_batch_paths(*batch);
   if (batch == nullptr) tsrunner::cli::check_output_path(output_path);
-  options.engine = engine_for(options.engine, batch == nullptr);
+  options.engine = engine_for(options, batch == nullptr);
   options.optimize_graph = batch != nullptr;  // --text is one call: see one_shot_note
   const tsrunner::Runner runner(model_path, options);
   if (runner.manifest().task_kind == tsrunner::Task::kMultipleChoice) {
@@ -330,6 +332,11 @@ int main(int argc, char** argv) {
                  "kernels: auto (oneDNN on x86-64 CPUs, except for one-shot --ids/--text), "
                  "onednn or default")
       ->check(CLI::IsMember({"auto", "onednn", "default"}));
+  std::string compute = "fp32";
+  app.add_option("--compute", compute,
+                 "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "
+                 "exact; CPUs with AVX512_BF16 or AMX)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   std::string expected_sha256;
   app.add_option("--expect-sha256", expected_sha256,
                  "refuse the model unless its content digest is this (docs/security.md)");
@@ -364,6 +371,7 @@ int main(int argc, char** argv) {
     options.threads = threads;
     options.expected_sha256 = expected_sha256;
     options.engine = engine;
+    options.compute = compute;
     if (!input_path.empty() || !texts.empty()) {
       if (!id_lists.empty() || raw || !decoder_id_lists.empty())
         throw UsageError("--ids/--decoder-ids/--raw cannot be mixed with --text or --input");
@@ -389,7 +397,7 @@ int main(int argc, char** argv) {
       if (option->count() > 0) throw UsageError(option->get_name() + " needs --text or --input");
     }
     options.optimize_graph = false;  // one call: see one_shot_note
-    options.engine = engine_for(options.engine, true);
+    options.engine = engine_for(options, true);
     return run_raw(model_path, id_lists, decoder_id_lists, options);
   } catch (const UsageError& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";

@@ -37,6 +37,7 @@ class RunnerOptions:
     optimize_graph: bool
     freeze: bool
     engine: str
+    compute: str
     max_archive_bytes: int
     max_embedded_file_bytes: int
     verify_integrity: bool

@@ -54,6 +54,15 @@ struct RunnerOptions {
   // rewritten graph fails its check run at load, the runner keeps the plain graph and prints one
   // line on stderr. Runner::engine() says which path was taken.
   std::string engine = "auto";
+  // "fp32" (the default) or "bf16", an opt-in for float32 archives: at load the oneDNN engine
+  // converts the Linear weights to bfloat16 and packs them, and each of those GEMMs rounds its
+  // input to bf16 and accumulates in float32 (LayerNorm, softmax and the residual stream stay
+  // float32). Faster (half the weight bytes, bf16 instructions), and less exact: MiniLM's
+  // sentence embeddings kept cosine >= 0.99996 to float32's on 2,000 real sentences
+  // (docs/benchmarks.md). Never the default. Refused
+  // with InvalidInput on a CPU without AVX512_BF16 or AMX-BF16 (where oneDNN would emulate bf16,
+  // slower than fp32), with engine "default", off the CPU, and for AOTInductor packages.
+  std::string compute = "fp32";
 
   // Checked before anything is deserialised (docs/security.md):
   // the archive's size on disk, and the sum of its records' declared (uncompressed) sizes.

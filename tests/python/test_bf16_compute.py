@@ -1,0 +1,144 @@
+"""The opt-in bf16 compute for float32 archives (RunnerOptions.compute = "bf16").
+
+compute="bf16" packs the Linear weights in bfloat16 at load and runs those GEMMs in bf16 with
+float32 accumulation (tsrunner::linear_bf16); everything else stays float32. It is never the
+default, and it is refused in one line where it cannot run well (no AVX512_BF16 / AMX-BF16,
+engine=default).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+import tsrunner
+from tsrunner import sample_text
+
+
+def _cpu_has_bf16() -> bool:
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        flags = next((line.split() for line in cpuinfo if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+needs_bf16 = pytest.mark.skipif(
+    not _cpu_has_bf16(), reason="CPU without AVX512_BF16 or AMX-BF16: refused, tested below"
+)
+
+
+def test_fp32_is_the_default():
+    assert tsrunner.RunnerOptions().compute == "fp32"
+
+
+@needs_bf16
+@pytest.mark.parametrize("attr, with_other", [("none", False), ("gelu", False), ("none", True)])
+def test_linear_bf16_is_the_linear_of_bf16_rounded_operands(attr, with_other):
+    # What bf16 compute does, computed exactly: x and the weight rounded to bf16, products
+    # accumulated in float32 with the float32 bias, the result rounded once to bf16 (relative
+    # error <= 2^-9), then the residual added in float32. Tolerance: that one rounding.
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 7, 384, generator=generator)
+    weight = torch.randn(96, 384, generator=generator) / 20
+    bias = torch.randn(96, generator=generator)
+    other = torch.randn(3, 7, 96, generator=generator) if with_other else None
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight.bfloat16(), None)
+    algorithm = "none" if attr == "gelu" else None
+    got = torch.ops.tsrunner.linear_bf16(x, packed, bias, attr, algorithm, other)
+    want = torch.nn.functional.linear(
+        x.bfloat16().double(), weight.bfloat16().double(), bias.double()
+    )
+    if attr == "gelu":
+        want = torch.nn.functional.gelu(want)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    rounding = want.abs() * 2.0**-8 + 1e-5  # one bf16 rounding, with margin for the order of sums
+    core = got - (other if other is not None else 0)
+    assert ((core.double() - want).abs() <= rounding).all()
+    # and not float32's answer: the weights really were bf16
+    assert not torch.allclose(got, torch.nn.functional.linear(x, weight, bias) + (
+        other if other is not None else 0), rtol=0, atol=1e-6)  # fmt: skip
+
+
+@needs_bf16
+def test_bf16_embeddings_stay_close_to_fp32_on_real_text(minilm_pt):
+    texts = sample_text.sample(32)
+    fp32 = tsrunner.Runner(minilm_pt, threads=2)
+    bf16 = tsrunner.Runner(minilm_pt, threads=2, compute="bf16")
+    assert bf16.engine == "onednn"
+    assert "bf16 compute" in bf16.engine_reason and "bf16" not in fp32.engine_reason
+    want = np.array([row["embedding"] for row in fp32.predict(texts)], dtype=np.float64)
+    got = np.array([row["embedding"] for row in bf16.predict(texts)], dtype=np.float64)
+    cosine = np.sum(want * got, axis=1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+    # On the 2,000-sentence corpus the worst cosine measured 0.999965 (benchmarks/
+    # bf16_accuracy.py, docs/benchmarks.md); 0.9999 is the project's same-embeddings gate.
+    assert cosine.min() >= 0.9999, cosine.min()
+    assert cosine.min() < 1 - 1e-7  # bf16 did run: fp32 would agree to float32 rounding
+
+
+def test_unknown_compute_is_refused_in_one_line(tiny_bert_pt, tsrun, clean_env):
+    with pytest.raises(ValueError, match='unknown compute "fp16" \\(expected fp32 or bf16\\)'):
+        tsrunner.Runner(tiny_bert_pt, compute="fp16")
+    result = subprocess.run(
+        [tsrun, str(tiny_bert_pt), "--ids", "101,102", "--raw", "--compute", "fp16"],
+        capture_output=True,
+        text=True,
+        env=clean_env,
+    )
+    assert result.returncode == 2
+    assert "--compute: fp16 not in {fp32,bf16}" in result.stderr.splitlines()[0]
+
+
+def test_bf16_with_engine_default_is_refused(tiny_bert_pt):
+    with pytest.raises(ValueError, match="compute=bf16 runs on the oneDNN engine, not engine="):
+        tsrunner.Runner(tiny_bert_pt, engine="default", compute="bf16")
+
+
+def test_bf16_is_refused_in_one_line_on_a_cpu_without_bf16(
+    tiny_bert_pt, tsrun, clean_env, monkeypatch
+):
+    # TSR_TEST_CPU_WITHOUT_BF16=1 hides the CPU's bf16 instructions from the check (a test
+    # hook, docs/testing.md): what a CPU without them (Zen 3, Skylake) gets.
+    monkeypatch.setenv("TSR_TEST_CPU_WITHOUT_BF16", "1")
+    with pytest.raises(ValueError, match=r"compute=bf16 is not available: this CPU .* has neither"):
+        tsrunner.Runner(tiny_bert_pt, compute="bf16")
+    assert tsrunner.Runner(tiny_bert_pt).engine in ("onednn", "default")  # fp32 unaffected
+    result = subprocess.run(
+        [tsrun, str(tiny_bert_pt), "--ids", "101,7592,102", "--raw", "--compute", "bf16"],
+        capture_output=True,
+        text=True,
+        env={**clean_env, "TSR_TEST_CPU_WITHOUT_BF16": "1"},
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "AVX512_BF16 nor AMX-BF16" in lines[0], result.stderr
+
+
+@needs_bf16
+def test_tsrun_and_bench_take_compute_bf16(tiny_bert_pt, tsrun, clean_env):
+    ids = ["--ids", "101,7592,2088,102"]
+    outputs = {}
+    for compute in ("fp32", "bf16"):
+        command = [tsrun, str(tiny_bert_pt), *ids, "--raw", "--compute", compute]
+        result = subprocess.run(command, capture_output=True, text=True, env=clean_env)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        outputs[compute] = json.loads(result.stdout)
+    for name, fp32 in outputs["fp32"].items():
+        want = torch.tensor(fp32["data"])
+        got = torch.tensor(outputs["bf16"][name]["data"])
+        assert not torch.equal(got, want), name  # a one-shot run still took bf16
+        torch.testing.assert_close(got, want, rtol=0.05, atol=0.05)
+    bench = [tsrun, "bench", str(tiny_bert_pt), "--batch", "1", "--seq", "8", "--iterations"]
+    bench += ["2", "--warmup", "0", "--json", "--compute", "bf16"]
+    result = subprocess.run(bench, capture_output=True, text=True, env=clean_env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["compute"] == "bf16" and report["engine"] == "onednn"
+    assert "bf16 compute" in report["engine_reason"]
+
+
+def test_bf16_is_refused_for_an_aoti_package(tiny_bert_pt2):
+    with pytest.raises(ValueError, match=r"compute=bf16 applies to TorchScript \.pt archives"):
+        tsrunner.Runner(tiny_bert_pt2, compute="bf16")
