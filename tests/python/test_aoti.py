@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 
 import jsonschema
@@ -138,6 +139,35 @@ def test_concurrent_runs_give_the_serial_outputs(tiny_bert_pt2):
         want = serial[(index + round_) % len(cases)]
         for name, tensor in want.items():
             assert torch.equal(got[name], tensor), (index, round_, name)
+
+
+def test_a_short_run_does_not_wait_for_a_long_one(tiny_bert_pt2):
+    # With one model instance, a run arriving while another is in flight waits for it to end;
+    # with an instance per caller it starts at once. The long run does ~30000x the short one's
+    # work, so a short run that waited takes most of the long one's time, one that did not a
+    # sliver of it, whatever the machine's load.
+    runner = tsrunner.Runner(tiny_bert_pt2, threads=1)
+    long_ids = torch.randint(1, 1000, (8192, 16))
+    short_ids = torch.randint(1, 1000, (1, 4))
+    runner.run({"input_ids": short_ids})
+    started = threading.Event()
+    long_seconds = []
+
+    def long_run() -> None:
+        began = time.perf_counter()
+        started.set()
+        runner.run({"input_ids": long_ids})
+        long_seconds.append(time.perf_counter() - began)
+
+    worker = threading.Thread(target=long_run)
+    worker.start()
+    started.wait()
+    time.sleep(0.05)  # the long run is inside the model by now
+    began = time.perf_counter()
+    runner.run({"input_ids": short_ids})
+    short_seconds = time.perf_counter() - began
+    worker.join()
+    assert short_seconds < long_seconds[0] / 4, (short_seconds, long_seconds[0])
 
 
 def test_runner_checks_inputs_for_pt2_as_for_pt(tiny_bert_pt2):
