@@ -31,14 +31,12 @@ def _cases(tiny_models, families: list[str]) -> list[tuple[str, str]]:
 def _measured_rows() -> dict[tuple[str, str], tuple[str, ...]]:
     """The rows docs/support-matrix-pt2.md already has, by (family, task)."""
     rows = {}
-    if MATRIX.exists():
-        for line in MATRIX.read_text().splitlines():
-            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-            if len(cells) == 6 and line.startswith("| ") and cells[0] not in ("family", "---"):
-                family, task, exported, why, parity, seconds = cells
-                shape = "no" if exported == "no" else why
-                rows[(family, task)] = (family, task, shape, why if shape == "no" else parity,
-                                        "" if seconds == "-" else seconds)  # fmt: skip
+    for key, (family, task, exported, why, parity, seconds) in (
+        _load("tiny_models").read_pt2_matrix(MATRIX).items()
+    ):
+        shape = "no" if exported == "no" else why
+        rows[key] = (family, task, shape, why if shape == "no" else parity,
+                     "" if seconds == "-" else seconds)  # fmt: skip
     return rows
 
 
