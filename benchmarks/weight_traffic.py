@@ -12,7 +12,10 @@ last-level cache. This prints:
   - the 25 GEMMs of a MiniLM call alone, at M=16, on oneDNN's packed weights cycled in model
     order (so they come from memory, as in a real call), float32 and bf16: ms per call and the
     bandwidth that implies,
-  - the floor (bytes / bandwidth) next to them.
+  - the floor (bytes / bandwidth) next to them,
+  - with `--onnx MODEL.onnx` (peers.py's optimized model, in its --work-dir): ONNX Runtime's
+    own per-op times at the same shape from its profiler (median node time x nodes per call),
+    so its GEMMs' bandwidth on the same float32 weights can be set beside oneDNN's.
 Best-of timings, so they hold on a loaded machine only as far as some calls ran undisturbed;
 the load average is printed.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,6 +71,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="a float32 MiniLM export (default: export)")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rows", type=int, default=16, help="M: batch x sequence")
+    parser.add_argument("--onnx", type=Path, help="also profile this ONNX model with ORT")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = args.model
@@ -101,7 +106,48 @@ def main() -> int:
             f"{gemm_s * 1e3:.2f} ms (best), {nbytes / gemm_s / 1e9:.1f} GB/s; floor at the read "
             f"bandwidth {nbytes / bandwidth * 1e3:.2f} ms"
         )
+    if args.onnx:
+        profile_onnxruntime(args.onnx, args.threads, args.rows, weights)
     return 0
+
+
+def profile_onnxruntime(path: Path, threads: int, rows: int, weights, calls: int = 200) -> None:
+    """ORT's per-op-type time per call at batch 1 x `rows` tokens, from its own profiler."""
+    import json
+    import statistics
+    from collections import defaultdict
+
+    import numpy as np
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as work:
+        options.profile_file_prefix = str(Path(work) / "ort")
+        session = onnxruntime.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+        ids = np.random.default_rng(0).integers(1000, 5000, (1, rows))
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        feed["token_type_ids"] = np.zeros_like(ids)
+        for _ in range(calls):
+            session.run(None, feed)
+        with open(session.end_profiling(), encoding="utf-8") as trace:
+            events = json.load(trace)
+    times = defaultdict(list)
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            times[event["args"]["op_name"]].append(event["dur"])
+    per_call = {op: statistics.median(d) * len(d) / calls / 1e3 for op, d in times.items()}
+    gemm_ms = sum(ms for op, ms in per_call.items() if "MatMul" in op or op == "Gemm")
+    nbytes = sum(w.numel() for w in weights) * 4
+    top = sorted(per_call.items(), key=lambda item: -item[1])[:6]
+    print(
+        f"ONNX Runtime at 1x{rows}, {threads} thread(s), median node time x nodes: "
+        f"{sum(per_call.values()):.2f} ms of ops per call, MatMul/Gemm {gemm_ms:.2f} ms = "
+        f"{nbytes / (gemm_ms / 1e3) / 1e9:.1f} GB/s on {nbytes / 1e6:.1f} MB of fp32 weights; "
+        + ", ".join(f"{op} {ms:.2f}" for op, ms in top)
+    )
 
 
 if __name__ == "__main__":
