@@ -184,3 +184,26 @@ def test_pt2_matrix_rows_read_back_so_a_stopped_sweep_resumes(tmp_path, monkeypa
     matrix._write(rows, [], done=False)
     assert "Incomplete" in matrix.MATRIX.read_text()
     assert list(matrix._measured_rows().values()) == rows
+
+
+def test_bf16_accuracy_and_weight_traffic_scripts_run(tiny_bert_pt):
+    """benchmarks/bf16_accuracy.py (where the CPU has bf16 instructions: elsewhere the Runner
+    refuses compute="bf16", tests/python/test_bf16_compute.py) and weight_traffic.py end to
+    end on the tiny export."""
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        flags = next((line.split() for line in cpuinfo if line.startswith("flags")), [])
+    has_bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
+    scripts = PEERS.parent
+    accuracy = [sys.executable, scripts / "bf16_accuracy.py", "--model", tiny_bert_pt]
+    traffic = [sys.executable, scripts / "weight_traffic.py", "--model", tiny_bert_pt]
+    commands = [[*traffic, "--seconds", "0.05", "--threads", "1"]]
+    if has_bf16:
+        commands.append([*accuracy, "--sentences", "8", "--threads", "1"])
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        if "bf16_accuracy.py" in str(command[1]):
+            assert "bf16 compute" in result.stdout and "cosine(bf16, fp32): min" in result.stdout
+        else:
+            assert re.search(r"fp32: 9 GEMMs at M=16, [\d.]+ MB of weights", result.stdout)
+            assert "bf16: 9 GEMMs" in result.stdout
