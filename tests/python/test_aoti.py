@@ -18,6 +18,7 @@ import torch
 
 import tsrunner
 from archive_tools import entry_name, flip_byte
+from serve_process import Server, environment_without_api_key
 from tsrunner import _core
 from tsrunner import manifest as manifest_module
 from tsrunner.integrity import content_digest, seal
@@ -273,6 +274,33 @@ def test_tsrun_runs_the_package(tsrun, tiny_bert_pt2, tiny_bert_pt):
         text=True,
     )
     assert bench.returncode == 0, bench.stderr
+
+
+def test_batch_mode_and_serve_run_the_package(tsrun, tiny_bert_pt2, tmp_path):
+    """tsrun's batch mode (--input) and `tsrun serve` answer from a .pt2 what Runner.predict
+    does: the issue asks for the same batch mode and server, not only --text."""
+    texts = sample(6, offset=3)
+    want = [
+        torch.tensor(p["embedding"])
+        for p in tsrunner.Runner(tiny_bert_pt2, threads=1).predict(texts, batch_size=1)
+    ]
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    result = subprocess.run(
+        [tsrun, tiny_bert_pt2, "--input", source, "--output", output, "--threads", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    got = [torch.tensor(json.loads(line)["embedding"]) for line in output.read_text().splitlines()]
+    with Server(tsrun, [tiny_bert_pt2], env=environment_without_api_key()) as server:
+        status, served = server.post(
+            "/embed", {"inputs": texts, "normalize": False, "truncate": True}
+        )
+    assert status == 200, served
+    for batch, one, answer in zip(got, want, served, strict=True):
+        assert torch.allclose(batch, one, atol=1e-5)
+        assert torch.allclose(torch.tensor(answer), one, atol=1e-5)
 
 
 @pytest.mark.parametrize(
