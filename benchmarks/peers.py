@@ -426,6 +426,17 @@ def runner_overhead(program: str, pt: Path) -> dict:
 # --- the run ---
 
 
+def run_identity() -> dict:
+    """What every report starts with: the commit, when, and the machine it ran on."""
+    return {
+        "commit": git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
+        "machine": f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{platform.platform()}",
+        "cpu": cpu_model(),
+    }
+
+
 def git_commit() -> str:
     result = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -521,11 +532,7 @@ def measure(args) -> dict:
         except Exception as error:
             failures["cold-start"] = str(error)
     return {
-        "commit": git_commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-        "machine": f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{platform.platform()}",
-        "cpu": cpu_model(),
+        **run_identity(),
         "load_average": os.getloadavg(),
         "tsrun_engines": engines,
         "mkl_sgemm_gflop_per_s": sgemm,
@@ -694,11 +701,7 @@ def interleave(args) -> dict:
         for worker in workers.values():
             worker.close()
     return {
-        "commit": git_commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="minutes"),
-        "machine": f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{platform.platform()}",
-        "cpu": cpu_model(),
+        **run_identity(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "model": model_label(model_dir),
