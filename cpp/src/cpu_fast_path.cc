@@ -131,8 +131,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed_weight,
     at::Tensor result = at::empty(output_shape, x.options());
     small_gemm(input.data_ptr<float>(), rows, k, panels->data_ptr<float>(), output_shape.back(),
                bias_values.defined() ? bias_values.data_ptr<float>() : nullptr,
-               residual.defined() ? residual.data_ptr<float>() : nullptr,
-               result.data_ptr<float>());
+               residual.defined() ? residual.data_ptr<float>() : nullptr, result.data_ptr<float>());
     if (attr == "gelu") at::gelu_(result, algorithm.value_or("none"));
     return other && !other_fits ? result.add(*other) : result;
   }
@@ -174,9 +173,9 @@ TORCH_LIBRARY(tsrunner, library) {
                             "str attr, str? algorithm, Tensor? other) -> Tensor",
                             c10::AliasAnalysisKind::FROM_SCHEMA),
               &linear);
-  library.def(torch::schema("pack_panels(Tensor weight) -> Tensor",
-                            c10::AliasAnalysisKind::FROM_SCHEMA),
-              &pack_panels);
+  library.def(
+      torch::schema("pack_panels(Tensor weight) -> Tensor", c10::AliasAnalysisKind::FROM_SCHEMA),
+      &pack_panels);
   library.def(torch::schema("linear_bf16(Tensor x, Tensor packed_weight, Tensor? bias, str attr, "
                             "str? algorithm, Tensor? other) -> Tensor",
                             c10::AliasAnalysisKind::FROM_SCHEMA),

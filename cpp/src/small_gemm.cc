@@ -19,9 +19,10 @@
 namespace tsrunner::detail {
 namespace {
 
-constexpr int64_t kBlock = 16;      // output columns per panel: one AVX-512 register
-constexpr int kMaxTileRows = 16;    // rows per tile: 16 accumulators of the 32 registers
-constexpr int64_t kPrefetchK = 64;  // panel rows (64 B each) prefetched ahead: 4 KB, ~memory latency
+constexpr int64_t kBlock = 16;    // output columns per panel: one AVX-512 register
+constexpr int kMaxTileRows = 16;  // rows per tile: 16 accumulators of the 32 registers
+constexpr int64_t kPrefetchK =
+    64;  // panel rows (64 B each) prefetched ahead: 4 KB, ~memory latency
 
 #if defined(__x86_64__)
 
@@ -30,15 +31,14 @@ constexpr int64_t kPrefetchK = 64;  // panel rows (64 B each) prefetched ahead: 
 // R fused multiply-adds with x's values broadcast: the weight is read once for all R rows.
 template <int R>
 __attribute__((target("avx512f"))) void tile(const float* x, int64_t k, const float* panel,
-                                             const float* bias, const float* residual,
-                                             float* out, int64_t n, __mmask16 mask) {
+                                             const float* bias, const float* residual, float* out,
+                                             int64_t n, __mmask16 mask) {
   __m512 acc[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t step = 0; step < k; ++step) {
     // Past the panel's end this prefetches the next panel, which the thread reads next.
-    _mm_prefetch(reinterpret_cast<const char*>(panel + (step + kPrefetchK) * kBlock),
-                 _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(panel + (step + kPrefetchK) * kBlock), _MM_HINT_T0);
     const __m512 w = _mm512_load_ps(panel + step * kBlock);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
