@@ -142,3 +142,45 @@ def test_tsrun_and_bench_take_compute_bf16(tiny_bert_pt, tsrun, clean_env):
 def test_bf16_is_refused_for_an_aoti_package(tiny_bert_pt2):
     with pytest.raises(ValueError, match=r"compute=bf16 applies to TorchScript \.pt archives"):
         tsrunner.Runner(tiny_bert_pt2, compute="bf16")
+
+
+@needs_bf16
+def test_serve_takes_compute_bf16(minilm_pt, tsrun):
+    from serve_process import Server, environment_without_api_key
+
+    texts = sample_text.sample(4)
+    bf16 = tsrunner.Runner(minilm_pt, threads=1, compute="bf16")
+    fp32 = tsrunner.Runner(minilm_pt, threads=1)
+    command = ["--compute", "bf16"]
+    with Server(tsrun, [minilm_pt], *command, env=environment_without_api_key()) as server:
+        status, _, info = server.request("GET", "/info")
+        assert status == 200
+        assert [(m["engine"], m["compute"]) for m in json.loads(info)["models"]] == [
+            ("onednn", "bf16")
+        ]
+        got = np.array([server.post("/embed", {"inputs": text})[1][0] for text in texts])
+    # One text per request runs as a batch of one: the Runner's bf16 answer for that text alone
+    # (in a padded batch bf16 rounds differently).
+    want = np.array([bf16.predict([text])[0]["embedding"] for text in texts])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    exact = np.array([fp32.predict([text])[0]["embedding"] for text in texts])
+    assert np.abs(got - exact).max() > 1e-6  # and not fp32's: the server really ran bf16
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "message"),
+    [
+        (["--engine", "default"], {}, "compute=bf16 runs on the oneDNN engine, not engine="),
+        ([], {"TSR_TEST_CPU_WITHOUT_BF16": "1"}, "AVX512_BF16 nor AMX-BF16"),
+    ],
+)
+def test_serve_refuses_bf16_in_one_line_where_the_runner_does(
+    tiny_bert_pt, tsrun, clean_env, extra, env, message
+):
+    command = [tsrun, "serve", str(tiny_bert_pt), "--port", "0", "--compute", "bf16", *extra]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**clean_env, **env}, timeout=120
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr

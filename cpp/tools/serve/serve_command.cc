@@ -39,6 +39,7 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
     RunnerOptions runner_options;
     runner_options.threads = options.threads;
     runner_options.engine = options.engine;
+    runner_options.compute = options.compute;
     runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
     model.runner = std::make_unique<Runner>(model.path, runner_options);
     const Manifest& manifest = model.runner->manifest();
@@ -88,7 +89,8 @@ std::string info_json(const std::vector<ServedModel>& models, const ServeOptions
                       {"task", model.runner->manifest().task},
                       {"max_input_length", model.runner->manifest().max_length},
                       {"text_routes", model.pipeline != nullptr},
-                      {"engine", model.runner->engine()}});
+                      {"engine", model.runner->engine()},
+                      {"compute", model.runner->options().compute}});
   }
   const ordered_json info = {{"model_id", first.name},
                              {"model_sha", nullptr},
@@ -137,6 +139,11 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
       ->add_option("--engine", options.engine,
                    "kernels: auto (default: onednn where the CPU has AVX2), onednn or default")
       ->check(CLI::IsMember({"auto", "onednn", "default"}));
+  serve
+      ->add_option("--compute", options.compute,
+                   "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "
+                   "exact; CPUs with AVX512_BF16 or AMX)")
+      ->check(CLI::IsMember({"fp32", "bf16"}));
   serve
       ->add_option("--workers", options.workers,
                    "batches run at once, each on its own worker thread (default: cores / "

@@ -18,6 +18,8 @@ struct ServeOptions {
   // RunnerOptions::engine. Its memory is bounded under load by bound_memory_for_serving
   // (oneDNN's per-shape caches capped).
   std::string engine = "auto";
+  // RunnerOptions::compute: "fp32" or the opt-in "bf16" (the Runner refuses it where it cannot).
+  std::string compute = "fp32";
   size_t workers = 0;       // batches in flight; 0: the cores / threads
   size_t http_threads = 0;  // 0: cores / 2, 1 to 4
   size_t max_batch_tokens = 16384;
