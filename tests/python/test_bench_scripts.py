@@ -119,7 +119,7 @@ def test_interleave_alternates_runners_in_worker_processes(peers, tiny_bert_dir,
     out = tmp_path / "docs"
     argv = [
         "--model-dir", str(tiny_bert_dir), "--shapes", "1x8", "--threads", "1",
-        "--runners", "tsrun-fp32,tsrun-fp32-default", "--interleave", "3",
+        "--runners", "tsrun-fp32,tsrun-fp32-default,tsrun-fp32-no-small-gemm", "--interleave", "3",
         "--block-seconds", "0.01", "--work-dir", str(tmp_path / "work"), "--out-dir", str(out),
     ]  # fmt: skip
     assert peers.main(argv) == 0
@@ -127,6 +127,10 @@ def test_interleave_alternates_runners_in_worker_processes(peers, tiny_bert_dir,
     assert results["failures"] == {} and results["rounds"] == 3
     assert results["kernel_paths"]["tsrun-fp32"].startswith("onednn")
     assert results["kernel_paths"]["tsrun-fp32-default"].startswith("default")
+    # The A/B runner's environment reaches its worker: the small-row kernel is off there.
+    paths = results["kernel_paths"]
+    assert "small-row" not in paths["tsrun-fp32-no-small-gemm"]
+    assert ("small-row" in paths["tsrun-fp32"]) == (" avx512f" in Path("/proc/cpuinfo").read_text())
     (shape,) = results["shapes"]
     for row in shape["runners"].values():
         assert 0 < row["min_ms"] <= row["median_ms"] and row["cpu_ms_per_call"] > 0
