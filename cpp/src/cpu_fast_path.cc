@@ -1,6 +1,7 @@
 #include "cpu_fast_path.h"
 
 #include <ATen/Config.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
@@ -132,7 +133,11 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed_weight,
     const at::Tensor matrix = result.view({rows, output_shape.back()});
     // GELU on each thread's own columns, inside the GEMM's parallel region: at 16 rows one
     // at::gelu_ over the output is too small for LibTorch to split and ran on one core.
+    // OpenMP's threads do not inherit the caller's thread-local modes (inference mode: the
+    // result is an inference tensor there), so they take them over first.
+    const at::ThreadLocalState caller_state;
     const auto gelu_columns = [&](int64_t first, int64_t end) {
+      const at::ThreadLocalStateGuard same_modes(caller_state);
       at::Tensor columns = matrix.narrow(1, first, end - first);
       at::gelu_(columns, algorithm.value_or("none"));
     };
