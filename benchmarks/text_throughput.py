@@ -97,6 +97,15 @@ def main() -> None:
         args.out.write_text(report + "\n")
 
 
+def bf16_compute_runs(model_pt: Path) -> bool:
+    """Whether the Runner accepts compute="bf16" here (it refuses CPUs without bf16 units)."""
+    try:
+        tsrunner.Runner(model_pt, compute="bf16")
+    except ValueError:
+        return False
+    return True
+
+
 def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
     """Runs every contender on `texts` and returns the markdown report."""
     from sentence_transformers import SentenceTransformer
@@ -116,8 +125,10 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
     def run_sentence_transformers():
         return model.encode(texts, batch_size=32, convert_to_numpy=True)
 
-    def tsrun_command(threads: int, concurrent_batches: int, engine: str = "auto"):
-        target = work / f"out-{threads}x{concurrent_batches}-{engine}.jsonl"
+    def tsrun_command(
+        threads: int, concurrent_batches: int, engine: str = "auto", compute: str = "fp32"
+    ):
+        target = work / f"out-{threads}x{concurrent_batches}-{engine}-{compute}.jsonl"
         outputs.append(target)
 
         def run():
@@ -137,6 +148,8 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
                     str(concurrent_batches),
                     "--engine",
                     engine,
+                    "--compute",
+                    compute,
                 ],
                 check=True,
             )
@@ -165,6 +178,10 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
         ),
         "padded to 128, batches of 32 (original docs)": run_padded_128,
     }
+    if bf16_compute_runs(model_pt):  # the opt-in bf16 compute, where the CPU has it
+        contenders[
+            f"tsrun ... --threads 1 --concurrent-batches {args.threads} --compute bf16 (opt-in)"
+        ] = tsrun_command(1, args.threads, compute="bf16")
     best = {name: float("inf") for name in contenders}
     for _ in range(args.repeats):
         for name, run in contenders.items():

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <vector>
 
+#include "small_gemm.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner::detail {
@@ -104,27 +105,47 @@ linear_pointwise() {
   return op;
 }
 
-// tsrunner::linear_add(x, other, packed_weight, bias) = linear(x) + other, the residual add done
-// in the GEMM's epilogue (oneDNN's binary post-op) when `other` has the output's exact shape
-// and dtype. Checked per call: a traced graph does not say whether `other` broadcasts, and at
-// another shape it may; then it runs as the GEMM followed by aten::add, as the graph did.
-at::Tensor linear_add(const at::Tensor& x, const at::Tensor& other, const at::Tensor& packed_weight,
-                      const std::optional<at::Tensor>& bias) {
-  static const auto fused =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("mkldnn::_linear_pointwise", "binary")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                            const std::optional<at::Tensor>&, c10::string_view)>();
-  const auto& plain = linear_pointwise();
+// tsrunner::linear(x, packed_weight, panels, bias, attr, algorithm, other): a float32 Linear
+// with a GELU (attr "gelu", `algorithm` its approximation) or a residual add (`other`) folded
+// in. Few rows (M <= small_gemm_max_rows()) run on the small-row kernel over `panels` (given
+// when the CPU has it); the rest on oneDNN's GEMM over `packed_weight`. The residual is added
+// in the GEMM's epilogue when it has the output's exact shape and dtype, checked per call: a
+// traced graph does not say whether `other` broadcasts, and at another shape it may; then the
+// GEMM is followed by aten::add, as the graph did.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& packed_weight,
+                  const std::optional<at::Tensor>& panels, const std::optional<at::Tensor>& bias,
+                  c10::string_view attr, std::optional<c10::string_view> algorithm,
+                  const std::optional<at::Tensor>& other) {
+  TORCH_CHECK(!other || attr == "none", "tsrunner::linear folds a GELU or a residual, not both");
   std::vector<int64_t> output_shape(x.sizes().begin(), x.sizes().end());
   if (!output_shape.empty()) output_shape.back() = packed_weight.size(0);
-  if (!output_shape.empty() && other.sizes() == c10::IntArrayRef(output_shape) &&
-      other.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat) {
-    return fused.call(x, other, packed_weight, bias, "add");
+  const bool other_fits = other && other->sizes() == c10::IntArrayRef(output_shape) &&
+                          other->scalar_type() == at::kFloat && x.scalar_type() == at::kFloat;
+  const int64_t k = x.dim() > 0 ? x.size(-1) : 0;
+  const int64_t rows = k > 0 ? x.numel() / k : 0;
+  if (panels && x.scalar_type() == at::kFloat && rows > 0 && rows <= small_gemm_max_rows() &&
+      panels->size(1) == k) {
+    const at::Tensor input = x.contiguous();
+    const at::Tensor bias_values = bias ? bias->contiguous() : at::Tensor();
+    const at::Tensor residual = other_fits ? other->contiguous() : at::Tensor();
+    at::Tensor result = at::empty(output_shape, x.options());
+    small_gemm(input.data_ptr<float>(), rows, k, panels->data_ptr<float>(), output_shape.back(),
+               bias_values.defined() ? bias_values.data_ptr<float>() : nullptr,
+               residual.defined() ? residual.data_ptr<float>() : nullptr, result.data_ptr<float>());
+    if (attr == "gelu") at::gelu_(result, algorithm.value_or("none"));
+    return other && !other_fits ? result.add(*other) : result;
   }
-  return plain
-      .call(x, packed_weight, bias, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt)
-      .add(other);
+  if (other_fits) {
+    static const auto fused =
+        c10::Dispatcher::singleton()
+            .findSchemaOrThrow("mkldnn::_linear_pointwise", "binary")
+            .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                              const std::optional<at::Tensor>&, c10::string_view)>();
+    return fused.call(x, *other, packed_weight, bias, "add");
+  }
+  at::Tensor result = linear_pointwise().call(x, packed_weight, bias, attr,
+                                              c10::List<std::optional<at::Scalar>>(), algorithm);
+  return other ? result.add(*other) : result;
 }
 
 // tsrunner::linear_bf16(x, packed_weight, bias, attr, algorithm, other): a float32 Linear
@@ -148,11 +169,13 @@ at::Tensor linear_bf16(const at::Tensor& x, const at::Tensor& packed_weight,
 }
 
 TORCH_LIBRARY(tsrunner, library) {
+  library.def(torch::schema("linear(Tensor x, Tensor packed_weight, Tensor? panels, Tensor? bias, "
+                            "str attr, str? algorithm, Tensor? other) -> Tensor",
+                            c10::AliasAnalysisKind::FROM_SCHEMA),
+              &linear);
   library.def(
-      torch::schema(
-          "linear_add(Tensor x, Tensor other, Tensor packed_weight, Tensor? bias) -> Tensor",
-          c10::AliasAnalysisKind::FROM_SCHEMA),
-      &linear_add);
+      torch::schema("pack_panels(Tensor weight) -> Tensor", c10::AliasAnalysisKind::FROM_SCHEMA),
+      &pack_panels);
   library.def(torch::schema("linear_bf16(Tensor x, Tensor packed_weight, Tensor? bias, str attr, "
                             "str? algorithm, Tensor? other) -> Tensor",
                             c10::AliasAnalysisKind::FROM_SCHEMA),
@@ -195,7 +218,7 @@ torch::jit::Node* sole_gelu_user(torch::jit::Node* linear) {
 }
 
 // The tensor + tensor aten::add (alpha 1) that alone consumes `linear`'s output, if any: a
-// residual connection, folded into the GEMM by tsrunner::linear_add.
+// residual connection, folded into the GEMM by tsrunner::linear.
 torch::jit::Node* sole_add_user(torch::jit::Node* linear) {
   const auto& uses = linear->output()->uses();
   if (uses.size() != 1) return nullptr;
@@ -308,6 +331,7 @@ int merge_sibling_linears(torch::jit::Graph& graph) {
 // what it did into `path`.
 void pack_linears(torch::jit::Graph& graph, bool bf16, KernelPath& path) {
   using torch::jit::Node;
+  const bool small_rows = !bf16 && small_gemm_supported() && small_gemm_max_rows() > 0;
   std::vector<Node*> linears;
   for (Node* node : graph.nodes()) {  // top-level only: traced graphs have no blocks here
     if (node->kind() == c10::aten::linear) linears.push_back(node);
@@ -334,20 +358,23 @@ void pack_linears(torch::jit::Graph& graph, bool bf16, KernelPath& path) {
       fast = graph.create(c10::Symbol::fromQualString("tsrunner::linear_bf16"),
                           {linear->input(0), packed_weight->output(), bias, attr, algorithm, other},
                           1);
-    } else if (add) {
-      torch::jit::Value* other = add->input(add->input(0) == linear->output() ? 1 : 0);
-      fast = graph.create(c10::Symbol::fromQualString("tsrunner::linear_add"),
-                          {linear->input(0), other, packed_weight->output(), bias}, 1);
     } else {
+      torch::jit::Value* other = add ? add->input(add->input(0) == linear->output() ? 1 : 0)
+                                     : graph.insertConstant(c10::IValue());
       torch::jit::Value* attr = graph.insertConstant(gelu ? "gelu" : "none");
-      Node* no_scalars = graph.createList(c10::OptionalType::create(c10::NumberType::get()), {});
-      graph.insertNode(no_scalars);
-      torch::jit::Value* algorithm =
-          gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());  // "none" / "tanh"
+      torch::jit::Value* algorithm = gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());
+      torch::jit::Value* panels = graph.insertConstant(c10::IValue());
+      if (small_rows) {
+        Node* constant = graph.create(c10::prim::Constant);
+        const at::Tensor panel_tensor = pack_panels(*weight);
+        constant->t_(c10::attr::value, panel_tensor);
+        constant->output()->inferTypeFrom(panel_tensor);
+        panels = graph.insertNode(constant)->output();
+        ++path.small_row_linears;
+      }
       fast = graph.create(
-          c10::Symbol::fromQualString("mkldnn::_linear_pointwise"),
-          {linear->input(0), packed_weight->output(), bias, attr, no_scalars->output(), algorithm},
-          1);
+          c10::Symbol::fromQualString("tsrunner::linear"),
+          {linear->input(0), packed_weight->output(), panels, bias, attr, algorithm, other}, 1);
     }
     graph.insertNode(fast);
     Node* replaced = gelu ? gelu : add ? add : linear;
@@ -453,6 +480,10 @@ KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& en
                        std::to_string(rewritten.merged_groups) + " Q/K/V groups merged, " +
                        std::to_string(rewritten.fused_activations) + " GELUs and " +
                        std::to_string(rewritten.folded_adds) + " residual adds folded";
+    if (rewritten.small_row_linears > 0) {
+      rewritten.reason += "; up to " + std::to_string(small_gemm_max_rows()) +
+                          " rows on the small-row AVX-512 kernel";
+    }
     return rewritten;
   } catch (const std::exception& error) {
     std::string why = error.what();

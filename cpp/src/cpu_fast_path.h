@@ -20,7 +20,8 @@ struct KernelPath {
   int packed_linears = 0;     // aten::linear calls now on oneDNN's prepacked GEMM
   int merged_groups = 0;      // sets of Linear layers on one input merged into one GEMM
   int fused_activations = 0;  // GELUs folded into a GEMM
-  int folded_adds = 0;        // residual adds folded into a GEMM (tsrunner::linear_add)
+  int folded_adds = 0;        // residual adds folded into a GEMM's epilogue
+  int small_row_linears = 0;  // GEMMs that also take the small-row kernel at few rows
 };
 
 // Throws InvalidInput unless `engine` is "auto", "onednn" or "default".

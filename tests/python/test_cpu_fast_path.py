@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import sys
 
 import pytest
 import tokenizers
@@ -82,31 +83,105 @@ def test_onednn_within_1e_5_of_eager_on_real_text_and_validation_shapes(
 def test_onednn_merges_qkv_and_folds_gelu_and_residual_adds_into_the_gemms(fast_runner):
     # MiniLM: 6 layers, each Q/K/V merged into one GEMM, one GELU and two residual adds folded;
     # 6 x (1 QKV + output + intermediate + FFN output) + the pooler = 25 GEMMs instead of 37.
-    assert fast_runner.engine_reason.endswith(
+    assert (
         "25 GEMMs, 6 Q/K/V groups merged, 6 GELUs and 12 residual adds folded"
+        in fast_runner.engine_reason
     ), fast_runner.engine_reason
 
 
+def _avx512() -> bool:
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        return any(line.startswith("flags") and " avx512f" in line for line in cpuinfo)
+
+
+@pytest.mark.parametrize("with_panels", [False, True])
 @pytest.mark.parametrize(
     "other_shape, other_dtype",
     [((2, 5, 6), torch.float32), ((6,), torch.float32), ((1, 5, 6), torch.float32),
      ((2, 5, 6), torch.float64)],
 )  # fmt: skip
 def test_folded_residual_add_equals_linear_plus_add_even_when_it_broadcasts(
-    other_shape, other_dtype
+    other_shape, other_dtype, with_panels
 ):
     # The graph does not say whether a residual broadcasts at every shape; the fused op checks
-    # per call and otherwise runs the GEMM and aten::add, so the result is always linear + add.
+    # per call and otherwise runs the GEMM and aten::add, so the result is always linear + add,
+    # on oneDNN (no panels) and on the small-row kernel alike.
+    if with_panels and not _avx512():
+        pytest.skip("the small-row kernel needs AVX-512; oneDNN's path is the other case")
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(2, 5, 8, generator=generator)
     weight = torch.randn(6, 8, generator=generator)
     bias = torch.randn(6, generator=generator)
     other = torch.randn(other_shape, generator=generator, dtype=other_dtype)
     packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
-    got = torch.ops.tsrunner.linear_add(x, other, packed, bias)
+    panels = torch.ops.tsrunner.pack_panels(weight) if with_panels else None
+    got = torch.ops.tsrunner.linear(x, packed, panels, bias, "none", None, other)
     want = torch.nn.functional.linear(x, weight, bias) + other
     assert got.dtype == want.dtype and got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(not _avx512(), reason="the small-row kernel needs AVX-512")
+@pytest.mark.parametrize(
+    "rows, n, k", [(1, 1, 1), (3, 40, 7), (16, 384, 384), (17, 33, 96), (26, 1152, 384),
+                   (48, 16, 1536)],
+)  # fmt: skip
+@pytest.mark.parametrize("epilogue", ["bias", "none", "gelu", "gelu-tanh", "residual"])
+def test_small_row_kernel_is_the_linear_on_ragged_shapes(rows, n, k, epilogue):
+    # Every tile height (1..16 rows and the chunks above), widths that are not a multiple of
+    # the 16-column panel, and each epilogue the graph folds in; against float64.
+    generator = torch.Generator().manual_seed(rows * 1000 + n)
+    x = torch.randn(1, rows, k, generator=generator)
+    weight = torch.randn(n, k, generator=generator) / k**0.5
+    bias = None if epilogue == "none" else torch.randn(n, generator=generator)
+    other = torch.randn(1, rows, n, generator=generator) if epilogue == "residual" else None
+    attr = "gelu" if epilogue.startswith("gelu") else "none"
+    algorithm = {"gelu": "none", "gelu-tanh": "tanh"}.get(epilogue)
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+    panels = torch.ops.tsrunner.pack_panels(weight)
+    got = torch.ops.tsrunner.linear(x, packed, panels, bias, attr, algorithm, other)
+    want = torch.nn.functional.linear(
+        x.double(), weight.double(), None if bias is None else bias.double()
+    )
+    if attr == "gelu":
+        want = torch.nn.functional.gelu(want, approximate=algorithm)
+    if other is not None:
+        want = want + other.double()
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(not _avx512(), reason="the small-row kernel needs AVX-512")
+def test_few_rows_take_the_small_row_kernel_and_more_rows_take_onednn():
+    # Panels of a different weight make the route visible: up to 48 rows (the default limit)
+    # the result is the panels' linear, above it oneDNN's packed weight's.
+    generator = torch.Generator().manual_seed(0)
+    weight, other_weight = torch.randn(2, 24, 32, generator=generator)
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+    panels = torch.ops.tsrunner.pack_panels(other_weight)
+    for rows, expected in [(1, other_weight), (48, other_weight), (49, weight), (200, weight)]:
+        x = torch.randn(rows, 32, generator=generator)
+        got = torch.ops.tsrunner.linear(x, packed, panels, None, "none", None, None)
+        torch.testing.assert_close(got, x @ expected.T, rtol=0, atol=1e-5)
+
+
+def test_small_row_kernel_limit_is_read_from_the_environment(minilm_pt, clean_env):
+    # TSR_SMALL_GEMM_ROWS=0 turns the kernel off; the engine's reason says which is in use.
+    # The limit is read once per process, hence a child process per value.
+    script = "import sys, tsrunner; print(tsrunner.Runner(sys.argv[1]).engine_reason)"
+    reasons = {}
+    for rows in ("0", "48", "many"):
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(minilm_pt)],
+            capture_output=True, text=True, env={**clean_env, "TSR_SMALL_GEMM_ROWS": rows},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        reasons[rows] = (result.stdout.strip(), result.stderr)
+    assert "small-row" not in reasons["0"][0] and reasons["0"][1] == ""
+    assert ("up to 48 rows on the small-row AVX-512 kernel" in reasons["48"][0]) == _avx512()
+    # A bad value is named in one line; the graph then runs as exported.
+    assert reasons["many"][0].startswith("fast path failed")
+    assert 'TSR_SMALL_GEMM_ROWS must be a row count >= 0, not "many"' in reasons["many"][1]
 
 
 def test_python_and_tsrun_agree_bit_for_bit_on_the_onednn_path(
