@@ -348,6 +348,41 @@ def test_scheduler_runs_a_lone_request_at_once_and_pads_little(tsrun, minilm_pt,
         np.testing.assert_allclose(body, _embeddings(minilm, texts), rtol=1e-4, atol=1e-5)
         assert _metric(server, "tsrun_batches_total") - batches == 2
         assert _metric(server, "tsrun_batch_tokens_sum") - padded <= 4 * 5 + 100
+        # One worker of one thread: --lone-batch-threads defaults to 1, nothing runs wider.
+        assert _metric(server, "tsrun_lone_batches_total") == 0
+
+
+def test_a_lone_request_runs_on_every_core_and_the_others_wait(tsrun, minilm_pt, minilm):
+    flags = ["--workers", "2", "--threads", "1", "--lone-batch-threads", "2", "--engine", "default"]
+    with Server(tsrun, [minilm_pt], *flags, env=environment_without_api_key()) as server:
+        # One request at a time: each is a batch alone, run on 2 intra-op threads (which may
+        # split the sums differently from the Runner's 1 thread: last bits).
+        for text in TEXTS:
+            status, body = server.post("/embed", {"inputs": text})
+            assert status == 200
+            np.testing.assert_allclose(body, _embeddings(minilm, [text]), rtol=1e-4, atol=1e-6)
+        assert _metric(server, "tsrun_lone_batches_total") == len(TEXTS)
+
+        # Many at once: whatever comes while a lone batch runs waits for it, then the two workers
+        # share the queue; every answer right, none stuck behind a waiting worker.
+        answers: dict[int, list] = {}
+
+        def client(index: int) -> None:
+            for round_index in range(6):
+                text = TEXTS[(index + round_index) % len(TEXTS)]
+                status, body = server.post("/embed", {"inputs": text}, timeout=60)
+                answers[index * 100 + round_index] = [status, text, body]
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        assert len(answers) == 8 * 6
+        for status, text, body in answers.values():
+            assert status == 200
+            np.testing.assert_allclose(body, _embeddings(minilm, [text]), rtol=1e-4, atol=1e-6)
+        assert _metric(server, "tsrun_batches_total") >= _metric(server, "tsrun_lone_batches_total")
 
 
 @pytest.mark.parametrize(

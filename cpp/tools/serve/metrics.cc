@@ -68,6 +68,11 @@ void Metrics::observe_batch(size_t inputs, size_t padded_tokens, double seconds)
   ++batches_;
 }
 
+void Metrics::count_lone_batch() {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  ++lone_batches_;
+}
+
 void Metrics::observe_queue_time(double seconds) {
   const std::lock_guard<std::mutex> lock(mutex_);
   queue_seconds_.observe(seconds);
@@ -99,6 +104,9 @@ std::string Metrics::prometheus(size_t queue_depth, size_t requests_in_flight) c
   out += "tsrun_input_tokens_total " + std::to_string(input_tokens_) + "\n";
   header(out, "tsrun_batches_total", "counter", "Batches run by the model.");
   out += "tsrun_batches_total " + std::to_string(batches_) + "\n";
+  header(out, "tsrun_lone_batches_total", "counter",
+         "Batches that ran alone with every core's threads (--lone-batch-threads).");
+  out += "tsrun_lone_batches_total " + std::to_string(lone_batches_) + "\n";
   header(out, "tsrun_batch_inputs", "histogram", "Inputs per batch.");
   batch_inputs_.write(out, "tsrun_batch_inputs", "");
   header(out, "tsrun_batch_tokens", "histogram", "Padded tokens per batch (rows x length).");

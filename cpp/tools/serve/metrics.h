@@ -20,6 +20,8 @@ class Metrics {
   void observe_request(const std::string& route, int status, double seconds);
   void observe_batch(size_t inputs, size_t padded_tokens, double seconds);
   void observe_queue_time(double seconds);
+  // A batch that ran alone on BatchingOptions::lone_batch_threads.
+  void count_lone_batch();
   void add_input_tokens(size_t tokens);
 
   std::string prometheus(size_t queue_depth, size_t requests_in_flight) const;
@@ -45,6 +47,7 @@ class Metrics {
   Histogram queue_seconds_;
   size_t input_tokens_ = 0;
   size_t batches_ = 0;
+  size_t lone_batches_ = 0;
 };
 
 }  // namespace tsrunner::serve

@@ -107,7 +107,9 @@ void Scheduler::work() {
   at::set_num_threads(options_.intra_op_threads);
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
-    wake_.wait(lock, [&] { return stopping_ || !jobs_.empty() || pending_inputs_ > 0; });
+    wake_.wait(lock, [&] {
+      return !lone_batch_running_ && (stopping_ || !jobs_.empty() || pending_inputs_ > 0);
+    });
     if (!jobs_.empty()) {
       std::function<void()> job = std::move(jobs_.front());
       jobs_.pop_front();
@@ -136,13 +138,26 @@ void Scheduler::work() {
       continue;
     }
     std::vector<Pending> batch = take_batch(model);
+    // Alone on the machine: this batch takes every core's threads (measured in docs/serve.md).
+    const bool lone = options_.lone_batch_threads > options_.intra_op_threads &&
+                      busy_workers_ == 0 && pending_inputs_ == 0 && jobs_.empty();
     ++busy_workers_;
+    lone_batch_running_ = lone;
     if (pending_inputs_ > 0) wake_.notify_one();  // another worker takes the next batch
     lock.unlock();
+    if (lone) {
+      at::set_num_threads(options_.lone_batch_threads);
+      metrics_.count_lone_batch();
+    }
     run_batch(model, batch);
+    if (lone) at::set_num_threads(options_.intra_op_threads);
     batch.clear();  // drops the requests' references outside the lock
     lock.lock();
     --busy_workers_;
+    if (lone) {
+      lone_batch_running_ = false;
+      wake_.notify_all();  // what came meanwhile waits for the other workers too
+    }
   }
 }
 

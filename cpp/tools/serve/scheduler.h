@@ -27,6 +27,10 @@ struct BatchingOptions {
   std::chrono::microseconds max_wait{0};
   size_t workers = 1;  // batches in flight at once, one per worker thread
   int intra_op_threads = 1;
+  // A batch taken when no other batch runs and nothing else waits (a lone request) runs with
+  // this many intra-op threads, and the other workers take nothing until it ends (so the cores
+  // are not oversubscribed). 0 or <= intra_op_threads: every batch runs with intra_op_threads.
+  int lone_batch_threads = 0;
 };
 
 // How a submission ended: one prediction per input, or one error for the whole submission.
@@ -96,7 +100,8 @@ class Scheduler {
   std::vector<size_t> queued_tokens_;        // per model
   std::deque<std::function<void()>> jobs_;
   size_t pending_inputs_ = 0;
-  size_t busy_workers_ = 0;  // running a batch
+  size_t busy_workers_ = 0;          // running a batch
+  bool lone_batch_running_ = false;  // a batch on lone_batch_threads: the others wait
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

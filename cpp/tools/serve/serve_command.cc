@@ -150,6 +150,11 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
                    "--threads)")
       ->check(cli::integer_in(1, 1024));
   serve
+      ->add_option("--lone-batch-threads", options.lone_batch_threads,
+                   "intra-op threads for a batch that runs alone, the other workers waiting "
+                   "(default: --workers x --threads, at most the cores)")
+      ->check(cli::integer_in(1, 1024));
+  serve
       ->add_option("--http-threads", options.http_threads,
                    "threads for connections, JSON and tokenizing (default cores / 2, 1 to 4)")
       ->check(cli::integer_in(1, 256));
@@ -235,6 +240,12 @@ int run_serve(ServeOptions options) {
   batching.workers = options.workers > 0
                          ? options.workers
                          : std::max<size_t>(1, cores / static_cast<size_t>(options.threads));
+  // Default: a lone request takes every core (measured in docs/serve.md, "Batching").
+  batching.lone_batch_threads =
+      options.lone_batch_threads > 0
+          ? options.lone_batch_threads
+          : std::max<int>(options.threads,
+                          static_cast<int>(std::min(cores, batching.workers * options.threads)));
   std::vector<const Pipeline*> pipelines;
   for (const ServedModel& model : models) pipelines.push_back(model.pipeline.get());
   for (ServedModel& model : models) {

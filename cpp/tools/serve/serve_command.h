@@ -20,8 +20,9 @@ struct ServeOptions {
   std::string engine = "auto";
   // RunnerOptions::compute: "fp32" or the opt-in "bf16" (the Runner refuses it where it cannot).
   std::string compute = "fp32";
-  size_t workers = 0;       // batches in flight; 0: the cores / threads
-  size_t http_threads = 0;  // 0: cores / 2, 1 to 4
+  size_t workers = 0;          // batches in flight; 0: the cores / threads
+  int lone_batch_threads = 0;  // BatchingOptions::lone_batch_threads; 0: workers x threads
+  size_t http_threads = 0;     // 0: cores / 2, 1 to 4
   size_t max_batch_tokens = 16384;
   size_t max_batch_requests = 64;
   double max_wait_ms = 0;
