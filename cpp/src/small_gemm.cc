@@ -91,17 +91,27 @@ int64_t small_gemm_max_rows() {
   return rows;
 }
 
-at::Tensor pack_panels(const at::Tensor& weight) {
-  TORCH_CHECK(weight.dim() == 2 && weight.scalar_type() == at::kFloat,
+at::Tensor pack_panels(const at::Tensor& weight_any_layout) {
+  TORCH_CHECK(weight_any_layout.dim() == 2 && weight_any_layout.scalar_type() == at::kFloat,
               "pack_panels expects a 2-D float32 weight");
+  const at::Tensor weight = weight_any_layout.contiguous();
   const int64_t n = weight.size(0);
   const int64_t k = weight.size(1);
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  // [blocks * 16, K] zero-padded, then [blocks, 16, K] -> [blocks, K, 16]. at::empty's CPU
-  // allocations are 64-byte aligned, which the kernel's aligned panel loads rely on.
-  at::Tensor padded = at::zeros({blocks * kBlock, k}, weight.options());
-  padded.narrow(0, 0, n).copy_(weight);
-  return padded.view({blocks, kBlock, k}).transpose(1, 2).contiguous();
+  const int64_t whole = n / kBlock;
+  // Copied straight into place (no padded temporary: load's peak memory is the point). The
+  // CPU allocator aligns to 64 bytes, which the kernel's aligned panel loads rely on.
+  at::Tensor panels = at::zeros({blocks, k, kBlock}, weight.options());
+  if (whole > 0) {
+    panels.narrow(0, 0, whole)
+        .copy_(weight.narrow(0, 0, whole * kBlock).view({whole, kBlock, k}).transpose(1, 2));
+  }
+  if (whole < blocks) {  // the last, partial block: its missing columns stay zero
+    panels.select(0, whole)
+        .narrow(1, 0, n - whole * kBlock)
+        .copy_(weight.narrow(0, whole * kBlock, n - whole * kBlock).t());
+  }
+  return panels;
 }
 
 void small_gemm(const float* x, int64_t rows, int64_t k, const float* panels, int64_t n,
