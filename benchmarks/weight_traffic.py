@@ -108,19 +108,23 @@ def main() -> int:
             f"{gemm_s * 1e3:.2f} ms (best), {nbytes / gemm_s / 1e9:.1f} GB/s; floor at the read "
             f"bandwidth {nbytes / bandwidth * 1e3:.2f} ms"
         )
-        if dtype == torch.float32 and small_row_kernel_runs():
-            small_row_kernel(weights, packed, biases, x, args.seconds, nbytes, gemm_s)
+        if dtype == torch.float32 and small_row_kernel_runs(args.rows):
+            small_row_kernel(weights, packed, biases, x, args.seconds, nbytes)
     if args.onnx:
         profile_onnxruntime(args.onnx, args.threads, args.rows, weights)
     return 0
 
 
-def small_row_kernel_runs() -> bool:
+def small_row_kernel_runs(rows: int) -> bool:
+    """Whether tsrunner::linear takes the small-row kernel at `rows` here (AVX-512, and rows
+    within the limit, TSR_SMALL_GEMM_ROWS or 48)."""
+    if rows > int(os.environ.get("TSR_SMALL_GEMM_ROWS", "48")):
+        return False
     with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
         return any(line.startswith("flags") and " avx512f" in line for line in cpuinfo)
 
 
-def small_row_kernel(weights, packed, biases, x, seconds, nbytes, onednn_s) -> None:
+def small_row_kernel(weights, packed, biases, x, seconds, nbytes) -> None:
     """The same GEMMs on tsrunner's small-row kernel (tsrunner::linear given panels, as the
     oneDNN engine runs calls of at most TSR_SMALL_GEMM_ROWS rows), alternating with oneDNN's
     in rounds so both see the same machine; the best of each."""
@@ -133,7 +137,7 @@ def small_row_kernel(weights, packed, biases, x, seconds, nbytes, onednn_s) -> N
                 x[weight.shape[1]], pack, panel if use_panels else None, bias, "none", None, None
             )
 
-    best = {False: onednn_s, True: float("inf")}
+    best = {False: float("inf"), True: float("inf")}
     for _ in range(3):
         for use_panels in (True, False):
             best[use_panels] = min(
