@@ -105,7 +105,8 @@ at::Tensor pack_panels(const at::Tensor& weight) {
 }
 
 void small_gemm(const float* x, int64_t rows, int64_t k, const float* panels, int64_t n,
-                const float* bias, const float* residual, float* out) {
+                const float* bias, const float* residual, float* out,
+                const std::function<void(int64_t, int64_t)>& finish) {
 #if defined(__x86_64__)
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   // Each thread takes a run of whole panels, at least 4 (a 384-wide layer splits 12 + 12).
@@ -122,9 +123,11 @@ void small_gemm(const float* x, int64_t rows, int64_t k, const float* panels, in
                               out + row * n + column, n, mask);
       }
     }
+    if (finish) finish(first * kBlock, std::min(last * kBlock, n));
   });
 #else
-  (void)x, (void)rows, (void)k, (void)panels, (void)n, (void)bias, (void)residual, (void)out;
+  (void)x, (void)rows, (void)k, (void)panels, (void)n, (void)bias, (void)residual, (void)out,
+      (void)finish;
   TORCH_CHECK(false, "the small-row GEMM needs x86-64 with AVX-512");
 #endif
 }

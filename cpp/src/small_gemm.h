@@ -3,6 +3,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 
 namespace tsrunner::detail {
 
@@ -27,8 +28,11 @@ at::Tensor pack_panels(const at::Tensor& weight);
 // out[M, N] = x[M, K] . weight[N, K]^T + bias[N] (+ residual[M, N]), with the weight as
 // pack_panels gave it; x, residual and out contiguous float32, bias and residual may be null.
 // Column blocks are shared among LibTorch's intra-op threads; each output element is computed
-// by one thread in one order, so the result does not depend on the thread count.
+// by one thread in one order, so the result does not depend on the thread count. `finish`,
+// if given, is called by each thread on the columns [first, end) it wrote, all rows: an
+// elementwise epilogue (GELU) then runs in parallel on data still in cache.
 void small_gemm(const float* x, int64_t rows, int64_t k, const float* panels, int64_t n,
-                const float* bias, const float* residual, float* out);
+                const float* bias, const float* residual, float* out,
+                const std::function<void(int64_t first, int64_t end)>& finish = {});
 
 }  // namespace tsrunner::detail

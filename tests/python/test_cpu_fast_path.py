@@ -139,7 +139,15 @@ def test_small_row_kernel_is_the_linear_on_ragged_shapes(rows, n, k, epilogue):
     algorithm = {"gelu": "none", "gelu-tanh": "tanh"}.get(epilogue)
     packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
     panels = torch.ops.tsrunner.pack_panels(weight)
-    got = torch.ops.tsrunner.linear(x, packed, panels, bias, attr, algorithm, other)
+    # Under inference mode, as the Runner calls it, on two threads: the GELU runs on LibTorch's
+    # worker threads, which must take over the caller's mode.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            got = torch.ops.tsrunner.linear(x, packed, panels, bias, attr, algorithm, other)
+    finally:
+        torch.set_num_threads(threads)
     want = torch.nn.functional.linear(
         x.double(), weight.double(), None if bias is None else bias.double()
     )
