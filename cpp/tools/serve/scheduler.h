@@ -102,9 +102,9 @@ class Scheduler {
   std::vector<size_t> queued_tokens_;        // per model
   std::deque<std::function<void()>> jobs_;
   size_t pending_inputs_ = 0;
-  size_t busy_workers_ = 0;          // running a batch
-  bool lone_batch_running_ = false;  // a batch on lone_batch_threads: the others wait
-  bool first_worker_busy_ = false;   // the others take work only while it is
+  size_t busy_workers_ = 0;                     // running a batch
+  bool lone_batch_running_ = false;             // a batch on lone_batch_threads: the others wait
+  bool first_worker_busy_ = false;              // the others take work only while it is
   std::string loadavg_path_ = "/proc/loadavg";  // whether the cores are free for a lone batch
   bool stopping_ = false;
   std::vector<std::thread> workers_;
