@@ -108,33 +108,85 @@ def post(host: str, port: int, body: dict) -> tuple[int, bytes]:
         connection.close()
 
 
+def _request_bytes(host: str, port: int, sentence: str) -> bytes:
+    body = json.dumps({"inputs": sentence}).encode()
+    head = (
+        f"POST /embed HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def _read_response(sock: socket.socket, pending: bytearray) -> tuple[int, bytes]:
+    """One HTTP/1.1 response with a Content-Length (both servers send one) from a keep-alive
+    socket; `pending` keeps bytes read past it."""
+    while (end := pending.find(b"\r\n\r\n")) < 0:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        pending += chunk
+    head = bytes(pending[:end]).decode("latin-1").split("\r\n")
+    status = int(head[0].split(" ", 2)[1])
+    length = next(
+        (
+            int(line.split(":", 1)[1])
+            for line in head[1:]
+            if line.lower().startswith("content-length:")
+        ),
+        None,
+    )
+    if length is None:
+        raise ConnectionError("a response without Content-Length")
+    while len(pending) < end + 4 + length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        pending += chunk
+    body = bytes(pending[end + 4 : end + 4 + length])
+    del pending[: end + 4 + length]
+    return status, body
+
+
+def _one_embedding(body: bytes) -> bool:
+    """The body is a JSON list holding one list of numbers (what /embed answers for one string),
+    checked without parsing every float: a load generator that parses JSON spends more CPU per
+    request than the server's HTTP layer, on the cores the servers share."""
+    return body.startswith(b"[[") and body.endswith(b"]]") and body.count(b"[") == 2
+
+
 def closed_loop(host: str, port: int, sentences: list[str], clients: int, seconds: float) -> dict:
-    """`clients` keep-alive connections, each sending the next sentence when its answer came."""
+    """`clients` keep-alive connections, each sending the next sentence when its answer came.
+    Requests are encoded once and sent over plain sockets, so the load generator's own CPU
+    (which the servers share) stays small."""
+    requests = [_request_bytes(host, port, sentence) for sentence in sentences]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
     deadline = time.monotonic() + seconds
 
     def client(index: int) -> None:
-        connection = http.client.HTTPConnection(host, port, timeout=120)
+        sock = socket.create_connection((host, port), timeout=120)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pending = bytearray()
         position = index * 7919
         while time.monotonic() < deadline:
-            body = json.dumps({"inputs": sentences[position % len(sentences)]})
+            request = requests[position % len(requests)]
             position += 1
             started = time.perf_counter()
             try:
-                connection.request("POST", "/embed", body, {"Content-Type": "application/json"})
-                response = connection.getresponse()
-                data = response.read()
-            except (OSError, http.client.HTTPException):
+                sock.sendall(request)
+                status, body = _read_response(sock, pending)
+            except OSError:
                 errors[index] += 1
-                connection.close()
-                connection = http.client.HTTPConnection(host, port, timeout=120)
+                sock.close()
+                sock = socket.create_connection((host, port), timeout=120)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                pending = bytearray()
                 continue
-            if response.status != 200 or len(json.loads(data)) != 1:
+            if status != 200 or not _one_embedding(body):
                 errors[index] += 1
                 continue
             latencies[index].append(time.perf_counter() - started)
-        connection.close()
+        sock.close()
 
     started = time.monotonic()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]

@@ -180,6 +180,24 @@ def test_serve_bench_batch_mode_rate_and_table(tiny_bert_pt, tsrun, tmp_path):
     assert "| 1 | " in table and "| 50% | " in table and "| 2.00x |" in table, table
 
 
+def test_serve_bench_load_generator_reads_real_answers(tiny_bert_pt, tsrun):
+    # The load generator speaks HTTP over plain sockets and checks each answer's shape without
+    # parsing it: against the real server, every request answered and counted, none an error.
+    spec = importlib.util.spec_from_file_location("serve_bench", PEERS.parent / "serve_bench.py")
+    serve_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve_bench)
+    from serve_process import Server, environment_without_api_key
+
+    sentences = ["a short sentence", "a somewhat longer sentence of several words"]
+    with Server(tsrun, [tiny_bert_pt], env=environment_without_api_key()) as server:
+        result = serve_bench.closed_loop(server.host, server.port, sentences, 3, 1.0)
+        status, body = server.post("/embed", {"inputs": sentences[0]})
+    assert result["errors"] == 0 and result["requests"] >= 3, result
+    assert status == 200 and serve_bench._one_embedding(json.dumps(body).encode())
+    assert not serve_bench._one_embedding(json.dumps(body * 2).encode())  # two vectors
+    assert not serve_bench._one_embedding(b'{"error": "x"}')
+
+
 def test_pt2_matrix_rows_read_back_so_a_stopped_sweep_resumes(tmp_path, monkeypatch):
     # --keep reuses the rows the file has: what _write renders, _measured_rows must read back,
     # a row that did not export (its one-line reason in place of the contract) included.

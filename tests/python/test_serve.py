@@ -352,11 +352,18 @@ def test_scheduler_runs_a_lone_request_at_once_and_pads_little(tsrun, minilm_pt,
         assert _metric(server, "tsrun_lone_batches_total") == 0
 
 
-def test_a_lone_request_runs_on_every_core_and_the_others_wait(tsrun, minilm_pt, minilm):
+def _loadavg_file(tmp_path, running: int):
+    """A stand-in for /proc/loadavg (the test hook TSR_TEST_LOADAVG): `running` tasks runnable."""
+    path = tmp_path / f"loadavg_{running}"
+    path.write_text(f"0.50 0.40 0.30 {running}/200 12345\n")
+    return {**environment_without_api_key(), "TSR_TEST_LOADAVG": str(path)}
+
+
+def test_a_lone_request_runs_on_every_core_and_the_others_wait(tsrun, minilm_pt, minilm, tmp_path):
     flags = ["--workers", "2", "--threads", "1", "--lone-batch-threads", "2", "--engine", "default"]
-    with Server(tsrun, [minilm_pt], *flags, env=environment_without_api_key()) as server:
-        # One request at a time: each is a batch alone, run on 2 intra-op threads (which may
-        # split the sums differently from the Runner's 1 thread: last bits).
+    with Server(tsrun, [minilm_pt], *flags, env=_loadavg_file(tmp_path, 1)) as server:
+        # One request at a time on an idle machine: each is a batch alone, run on 2 intra-op
+        # threads (which may split the sums differently from the Runner's 1 thread: last bits).
         for text in TEXTS:
             status, body = server.post("/embed", {"inputs": text})
             assert status == 200
@@ -383,6 +390,21 @@ def test_a_lone_request_runs_on_every_core_and_the_others_wait(tsrun, minilm_pt,
             assert status == 200
             np.testing.assert_allclose(body, _embeddings(minilm, [text]), rtol=1e-4, atol=1e-6)
         assert _metric(server, "tsrun_batches_total") >= _metric(server, "tsrun_lone_batches_total")
+
+
+def test_a_lone_request_stays_on_one_thread_while_the_machine_is_busy(
+    tsrun, minilm_pt, minilm, tmp_path
+):
+    # Other work runnable on the cores: a 2-thread team would wait for its descheduled member at
+    # every barrier (measured ~40x slower), so lone requests run on --threads.
+    flags = ["--workers", "2", "--threads", "1", "--lone-batch-threads", "2", "--engine", "default"]
+    with Server(tsrun, [minilm_pt], *flags, env=_loadavg_file(tmp_path, 6)) as server:
+        for text in TEXTS:
+            status, body = server.post("/embed", {"inputs": text})
+            assert status == 200
+            _assert_same_embeddings(body, _embeddings(minilm, [text]))
+        assert _metric(server, "tsrun_batches_total") >= len(TEXTS)
+        assert _metric(server, "tsrun_lone_batches_total") == 0
 
 
 @pytest.mark.parametrize(

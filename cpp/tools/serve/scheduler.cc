@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
 #include <numeric>
 
 #include "metrics.h"
@@ -15,6 +17,23 @@ namespace {
 constexpr size_t kBatchCandidates = 4096;
 
 size_t distance(size_t a, size_t b) { return a > b ? a - b : b - a; }
+
+// Whether `threads` threads can run at once on this machine right now, this one among them:
+// the runnable tasks the kernel counts this instant (/proc/loadavg's fourth field, this thread
+// included) leave that many cores free. An OpenMP team that shares its cores with other work
+// waits at every barrier for a descheduled member: measured on 2 cores with a compiler running,
+// a lone sentence took ~400 ms on 2 threads against ~10 ms on 1 (docs/serve.md).
+// `loadavg` is /proc/loadavg, or the file the test hook TSR_TEST_LOADAVG names (docs/testing.md).
+bool cores_free_for(const std::string& loadavg_path, int threads) {
+  std::ifstream loadavg(loadavg_path);
+  double one, five, fifteen;
+  long running = 0;
+  char slash = 0;
+  if (!(loadavg >> one >> five >> fifteen >> running >> slash) || slash != '/') return false;
+  const long cores = std::max(1u, std::thread::hardware_concurrency());
+  // One more than this thread: another of the server's threads (HTTP) finishing a write.
+  return running <= cores - threads + 2;
+}
 
 // Padding tokens a batch may carry beyond its inputs' own tokens. Padding costs as much as real
 // tokens (about 0.21 ms per token on one Zen 4 core with MiniLM), while a batch of its own costs a
@@ -41,9 +60,10 @@ Scheduler::Scheduler(std::vector<const Pipeline*> pipelines, BatchingOptions opt
       metrics_(metrics),
       queues_(pipelines_.size()),
       queued_tokens_(pipelines_.size(), 0) {
+  if (const char* hook = std::getenv("TSR_TEST_LOADAVG")) loadavg_path_ = hook;
   options_.workers = std::max<size_t>(options_.workers, 1);
   options_.max_batch_requests = std::max<size_t>(options_.max_batch_requests, 1);
-  for (size_t w = 0; w < options_.workers; ++w) workers_.emplace_back([this] { work(); });
+  for (size_t w = 0; w < options_.workers; ++w) workers_.emplace_back([this, w] { work(w); });
 }
 
 Scheduler::~Scheduler() { stop(); }
@@ -82,7 +102,7 @@ void Scheduler::run(std::function<void()> job) {
     const std::lock_guard<std::mutex> lock(mutex_);
     jobs_.push_back(std::move(job));
   }
-  wake_.notify_one();
+  wake_.notify_all();  // the first worker may be busy: another takes it
 }
 
 size_t Scheduler::queue_depth() const {
@@ -102,20 +122,30 @@ void Scheduler::stop() {
   workers_.clear();
 }
 
-void Scheduler::work() {
+void Scheduler::work(size_t index) {
   // OpenMP keeps the intra-op thread count per thread: set it on every worker.
   at::set_num_threads(options_.intra_op_threads);
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
+    // The first worker takes work first; the others only while it is busy. So a lone batch is
+    // always the first worker's, and only that thread ever opens an OpenMP team wider than
+    // --threads: libgomp stops spinning between parallel regions (and each small operator then
+    // pays a futex wake-up) once its teams hold more threads than there are cores, which made
+    // a second thread useless when any worker could run the lone batch (docs/serve.md).
     wake_.wait(lock, [&] {
-      return !lone_batch_running_ && (stopping_ || !jobs_.empty() || pending_inputs_ > 0);
+      if (lone_batch_running_) return false;
+      if (stopping_) return true;
+      return (!jobs_.empty() || pending_inputs_ > 0) && (index == 0 || first_worker_busy_);
     });
     if (!jobs_.empty()) {
       std::function<void()> job = std::move(jobs_.front());
       jobs_.pop_front();
+      if (index == 0) first_worker_busy_ = true;
+      wake_.notify_all();  // what else waits is the others' now
       lock.unlock();
       job();
       lock.lock();
+      if (index == 0) first_worker_busy_ = false;
       continue;
     }
     if (pending_inputs_ == 0) {
@@ -139,11 +169,13 @@ void Scheduler::work() {
     }
     std::vector<Pending> batch = take_batch(model);
     // Alone on the machine: this batch takes every core's threads (measured in docs/serve.md).
-    const bool lone = options_.lone_batch_threads > options_.intra_op_threads &&
-                      busy_workers_ == 0 && pending_inputs_ == 0 && jobs_.empty();
+    const bool lone = index == 0 && options_.lone_batch_threads > options_.intra_op_threads &&
+                      busy_workers_ == 0 && pending_inputs_ == 0 && jobs_.empty() &&
+                      cores_free_for(loadavg_path_, options_.lone_batch_threads);
     ++busy_workers_;
+    if (index == 0) first_worker_busy_ = true;
     lone_batch_running_ = lone;
-    if (pending_inputs_ > 0) wake_.notify_one();  // another worker takes the next batch
+    if (pending_inputs_ > 0) wake_.notify_all();  // another worker takes the next batch
     lock.unlock();
     if (lone) {
       at::set_num_threads(options_.lone_batch_threads);
@@ -154,6 +186,7 @@ void Scheduler::work() {
     batch.clear();  // drops the requests' references outside the lock
     lock.lock();
     --busy_workers_;
+    if (index == 0) first_worker_busy_ = false;
     if (lone) {
       lone_batch_running_ = false;
       wake_.notify_all();  // what came meanwhile waits for the other workers too

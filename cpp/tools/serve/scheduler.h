@@ -27,9 +27,11 @@ struct BatchingOptions {
   std::chrono::microseconds max_wait{0};
   size_t workers = 1;  // batches in flight at once, one per worker thread
   int intra_op_threads = 1;
-  // A batch taken when no other batch runs and nothing else waits (a lone request) runs with
-  // this many intra-op threads, and the other workers take nothing until it ends (so the cores
-  // are not oversubscribed). 0 or <= intra_op_threads: every batch runs with intra_op_threads.
+  // A batch taken when no other batch runs and nothing else waits (a lone request), while the
+  // machine runs nothing else (/proc/loadavg's runnable count), runs with this many intra-op
+  // threads on the first worker, and the other workers take nothing until it ends (so the
+  // cores are not oversubscribed). 0 or <= intra_op_threads: every batch runs with
+  // intra_op_threads.
   int lone_batch_threads = 0;
 };
 
@@ -84,7 +86,7 @@ class Scheduler {
     std::chrono::steady_clock::time_point queued;
   };
 
-  void work();
+  void work(size_t index);
   // Takes the next batch of model `model` out of its queue (lock held).
   std::vector<Pending> take_batch(size_t model);
   void run_batch(size_t model, std::vector<Pending>& batch);
@@ -100,8 +102,10 @@ class Scheduler {
   std::vector<size_t> queued_tokens_;        // per model
   std::deque<std::function<void()>> jobs_;
   size_t pending_inputs_ = 0;
-  size_t busy_workers_ = 0;          // running a batch
-  bool lone_batch_running_ = false;  // a batch on lone_batch_threads: the others wait
+  size_t busy_workers_ = 0;                     // running a batch
+  bool lone_batch_running_ = false;             // a batch on lone_batch_threads: the others wait
+  bool first_worker_busy_ = false;              // the others take work only while it is
+  std::string loadavg_path_ = "/proc/loadavg";  // whether the cores are free for a lone batch
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

@@ -37,7 +37,10 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
       }
     }
     RunnerOptions runner_options;
-    runner_options.threads = options.threads;
+    // Loading and the warm-up run on this (main) thread with one intra-op thread: an OpenMP
+    // team left here would count against the cores and slow the workers' teams (scheduler.cc).
+    // Each worker sets its own count.
+    runner_options.threads = 1;
     runner_options.engine = options.engine;
     runner_options.compute = options.compute;
     runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
