@@ -21,8 +21,8 @@ namespace {
 
 constexpr int64_t kBlock = 16;    // output columns per panel: one AVX-512 register
 constexpr int kMaxTileRows = 16;  // rows per tile: 16 accumulators of the 32 registers
-constexpr int64_t kPrefetchK =
-    64;  // panel rows (64 B each) prefetched ahead: 4 KB, ~memory latency
+// Panel rows (64 B each) prefetched ahead: 4 KB, about one memory latency of FMA work.
+constexpr int64_t kPrefetchK = 64;
 
 #if defined(__x86_64__)
 
