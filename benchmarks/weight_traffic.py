@@ -13,6 +13,8 @@ last-level cache. This prints:
     order (so they come from memory, as in a real call), float32 and bf16: ms per call and the
     bandwidth that implies,
   - the floor (bytes / bandwidth) next to them,
+  - on AVX-512 CPUs, the same float32 GEMMs on tsrunner's small-row kernel (what the oneDNN
+    engine runs for calls of at most 48 rows), alternating with oneDNN's in rounds,
   - with `--onnx MODEL.onnx` (peers.py's optimized model, in its --work-dir): ONNX Runtime's
     own per-op times at the same shape from its profiler (median node time x nodes per call),
     so its GEMMs' bandwidth on the same float32 weights can be set beside oneDNN's.
@@ -106,9 +108,46 @@ def main() -> int:
             f"{gemm_s * 1e3:.2f} ms (best), {nbytes / gemm_s / 1e9:.1f} GB/s; floor at the read "
             f"bandwidth {nbytes / bandwidth * 1e3:.2f} ms"
         )
+        if dtype == torch.float32 and small_row_kernel_runs(args.rows):
+            small_row_kernel(weights, packed, biases, x, args.seconds, nbytes)
     if args.onnx:
         profile_onnxruntime(args.onnx, args.threads, args.rows, weights)
     return 0
+
+
+def small_row_kernel_runs(rows: int) -> bool:
+    """Whether tsrunner::linear takes the small-row kernel at `rows` here (AVX-512, and rows
+    within the limit, TSR_SMALL_GEMM_ROWS or 48)."""
+    if rows > int(os.environ.get("TSR_SMALL_GEMM_ROWS", "48")):
+        return False
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        return any(line.startswith("flags") and " avx512f" in line for line in cpuinfo)
+
+
+def small_row_kernel(weights, packed, biases, x, seconds, nbytes) -> None:
+    """The same GEMMs on tsrunner's small-row kernel (tsrunner::linear given panels, as the
+    oneDNN engine runs calls of at most TSR_SMALL_GEMM_ROWS rows), alternating with oneDNN's
+    in rounds so both see the same machine; the best of each."""
+    panels = [torch.ops.tsrunner.pack_panels(w) for w in weights]
+    rows = next(iter(x.values())).shape[0]
+
+    def run(use_panels: bool) -> None:
+        for weight, pack, panel, bias in zip(weights, packed, panels, biases, strict=True):
+            torch.ops.tsrunner.linear(
+                x[weight.shape[1]], pack, panel if use_panels else None, bias, "none", None, None
+            )
+
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(3):
+        for use_panels in (True, False):
+            best[use_panels] = min(
+                best[use_panels], best_seconds(lambda u=use_panels: run(u), seconds / 3)
+            )
+    print(
+        f"fp32 small-row kernel at M={rows}: {best[True] * 1e3:.2f} ms (best), "
+        f"{nbytes / best[True] / 1e9:.1f} GB/s; oneDNN through the same op "
+        f"{best[False] * 1e3:.2f} ms: {best[False] / best[True]:.2f}x"
+    )
 
 
 def profile_onnxruntime(path: Path, threads: int, rows: int, weights, calls: int = 200) -> None:

@@ -124,24 +124,35 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed_weight,
                           other->scalar_type() == at::kFloat && x.scalar_type() == at::kFloat;
   const int64_t k = x.dim() > 0 ? x.size(-1) : 0;
   const int64_t rows = k > 0 ? x.numel() / k : 0;
+  const int64_t n = packed_weight.size(0);
   if (panels && x.scalar_type() == at::kFloat && rows > 0 && rows <= small_gemm_max_rows() &&
-      panels->size(1) == k) {
+      (attr == "none" || attr == "gelu")) {
+    // The op is public (torch.ops.tsrunner.linear): what the kernel reads is checked, not assumed.
+    TORCH_CHECK(panels->dim() == 3 && panels->size(0) == (n + 15) / 16 && panels->size(1) == k &&
+                    panels->size(2) == 16 && panels->scalar_type() == at::kFloat &&
+                    panels->is_contiguous(),
+                "tsrunner::linear: panels must be pack_panels(weight) of the packed weight's "
+                "[N, K] = [",
+                n, ", ", k, "], got ", panels->sizes());
+    TORCH_CHECK(!bias || (bias->numel() == n && bias->scalar_type() == at::kFloat),
+                "tsrunner::linear: bias must hold ", n, " float32 values");
     const at::Tensor input = x.contiguous();
     const at::Tensor bias_values = bias ? bias->contiguous() : at::Tensor();
     const at::Tensor residual = other_fits ? other->contiguous() : at::Tensor();
     at::Tensor result = at::empty(output_shape, x.options());
-    const at::Tensor matrix = result.view({rows, output_shape.back()});
+    const at::Tensor matrix = result.view({rows, n});
     // GELU on each thread's own columns, inside the GEMM's parallel region: at 16 rows one
     // at::gelu_ over the output is too small for LibTorch to split and ran on one core.
     // OpenMP's threads do not inherit the caller's thread-local modes (inference mode: the
     // result is an inference tensor there), so they take them over first.
-    const at::ThreadLocalState caller_state;
+    std::optional<at::ThreadLocalState> caller_state;
+    if (attr == "gelu") caller_state.emplace();
     const auto gelu_columns = [&](int64_t first, int64_t end) {
-      const at::ThreadLocalStateGuard same_modes(caller_state);
+      const at::ThreadLocalStateGuard same_modes(*caller_state);
       at::Tensor columns = matrix.narrow(1, first, end - first);
       at::gelu_(columns, algorithm.value_or("none"));
     };
-    small_gemm(input.data_ptr<float>(), rows, k, panels->data_ptr<float>(), output_shape.back(),
+    small_gemm(input.data_ptr<float>(), rows, k, panels->data_ptr<float>(), n,
                bias_values.defined() ? bias_values.data_ptr<float>() : nullptr,
                residual.defined() ? residual.data_ptr<float>() : nullptr, result.data_ptr<float>(),
                attr == "gelu" ? std::function<void(int64_t, int64_t)>(gelu_columns) : nullptr);
@@ -440,9 +451,9 @@ void check_compute_name(const std::string& compute) {
   }
 }
 
-KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine,
-                               const std::string& compute, bool on_cpu,
-                               const std::function<void(torch::jit::Module&)>& smoke_test) {
+KernelPath apply_cpu_fast_path(
+    torch::jit::Module& module, const std::string& engine, const std::string& compute, bool on_cpu,
+    const std::function<void(torch::jit::Module&, int64_t)>& smoke_test) {
   KernelPath result;
   const bool bf16 = compute == "bf16";
   if (bf16 && engine == "default") {
@@ -459,6 +470,7 @@ KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& en
     result.reason = declined;
     return result;
   }
+  if (!bf16) (void)small_gemm_max_rows();  // a bad TSR_SMALL_GEMM_ROWS: InvalidInput, here
   if (bf16 && !bf16_declines().empty()) {
     throw InvalidInput("compute=bf16 is not available: " + bf16_declines() +
                        " (oneDNN would emulate bf16, slower than fp32)");
@@ -483,7 +495,10 @@ KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& en
       result.reason = "no float32 Linear with constant weights";
       return result;
     }
-    smoke_test(fast);
+    smoke_test(fast, 0);
+    // The first run had few rows: where those took the small-row kernel, oneDNN's GEMMs run
+    // once too, on more rows than its limit.
+    if (rewritten.small_row_linears > 0) smoke_test(fast, small_gemm_max_rows() + 1);
     module = fast;
     rewritten.path = "onednn";
     rewritten.reason = std::string(bf16 ? "oneDNN prepacked linear, bf16 compute ("

@@ -35,13 +35,14 @@ std::string bf16_declines();
 // it (every method kept), then replaces each float32 aten::linear whose weight is a constant
 // with mkldnn::_linear_pointwise on a weight packed now, for this CPU (never stored packed):
 // Linear layers reading the same input merge into one GEMM, and a following GELU or residual
-// add folds into the GEMM's epilogue. `smoke_test` then runs the rewritten module once; when
+// add folds into the GEMM's epilogue. `smoke_test(module, min_rows)` then runs the rewritten
+// module (again with at least `min_rows` GEMM rows when the small-row kernel took the first); when
 // anything fails the module is left as loaded and one line goes to stderr. Auto takes oneDNN
 // on x86-64 CPUs with AVX2 or better when the device is the CPU. `compute` "bf16" packs the
 // weights in bfloat16 and runs those GEMMs in bf16 (tsrunner::linear_bf16); it throws
 // InvalidInput with engine "default", off the CPU, or on a CPU without bf16 instructions.
 KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine,
                                const std::string& compute, bool on_cpu,
-                               const std::function<void(torch::jit::Module&)>& smoke_test);
+                               const std::function<void(torch::jit::Module&, int64_t)>& smoke_test);
 
 }  // namespace tsrunner::detail

@@ -39,7 +39,7 @@ __attribute__((target("avx512f"))) void tile(const float* x, int64_t k, const fl
   for (int64_t step = 0; step < k; ++step) {
     // Past the panel's end this prefetches the next panel, which the thread reads next.
     _mm_prefetch(reinterpret_cast<const char*>(panel + (step + kPrefetchK) * kBlock), _MM_HINT_T0);
-    const __m512 w = _mm512_load_ps(panel + step * kBlock);
+    const __m512 w = _mm512_loadu_ps(panel + step * kBlock);  // as fast when aligned
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * k + step]), w, acc[r]);
@@ -91,17 +91,26 @@ int64_t small_gemm_max_rows() {
   return rows;
 }
 
-at::Tensor pack_panels(const at::Tensor& weight) {
-  TORCH_CHECK(weight.dim() == 2 && weight.scalar_type() == at::kFloat,
+at::Tensor pack_panels(const at::Tensor& weight_any_layout) {
+  TORCH_CHECK(weight_any_layout.dim() == 2 && weight_any_layout.scalar_type() == at::kFloat,
               "pack_panels expects a 2-D float32 weight");
+  const at::Tensor weight = weight_any_layout.contiguous();
   const int64_t n = weight.size(0);
   const int64_t k = weight.size(1);
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  // [blocks * 16, K] zero-padded, then [blocks, 16, K] -> [blocks, K, 16]. at::empty's CPU
-  // allocations are 64-byte aligned, which the kernel's aligned panel loads rely on.
-  at::Tensor padded = at::zeros({blocks * kBlock, k}, weight.options());
-  padded.narrow(0, 0, n).copy_(weight);
-  return padded.view({blocks, kBlock, k}).transpose(1, 2).contiguous();
+  const int64_t whole = n / kBlock;
+  // Copied straight into place: no padded temporary, load's peak memory is the point.
+  at::Tensor panels = at::zeros({blocks, k, kBlock}, weight.options());
+  if (whole > 0) {
+    panels.narrow(0, 0, whole)
+        .copy_(weight.narrow(0, 0, whole * kBlock).view({whole, kBlock, k}).transpose(1, 2));
+  }
+  if (whole < blocks) {  // the last, partial block: its missing columns stay zero
+    panels.select(0, whole)
+        .narrow(1, 0, n - whole * kBlock)
+        .copy_(weight.narrow(0, whole * kBlock, n - whole * kBlock).t());
+  }
+  return panels;
 }
 
 void small_gemm(const float* x, int64_t rows, int64_t k, const float* panels, int64_t n,

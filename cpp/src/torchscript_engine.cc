@@ -2,6 +2,7 @@
 #include <torch/csrc/jit/python/update_graph_executor_opt.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -71,9 +72,11 @@ class TorchScriptEngine final : public Engine {
         // Freezes (inlines parameters) first, as torch.jit.optimize_for_inference does.
         module_ = torch::jit::optimize_for_inference(module_);
       }
-      kernel_path_ = apply_cpu_fast_path(
-          module_, options.engine, options.compute, device_.is_cpu(),
-          [this, &manifest](torch::jit::Module& module) { smoke_run(module, manifest); });
+      kernel_path_ =
+          apply_cpu_fast_path(module_, options.engine, options.compute, device_.is_cpu(),
+                              [this, &manifest](torch::jit::Module& module, int64_t min_rows) {
+                                smoke_run(module, manifest, min_rows);
+                              });
     } catch (const InvalidInput&) {  // engine=onednn where it cannot run
       throw;
     } catch (const c10::Error& error) {
@@ -126,14 +129,17 @@ class TorchScriptEngine final : public Engine {
                       : module.forward(std::move(arguments));
   }
 
-  // The check run of a rewritten module at load: one small batch, the graph as it stands.
-  void smoke_run(torch::jit::Module& module, const Manifest& manifest) const {
+  // The check run of a rewritten module at load: one small batch (enough sequences for at
+  // least `min_rows` tokens in all), the graph as it stands.
+  void smoke_run(torch::jit::Module& module, const Manifest& manifest, int64_t min_rows) const {
     int64_t sequence = 8;
     const ShapeContract& contract = manifest.shape_contract;
     if (contract.max_sequence > 0) sequence = std::min(sequence, contract.max_sequence);
     if (contract.kind == "fixed" && contract.max_sequence > 0) sequence = contract.max_sequence;
+    int64_t batch = std::max<int64_t>(1, (min_rows + sequence - 1) / sequence);
+    if (contract.max_batch > 0) batch = std::min(batch, contract.max_batch);
     std::vector<at::Tensor> ordered =
-        check_and_order_inputs(manifest, make_example_inputs(manifest, 1, sequence));
+        check_and_order_inputs(manifest, make_example_inputs(manifest, batch, sequence));
     const int64_t bucket = choose_bucket(manifest, ordered);
     (void)pad_to_traced_lengths(manifest, ordered, bucket);
     const c10::InferenceMode inference_guard;

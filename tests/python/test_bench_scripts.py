@@ -237,3 +237,5 @@ def test_bf16_accuracy_and_weight_traffic_scripts_run(tiny_bert_pt):
         else:
             assert re.search(r"fp32: 9 GEMMs at M=16, [\d.]+ MB of weights", result.stdout)
             assert "bf16: 9 GEMMs" in result.stdout
+            small_row = re.search(r"fp32 small-row kernel at M=16: [\d.]+ ms", result.stdout)
+            assert bool(small_row) == ("avx512f" in flags), result.stdout

@@ -9,9 +9,12 @@ rewrite that fails falls back to the plain graph with one stderr line.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import tokenizers
@@ -124,12 +127,13 @@ def test_folded_residual_add_equals_linear_plus_add_even_when_it_broadcasts(
 @pytest.mark.skipif(not _avx512(), reason="the small-row kernel needs AVX-512")
 @pytest.mark.parametrize(
     "rows, n, k", [(1, 1, 1), (3, 40, 7), (16, 384, 384), (17, 33, 96), (26, 1152, 384),
-                   (48, 16, 1536)],
+                   (48, 16, 1536), (16, 100, 64), (5, 1000, 32)],
 )  # fmt: skip
 @pytest.mark.parametrize("epilogue", ["bias", "none", "gelu", "gelu-tanh", "residual"])
 def test_small_row_kernel_is_the_linear_on_ragged_shapes(rows, n, k, epilogue):
     # Every tile height (1..16 rows and the chunks above), widths that are not a multiple of
-    # the 16-column panel, and each epilogue the graph folds in; against float64.
+    # the 16-column panel (also split between two threads: 100 and 1000 columns), and each
+    # epilogue the graph folds in; against float64.
     generator = torch.Generator().manual_seed(rows * 1000 + n)
     x = torch.randn(1, rows, k, generator=generator)
     weight = torch.randn(n, k, generator=generator) / k**0.5
@@ -161,16 +165,45 @@ def test_small_row_kernel_is_the_linear_on_ragged_shapes(rows, n, k, epilogue):
 
 @pytest.mark.skipif(not _avx512(), reason="the small-row kernel needs AVX-512")
 def test_few_rows_take_the_small_row_kernel_and_more_rows_take_onednn():
-    # Panels of a different weight make the route visible: up to 48 rows (the default limit)
-    # the result is the panels' linear, above it oneDNN's packed weight's.
+    # Panels of a different weight make the route visible: up to 48 rows (the default limit,
+    # or the developer's TSR_SMALL_GEMM_ROWS) the result is the panels' linear, above it
+    # oneDNN's packed weight's.
+    limit = int(os.environ.get("TSR_SMALL_GEMM_ROWS", "48"))
     generator = torch.Generator().manual_seed(0)
     weight, other_weight = torch.randn(2, 24, 32, generator=generator)
     packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
     panels = torch.ops.tsrunner.pack_panels(other_weight)
-    for rows, expected in [(1, other_weight), (48, other_weight), (49, weight), (200, weight)]:
+    for rows in sorted({1, limit, limit + 1, 200} - {0}):
+        expected = other_weight if rows <= limit else weight
         x = torch.randn(rows, 32, generator=generator)
         got = torch.ops.tsrunner.linear(x, packed, panels, None, "none", None, None)
         torch.testing.assert_close(got, x @ expected.T, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(not _avx512(), reason="the small-row kernel needs AVX-512")
+def test_small_row_kernel_refuses_panels_and_bias_that_do_not_fit():
+    # The op is public: panels of another shape or a short bias are named, never read past.
+    weight = torch.randn(40, 24)
+    packed = torch.ops.mkldnn._reorder_linear_weight(weight, None)
+    panels = torch.ops.tsrunner.pack_panels(weight)
+    x = torch.randn(4, 24)
+    cases = [
+        (panels[:2], torch.zeros(40), "panels must be pack_panels(weight)"),
+        (panels[:, :12], torch.zeros(40), "panels must be pack_panels(weight)"),
+        (panels.transpose(1, 2).contiguous().transpose(1, 2), None, "panels must be"),
+        (panels, torch.zeros(39), "bias must hold 40 float32 values"),
+    ]
+    for bad_panels, bias, message in cases:
+        with pytest.raises(RuntimeError, match=re.escape(message)):
+            torch.ops.tsrunner.linear(x, packed, bad_panels, bias, "none", None, None)
+
+
+def test_small_row_kernel_is_built_with_openmp():
+    # Without -fopenmp, at::parallel_for in small_gemm.cc silently runs on one thread: every
+    # result stays right, only slower. The built library must call LibTorch's OpenMP runtime.
+    library = next(Path(tsrunner.__file__).parent.glob("lib/libtsrunner.so*"))
+    symbols = subprocess.run(["nm", "-D", str(library)], capture_output=True, text=True, check=True)
+    assert re.search(r"\bU GOMP_parallel\b", symbols.stdout), "libtsrunner.so lacks OpenMP"
 
 
 def test_small_row_kernel_limit_is_read_from_the_environment(minilm_pt, clean_env):
@@ -183,13 +216,15 @@ def test_small_row_kernel_limit_is_read_from_the_environment(minilm_pt, clean_en
             [sys.executable, "-c", script, str(minilm_pt)],
             capture_output=True, text=True, env={**clean_env, "TSR_SMALL_GEMM_ROWS": rows},
         )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        reasons[rows] = (result.stdout.strip(), result.stderr)
-    assert "small-row" not in reasons["0"][0] and reasons["0"][1] == ""
-    assert ("up to 48 rows on the small-row AVX-512 kernel" in reasons["48"][0]) == _avx512()
-    # A bad value is named in one line; the graph then runs as exported.
-    assert reasons["many"][0].startswith("fast path failed")
-    assert 'TSR_SMALL_GEMM_ROWS must be a row count >= 0, not "many"' in reasons["many"][1]
+        reasons[rows] = (result.returncode, result.stdout.strip(), result.stderr)
+    assert reasons["0"][0] == 0 and "small-row" not in reasons["0"][1] and reasons["0"][2] == ""
+    assert reasons["48"][0] == 0
+    assert ("up to 48 rows on the small-row AVX-512 kernel" in reasons["48"][1]) == _avx512()
+    # A bad value is refused at load wherever the oneDNN engine runs, AVX-512 or not.
+    returncode, _, stderr = reasons["many"]
+    if _fast_path_expected():
+        assert returncode != 0
+        assert 'TSR_SMALL_GEMM_ROWS must be a row count >= 0, not "many"' in stderr, stderr
 
 
 def test_python_and_tsrun_agree_bit_for_bit_on_the_onednn_path(
