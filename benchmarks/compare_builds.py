@@ -29,8 +29,10 @@ def cpu_seconds(command: list[str]) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def per_call_ms(tsrun: list[str], model: str, batch: int, sequence: int) -> float:
-    calls = max(8, CALLS.get(sequence, 60) // batch)
+def per_call_ms(
+    tsrun: list[str], model: str, batch: int, sequence: int, calls: int | None = None
+) -> float:
+    calls = calls or max(8, CALLS.get(sequence, 60) // batch)
     command = [*tsrun[:1], "bench", model, "--batch", str(batch), "--seq", str(sequence)]
     command += ["--threads", "1", "--interop-threads", "1", "--warmup", "3", *tsrun[1:]]
     short = cpu_seconds([*command, "--iterations", str(calls // 4)])
@@ -50,6 +52,12 @@ def main() -> int:
     parser.add_argument("--shapes", default="1x16,1x128,8x128")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--calls",
+        type=int,
+        help="timed calls per cell (default 200 at 16 tokens, 60 at 128, / batch); a tiny "
+        "model needs thousands for its calls' CPU time to outweigh process start-up's noise",
+    )
+    parser.add_argument(
         "--args",
         action="append",
         default=[],
@@ -67,7 +75,7 @@ def main() -> int:
     for _ in range(args.rounds):
         for batch, sequence in shapes:
             for name, tsrun in tsruns.items():
-                ms = per_call_ms(tsrun, args.model, batch, sequence)
+                ms = per_call_ms(tsrun, args.model, batch, sequence, args.calls)
                 results.setdefault((f"{batch}x{sequence}", name), []).append(ms)
         for name, tsrun in tsruns.items():
             results.setdefault(("load + 1 call", name), []).append(load_ms(tsrun, args.model))

@@ -104,7 +104,10 @@ def test_compare_builds_measures_each_build_on_each_shape(tiny_bert_pt, tsrun):
     """The same tsrun twice (one with its engine pinned): every cell is a positive CPU time."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_builds.py"
     command = [sys.executable, str(script), str(tiny_bert_pt), f"a={tsrun}", f"b={tsrun}"]
+    # 4,000 calls: the tiny model's call is ~0.06 ms of CPU, so fewer would leave the difference
+    # of two processes' start-up costs (the script's method) to noise on a loaded machine.
     command += ["--args", "b=--engine default", "--shapes", "1x8", "--rounds", "1"]
+    command += ["--calls", "4000"]
     table = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if "|" in line}
     assert set(rows) == {"shape", "---", "1x8", "load + 1 call"}, table
