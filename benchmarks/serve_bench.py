@@ -240,6 +240,14 @@ def cpu_name() -> str:
     )
 
 
+def batch_counts(server) -> tuple[float, float]:
+    """(lone batches, batches) so far, from tsrun serve's /metrics: how many batches ran alone
+    on every core (docs/serve.md, Batching)."""
+    text = server.request("GET", "/metrics")[2].decode()
+    values = dict(line.split(" ", 1) for line in text.splitlines() if line[:1] not in ("#", ""))
+    return float(values["tsrun_lone_batches_total"]), float(values["tsrun_batches_total"])
+
+
 def markdown(results: dict, args) -> str:
     lines = [
         f"CPU: {results['cpu']}. tsrun serve engine: {results['tsrun_engine']}. Load average "
@@ -264,6 +272,14 @@ def markdown(results: dict, args) -> str:
             f"{t['per_second'] / f['per_second']:.2f}x | {t['p50_ms']:.1f} / {t['p99_ms']:.1f} | "
             f"{f['p50_ms']:.1f} / {f['p99_ms']:.1f} |"
         )
+    lone = [row for row in results["rows"] if "lone_batches" in row["tsrun"]]
+    if lone:
+        shares = ", ".join(
+            f"{row['clients']} client(s): {row['tsrun']['lone_batches']:.0f} of "
+            f"{row['tsrun']['batches']:.0f}"
+            for row in lone
+        )
+        lines += ["", f"tsrun serve batches run alone on every core: {shares}."]
     return "\n".join(lines)
 
 
@@ -312,13 +328,20 @@ def run(args) -> dict:
         rows = []
         for clients in [int(c) for c in args.concurrency.split(",")]:
             turns = {"tsrun": [], "fastapi": []}
+            lone = [0.0, 0.0]  # tsrun's lone batches and batches over its turns
             order = ["tsrun", "fastapi"]
             for round_index in range(args.rounds):
                 for name in order if round_index % 2 == 0 else order[::-1]:
+                    before = batch_counts(tsrun_server)
                     turns[name].append(
                         closed_loop(*servers[name], sentences, clients, args.seconds)
                     )
+                    if name == "tsrun":
+                        after = batch_counts(tsrun_server)
+                        lone[0] += after[0] - before[0]
+                        lone[1] += after[1] - before[1]
             row = {"clients": clients, **{name: merge(turns[name]) for name in turns}}
+            row["tsrun"]["lone_batches"], row["tsrun"]["batches"] = lone
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
         batch_rates.append(

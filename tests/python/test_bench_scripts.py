@@ -181,6 +181,10 @@ def test_serve_bench_batch_mode_rate_and_table(tiny_bert_pt, tsrun, tmp_path):
     args = serve_bench.build_parser().parse_args(["model_dir", "--pt", "m.pt"])
     table = serve_bench.markdown(results, args)
     assert "| 1 | " in table and "| 50% | " in table and "| 2.00x |" in table, table
+    results["rows"][0]["tsrun"].update(lone_batches=90, batches=100)
+    assert "batches run alone on every core: 1 client(s): 90 of 100." in serve_bench.markdown(
+        results, args
+    )
 
 
 def test_serve_bench_load_generator_reads_real_answers(tiny_bert_pt, tsrun):
@@ -193,9 +197,12 @@ def test_serve_bench_load_generator_reads_real_answers(tiny_bert_pt, tsrun):
 
     sentences = ["a short sentence", "a somewhat longer sentence of several words"]
     with Server(tsrun, [tiny_bert_pt], env=environment_without_api_key()) as server:
+        before = serve_bench.batch_counts(server)
         result = serve_bench.closed_loop(server.host, server.port, sentences, 3, 1.0)
+        after = serve_bench.batch_counts(server)
         status, body = server.post("/embed", {"inputs": sentences[0]})
     assert result["errors"] == 0 and result["requests"] >= 3, result
+    assert 1 <= after[1] - before[1] <= result["requests"] and after[0] <= after[1]
     assert status == 200 and serve_bench._one_embedding(json.dumps(body).encode())
     assert not serve_bench._one_embedding(json.dumps(body * 2).encode())  # two vectors
     assert not serve_bench._one_embedding(b'{"error": "x"}')

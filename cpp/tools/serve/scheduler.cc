@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 
@@ -18,21 +19,28 @@ constexpr size_t kBatchCandidates = 4096;
 
 size_t distance(size_t a, size_t b) { return a > b ? a - b : b - a; }
 
-// Whether `threads` threads can run at once on this machine right now, this one among them:
-// the runnable tasks the kernel counts this instant (/proc/loadavg's fourth field, this thread
-// included) leave that many cores free. An OpenMP team that shares its cores with other work
-// waits at every barrier for a descheduled member: measured on 2 cores with a compiler running,
-// a lone sentence took ~400 ms on 2 threads against ~10 ms on 1 (docs/serve.md).
-// `loadavg` is /proc/loadavg, or the file the test hook TSR_TEST_LOADAVG names (docs/testing.md).
-bool cores_free_for(const std::string& loadavg_path, int threads) {
+// Tasks of other processes runnable on this machine at this instant: the kernel's count
+// (/proc/loadavg's fourth field, or the file the test hook TSR_TEST_LOADAVG names,
+// docs/testing.md) less this process's running threads (/proc/self/task: this worker, an
+// OpenMP helper still spinning, an HTTP thread). -1 when it cannot be read.
+long other_runnable_tasks(const std::string& loadavg_path) {
   std::ifstream loadavg(loadavg_path);
   double one, five, fifteen;
   long running = 0;
   char slash = 0;
-  if (!(loadavg >> one >> five >> fifteen >> running >> slash) || slash != '/') return false;
-  const long cores = std::max(1u, std::thread::hardware_concurrency());
-  // One more than this thread: another of the server's threads (HTTP) finishing a write.
-  return running <= cores - threads + 2;
+  if (!(loadavg >> one >> five >> fifteen >> running >> slash) || slash != '/') return -1;
+  long ours = 0;
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t name_end = line.rfind(')');  // the state follows the name, which may hold ')'
+    if (name_end != std::string::npos && name_end + 2 < line.size() && line[name_end + 2] == 'R') {
+      ++ours;
+    }
+  }
+  return std::max(0L, running - ours);
 }
 
 // Padding tokens a batch may carry beyond its inputs' own tokens. Padding costs as much as real
@@ -169,9 +177,20 @@ void Scheduler::work(size_t index) {
     }
     std::vector<Pending> batch = take_batch(model);
     // Alone on the machine: this batch takes every core's threads (measured in docs/serve.md).
-    const bool lone = index == 0 && options_.lone_batch_threads > options_.intra_op_threads &&
-                      busy_workers_ == 0 && pending_inputs_ == 0 && jobs_.empty() &&
-                      cores_free_for(loadavg_path_, options_.lone_batch_threads);
+    bool lone = index == 0 && options_.lone_batch_threads > options_.intra_op_threads &&
+                busy_workers_ == 0 && pending_inputs_ == 0 && jobs_.empty();
+    if (lone) {
+      // Only on free cores: an OpenMP team sharing its cores with other work waits at every
+      // barrier for a descheduled member (measured on 2 cores with a compiler running: a lone
+      // sentence ~400 ms on 2 threads against 10-16 ms on 1, docs/serve.md). Of this count and
+      // the previous one the smaller: a task runnable for an instant is not a busy core, one
+      // seen both times is.
+      const long others = other_runnable_tasks(loadavg_path_);
+      const long seen = std::min(others, last_other_runnable_);
+      last_other_runnable_ = others;
+      const long cores = std::max(1u, std::thread::hardware_concurrency());
+      lone = seen >= 0 && seen + options_.lone_batch_threads <= cores;
+    }
     ++busy_workers_;
     if (index == 0) first_worker_busy_ = true;
     lone_batch_running_ = lone;

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -106,6 +107,8 @@ class Scheduler {
   bool lone_batch_running_ = false;             // a batch on lone_batch_threads: the others wait
   bool first_worker_busy_ = false;              // the others take work only while it is
   std::string loadavg_path_ = "/proc/loadavg";  // whether the cores are free for a lone batch
+  // Other processes' runnable tasks at the last look (none yet: the first look decides).
+  long last_other_runnable_ = std::numeric_limits<long>::max();
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };
