@@ -118,10 +118,9 @@ def main() -> int:
 def small_row_kernel_runs(rows: int) -> bool:
     """Whether tsrunner::linear takes the small-row kernel at `rows` here (AVX-512, and rows
     within the limit, TSR_SMALL_GEMM_ROWS or 48)."""
-    if rows > int(os.environ.get("TSR_SMALL_GEMM_ROWS", "48")):
-        return False
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        return any(line.startswith("flags") and " avx512f" in line for line in cpuinfo)
+    from tsrunner.aoti import cpu_flags
+
+    return rows <= int(os.environ.get("TSR_SMALL_GEMM_ROWS", "48")) and "avx512f" in cpu_flags()
 
 
 def small_row_kernel(weights, packed, biases, x, seconds, nbytes) -> None:

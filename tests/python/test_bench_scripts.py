@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tsrunner.aoti import cpu_flags
+
 PEERS = Path(__file__).resolve().parents[2] / "benchmarks" / "peers.py"
 
 
@@ -72,10 +74,7 @@ def test_bad_shapes_and_runners_are_usage_errors(peers):
 
 
 # Whether this CPU runs the opt-in bf16 compute (text_throughput.py adds it as a contender).
-BF16 = any(
-    line.startswith("flags") and (" avx512_bf16" in line or " amx_bf16" in line)
-    for line in Path("/proc/cpuinfo").read_text().splitlines()
-)
+BF16 = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def test_text_throughput_runs_every_contender(tmp_path):
@@ -141,7 +140,7 @@ def test_interleave_alternates_runners_in_worker_processes(peers, tiny_bert_dir,
     # The A/B runner's environment reaches its worker: the small-row kernel is off there.
     paths = results["kernel_paths"]
     assert "small-row" not in paths["tsrun-fp32-no-small-gemm"]
-    assert ("small-row" in paths["tsrun-fp32"]) == (" avx512f" in Path("/proc/cpuinfo").read_text())
+    assert ("small-row" in paths["tsrun-fp32"]) == ("avx512f" in cpu_flags())
     (shape,) = results["shapes"]
     for row in shape["runners"].values():
         assert 0 < row["min_ms"] <= row["median_ms"] and row["cpu_ms_per_call"] > 0
@@ -230,9 +229,8 @@ def test_bf16_accuracy_and_weight_traffic_scripts_run(tiny_bert_pt):
     """benchmarks/bf16_accuracy.py (where the CPU has bf16 instructions: elsewhere the Runner
     refuses compute="bf16", tests/python/test_bf16_compute.py) and weight_traffic.py end to
     end on the tiny export."""
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        flags = next((line.split() for line in cpuinfo if line.startswith("flags")), [])
-    has_bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
+    flags = cpu_flags()
+    has_bf16 = BF16
     scripts = PEERS.parent
     accuracy = [sys.executable, scripts / "bf16_accuracy.py", "--model", tiny_bert_pt]
     traffic = [sys.executable, scripts / "weight_traffic.py", "--model", tiny_bert_pt]

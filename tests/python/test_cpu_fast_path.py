@@ -23,6 +23,7 @@ import transformers
 
 import tsrunner
 from tsrunner import sample_text
+from tsrunner.aoti import cpu_flags
 
 THREADS = 2
 
@@ -93,8 +94,7 @@ def test_onednn_merges_qkv_and_folds_gelu_and_residual_adds_into_the_gemms(fast_
 
 
 def _avx512() -> bool:
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        return any(line.startswith("flags") and " avx512f" in line for line in cpuinfo)
+    return "avx512f" in cpu_flags()
 
 
 @pytest.mark.parametrize("with_panels", [False, True])
