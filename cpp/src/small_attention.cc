@@ -126,9 +126,8 @@ __attribute__((target("avx512f"))) __m512 exp_nonpositive(__m512 x) {
 // `Vectors` x 16 output columns; p holds kLanes rows' weights per key.
 template <int Vectors>
 __attribute__((target("avx512f"))) void weighted_sum(const float* p, int rows, const float* v,
-                                                     int64_t v_row, int64_t s,
-                                                     const float* inverse, float* out,
-                                                     int64_t out_row) {
+                                                     int64_t v_row, int64_t s, const float* inverse,
+                                                     float* out, int64_t out_row) {
   __m512 acc[kRows][Vectors];
   for (auto& row : acc) {
     for (auto& column : row) column = _mm512_setzero_ps();
@@ -206,8 +205,7 @@ __attribute__((target("avx512f"))) bool attend_avx512(const Head& h, Scratch& sc
     const auto valid = static_cast<__mmask16>((1u << rows) - 1u);
     const __mmask16 finite =
         _mm512_cmp_ps_mask(max, _mm512_set1_ps(kMinusInfinity), _CMP_GT_OQ) &
-        _mm512_cmp_ps_mask(max, _mm512_set1_ps(std::numeric_limits<float>::infinity()),
-                           _CMP_LT_OQ);
+        _mm512_cmp_ps_mask(max, _mm512_set1_ps(std::numeric_limits<float>::infinity()), _CMP_LT_OQ);
     if ((finite & valid) != valid) return false;
     __m512 sum = _mm512_setzero_ps();
     for (int64_t j = 0; j < h.s; ++j) {
@@ -292,9 +290,8 @@ at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const
   const int64_t d = query.size(3);
   const int64_t s = key.size(2);
   const int64_t dv = value.size(3);
-  const bool same_heads = key.size(0) == batch && value.size(0) == batch &&
-                          key.size(1) == heads && value.size(1) == heads && key.size(3) == d &&
-                          value.size(2) == s;
+  const bool same_heads = key.size(0) == batch && value.size(0) == batch && key.size(1) == heads &&
+                          value.size(1) == heads && key.size(3) == d && value.size(2) == s;
   const bool rows_contiguous = query.stride(3) == 1 && key.stride(3) == 1 && value.stride(3) == 1;
   const bool any_grad = query.requires_grad() || key.requires_grad() || value.requires_grad() ||
                         (mask && mask->requires_grad());
@@ -322,12 +319,12 @@ at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const
   const float* k = key.data_ptr<float>();
   const float* v = value.data_ptr<float>();
   float* out = result.data_ptr<float>();
-  const bool* mask_bool =
-      full_mask.defined() && full_mask.scalar_type() == at::kBool ? full_mask.data_ptr<bool>()
-                                                                  : nullptr;
-  const float* mask_float =
-      full_mask.defined() && full_mask.scalar_type() == at::kFloat ? full_mask.data_ptr<float>()
-                                                                   : nullptr;
+  const bool* mask_bool = full_mask.defined() && full_mask.scalar_type() == at::kBool
+                              ? full_mask.data_ptr<bool>()
+                              : nullptr;
+  const float* mask_float = full_mask.defined() && full_mask.scalar_type() == at::kFloat
+                                ? full_mask.data_ptr<float>()
+                                : nullptr;
   at::parallel_for(0, batch * heads, grain, [&](int64_t first, int64_t last) {
     thread_local Scratch scratch;
     scratch.bias_for = nullptr;  // a new call's mask may sit where the last one's did
@@ -356,7 +353,8 @@ at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const
       head.dv = dv;
       head.scale = scale_value;
 #if defined(__x86_64__)
-      const bool attended = vectorized ? attend_avx512(head, scratch) : attend_generic(head, scratch);
+      const bool attended =
+          vectorized ? attend_avx512(head, scratch) : attend_generic(head, scratch);
 #else
       const bool attended = attend_generic(head, scratch);
 #endif
