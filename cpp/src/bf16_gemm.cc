@@ -13,6 +13,7 @@
 #include <immintrin.h>
 #endif
 
+#include "gemm_tile_store.h"
 #include "tsrunner/cpu_info.h"
 
 namespace tsrunner::detail {
@@ -46,13 +47,7 @@ __attribute__((target("avx512f,avx512bf16"))) void tile(const uint32_t* x, int64
       acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32(static_cast<int>(x[r])), w);
     }
   }
-  const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps();
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    __m512 value = _mm512_add_ps(acc[r], b);
-    if (residual) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, residual + r * n));
-    _mm512_mask_storeu_ps(out + r * n, mask, value);
-  }
+  store_tile<R>(acc, bias, residual, out, n, mask);
 }
 
 using TileFunction = void (*)(const uint32_t*, int64_t, const uint32_t*, const float*, const float*,
