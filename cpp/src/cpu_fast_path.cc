@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bf16_gemm.h"
+#include "small_attention.h"
 #include "small_gemm.h"
 #include "tsrunner/errors.h"
 
@@ -561,6 +562,7 @@ KernelPath apply_cpu_fast_path(
     for (const torch::jit::Method& method : fast.get_methods()) {
       rewritten.merged_groups += merge_sibling_linears(*method.graph());
       pack_linears(*method.graph(), bf16, rewritten);
+      rewritten.fused_attentions += fuse_attention(*method.graph());
     }
     if (rewritten.packed_linears == 0) {
       result.reason = "no float32 Linear with constant weights";
@@ -584,6 +586,10 @@ KernelPath apply_cpu_fast_path(
     if (rewritten.small_row_linears > 0) {
       rewritten.reason += "; up to " + std::to_string(small_gemm_max_rows()) +
                           " rows on the small-row AVX-512 kernel";
+    }
+    if (rewritten.fused_attentions > 0) {
+      rewritten.reason += "; " + std::to_string(rewritten.fused_attentions) +
+                          " attentions on the short-sequence kernel";
     }
     return rewritten;
   } catch (const std::exception& error) {

@@ -91,6 +91,8 @@ def test_onednn_merges_qkv_and_folds_gelu_and_residual_adds_into_the_gemms(fast_
         "25 GEMMs, 6 Q/K/V groups merged, 6 GELUs and 12 residual adds folded"
         in fast_runner.engine_reason
     ), fast_runner.engine_reason
+    # ... and each layer's attention on the short-sequence kernel (test_fused_attention.py).
+    assert "6 attentions on the short-sequence kernel" in fast_runner.engine_reason
 
 
 def _avx512() -> bool:

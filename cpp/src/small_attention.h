@@ -1,0 +1,39 @@
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace torch::jit {
+struct Graph;
+}  // namespace torch::jit
+
+namespace tsrunner::detail {
+
+// Self-attention for short sequences (a sentence: tens of tokens), as
+// aten::scaled_dot_product_attention computes it without dropout or a causal mask: softmax(q
+// k^T * scale + mask) v per batch row and head, one pass per head with the scores kept in cache.
+// At 16 tokens LibTorch's flash kernel spent ~50 us per MiniLM layer on setup (the boolean
+// mask converted to a float tensor, buffers, a parallel region) around ~5 us of arithmetic.
+// q [B, H, T, D], k [B, H, S, D] and v [B, H, S, Dv] may be strided views (the merged Q/K/V
+// GEMM's output sliced and transposed: no copy); the result is [B, H, T, Dv] laid out as [B, T,
+// H, Dv], as LibTorch's kernel returns it, so the transpose + reshape to the output projection's
+// input copies nothing. Anything else (another dtype, more keys than small_attention_max_keys(),
+// a row whose keys are all masked, a mask that does not broadcast) runs LibTorch's operator.
+at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                           const std::optional<at::Tensor>& mask, std::optional<double> scale);
+
+// The most keys (S) the fused kernel takes; beyond it LibTorch's flash attention, which blocks
+// for cache reuse, is as fast or faster.
+int64_t small_attention_max_keys();
+
+// Whether the load-time rewrite is on: TSR_FUSED_ATTENTION=0 turns it off (A/B measurements).
+bool attention_fusion_enabled();
+
+// Replaces each aten::scaled_dot_product_attention in `graph` whose dropout is the constant 0,
+// is_causal and enable_gqa the constant false and scale a constant (or None) with
+// tsrunner::attention on the same inputs; anything else is left as it is. Returns how many.
+int fuse_attention(torch::jit::Graph& graph);
+
+}  // namespace tsrunner::detail

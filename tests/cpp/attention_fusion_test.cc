@@ -1,0 +1,90 @@
+// The load-time rewrite of aten::scaled_dot_product_attention into tsrunner::attention
+// (cpp/src/small_attention.h): it takes exactly the calls the kernel computes the same (no
+// dropout, no causal mask, no grouped heads, a constant scale) and leaves any other call as it
+// is. The numbers themselves are tested in tests/python/test_fused_attention.py.
+#include <gtest/gtest.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/ir/irparser.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "small_attention.h"
+
+namespace {
+
+// One attention call as traced Transformers graphs have it, with its last four arguments
+// (dropout_p, is_causal, scale, enable_gqa) given as IR constants or graph inputs.
+std::shared_ptr<torch::jit::Graph> attention_graph(const std::string& dropout,
+                                                   const std::string& causal,
+                                                   const std::string& scale,
+                                                   const std::string& grouped) {
+  const std::string ir = R"IR(
+graph(%q : Tensor, %k : Tensor, %v : Tensor, %mask : Tensor, %p : float):
+  %dropout : float = prim::Constant[value=)IR" +
+                         dropout + R"IR(]()
+  %causal : bool = prim::Constant[value=)IR" +
+                         causal + R"IR(]()
+  %scale : )IR" + scale + R"IR(
+  %grouped : bool = prim::Constant[value=)IR" +
+                         grouped + R"IR(]()
+  %out : Tensor = aten::scaled_dot_product_attention(%q, %k, %v, %mask, %dropout, %causal, %scale, %grouped)
+  return (%out))IR";
+  auto graph = std::make_shared<torch::jit::Graph>();
+  torch::jit::parseIR(ir, graph.get());
+  return graph;
+}
+
+int count(const torch::jit::Graph& graph, const char* kind) {
+  int found = 0;
+  for (const torch::jit::Node* node : graph.nodes()) {
+    if (node->kind() == c10::Symbol::fromQualString(kind)) ++found;
+  }
+  return found;
+}
+
+const std::string kFloatScale = "float = prim::Constant[value=0.17677669529663689]()";
+const std::string kNoScale = "NoneType = prim::Constant()";
+
+TEST(AttentionFusion, TakesAttentionWithoutDropoutOrCausalMask) {
+  for (const std::string& scale : {kFloatScale, kNoScale}) {
+    auto graph = attention_graph("0.", "0", scale, "0");
+    EXPECT_EQ(tsrunner::detail::fuse_attention(*graph), 1);
+    EXPECT_EQ(count(*graph, "aten::scaled_dot_product_attention"), 0);
+    ASSERT_EQ(count(*graph, "tsrunner::attention"), 1);
+    // Same inputs, scale kept: the graph's output is now the fused op's.
+    const torch::jit::Node* fused = graph->outputs()[0]->node();
+    EXPECT_EQ(fused->kind(), c10::Symbol::fromQualString("tsrunner::attention"));
+    ASSERT_EQ(fused->inputs().size(), 5U);
+    for (size_t i = 0; i < 4; ++i) EXPECT_EQ(fused->input(i), graph->inputs()[i]);
+    graph->lint();
+  }
+}
+
+TEST(AttentionFusion, LeavesOtherAttentionCallsAsTheyAre) {
+  const auto unchanged = [](const std::shared_ptr<torch::jit::Graph>& graph) {
+    EXPECT_EQ(tsrunner::detail::fuse_attention(*graph), 0);
+    EXPECT_EQ(count(*graph, "aten::scaled_dot_product_attention"), 1);
+    EXPECT_EQ(count(*graph, "tsrunner::attention"), 0);
+  };
+  unchanged(attention_graph("0.1", "0", kNoScale, "0"));  // dropout
+  unchanged(attention_graph("0.", "1", kNoScale, "0"));   // causal mask
+  unchanged(attention_graph("0.", "0", kNoScale, "1"));   // grouped-query heads
+  // A dropout probability that is not a constant: what it is at run time is unknown.
+  auto graph = attention_graph("0.", "0", kNoScale, "0");
+  torch::jit::Node* sdpa = graph->outputs()[0]->node();
+  sdpa->replaceInput(4, graph->inputs()[4]);
+  unchanged(graph);
+}
+
+TEST(AttentionFusion, IsOffWithTheEnvironmentSwitch) {
+  ASSERT_EQ(setenv("TSR_FUSED_ATTENTION", "0", 1), 0);
+  auto graph = attention_graph("0.", "0", kNoScale, "0");
+  const int fused = tsrunner::detail::fuse_attention(*graph);
+  unsetenv("TSR_FUSED_ATTENTION");
+  EXPECT_EQ(fused, 0);
+  EXPECT_EQ(count(*graph, "aten::scaled_dot_product_attention"), 1);
+}
+
+}  // namespace
