@@ -16,6 +16,7 @@
 #include <sstream>
 #include <vector>
 
+#include "bf16_gemm.h"
 #include "small_attention.h"
 #include "small_gemm.h"
 #include "small_layer_norm.h"
@@ -193,6 +194,59 @@ at::Tensor linear_bf16(const at::Tensor& x, const at::Tensor& packed_weight,
   return result.add(*other);
 }
 
+// tsrunner::linear_bf16_panels(x, panels, out_features, bias, attr, algorithm, other): what
+// linear_bf16 computes, on tsrunner's own bf16 kernel (bf16_gemm.h) over pack_bf16_panels'
+// weight, for CPUs with AVX512_BF16 and no AMX; the float32 sum is not rounded to bf16.
+at::Tensor linear_bf16_panels(const at::Tensor& x, const at::Tensor& panels, int64_t out_features,
+                              const std::optional<at::Tensor>& bias, c10::string_view attr,
+                              std::optional<c10::string_view> algorithm,
+                              const std::optional<at::Tensor>& other) {
+  TORCH_CHECK(attr == "none" || attr == "gelu",
+              "tsrunner::linear_bf16_panels: attr must be "
+              "none or gelu, not ",
+              attr);
+  TORCH_CHECK(!other || attr == "none",
+              "tsrunner::linear_bf16_panels folds a GELU or a "
+              "residual, not both");
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() >= 1,
+              "tsrunner::linear_bf16_panels: x must be float32");
+  const int64_t k = x.size(-1);
+  const int64_t n = out_features;
+  // The op is public (torch.ops.tsrunner.linear_bf16_panels): what the kernel reads is checked.
+  TORCH_CHECK(n > 0 && panels.dim() == 4 && panels.size(0) == (n + 15) / 16 &&
+                  panels.size(1) == (k + 1) / 2 && panels.size(2) == 16 && panels.size(3) == 2 &&
+                  panels.scalar_type() == at::kBFloat16 && panels.is_contiguous(),
+              "tsrunner::linear_bf16_panels: panels must be pack_bf16_panels(weight) of a "
+              "weight [N, K] = [",
+              n, ", ", k, "], got ", panels.sizes());
+  TORCH_CHECK(!bias || (bias->numel() == n && bias->scalar_type() == at::kFloat),
+              "tsrunner::linear_bf16_panels: bias must hold ", n, " float32 values");
+  std::vector<int64_t> output_shape(x.sizes().begin(), x.sizes().end());
+  output_shape.back() = n;
+  const bool other_fits = other && other->sizes() == c10::IntArrayRef(output_shape) &&
+                          other->scalar_type() == at::kFloat;
+  const int64_t rows = k > 0 ? x.numel() / k : 0;
+  at::Tensor result = at::empty(output_shape, x.options());
+  if (rows == 0) return other && !other_fits ? result.add(*other) : result;
+  const at::Tensor input = x.contiguous();
+  const at::Tensor bias_values = bias ? bias->contiguous() : at::Tensor();
+  const at::Tensor residual = other_fits ? other->contiguous() : at::Tensor();
+  const at::Tensor matrix = result.view({rows, n});
+  // As in tsrunner::linear: OpenMP's threads take over the caller's thread-local modes first.
+  std::optional<at::ThreadLocalState> caller_state;
+  if (attr == "gelu") caller_state.emplace();
+  const auto gelu_piece = [&](int64_t row, int64_t row_end, int64_t column, int64_t column_end) {
+    const at::ThreadLocalStateGuard same_modes(*caller_state);
+    at::Tensor piece = matrix.narrow(0, row, row_end - row).narrow(1, column, column_end - column);
+    at::gelu_(piece, algorithm.value_or("none"));
+  };
+  bf16_gemm(input.data_ptr<float>(), rows, k, panels.const_data_ptr<at::BFloat16>(), n,
+            bias_values.defined() ? bias_values.data_ptr<float>() : nullptr,
+            residual.defined() ? residual.data_ptr<float>() : nullptr, result.data_ptr<float>(),
+            attr == "gelu" ? Bf16GemmFinish(gelu_piece) : nullptr);
+  return other && !other_fits ? result.add(*other) : result;
+}
+
 TORCH_LIBRARY(tsrunner, library) {
   library.def(torch::schema("linear(Tensor x, Tensor packed_weight, Tensor? panels, Tensor? bias, "
                             "str attr, str? algorithm, Tensor? other) -> Tensor",
@@ -201,6 +255,13 @@ TORCH_LIBRARY(tsrunner, library) {
   library.def(
       torch::schema("pack_panels(Tensor weight) -> Tensor", c10::AliasAnalysisKind::FROM_SCHEMA),
       &pack_panels);
+  library.def(torch::schema("pack_bf16_panels(Tensor weight) -> Tensor",
+                            c10::AliasAnalysisKind::FROM_SCHEMA),
+              &pack_bf16_panels);
+  library.def(torch::schema("linear_bf16_panels(Tensor x, Tensor panels, int out_features, "
+                            "Tensor? bias, str attr, str? algorithm, Tensor? other) -> Tensor",
+                            c10::AliasAnalysisKind::FROM_SCHEMA),
+              &linear_bf16_panels);
   library.def(torch::schema("linear_bf16(Tensor x, Tensor packed_weight, Tensor? bias, str attr, "
                             "str? algorithm, Tensor? other) -> Tensor",
                             c10::AliasAnalysisKind::FROM_SCHEMA),
@@ -352,11 +413,19 @@ int merge_sibling_linears(torch::jit::Graph& graph) {
   return merged_groups;
 }
 
+// TSR_BF16_KERNEL=0 keeps compute=bf16 on oneDNN's bf16 GEMMs where tsrunner's kernel would
+// run (docs/cli.md): the A/B that measures the kernel, and a way back if it misbehaves.
+bool bf16_kernel_disabled() {
+  const char* value = std::getenv("TSR_BF16_KERNEL");
+  return value != nullptr && std::string(value) == "0";
+}
+
 // Rewrites one graph's packable Linear layers onto oneDNN (in bfloat16 when `bf16`); counts
 // what it did into `path`.
 void pack_linears(torch::jit::Graph& graph, bool bf16, KernelPath& path) {
   using torch::jit::Node;
   const bool small_rows = !bf16 && small_gemm_supported() && small_gemm_max_rows() > 0;
+  const bool bf16_panels = bf16 && bf16_gemm_supported() && !bf16_kernel_disabled();
   std::vector<Node*> linears;
   for (Node* node : graph.nodes()) {  // top-level only: traced graphs have no blocks here
     if (node->kind() == c10::aten::linear) linears.push_back(node);
@@ -368,38 +437,40 @@ void pack_linears(torch::jit::Graph& graph, bool bf16, KernelPath& path) {
     Node* gelu = sole_gelu_user(linear);
     Node* add = gelu ? nullptr : sole_add_user(linear);
     torch::jit::WithInsertPoint guard(add ? add : linear);
-    // Graph::insertConstant refuses tensors without storage, which oneDNN's packed ones are.
-    Node* packed_weight = graph.create(c10::prim::Constant);
-    const at::Tensor packed_tensor = pack_linear_weight(bf16 ? weight->to(at::kBFloat16) : *weight);
-    packed_weight->t_(c10::attr::value, packed_tensor);
-    packed_weight->output()->inferTypeFrom(packed_tensor);
-    graph.insertNode(packed_weight);
+    torch::jit::Value* other = add ? add->input(add->input(0) == linear->output() ? 1 : 0)
+                                   : graph.insertConstant(c10::IValue());
+    torch::jit::Value* attr = graph.insertConstant(gelu ? "gelu" : "none");
+    torch::jit::Value* algorithm = gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());
     Node* fast = nullptr;
-    if (bf16) {
-      torch::jit::Value* other = add ? add->input(add->input(0) == linear->output() ? 1 : 0)
-                                     : graph.insertConstant(c10::IValue());
-      torch::jit::Value* attr = graph.insertConstant(gelu ? "gelu" : "none");
-      torch::jit::Value* algorithm = gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());
-      fast = graph.create(c10::Symbol::fromQualString("tsrunner::linear_bf16"),
-                          {linear->input(0), packed_weight->output(), bias, attr, algorithm, other},
-                          1);
+    if (bf16_panels) {  // tsrunner's bf16 kernel for every row count; no oneDNN copy
+      torch::jit::Value* panels = graph.insertConstant(pack_bf16_panels(*weight));
+      torch::jit::Value* out_features = graph.insertConstant(weight->size(0));
+      fast =
+          graph.create(c10::Symbol::fromQualString("tsrunner::linear_bf16_panels"),
+                       {linear->input(0), panels, out_features, bias, attr, algorithm, other}, 1);
+      ++path.bf16_kernel_linears;
     } else {
-      torch::jit::Value* other = add ? add->input(add->input(0) == linear->output() ? 1 : 0)
-                                     : graph.insertConstant(c10::IValue());
-      torch::jit::Value* attr = graph.insertConstant(gelu ? "gelu" : "none");
-      torch::jit::Value* algorithm = gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());
-      torch::jit::Value* panels = graph.insertConstant(c10::IValue());
-      if (small_rows) {
-        Node* constant = graph.create(c10::prim::Constant);
-        const at::Tensor panel_tensor = pack_panels(*weight);
-        constant->t_(c10::attr::value, panel_tensor);
-        constant->output()->inferTypeFrom(panel_tensor);
-        panels = graph.insertNode(constant)->output();
-        ++path.small_row_linears;
+      // Graph::insertConstant refuses tensors without storage, which oneDNN's packed ones are.
+      Node* packed_weight = graph.create(c10::prim::Constant);
+      const at::Tensor packed_tensor =
+          pack_linear_weight(bf16 ? weight->to(at::kBFloat16) : *weight);
+      packed_weight->t_(c10::attr::value, packed_tensor);
+      packed_weight->output()->inferTypeFrom(packed_tensor);
+      graph.insertNode(packed_weight);
+      if (bf16) {
+        fast = graph.create(
+            c10::Symbol::fromQualString("tsrunner::linear_bf16"),
+            {linear->input(0), packed_weight->output(), bias, attr, algorithm, other}, 1);
+      } else {
+        torch::jit::Value* panels = graph.insertConstant(c10::IValue());
+        if (small_rows) {
+          panels = graph.insertConstant(pack_panels(*weight));
+          ++path.small_row_linears;
+        }
+        fast = graph.create(
+            c10::Symbol::fromQualString("tsrunner::linear"),
+            {linear->input(0), packed_weight->output(), panels, bias, attr, algorithm, other}, 1);
       }
-      fast = graph.create(
-          c10::Symbol::fromQualString("tsrunner::linear"),
-          {linear->input(0), packed_weight->output(), panels, bias, attr, algorithm, other}, 1);
     }
     graph.insertNode(fast);
     Node* replaced = gelu ? gelu : add ? add : linear;
@@ -511,6 +582,9 @@ KernelPath apply_cpu_fast_path(
                        std::to_string(rewritten.merged_groups) + " Q/K/V groups merged, " +
                        std::to_string(rewritten.fused_activations) + " GELUs and " +
                        std::to_string(rewritten.folded_adds) + " residual adds folded";
+    if (rewritten.bf16_kernel_linears > 0) {
+      rewritten.reason += "; on tsrunner's AVX512-BF16 kernel";
+    }
     if (rewritten.small_row_linears > 0) {
       rewritten.reason += "; up to " + std::to_string(small_gemm_max_rows()) +
                           " rows on the small-row AVX-512 kernel";

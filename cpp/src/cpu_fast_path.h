@@ -17,13 +17,14 @@ namespace tsrunner::detail {
 struct KernelPath {
   std::string path = "default";
   std::string reason;
-  int packed_linears = 0;     // aten::linear calls now on oneDNN's prepacked GEMM
-  int merged_groups = 0;      // sets of Linear layers on one input merged into one GEMM
-  int fused_activations = 0;  // GELUs folded into a GEMM
-  int folded_adds = 0;        // residual adds folded into a GEMM's epilogue
-  int small_row_linears = 0;  // GEMMs that also take the small-row kernel at few rows
-  int fused_attentions = 0;   // scaled_dot_product_attention calls on tsrunner::attention
-  int fused_layer_norms = 0;  // aten::layer_norm calls on tsrunner::layer_norm
+  int packed_linears = 0;       // aten::linear calls now on oneDNN's prepacked GEMM
+  int merged_groups = 0;        // sets of Linear layers on one input merged into one GEMM
+  int fused_activations = 0;    // GELUs folded into a GEMM
+  int folded_adds = 0;          // residual adds folded into a GEMM's epilogue
+  int small_row_linears = 0;    // GEMMs that also take the small-row kernel at few rows
+  int fused_attentions = 0;     // scaled_dot_product_attention calls on tsrunner::attention
+  int fused_layer_norms = 0;    // aten::layer_norm calls on tsrunner::layer_norm
+  int bf16_kernel_linears = 0;  // compute=bf16 GEMMs on tsrunner's AVX512-BF16 kernel
 };
 
 // Throws InvalidInput unless `engine` is "auto", "onednn" or "default".
@@ -41,8 +42,10 @@ std::string bf16_declines();
 // module (again with at least `min_rows` GEMM rows when the small-row kernel took the first); when
 // anything fails the module is left as loaded and one line goes to stderr. Auto takes oneDNN
 // on x86-64 CPUs with AVX2 or better when the device is the CPU. `compute` "bf16" packs the
-// weights in bfloat16 and runs those GEMMs in bf16 (tsrunner::linear_bf16); it throws
-// InvalidInput with engine "default", off the CPU, or on a CPU without bf16 instructions.
+// weights in bfloat16 and runs those GEMMs in bf16: on tsrunner's own kernel where
+// bf16_gemm_supported() (tsrunner::linear_bf16_panels; TSR_BF16_KERNEL=0 declines it), else
+// on oneDNN (tsrunner::linear_bf16); it throws InvalidInput with engine "default", off the
+// CPU, or on a CPU without bf16 instructions.
 KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine,
                                const std::string& compute, bool on_cpu,
                                const std::function<void(torch::jit::Module&, int64_t)>& smoke_test);

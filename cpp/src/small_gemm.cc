@@ -13,6 +13,7 @@
 #include <immintrin.h>
 #endif
 
+#include "gemm_tile_store.h"
 #include "tsrunner/cpu_info.h"
 #include "tsrunner/errors.h"
 
@@ -45,13 +46,7 @@ __attribute__((target("avx512f"))) void tile(const float* x, int64_t k, const fl
       acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * k + step]), w, acc[r]);
     }
   }
-  const __m512 b = bias ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps();
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) {
-    __m512 value = _mm512_add_ps(acc[r], b);
-    if (residual) value = _mm512_add_ps(value, _mm512_maskz_loadu_ps(mask, residual + r * n));
-    _mm512_mask_storeu_ps(out + r * n, mask, value);
-  }
+  store_tile<R>(acc, bias, residual, out, n, mask);
 }
 
 using TileFunction = void (*)(const float*, int64_t, const float*, const float*, const float*,

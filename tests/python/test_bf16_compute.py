@@ -17,16 +17,17 @@ import torch
 
 import tsrunner
 from tsrunner import sample_text
+from tsrunner.aoti import cpu_flags
 
-
-def _cpu_has_bf16() -> bool:
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        flags = next((line.split() for line in cpuinfo if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
+_FLAGS = cpu_flags()
 needs_bf16 = pytest.mark.skipif(
-    not _cpu_has_bf16(), reason="CPU without AVX512_BF16 or AMX-BF16: refused, tested below"
+    not {"avx512_bf16", "amx_bf16"} & _FLAGS,
+    reason="CPU without AVX512_BF16 or AMX-BF16: refused, tested below",
+)
+# tsrunner's own bf16 kernel runs where VDPBF16PS exists and AMX does not (bf16_gemm.h).
+_BF16_KERNEL_CPU = "avx512_bf16" in _FLAGS and "amx_bf16" not in _FLAGS
+needs_bf16_kernel = pytest.mark.skipif(
+    not _BF16_KERNEL_CPU, reason="tsrunner's bf16 kernel needs AVX512_BF16 (and no AMX)"
 )
 
 
@@ -62,13 +63,102 @@ def test_linear_bf16_is_the_linear_of_bf16_rounded_operands(attr, with_other):
         other if other is not None else 0), rtol=0, atol=1e-6)  # fmt: skip
 
 
+def _bf16_reference(x, weight, bias):
+    """The linear of bf16-rounded x and weight, summed exactly (float64), and the sum of the
+    products' magnitudes: float32 summation of k products errs by at most ~k * 2^-24 of it."""
+    xb, wb = x.bfloat16().double(), weight.bfloat16().double()
+    exact = torch.nn.functional.linear(xb, wb, None if bias is None else bias.double())
+    magnitude = torch.nn.functional.linear(xb.abs(), wb.abs())
+    return exact, magnitude
+
+
+@needs_bf16_kernel
+@pytest.mark.parametrize(
+    ("rows", "n", "k"),
+    [(1, 16, 384), (15, 40, 7), (17, 1, 33), (64, 33, 32), (65, 100, 384), (300, 48, 1536)],
+)
+@pytest.mark.parametrize("epilogue", ["none", "gelu", "residual", "broadcast residual"])
+def test_bf16_kernel_is_the_linear_of_bf16_rounded_operands_on_ragged_shapes(rows, n, k, epilogue):
+    # Unlike oneDNN's bf16 linear the kernel never rounds its float32 sum to bf16: it must
+    # agree with the exact sum to float32 summation error, far inside one bf16 rounding.
+    generator = torch.Generator().manual_seed(rows * 1000 + n + k)
+    x = torch.randn(rows, k, generator=generator)
+    weight = torch.randn(n, k, generator=generator) / 10
+    bias = None if epilogue == "residual" else torch.randn(n, generator=generator)
+    other = {
+        "residual": torch.randn(rows, n, generator=generator),
+        "broadcast residual": torch.randn(n, generator=generator),
+    }.get(epilogue)
+    panels = torch.ops.tsrunner.pack_bf16_panels(weight)
+    assert panels.dtype == torch.bfloat16 and panels.shape == ((n + 15) // 16, (k + 1) // 2, 16, 2)
+    attr, algorithm = ("gelu", "tanh") if epilogue == "gelu" else ("none", None)
+    got = torch.ops.tsrunner.linear_bf16_panels(x, panels, n, bias, attr, algorithm, other)
+    exact, magnitude = _bf16_reference(x, weight, bias)
+    if epilogue == "gelu":
+        exact = torch.nn.functional.gelu(exact, approximate="tanh")
+    if other is not None:
+        exact = exact + other.double()
+    assert got.dtype == torch.float32 and got.shape == (rows, n)
+    bound = magnitude * k * 2.0**-24 + exact.abs() * 2.0**-22 + 1e-6
+    assert ((got.double() - exact).abs() <= bound).all()
+    # and not float32's answer: the operands really were bf16
+    fp32 = torch.nn.functional.linear(x, weight, bias)
+    assert not torch.allclose(got - (0 if other is None else other), fp32, rtol=0, atol=1e-5) or (
+        epilogue == "gelu"
+    )
+
+
+@needs_bf16_kernel
+@pytest.mark.parametrize("rows", [40, 300])
+def test_bf16_kernel_result_does_not_depend_on_the_thread_count(rows):
+    # 40 rows on 2 threads split the columns, 300 split the rows; 1 thread takes neither split.
+    generator = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 384, generator=generator)
+    weight = torch.randn(1536, 384, generator=generator) / 20
+    bias = torch.randn(1536, generator=generator)
+    panels = torch.ops.tsrunner.pack_bf16_panels(weight)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(
+                torch.ops.tsrunner.linear_bf16_panels(x, panels, 1536, bias, "gelu", "none", None)
+            )
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(results[0], results[1])
+
+
+@needs_bf16_kernel
+def test_bf16_kernel_refuses_panels_and_bias_that_do_not_fit():
+    weight = torch.randn(40, 24)
+    panels = torch.ops.tsrunner.pack_bf16_panels(weight)
+    x = torch.randn(3, 24)
+    cases = [
+        (panels, 40, torch.zeros(39), "bias must hold 40 float32 values"),
+        (panels[:2].contiguous(), 40, None, "panels must be pack_bf16_panels"),
+        (panels, 49, None, "panels must be pack_bf16_panels"),
+        (panels.float(), 40, None, "panels must be pack_bf16_panels"),
+        (torch.ops.tsrunner.pack_bf16_panels(torch.randn(40, 26)), 40, None, "pack_bf16_panels"),
+    ]
+    for bad_panels, n, bias, message in cases:
+        with pytest.raises(RuntimeError, match=message):
+            torch.ops.tsrunner.linear_bf16_panels(x, bad_panels, n, bias, "none", None, None)
+
+
 @needs_bf16
-def test_bf16_embeddings_stay_close_to_fp32_on_real_text(minilm_pt):
+@pytest.mark.parametrize("kernel", ["1", "0"])
+def test_bf16_embeddings_stay_close_to_fp32_on_real_text(minilm_pt, kernel, monkeypatch):
+    # TSR_BF16_KERNEL=0 keeps the GEMMs on oneDNN's bf16 where tsrunner's kernel would run.
+    monkeypatch.setenv("TSR_BF16_KERNEL", kernel)
     texts = sample_text.sample(32)
     fp32 = tsrunner.Runner(minilm_pt, threads=2)
     bf16 = tsrunner.Runner(minilm_pt, threads=2, compute="bf16")
     assert bf16.engine == "onednn"
     assert "bf16 compute" in bf16.engine_reason and "bf16" not in fp32.engine_reason
+    on_kernel = "on tsrunner's AVX512-BF16 kernel" in bf16.engine_reason
+    assert on_kernel == (_BF16_KERNEL_CPU and kernel == "1"), bf16.engine_reason
     want = np.array([row["embedding"] for row in fp32.predict(texts)], dtype=np.float64)
     got = np.array([row["embedding"] for row in bf16.predict(texts)], dtype=np.float64)
     cosine = np.sum(want * got, axis=1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+
+namespace tsrunner::detail {
+
+// tsrunner's own bfloat16 GEMM for compute=bf16 on CPUs with AVX512_BF16 and no AMX (Zen 4,
+// Cooper Lake). There VDPBF16PS does twice the multiply-adds of an fp32 FMA per cycle
+// (measured on Zen 4: 234 against 117 GFLOP/s on one core), but oneDNN's bf16 GEMMs ran
+// only 1.25-1.5x its fp32 ones at MiniLM's shapes. x is rounded to bf16 as it is read, the
+// products are summed in float32, and bias, GELU and residual are applied to the float32 sum:
+// the output is never rounded to bf16 (oneDNN's bf16 linear returns bf16).
+
+// Whether this CPU takes the kernel: AVX512_BF16 without AMX-BF16 (where oneDNN's AMX
+// kernels are the faster ones).
+bool bf16_gemm_supported();
+
+// A float32 Linear weight [N, K] rounded to bf16 and rearranged for the kernel:
+// [ceil(N/16), ceil(K/2), 16, 2]: column blocks of 16, each a run of K-pairs (what one
+// VDPBF16PS multiplies), the missing columns and the odd K's last pair half zero.
+at::Tensor pack_bf16_panels(const at::Tensor& weight);
+
+// out[M, N] = bf16(x)[M, K] . bf16(weight)[N, K]^T + bias[N] (+ residual[M, N]) in float32,
+// with the weight as pack_bf16_panels gave it; x, residual and out contiguous float32, bias and
+// residual may be null. Work is shared among LibTorch's intra-op threads: by blocks of 64 rows
+// when there are enough of them, else by column blocks; each output element is summed by one
+// thread in one order either way. `finish`, if given, is called on whole rows [row, row_end)
+// (columns [column, column_end) = [0, n)) once they are written: by each thread on its block
+// of rows while it is still in cache, or once after the column split. It is an elementwise
+// epilogue (GELU), applied to the same pieces whatever the thread count.
+using Bf16GemmFinish =
+    std::function<void(int64_t row, int64_t row_end, int64_t column, int64_t column_end)>;
+void bf16_gemm(const float* x, int64_t rows, int64_t k, const at::BFloat16* panels, int64_t n,
+               const float* bias, const float* residual, float* out,
+               const Bf16GemmFinish& finish = {});
+
+}  // namespace tsrunner::detail
