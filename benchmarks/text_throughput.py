@@ -126,10 +126,17 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
         return model.encode(texts, batch_size=32, convert_to_numpy=True)
 
     def tsrun_command(
-        threads: int, concurrent_batches: int, engine: str = "auto", compute: str = "fp32"
+        threads: int,
+        concurrent_batches: int,
+        engine: str = "auto",
+        compute: str = "fp32",
+        bf16_kernel: bool = True,
     ):
-        target = work / f"out-{threads}x{concurrent_batches}-{engine}-{compute}.jsonl"
+        kernel = "" if bf16_kernel else "-onednn-bf16"
+        target = work / f"out-{threads}x{concurrent_batches}-{engine}-{compute}{kernel}.jsonl"
         outputs.append(target)
+        # TSR_BF16_KERNEL=0: compute=bf16 on oneDNN's bf16 GEMM instead of tsrunner's kernel.
+        env = {**os.environ, "TSR_BF16_KERNEL": "1" if bf16_kernel else "0"}
 
         def run():
             subprocess.run(
@@ -152,6 +159,7 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
                     compute,
                 ],
                 check=True,
+                env=env,
             )
 
         return run
@@ -182,6 +190,13 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
         contenders[
             f"tsrun ... --threads 1 --concurrent-batches {args.threads} --compute bf16 (opt-in)"
         ] = tsrun_command(1, args.threads, compute="bf16")
+        if (
+            "on tsrunner's AVX512-BF16 kernel"
+            in tsrunner.Runner(model_pt, compute="bf16").engine_reason
+        ):
+            contenders[  # the same on oneDNN's bf16 GEMM: what the kernel changes
+                "same, oneDNN's bf16 GEMM (TSR_BF16_KERNEL=0)"
+            ] = tsrun_command(1, args.threads, compute="bf16", bf16_kernel=False)
     best = {name: float("inf") for name in contenders}
     for _ in range(args.repeats):
         for name, run in contenders.items():

@@ -20,8 +20,8 @@ namespace tsrunner::detail {
 namespace {
 
 constexpr int64_t kBlock = 16;          // output columns per panel: one AVX-512 register
-constexpr int kMaxTileRows = 16;        // rows per tile: 16 accumulators of the 32 registers
-constexpr int64_t kChunkRows = 64;      // rows a thread rounds to bf16 and keeps in its L2
+constexpr int kMaxTileRows = 12;        // rows per tile: 2 x 12 accumulators of the 32 registers
+constexpr int64_t kChunkRows = 72;      // rows a thread rounds to bf16 and keeps in its L2: 6 tiles
 constexpr int64_t kPrefetchPairs = 64;  // panel rows (64 B) prefetched ahead: 4 KB
 
 #if defined(__x86_64__)
@@ -50,6 +50,36 @@ __attribute__((target("avx512f,avx512bf16"))) void tile(const uint32_t* x, int64
   store_tile<R>(acc, bias, residual, out, n, mask);
 }
 
+// Two panels (32 columns) at once: each broadcast pair of x feeds two VDPBF16PS, halving the
+// broadcasts per multiply-add of the one-panel tile.
+template <int R>
+__attribute__((target("avx512f,avx512bf16"))) void wide_tile(const uint32_t* x, int64_t pairs,
+                                                             const uint32_t* panel,
+                                                             const float* bias,
+                                                             const float* residual, float* out,
+                                                             int64_t n, __mmask16 mask) {
+  __m512 left[R];
+  __m512 right[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) left[r] = right[r] = _mm512_setzero_ps();
+  const uint32_t* next = panel + pairs * kBlock;
+  for (int64_t step = 0; step < pairs; ++step, x += R, panel += kBlock, next += kBlock) {
+    _mm_prefetch(reinterpret_cast<const char*>(panel + kPrefetchPairs * kBlock), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(next + kPrefetchPairs * kBlock), _MM_HINT_T0);
+    const __m512bh w0 = (__m512bh)_mm512_loadu_si512(panel);
+    const __m512bh w1 = (__m512bh)_mm512_loadu_si512(next);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512bh pair = (__m512bh)_mm512_set1_epi32(static_cast<int>(x[r]));
+      left[r] = _mm512_dpbf16_ps(left[r], pair, w0);
+      right[r] = _mm512_dpbf16_ps(right[r], pair, w1);
+    }
+  }
+  store_tile<R>(left, bias, residual, out, n, static_cast<__mmask16>(0xffff));
+  store_tile<R>(right, bias ? bias + kBlock : nullptr, residual ? residual + kBlock : nullptr,
+                out + kBlock, n, mask);
+}
+
 using TileFunction = void (*)(const uint32_t*, int64_t, const uint32_t*, const float*, const float*,
                               float*, int64_t, __mmask16);
 
@@ -60,8 +90,15 @@ constexpr auto make_tiles(std::integer_sequence<int, R...>) {
 
 constexpr auto kTiles = make_tiles(std::make_integer_sequence<int, kMaxTileRows>());
 
+template <int... R>
+constexpr auto make_wide_tiles(std::integer_sequence<int, R...>) {
+  return std::array<TileFunction, sizeof...(R)>{&wide_tile<R + 1>...};
+}
+
+constexpr auto kWideTiles = make_wide_tiles(std::make_integer_sequence<int, kMaxTileRows>());
+
 // Rounds `rows` rows of x (k floats each) to bf16, nearest-even as at::Tensor::to does, into
-// the layout the tiles read: each tile of up to 16 rows is [pairs][tile rows] (an odd k's last
+// the layout the tiles read: each tile of up to 12 rows is [pairs][tile rows] (an odd k's last
 // pair gets a zero high half). `row_pairs` is scratch for one row.
 __attribute__((target("avx512f,avx512bf16"))) void pack_rows(const float* x, int64_t rows,
                                                              int64_t k, int64_t pairs,
@@ -88,16 +125,20 @@ __attribute__((target("avx512f,avx512bf16"))) void pack_rows(const float* x, int
 void tiles(const uint32_t* x_pairs, int64_t rows, int64_t pairs, const uint32_t* panels,
            int64_t first_block, int64_t last_block, int64_t n, const float* bias,
            const float* residual, float* out) {
-  for (int64_t block = first_block; block < last_block; ++block) {
+  for (int64_t block = first_block; block < last_block;) {
+    const bool wide = block + 1 < last_block;  // two panels at a time while there are two
     const int64_t column = block * kBlock;
-    const auto mask = static_cast<__mmask16>((1u << std::min(kBlock, n - column)) - 1u);
+    const int64_t width = std::min(kBlock, n - column - (wide ? kBlock : 0));
+    const auto mask = static_cast<__mmask16>((1u << width) - 1u);
     const uint32_t* panel = panels + block * pairs * kBlock;
+    const auto& kernels = wide ? kWideTiles : kTiles;
     for (int64_t row = 0; row < rows; row += kMaxTileRows) {
       const auto tile_rows = static_cast<int>(std::min<int64_t>(kMaxTileRows, rows - row));
-      kTiles[tile_rows - 1](x_pairs + row * pairs, pairs, panel, bias ? bias + column : nullptr,
-                            residual ? residual + row * n + column : nullptr,
-                            out + row * n + column, n, mask);
+      kernels[tile_rows - 1](x_pairs + row * pairs, pairs, panel, bias ? bias + column : nullptr,
+                             residual ? residual + row * n + column : nullptr,
+                             out + row * n + column, n, mask);
     }
+    block += wide ? 2 : 1;
   }
 }
 
@@ -136,7 +177,7 @@ void bf16_gemm(const float* x, int64_t rows, int64_t k, const at::BFloat16* pane
   const int64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
   const int64_t threads = at::get_num_threads();
   if (threads == 1 || chunks >= 2 * threads) {
-    // Many rows (or one thread): each thread takes blocks of 64 rows, rounds them to bf16 into
+    // Many rows (or one thread): each thread takes blocks of 72 rows, rounds them to bf16 into
     // a buffer that stays in its L2, and runs every panel over them. At least two blocks per
     // thread, or the last thread's short block leaves the others waiting.
     at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {

@@ -25,7 +25,7 @@ at::Tensor pack_bf16_panels(const at::Tensor& weight);
 
 // out[M, N] = bf16(x)[M, K] . bf16(weight)[N, K]^T + bias[N] (+ residual[M, N]) in float32,
 // with the weight as pack_bf16_panels gave it; x, residual and out contiguous float32, bias and
-// residual may be null. Work is shared among LibTorch's intra-op threads: by blocks of 64 rows
+// residual may be null. Work is shared among LibTorch's intra-op threads: by blocks of 72 rows
 // when there are enough of them, else by column blocks; each output element is summed by one
 // thread in one order either way. `finish`, if given, is called on whole rows [row, row_end)
 // (columns [column, column_end) = [0, n)) once they are written: by each thread on its block

@@ -75,6 +75,8 @@ def test_bad_shapes_and_runners_are_usage_errors(peers):
 
 # Whether this CPU runs the opt-in bf16 compute (text_throughput.py adds it as a contender).
 BF16 = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+# ... and whether it runs on tsrunner's bf16 kernel (then oneDNN's bf16 is a contender too).
+BF16_KERNEL = "avx512_bf16" in cpu_flags() and "amx_bf16" not in cpu_flags()
 
 
 def test_text_throughput_runs_every_contender(tmp_path):
@@ -91,9 +93,11 @@ def test_text_throughput_runs_every_contender(tmp_path):
         "| tsrun --input --batch-size 32 --threads 1 --concurrent-batches 1",
         "| tsrun ... --threads 1 --concurrent-batches 1 --engine default",
         "| padded to 128, batches of 32 (original docs)",
-    ] + (["| tsrun ... --threads 1 --concurrent-batches 1 --compute bf16 (opt-in)"] * BF16)
+    ] + (["| tsrun ... --threads 1 --concurrent-batches 1 --compute bf16 (opt-in)"] * BF16) + (
+        ["| same, oneDNN's bf16 GEMM (TSR_BF16_KERNEL=0)"] * BF16_KERNEL
+    )
     agreement = re.findall(r"^- (out-\S+): min cosine ([0-9.]+), max \|diff\| (\S+);", text, re.M)
-    assert len(agreement) == 3 + BF16, text  # every tsrun configuration, against s-t
+    assert len(agreement) == 3 + BF16 + BF16_KERNEL, text  # every tsrun configuration, against s-t
     for name, cosine, difference in agreement:  # bf16 rounds: held to the cosine gate only
         assert float(cosine) >= 0.9999, text
         assert float(difference) < 1e-4 or name.endswith("-bf16.jsonl"), text
@@ -263,3 +267,16 @@ def test_fusion_ab_script_compares_the_kernel_switches(tiny_bert_pt):
     for diff in re.findall(r"max \|diff\| to base ([\d.e+-]+)", result.stdout):
         assert float(diff) < 1e-5
     assert len(re.findall(r"per call; base/this per round", result.stdout)) == 3
+
+
+def test_bf16_gemm_benchmark_prints_its_table():
+    script = PEERS.parent / "bf16_gemm.py"
+    command = [sys.executable, str(script), "--rows", "3", "--rounds", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if "avx512_bf16" not in cpu_flags():
+        assert result.returncode != 0 and "no AVX512_BF16" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 3 |")]
+    assert len(rows) == 4  # MiniLM's four GEMM shapes
+    assert all(re.search(r"\d+\.\d+x \|$", row) for row in rows), rows
