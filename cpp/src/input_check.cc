@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -52,6 +53,13 @@ std::string index_text(const at::Tensor& position) {
 void check_values(const TensorSpec& spec, const at::Tensor& tensor) {
   if (!spec.value_range) return;
   const auto [low, high] = *spec.value_range;
+  if (tensor.scalar_type() == at::kLong && tensor.device().is_cpu() && tensor.is_contiguous()) {
+    // Token ids of a sentence: one pass over the values instead of five tensor ops (~15 us per
+    // input at 1x16); the tensor ops below only build the message.
+    const int64_t* values = tensor.const_data_ptr<int64_t>();
+    const int64_t* end = values + tensor.numel();
+    if (std::all_of(values, end, [&](int64_t v) { return v >= low && v < high; })) return;
+  }
   const at::Tensor bad = tensor.lt(low).logical_or_(tensor.ge(high));
   if (!bad.any().item<bool>()) return;
   const at::Tensor first = bad.nonzero()[0];
