@@ -63,9 +63,10 @@ int main() {
   for (int round = 0; round < 2; ++round) {  // the first round also warms the clock up
     const double fma = seconds(fused_multiply_adds, sink);
     const double dot = seconds(dot_products, sink);
-    std::printf("VFMADD231PS zmm: %.2f G/s = %.1f GFLOP/s; VDPBF16PS zmm: %.2f G/s = %.1f GFLOP/s\n",
-                instructions / fma / 1e9, instructions * 32 / fma / 1e9,
-                instructions / dot / 1e9, instructions * 64 / dot / 1e9);
+    std::printf(
+        "VFMADD231PS zmm: %.2f G/s = %.1f GFLOP/s; VDPBF16PS zmm: %.2f G/s = %.1f GFLOP/s\n",
+        instructions / fma / 1e9, instructions * 32 / fma / 1e9, instructions / dot / 1e9,
+        instructions * 64 / dot / 1e9);
   }
   return sink == 0.5f ? 2 : 0;  // uses the results; never 0.5 in practice
 }
