@@ -59,6 +59,7 @@ RUNNERS = (
     "tsrun-fp32-default",
     "tsrun-fp32-no-small-gemm",
     "tsrun-fp32-no-fused-attention",
+    "tsrun-fp32-no-fused-layer-norm",
     "tsrun-bf16",
     "tsrun-bf16-onednn",
     "tsrun-int8",
@@ -69,6 +70,7 @@ TSRUN_ENGINES = {
     "tsrun-fp32-default": "default",
     "tsrun-fp32-no-small-gemm": "auto",
     "tsrun-fp32-no-fused-attention": "auto",
+    "tsrun-fp32-no-fused-layer-norm": "auto",
     "tsrun-bf16": "auto",
     "tsrun-bf16-onednn": "auto",
     "tsrun-int8": "auto",
@@ -76,11 +78,13 @@ TSRUN_ENGINES = {
 # tsrun-bf16 runs the fp32 archive with the opt-in bf16 compute (RunnerOptions::compute).
 TSRUN_COMPUTE = {"tsrun-bf16": "bf16", "tsrun-bf16-onednn": "bf16"}
 # tsrun-fp32-no-small-gemm keeps every GEMM on oneDNN: the small-row kernel's A/B;
-# tsrun-fp32-no-fused-attention keeps LibTorch's attention: the short-sequence kernel's A/B;
-# tsrun-bf16-onednn runs bf16 on oneDNN's GEMM, not tsrunner's bf16 kernel: that kernel's A/B.
+# tsrun-fp32-no-fused-attention and -no-fused-layer-norm keep LibTorch's attention / layer norm:
+# the A/B of tsrunner's short-sequence kernels; tsrun-bf16-onednn runs bf16 on oneDNN's GEMM,
+# not tsrunner's bf16 kernel: that kernel's A/B.
 TSRUN_ENV = {
     "tsrun-fp32-no-small-gemm": {"TSR_SMALL_GEMM_ROWS": "0"},
     "tsrun-fp32-no-fused-attention": {"TSR_FUSED_ATTENTION": "0"},
+    "tsrun-fp32-no-fused-layer-norm": {"TSR_FUSED_LAYER_NORM": "0"},
     "tsrun-bf16-onednn": {"TSR_BF16_KERNEL": "0"},
 }
 # The runner every tsrun runner is compared with in --interleave mode.

@@ -19,6 +19,7 @@
 #include "bf16_gemm.h"
 #include "small_attention.h"
 #include "small_gemm.h"
+#include "small_layer_norm.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner::detail {
@@ -581,6 +582,7 @@ KernelPath apply_cpu_fast_path(
       rewritten.merged_groups += merge_sibling_linears(*method.graph());
       pack_linears(*method.graph(), bf16, rewritten);
       rewritten.fused_attentions += fuse_attention(*method.graph());
+      rewritten.fused_layer_norms += fuse_layer_norms(*method.graph());
     }
     if (rewritten.packed_linears == 0) {
       result.reason = "no float32 Linear with constant weights";
@@ -608,6 +610,10 @@ KernelPath apply_cpu_fast_path(
     if (rewritten.fused_attentions > 0) {
       rewritten.reason += "; " + std::to_string(rewritten.fused_attentions) +
                           " attentions on the short-sequence kernel";
+    }
+    if (rewritten.fused_layer_norms > 0) {
+      rewritten.reason +=
+          "; " + std::to_string(rewritten.fused_layer_norms) + " layer norms on the few-row kernel";
     }
     return rewritten;
   } catch (const std::exception& error) {

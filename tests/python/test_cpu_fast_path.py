@@ -93,6 +93,8 @@ def test_onednn_merges_qkv_and_folds_gelu_and_residual_adds_into_the_gemms(fast_
     ), fast_runner.engine_reason
     # ... and each layer's attention on the short-sequence kernel (test_fused_attention.py).
     assert "6 attentions on the short-sequence kernel" in fast_runner.engine_reason
+    # ... and its 13 layer norms on the few-row kernel (test_fused_layer_norm.py).
+    assert "13 layer norms on the few-row kernel" in fast_runner.engine_reason
 
 
 def _avx512() -> bool:

@@ -1,7 +1,12 @@
-// The load-time rewrite of aten::scaled_dot_product_attention into tsrunner::attention
-// (cpp/src/small_attention.h): it takes exactly the calls the kernel computes the same (no
-// dropout, no causal mask, no grouped heads, a constant scale) and leaves any other call as it
-// is. The numbers themselves are tested in tests/python/test_fused_attention.py.
+// The fast path's load-time rewrites onto tsrunner's short-sequence kernels: each takes exactly
+// the calls its kernel computes the same and leaves any other call as it is.
+//  - aten::scaled_dot_product_attention -> tsrunner::attention (cpp/src/small_attention.h): no
+//    dropout, no causal mask, no grouped heads, a constant scale;
+//  - aten::layer_norm -> tsrunner::layer_norm (cpp/src/small_layer_norm.h): one normalized
+//    dimension, constant float32 weight and bias of that size, a constant eps.
+// The numbers themselves are tested in tests/python/test_fused_attention.py and
+// test_fused_layer_norm.py.
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/ir/irparser.h>
@@ -11,6 +16,7 @@
 #include <string>
 
 #include "small_attention.h"
+#include "small_layer_norm.h"
 
 namespace {
 
@@ -85,6 +91,58 @@ TEST(AttentionFusion, IsOffWithTheEnvironmentSwitch) {
   unsetenv("TSR_FUSED_ATTENTION");
   EXPECT_EQ(fused, 0);
   EXPECT_EQ(count(*graph, "aten::scaled_dot_product_attention"), 1);
+}
+
+// One layer norm over `shape`, its weight and bias the graph's inputs (a module not frozen).
+std::shared_ptr<torch::jit::Graph> layer_norm_graph(const std::string& shape) {
+  const std::string ir = R"IR(
+graph(%x : Tensor, %w_in : Tensor, %b_in : Tensor):
+  %shape : int[] = prim::Constant[value=)IR" +
+                         shape + R"IR(]()
+  %eps : float = prim::Constant[value=9.9999999999999998e-13]()
+  %cudnn : bool = prim::Constant[value=1]()
+  %y : Tensor = aten::layer_norm(%x, %shape, %w_in, %b_in, %eps, %cudnn)
+  return (%y))IR";
+  auto graph = std::make_shared<torch::jit::Graph>();
+  torch::jit::parseIR(ir, graph.get());
+  return graph;
+}
+
+// Constant weight and bias tensors: parseIR cannot write tensor constants, so they are put in.
+void constant_weight_and_bias(torch::jit::Graph& graph, const at::Tensor& weight,
+                              const at::Tensor& bias) {
+  torch::jit::Node* norm = graph.outputs()[0]->node();
+  torch::jit::WithInsertPoint before(norm);
+  norm->replaceInput(2, graph.insertConstant(weight));
+  norm->replaceInput(3, graph.insertConstant(bias));
+}
+
+TEST(LayerNormFusion, TakesOneTrailingDimensionWithConstantFloatWeights) {
+  auto graph = layer_norm_graph("[8]");
+  constant_weight_and_bias(*graph, at::ones({8}), at::zeros({8}));
+  EXPECT_EQ(tsrunner::detail::fuse_layer_norms(*graph), 1);
+  EXPECT_EQ(count(*graph, "aten::layer_norm"), 0);
+  ASSERT_EQ(count(*graph, "tsrunner::layer_norm"), 1);
+  EXPECT_EQ(graph->outputs()[0]->node()->input(0), graph->inputs()[0]);
+  graph->lint();
+}
+
+TEST(LayerNormFusion, LeavesOtherLayerNormsAsTheyAre) {
+  const auto unchanged = [](const std::shared_ptr<torch::jit::Graph>& graph) {
+    EXPECT_EQ(tsrunner::detail::fuse_layer_norms(*graph), 0);
+    EXPECT_EQ(count(*graph, "aten::layer_norm"), 1);
+    EXPECT_EQ(count(*graph, "tsrunner::layer_norm"), 0);
+  };
+  auto two_dimensions = layer_norm_graph("[2, 4]");
+  constant_weight_and_bias(*two_dimensions, at::ones({2, 4}), at::zeros({2, 4}));
+  unchanged(two_dimensions);
+  auto wrong_size = layer_norm_graph("[8]");
+  constant_weight_and_bias(*wrong_size, at::ones({4}), at::zeros({4}));
+  unchanged(wrong_size);
+  auto doubles = layer_norm_graph("[8]");
+  constant_weight_and_bias(*doubles, at::ones({8}, at::kDouble), at::zeros({8}, at::kDouble));
+  unchanged(doubles);
+  unchanged(layer_norm_graph("[8]"));  // weights that are inputs: not a frozen model's
 }
 
 }  // namespace
