@@ -2,10 +2,12 @@
 
     python benchmarks/fusion_ab.py model.pt [--shape 1x16] [--rounds 20] [--threads 2]
 
-Loads the model three times with the load-time switches (docs/cli.md): `base` with
-TSR_FUSED_ATTENTION=0 and TSR_FUSED_LAYER_NORM=0, `attn` with the attention kernel only,
-`attn+ln` with both (the default), then times blocks of calls of each Runner in turn, the
-order reversed every round, so the three share the machine's state. Prints each one's median
+Loads the model four times with the load-time switches (docs/cli.md): `base` with
+TSR_FUSED_ATTENTION=0 and TSR_FUSED_LAYER_NORM=0, `attn` with the attention kernel only
+(TSR_FUSED_ATTENTION=op: on LibTorch's views of the Q/K/V GEMM's output), `attn+ln` with the
+layer norm kernel too, `all` the default (attention also reading the Q/K/V output in place),
+then times blocks of calls of each Runner in turn, the order reversed every round, so the four
+share the machine's state. Prints each one's median
 wall and CPU time per call and, per round, base's time over each one's (median [p10, p90]),
 plus the largest output difference to `base`.
 """
@@ -24,8 +26,9 @@ import tsrunner
 SWITCHES = ("TSR_FUSED_ATTENTION", "TSR_FUSED_LAYER_NORM")
 CONFIGS = {
     "base": {"TSR_FUSED_ATTENTION": "0", "TSR_FUSED_LAYER_NORM": "0"},
-    "attn": {"TSR_FUSED_LAYER_NORM": "0"},
-    "attn+ln": {},
+    "attn": {"TSR_FUSED_ATTENTION": "op", "TSR_FUSED_LAYER_NORM": "0"},
+    "attn+ln": {"TSR_FUSED_ATTENTION": "op"},
+    "all": {},
 }
 
 

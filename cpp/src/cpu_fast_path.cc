@@ -582,6 +582,7 @@ KernelPath apply_cpu_fast_path(
       rewritten.merged_groups += merge_sibling_linears(*method.graph());
       pack_linears(*method.graph(), bf16, rewritten);
       rewritten.fused_attentions += fuse_attention(*method.graph());
+      rewritten.attentions_in_place += fuse_self_attention(*method.graph());
       rewritten.fused_layer_norms += fuse_layer_norms(*method.graph());
     }
     if (rewritten.packed_linears == 0) {
@@ -610,6 +611,10 @@ KernelPath apply_cpu_fast_path(
     if (rewritten.fused_attentions > 0) {
       rewritten.reason += "; " + std::to_string(rewritten.fused_attentions) +
                           " attentions on the short-sequence kernel";
+      if (rewritten.attentions_in_place > 0) {
+        rewritten.reason += " (" + std::to_string(rewritten.attentions_in_place) +
+                            " reading the Q/K/V GEMM's output in place)";
+      }
     }
     if (rewritten.fused_layer_norms > 0) {
       rewritten.reason +=

@@ -23,6 +23,7 @@ struct KernelPath {
   int folded_adds = 0;          // residual adds folded into a GEMM's epilogue
   int small_row_linears = 0;    // GEMMs that also take the small-row kernel at few rows
   int fused_attentions = 0;     // scaled_dot_product_attention calls on tsrunner::attention
+  int attentions_in_place = 0;  // of those, reading the Q/K/V GEMM's output in place
   int fused_layer_norms = 0;    // aten::layer_norm calls on tsrunner::layer_norm
   int bf16_kernel_linears = 0;  // compute=bf16 GEMMs on tsrunner's AVX512-BF16 kernel
 };

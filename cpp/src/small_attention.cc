@@ -3,12 +3,14 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
@@ -257,6 +259,12 @@ TORCH_LIBRARY_FRAGMENT(tsrunner, library) {
                             "float? scale) -> Tensor",
                             c10::AliasAnalysisKind::FROM_SCHEMA),
               &attention_op);
+  library.def(
+      torch::schema("self_attention(Tensor qkv, int[] head_shape, int q_start, int k_start, "
+                    "int v_start, int width, Tensor? attn_mask, float? scale, "
+                    "int[] out_shape) -> Tensor",
+                    c10::AliasAnalysisKind::FROM_SCHEMA),
+      &small_self_attention);
 }
 
 }  // namespace
@@ -268,57 +276,41 @@ bool attention_fusion_enabled() {
   return value == nullptr || std::string(value) != "0";
 }
 
-at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
-                           const std::optional<at::Tensor>& mask_or_none,
-                           std::optional<double> scale) {
-  const auto library_kernel = [&] {
-    return at::scaled_dot_product_attention(query, key, value, mask_or_none, 0.0, false, scale,
-                                            false);
-  };
-  const std::optional<at::Tensor> mask =
-      mask_or_none && mask_or_none->defined() ? mask_or_none : std::nullopt;
-  const bool floats = query.scalar_type() == at::kFloat && key.scalar_type() == at::kFloat &&
-                      value.scalar_type() == at::kFloat;
-  const bool cpu = query.device().is_cpu() && key.device().is_cpu() && value.device().is_cpu() &&
-                   (!mask || mask->device().is_cpu());
-  if (!floats || !cpu || query.dim() != 4 || key.dim() != 4 || value.dim() != 4) {
-    return library_kernel();
+bool attention_in_place_enabled() {
+  const char* value = std::getenv("TSR_FUSED_ATTENTION");
+  return value == nullptr || (std::string(value) != "0" && std::string(value) != "op");
+}
+
+namespace {
+
+// The mask as the kernel reads it: expanded to [B, H, T, S] (an undefined tensor when there is
+// none); nullopt when the kernel cannot take it (another dtype, or it does not broadcast).
+std::optional<at::Tensor> kernel_mask(const std::optional<at::Tensor>& mask, int64_t batch,
+                                      int64_t heads, int64_t t, int64_t s) {
+  if (!mask || !mask->defined()) return at::Tensor();
+  const bool mask_type = mask->scalar_type() == at::kBool || mask->scalar_type() == at::kFloat;
+  if (!mask_type || !mask->device().is_cpu() ||
+      !at::is_expandable_to(mask->sizes(), {batch, heads, t, s})) {
+    return std::nullopt;
   }
-  const int64_t batch = query.size(0);
-  const int64_t heads = query.size(1);
-  const int64_t t = query.size(2);
-  const int64_t d = query.size(3);
-  const int64_t s = key.size(2);
-  const int64_t dv = value.size(3);
-  const bool same_heads = key.size(0) == batch && value.size(0) == batch && key.size(1) == heads &&
-                          value.size(1) == heads && key.size(3) == d && value.size(2) == s;
-  const bool rows_contiguous = query.stride(3) == 1 && key.stride(3) == 1 && value.stride(3) == 1;
-  const bool any_grad = query.requires_grad() || key.requires_grad() || value.requires_grad() ||
-                        (mask && mask->requires_grad());
-  if (!same_heads || !rows_contiguous || (any_grad && at::GradMode::is_enabled()) || batch == 0 ||
-      heads == 0 || t == 0 || d == 0 || s == 0 || dv == 0 || s > small_attention_max_keys()) {
-    return library_kernel();
-  }
-  at::Tensor full_mask;
-  if (mask) {
-    const bool mask_type = mask->scalar_type() == at::kBool || mask->scalar_type() == at::kFloat;
-    if (!mask_type || !at::is_expandable_to(mask->sizes(), {batch, heads, t, s})) {
-      return library_kernel();
-    }
-    full_mask = mask->expand({batch, heads, t, s});
-  }
-  // [B, T, H, Dv] memory seen as [B, H, T, Dv]: LibTorch's own layout for this result.
-  at::Tensor result = at::empty({batch, t, heads, dv}, query.options()).permute({0, 2, 1, 3});
-  const float scale_value =
-      static_cast<float>(scale ? *scale : 1.0 / std::sqrt(static_cast<double>(d)));
+  return mask->expand({batch, heads, t, s});
+}
+
+// One [B, H, rows, D] operand: its data and element strides (the last one is 1).
+struct Operand {
+  const float* data;
+  int64_t batch_stride, head_stride, row_stride;
+};
+
+// Every (batch row, head) of q [B, H, T, D], k [B, H, S, D], v [B, H, S, Dv] into `out`
+// ([B, H, T, Dv] at the given strides). False when some query row has no key to attend to.
+bool attend_heads(int64_t batch, int64_t heads, int64_t t, int64_t s, int64_t d, int64_t dv,
+                  Operand q, Operand k, Operand v, const at::Tensor& full_mask, float scale,
+                  float* out, Operand out_strides) {
   const bool vectorized = avx512_kernel(d, dv);
   const int64_t work = t * s * (d + dv);
   const int64_t grain = std::max<int64_t>(1, kParallelWork / std::max<int64_t>(1, work));
   std::atomic<bool> every_row_attends{true};
-  const float* q = query.data_ptr<float>();
-  const float* k = key.data_ptr<float>();
-  const float* v = value.data_ptr<float>();
-  float* out = result.data_ptr<float>();
   const bool* mask_bool = full_mask.defined() && full_mask.scalar_type() == at::kBool
                               ? full_mask.data_ptr<bool>()
                               : nullptr;
@@ -332,14 +324,14 @@ at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const
       const int64_t b = task / heads;
       const int64_t h = task % heads;
       Head head{};
-      head.q = q + b * query.stride(0) + h * query.stride(1);
-      head.q_row = query.stride(2);
-      head.k = k + b * key.stride(0) + h * key.stride(1);
-      head.k_row = key.stride(2);
-      head.v = v + b * value.stride(0) + h * value.stride(1);
-      head.v_row = value.stride(2);
-      head.out = out + b * result.stride(0) + h * result.stride(1);
-      head.out_row = result.stride(2);
+      head.q = q.data + b * q.batch_stride + h * q.head_stride;
+      head.q_row = q.row_stride;
+      head.k = k.data + b * k.batch_stride + h * k.head_stride;
+      head.k_row = k.row_stride;
+      head.v = v.data + b * v.batch_stride + h * v.head_stride;
+      head.v_row = v.row_stride;
+      head.out = out + b * out_strides.batch_stride + h * out_strides.head_stride;
+      head.out_row = out_strides.row_stride;
       if (full_mask.defined()) {
         const int64_t offset = b * full_mask.stride(0) + h * full_mask.stride(1);
         head.mask_bool = mask_bool != nullptr ? mask_bool + offset : nullptr;
@@ -351,7 +343,7 @@ at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const
       head.s = s;
       head.d = d;
       head.dv = dv;
-      head.scale = scale_value;
+      head.scale = scale;
 #if defined(__x86_64__)
       const bool attended =
           vectorized ? attend_avx512(head, scratch) : attend_generic(head, scratch);
@@ -364,7 +356,116 @@ at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const
       }
     }
   });
-  return every_row_attends ? result : library_kernel();
+  return every_row_attends;
+}
+
+Operand operand(const at::Tensor& tensor) {
+  return {tensor.data_ptr<float>(), tensor.stride(0), tensor.stride(1), tensor.stride(2)};
+}
+
+float scale_or_default(std::optional<double> scale, int64_t d) {
+  return static_cast<float>(scale ? *scale : 1.0 / std::sqrt(static_cast<double>(d)));
+}
+
+bool grad_needed(std::initializer_list<const at::Tensor*> tensors) {
+  if (!at::GradMode::is_enabled()) return false;
+  for (const at::Tensor* tensor : tensors) {
+    if (tensor->defined() && tensor->requires_grad()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
+                           const std::optional<at::Tensor>& mask, std::optional<double> scale) {
+  const auto library_kernel = [&] {
+    return at::scaled_dot_product_attention(query, key, value, mask, 0.0, false, scale, false);
+  };
+  const bool floats = query.scalar_type() == at::kFloat && key.scalar_type() == at::kFloat &&
+                      value.scalar_type() == at::kFloat;
+  const bool cpu = query.device().is_cpu() && key.device().is_cpu() && value.device().is_cpu();
+  if (!floats || !cpu || query.dim() != 4 || key.dim() != 4 || value.dim() != 4) {
+    return library_kernel();
+  }
+  const int64_t batch = query.size(0);
+  const int64_t heads = query.size(1);
+  const int64_t t = query.size(2);
+  const int64_t d = query.size(3);
+  const int64_t s = key.size(2);
+  const int64_t dv = value.size(3);
+  const bool same_heads = key.size(0) == batch && value.size(0) == batch && key.size(1) == heads &&
+                          value.size(1) == heads && key.size(3) == d && value.size(2) == s;
+  const bool rows_contiguous = query.stride(3) == 1 && key.stride(3) == 1 && value.stride(3) == 1;
+  const at::Tensor no_tensor;
+  const bool any_grad =
+      grad_needed({&query, &key, &value, mask && mask->defined() ? &*mask : &no_tensor});
+  if (!same_heads || !rows_contiguous || any_grad || batch == 0 || heads == 0 || t == 0 || d == 0 ||
+      s == 0 || dv == 0 || s > small_attention_max_keys()) {
+    return library_kernel();
+  }
+  const std::optional<at::Tensor> full_mask = kernel_mask(mask, batch, heads, t, s);
+  if (!full_mask) return library_kernel();
+  // [B, T, H, Dv] memory seen as [B, H, T, Dv]: LibTorch's own layout for this result.
+  at::Tensor result = at::empty({batch, t, heads, dv}, query.options()).permute({0, 2, 1, 3});
+  const bool attended = attend_heads(batch, heads, t, s, d, dv, operand(query), operand(key),
+                                     operand(value), *full_mask, scale_or_default(scale, d),
+                                     result.data_ptr<float>(), operand(result));
+  return attended ? result : library_kernel();
+}
+
+at::Tensor small_self_attention(const at::Tensor& qkv, c10::IntArrayRef head_shape, int64_t q_start,
+                                int64_t k_start, int64_t v_start, int64_t width,
+                                const std::optional<at::Tensor>& mask, std::optional<double> scale,
+                                c10::IntArrayRef out_shape) {
+  // What the graph did: three slices of the merged GEMM's output as [B, H, T, D] views, the
+  // attention, and the result back to [B, T, H x D] (copies where LibTorch needs them).
+  const auto as_graph = [&] {
+    const auto heads_of = [&](int64_t start) {
+      return qkv.slice(-1, start, start + width).reshape(head_shape).transpose(1, 2);
+    };
+    const at::Tensor query = heads_of(q_start);
+    const at::Tensor value = heads_of(v_start);
+    const at::Tensor attended = small_attention(query, heads_of(k_start), value, mask, scale);
+    return attended.reshape({attended.size(0), -1, query.size(2), value.size(3)})
+        .transpose(1, 2)
+        .contiguous()
+        .reshape(out_shape)
+        .contiguous();
+  };
+  // The same, read in place and written straight in [B, T, H x D]: a contiguous [B, T, C]
+  // output, the head shape [B, T, H or -1, D], the output shape [B, T, H x D or -1].
+  if (qkv.dim() != 3 || !qkv.is_contiguous() || qkv.scalar_type() != at::kFloat ||
+      !qkv.device().is_cpu() || head_shape.size() != 4 || out_shape.size() != 3) {
+    return as_graph();
+  }
+  const int64_t batch = qkv.size(0);
+  const int64_t t = qkv.size(1);
+  const int64_t columns = qkv.size(2);
+  const int64_t d = head_shape[3];
+  if (d <= 0 || width <= 0 || width % d != 0 || head_shape[0] != batch || head_shape[1] != t) {
+    return as_graph();
+  }
+  const int64_t heads = width / d;
+  const bool shapes_fit = (head_shape[2] == heads || head_shape[2] == -1) &&
+                          out_shape[0] == batch && out_shape[1] == t &&
+                          (out_shape[2] == width || out_shape[2] == -1);
+  const bool in_range = std::min({q_start, k_start, v_start}) >= 0 &&
+                        std::max({q_start, k_start, v_start}) + width <= columns;
+  const at::Tensor no_tensor;
+  if (!shapes_fit || !in_range || batch == 0 || t == 0 || t > small_attention_max_keys() ||
+      grad_needed({&qkv, mask && mask->defined() ? &*mask : &no_tensor})) {
+    return as_graph();
+  }
+  const std::optional<at::Tensor> full_mask = kernel_mask(mask, batch, heads, t, t);
+  if (!full_mask) return as_graph();
+  at::Tensor result = at::empty({batch, t, width}, qkv.options());
+  const float* data = qkv.data_ptr<float>();
+  const auto part = [&](int64_t start) { return Operand{data + start, t * columns, d, columns}; };
+  const bool attended = attend_heads(
+      batch, heads, t, t, d, d, part(q_start), part(k_start), part(v_start), *full_mask,
+      scale_or_default(scale, d), result.data_ptr<float>(), Operand{nullptr, t * width, d, width});
+  return attended ? result : as_graph();
 }
 
 int fuse_attention(torch::jit::Graph& graph) {
@@ -397,6 +498,155 @@ int fuse_attention(torch::jit::Graph& graph) {
     sdpa->destroy();
     ++fused;
   }
+  return fused;
+}
+
+namespace {
+
+using torch::jit::Node;
+using torch::jit::Value;
+
+std::optional<int64_t> constant_int(Value* value) {
+  const std::optional<c10::IValue> constant = torch::jit::toIValue(value);
+  if (!constant || !constant->isInt()) return std::nullopt;
+  return constant->toInt();
+}
+
+// The single node of `kind` that uses `value`, as its input `offset`, if that is its only use.
+Node* sole_user(Value* value, c10::Symbol kind, size_t offset = 0) {
+  if (value->uses().size() != 1) return nullptr;
+  const torch::jit::Use& use = value->uses()[0];
+  return use.user->kind() == kind && use.offset == offset ? use.user : nullptr;
+}
+
+// q, k or v as the merged Q/K/V GEMM gives them: transpose(reshape(slice(qkv, -1, start,
+// start + width, 1), shape), 1, 2), the slice and the reshape used only there.
+struct HeadView {
+  Value* qkv;
+  Value* shape;
+  int64_t start;
+  int64_t width;
+  Node* transpose;
+};
+
+std::optional<HeadView> head_view(Value* heads) {
+  Node* transpose = heads->node();
+  if (transpose->kind() != c10::aten::transpose || transpose->inputs().size() != 3 ||
+      constant_int(transpose->input(1)) != 1 || constant_int(transpose->input(2)) != 2) {
+    return std::nullopt;
+  }
+  Node* reshape = transpose->input(0)->node();
+  if (reshape->kind() != c10::aten::reshape || reshape->output()->uses().size() != 1) {
+    return std::nullopt;
+  }
+  Node* slice = reshape->input(0)->node();
+  if (slice->kind() != c10::aten::slice || slice->inputs().size() != 5 ||
+      slice->output()->uses().size() != 1) {
+    return std::nullopt;
+  }
+  const std::optional<int64_t> start = constant_int(slice->input(2));
+  const std::optional<int64_t> end = constant_int(slice->input(3));
+  if (constant_int(slice->input(1)) != -1 || constant_int(slice->input(4)) != 1 || !start || !end ||
+      *start < 0 || *end <= *start) {
+    return std::nullopt;
+  }
+  return HeadView{slice->input(0), reshape->input(1), *start, *end - *start, transpose};
+}
+
+// aten::size(of, dim) whose result only `list` reads.
+bool size_read_by(Value* value, Value* of, int64_t dim, Node* list) {
+  Node* size = value->node();
+  if (size->kind() != c10::aten::size || size->inputs().size() != 2 || size->input(0) != of ||
+      constant_int(size->input(1)) != dim) {
+    return false;
+  }
+  for (const torch::jit::Use& use : size->output()->uses()) {
+    if (use.user != list) return false;
+  }
+  return true;
+}
+
+// Every use of `value` is `allowed` or an aten::size read only by `list`.
+bool other_uses_are_sizes_for(Value* value, Node* allowed, Node* list) {
+  for (const torch::jit::Use& use : value->uses()) {
+    if (use.user == allowed) continue;
+    if (use.user->kind() != c10::aten::size) return false;
+    for (const torch::jit::Use& size_use : use.user->output()->uses()) {
+      if (size_use.user != list) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int fuse_self_attention(torch::jit::Graph& graph) {
+  if (!attention_in_place_enabled()) return 0;
+  std::vector<Node*> found;
+  for (Node* node : graph.nodes()) {
+    if (node->kind() == c10::Symbol::fromQualString("tsrunner::attention")) found.push_back(node);
+  }
+  int fused = 0;
+  for (Node* attention : found) {
+    const std::optional<HeadView> q = head_view(attention->input(0));
+    const std::optional<HeadView> k = head_view(attention->input(1));
+    const std::optional<HeadView> v = head_view(attention->input(2));
+    if (!q || !k || !v || k->qkv != q->qkv || v->qkv != q->qkv || k->shape != q->shape ||
+        v->shape != q->shape || k->width != q->width || v->width != q->width) {
+      continue;
+    }
+    // The way back: reshape(attention, [size(attention, 0), -1, size(q, 2), size(v, 3)]),
+    // transpose(1, 2), contiguous, reshape(out_shape), contiguous.
+    Node* back = nullptr;
+    for (const torch::jit::Use& use : attention->output()->uses()) {
+      if (use.user->kind() == c10::aten::reshape && use.offset == 0 && back == nullptr) {
+        back = use.user;
+      } else if (use.user->kind() != c10::aten::size) {
+        back = nullptr;
+        break;
+      }
+    }
+    if (back == nullptr) continue;
+    Node* list = back->input(1)->node();
+    if (list->kind() != c10::prim::ListConstruct || list->inputs().size() != 4 ||
+        list->output()->uses().size() != 1 ||
+        !size_read_by(list->input(0), attention->output(), 0, list) ||
+        constant_int(list->input(1)) != -1 ||
+        !size_read_by(list->input(2), q->transpose->output(), 2, list) ||
+        !size_read_by(list->input(3), v->transpose->output(), 3, list) ||
+        !other_uses_are_sizes_for(attention->output(), back, list) ||
+        !other_uses_are_sizes_for(q->transpose->output(), attention, list) ||
+        !other_uses_are_sizes_for(v->transpose->output(), attention, list) ||
+        k->transpose->output()->uses().size() != 1) {
+      continue;
+    }
+    Node* transpose = sole_user(back->output(), c10::aten::transpose);
+    if (transpose == nullptr || constant_int(transpose->input(1)) != 1 ||
+        constant_int(transpose->input(2)) != 2) {
+      continue;
+    }
+    Node* contiguous = sole_user(transpose->output(), c10::aten::contiguous);
+    Node* reshape = contiguous ? sole_user(contiguous->output(), c10::aten::reshape) : nullptr;
+    Node* last = reshape ? sole_user(reshape->output(), c10::aten::contiguous) : nullptr;
+    if (last == nullptr || constant_int(contiguous->input(1)) != 0 ||
+        constant_int(last->input(1)) != 0) {
+      continue;
+    }
+    torch::jit::WithInsertPoint before(last);
+    Node* fused_node = graph.create(
+        c10::Symbol::fromQualString("tsrunner::self_attention"),
+        {q->qkv, q->shape, graph.insertConstant(q->start), graph.insertConstant(k->start),
+         graph.insertConstant(v->start), graph.insertConstant(q->width), attention->input(3),
+         attention->input(4), reshape->input(1)},
+        1);
+    graph.insertNode(fused_node);
+    fused_node->output()->setType(last->output()->type());
+    fused_node->output()->copyMetadata(last->output());
+    last->output()->replaceAllUsesWith(fused_node->output());
+    ++fused;
+  }
+  // The views, sizes and the attention node itself are now unused: side-effect free, dropped.
+  if (fused > 0) torch::jit::EliminateDeadCode(graph.block());
   return fused;
 }
 

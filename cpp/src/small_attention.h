@@ -28,12 +28,31 @@ at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const
 // for cache reuse, is as fast or faster.
 int64_t small_attention_max_keys();
 
-// Whether the load-time rewrite is on: TSR_FUSED_ATTENTION=0 turns it off (A/B measurements).
+// Whether the load-time rewrites are on: TSR_FUSED_ATTENTION=0 turns both off,
+// TSR_FUSED_ATTENTION=op keeps tsrunner::attention but not the in-place rewrite (A/B runs).
 bool attention_fusion_enabled();
+bool attention_in_place_enabled();
+
+// small_attention on the merged Q/K/V GEMM's output [B, T, C] as the traced graph reads it:
+// q, k and v the column ranges [start, start + width) reshaped to `head_shape` ([B, T, H, D])
+// and transposed; the result transposed back, made contiguous and reshaped to `out_shape`
+// ([B, T, H x D]). Reads q, k, v in place and writes the result in its final layout when the
+// shapes are those; otherwise runs exactly those steps.
+at::Tensor small_self_attention(const at::Tensor& qkv, c10::IntArrayRef head_shape, int64_t q_start,
+                                int64_t k_start, int64_t v_start, int64_t width,
+                                const std::optional<at::Tensor>& mask, std::optional<double> scale,
+                                c10::IntArrayRef out_shape);
 
 // Replaces each aten::scaled_dot_product_attention in `graph` whose dropout is the constant 0,
 // is_causal and enable_gqa the constant false and scale a constant (or None) with
 // tsrunner::attention on the same inputs; anything else is left as it is. Returns how many.
 int fuse_attention(torch::jit::Graph& graph);
+
+// Replaces each tsrunner::attention whose q, k and v are head views of one [B, T, C] tensor
+// (slice, reshape, transpose 1-2: the merged Q/K/V GEMM's output) and whose result goes back
+// through reshape, transpose 1-2, contiguous, reshape, contiguous, with
+// tsrunner::self_attention: the ~18 view and size nodes per layer go. Anything else is left as
+// it is. Returns how many.
+int fuse_self_attention(torch::jit::Graph& graph);
 
 }  // namespace tsrunner::detail

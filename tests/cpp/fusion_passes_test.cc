@@ -146,3 +146,93 @@ TEST(LayerNormFusion, LeavesOtherLayerNormsAsTheyAre) {
 }
 
 }  // namespace
+
+namespace {
+
+// One traced BERT self-attention after the Q/K/V merge: three head views of one GEMM output
+// `qkv`, the attention, and the way back to [B, T, H x D]. `extra` is appended before the
+// return (e.g. another use of a view) and `returned` replaces what is returned.
+std::shared_ptr<torch::jit::Graph> self_attention_graph(const std::string& extra = "",
+                                                        const std::string& returned = "%out") {
+  const std::string ir = R"IR(
+graph(%qkv : Tensor, %mask : Tensor, %x : Tensor):
+  %zero : int = prim::Constant[value=0]()
+  %one : int = prim::Constant[value=1]()
+  %two : int = prim::Constant[value=2]()
+  %three : int = prim::Constant[value=3]()
+  %minus : int = prim::Constant[value=-1]()
+  %d : int = prim::Constant[value=32]()
+  %q_end : int = prim::Constant[value=64]()
+  %k_end : int = prim::Constant[value=128]()
+  %v_end : int = prim::Constant[value=192]()
+  %scale : float = prim::Constant[value=0.17677669529663689]()
+  %b : int = aten::size(%x, %zero)
+  %t : int = aten::size(%x, %one)
+  %shape : int[] = prim::ListConstruct(%b, %t, %minus, %d)
+  %q_slice : Tensor = aten::slice(%qkv, %minus, %zero, %q_end, %one)
+  %q_heads : Tensor = aten::reshape(%q_slice, %shape)
+  %q : Tensor = aten::transpose(%q_heads, %one, %two)
+  %k_slice : Tensor = aten::slice(%qkv, %minus, %q_end, %k_end, %one)
+  %k_heads : Tensor = aten::reshape(%k_slice, %shape)
+  %k : Tensor = aten::transpose(%k_heads, %one, %two)
+  %v_slice : Tensor = aten::slice(%qkv, %minus, %k_end, %v_end, %one)
+  %v_heads : Tensor = aten::reshape(%v_slice, %shape)
+  %v : Tensor = aten::transpose(%v_heads, %one, %two)
+  %q_len : int = aten::size(%q, %two)
+  %a : Tensor = tsrunner::attention(%q, %k, %v, %mask, %scale)
+  %a_b : int = aten::size(%a, %zero)
+  %v_d : int = aten::size(%v, %three)
+  %back_shape : int[] = prim::ListConstruct(%a_b, %minus, %q_len, %v_d)
+  %back : Tensor = aten::reshape(%a, %back_shape)
+  %swapped : Tensor = aten::transpose(%back, %one, %two)
+  %packed : Tensor = aten::contiguous(%swapped, %zero)
+  %out_shape : int[] = prim::ListConstruct(%b, %t, %minus)
+  %merged : Tensor = aten::reshape(%packed, %out_shape)
+  %out : Tensor = aten::contiguous(%merged, %zero)
+)IR" + extra + "  return (" +
+                         returned + ")";
+  auto graph = std::make_shared<torch::jit::Graph>();
+  torch::jit::parseIR(ir, graph.get());
+  return graph;
+}
+
+TEST(SelfAttentionFusion, ReadsTheMergedGemmOutputInPlace) {
+  auto graph = self_attention_graph();
+  EXPECT_EQ(tsrunner::detail::fuse_self_attention(*graph), 1);
+  graph->lint();
+  ASSERT_EQ(count(*graph, "tsrunner::self_attention"), 1);
+  for (const char* gone : {"tsrunner::attention", "aten::slice", "aten::transpose",
+                           "aten::contiguous", "aten::reshape"}) {
+    EXPECT_EQ(count(*graph, gone), 0) << gone;
+  }
+  const torch::jit::Node* fused = graph->outputs()[0]->node();
+  ASSERT_EQ(fused->kind(), c10::Symbol::fromQualString("tsrunner::self_attention"));
+  EXPECT_EQ(fused->input(0), graph->inputs()[0]);  // qkv
+  EXPECT_EQ(fused->input(6), graph->inputs()[1]);  // the mask
+  std::vector<int64_t> ranges;
+  for (size_t i = 2; i < 6; ++i) ranges.push_back(torch::jit::toIValue(fused->input(i))->toInt());
+  EXPECT_EQ(ranges, (std::vector<int64_t>{0, 64, 128, 64}));
+}
+
+TEST(SelfAttentionFusion, LeavesGraphsWhereAViewIsReadElsewhere) {
+  const auto unchanged = [](const std::shared_ptr<torch::jit::Graph>& graph) {
+    EXPECT_EQ(tsrunner::detail::fuse_self_attention(*graph), 0);
+    EXPECT_EQ(count(*graph, "tsrunner::attention"), 1);
+    EXPECT_EQ(count(*graph, "tsrunner::self_attention"), 0);
+  };
+  unchanged(self_attention_graph("", "%out, %k"));        // k is an output too
+  unchanged(self_attention_graph("", "%out, %q_slice"));  // so is a slice
+  unchanged(self_attention_graph("", "%out, %packed"));   // and the result's layout change
+  unchanged(self_attention_graph("  %n : int = aten::size(%k, %zero)\n", "%out, %n"));
+}
+
+TEST(SelfAttentionFusion, IsOffWhenOnlyTheOpIsAsked) {
+  ASSERT_EQ(setenv("TSR_FUSED_ATTENTION", "op", 1), 0);
+  auto graph = self_attention_graph();
+  const int fused = tsrunner::detail::fuse_self_attention(*graph);
+  unsetenv("TSR_FUSED_ATTENTION");
+  EXPECT_EQ(fused, 0);
+  EXPECT_EQ(count(*graph, "tsrunner::attention"), 1);
+}
+
+}  // namespace

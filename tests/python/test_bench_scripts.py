@@ -254,19 +254,20 @@ def test_bf16_accuracy_and_weight_traffic_scripts_run(tiny_bert_pt):
 
 
 def test_fusion_ab_script_compares_the_kernel_switches(tiny_bert_pt):
-    """benchmarks/fusion_ab.py on the tiny export: three Runners, each with its switches (the
+    """benchmarks/fusion_ab.py on the tiny export: four Runners, each with its switches (the
     engine reasons show them), outputs within rounding of each other, a line per Runner."""
     script = PEERS.parent / "fusion_ab.py"
     command = [sys.executable, script, tiny_bert_pt, "--shape", "1x8", "--rounds", "2"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    reasons = dict(re.findall(r"^(base|attn|attn\+ln): (oneDNN.*)$", result.stdout, re.M))
+    reasons = dict(re.findall(r"^(base|attn|attn\+ln|all): (oneDNN.*)$", result.stdout, re.M))
     assert "attentions" not in reasons["base"] and "layer norms" not in reasons["base"]
     assert "2 attentions" in reasons["attn"] and "layer norms" not in reasons["attn"]
     assert "2 attentions" in reasons["attn+ln"] and "5 layer norms" in reasons["attn+ln"]
+    assert "in place" not in reasons["attn+ln"] and "2 reading" in reasons["all"]
     for diff in re.findall(r"max \|diff\| to base ([\d.e+-]+)", result.stdout):
         assert float(diff) < 1e-5
-    assert len(re.findall(r"per call; base/this per round", result.stdout)) == 3
+    assert len(re.findall(r"per call; base/this per round", result.stdout)) == 4
 
 
 def test_bf16_gemm_benchmark_prints_its_table():

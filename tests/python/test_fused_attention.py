@@ -113,6 +113,50 @@ def test_attention_op_hands_other_inputs_to_libtorch():
             torch.ops.tsrunner.attention(query, key[:, :1, :3], value, None, None)
 
 
+def _self_attention_as_graph(qkv, head_shape, starts, width, mask, scale, out_shape):
+    # The traced graph's steps, in float64: head views, attention, back to [B, T, H x D].
+    qkv = qkv.double()
+    query, key, value = (
+        qkv[..., start : start + width].reshape(head_shape).transpose(1, 2) for start in starts
+    )
+    attended = _reference(query, key, value, mask, scale)
+    attended = attended.reshape(attended.shape[0], -1, query.shape[2], value.shape[3])
+    return attended.transpose(1, 2).contiguous().reshape(out_shape)
+
+
+@pytest.mark.parametrize(
+    "case", ["minilm", "explicit-shapes", "k-first", "strided-qkv", "all-masked-row", "long"]
+)
+def test_self_attention_op_is_the_graph_it_replaces(case):
+    # tsrunner::self_attention reads q/k/v in place and writes [B, T, H x D] directly where the
+    # shapes allow ("minilm", "explicit-shapes", "k-first"); otherwise it runs the graph's own
+    # steps (a strided GEMM output, a row with no key, more keys than the kernel takes).
+    generator = torch.Generator().manual_seed(7)
+    batch, length, heads, head_size = 3, 13, 4, 32
+    if case == "long":
+        batch, length = 1, 130
+    width = heads * head_size
+    qkv = torch.randn(batch, length, 3 * width, generator=generator)
+    if case == "strided-qkv":
+        qkv = torch.randn(3 * width, length, batch, generator=generator).permute(2, 1, 0)
+    mask = _padding_mask(batch, length, generator)
+    if case == "all-masked-row":
+        mask[1, :, 4, :] = False
+    starts = [width, 0, 2 * width] if case == "k-first" else [0, width, 2 * width]
+    head_shape = [batch, length, heads if case == "explicit-shapes" else -1, head_size]
+    out_shape = [batch, length, width if case == "explicit-shapes" else -1]
+    scale = None if case == "minilm" else 0.2
+    with torch.inference_mode():
+        got = torch.ops.tsrunner.self_attention(
+            qkv, head_shape, *starts, width, mask, scale, out_shape
+        )
+    want = _self_attention_as_graph(qkv, head_shape, starts, width, mask, scale, out_shape)
+    if case == "all-masked-row":  # LibTorch gives such a row zeros; float64 SDPA NaN
+        want[1, 4] = 0.0
+    assert got.dtype == torch.float32 and got.shape == want.shape and got.is_contiguous()
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-5)
+
+
 def _random_batch(batch, length, generator):
     ids = torch.randint(1000, 20000, (batch, length), generator=generator)
     mask = torch.ones_like(ids)
@@ -122,8 +166,8 @@ def _random_batch(batch, length, generator):
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
 
 
-def _runner_pair(path, monkeypatch):
-    monkeypatch.setenv("TSR_FUSED_ATTENTION", "0")
+def _runner_pair(path, monkeypatch, switch="0"):
+    monkeypatch.setenv("TSR_FUSED_ATTENTION", switch)
     plain = tsrunner.Runner(path, threads=THREADS, engine="onednn")
     monkeypatch.delenv("TSR_FUSED_ATTENTION")
     fused = tsrunner.Runner(path, threads=THREADS, engine="onednn")
@@ -148,12 +192,19 @@ def head32_bert_pt(tiny_bert_dir, tmp_path_factory):
     return path
 
 
+@pytest.mark.parametrize("switch", ["0", "op"])
 @pytest.mark.parametrize("model", ["tiny_bert_pt", "head32_bert_pt"])
-def test_runner_with_fused_attention_matches_the_unfused_graph(model, request, monkeypatch):
+def test_runner_with_fused_attention_matches_the_unfused_graph(model, switch, request, monkeypatch):
+    # Against LibTorch's attention (TSR_FUSED_ATTENTION=0) and against the op on LibTorch's
+    # views (=op): the default also reads the Q/K/V GEMM's output in place.
     path = request.getfixturevalue(model)
-    plain, fused = _runner_pair(path, monkeypatch)
-    assert "attentions on the short-sequence kernel" not in plain.engine_reason
-    assert "2 attentions on the short-sequence kernel" in fused.engine_reason, fused.engine_reason
+    plain, fused = _runner_pair(path, monkeypatch, switch)
+    if switch == "0":
+        assert "attentions on the short-sequence kernel" not in plain.engine_reason
+    else:
+        assert "2 attentions on the short-sequence kernel;" in plain.engine_reason
+    reason = fused.engine_reason
+    assert "2 attentions on the short-sequence kernel (2 reading the Q/K/V" in reason, reason
     generator = torch.Generator().manual_seed(0)
     for batch, length in [(1, 16), (3, 13), (2, 7), (1, 1)]:
         inputs = _random_batch(batch, length, generator)
