@@ -61,6 +61,7 @@ RUNNERS = (
     "tsrun-fp32-no-fused-attention",
     "tsrun-fp32-no-fused-layer-norm",
     "tsrun-bf16",
+    "tsrun-bf16-onednn",
     "tsrun-int8",
 )
 # tsrun's runners: the archive each one benchmarks and the --engine it runs with.
@@ -71,17 +72,20 @@ TSRUN_ENGINES = {
     "tsrun-fp32-no-fused-attention": "auto",
     "tsrun-fp32-no-fused-layer-norm": "auto",
     "tsrun-bf16": "auto",
+    "tsrun-bf16-onednn": "auto",
     "tsrun-int8": "auto",
 }
 # tsrun-bf16 runs the fp32 archive with the opt-in bf16 compute (RunnerOptions::compute).
-TSRUN_COMPUTE = {"tsrun-bf16": "bf16"}
+TSRUN_COMPUTE = {"tsrun-bf16": "bf16", "tsrun-bf16-onednn": "bf16"}
 # tsrun-fp32-no-small-gemm keeps every GEMM on oneDNN: the small-row kernel's A/B;
 # tsrun-fp32-no-fused-attention and -no-fused-layer-norm keep LibTorch's attention / layer norm:
-# the A/B of tsrunner's short-sequence kernels.
+# the A/B of tsrunner's short-sequence kernels; tsrun-bf16-onednn runs bf16 on oneDNN's GEMM,
+# not tsrunner's bf16 kernel: that kernel's A/B.
 TSRUN_ENV = {
     "tsrun-fp32-no-small-gemm": {"TSR_SMALL_GEMM_ROWS": "0"},
     "tsrun-fp32-no-fused-attention": {"TSR_FUSED_ATTENTION": "0"},
     "tsrun-fp32-no-fused-layer-norm": {"TSR_FUSED_LAYER_NORM": "0"},
+    "tsrun-bf16-onednn": {"TSR_BF16_KERNEL": "0"},
 }
 # The runner every tsrun runner is compared with in --interleave mode.
 REFERENCE = "onnxruntime"

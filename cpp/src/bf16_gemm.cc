@@ -97,7 +97,8 @@ constexpr auto make_wide_tiles(std::integer_sequence<int, R...>) {
 
 constexpr auto kWideTiles = make_wide_tiles(std::make_integer_sequence<int, kMaxTileRows>());
 
-// Rounds `rows` rows of x (k floats each) to bf16, nearest-even as at::Tensor::to does, into
+// Rounds `rows` rows of x (k floats each) to bf16, nearest-even (VCVTNE2PS2BF16, which also
+// flushes denormal inputs to zero, as VDPBF16PS would treat them anyway), into
 // the layout the tiles read: each tile of up to 12 rows is [pairs][tile rows] (an odd k's last
 // pair gets a zero high half). `row_pairs` is scratch for one row.
 __attribute__((target("avx512f,avx512bf16"))) void pack_rows(const float* x, int64_t rows,
@@ -201,9 +202,17 @@ void bf16_gemm(const float* x, int64_t rows, int64_t k, const at::BFloat16* pane
   at::parallel_for(0, blocks, 4, [&](int64_t first, int64_t last) {
     tiles(x_pairs.data(), rows, pairs, panels, first, last, n, bias, residual, out);
   });
-  // Once over whole rows, not per thread over its columns: LibTorch's elementwise kernels
-  // round differently on strided pieces, and the result must not depend on the thread count.
-  if (finish) finish(0, rows, 0, n);
+  // On the same 72-row blocks as above, not per thread over its columns: LibTorch's elementwise
+  // kernels round the vector body and the scalar tail of a piece differently, so the pieces
+  // must not depend on the thread count (inside the parallel region each runs as one piece).
+  if (finish) {
+    at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+      for (int64_t chunk = first; chunk < last; ++chunk) {
+        const int64_t row = chunk * kChunkRows;
+        finish(row, std::min(rows, row + kChunkRows), 0, n);
+      }
+    });
+  }
 #else
   (void)x, (void)rows, (void)k, (void)panels_bf16, (void)n, (void)bias, (void)residual, (void)out,
       (void)finish;

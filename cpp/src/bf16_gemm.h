@@ -28,9 +28,9 @@ at::Tensor pack_bf16_panels(const at::Tensor& weight);
 // residual may be null. Work is shared among LibTorch's intra-op threads: by blocks of 72 rows
 // when there are enough of them, else by column blocks; each output element is summed by one
 // thread in one order either way. `finish`, if given, is called on whole rows [row, row_end)
-// (columns [column, column_end) = [0, n)) once they are written: by each thread on its block
-// of rows while it is still in cache, or once after the column split. It is an elementwise
-// epilogue (GELU), applied to the same pieces whatever the thread count.
+// (columns [column, column_end) = [0, n)), on the same blocks of 72 rows whatever the thread
+// count, each once written and inside the parallel region (so it runs as one piece): an
+// elementwise epilogue (GELU) whose rounding then does not depend on the thread count either.
 using Bf16GemmFinish =
     std::function<void(int64_t row, int64_t row_end, int64_t column, int64_t column_end)>;
 void bf16_gemm(const float* x, int64_t rows, int64_t k, const at::BFloat16* panels, int64_t n,

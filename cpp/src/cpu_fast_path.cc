@@ -196,7 +196,9 @@ at::Tensor linear_bf16(const at::Tensor& x, const at::Tensor& packed_weight,
 
 // tsrunner::linear_bf16_panels(x, panels, out_features, bias, attr, algorithm, other): what
 // linear_bf16 computes, on tsrunner's own bf16 kernel (bf16_gemm.h) over pack_bf16_panels'
-// weight, for CPUs with AVX512_BF16 and no AMX; the float32 sum is not rounded to bf16.
+// weight, for CPUs with AVX512_BF16 and no AMX; the float32 sum is not rounded to bf16. The
+// panels do not record N or K: an out_features or a K that differ from the weight's but give
+// the same panel shape compute a wrong Linear, though every read stays inside the panels.
 at::Tensor linear_bf16_panels(const at::Tensor& x, const at::Tensor& panels, int64_t out_features,
                               const std::optional<at::Tensor>& bias, c10::string_view attr,
                               std::optional<c10::string_view> algorithm,
@@ -208,8 +210,18 @@ at::Tensor linear_bf16_panels(const at::Tensor& x, const at::Tensor& panels, int
   TORCH_CHECK(!other || attr == "none",
               "tsrunner::linear_bf16_panels folds a GELU or a "
               "residual, not both");
+  // Without the instruction the kernel would die of SIGILL (the test hook of bf16_declines
+  // counts: the refusal is testable on any CPU).
+  TORCH_CHECK(bf16_declines().empty() && cpu_info().avx512_bf16,
+              "tsrunner::linear_bf16_panels needs a CPU with AVX512_BF16; this one (",
+              cpu_info().model, ") has none");
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.dim() >= 1,
               "tsrunner::linear_bf16_panels: x must be float32");
+  for (const at::Tensor* tensor :
+       {&x, &panels, bias ? &*bias : nullptr, other ? &*other : nullptr}) {
+    TORCH_CHECK(tensor == nullptr || tensor->device().is_cpu(),
+                "tsrunner::linear_bf16_panels runs on the CPU; got a tensor on ", tensor->device());
+  }
   const int64_t k = x.size(-1);
   const int64_t n = out_features;
   // The op is public (torch.ops.tsrunner.linear_bf16_panels): what the kernel reads is checked.
@@ -226,6 +238,12 @@ at::Tensor linear_bf16_panels(const at::Tensor& x, const at::Tensor& panels, int
   const bool other_fits = other && other->sizes() == c10::IntArrayRef(output_shape) &&
                           other->scalar_type() == at::kFloat;
   const int64_t rows = k > 0 ? x.numel() / k : 0;
+  if (k == 0) {  // an empty sum: the bias alone, as aten::linear gives
+    at::Tensor sum = at::zeros(output_shape, x.options());
+    if (bias) sum.add_(*bias);
+    if (attr == "gelu") sum = at::gelu(sum, algorithm.value_or("none"));
+    return other ? sum.add(*other) : sum;
+  }
   at::Tensor result = at::empty(output_shape, x.options());
   if (rows == 0) return other && !other_fits ? result.add(*other) : result;
   const at::Tensor input = x.contiguous();

@@ -75,7 +75,16 @@ def _bf16_reference(x, weight, bias):
 @needs_bf16_kernel
 @pytest.mark.parametrize(
     ("rows", "n", "k"),
-    [(1, 16, 384), (15, 40, 7), (17, 1, 33), (64, 33, 32), (65, 100, 384), (300, 48, 1536)],
+    [
+        (1, 16, 384),
+        (15, 40, 7),
+        (17, 1, 33),
+        (13, 20, 33),  # two panels, the second partial: the wide tile's masked half
+        (64, 33, 32),
+        (80, 50, 384),
+        (65, 100, 384),
+        (300, 48, 1536),
+    ],
 )
 @pytest.mark.parametrize("epilogue", ["none", "gelu", "residual", "broadcast residual"])
 def test_bf16_kernel_is_the_linear_of_bf16_rounded_operands_on_ragged_shapes(rows, n, k, epilogue):
@@ -109,25 +118,63 @@ def test_bf16_kernel_is_the_linear_of_bf16_rounded_operands_on_ragged_shapes(row
 
 
 @needs_bf16_kernel
-@pytest.mark.parametrize("rows", [40, 300])
-def test_bf16_kernel_result_does_not_depend_on_the_thread_count(rows):
-    # 40 rows on 2 threads split the columns, 300 split the rows; 1 thread takes neither split.
+@pytest.mark.parametrize(("rows", "n"), [(40, 1536), (300, 1536), (150, 30), (100, 1536)])
+def test_bf16_kernel_result_does_not_depend_on_the_thread_count(rows, n):
+    # 1 thread splits nothing; 2 threads split the columns at 40 and 150 rows, the rows at 300;
+    # 7 threads split 100 rows' columns. With n=30 a 72-row block of GELU is not a whole number
+    # of vectors: LibTorch's scalar tail would move with any other way of cutting the pieces.
     generator = torch.Generator().manual_seed(rows)
     x = torch.randn(rows, 384, generator=generator)
-    weight = torch.randn(1536, 384, generator=generator) / 20
-    bias = torch.randn(1536, generator=generator)
+    weight = torch.randn(n, 384, generator=generator) / 20
+    bias = torch.randn(n, generator=generator)
     panels = torch.ops.tsrunner.pack_bf16_panels(weight)
     before = torch.get_num_threads()
     results = []
     try:
-        for threads in (1, 2):
+        for threads in (1, 2, 7):
             torch.set_num_threads(threads)
             results.append(
-                torch.ops.tsrunner.linear_bf16_panels(x, panels, 1536, bias, "gelu", "none", None)
+                torch.ops.tsrunner.linear_bf16_panels(x, panels, n, bias, "gelu", "none", None)
             )
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(results[0], results[1])
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+
+
+def test_bf16_kernel_op_refuses_a_cpu_without_avx512_bf16(monkeypatch):
+    # TSR_TEST_CPU_WITHOUT_BF16=1 hides the CPU's bf16 instructions (docs/testing.md): the op
+    # says so instead of dying of an illegal instruction.
+    monkeypatch.setenv("TSR_TEST_CPU_WITHOUT_BF16", "1")
+    panels = torch.ops.tsrunner.pack_bf16_panels(torch.randn(16, 8))
+    with pytest.raises(RuntimeError, match=r"needs a CPU with AVX512_BF16; this one .* has none"):
+        torch.ops.tsrunner.linear_bf16_panels(
+            torch.randn(2, 8), panels, 16, None, "none", None, None
+        )
+
+
+@needs_bf16_kernel
+def test_bf16_kernel_op_refuses_tensors_off_the_cpu():
+    panels = torch.ops.tsrunner.pack_bf16_panels(torch.randn(16, 8))
+    x = torch.randn(2, 8, device="meta")
+    with pytest.raises(RuntimeError, match="runs on the CPU; got a tensor on meta"):
+        torch.ops.tsrunner.linear_bf16_panels(x, panels, 16, None, "none", None, None)
+
+
+@needs_bf16_kernel
+@pytest.mark.parametrize("epilogue", ["none", "gelu", "residual"])
+def test_bf16_kernel_with_k_0_is_the_bias_as_linear_gives(epilogue):
+    x = torch.randn(3, 0)
+    bias = torch.randn(5)
+    other = torch.randn(3, 5) if epilogue == "residual" else None
+    panels = torch.ops.tsrunner.pack_bf16_panels(torch.randn(5, 0))
+    attr = "gelu" if epilogue == "gelu" else "none"
+    got = torch.ops.tsrunner.linear_bf16_panels(x, panels, 5, bias, attr, "none", other)
+    want = torch.nn.functional.linear(x, torch.zeros(5, 0), bias)
+    if epilogue == "gelu":
+        want = torch.nn.functional.gelu(want)
+    if other is not None:
+        want = want + other
+    assert torch.equal(got, want)
 
 
 @needs_bf16_kernel
