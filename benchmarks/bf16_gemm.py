@@ -29,14 +29,6 @@ from tsrunner.aoti import cpu_flags
 SHAPES = [(1152, 384), (384, 384), (1536, 384), (384, 1536)]  # (N, K) of MiniLM's GEMMs
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def measure(rows: int, n: int, k: int, rounds: int) -> dict[str, float]:
     """Seconds per call (25th percentile of `rounds`) of each GEMM, alternating call by call."""
     generator = torch.Generator().manual_seed(rows + n + k)
@@ -74,7 +66,7 @@ def main() -> None:
         raise SystemExit("bf16_gemm.py: this CPU has no AVX512_BF16, the kernel does not run here")
     torch.set_num_threads(args.threads)
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"CPU {cpu_model()}; {args.threads} thread(s); load average {load}; "
+    print(f"CPU {tsrunner.cpu_model()}; {args.threads} thread(s); load average {load}; "
           f"tsrunner {tsrunner.__version__}")  # fmt: skip
     print("| M | N x K | tsrunner bf16 | oneDNN bf16 | oneDNN fp32 | tsrunner vs oneDNN bf16 |")
     print("|---:|---|---:|---:|---:|---:|")

@@ -63,14 +63,6 @@ def sgemm_flops(threads: int) -> float:
     return 2 * 2048**3 / best
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def forward_flops(lengths: list[int], layers=6, hidden=384, intermediate=1536) -> float:
     """Multiply-adds x 2 of BERT's encoder for sequences of these lengths (no padding)."""
     total = 0.0
@@ -234,7 +226,7 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
         f"{len(texts)} sentences, {tokens} tokens (mean {tokens / len(texts):.1f}, "
         f"max {max(lengths)}), MiniLM float32, {args.threads} threads, best of {args.repeats}; "
         f"fp32 GEMM peak {peak / 1e9:.0f} GFLOP/s; corpus forward pass {flops / 1e9:.0f} GFLOP; "
-        f"CPU {cpu_model()}; tsrun engine auto = {tsrunner.auto_engine()}; "
+        f"CPU {tsrunner.cpu_model()}; tsrun engine auto = {tsrunner.auto_engine()}; "
         f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}",
         "",
         "| | seconds | sentences/s | tokens/s | vs sentence-transformers | of the fp32 limit |",
