@@ -190,7 +190,7 @@ void bf16_gemm(const float* x, int64_t rows, int64_t k, const at::BFloat16* pane
         pack_rows(x + row * k, count, k, pairs, x_pairs.data(), row_pairs.data());
         tiles(x_pairs.data(), count, pairs, panels, 0, blocks, n, bias,
               residual ? residual + row * n : nullptr, out + row * n);
-        if (finish) finish(row, row + count, 0, n);
+        if (finish) finish(row, row + count);
       }
     });
     return;
@@ -209,7 +209,7 @@ void bf16_gemm(const float* x, int64_t rows, int64_t k, const at::BFloat16* pane
     at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
       for (int64_t chunk = first; chunk < last; ++chunk) {
         const int64_t row = chunk * kChunkRows;
-        finish(row, std::min(rows, row + kChunkRows), 0, n);
+        finish(row, std::min(rows, row + kChunkRows));
       }
     });
   }

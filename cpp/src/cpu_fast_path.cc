@@ -204,12 +204,9 @@ at::Tensor linear_bf16_panels(const at::Tensor& x, const at::Tensor& panels, int
                               std::optional<c10::string_view> algorithm,
                               const std::optional<at::Tensor>& other) {
   TORCH_CHECK(attr == "none" || attr == "gelu",
-              "tsrunner::linear_bf16_panels: attr must be "
-              "none or gelu, not ",
-              attr);
+              "tsrunner::linear_bf16_panels: attr must be none or gelu, not ", attr);
   TORCH_CHECK(!other || attr == "none",
-              "tsrunner::linear_bf16_panels folds a GELU or a "
-              "residual, not both");
+              "tsrunner::linear_bf16_panels folds a GELU or a residual, not both");
   // Without the instruction the kernel would die of SIGILL (the test hook of bf16_declines
   // counts: the refusal is testable on any CPU).
   TORCH_CHECK(bf16_declines().empty() && cpu_info().avx512_bf16,
@@ -253,15 +250,15 @@ at::Tensor linear_bf16_panels(const at::Tensor& x, const at::Tensor& panels, int
   // As in tsrunner::linear: OpenMP's threads take over the caller's thread-local modes first.
   std::optional<at::ThreadLocalState> caller_state;
   if (attr == "gelu") caller_state.emplace();
-  const auto gelu_piece = [&](int64_t row, int64_t row_end, int64_t column, int64_t column_end) {
+  const auto gelu_rows = [&](int64_t row, int64_t row_end) {
     const at::ThreadLocalStateGuard same_modes(*caller_state);
-    at::Tensor piece = matrix.narrow(0, row, row_end - row).narrow(1, column, column_end - column);
-    at::gelu_(piece, algorithm.value_or("none"));
+    at::Tensor rows_written = matrix.narrow(0, row, row_end - row);
+    at::gelu_(rows_written, algorithm.value_or("none"));
   };
   bf16_gemm(input.data_ptr<float>(), rows, k, panels.const_data_ptr<at::BFloat16>(), n,
             bias_values.defined() ? bias_values.data_ptr<float>() : nullptr,
             residual.defined() ? residual.data_ptr<float>() : nullptr, result.data_ptr<float>(),
-            attr == "gelu" ? Bf16GemmFinish(gelu_piece) : nullptr);
+            attr == "gelu" ? Bf16GemmFinish(gelu_rows) : nullptr);
   return other && !other_fits ? result.add(*other) : result;
 }
 
