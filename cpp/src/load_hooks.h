@@ -12,4 +12,10 @@ namespace tsrunner::detail {
 using AfterVerifyHook = std::function<void(const std::string& path)>;
 void set_after_verify_hook(AfterVerifyHook hook);
 
+// Tests only: called inside every Runner::run with the runner's intra-op thread count in effect,
+// just before the model runs (tests/cpp/runner_lifetime_test.cc). Set it only while no run is in
+// flight.
+using RunHook = std::function<void()>;
+void set_run_hook(RunHook hook);
+
 }  // namespace tsrunner::detail

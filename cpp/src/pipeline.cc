@@ -37,6 +37,13 @@ std::string_view text_at(const std::vector<std::string_view>& texts, size_t i) {
   return i < texts.size() ? texts[i] : std::string_view();
 }
 
+// `texts` (the first texts or the pairs) is empty or has one entry per input.
+void check_text_count(const std::vector<std::string_view>& texts, const char* name, size_t inputs) {
+  if (texts.empty() || texts.size() == inputs) return;
+  throw InvalidInput(std::string("got ") + std::to_string(texts.size()) + " " + name + " for " +
+                     std::to_string(inputs) + " inputs (give none or one per input)");
+}
+
 // The manifest output a task reads: the one with Hugging Face's name for it when the export
 // lists that name, otherwise the export's output at `position` (outputs keep the model's order).
 std::string task_output(const Manifest& manifest, const std::string& hf_name, size_t position) {
@@ -143,6 +150,15 @@ Pipeline::Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokeni
   }
 }
 
+void Pipeline::check_not_moved_from() const {
+  if (!tokenizer_ || !pool_) throw Error("tsrunner::Pipeline used after move");
+}
+
+const Tokenizer& Pipeline::tokenizer() const {
+  check_not_moved_from();
+  return *tokenizer_;
+}
+
 size_t Pipeline::padded_length(size_t longest) const {
   const ShapeContract& contract = runner_.manifest().shape_contract;
   if (contract.kind == "fixed" && contract.max_sequence > 0) {
@@ -154,7 +170,11 @@ size_t Pipeline::padded_length(size_t longest) const {
 std::vector<Prediction> Pipeline::predict_encoded(
     const std::vector<Encoding>& batch, const std::vector<std::string_view>& texts,
     const std::vector<std::string_view>& pairs) const {
+  check_not_moved_from();
   if (batch.empty()) return {};
+  check_text_count(texts, "texts", batch.size());
+  check_text_count(pairs, "pairs", batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].validate("encoding " + std::to_string(i));
   const Manifest& manifest = runner_.manifest();
   const at::Tensor mask = stack_field(batch, &Encoding::attention_mask);
   TensorMap inputs{{token_ids_input_, stack_field(batch, &Encoding::ids)}};
@@ -240,6 +260,7 @@ std::vector<Prediction> Pipeline::predict_encoded(
 
 std::vector<Encoding> Pipeline::encode(std::string_view text,
                                        std::optional<std::string_view> pair) const {
+  check_not_moved_from();
   if (!prompt_.empty()) {  // sentence-transformers prepends the prompt to the text itself
     return {tokenizer_->encode(prompt_ + std::string(text), pair)};
   }
@@ -278,22 +299,29 @@ std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Enco
                                                     const std::vector<std::string_view>& pairs,
                                                     size_t batch_size,
                                                     size_t concurrent_batches) const {
+  check_not_moved_from();
   if (batch_size == 0) throw InvalidInput("batch_size must be at least 1");
   if (concurrent_batches == 0 || concurrent_batches > kMaxConcurrentBatches) {
     throw InvalidInput("concurrent_batches must be between 1 and " +
                        std::to_string(kMaxConcurrentBatches) + ", not " +
                        std::to_string(concurrent_batches));
   }
+  check_text_count(texts, "texts", inputs.size());
+  check_text_count(pairs, "pairs", inputs.size());
   // Each encoding runs on its own; `owner` remembers which input it belongs to.
   std::vector<Encoding> encodings;
   std::vector<size_t> owner;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (inputs[i].empty()) throw InvalidInput("input " + std::to_string(i) + " has no encoding");
+    const std::string input = "input " + std::to_string(i);
+    if (inputs[i].empty()) throw InvalidInput(input + " has no encoding");
     if (inputs[i].size() > 1 && runner_.manifest().task_kind != Task::kQuestionAnswering) {
-      throw InvalidInput("input " + std::to_string(i) + " has " + std::to_string(inputs[i].size()) +
+      throw InvalidInput(input + " has " + std::to_string(inputs[i].size()) +
                          " encodings; only question-answering inputs come as windows");
     }
-    for (Encoding& encoding : inputs[i]) {
+    for (size_t w = 0; w < inputs[i].size(); ++w) {
+      Encoding& encoding = inputs[i][w];
+      encoding.validate(inputs[i].size() == 1 ? input : input + " window " + std::to_string(w));
+      if (encoding.size() == 0) throw InvalidInput(input + " has no tokens");
       encodings.push_back(std::move(encoding));
       owner.push_back(i);
     }

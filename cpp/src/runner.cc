@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "digest_record.h"
 #include "engine.h"
 #include "input_check.h"
+#include "intra_op_threads.h"
 #include "load_hooks.h"
 #include "shape_padding.h"
 #include "tsrunner/errors.h"
@@ -44,6 +46,11 @@ detail::AfterVerifyHook& after_verify_hook() {
   return hook;
 }
 
+detail::RunHook& run_hook() {
+  static detail::RunHook hook;
+  return hook;
+}
+
 void check_thread_count(const char* name, int value) {
   if (value < 0) {
     throw InvalidInput(std::string(name) + " must be 0 (default) or positive, not " +
@@ -58,6 +65,7 @@ void check_thread_count(const char* name, int value) {
 }  // namespace
 
 void detail::set_after_verify_hook(AfterVerifyHook hook) { after_verify_hook() = std::move(hook); }
+void detail::set_run_hook(RunHook hook) { run_hook() = std::move(hook); }
 
 void RunnerOptions::validate() const {
   check_thread_count("threads", threads);
@@ -96,7 +104,44 @@ struct Runner::Impl {
   std::once_flag tokenizer_parsed;
   std::optional<Tokenizer> tokenizer;
   std::string tokenizer_error;  // why tokenizer() throws, when it does
+
+  // Calls in flight: the destructor waits for them (docs/cpp-api.md, "Lifetimes").
+  std::mutex calls_mutex;
+  std::condition_variable calls_done;
+  int calls_in_flight = 0;
+  bool closing = false;
+
+  // Counts one call for its lifetime; refuses to start one once the runner is being destroyed.
+  class Call {
+   public:
+    explicit Call(Impl& impl) : impl_(impl) {
+      const std::lock_guard<std::mutex> lock(impl_.calls_mutex);
+      if (impl_.closing) throw Error("tsrunner::Runner::run called while the runner is destroyed");
+      ++impl_.calls_in_flight;
+    }
+    ~Call() {
+      const std::lock_guard<std::mutex> lock(impl_.calls_mutex);
+      if (--impl_.calls_in_flight == 0) impl_.calls_done.notify_all();
+    }
+    Call(const Call&) = delete;
+    Call& operator=(const Call&) = delete;
+
+   private:
+    Impl& impl_;
+  };
+
+  // Refuses new calls and returns once every call in flight has returned.
+  void drain() {
+    std::unique_lock<std::mutex> lock(calls_mutex);
+    closing = true;
+    calls_done.wait(lock, [this] { return calls_in_flight == 0; });
+  }
 };
+
+Runner::Impl& Runner::impl() const {
+  if (!impl_) throw Error("tsrunner::Runner used after move");
+  return *impl_;
+}
 
 Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make_unique<Impl>()) {
   options.validate();
@@ -116,7 +161,9 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
                              "); pass token ids instead";
   }
   if (after_verify_hook()) after_verify_hook()(path);
-  if (options.threads > 0) at::set_num_threads(options.threads);
+  // Loading (freezing, packing weights, warm-up) takes the runner's thread count on this thread
+  // only; the caller's count comes back afterwards.
+  const detail::ScopedIntraOpThreads load_threads(options.threads);
   apply_interop_threads(options.interop_threads);
   // The archive says what it is: an AOTInductor package or TorchScript, and the manifest must
   // agree (a renamed or repackaged file is refused, not run by the wrong engine).
@@ -138,19 +185,27 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
   }
 }
 
-Runner::~Runner() = default;
+Runner::~Runner() {
+  if (impl_) impl_->drain();
+}
 Runner::Runner(Runner&&) noexcept = default;
-Runner& Runner::operator=(Runner&&) noexcept = default;
+Runner& Runner::operator=(Runner&& other) noexcept {
+  if (this != &other) {
+    if (impl_) impl_->drain();  // the model being replaced finishes its calls first
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
 
-const Manifest& Runner::manifest() const { return impl_->manifest; }
-const RunnerOptions& Runner::options() const { return impl_->options; }
-const std::string& Runner::engine() const { return impl_->engine->kernel_path(); }
-const std::string& Runner::engine_reason() const { return impl_->engine->kernel_path_reason(); }
+const Manifest& Runner::manifest() const { return impl().manifest; }
+const RunnerOptions& Runner::options() const { return impl().options; }
+const std::string& Runner::engine() const { return impl().engine->kernel_path(); }
+const std::string& Runner::engine_reason() const { return impl().engine->kernel_path_reason(); }
 
-bool Runner::has_tokenizer() const { return impl_->manifest.has_tokenizer; }
+bool Runner::has_tokenizer() const { return impl().manifest.has_tokenizer; }
 
 const Tokenizer& Runner::tokenizer() const {
-  Impl& impl = *impl_;
+  Impl& impl = this->impl();
   std::call_once(impl.tokenizer_parsed, [&impl] {
     if (impl.tokenizer_json.empty()) return;
     try {
@@ -166,14 +221,18 @@ const Tokenizer& Runner::tokenizer() const {
 }
 
 TensorMap Runner::run(const TensorMap& inputs) const {
-  const Manifest& manifest = impl_->manifest;
+  Impl& impl = this->impl();
+  const Impl::Call call(impl);
+  const Manifest& manifest = impl.manifest;
   std::vector<at::Tensor> ordered = detail::check_and_order_inputs(manifest, inputs);
   const int64_t bucket = detail::choose_bucket(manifest, ordered);
   const detail::CallerLengths caller_lengths =
       detail::pad_to_traced_lengths(manifest, ordered, bucket);
 
   c10::InferenceMode inference_guard;
-  std::vector<at::Tensor> values = impl_->engine->run(std::move(ordered), bucket);
+  const detail::ScopedIntraOpThreads threads(impl.options.threads);
+  if (run_hook()) run_hook()();
+  std::vector<at::Tensor> values = impl.engine->run(std::move(ordered), bucket);
   if (values.size() != manifest.outputs.size()) {
     throw Error("model returned " + std::to_string(values.size()) +
                 " outputs but the manifest names " + std::to_string(manifest.outputs.size()));

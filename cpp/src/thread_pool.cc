@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "intra_op_threads.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner {
@@ -51,8 +52,8 @@ struct ParallelCall {
     }
     // LibTorch keeps the intra-op thread count per thread (OpenMP, MKL): set it on this worker
     // for this call, as the caller asked.
-    if (intra_op_threads > 0 && at::get_num_threads() != intra_op_threads) {
-      at::set_num_threads(intra_op_threads);
+    if (intra_op_threads > 0 && detail::intra_op_threads() != intra_op_threads) {
+      detail::set_intra_op_threads(intra_op_threads);
     }
     work();
     const std::lock_guard<std::mutex> lock(mutex);

@@ -81,6 +81,11 @@ struct Tokenizer::Impl {
 };
 
 Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+const Tokenizer::Impl& Tokenizer::impl() const {
+  if (!impl_) throw Error("tsrunner::Tokenizer used after move");
+  return *impl_;
+}
 Tokenizer::~Tokenizer() = default;
 Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
@@ -129,23 +134,23 @@ Tokenizer Tokenizer::from_json(const std::string& json_text, std::optional<size_
 }
 
 Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view> pair) const {
-  TokenList first = impl_->tokenize(text);
+  TokenList first = impl().tokenize(text);
   std::optional<TokenList> second;
-  if (pair) second = impl_->tokenize(*pair);
+  if (pair) second = impl().tokenize(*pair);
   TokenList* second_ptr = second ? &*second : nullptr;
-  if (impl_->spec.truncation) {
-    text::truncate(*impl_->spec.truncation, impl_->spec.post_processor.added_tokens(second_ptr),
+  if (impl().spec.truncation) {
+    text::truncate(*impl().spec.truncation, impl().spec.post_processor.added_tokens(second_ptr),
                    first, second_ptr);
   }
-  return impl_->spec.post_processor.apply(first, second_ptr);
+  return impl().spec.post_processor.apply(first, second_ptr);
 }
 
 std::vector<Encoding> Tokenizer::encode_windows(std::string_view text, std::string_view pair,
                                                 size_t stride,
                                                 std::optional<size_t> max_length) const {
-  const TokenList first = impl_->tokenize(text);
-  const TokenList second = impl_->tokenize(pair);
-  const text::PostProcessor& post_processor = impl_->spec.post_processor;
+  const TokenList first = impl().tokenize(text);
+  const TokenList second = impl().tokenize(pair);
+  const text::PostProcessor& post_processor = impl().spec.post_processor;
   const size_t added = post_processor.added_tokens(true);
   const std::optional<size_t> limit = max_length ? max_length : this->max_length();
   if (!limit || first.size() + second.size() + added <= *limit) {
@@ -187,10 +192,10 @@ std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::string>& te
 void Tokenizer::pad(std::vector<Encoding>& encodings, size_t length) const {
   for (Encoding& encoding : encodings) {
     const size_t missing = length > encoding.size() ? length - encoding.size() : 0;
-    encoding.ids.insert(encoding.ids.end(), missing, impl_->pad_id);
+    encoding.ids.insert(encoding.ids.end(), missing, impl().pad_id);
     encoding.type_ids.insert(encoding.type_ids.end(), missing, 0);
     encoding.attention_mask.insert(encoding.attention_mask.end(), missing, 0);
-    encoding.tokens.insert(encoding.tokens.end(), missing, impl_->pad_token);
+    encoding.tokens.insert(encoding.tokens.end(), missing, impl().pad_token);
     encoding.offsets.insert(encoding.offsets.end(), missing, {0, 0});
     encoding.sequence_ids.insert(encoding.sequence_ids.end(), missing, -1);
     encoding.word_ids.insert(encoding.word_ids.end(), missing, -1);
@@ -198,47 +203,47 @@ void Tokenizer::pad(std::vector<Encoding>& encodings, size_t length) const {
 }
 
 std::optional<size_t> Tokenizer::max_length() const {
-  if (!impl_->spec.truncation || impl_->spec.truncation->max_length == 0) return std::nullopt;
-  return impl_->spec.truncation->max_length;
+  if (!impl().spec.truncation || impl().spec.truncation->max_length == 0) return std::nullopt;
+  return impl().spec.truncation->max_length;
 }
 
-int64_t Tokenizer::pad_id() const { return impl_->pad_id; }
+int64_t Tokenizer::pad_id() const { return impl().pad_id; }
 
-size_t Tokenizer::vocab_size() const { return impl_->spec.model->vocab.size(); }
+size_t Tokenizer::vocab_size() const { return impl().spec.model->vocab.size(); }
 
 std::optional<int64_t> Tokenizer::token_to_id(const std::string& token) const {
-  return find_token(impl_->spec, token);
+  return find_token(impl().spec, token);
 }
 
 std::string Tokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (int64_t id : ids) {
-    auto it = impl_->id_to_token.find(id);
-    if (it == impl_->id_to_token.end()) continue;  // unknown ids are skipped, as in HF
-    if (skip_special_tokens && impl_->special_ids.count(id)) continue;
+    auto it = impl().id_to_token.find(id);
+    if (it == impl().id_to_token.end()) continue;  // unknown ids are skipped, as in HF
+    if (skip_special_tokens && impl().special_ids.count(id)) continue;
     tokens.push_back(it->second);
   }
   return decode_tokens(std::move(tokens));
 }
 
 std::string Tokenizer::decode_tokens(std::vector<std::string> tokens) const {
-  if (!impl_->spec.decoder) {
+  if (!impl().spec.decoder) {
     std::string joined;
     for (size_t i = 0; i < tokens.size(); ++i) joined += (i ? " " : "") + tokens[i];
     return joined;
   }
-  impl_->spec.decoder->decode_chain(tokens);
+  impl().spec.decoder->decode_chain(tokens);
   std::string text;
   for (const std::string& token : tokens) text += token;
   return text;
 }
 
-std::optional<int64_t> Tokenizer::unknown_id() const { return impl_->spec.model->unknown_id; }
+std::optional<int64_t> Tokenizer::unknown_id() const { return impl().spec.model->unknown_id; }
 
 std::string Tokenizer::id_to_token(int64_t id) const {
-  auto it = impl_->id_to_token.find(id);
-  return it == impl_->id_to_token.end() ? std::string() : it->second;
+  auto it = impl().id_to_token.find(id);
+  return it == impl().id_to_token.end() ? std::string() : it->second;
 }
 
 }  // namespace tsrunner

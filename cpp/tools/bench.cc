@@ -140,7 +140,8 @@ int run_bench(const BenchOptions& options) {
   const double calls = static_cast<double>(latencies.size());
   const double sequences_per_s = calls * static_cast<double>(options.batch) / total_s;
   const double tokens_per_s = sequences_per_s * static_cast<double>(options.sequence);
-  const int threads_used = at::get_num_threads();
+  // The runner's own count, or (threads 0) this thread's, which its calls kept.
+  const int threads_used = options.threads > 0 ? options.threads : at::get_num_threads();
 
   if (options.json) {
     nlohmann::ordered_json report;

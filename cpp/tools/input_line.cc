@@ -1,6 +1,7 @@
 #include "input_line.h"
 
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "tsrunner/errors.h"
 
@@ -41,30 +42,24 @@ void check_range(const Manifest& manifest, const char* role, const char* name,
 
 Encoding encoding_from_ids(const Pipeline& pipeline, const json& object) {
   const Manifest& manifest = pipeline.runner().manifest();
-  Encoding encoding;
-  encoding.ids = integer_list(object["input_ids"], "input_ids");
+  std::vector<int64_t> ids = integer_list(object["input_ids"], "input_ids");
   const size_t limit = manifest.shape_contract.max_sequence > 0
                            ? static_cast<size_t>(manifest.shape_contract.max_sequence)
                            : static_cast<size_t>(manifest.max_length);
-  if (encoding.ids.size() > limit) {
-    throw InvalidInput("\"input_ids\" has " + std::to_string(encoding.ids.size()) +
+  if (ids.size() > limit) {
+    throw InvalidInput("\"input_ids\" has " + std::to_string(ids.size()) +
                        " tokens; the export takes at most " + std::to_string(limit));
   }
-  check_range(manifest, "token_ids", "input_ids", encoding.ids);
+  check_range(manifest, "token_ids", "input_ids", ids);
+  std::vector<int64_t> type_ids;
   if (auto it = object.find("token_type_ids"); it != object.end() && !it->is_null()) {
-    encoding.type_ids = integer_list(*it, "token_type_ids");
-    if (encoding.type_ids.size() != encoding.ids.size()) {
+    type_ids = integer_list(*it, "token_type_ids");
+    if (type_ids.size() != ids.size()) {
       throw InvalidInput("\"token_type_ids\" must be as long as \"input_ids\"");
     }
-    check_range(manifest, "token_type_ids", "token_type_ids", encoding.type_ids);
-  } else {
-    encoding.type_ids.assign(encoding.ids.size(), 0);
+    check_range(manifest, "token_type_ids", "token_type_ids", type_ids);
   }
-  encoding.attention_mask.assign(encoding.ids.size(), 1);
-  encoding.tokens.assign(encoding.ids.size(), std::string());
-  encoding.offsets.assign(encoding.ids.size(), {0, 0});
-  encoding.sequence_ids.assign(encoding.ids.size(), 0);
-  return encoding;
+  return Encoding::from_ids(std::move(ids), std::move(type_ids));
 }
 
 std::vector<Encoding> encodings_of(const Pipeline& pipeline, const std::string& line,

@@ -28,8 +28,8 @@ inline constexpr size_t kMaxConcurrentBatches = 1024;
 // names. Thread-safe like Runner.
 class Pipeline {
  public:
-  // `runner` must outlive the pipeline. Throws Error when the export's task has no
-  // task-aware output yet, or its inputs cannot be made from text. Concurrent batches run on
+  // `runner` must outlive the pipeline (and every call on it). Throws Error when the export's task
+  // has no task-aware output yet, or its inputs cannot be made from text. Concurrent batches run on
   // `pool` (nullptr: a pool of the pipeline's own, grown to what calls ask for and kept).
   Pipeline(const Runner& runner, Tokenizer tokenizer, TaskOptions options = {},
            std::shared_ptr<ThreadPool> pool = nullptr);
@@ -39,7 +39,7 @@ class Pipeline {
                     std::shared_ptr<ThreadPool> pool = nullptr);
 
   const Runner& runner() const { return runner_; }
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const Tokenizer& tokenizer() const;
 
   // One prediction per text, in order. `pairs` is empty or as long as `texts`. Texts are
   // sorted by length and run `batch_size` at a time, each batch padded only to its longest
@@ -81,6 +81,7 @@ class Pipeline {
  private:
   Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokenizer, TaskOptions options,
            std::shared_ptr<ThreadPool> pool);
+  void check_not_moved_from() const;  // throws Error on a moved-from Pipeline
 
   const Runner& runner_;
   std::shared_ptr<const Tokenizer> tokenizer_;  // owned, or the runner's (not owned)

@@ -21,8 +21,11 @@ using TensorMap = std::map<std::string, at::Tensor>;
 inline constexpr int kMaxThreads = 1024;
 
 struct RunnerOptions {
-  // Intra-op threads for LibTorch, 0 to kMaxThreads. 0 keeps LibTorch's default. The setting is
-  // process-wide (at::set_num_threads), as in LibTorch itself.
+  // Intra-op threads of this runner's calls, 0 to kMaxThreads. Each run() (and the load) sets
+  // the calling thread's OpenMP thread count to it and restores the caller's afterwards: OpenMP
+  // keeps the count per thread, so runners with different counts share a process (and threads)
+  // without changing each other or LibTorch's default for new threads. 0 keeps the calling
+  // thread's count (LibTorch's default unless the caller set one).
   int threads = 0;
   // Inter-op threads for LibTorch (parallel branches of a graph), 0 to kMaxThreads. 0 keeps
   // LibTorch's default.
@@ -121,6 +124,7 @@ class Runner {
 
  private:
   struct Impl;
+  Impl& impl() const;  // throws Error on a moved-from Runner
   std::unique_ptr<Impl> impl_;
 };
 

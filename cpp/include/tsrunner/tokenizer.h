@@ -28,6 +28,18 @@ struct Encoding {
   std::vector<int64_t> word_ids;
 
   size_t size() const { return ids.size(); }
+
+  // Pre-tokenized input: `ids` (with the model's special tokens already in place) as one text.
+  // Type ids are 0 unless given, every token is attended and belongs to the first text
+  // (sequence id 0); tokens are empty, offsets (0, 0), word ids -1. Throws InvalidInput when
+  // `type_ids` is neither empty nor as long as `ids`.
+  static Encoding from_ids(std::vector<int64_t> ids, std::vector<int64_t> type_ids = {});
+
+  // Throws InvalidInput, naming `what` (e.g. "input 3") and the field, unless every per-token
+  // field has exactly size() entries, attention_mask holds only 0 and 1, sequence_ids only -1, 0
+  // and 1, and every offset has begin <= end. Every API that takes an Encoding calls it before
+  // reading one, so a malformed encoding is refused instead of read past its end.
+  void validate(const std::string& what = "encoding") const;
 };
 
 // A Hugging Face fast tokenizer (tokenizer.json) reimplemented natively, producing exactly
@@ -100,6 +112,7 @@ class Tokenizer {
  private:
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
+  const Impl& impl() const;  // throws Error on a moved-from Tokenizer
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,5 +1,6 @@
 #include "serve_command.h"
 
+#include <ATen/Parallel.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -36,11 +37,12 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
         throw InvalidInput("two models are named \"" + model.name + "\"; give --name for each");
       }
     }
-    RunnerOptions runner_options;
     // Loading and the warm-up run on this (main) thread with one intra-op thread: an OpenMP
     // team left here would count against the cores and slow the workers' teams (scheduler.cc).
-    // Each worker sets its own count.
-    runner_options.threads = 1;
+    // The runners keep threads = 0 (each call takes its thread's count): each worker sets its
+    // own, and a lone batch widens it.
+    at::set_num_threads(1);
+    RunnerOptions runner_options;
     runner_options.engine = options.engine;
     runner_options.compute = options.compute;
     runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
