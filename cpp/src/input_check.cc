@@ -79,6 +79,11 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
                          "\"; this model takes: " + input_names(manifest));
     }
     if (!tensor.defined()) throw InvalidInput("input \"" + name + "\" is an undefined tensor");
+    if (tensor.layout() != at::kStrided) {
+      throw InvalidInput("input \"" + name + "\" is a " + c10::str(tensor.layout()) +
+                         " tensor; pass a dense (strided) one");
+    }
+    if (tensor.is_meta()) throw InvalidInput("input \"" + name + "\" is a meta tensor (no data)");
   }
 
   // Sizes of symbolic dimensions ("batch", "sequence"), fixed by the first input that has them.

@@ -1,7 +1,17 @@
 #include "intra_op_threads.h"
 
 #include <ATen/Parallel.h>
-#include <omp.h>
+
+// OpenMP's API, resolved at run time from the libgomp LibTorch loads (as the kernels' GOMP_*
+// entry points are, cpp/CMakeLists.txt): declared here so that no compiler's omp.h is needed.
+extern "C" {
+int omp_get_max_threads();
+void omp_set_num_threads(int threads);
+// MKL keeps a per-thread count of its own, which at::set_num_threads sets (torch.set_num_threads
+// in Python): where it is set it wins over OpenMP's for MKL's kernels (sgemm of the default
+// engine, LibTorch's fallbacks). Weak: LibTorch builds without MKL (aarch64) do not have it.
+int mkl_set_num_threads_local(int threads) __attribute__((weak));
+}
 
 namespace tsrunner::detail {
 
@@ -13,18 +23,21 @@ int intra_op_threads() {
 void set_intra_op_threads(int threads) {
   at::internal::lazy_init_num_threads();
   omp_set_num_threads(threads);
+  if (mkl_set_num_threads_local != nullptr) (void)mkl_set_num_threads_local(threads);
 }
 
 ScopedIntraOpThreads::ScopedIntraOpThreads(int threads) {
   if (threads <= 0) return;
-  const int current = intra_op_threads();
-  if (current == threads) return;
+  previous_ = intra_op_threads();
   omp_set_num_threads(threads);
-  previous_ = current;
+  // Returns the thread's previous MKL setting (0: none, MKL follows OpenMP).
+  if (mkl_set_num_threads_local != nullptr) previous_mkl_ = mkl_set_num_threads_local(threads);
 }
 
 ScopedIntraOpThreads::~ScopedIntraOpThreads() {
-  if (previous_ > 0) omp_set_num_threads(previous_);
+  if (previous_ <= 0) return;
+  omp_set_num_threads(previous_);
+  if (mkl_set_num_threads_local != nullptr) (void)mkl_set_num_threads_local(previous_mkl_);
 }
 
 }  // namespace tsrunner::detail

@@ -3,8 +3,9 @@
 namespace tsrunner::detail {
 
 // OpenMP keeps the intra-op thread count per thread, and LibTorch's operators, oneDNN and
-// tsrunner's own kernels all size their parallel regions by the calling thread's count. These
-// touch the calling thread's count only: at::set_num_threads would also change the count every
+// tsrunner's own kernels all size their parallel regions by the calling thread's count (MKL by
+// its own per-thread count where one is set, else by OpenMP's; both are set here). These
+// touch the calling thread's counts only: at::set_num_threads would also change the count every
 // new thread starts with (so one runner's setting would leak into another's) and clear oneDNN's
 // cached primitives on every change.
 
@@ -24,7 +25,8 @@ class ScopedIntraOpThreads {
   ScopedIntraOpThreads& operator=(const ScopedIntraOpThreads&) = delete;
 
  private:
-  int previous_ = 0;  // 0: nothing to restore
+  int previous_ = 0;      // the OpenMP count to restore; 0: nothing to restore
+  int previous_mkl_ = 0;  // MKL's per-thread count to restore (0: unset)
 };
 
 }  // namespace tsrunner::detail

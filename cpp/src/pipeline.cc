@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "intra_op_threads.h"
 #include "task_outputs.h"
 #include "tsrunner/errors.h"
 
@@ -26,11 +27,24 @@ at::Tensor stack_field(const std::vector<Encoding>& batch, std::vector<int64_t> 
   return tensor;
 }
 
-// One model output as contiguous float32 on the CPU, found by name.
-at::Tensor output_named(const TensorMap& outputs, const std::string& name) {
+// One model output as contiguous float32 on the CPU, found by name, of rank `rank` with the
+// leading sizes `leading` (the batch, then the sequence where the task reads one row per
+// token): the task code reads it through raw pointers, so a model that answers another shape is
+// refused rather than read past its end.
+at::Tensor output_named(const TensorMap& outputs, const std::string& name, int64_t rank,
+                        std::initializer_list<int64_t> leading) {
   auto it = outputs.find(name);
   if (it == outputs.end()) throw Error("the model returned no \"" + name + "\" output");
-  return it->second.to(at::kFloat).cpu().contiguous();
+  const at::Tensor& output = it->second;
+  bool expected = output.dim() == rank;
+  int64_t d = 0;
+  for (int64_t size : leading) expected = expected && output.size(d++) == size;
+  if (!expected) {
+    throw Error("the model's \"" + name + "\" output has shape " + c10::str(output.sizes()) +
+                ", expected " + std::to_string(rank) + " dimensions starting " +
+                c10::str(at::IntArrayRef(leading)));
+  }
+  return output.to(at::kFloat).cpu().contiguous();
 }
 
 std::string_view text_at(const std::vector<std::string_view>& texts, size_t i) {
@@ -175,6 +189,9 @@ std::vector<Prediction> Pipeline::predict_encoded(
   check_text_count(texts, "texts", batch.size());
   check_text_count(pairs, "pairs", batch.size());
   for (size_t i = 0; i < batch.size(); ++i) batch[i].validate("encoding " + std::to_string(i));
+  // Pooling and the task's tensor math take the runner's thread count too, so an answer does
+  // not depend on which thread (or front end) asked.
+  const detail::ScopedIntraOpThreads threads(runner_.options().threads);
   const Manifest& manifest = runner_.manifest();
   const at::Tensor mask = stack_field(batch, &Encoding::attention_mask);
   TensorMap inputs{{token_ids_input_, stack_field(batch, &Encoding::ids)}};
@@ -183,11 +200,15 @@ std::vector<Prediction> Pipeline::predict_encoded(
     inputs.emplace(token_type_ids_input_, stack_field(batch, &Encoding::type_ids));
   }
   const TensorMap outputs = runner_.run(inputs);
+  const auto rows = static_cast<int64_t>(batch.size());
+  const auto columns = static_cast<int64_t>(batch.front().size());
   std::vector<Prediction> predictions(batch.size());
   for (Prediction& prediction : predictions) prediction.task = manifest.task_kind;
   switch (manifest.task_kind) {
     case Task::kFeatureExtraction: {
-      at::Tensor pooled = output_named(outputs, task_outputs_[0]);
+      at::Tensor pooled = embedding_from_model_
+                              ? output_named(outputs, task_outputs_[0], 2, {rows})
+                              : output_named(outputs, task_outputs_[0], 3, {rows, columns});
       if (!embedding_from_model_) {  // token vectors [batch, sequence, hidden]
         if (pooling_mode_ == "cls") {
           pooled = pooled.select(1, 0);
@@ -206,7 +227,7 @@ std::vector<Prediction> Pipeline::predict_encoded(
       break;
     }
     case Task::kTextClassification: {
-      const at::Tensor logits = output_named(outputs, task_outputs_[0]);  // [batch, labels]
+      const at::Tensor logits = output_named(outputs, task_outputs_[0], 2, {rows});
       const auto count = static_cast<size_t>(logits.size(1));
       for (size_t i = 0; i < batch.size(); ++i) {
         predictions[i].labels = task_outputs::classify(
@@ -217,7 +238,7 @@ std::vector<Prediction> Pipeline::predict_encoded(
     }
     case Task::kFillMask: {
       // [batch, sequence, vocab]
-      const at::Tensor logits = output_named(outputs, task_outputs_[0]);
+      const at::Tensor logits = output_named(outputs, task_outputs_[0], 3, {rows, columns});
       const auto row = static_cast<size_t>(logits.size(1) * logits.size(2));
       for (size_t i = 0; i < batch.size(); ++i) {
         predictions[i].masks = task_outputs::fill_masks(
@@ -228,7 +249,7 @@ std::vector<Prediction> Pipeline::predict_encoded(
     }
     case Task::kTokenClassification: {
       // [batch, sequence, labels]
-      const at::Tensor logits = output_named(outputs, task_outputs_[0]);
+      const at::Tensor logits = output_named(outputs, task_outputs_[0], 3, {rows, columns});
       if (static_cast<size_t>(logits.size(2)) != manifest.labels.size()) {
         throw Error("the model scores " + std::to_string(logits.size(2)) + " labels but the " +
                     "manifest names " + std::to_string(manifest.labels.size()));
@@ -242,8 +263,8 @@ std::vector<Prediction> Pipeline::predict_encoded(
       break;
     }
     case Task::kQuestionAnswering: {
-      const at::Tensor starts = output_named(outputs, task_outputs_[0]);  // [batch, sequence]
-      const at::Tensor ends = output_named(outputs, task_outputs_[1]);
+      const at::Tensor starts = output_named(outputs, task_outputs_[0], 2, {rows, columns});
+      const at::Tensor ends = output_named(outputs, task_outputs_[1], 2, {rows, columns});
       const auto row = static_cast<size_t>(starts.size(1));
       for (size_t i = 0; i < batch.size(); ++i) {
         predictions[i].answer = task_outputs::best_answer(
@@ -277,21 +298,43 @@ std::vector<Encoding> Pipeline::encode(std::string_view text,
   return tokenizer_->encode_windows(text, *pair, stride, window);
 }
 
-std::vector<Prediction> Pipeline::predict(const std::vector<std::string>& texts,
-                                          const std::vector<std::string>& pairs, size_t batch_size,
+std::vector<Prediction> Pipeline::predict(Texts texts, Texts pairs, size_t batch_size,
                                           size_t concurrent_batches) const {
+  check_not_moved_from();
   if (batch_size == 0) throw InvalidInput("batch_size must be at least 1");
   if (!pairs.empty() && pairs.size() != texts.size()) {
     throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
                        std::to_string(pairs.size()) + " text pairs");
   }
   std::vector<std::vector<Encoding>> inputs;
+  std::vector<std::string_view> text_views, pair_views;
   inputs.reserve(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
+    text_views.push_back(texts[i]);
+    if (!pairs.empty()) pair_views.push_back(pairs[i]);
     inputs.push_back(pairs.empty() ? encode(texts[i]) : encode(texts[i], pairs[i]));
   }
-  return predict_encodings(std::move(inputs), {texts.begin(), texts.end()},
-                           {pairs.begin(), pairs.end()}, batch_size, concurrent_batches);
+  return predict_encodings(std::move(inputs), text_views, pair_views, batch_size,
+                           concurrent_batches);
+}
+
+std::future<std::vector<Prediction>> Pipeline::predict_async(std::vector<std::string> texts,
+                                                             std::vector<std::string> pairs,
+                                                             size_t batch_size) const {
+  check_not_moved_from();
+  // packaged_task keeps what predict throws for the future's get().
+  auto task = std::make_shared<std::packaged_task<std::vector<Prediction>()>>(
+      [this, texts = std::move(texts), pairs = std::move(pairs), batch_size] {
+        return predict(texts, pairs, batch_size);
+      });
+  std::future<std::vector<Prediction>> answer = task->get_future();
+  pool_->reserve(1);
+  if (!pool_->try_submit([task] { (*task)(); })) {
+    throw Error("the pipeline's worker queue is full (" +
+                std::to_string(ThreadPool::kDefaultQueueCapacity) +
+                " calls waiting); wait for some answers first");
+  }
+  return answer;
 }
 
 std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Encoding>> inputs,

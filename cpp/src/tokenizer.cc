@@ -180,6 +180,7 @@ std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::string>& te
   }
   std::vector<Encoding> encodings;
   encodings.reserve(texts.size());
+  if (pad_to > kMaxPaddedLength) pad(encodings, pad_to);  // refuses it before any work
   size_t longest = pad_to;
   for (size_t i = 0; i < texts.size(); ++i) {
     encodings.push_back(pairs.empty() ? encode(texts[i]) : encode(texts[i], pairs[i]));
@@ -190,6 +191,10 @@ std::vector<Encoding> Tokenizer::encode_batch(const std::vector<std::string>& te
 }
 
 void Tokenizer::pad(std::vector<Encoding>& encodings, size_t length) const {
+  if (length > kMaxPaddedLength) {
+    throw InvalidInput("cannot pad to " + std::to_string(length) + " tokens (at most " +
+                       std::to_string(kMaxPaddedLength) + ")");
+  }
   for (Encoding& encoding : encodings) {
     const size_t missing = length > encoding.size() ? length - encoding.size() : 0;
     encoding.ids.insert(encoding.ids.end(), missing, impl().pad_id);

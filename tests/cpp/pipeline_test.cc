@@ -2,8 +2,10 @@
 // surfaces in the caller.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -139,6 +141,45 @@ TEST(Pipeline, AnUnknownScoreFunctionIsRefused) {
                tsrunner::InvalidInput);
   options.score_function = "none";
   EXPECT_NO_THROW(Pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")), options));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Pipeline, TextsAreTakenAsViewsWithoutCopies) {
+  const Runner runner = single_threaded_runner();
+  const Pipeline pipeline(runner);
+  const std::vector<std::string> owned = {"a first text", "and a second, longer one"};
+  const std::vector<std::string_view> views(owned.begin(), owned.end());
+  const std::vector<Prediction> expected = pipeline.predict(owned);
+  auto same = [&](const std::vector<Prediction>& answers, const char* how) {
+    ASSERT_EQ(answers.size(), expected.size()) << how;
+    for (size_t i = 0; i < answers.size(); ++i) {
+      EXPECT_EQ(answers[i].embedding, expected[i].embedding) << how << ", text " << i;
+    }
+  };
+  same(pipeline.predict(views), "vector of string_view");
+  same(pipeline.predict(tsrunner::Texts(views.data(), views.size())), "pointer and count");
+  same(pipeline.predict({"a first text", "and a second, longer one"}), "braced list");
+  EXPECT_THROW((void)pipeline.predict(owned, {"one pair for two texts"}), tsrunner::InvalidInput);
+}
+
+TEST(Pipeline, PredictAsyncAnswersAsPredictAndCarriesErrors) {
+  const Runner runner = single_threaded_runner();
+  const Pipeline pipeline(runner);
+  const std::vector<std::string> texts = mixed_texts();
+  const std::vector<Prediction> serial = pipeline.predict(texts, {}, 4);
+  std::vector<std::future<std::vector<Prediction>>> futures;
+  for (int call = 0; call < 6; ++call) futures.push_back(pipeline.predict_async(texts, {}, 4));
+  auto failing = pipeline.predict_async({"two texts", "but"}, {"one pair"});
+  for (auto& future : futures) {
+    const std::vector<Prediction> answers = future.get();
+    ASSERT_EQ(answers.size(), serial.size());
+    for (size_t i = 0; i < answers.size(); ++i)
+      EXPECT_EQ(answers[i].embedding, serial[i].embedding);
+  }
+  EXPECT_THROW((void)failing.get(), tsrunner::InvalidInput);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Issue 28: no memory error through the public API, lifetimes that are safe, and thread counts
 // that belong to their runner.
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
@@ -147,6 +148,46 @@ TEST(SdkSafety, EncodingFromIdsRunsLikeTheTokenizersEncoding) {
   ASSERT_EQ(answers.size(), 2u);
   EXPECT_EQ(answers[0].embedding, answers[1].embedding);
   EXPECT_THROW((void)Encoding::from_ids({1, 2, 3}, {0, 0}), tsrunner::InvalidInput);
+}
+
+TEST(SdkSafety, RunTakesDenseTensorsOfAnyStrideAndRefusesTheRest) {
+  const Runner runner = load();
+  const TensorMap inputs = tsrunner::make_example_inputs(runner.manifest(), 1, 6);
+  const TensorMap expected = runner.run(inputs);
+  // A transposed (non-contiguous) view of the same ids answers the same.
+  TensorMap strided = inputs;
+  strided["input_ids"] = inputs.at("input_ids").t().contiguous().t();
+  ASSERT_FALSE(strided.at("input_ids").is_contiguous());
+  const TensorMap answer = runner.run(strided);
+  for (const auto& [name, tensor] : expected) EXPECT_TRUE(answer.at(name).equal(tensor)) << name;
+
+  TensorMap sparse = inputs;
+  sparse["input_ids"] = inputs.at("input_ids").to_sparse();
+  EXPECT_NE(invalid_input_message([&] {
+              (void)runner.run(sparse);
+            }).find("input \"input_ids\" is a Sparse tensor; pass a dense (strided) one"),
+            std::string::npos);
+  TensorMap meta = inputs;
+  meta["attention_mask"] =
+      at::empty({1, 6}, at::TensorOptions().dtype(at::kLong).device(at::kMeta));
+  EXPECT_NE(invalid_input_message([&] {
+              (void)runner.run(meta);
+            }).find("input \"attention_mask\" is a meta tensor"),
+            std::string::npos);
+}
+
+TEST(SdkSafety, TokenizerRefusesAPaddingLengthItCannotAllocate) {
+  const Tokenizer tokenizer = Tokenizer::from_file(fixture("tiny_bert.pt"));
+  std::vector<Encoding> encodings = {tokenizer.encode("text")};
+  const size_t absurd = size_t{1} << 62;  // was std::length_error / bad_alloc
+  EXPECT_NE(invalid_input_message([&] {
+              tokenizer.pad(encodings, absurd);
+            }).find("cannot pad to 4611686018427387904 tokens"),
+            std::string::npos);
+  EXPECT_THROW((void)tokenizer.encode_batch({"text"}, {}, absurd), tsrunner::InvalidInput);
+  tokenizer.pad(encodings, 9);
+  EXPECT_EQ(encodings[0].size(), 9u);
+  EXPECT_NO_THROW(encodings[0].validate());
 }
 
 TEST(SdkSafety, MovedFromObjectsThrowInsteadOfCrashing) {

@@ -218,3 +218,20 @@ def test_invalid_input_is_both_a_tsrunner_error_and_a_value_error(tiny_bert_pt):
     assert issubclass(tsrunner.InvalidInput, tsrunner.Error)
     assert issubclass(tsrunner.LoadError, tsrunner.Error)
     assert not issubclass(tsrunner.LoadError, ValueError)
+
+
+def test_threads_belong_to_the_runner_not_the_process(tiny_bert_pt):
+    # Loading and running a Runner with its own thread count leaves the calling thread's (and
+    # so torch's) count alone; two runners with different counts coexist (issue 28).
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    one = tsrunner.Runner(tiny_bert_pt, threads=wanted)
+    other = tsrunner.Runner(tiny_bert_pt, threads=wanted + 1)
+    expected = one.run(_inputs())
+    assert torch.get_num_threads() == before
+    for runner in (one, other, one):
+        outputs = runner.run(_inputs())
+        assert torch.get_num_threads() == before
+    for name, tensor in expected.items():
+        torch.testing.assert_close(outputs[name], tensor, rtol=0, atol=1e-5)
+    assert (one.options.threads, other.options.threads) == (wanted, wanted + 1)

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "tsrunner/prediction.h"
 #include "tsrunner/runner.h"
+#include "tsrunner/texts.h"
 #include "tsrunner/thread_pool.h"
 #include "tsrunner/tokenizer.h"
 
@@ -41,15 +43,25 @@ class Pipeline {
   const Runner& runner() const { return runner_; }
   const Tokenizer& tokenizer() const;
 
-  // One prediction per text, in order. `pairs` is empty or as long as `texts`. Texts are
-  // sorted by length and run `batch_size` at a time, each batch padded only to its longest
-  // (to the export's fixed length when its shape contract is fixed). `concurrent_batches` > 1
-  // runs that many batches at once, on the calling thread and on the pool's workers, each with
-  // the calling thread's intra-op thread count (at::get_num_threads()): use threads x
+  // One prediction per text, in order. `pairs` is empty or as long as `texts` (both views:
+  // a std::vector<std::string>, a std::vector<std::string_view>, a braced list or a pointer and
+  // a count; nothing is copied). Texts are sorted by length and run `batch_size` at a time,
+  // each batch padded only to its longest (to the export's fixed length when its shape contract
+  // is fixed). `concurrent_batches` > 1 runs that many batches at once, on the calling thread
+  // and on the pool's workers, each with the runner's intra-op thread count
+  // (RunnerOptions::threads; 0: the calling thread's, at::get_num_threads()): use threads x
   // concurrent_batches <= cores. The workers are started once and reused by later calls.
-  std::vector<Prediction> predict(const std::vector<std::string>& texts,
-                                  const std::vector<std::string>& pairs = {},
-                                  size_t batch_size = 32, size_t concurrent_batches = 1) const;
+  std::vector<Prediction> predict(Texts texts, Texts pairs = {}, size_t batch_size = 32,
+                                  size_t concurrent_batches = 1) const;
+
+  // predict() on one of the pool's workers: returns at once; the future gives the predictions
+  // or rethrows what predict() threw. The texts are moved in, so the caller's strings may go.
+  // The pipeline (and its runner) must outlive the answer. Calls queue on the pool (one worker
+  // unless the pool has more) and are refused with Error when ThreadPool::kDefaultQueueCapacity
+  // wait already.
+  std::future<std::vector<Prediction>> predict_async(std::vector<std::string> texts,
+                                                     std::vector<std::string> pairs = {},
+                                                     size_t batch_size = 32) const;
 
   // The model inputs for one text (and pair): one encoding, or for question-answering with a
   // context too long for the export, one per overlapping window of the context

@@ -11,6 +11,10 @@
 
 namespace tsrunner {
 
+// The longest length Tokenizer::pad and encode_batch pad to: far beyond any model's context,
+// and a bound that keeps a mistyped length an InvalidInput rather than an allocation failure.
+inline constexpr size_t kMaxPaddedLength = size_t{1} << 20;
+
 // One tokenized text (or text pair), ready for the model.
 struct Encoding {
   std::vector<int64_t> ids;
@@ -88,7 +92,8 @@ class Tokenizer {
                                      const std::vector<std::string>& pairs = {},
                                      size_t pad_to = 0) const;
 
-  // Pads `encodings` in place to `length` tokens (no-op for longer ones).
+  // Pads `encodings` in place to `length` tokens (no-op for longer ones). Throws InvalidInput
+  // when `length` exceeds kMaxPaddedLength (encode_batch's `pad_to` too).
   void pad(std::vector<Encoding>& encodings, size_t length) const;
 
   // The truncation length including special tokens; nullopt when texts are never truncated.

@@ -11,6 +11,7 @@
 #include "tsrunner/prediction_json.h"
 #include "tsrunner/runner.h"
 #include "tsrunner/task.h"
+#include "tsrunner/texts.h"
 #include "tsrunner/thread_pool.h"
 #include "tsrunner/tokenizer.h"
 #include "tsrunner/version.h"
