@@ -27,4 +27,5 @@ write_basic_package_version_file(
 install(FILES
   ${PROJECT_BINARY_DIR}/tsrunnerConfig.cmake
   ${PROJECT_BINARY_DIR}/tsrunnerConfigVersion.cmake
+  ${PROJECT_SOURCE_DIR}/cmake/tsrunnerRuntime.cmake
   DESTINATION ${TSR_INSTALL_CMAKEDIR})

@@ -1,0 +1,110 @@
+"""Shipping an app built on the SDK without Python: examples/cpp installed with
+tsrunner_install_runtime runs from a moved prefix with an empty environment."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import tsrunner
+
+TEXTS = ["Who was Jim Henson?", "Jim Henson was a puppeteer", "The stock market fell on Tuesday"]
+# From Torch's CMake (Caffe2/public/mkl.cmake with an empty MKL_ROOT).
+BOGUS_TORCH_RPATH = {"/lib/intel64", "/lib/intel64_win", "/lib/win-x64"}
+# What the system provides (glibc, the C++ runtime); everything else ships in the prefix.
+SYSTEM_RUNTIME = re.compile(r"^(linux-vdso|ld-linux|lib(c|m|dl|rt|pthread|stdc\+\+|gcc_s)\.so)")
+
+
+def _dynamic_section(path: Path) -> str:
+    return subprocess.run(
+        ["readelf", "-d", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def _runpath(path: Path) -> list[str]:
+    match = re.search(r"\((?:RUNPATH|RPATH)\).*\[(.*)\]", _dynamic_section(path))
+    return match.group(1).split(":") if match else []
+
+
+def _needed(path: Path) -> list[str]:
+    return re.findall(r"\(NEEDED\).*\[(.+)\]", _dynamic_section(path))
+
+
+@pytest.fixture(scope="module")
+def installed_app(example_build, tmp_path_factory) -> Path:
+    """examples/cpp installed to a prefix, then moved: nothing may point back at the build."""
+    prefix = tmp_path_factory.mktemp("deploy") / "staging"
+    cmake = str(Path(sys.executable).parent / "cmake")
+    install = subprocess.run(
+        [cmake, "--install", str(example_build), "--prefix", str(prefix)],
+        capture_output=True,
+        text=True,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    moved = prefix.parent / "opt-embed"
+    prefix.rename(moved)
+    return moved
+
+
+def test_the_installed_app_runs_with_an_empty_environment(installed_app, minilm_pt):
+    result = subprocess.run(
+        [str(installed_app / "bin" / "embed"), str(minilm_pt), *TEXTS],
+        capture_output=True,
+        text=True,
+        env={},
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    lines = result.stdout.splitlines()
+    embeddings = torch.tensor([json.loads(line)["embedding"] for line in lines[: len(TEXTS)]])
+    expected = torch.tensor(
+        [answer["embedding"] for answer in tsrunner.Runner(minilm_pt).predict(TEXTS)]
+    )
+    torch.testing.assert_close(embeddings, expected, rtol=0, atol=1e-5)
+    assert lines[len(TEXTS)].startswith(f"similarity({TEXTS[0]} | {TEXTS[1]}) = ")
+    similarity = [float(line.rsplit("= ", 1)[1]) for line in lines[len(TEXTS) :]]
+    assert len(similarity) == 2 and similarity[0] > 0.5 > similarity[1]
+
+
+def test_the_installed_app_has_only_origin_relative_runpaths(installed_app):
+    app = installed_app / "bin" / "embed"
+    assert _runpath(app) == ["$ORIGIN/../lib"], _dynamic_section(app)
+    for library in (installed_app / "lib").iterdir():
+        entries = _runpath(library)
+        assert all(entry.startswith("$ORIGIN") for entry in entries), (library, entries)
+        assert not BOGUS_TORCH_RPATH & set(entries), (library, entries)
+
+
+def test_the_prefix_holds_every_library_the_app_loads(installed_app):
+    lib = installed_app / "lib"
+    shipped = {path.name for path in lib.iterdir()}
+    assert {"libtsrunner.so", "libonig.so.5", "libtorch_cpu.so", "libc10.so"} <= shipped
+    assert not [name for name in shipped if "python" in name], shipped
+    for binary in [installed_app / "bin" / "embed", *lib.iterdir()]:
+        missing = [
+            name
+            for name in _needed(binary)
+            if name not in shipped and not SYSTEM_RUNTIME.match(name)
+        ]
+        assert not missing, (binary, missing)
+    ldd = subprocess.run(
+        ["ldd", str(installed_app / "bin" / "embed")], capture_output=True, text=True, env={}
+    )
+    resolved = dict(re.findall(r"^\s*(\S+) => (/\S+)", ldd.stdout, re.MULTILINE))
+    outside = {
+        name: path
+        for name, path in resolved.items()
+        if not Path(path).resolve().is_relative_to(installed_app) and not SYSTEM_RUNTIME.match(name)
+    }
+    assert not outside and "not found" not in ldd.stdout, ldd.stdout
+
+
+def test_a_consumers_build_rpath_has_no_bogus_torch_entries(example_build):
+    entries = _runpath(example_build / "embed")
+    assert entries, "the build tree's binary finds its libraries through its RUNPATH"
+    assert not BOGUS_TORCH_RPATH & set(entries), entries
