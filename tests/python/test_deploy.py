@@ -1,5 +1,6 @@
 """Shipping an app built on the SDK without Python: examples/cpp installed with
-tsrunner_install_runtime runs from a moved prefix with an empty environment."""
+tsrunner_install_runtime runs from a moved prefix with an empty environment; the pkg-config
+file builds a program."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ TEXTS = ["Who was Jim Henson?", "Jim Henson was a puppeteer", "The stock market 
 BOGUS_TORCH_RPATH = {"/lib/intel64", "/lib/intel64_win", "/lib/win-x64"}
 # What the system provides (glibc, the C++ runtime); everything else ships in the prefix.
 SYSTEM_RUNTIME = re.compile(r"^(linux-vdso|ld-linux|lib(c|m|dl|rt|pthread|stdc\+\+|gcc_s)\.so)")
+SDK_PREFIX = Path(tsrunner.__file__).resolve().parent
 
 
 def _dynamic_section(path: Path) -> str:
@@ -108,3 +110,55 @@ def test_a_consumers_build_rpath_has_no_bogus_torch_entries(example_build):
     entries = _runpath(example_build / "embed")
     assert entries, "the build tree's binary finds its libraries through its RUNPATH"
     assert not BOGUS_TORCH_RPATH & set(entries), entries
+
+
+PKG_CONFIG_PROGRAM = r"""
+#include <ATen/ATen.h>
+#include <tsrunner/tsrunner.h>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  const tsrunner::Runner runner(argv[1]);
+  at::Tensor ids = at::tensor({101, 7592, 2088, 102}, at::kLong).unsqueeze(0);
+  const tsrunner::TensorMap outputs = runner.run({{"input_ids", ids}});
+  std::cout << tsrunner::version() << " " << runner.manifest().task << " "
+            << outputs.begin()->first << " " << outputs.begin()->second.sizes() << "\n";
+  return argc == 2 ? 0 : 1;
+}
+"""
+
+
+def test_pkg_config_builds_and_links_a_program(tmp_path, tiny_bert_pt, clean_env):
+    env = {**clean_env, "PKG_CONFIG_PATH": str(SDK_PREFIX / "lib" / "pkgconfig")}
+    pkg_config = ["pkg-config", "tsrunner"]
+    version = subprocess.run([*pkg_config, "--modversion"], capture_output=True, text=True, env=env)
+    assert version.stdout.strip() == tsrunner.__version__, version.stderr
+    flags = subprocess.run(
+        [*pkg_config, "--cflags", "--libs"], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
+    assert "-D_GLIBCXX_USE_CXX11_ABI=1" in flags and "-ltsrunner" in flags, flags
+    source = tmp_path / "app.cc"
+    source.write_text(PKG_CONFIG_PROGRAM)
+    program = tmp_path / "app"
+    compiled = subprocess.run(
+        ["g++", str(source), "-o", str(program), *flags],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert compiled.returncode == 0, compiled.stderr
+    ran = subprocess.run([str(program), str(tiny_bert_pt)], capture_output=True, text=True, env={})
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split()[:3] == [
+        tsrunner.__version__,
+        "feature-extraction",
+        "last_hidden_state",
+    ]
+
+
+def test_the_pkg_config_file_is_relative_to_itself():
+    text = (SDK_PREFIX / "lib" / "pkgconfig" / "tsrunner.pc").read_text()
+    assert "prefix=${pcfiledir}/../.." in text
+    assert "torch_prefix=${prefix}/../torch" in text
+    assert str(SDK_PREFIX.parent) not in text and "/work/" not in text
