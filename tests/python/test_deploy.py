@@ -1,11 +1,12 @@
-"""Shipping an app built on the SDK without Python: examples/cpp installed with
+"""Shipping an app built on the SDK without Python (docs/deploy.md): examples/cpp installed with
 tsrunner_install_runtime runs from a moved prefix with an empty environment; the pkg-config
-file builds a program."""
+file builds a program; the container recipe copies what the install produced."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ import torch
 
 import tsrunner
 
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "docs" / "deploy" / "Dockerfile"
 TEXTS = ["Who was Jim Henson?", "Jim Henson was a puppeteer", "The stock market fell on Tuesday"]
 # From Torch's CMake (Caffe2/public/mkl.cmake with an empty MKL_ROOT).
 BOGUS_TORCH_RPATH = {"/lib/intel64", "/lib/intel64_win", "/lib/win-x64"}
@@ -162,3 +165,55 @@ def test_the_pkg_config_file_is_relative_to_itself():
     assert "prefix=${pcfiledir}/../.." in text
     assert "torch_prefix=${prefix}/../torch" in text
     assert str(SDK_PREFIX.parent) not in text and "/work/" not in text
+
+
+# glibc and libstdc++ symbol versions of each Debian release's slim image.
+DEBIAN_RUNTIME = {"bookworm": ((2, 36), (3, 4, 30)), "trixie": ((2, 41), (3, 4, 33))}
+
+
+def _required_versions(path: Path, prefix: str) -> list[tuple[int, ...]]:
+    versions = subprocess.run(
+        ["readelf", "-V", "--wide", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        tuple(int(part) for part in match.split("."))
+        for match in re.findall(rf"Name: {prefix}_([0-9.]+)", versions)
+    ]
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    logical = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+        for line in logical.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def test_the_container_recipe_copies_what_the_install_produced(installed_app, tmp_path):
+    instructions = _dockerfile_instructions()
+    assert instructions[0][0] == "FROM"
+    base = re.fullmatch(r"debian:(\w+)-slim", instructions[0][1])
+    assert base and base.group(1) in DEBIAN_RUNTIME, instructions[0]
+    # The build context is the install prefix with the model added as model.pt.
+    context = tmp_path / "context"
+    shutil.copytree(installed_app, context, copy_function=lambda src, dst: Path(dst).touch())
+    (context / "model.pt").touch()
+    image_paths = set()
+    for instruction, argument in instructions:
+        if instruction == "COPY":
+            *sources, destination = argument.split()
+            assert not [source for source in sources if source.startswith("--")], argument
+            for source in sources:
+                assert (context / source).exists(), f"COPY {source}: not in the install prefix"
+                image_paths.add(
+                    destination.rstrip("/") + "/" if source.endswith("/") else destination
+                )
+    entrypoint = json.loads(dict(instructions)["ENTRYPOINT"])
+    for path in entrypoint[:2]:
+        assert any(path == image or path.startswith(image) for image in image_paths), path
+    # The base image's glibc and libstdc++ are as new as anything the copied files ask for.
+    glibc, glibcxx = DEBIAN_RUNTIME[base.group(1)]
+    for binary in [installed_app / "bin" / "embed", *(installed_app / "lib").iterdir()]:
+        assert max(_required_versions(binary, "GLIBC"), default=()) <= glibc, binary
+        assert max(_required_versions(binary, "GLIBCXX"), default=()) <= glibcxx, binary
