@@ -27,4 +27,15 @@ write_basic_package_version_file(
 install(FILES
   ${PROJECT_BINARY_DIR}/tsrunnerConfig.cmake
   ${PROJECT_BINARY_DIR}/tsrunnerConfigVersion.cmake
+  ${PROJECT_SOURCE_DIR}/cmake/tsrunnerRuntime.cmake
   DESTINATION ${TSR_INSTALL_CMAKEDIR})
+
+# pkg-config, for builds without CMake. In a wheel torch sits beside the package in
+# site-packages, so its paths stay relative to the .pc file; elsewhere they are Torch's own.
+if(SKBUILD)
+  set(TSR_PC_TORCH_PREFIX "\${prefix}/../torch")
+else()
+  set(TSR_PC_TORCH_PREFIX "${TORCH_INSTALL_PREFIX}")
+endif()
+configure_file(${PROJECT_SOURCE_DIR}/cmake/tsrunner.pc.in ${PROJECT_BINARY_DIR}/tsrunner.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/tsrunner.pc DESTINATION ${TSR_INSTALL_LIBDIR}/pkgconfig)

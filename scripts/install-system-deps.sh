@@ -4,8 +4,9 @@
 # regular expressions, the engine HF tokenizers uses; a wheel carries a copy of libonig),
 # CLI11 (tsrun's command line), Boost (header-only Beast/Asio: tsrun serve's HTTP), OpenSSL's
 # libcrypto (SHA-256 of archives), GoogleTest (C++ tests), binutils (readelf for the
-# install tests), strace (the test that tsrun opens a model file once). All are needed to build
-# or test only: utf8proc and libcrypto are linked statically into libtsrunner
+# install tests), strace (the test that tsrun opens a model file once), pkgconf (finds
+# Oniguruma and utf8proc; tests/python/test_deploy.py builds with tsrunner.pc). All are needed
+# to build or test only: utf8proc and libcrypto are linked statically into libtsrunner
 # (cmake/PrivateStaticDeps.cmake), so what gets built runs without them.
 # Needs root (or sudo) the first time; a no-op afterwards.
 #   scripts/install-system-deps.sh          what `make install` and `make test` need
@@ -13,7 +14,7 @@
 set -euo pipefail
 
 packages=(nlohmann-json3-dev libutf8proc-dev libonig-dev libcli11-dev libboost-dev libssl-dev
-  libgtest-dev binutils strace g++)
+  libgtest-dev binutils strace g++ pkgconf)
 if [ "${1:-}" = "fuzz" ]; then
   packages+=(clang-19 libclang-rt-19-dev)
 fi

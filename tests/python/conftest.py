@@ -3,6 +3,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -126,3 +127,28 @@ def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LD_", "PYTHON"))}
     env["PATH"] = "/usr/bin:/bin"
     return env
+
+
+@pytest.fixture(scope="session")
+def example_build(tmp_path_factory) -> Path:
+    """examples/cpp configured and built against the pip-installed package, the way its
+    CMakeLists.txt says (compiled once per session: tests run `embed` from here and install it)."""
+    build = tmp_path_factory.mktemp("example-build")
+    prefix = subprocess.run(
+        [sys.executable, "-m", "tsrunner", "--cmake-prefix-path"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    cmake = str(Path(sys.executable).parent / "cmake")
+    source = Path(__file__).resolve().parents[2] / "examples" / "cpp"
+    configure = subprocess.run(
+        [cmake, "-S", str(source), "-B", str(build), "-G", "Ninja",
+         "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_PREFIX_PATH={prefix}",
+         f"-DCMAKE_MAKE_PROGRAM={Path(sys.executable).parent / 'ninja'}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert configure.returncode == 0, configure.stdout + configure.stderr
+    built = subprocess.run([cmake, "--build", str(build)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return build

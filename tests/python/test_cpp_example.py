@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,30 +12,12 @@ import torch
 
 import tsrunner
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "cpp"
 TEXTS = ["Who was Jim Henson?", "Jim Henson was a puppeteer", "The stock market fell on Tuesday"]
 
 
 @pytest.fixture(scope="module")
-def embed_app(tmp_path_factory) -> Path:
-    build = tmp_path_factory.mktemp("example-build")
-    prefix = subprocess.run(
-        [sys.executable, "-m", "tsrunner", "--cmake-prefix-path"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    cmake = str(Path(sys.executable).parent / "cmake")
-    configure = subprocess.run(
-        [cmake, "-S", str(EXAMPLE), "-B", str(build), "-G", "Ninja",
-         "-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_PREFIX_PATH={prefix}",
-         f"-DCMAKE_MAKE_PROGRAM={Path(sys.executable).parent / 'ninja'}"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert configure.returncode == 0, configure.stdout + configure.stderr
-    built = subprocess.run([cmake, "--build", str(build)], capture_output=True, text=True)
-    assert built.returncode == 0, built.stdout + built.stderr
-    return build / "embed"
+def embed_app(example_build) -> Path:
+    return example_build / "embed"
 
 
 def test_the_app_embeds_like_the_python_runner(embed_app, minilm_pt, clean_env):
