@@ -119,18 +119,22 @@ class CApi:
         self.check(status, error)
         return runner
 
-    def predict(self, runner, texts, lengths="exact"):
-        """JSON of every prediction, and the embeddings as float32 tensors (None elsewhere)."""
+    @staticmethod
+    def _texts(texts, lengths):
         encoded = [text.encode() if isinstance(text, str) else text for text in texts]
         array = (ctypes.c_char_p * len(texts))(*encoded)
-        sizes = None
         if lengths == "exact":
-            sizes = (ctypes.c_size_t * len(texts))(*(len(b or b"") for b in encoded))
-        elif lengths is not None:
-            sizes = (ctypes.c_size_t * len(texts))(*lengths)
+            lengths = [len(b or b"") for b in encoded]
+        return array, None if lengths is None else (ctypes.c_size_t * len(texts))(*lengths)
+
+    def predict(self, runner, texts, lengths="exact", pairs=None):
+        """JSON of every prediction, and the embeddings as float32 tensors (a CApiError for
+        predictions without one)."""
+        array, sizes = self._texts(texts, lengths)
+        pair_array, pair_sizes = self._texts(pairs, "exact") if pairs else (None, None)
         out, error = ctypes.c_void_p(), ctypes.c_void_p()
         status = self.lib.tsr_runner_predict(
-            runner, array, sizes, len(texts), None, None, 0, out, error
+            runner, array, sizes, len(texts), pair_array, pair_sizes, 0, out, error
         )
         self.check(status, error)
         try:
@@ -258,26 +262,36 @@ def test_text_lengths_are_honoured(capi, tiny_bert_pt):
     assert with_nul == python_runner.predict(["a\x00b"])
 
 
-def test_classifier_labels_and_no_embedding(capi, tmp_path):
+@pytest.mark.parametrize(
+    ("task", "key"),
+    [
+        ("text-classification", "labels"),
+        ("token-classification", "entities"),
+        ("question-answering", "answer"),
+    ],
+)
+def test_task_answers_equal_the_python_runners(capi, tmp_path, task, key):
     import make_fixtures
     import tiny_models
 
     model = tiny_models.make_model(
-        "BERT", "text-classification", tmp_path / "classifier",
-        tokenizer_source=make_fixtures.minilm_directory(),
-    )  # fmt: skip
-    exported = tmp_path / "classifier.pt"
+        "BERT", task, tmp_path / "model", tokenizer_source=make_fixtures.minilm_directory()
+    )
+    exported = tmp_path / "model.pt"
     tsrunner.export(model, exported, max_length=32)
+    # question-answering reads the question as the text and the context as its pair.
+    pairs = ["Jim Henson was a puppeteer from Mississippi"] * len(TEXTS)
+    pairs = pairs if task == "question-answering" else None
     runner = capi.load(exported)
     try:
-        answers, embeddings = capi.predict(runner, TEXTS)
+        answers, embeddings = capi.predict(runner, TEXTS, pairs=pairs)
     finally:
         capi.lib.tsr_runner_free(runner)
-    assert answers == tsrunner.Runner(exported).predict(TEXTS)
-    assert all(set(answer) == {"labels"} for answer in answers)
+    assert answers == tsrunner.Runner(exported).predict(TEXTS, pairs)
+    assert all(set(answer) == {key} for answer in answers)
     refused = embeddings[0]
     assert isinstance(refused, CApiError) and refused.status == INVALID_INPUT
-    assert "prediction 0 has no embedding (task text-classification)" in refused.message
+    assert f"prediction 0 has no embedding (task {task})" in refused.message
 
 
 def test_bad_inputs_get_a_status_and_a_message_naming_them(capi, tiny_bert_pt, tmp_path):
