@@ -19,10 +19,11 @@
 
 #include "tsrunner/version_macros.h" /* TSRUNNER_VERSION_MAJOR/MINOR/PATCH/STRING */
 
-#if defined(_WIN32)
-#define TSR_C_API __declspec(dllexport)
-#else
+/* Exported even from a build with -fvisibility=hidden. */
+#if defined(__GNUC__)
 #define TSR_C_API __attribute__((visibility("default")))
+#else
+#define TSR_C_API
 #endif
 
 #ifdef __cplusplus
