@@ -4,7 +4,7 @@
 
 namespace tsrunner {
 
-const char* version() { return TSR_VERSION_STRING; }
+const char* version() { return TSRUNNER_VERSION_STRING; }
 
 const char* torch_version() { return TORCH_VERSION; }
 
