@@ -152,7 +152,7 @@ TEST(SdkSafety, EncodingFromIdsRunsLikeTheTokenizersEncoding) {
 
 TEST(SdkSafety, RunTakesDenseTensorsOfAnyStrideAndRefusesTheRest) {
   const Runner runner = load();
-  const TensorMap inputs = tsrunner::make_example_inputs(runner.manifest(), 1, 6);
+  const TensorMap inputs = tsrunner::make_example_inputs(runner.manifest(), 2, 6);
   const TensorMap expected = runner.run(inputs);
   // A transposed (non-contiguous) view of the same ids answers the same.
   TensorMap strided = inputs;
@@ -169,7 +169,7 @@ TEST(SdkSafety, RunTakesDenseTensorsOfAnyStrideAndRefusesTheRest) {
             std::string::npos);
   TensorMap meta = inputs;
   meta["attention_mask"] =
-      at::empty({1, 6}, at::TensorOptions().dtype(at::kLong).device(at::kMeta));
+      at::empty({2, 6}, at::TensorOptions().dtype(at::kLong).device(at::kMeta));
   EXPECT_NE(invalid_input_message([&] {
               (void)runner.run(meta);
             }).find("input \"attention_mask\" is a meta tensor"),

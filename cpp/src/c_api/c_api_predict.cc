@@ -3,6 +3,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "c_api/handles.h"
@@ -24,10 +25,11 @@ const tsrunner::Pipeline& pipeline_of(const tsr_runner& handle) {
   return *runner.pipeline;
 }
 
-// `count` texts from C arrays: lengths given, or NUL-terminated when `lengths` is NULL.
-std::vector<std::string> texts_argument(const char* const* texts, const size_t* lengths,
+// `count` texts from C arrays, as views of the caller's memory (Pipeline::predict copies
+// nothing): lengths given, or NUL-terminated when `lengths` is NULL.
+std::vector<std::string_view> texts_argument(const char* const* texts, const size_t* lengths,
                                         size_t count, const char* function, const char* argument) {
-  std::vector<std::string> out;
+  std::vector<std::string_view> out;
   if (count == 0) return out;
   require_pointer(texts, function, argument);
   out.reserve(count);
@@ -65,9 +67,9 @@ tsr_status tsr_runner_predict(const tsr_runner* runner, const char* const* texts
     require_pointer(out, function, "out");
     *out = nullptr;
     require_pointer(runner, function, "runner");
-    const std::vector<std::string> text_list =
+    const std::vector<std::string_view> text_list =
         texts_argument(texts, text_lengths, count, function, "texts");
-    std::vector<std::string> pair_list;
+    std::vector<std::string_view> pair_list;
     if (pairs != nullptr) {
       pair_list = texts_argument(pairs, pair_lengths, count, function, "pairs");
     } else {
