@@ -28,7 +28,8 @@ const tsrunner::Pipeline& pipeline_of(const tsr_runner& handle) {
 // `count` texts from C arrays, as views of the caller's memory (Pipeline::predict copies
 // nothing): lengths given, or NUL-terminated when `lengths` is NULL.
 std::vector<std::string_view> texts_argument(const char* const* texts, const size_t* lengths,
-                                        size_t count, const char* function, const char* argument) {
+                                             size_t count, const char* function,
+                                             const char* argument) {
   std::vector<std::string_view> out;
   if (count == 0) return out;
   require_pointer(texts, function, argument);
