@@ -132,6 +132,22 @@ def test_openai_client(server, minilm, tokenizer):
         client.embeddings.create(model="classifier", input="not an embedding model")
 
 
+def test_openai_client_sends_a_thousand_inputs(server, minilm):
+    # LangChain's OpenAIEmbeddings sends 1,000 texts per request; OpenAI takes up to 2,048. The
+    # server's --max-client-batch-size (8 here) is TEI's limit and does not apply (issue 23).
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    texts = [text[:80] for text in sample_text.sample(1000, offset=500)]
+    response = client.embeddings.create(model="minilm", input=texts, encoding_format="float")
+    assert [item.index for item in response.data] == list(range(1000))
+    got = np.array([item.embedding for item in response.data], dtype=np.float32)
+    _assert_same_embeddings(got, _embeddings(minilm, texts))
+    status, body = server.post("/v1/embeddings", {"model": "minilm", "input": ["x"] * 2049})
+    assert status == 422 and "`input` has 2049 items; at most 2048" in body["error"]["message"]
+    status, body = server.post("/embed", {"inputs": ["x"] * 9})  # TEI's route keeps its limit
+    assert status == 422 and "maximum allowed batch size 8" in body["error"]
+
+
 def test_tritonclient_v2(server, minilm, tokenizer):
     import tritonclient.http as triton
 

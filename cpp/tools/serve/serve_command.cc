@@ -181,7 +181,8 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
       ->check(cli::integer_in(1, 1 << 20));
   serve
       ->add_option("--max-client-batch-size", options.max_client_batch_size,
-                   "inputs in one request; more are answered 422 (default 32)")
+                   "inputs in one request of TEI's routes and /predict; more are answered 422 "
+                   "(default 32; /v1/embeddings takes OpenAI's 2048)")
       ->check(cli::integer_in(1, 1 << 20));
   serve
       ->add_option("--payload-limit", options.payload_limit,

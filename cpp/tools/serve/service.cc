@@ -228,6 +228,9 @@ namespace {
 
 // The default model (the first) for the TEI routes; RequestError when it lacks a pipeline or
 // has the wrong task.
+// The most texts OpenAI's embeddings endpoint takes in one request.
+constexpr size_t kOpenAIMaxInputs = 2048;
+
 size_t check_batch_size(size_t count, size_t limit) {
   if (count > limit) {
     throw RequestError(422, "batch size " + std::to_string(count) +
@@ -288,7 +291,14 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
     return call->fail(422, "model \"" + model.name + "\" is not an embedding model (task " +
                                model.runner->manifest().task + ")");
   }
-  check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  // OpenAI's own limit, not --max-client-batch-size (TEI's): clients such as LangChain's send
+  // up to 1,000 texts at once. The scheduler batches them like any other inputs, and the body
+  // size (--payload-limit, 413) bounds the memory a request takes.
+  if (request.inputs.size() > kOpenAIMaxInputs) {
+    throw RequestError(422, "`input` has " + std::to_string(request.inputs.size()) +
+                                " items; at most " + std::to_string(kOpenAIMaxInputs) +
+                                " per request, as in OpenAI's API");
+  }
   if (!admit(call)) return;
   Submission submission;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
