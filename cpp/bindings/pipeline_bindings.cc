@@ -26,7 +26,10 @@ void register_pipeline(py::module_& module) {
           "predict",
           [](const Pipeline& pipeline, const std::vector<std::string>& texts,
              const std::optional<std::vector<std::string>>& pairs, size_t batch_size,
-             size_t concurrent_batches) {
+             size_t concurrent_batches, std::optional<size_t> top_k, size_t max_answer_length,
+             std::optional<size_t> doc_stride, std::optional<std::string> prompt_name) {
+            // Task options travel with the call: one pipeline serves every combination.
+            const TaskOptions options{top_k, max_answer_length, doc_stride, prompt_name, {}};
             // The same JSON as tsrun's (prediction_json.h), so both answer with the same keys
             // and the same numbers; json.loads is C code, about as fast as building the dicts
             // here.
@@ -35,12 +38,14 @@ void register_pipeline(py::module_& module) {
               py::gil_scoped_release release;
               json_text = predictions_to_json(
                   pipeline.predict(texts, pairs.value_or(std::vector<std::string>{}), batch_size,
-                                   concurrent_batches));
+                                   concurrent_batches, options));
             }
             return py::module_::import("json").attr("loads")(json_text);
           },
           py::arg("texts"), py::arg("text_pairs") = py::none(), py::arg("batch_size") = 32,
-          py::arg("concurrent_batches") = 1);
+          py::arg("concurrent_batches") = 1, py::arg("top_k") = py::none(),
+          py::arg("max_answer_length") = 15, py::arg("doc_stride") = py::none(),
+          py::arg("prompt_name") = py::none());
 }
 
 }  // namespace tsrunner::python

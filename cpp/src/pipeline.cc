@@ -98,7 +98,6 @@ Pipeline::Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokeni
                    TaskOptions options, std::shared_ptr<ThreadPool> pool)
     : runner_(runner),
       tokenizer_(std::move(tokenizer)),
-      options_(options),
       pool_(pool ? std::move(pool) : std::make_shared<ThreadPool>()) {
   const Manifest& manifest = runner_.manifest();
   switch (manifest.task_kind) {
@@ -143,25 +142,32 @@ Pipeline::Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokeni
                   " cannot be made from text and has no default");
     }
   }
-  if (options_.max_answer_length == 0) throw InvalidInput("max_answer_length must be at least 1");
-  if (options_.score_function && *options_.score_function != "softmax" &&
-      *options_.score_function != "sigmoid" && *options_.score_function != "none") {
-    throw InvalidInput("score_function must be \"softmax\", \"sigmoid\" or \"none\", not \"" +
-                       *options_.score_function + "\"");
-  }
+  defaults_ = resolve(options);
   pooling_mode_ = manifest.pooling ? manifest.pooling->mode : "mean";
   normalize_ = manifest.pooling && manifest.pooling->normalize;
-  if (manifest.sentence_embedding && manifest.task_kind == Task::kFeatureExtraction) {
-    prompt_ = manifest.sentence_embedding->prompt(options_.prompt_name.value_or(""));
-  } else if (options_.prompt_name) {
-    throw InvalidInput("prompt name \"" + *options_.prompt_name +
-                       "\" given, but this export has no prompts (only sentence-transformers "
-                       "models exported by tsrunner 0.1+ with schema 2 have them)");
-  }
   if (!embedding_from_model_ && manifest.task_kind == Task::kFeatureExtraction &&
       pooling_mode_ != "mean" && pooling_mode_ != "cls") {
     throw Error("pooling mode \"" + pooling_mode_ + "\" is not supported (mean, cls)");
   }
+}
+
+Pipeline::CallOptions Pipeline::resolve(const TaskOptions& options) const {
+  if (options.max_answer_length == 0) throw InvalidInput("max_answer_length must be at least 1");
+  if (options.score_function && *options.score_function != "softmax" &&
+      *options.score_function != "sigmoid" && *options.score_function != "none") {
+    throw InvalidInput("score_function must be \"softmax\", \"sigmoid\" or \"none\", not \"" +
+                       *options.score_function + "\"");
+  }
+  const Manifest& manifest = runner_.manifest();
+  if (manifest.sentence_embedding && manifest.task_kind == Task::kFeatureExtraction) {
+    return {options, manifest.sentence_embedding->prompt(options.prompt_name.value_or(""))};
+  }
+  if (options.prompt_name) {
+    throw InvalidInput("prompt name \"" + *options.prompt_name +
+                       "\" given, but this export has no prompts (only sentence-transformers "
+                       "models exported by tsrunner 0.1+ with schema 2 have them)");
+  }
+  return {options, {}};
 }
 
 void Pipeline::check_not_moved_from() const {
@@ -185,6 +191,22 @@ std::vector<Prediction> Pipeline::predict_encoded(
     const std::vector<Encoding>& batch, const std::vector<std::string_view>& texts,
     const std::vector<std::string_view>& pairs) const {
   check_not_moved_from();
+  return predict_encoded(batch, texts, pairs, defaults_);
+}
+
+std::vector<Prediction> Pipeline::predict_encoded(const std::vector<Encoding>& batch,
+                                                  const std::vector<std::string_view>& texts,
+                                                  const std::vector<std::string_view>& pairs,
+                                                  const TaskOptions& options) const {
+  check_not_moved_from();
+  return predict_encoded(batch, texts, pairs, resolve(options));
+}
+
+std::vector<Prediction> Pipeline::predict_encoded(const std::vector<Encoding>& batch,
+                                                  const std::vector<std::string_view>& texts,
+                                                  const std::vector<std::string_view>& pairs,
+                                                  const CallOptions& call) const {
+  const TaskOptions& options = call.task;
   if (batch.empty()) return {};
   check_text_count(texts, "texts", batch.size());
   check_text_count(pairs, "pairs", batch.size());
@@ -231,8 +253,8 @@ std::vector<Prediction> Pipeline::predict_encoded(
       const auto count = static_cast<size_t>(logits.size(1));
       for (size_t i = 0; i < batch.size(); ++i) {
         predictions[i].labels = task_outputs::classify(
-            logits.data_ptr<float>() + i * count, count, manifest.labels, options_.top_k,
-            options_.score_function.value_or(manifest.score_function));
+            logits.data_ptr<float>() + i * count, count, manifest.labels, options.top_k,
+            options.score_function.value_or(manifest.score_function));
       }
       break;
     }
@@ -243,7 +265,7 @@ std::vector<Prediction> Pipeline::predict_encoded(
       for (size_t i = 0; i < batch.size(); ++i) {
         predictions[i].masks = task_outputs::fill_masks(
             batch[i], logits.data_ptr<float>() + i * row, static_cast<size_t>(logits.size(2)),
-            *manifest.mask_token_id, options_.top_k.value_or(5), *tokenizer_);
+            *manifest.mask_token_id, options.top_k.value_or(5), *tokenizer_);
       }
       break;
     }
@@ -269,7 +291,7 @@ std::vector<Prediction> Pipeline::predict_encoded(
       for (size_t i = 0; i < batch.size(); ++i) {
         predictions[i].answer = task_outputs::best_answer(
             batch[i], starts.data_ptr<float>() + i * row, ends.data_ptr<float>() + i * row,
-            text_at(pairs, i), options_.max_answer_length);
+            text_at(pairs, i), options.max_answer_length);
       }
       break;
     }
@@ -282,8 +304,19 @@ std::vector<Prediction> Pipeline::predict_encoded(
 std::vector<Encoding> Pipeline::encode(std::string_view text,
                                        std::optional<std::string_view> pair) const {
   check_not_moved_from();
-  if (!prompt_.empty()) {  // sentence-transformers prepends the prompt to the text itself
-    return {tokenizer_->encode(prompt_ + std::string(text), pair)};
+  return encode(text, pair, defaults_);
+}
+
+std::vector<Encoding> Pipeline::encode(std::string_view text, std::optional<std::string_view> pair,
+                                       const TaskOptions& options) const {
+  check_not_moved_from();
+  return encode(text, pair, resolve(options));
+}
+
+std::vector<Encoding> Pipeline::encode(std::string_view text, std::optional<std::string_view> pair,
+                                       const CallOptions& call) const {
+  if (!call.prompt.empty()) {  // sentence-transformers prepends the prompt to the text itself
+    return {tokenizer_->encode(call.prompt + std::string(text), pair)};
   }
   if (runner_.manifest().task_kind != Task::kQuestionAnswering || !pair) {
     return {tokenizer_->encode(text, pair)};
@@ -294,13 +327,26 @@ std::vector<Encoding> Pipeline::encode(std::string_view text,
   const int64_t max_length = runner_.manifest().max_length;
   if (max_length <= 0) return {tokenizer_->encode(text, pair)};  // the export never truncates
   const size_t window = std::min<size_t>(static_cast<size_t>(max_length), kLongestWindow);
-  const size_t stride = options_.doc_stride.value_or(std::min(window / 2, kLongestStride));
+  const size_t stride = call.task.doc_stride.value_or(std::min(window / 2, kLongestStride));
   return tokenizer_->encode_windows(text, *pair, stride, window);
 }
 
 std::vector<Prediction> Pipeline::predict(Texts texts, Texts pairs, size_t batch_size,
                                           size_t concurrent_batches) const {
   check_not_moved_from();
+  return predict(texts, pairs, batch_size, concurrent_batches, defaults_);
+}
+
+std::vector<Prediction> Pipeline::predict(Texts texts, Texts pairs, size_t batch_size,
+                                          size_t concurrent_batches,
+                                          const TaskOptions& options) const {
+  check_not_moved_from();
+  return predict(texts, pairs, batch_size, concurrent_batches, resolve(options));
+}
+
+std::vector<Prediction> Pipeline::predict(Texts texts, Texts pairs, size_t batch_size,
+                                          size_t concurrent_batches,
+                                          const CallOptions& call) const {
   if (batch_size == 0) throw InvalidInput("batch_size must be at least 1");
   if (!pairs.empty() && pairs.size() != texts.size()) {
     throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
@@ -312,10 +358,11 @@ std::vector<Prediction> Pipeline::predict(Texts texts, Texts pairs, size_t batch
   for (size_t i = 0; i < texts.size(); ++i) {
     text_views.push_back(texts[i]);
     if (!pairs.empty()) pair_views.push_back(pairs[i]);
-    inputs.push_back(pairs.empty() ? encode(texts[i]) : encode(texts[i], pairs[i]));
+    inputs.push_back(pairs.empty() ? encode(texts[i], std::nullopt, call)
+                                   : encode(texts[i], pairs[i], call));
   }
   return predict_encodings(std::move(inputs), text_views, pair_views, batch_size,
-                           concurrent_batches);
+                           concurrent_batches, call);
 }
 
 std::future<std::vector<Prediction>> Pipeline::predict_async(std::vector<std::string> texts,
@@ -343,6 +390,25 @@ std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Enco
                                                     size_t batch_size,
                                                     size_t concurrent_batches) const {
   check_not_moved_from();
+  return predict_encodings(std::move(inputs), texts, pairs, batch_size, concurrent_batches,
+                           defaults_);
+}
+
+std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Encoding>> inputs,
+                                                    const std::vector<std::string_view>& texts,
+                                                    const std::vector<std::string_view>& pairs,
+                                                    size_t batch_size, size_t concurrent_batches,
+                                                    const TaskOptions& options) const {
+  check_not_moved_from();
+  return predict_encodings(std::move(inputs), texts, pairs, batch_size, concurrent_batches,
+                           resolve(options));
+}
+
+std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Encoding>> inputs,
+                                                    const std::vector<std::string_view>& texts,
+                                                    const std::vector<std::string_view>& pairs,
+                                                    size_t batch_size, size_t concurrent_batches,
+                                                    const CallOptions& call) const {
   if (batch_size == 0) throw InvalidInput("batch_size must be at least 1");
   if (concurrent_batches == 0 || concurrent_batches > kMaxConcurrentBatches) {
     throw InvalidInput("concurrent_batches must be between 1 and " +
@@ -391,7 +457,7 @@ std::vector<Prediction> Pipeline::predict_encodings(std::vector<std::vector<Enco
       longest = std::max(longest, batch.back().size());
     }
     tokenizer_->pad(batch, padded_length(longest));
-    std::vector<Prediction> batch_answers = predict_encoded(batch, batch_texts, batch_pairs);
+    std::vector<Prediction> batch_answers = predict_encoded(batch, batch_texts, batch_pairs, call);
     for (size_t k = start; k < end; ++k) answers[order[k]] = std::move(batch_answers[k - start]);
   };
   // One thread per batch at once: this one and the pool's workers, each with this thread's

@@ -122,4 +122,8 @@ class Pipeline:
         text_pairs: list[str] | None = None,
         batch_size: int = 32,
         concurrent_batches: int = 1,
+        top_k: int | None = None,
+        max_answer_length: int = 15,
+        doc_stride: int | None = None,
+        prompt_name: str | None = None,
     ) -> list[dict[str, Any]]: ...

@@ -97,7 +97,7 @@ class Runner(_core.Runner):
         )
         super().__init__(path, options)
         self._path = os.fspath(path)
-        self._pipelines: dict[tuple[int | None, int, int | None, str | None], _core.Pipeline] = {}
+        self._pipeline: _core.Pipeline | None = None  # made on the first predict()
         self._pipeline_lock = threading.Lock()
 
     def predict(
@@ -169,10 +169,16 @@ class Runner(_core.Runner):
             )
         if prompt_name is not None and not isinstance(prompt_name, str):
             raise ValueError(f"prompt_name must be a str or None, not {prompt_name!r}")
-        key = (top_k, max_answer_length, doc_stride, prompt_name)
-        with self._pipeline_lock:
-            pipeline = self._pipelines.get(key)
-            if pipeline is None:
-                pipeline = _core.Pipeline(self, top_k, max_answer_length, doc_stride, prompt_name)
-                self._pipelines[key] = pipeline
-        return pipeline.predict(texts, text_pairs, batch_size, concurrent_batches)
+        with self._pipeline_lock:  # one pipeline: the task options travel with each call
+            if self._pipeline is None:
+                self._pipeline = _core.Pipeline(self)
+        return self._pipeline.predict(
+            texts,
+            text_pairs,
+            batch_size,
+            concurrent_batches,
+            top_k,
+            max_answer_length,
+            doc_stride,
+            prompt_name,
+        )

@@ -141,7 +141,8 @@ def test_openai_client_sends_a_thousand_inputs(server, minilm):
     response = client.embeddings.create(model="minilm", input=texts, encoding_format="float")
     assert [item.index for item in response.data] == list(range(1000))
     got = np.array([item.embedding for item in response.data], dtype=np.float32)
-    _assert_same_embeddings(got, _embeddings(minilm, texts))
+    # The server batches 1,000 inputs its own way: float32 rounding of the unit vectors' entries.
+    np.testing.assert_allclose(got, _embeddings(minilm, texts), rtol=0, atol=1e-6)
     status, body = server.post("/v1/embeddings", {"model": "minilm", "input": ["x"] * 2049})
     assert status == 422 and "`input` has 2049 items; at most 2048" in body["error"]["message"]
     status, body = server.post("/embed", {"inputs": ["x"] * 9})  # TEI's route keeps its limit

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 
 import pytest
 from from_text import reference_answer
@@ -94,6 +95,29 @@ def test_text_classification_matches_transformers(task_models):
             assert g["score"] == pytest.approx(w["score"], abs=1e-4)
     top1 = _runner(task_models, "text-classification").predict(TEXTS, top_k=1)
     assert [r["labels"] for r in top1] == [r["labels"][:1] for r in actual]
+
+
+def test_task_options_travel_with_each_call(task_models):
+    # One runner, calls with different options interleaved from several threads: each gets the
+    # answer of a runner asked only with its own options (issue 23: nothing keyed on options
+    # is cached per pipeline).
+    runner = _runner(task_models, "fill-mask")
+    texts = ["Paris is the [MASK] of France.", "The [MASK] sat on the [MASK] today."]
+    expected = {k: _runner(task_models, "fill-mask").predict(texts, top_k=k) for k in (1, 3, 7)}
+    answers: dict[int, list] = {}
+
+    def ask(k):
+        answers[k] = [runner.predict(texts, top_k=k) for _ in range(3)]
+
+    threads = [threading.Thread(target=ask, args=(k,)) for k in (1, 3, 7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k, want in expected.items():
+        assert all(got == want for got in answers[k]), k
+        assert [len(r["masks"]) for r in want] == [1, 2]
+        assert all(len(mask["candidates"]) == k for r in want for mask in r["masks"])
 
 
 def test_fill_mask_matches_transformers(task_models):

@@ -53,6 +53,11 @@ class Pipeline {
   // concurrent_batches <= cores. The workers are started once and reused by later calls.
   std::vector<Prediction> predict(Texts texts, Texts pairs = {}, size_t batch_size = 32,
                                   size_t concurrent_batches = 1) const;
+  // The same with task options for this call only (top_k, prompt_name, score_function, ...)
+  // instead of the constructor's: one pipeline serves callers that ask for different options.
+  // Throws InvalidInput for options the constructor would refuse.
+  std::vector<Prediction> predict(Texts texts, Texts pairs, size_t batch_size,
+                                  size_t concurrent_batches, const TaskOptions& options) const;
 
   // predict() on one of the pool's workers: returns at once; the future gives the predictions
   // or rethrows what predict() threw. The texts are moved in, so the caller's strings may go.
@@ -68,6 +73,8 @@ class Pipeline {
   // (TaskOptions::doc_stride).
   std::vector<Encoding> encode(std::string_view text,
                                std::optional<std::string_view> pair = std::nullopt) const;
+  std::vector<Encoding> encode(std::string_view text, std::optional<std::string_view> pair,
+                               const TaskOptions& options) const;
 
   // Runs already-tokenized, unpadded inputs the way predict() runs texts: every encoding
   // sorted by length, `batch_size` at a time (`concurrent_batches` at once), each batch padded
@@ -79,6 +86,11 @@ class Pipeline {
                                             const std::vector<std::string_view>& texts,
                                             const std::vector<std::string_view>& pairs,
                                             size_t batch_size, size_t concurrent_batches = 1) const;
+  std::vector<Prediction> predict_encodings(std::vector<std::vector<Encoding>> inputs,
+                                            const std::vector<std::string_view>& texts,
+                                            const std::vector<std::string_view>& pairs,
+                                            size_t batch_size, size_t concurrent_batches,
+                                            const TaskOptions& options) const;
 
   // Runs already-tokenized encodings (all of the same padded length) as one batch. `texts`
   // and `pairs` are the texts they came from (each empty or one per encoding): entity words,
@@ -86,6 +98,10 @@ class Pipeline {
   std::vector<Prediction> predict_encoded(const std::vector<Encoding>& batch,
                                           const std::vector<std::string_view>& texts = {},
                                           const std::vector<std::string_view>& pairs = {}) const;
+  std::vector<Prediction> predict_encoded(const std::vector<Encoding>& batch,
+                                          const std::vector<std::string_view>& texts,
+                                          const std::vector<std::string_view>& pairs,
+                                          const TaskOptions& options) const;
 
   // The length to pad a batch to: its longest, or the fixed length of a fixed-shape export.
   size_t padded_length(size_t longest) const;
@@ -95,9 +111,29 @@ class Pipeline {
            std::shared_ptr<ThreadPool> pool);
   void check_not_moved_from() const;  // throws Error on a moved-from Pipeline
 
+  // Task options checked against this export, with the prompt they name looked up.
+  struct CallOptions {
+    TaskOptions task;
+    std::string prompt;  // put before every text (sentence-transformers prompts)
+  };
+  CallOptions resolve(const TaskOptions& options) const;  // throws InvalidInput
+  std::vector<Encoding> encode(std::string_view text, std::optional<std::string_view> pair,
+                               const CallOptions& call) const;
+  std::vector<Prediction> predict(Texts texts, Texts pairs, size_t batch_size,
+                                  size_t concurrent_batches, const CallOptions& call) const;
+  std::vector<Prediction> predict_encodings(std::vector<std::vector<Encoding>> inputs,
+                                            const std::vector<std::string_view>& texts,
+                                            const std::vector<std::string_view>& pairs,
+                                            size_t batch_size, size_t concurrent_batches,
+                                            const CallOptions& call) const;
+  std::vector<Prediction> predict_encoded(const std::vector<Encoding>& batch,
+                                          const std::vector<std::string_view>& texts,
+                                          const std::vector<std::string_view>& pairs,
+                                          const CallOptions& call) const;
+
   const Runner& runner_;
   std::shared_ptr<const Tokenizer> tokenizer_;  // owned, or the runner's (not owned)
-  TaskOptions options_;
+  CallOptions defaults_;                        // the constructor's options
   // Manifest inputs fed from each Encoding field, by role ("" when the export has none).
   std::string token_ids_input_;
   std::string attention_mask_input_;
@@ -109,7 +145,6 @@ class Pipeline {
   std::string pooling_mode_;
   bool normalize_ = false;
   std::shared_ptr<ThreadPool> pool_;
-  std::string prompt_;  // put before every text (sentence-transformers prompts)
 };
 
 }  // namespace tsrunner
