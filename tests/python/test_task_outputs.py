@@ -394,3 +394,18 @@ def test_question_answering_reads_outputs_in_manifest_order_when_named_otherwise
     assert runner.output_names == ["span_start", "span_end"]
     want = _runner(task_models, "question-answering").predict(questions, contexts)
     assert runner.predict(questions, contexts) == want
+
+
+def test_a_model_output_of_another_shape_is_refused_not_misread(task_models, tmp_path):
+    # A manifest that calls token vectors [batch, sequence, hidden] a classifier's logits: the
+    # task code reads outputs through raw pointers, so the shape is checked first (issue 28).
+    def call_it_a_classifier(texts: dict[str, str]) -> dict[str, str]:
+        manifest = json.loads(texts["tsrunner/manifest.json"])
+        manifest["task"] = "text-classification"
+        return {**texts, "tsrunner/manifest.json": json.dumps(manifest)}
+
+    relabelled = tmp_path / "relabelled.pt"
+    resave(task_models["fill-mask"][1], relabelled, edit_files=call_it_a_classifier)
+    runner = tsrunner.Runner(relabelled, threads=1)
+    with pytest.raises(tsrunner.Error, match=r"output has shape \[2, \d+, \d+\], expected 2 dim"):
+        runner.predict(["one text", "and another"])
