@@ -83,18 +83,21 @@ sanitize: fixtures
 	  $(VENV)/bin/ctest --test-dir $(SANITIZE_BUILD) --output-on-failure -R '^Memory\.'
 
 # ThreadSanitizer over libtsrunner and the C++ tests that share a Runner, Pipeline or ThreadPool
-# between threads (docs/testing.md). LibTorch and its OpenMP runtime are not instrumented; the
-# tests run with one intra-op thread each, so no OpenMP team hides a race from TSan.
+# between threads (docs/testing.md). LibTorch and its OpenMP runtime are not instrumented, so the
+# tests run here use one intra-op thread per call: the per-runner thread count test opens OpenMP
+# teams, whose barriers TSan cannot see, and is left out.
 TSAN_BUILD := build/tsan
 TSAN_TESTS := ^(SdkSafety|Concurrency|Pipeline|ThreadPool)\.
+TSAN_EXCLUDE := ^SdkSafety\.EachRunnerRunsWithItsOwnThreadCount$$
 tsan: fixtures
 	$(VENV)/bin/cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DTSR_BUILD_TESTS=ON -DTSR_BUILD_CLI=OFF -DTSR_BUILD_PYTHON=OFF \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
 	  -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread
 	$(VENV)/bin/cmake --build $(TSAN_BUILD)
-	TSR_FIXTURES="$(abspath $(FIXTURES))" TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  $(VENV)/bin/ctest --test-dir $(TSAN_BUILD) --output-on-failure -R '$(TSAN_TESTS)'
+	TSR_FIXTURES="$(abspath $(FIXTURES))" \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(abspath tests/sanitize/tsan.supp) \
+	  $(VENV)/bin/ctest --test-dir $(TSAN_BUILD) --output-on-failure -R '$(TSAN_TESTS)' -E '$(TSAN_EXCLUDE)'
 
 # Unicode parity with HF tokenizers on every code point (minutes; `make test` samples it):
 # the generated tables are what the pinned HF does, and every model type agrees everywhere.
