@@ -7,6 +7,7 @@ every answer is compared with what the Python Runner computes for the same input
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import socket
 import subprocess
@@ -335,6 +336,27 @@ def test_health_info_metrics(server):
     assert 'tsrun_requests_total{route="/embed",status="200"}' in text
     assert "tsrun_batch_inputs_bucket" in text and "tsrun_queue_depth" in text
     assert 'tsrun_request_duration_seconds_bucket{route="/embed"' in text
+
+
+def test_requests_with_other_task_options_never_share_a_batch(tsrun, classifier_pt):
+    # One pipeline serves requests with and without raw_scores; a batch holds inputs of one kind
+    # only (issue 23: options travel with the request). One worker that waits 50 ms for more
+    # inputs, so concurrent requests do meet in the queue.
+    arguments = ["--workers", "1", "--max-wait-ms", "50"]
+    with Server(tsrun, [classifier_pt], *arguments, env=environment_without_api_key()) as server:
+
+        def ask(i):
+            body = {"inputs": TEXTS[i % 4], "raw_scores": i % 2 == 1}
+            return i % 2 == 1, server.post("/predict", body)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(ask, range(32)))
+        for is_raw, (status, got) in answers:
+            assert status == 200
+            # Probabilities sum to 1; logits (raw_scores) do not.
+            assert (sum(s["score"] for s in got) == pytest.approx(1.0, abs=1e-5)) != is_raw
+        batches = _metric(server, "tsrun_batch_inputs_count")
+        assert _metric(server, "tsrun_batch_inputs_sum") == 32 and batches < 32  # they met
 
 
 def _metric(server, name: str) -> float:

@@ -87,4 +87,11 @@ struct TaskOptions {
   std::optional<std::string> score_function;
 };
 
+inline bool operator==(const TaskOptions& a, const TaskOptions& b) {
+  return a.top_k == b.top_k && a.max_answer_length == b.max_answer_length &&
+         a.doc_stride == b.doc_stride && a.prompt_name == b.prompt_name &&
+         a.score_function == b.score_function;
+}
+inline bool operator!=(const TaskOptions& a, const TaskOptions& b) { return !(a == b); }
+
 }  // namespace tsrunner

@@ -233,7 +233,9 @@ std::vector<Scheduler::Pending> Scheduler::take_batch(size_t model) {
   std::vector<bool> chosen(candidates, false);
   size_t longest = 0, rows = 0, count = 0;
   size_t own_tokens = 0;  // what the inputs would take padded alone (their own lengths)
+  const TaskOptions& options = queue.front().request->submission.options;  // the oldest's
   for (size_t i : order) {
+    if (queue[i].request->submission.options != options) continue;
     if (count >= max_inputs) break;
     const size_t next_longest = std::max(longest, queue[i].length);
     const size_t next_rows = rows + queue[i].windows;
@@ -283,8 +285,8 @@ void Scheduler::run_batch(size_t model, std::vector<Pending>& batch) {
   std::string error;
   bool invalid_input = false;
   try {
-    std::vector<Prediction> predictions =
-        pipeline.predict_encodings(std::move(inputs), texts, pairs, rows, 1);
+    std::vector<Prediction> predictions = pipeline.predict_encodings(
+        std::move(inputs), texts, pairs, rows, 1, batch.front().request->submission.options);
     metrics_.observe_batch(
         batch.size(), pipeline.padded_length(longest) * rows,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());

@@ -51,6 +51,9 @@ struct Submission {
   std::vector<std::vector<Encoding>> inputs;
   std::vector<std::string> texts;
   std::vector<std::string> pairs;  // empty, or one per input
+  // Task options of this request (raw_scores: score_function "none"); inputs share a batch only
+  // with inputs of equal options, and one pipeline serves them all.
+  TaskOptions options;
   // Called once, on a worker thread, when every input has its prediction or one failed.
   std::function<void(Outcome)> done;
 };

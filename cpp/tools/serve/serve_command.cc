@@ -50,13 +50,9 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
     const Manifest& manifest = model.runner->manifest();
     if (manifest.has_tokenizer) {
       try {
-        model.pipeline =
-            std::make_unique<Pipeline>(*model.runner);  // the runner's verified tokenizer
-        if (manifest.task_kind == Task::kTextClassification) {
-          TaskOptions logits;
-          logits.score_function = "none";
-          model.raw_scores_pipeline = std::make_unique<Pipeline>(*model.runner, logits);
-        }
+        // One pipeline per model, over the runner's verified tokenizer: task options (TEI's
+        // raw_scores) travel with each request.
+        model.pipeline = std::make_unique<Pipeline>(*model.runner);
       } catch (const LoadError&) {
         throw;
       } catch (const Error& error) {  // a task without task-aware output: raw tensors only
@@ -254,11 +250,6 @@ int run_serve(ServeOptions options) {
                           static_cast<int>(std::min(cores, batching.workers * options.threads)));
   std::vector<const Pipeline*> pipelines;
   for (const ServedModel& model : models) pipelines.push_back(model.pipeline.get());
-  for (ServedModel& model : models) {
-    if (!model.raw_scores_pipeline) continue;
-    model.raw_scores_queue = pipelines.size();
-    pipelines.push_back(model.raw_scores_pipeline.get());
-  }
 
   Metrics metrics;
   Scheduler scheduler(pipelines, batching, metrics);

@@ -344,7 +344,7 @@ void Service::predict(const std::shared_ptr<Call>& call) {
                                "/infer");
   }
   PredictRequest request = parse_predict_request(call->request.body);
-  if (request.raw_scores && !model.raw_scores_pipeline) {
+  if (request.raw_scores && model.runner->manifest().task_kind != Task::kTextClassification) {
     throw RequestError(422, "`raw_scores` applies to text-classification exports only");
   }
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
@@ -371,7 +371,8 @@ void Service::predict(const std::shared_ptr<Call>& call) {
     }
     call->answer_json(batch ? body + "]" : body);
   };
-  submission.model = request.raw_scores ? model.raw_scores_queue : 0;
+  if (request.raw_scores) submission.options.score_function = "none";
+  submission.model = 0;
   scheduler_.submit(std::move(submission));
 }
 
@@ -420,7 +421,8 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
     call->answer_json(body + "]");
   };
   // raw_scores: the logits; their order is the scores' (the score function is increasing).
-  submission.model = request.raw_scores ? model.raw_scores_queue : 0;
+  if (request.raw_scores) submission.options.score_function = "none";
+  submission.model = 0;
   scheduler_.submit(std::move(submission));
 }
 

@@ -23,10 +23,6 @@ struct ServedModel {
   // Null when the export's task has no task-aware output: then only the Open Inference
   // Protocol routes (raw tensors) serve it.
   std::unique_ptr<Pipeline> pipeline;
-  // text-classification: the same model answering logits (TEI's raw_scores), batched in a
-  // scheduler queue of its own (raw_scores_queue) since its answers differ.
-  std::unique_ptr<Pipeline> raw_scores_pipeline;
-  size_t raw_scores_queue = 0;
 };
 
 struct ServiceLimits {
