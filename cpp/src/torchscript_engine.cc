@@ -10,6 +10,7 @@
 #include "cpu_fast_path.h"
 #include "engine.h"
 #include "input_check.h"
+#include "kernel_settings.h"
 #include "shape_padding.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/example_inputs.h"
@@ -74,6 +75,7 @@ class TorchScriptEngine final : public Engine {
       }
       kernel_path_ =
           apply_cpu_fast_path(module_, options.engine, options.compute, device_.is_cpu(),
+                              resolve_kernel_settings(options),
                               [this, &manifest](torch::jit::Module& module, int64_t min_rows) {
                                 smoke_run(module, manifest, min_rows);
                               });

@@ -19,6 +19,7 @@
 #include "batch_mode.h"
 #include "bench.h"
 #include "ids_only_tokenizer.h"
+#include "kernel_flags.h"
 #include "multiple_choice.h"
 #include "range_check.h"
 #include "raw_output.h"
@@ -338,6 +339,8 @@ int main(int argc, char** argv) {
                  "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "
                  "exact; CPUs with AVX512_BF16 or AMX)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  tsrunner::RunnerOptions kernel_flags;
+  tsrunner::cli::add_kernel_flags(app, kernel_flags);
   std::string expected_sha256;
   app.add_option("--expect-sha256", expected_sha256,
                  "refuse the model unless its content digest is this (docs/security.md)");
@@ -373,6 +376,7 @@ int main(int argc, char** argv) {
     options.expected_sha256 = expected_sha256;
     options.engine = engine;
     options.compute = compute;
+    tsrunner::cli::copy_kernel_flags(kernel_flags, options);
     if (!input_path.empty() || !texts.empty()) {
       if (!id_lists.empty() || raw || !decoder_id_lists.empty())
         throw UsageError("--ids/--decoder-ids/--raw cannot be mixed with --text or --input");

@@ -38,6 +38,10 @@ class RunnerOptions:
     freeze: bool
     engine: str
     compute: str
+    fused_attention: str | None
+    fused_layer_norm: bool | None
+    bf16_kernel: bool | None
+    small_gemm_rows: int | None
     max_archive_bytes: int
     max_embedded_file_bytes: int
     verify_integrity: bool

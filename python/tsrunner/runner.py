@@ -18,6 +18,16 @@ OPTION_NAMES: tuple[str, ...] = tuple(
 )
 
 
+# The fields that are unset (None) by default, so their default says nothing of their type:
+# unset means "the TSR_* environment variable, else the built-in default" (docs/environment.md).
+_OPTIONAL_FIELD_TYPES: dict[str, type] = {
+    "fused_attention": str,
+    "fused_layer_norm": bool,
+    "bf16_kernel": bool,
+    "small_gemm_rows": int,
+}
+
+
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -39,9 +49,8 @@ def make_options(**options: Any) -> RunnerOptions:
             )
         if value is None:
             continue
-        default = getattr(built, name)
-        expected = type(default)
-        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
+        expected = _OPTIONAL_FIELD_TYPES.get(name) or type(getattr(built, name))
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
             raise TypeError(f"{name} must be {expected.__name__}, not {value!r}")
         try:
             setattr(built, name, value)
@@ -70,6 +79,10 @@ class Runner(_core.Runner):
         freeze: bool | None = None,
         engine: str | None = None,
         compute: str | None = None,
+        fused_attention: str | None = None,
+        fused_layer_norm: bool | None = None,
+        bf16_kernel: bool | None = None,
+        small_gemm_rows: int | None = None,
         max_archive_bytes: int | None = None,
         max_embedded_file_bytes: int | None = None,
         verify_integrity: bool | None = None,
@@ -89,6 +102,10 @@ class Runner(_core.Runner):
             freeze=freeze,
             engine=engine,
             compute=compute,
+            fused_attention=fused_attention,
+            fused_layer_norm=fused_layer_norm,
+            bf16_kernel=bf16_kernel,
+            small_gemm_rows=small_gemm_rows,
             max_archive_bytes=max_archive_bytes,
             max_embedded_file_bytes=max_embedded_file_bytes,
             verify_integrity=verify_integrity,

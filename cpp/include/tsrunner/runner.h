@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "tsrunner/manifest.h"
@@ -66,6 +67,20 @@ struct RunnerOptions {
   // with InvalidInput on a CPU without AVX512_BF16 or AMX-BF16 (where oneDNN would emulate bf16,
   // slower than fp32), with engine "default", off the CPU, and for AOTInductor packages.
   std::string compute = "fp32";
+
+  // tsrunner's own kernels on the oneDNN engine, per runner (two runners in one process may
+  // differ). Unset: the TSR_* environment variable of the same name, read at load
+  // (docs/environment.md), else the default in brackets.
+  // Short-sequence attention: "on" (tsrunner::attention reading Q/K/V in place from the merged
+  // GEMM's output), "op" (the kernel on LibTorch's views), "off" (LibTorch's attention) ["on"].
+  std::optional<std::string> fused_attention;
+  std::optional<bool> fused_layer_norm;  // layer norms of few rows on tsrunner's kernel [true]
+  // compute=bf16 GEMMs on tsrunner's AVX512-BF16 kernel where the CPU has it; false: oneDNN's
+  // bf16 GEMM [true].
+  std::optional<bool> bf16_kernel;
+  // float32 Linear calls of at most this many rows (batch x tokens) on the small-row AVX-512
+  // kernel, which keeps a second copy of the weights; 0: never [48].
+  std::optional<int64_t> small_gemm_rows;
 
   // Checked before anything is deserialised (docs/security.md):
   // the archive's size on disk, and the sum of its records' declared (uncompressed) sizes.
