@@ -50,11 +50,13 @@ std::vector<CharChange> decompose_all(std::u32string_view chars, bool compat) {
   out.reserve(chars.size());
   std::u32string pieces;
   size_t run_begin = 0;  // where the current run of non-starters begins
-  auto sort_run = [&] {
-    std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(run_begin), out.end(),
-                     [](const CharChange& a, const CharChange& b) {
-                       return combining_class(a.c) < combining_class(b.c);
-                     });
+  auto sort_run = [&] {  // insertion sort: stable, and runs are a few marks at most
+    for (size_t i = run_begin + 1; i < out.size(); ++i) {
+      for (size_t j = i; j > run_begin && combining_class(out[j - 1].c) > combining_class(out[j].c);
+           --j) {
+        std::swap(out[j - 1], out[j]);
+      }
+    }
   };
   for (char32_t c : chars) {
     pieces.clear();
