@@ -52,6 +52,13 @@ std::string string_field(const json& value, const std::string& what, int status 
   return value.get<std::string>();
 }
 
+// TEI's "prompt_name": a string, or null/absent (the model's default prompt, if any).
+std::optional<std::string> prompt_name(const json& root) {
+  const json* value = field(root, "prompt_name");
+  if (value == nullptr) return std::nullopt;
+  return string_field(*value, "`prompt_name`");
+}
+
 // A string or a non-empty list of strings.
 std::vector<std::string> texts(const json& value, const char* name, bool& batch) {
   const std::string what = std::string("`") + name + "`";
@@ -88,6 +95,7 @@ EmbedRequest parse_embed_request(std::string_view body) {
   request.inputs = texts(required(root, "inputs"), "inputs", request.batch);
   request.normalize = flag(root, "normalize", true);
   request.truncate = flag(root, "truncate", false);
+  request.prompt_name = prompt_name(root);
   return request;
 }
 
@@ -154,6 +162,7 @@ OpenAIEmbeddingRequest parse_openai_embedding_request(std::string_view body) {
     }
     request.base64 = name == "base64";
   }
+  request.prompt_name = prompt_name(root);
   if (field(root, "dimensions") != nullptr) {
     throw RequestError(kInvalid, "`dimensions` is not supported: the model's width is fixed");
   }

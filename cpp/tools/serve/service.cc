@@ -88,11 +88,13 @@ bool truncated(const Encoding& encoding, const Tokenizer& tokenizer, std::string
   return false;
 }
 
-// Tokenizes one input; RequestError (422) when it is empty, not UTF-8, or too long for the
-// model and `truncate` is off.
+// Tokenizes one input (with the prompt `options` name before the text, as Pipeline puts it);
+// RequestError (422) when it is empty, not UTF-8, or too long for the model and `truncate` is
+// off.
 std::vector<Encoding> encode_input(const Pipeline& pipeline, const std::string& what,
                                    const std::string& text, const std::optional<std::string>& pair,
-                                   bool truncate) {
+                                   bool truncate, const TaskOptions& options = {},
+                                   std::string_view prompt = {}) {
   if (text.empty() || (pair && pair->empty())) {
     throw RequestError(422, what + " cannot be empty");
   }
@@ -100,17 +102,37 @@ std::vector<Encoding> encode_input(const Pipeline& pipeline, const std::string& 
   if (pair) pair_view = *pair;
   std::vector<Encoding> encodings;
   try {
-    encodings = pipeline.encode(text, pair_view);
+    encodings = pipeline.encode(text, pair_view, options);
   } catch (const InvalidInput& error) {
     throw RequestError(422, what + ": " + error.what());
   }
+  // The encoding's offsets point into the text it was made of: the prompt and the input.
+  const std::string encoded = std::string(prompt) + text;
   if (!truncate && encodings.size() == 1 &&
-      truncated(encodings.front(), pipeline.tokenizer(), text, pair_view)) {
+      truncated(encodings.front(), pipeline.tokenizer(), encoded, pair_view)) {
     throw RequestError(422, what + " is longer than the model's " +
                                 std::to_string(*pipeline.tokenizer().max_length()) +
                                 " tokens; send \"truncate\": true to cut it");
   }
   return encodings;
+}
+
+// The prompt text `prompt_name` names on an embedding model (nullopt: its default prompt), as
+// Pipeline applies it; 422 naming the model's prompts when it has no such prompt.
+std::string embedding_prompt(const ServedModel& model,
+                             const std::optional<std::string>& prompt_name) {
+  const auto& embedding = model.runner->manifest().sentence_embedding;
+  if (!embedding) {
+    if (!prompt_name) return {};
+    throw RequestError(422, "`prompt_name` \"" + *prompt_name + "\" given, but model \"" +
+                                model.name +
+                                "\" has no prompts (only sentence-transformers exports have them)");
+  }
+  try {
+    return embedding->prompt(prompt_name.value_or(""));
+  } catch (const InvalidInput& error) {
+    throw RequestError(422, std::string("`prompt_name`: ") + error.what());
+  }
 }
 
 void normalize(std::vector<float>& vector) {
@@ -250,12 +272,14 @@ void Service::embed(const std::shared_ptr<Call>& call) {
   }
   EmbedRequest request = parse_embed_request(call->request.body);
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  const std::string prompt = embedding_prompt(model, request.prompt_name);
   if (!admit(call)) return;
   Submission submission;
+  submission.options.prompt_name = request.prompt_name;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
-    submission.inputs.push_back(
-        encode_input(*model.pipeline, what, request.inputs[i], std::nullopt, request.truncate));
+    submission.inputs.push_back(encode_input(*model.pipeline, what, request.inputs[i], std::nullopt,
+                                             request.truncate, submission.options, prompt));
   }
   submission.texts = std::move(request.inputs);
   const bool renormalize = request.normalize && !(model.runner->manifest().pooling &&
@@ -299,11 +323,14 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
                                 " items; at most " + std::to_string(kOpenAIMaxInputs) +
                                 " per request, as in OpenAI's API");
   }
+  const std::string prompt = embedding_prompt(model, request.prompt_name);
   if (!admit(call)) return;
   Submission submission;
+  submission.options.prompt_name = request.prompt_name;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     submission.inputs.push_back(encode_input(*model.pipeline, "`input[" + std::to_string(i) + "]`",
-                                             request.inputs[i], std::nullopt, false));
+                                             request.inputs[i], std::nullopt, false,
+                                             submission.options, prompt));
   }
   submission.texts = std::move(request.inputs);
   // OpenAI's embeddings are unit vectors; so are these (TEI's /v1/embeddings does the same).
