@@ -52,11 +52,18 @@ def java_version() -> int:
     return int(match.group(1))
 
 
+# Logical CPUs for the local Ray: the machine's 2 for the actors, and 1 more for Ray Data's
+# read and write tasks (light, mostly waiting on files). Each of those asks for a whole CPU and
+# cannot be told otherwise (ListFiles), so with ray.init(num_cpus=2) two actors of one CPU hold
+# every CPU and the read never starts: the job hangs.
+RAY_CPUS = 3
+
+
 def start_ray():
     import ray
 
     ray.init(
-        num_cpus=2,
+        num_cpus=RAY_CPUS,
         object_store_memory=RAY_OBJECT_STORE_BYTES,
         include_dashboard=False,
         log_to_driver=False,

@@ -200,7 +200,7 @@ def test_docs_ray_examples(ray_cluster, workspace):
 def test_ray_embeds_every_row_once_bit_equal(ray_cluster, corpus, embedder, tmp_path):
     ray = ray_cluster
     out = tmp_path / "out"
-    ds = ray.data.read_parquet(str(corpus))
+    ds = ray.data.read_parquet(str(corpus), override_num_blocks=8)
     ds = ds.map_batches(
         tsr_ray.Predictor,
         fn_constructor_kwargs={"model": str(embedder), "text_column": "text", "id_column": "id"},
@@ -232,7 +232,7 @@ class ThreadReportingPredictor(tsr_ray.Predictor):
 def test_ray_classifies_from_pandas_batches(ray_cluster, small_corpus, task, request):
     ray = ray_cluster
     model = request.getfixturevalue("classifier" if task == "text-classification" else "tagger")
-    ds = ray.data.read_parquet(str(small_corpus)).map_batches(
+    ds = ray.data.read_parquet(str(small_corpus), override_num_blocks=4).map_batches(
         ThreadReportingPredictor,
         fn_constructor_kwargs={"model": str(model)},
         compute=ray.data.ActorPoolStrategy(size=1),
@@ -281,7 +281,7 @@ class DyingPredictor(tsr_ray.Predictor):
 def test_ray_actor_killed_mid_job_every_row_once(ray_cluster, corpus, embedder, tmp_path):
     ray = ray_cluster
     marker = tmp_path / "killed"
-    ds = ray.data.read_parquet(str(corpus)).map_batches(
+    ds = ray.data.read_parquet(str(corpus), override_num_blocks=8).map_batches(
         DyingPredictor,
         fn_constructor_kwargs={"model": str(embedder), "marker": str(marker)},
         compute=ray.data.ActorPoolStrategy(size=2),
@@ -301,10 +301,10 @@ def test_ray_tampered_archive_fails_the_job_once(ray_cluster, small_corpus, tiny
     digest_error = "was modified after export"
     # The helper checks on the driver: one LoadError, before any actor starts.
     with pytest.raises(tsrunner.LoadError, match=digest_error):
-        tsr_ray.predict(ray.data.read_parquet(str(small_corpus)), tampered)
+        tsr_ray.predict(ray.data.read_parquet(str(small_corpus), override_num_blocks=4), tampered)
     # Predictor straight into map_batches: the actors refuse to load it and the job fails with
     # the same one-line error (no row is run).
-    ds = ray.data.read_parquet(str(small_corpus)).map_batches(
+    ds = ray.data.read_parquet(str(small_corpus), override_num_blocks=4).map_batches(
         tsr_ray.Predictor,
         fn_constructor_kwargs={"model": str(tampered)},
         compute=ray.data.ActorPoolStrategy(size=2),
