@@ -56,7 +56,7 @@ $(SCALE_OUT_STAMP): $(DEPS_STAMP) requirements/scale-out.txt requirements/constr
 scale-out-deps: $(SCALE_OUT_STAMP)
 
 test-python: install scale-out-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not cluster_full"
 
 # The C++ tests build against the installed package with find_package(tsrunner), like any app.
 test-cpp: fixtures
@@ -71,7 +71,7 @@ test: test-python test-cpp
 # MiniLM on Ray (2 actors) and Spark local[2], with a killed worker on each. Minutes; `make test`
 # runs the same tests at smoke size.
 test-cluster: install scale-out-deps
-	TSR_CLUSTER_ROWS=4000 $(PY) -m pytest -q tests/python/test_scale_out.py tests/python/test_scale_out_docs.py
+	TSR_CLUSTER_FULL=1 $(PY) -m pytest tests/python/test_scale_out.py tests/python/test_scale_out_docs.py
 
 # Ray Data and Spark against tsrun --input on 20,000 sentences, Parquet to Parquet
 # (docs/benchmarks.md). Tens of minutes.

@@ -16,16 +16,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 import scale_out_cluster as cluster
+import tsrunner
 from archive_tools import flip_byte
 from conftest import tiny_models
-
-import tsrunner
 from tsrunner.integrations import _batch
 from tsrunner.integrations import ray as tsr_ray
 from tsrunner.integrations import spark as tsr_spark
 
 FULL = os.environ.get("TSR_CLUSTER_FULL") == "1"
+# What `make test` leaves to `make test-cluster` (each Ray job costs ~15 s of actor start-up).
+full_only = pytest.mark.cluster_full
 ROWS = 4000 if FULL else 2000
 # The texts of classification and token-classification jobs: answers differ little per text.
 TASK_ROWS = 600
@@ -123,7 +125,9 @@ def test_predictor_refuses_bad_rows_naming_them(tiny_bert_pt):
     assert pa.types.is_fixed_size_list(good.schema.field("embedding").type)
     for bad, got in ((None, "null"), (7, "int"), (float("nan"), "null")):
         batch = {"id": np.array([10, 11]), "text": np.array(["fine", bad], dtype=object)}
-        with pytest.raises(ValueError, match=rf"column 'text': row 1 of the batch \(id 11\) is {got}"):
+        with pytest.raises(
+            ValueError, match=rf"column 'text': row 1 of the batch \(id 11\) is {got}"
+        ):
             predictor(batch)
     with pytest.raises(ValueError, match="no column 'text'"):
         predictor({"body": np.array(["x"], dtype=object)})
@@ -131,6 +135,7 @@ def test_predictor_refuses_bad_rows_naming_them(tiny_bert_pt):
         predictor({"text": np.array(["x"], dtype=object), "embedding": np.array([1.0])})
 
 
+@full_only
 def test_predictor_needs_a_task_it_can_answer(tmp_path, minilm_dir):
     qa = _tiny_export("question-answering", tmp_path, minilm_dir)
     with pytest.raises(ValueError, match="needs pair_column"):
@@ -189,6 +194,7 @@ def run_doc_example(name: str, directory: Path) -> None:
         os.chdir(cwd)
 
 
+@full_only
 def test_docs_ray_examples(ray_cluster, workspace):
     for name, out in (("ray", "embedded"), ("ray-helper", "embedded-helper")):
         run_doc_example(name, workspace)
@@ -197,6 +203,7 @@ def test_docs_ray_examples(ray_cluster, workspace):
         assert_every_row_once(table, TASK_ROWS)
 
 
+@full_only
 def test_ray_embeds_every_row_once_bit_equal(ray_cluster, corpus, embedder, tmp_path):
     ray = ray_cluster
     out = tmp_path / "out"
@@ -228,7 +235,10 @@ class ThreadReportingPredictor(tsr_ray.Predictor):
         return table.append_column("omp", pa.array([omp] * rows))
 
 
-@pytest.mark.parametrize("task", ["text-classification", "token-classification"])
+@pytest.mark.parametrize(
+    "task",
+    [pytest.param(t, marks=full_only) for t in ("text-classification", "token-classification")],
+)
 def test_ray_classifies_from_pandas_batches(ray_cluster, small_corpus, task, request):
     ray = ray_cluster
     model = request.getfixturevalue("classifier" if task == "text-classification" else "tagger")
@@ -294,16 +304,28 @@ def test_ray_actor_killed_mid_job_every_row_once(ray_cluster, corpus, embedder, 
     assert_embeddings_bit_equal(by_id, embedder, ROWS)
 
 
-def test_ray_tampered_archive_fails_the_job_once(ray_cluster, small_corpus, tiny_bert_pt, tmp_path):
-    ray = ray_cluster
-    tampered = tmp_path / "tampered.pt"
-    flip_byte(tiny_bert_pt, tampered, "data.pkl", index=10)
-    digest_error = "was modified after export"
+DIGEST_ERROR = "was modified after export"
+
+
+@pytest.fixture(scope="module")
+def tampered(tiny_bert_pt, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("tampered") / "tampered.pt"
+    flip_byte(tiny_bert_pt, path, "data.pkl", index=10)
+    return path
+
+
+def test_ray_helper_refuses_a_tampered_archive_once(ray_cluster, small_corpus, tampered):
     # The helper checks on the driver: one LoadError, before any actor starts.
-    with pytest.raises(tsrunner.LoadError, match=digest_error):
-        tsr_ray.predict(ray.data.read_parquet(str(small_corpus), override_num_blocks=4), tampered)
+    ds = ray_cluster.data.read_parquet(str(small_corpus))
+    with pytest.raises(tsrunner.LoadError, match=DIGEST_ERROR):
+        tsr_ray.predict(ds, tampered)
+
+
+@full_only
+def test_ray_tampered_archive_fails_the_job_once(ray_cluster, small_corpus, tampered):
     # Predictor straight into map_batches: the actors refuse to load it and the job fails with
     # the same one-line error (no row is run).
+    ray = ray_cluster
     ds = ray.data.read_parquet(str(small_corpus), override_num_blocks=4).map_batches(
         tsr_ray.Predictor,
         fn_constructor_kwargs={"model": str(tampered)},
@@ -313,10 +335,11 @@ def test_ray_tampered_archive_fails_the_job_once(ray_cluster, small_corpus, tiny
     with pytest.raises(Exception) as raised:
         ds.materialize()
     text = str(raised.value)
-    assert digest_error in text
-    assert text.count(digest_error) <= 2, text  # the error, not one report per row
+    assert DIGEST_ERROR in text
+    assert text.count(DIGEST_ERROR) <= 2, text  # the error, not one report per row
 
 
+@full_only
 def test_ray_predict_helper_pins_the_digest(ray_cluster, small_corpus, tiny_bert_pt):
     ds = tsr_ray.predict(
         ray_cluster.data.read_parquet(str(small_corpus)), tiny_bert_pt, actors=2, batch_size=100
@@ -369,7 +392,10 @@ def test_spark_map_in_pandas_has_rays_columns(spark, small_corpus, classifier, t
     by_entities = assert_every_row_once(entities, TASK_ROWS)
     for row_id, label, entity in zip(ids, want_labels, want_entities, strict=True):
         best = float32_answers(label["labels"][0])
-        assert (by_label[row_id]["label"], by_label[row_id]["score"]) == (best["label"], best["score"])
+        assert (by_label[row_id]["label"], by_label[row_id]["score"]) == (
+            best["label"],
+            best["score"],
+        )
         assert (by_struct[row_id]["label"], by_struct[row_id]["score"]) == (
             best["label"],
             best["score"],
@@ -425,7 +451,7 @@ def test_spark_tampered_archive_fails_once(spark, small_corpus, tiny_bert_pt, tm
     swapped.write_bytes(tiny_bert_pt.read_bytes())
     embed = tsr_spark.predict_udf(str(swapped))
     flip_byte(tiny_bert_pt, swapped, "data.pkl", index=10)
-    with pytest.raises(Exception, match="was modified after export"):
+    with pytest.raises(Exception, match="does not have the expected content digest"):
         df.withColumn("embedding", embed("text")).collect()
 
 
@@ -438,10 +464,11 @@ def test_spark_reads_an_archive_shipped_with_add_file(spark, small_corpus, tiny_
     df = spark.read.parquet(str(small_corpus)).withColumn("embedding", embed("text"))
     by_id = assert_every_row_once(spark_table(df), TASK_ROWS)
     assert_embeddings_bit_equal(by_id, tiny_bert_pt, TASK_ROWS)
-    with pytest.raises(tsrunner.LoadError, match="nor shipped with SparkContext.addFile"):
+    with pytest.raises(tsrunner.LoadError, match=r"nor shipped with SparkContext\.addFile"):
         tsr_spark.predict_udf("never-shipped.pt")
 
 
+@full_only
 def test_docs_spark_example(spark, workspace):
     run_doc_example("spark", workspace)
     for out in ("embedded-spark", "embedded-spark-map"):

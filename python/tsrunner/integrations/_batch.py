@@ -25,9 +25,7 @@ _ENTITY = pa.struct(
         ("end", pa.int64()),
     ]
 )
-_CANDIDATE = pa.struct(
-    [("token", pa.int64()), ("token_str", pa.string()), ("score", pa.float32())]
-)
+_CANDIDATE = pa.struct([("token", pa.int64()), ("token_str", pa.string()), ("score", pa.float32())])
 _MASK = pa.struct([("position", pa.int64()), ("candidates", pa.list_(_CANDIDATE))])
 _ANSWER = pa.struct(
     [("text", pa.string()), ("score", pa.float32()), ("start", pa.int64()), ("end", pa.int64())]

@@ -193,8 +193,8 @@ def map_in_pandas(
             predictions = runner.predict(texts, pairs, **predict_options)
             columns = _batch.prediction_columns(task, predictions)
             for name, array in columns.items():
-                batch[name] = array.to_pandas().to_numpy() if name == "embedding" else list(
-                    array.to_pylist()
+                batch[name] = (
+                    array.to_pandas().to_numpy() if name == "embedding" else list(array.to_pylist())
                 )
             yield batch
 
