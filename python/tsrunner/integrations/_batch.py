@@ -45,13 +45,16 @@ _runners: collections.OrderedDict[tuple, Runner] = collections.OrderedDict()
 _runners_lock = threading.Lock()
 
 
-def check_task(task: str, pair_column: str | None) -> None:
+def check_task(task: str) -> None:
     """Raises ValueError when the integrations cannot answer `task` from text columns."""
     if task not in OUTPUT_COLUMNS:
         raise ValueError(
             f"a {task!r} export cannot run in a batch job: tsrunner.integrations answers "
             f"{', '.join(OUTPUT_COLUMNS)}"
         )
+
+
+def check_pair(task: str, pair_column: str | None) -> None:
     if task == "question-answering" and pair_column is None:
         raise ValueError("a question-answering export needs pair_column= (the contexts)")
 
@@ -70,15 +73,15 @@ def load_runner(path: str, threads: int, options: dict[str, Any]) -> Runner:
         return runner
 
 
-def text_list(values: Sequence[Any], column: str, ids: Sequence[Any] | None = None) -> list[str]:
-    """`values` as a list of str; a null or a non-string fails the batch naming the row (and its
-    id), never a silent empty text."""
+def text_list(values: Sequence[Any], what: str, ids: Sequence[Any] | None = None) -> list[str]:
+    """`values` (the texts of `what`, such as "column 'text'") as a list of str; a null or a
+    non-string fails the batch naming the row (and its id), never a silent empty text."""
     texts = values.tolist() if isinstance(values, np.ndarray) else list(values)
     for row, text in enumerate(texts):
         if not isinstance(text, str):
             where = f"row {row} of the batch" + (f" (id {ids[row]!r})" if ids is not None else "")
             got = "null" if text is None or text != text else type(text).__name__
-            raise ValueError(f"column {column!r}: {where} is {got}, not a string")
+            raise ValueError(f"{what}: {where} is {got}, not a string")
     return texts
 
 

@@ -90,7 +90,8 @@ class Predictor:
     ):
         self.runner = Runner(model, threads=threads or _actor_threads(), **runner_options)
         self.task = self.runner.manifest["task"]
-        _batch.check_task(self.task, pair_column)
+        _batch.check_task(self.task)
+        _batch.check_pair(self.task, pair_column)
         self.text_column = text_column
         self.pair_column = pair_column
         self.id_column = id_column
@@ -107,15 +108,16 @@ class Predictor:
                     f"the batch has no column {column!r} (columns: {', '.join(table.column_names)})"
                 )
         ids = table.column(self.id_column).to_pylist() if self.id_column else None
-        texts = _batch.text_list(table.column(self.text_column).to_pylist(), self.text_column, ids)
-        pairs = None
-        if self.pair_column is not None:
-            pairs = table.column(self.pair_column).to_pylist()
-            pairs = _batch.text_list(pairs, self.pair_column, ids)
+        texts = self._texts(table, self.text_column, ids)
+        pairs = None if self.pair_column is None else self._texts(table, self.pair_column, ids)
         predictions = self.runner.predict(texts, pairs, **self.predict_options)
         for name, array in _batch.prediction_columns(self.task, predictions).items():
             table = table.append_column(name, array)
         return table
+
+    @staticmethod
+    def _texts(table: pa.Table, column: str, ids: list[Any] | None) -> list[str]:
+        return _batch.text_list(table.column(column).to_pylist(), f"column {column!r}", ids)
 
 
 def predict(

@@ -121,7 +121,7 @@ def predict_udf(
     from pyspark.ml.functions import predict_batch_udf
 
     path, task = _checked_on_driver(model, runner_options)
-    _batch.check_task(task, "pair" if task == "question-answering" else None)
+    _batch.check_task(task)
     if task not in UDF_TASKS:
         raise ValueError(
             f"predict_udf cannot return {task} answers (nested lists of structs): use "
@@ -136,8 +136,8 @@ def predict_udf(
         return_type = return_type.fields[0].dataType
 
     def answer(texts: np.ndarray, pairs: np.ndarray | None, runner: Runner):
-        text_list = _batch.text_list(texts, "text")
-        pair_list = None if pairs is None else _batch.text_list(pairs, "pair")
+        text_list = _batch.text_list(texts, "the UDF's text column")
+        pair_list = None if pairs is None else _batch.text_list(pairs, "the UDF's context column")
         predictions = runner.predict(text_list, pair_list, **predict_options)
         columns = _batch.prediction_columns(task, predictions)
         if task == "feature-extraction":
@@ -174,7 +174,8 @@ def map_in_pandas(
     Rows go in Arrow batches of spark.sql.execution.arrow.maxRecordsPerBatch (10,000 by
     default), each sorted by length into forward passes of `batch_size`."""
     path, task = _checked_on_driver(model, runner_options)
-    _batch.check_task(task, pair_column)
+    _batch.check_task(task)
+    _batch.check_pair(task, pair_column)
     _batch.check_no_clash(df.columns, task)
     for column in (text_column, pair_column):
         if column is not None and column not in df.columns:
@@ -186,16 +187,17 @@ def map_in_pandas(
     def predict_batches(batches: Iterator[Any]) -> Iterator[Any]:
         runner = _worker_runner(path, threads, runner_options)
         for batch in batches:
-            texts = _batch.text_list(batch[text_column].to_numpy(), text_column)
+            texts = _batch.text_list(batch[text_column].to_numpy(), f"column {text_column!r}")
             pairs = None
             if pair_column is not None:
-                pairs = _batch.text_list(batch[pair_column].to_numpy(), pair_column)
+                pairs = _batch.text_list(batch[pair_column].to_numpy(), f"column {pair_column!r}")
             predictions = runner.predict(texts, pairs, **predict_options)
             columns = _batch.prediction_columns(task, predictions)
             for name, array in columns.items():
-                batch[name] = (
-                    array.to_pandas().to_numpy() if name == "embedding" else list(array.to_pylist())
-                )
+                # Positional values, not a Series (whose index would be aligned): an embedding
+                # as one float32 array per row, nested answers as Python lists and dicts.
+                embedding = name == "embedding"
+                batch[name] = array.to_pandas().to_numpy() if embedding else array.to_pylist()
             yield batch
 
     from pyspark.sql import types as T
