@@ -151,6 +151,13 @@ def test_predictor_needs_a_task_it_can_answer(tmp_path, minilm_dir):
     assert answer == float32_answers(want)
 
 
+def test_predictor_outside_ray_takes_omp_num_threads(tiny_bert_pt, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert tsr_ray.Predictor(tiny_bert_pt).runner.options.threads == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert tsr_ray.Predictor(tiny_bert_pt).runner.options.threads == 1
+
+
 def test_runners_are_loaded_once_per_process(tiny_bert_pt):
     first = _batch.load_runner(str(tiny_bert_pt), 1, {})
     assert _batch.load_runner(str(tiny_bert_pt), 1, {}) is first

@@ -32,12 +32,14 @@ from . import _batch
 def _actor_threads() -> int:
     """The CPUs Ray gave this actor (`num_cpus=`), which is also what Ray sets OMP_NUM_THREADS
     to; 1 outside Ray, as Ray does for an actor that asked for none."""
+    cpus = None
     try:
         import ray
 
-        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
-    except Exception:  # not inside a Ray worker
-        cpus = None
+        if ray.is_initialized():  # else get_runtime_context() would start a local Ray
+            cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    except ImportError:
+        pass
     if cpus is None:
         cpus = float(os.environ.get("OMP_NUM_THREADS") or 1)
     return max(1, int(cpus))
