@@ -13,7 +13,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
-	support-matrix-pt2 bench-aoti \
+	support-matrix-pt2 bench-aoti scale-out-deps test-cluster bench-scale-out \
 	sanitize tsan fuzz bench load-test unicode-check
 
 all: install
@@ -46,8 +46,17 @@ demo: traced_bert.pt
 fixtures: install
 	$(PY) tests/data/make_fixtures.py $(FIXTURES)
 
-test-python: install
-	$(PY) -m pytest
+# Ray, PySpark and Java for tsrunner.integrations' local-cluster tests: `make test` installs them,
+# `make demo` does not need them.
+SCALE_OUT_STAMP := $(VENV)/.scale-out-installed
+$(SCALE_OUT_STAMP): $(DEPS_STAMP) requirements/scale-out.txt requirements/constraints.txt
+	@bash scripts/install-system-deps.sh spark
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/scale-out.txt
+	touch $@
+scale-out-deps: $(SCALE_OUT_STAMP)
+
+test-python: install scale-out-deps
+	$(PY) -m pytest -m "not cluster_full"
 
 # The C++ tests build against the installed package with find_package(tsrunner), like any app.
 test-cpp: fixtures
@@ -57,6 +66,19 @@ test-cpp: fixtures
 	TSR_FIXTURES="$(abspath $(FIXTURES))" $(VENV)/bin/ctest --test-dir $(CPP_TESTS) --output-on-failure
 
 test: test-python test-cpp
+
+# The local-cluster tests at full size (docs/scale-out.md): thousands of real sentences through
+# MiniLM on Ray (2 actors) and Spark local[2], with a killed worker on each. Minutes; `make test`
+# runs the same tests at smoke size.
+test-cluster: install scale-out-deps
+	TSR_CLUSTER_FULL=1 $(PY) -m pytest tests/python/test_scale_out.py tests/python/test_scale_out_docs.py
+
+# Ray Data and Spark against tsrun --input on 20,000 sentences, Parquet to Parquet
+# (docs/benchmarks.md). Tens of minutes.
+BENCH_SCALE_DIR ?= $(or $(TMPDIR),/tmp)/tsr-scale-bench
+bench-scale-out: traced_bert.pt scale-out-deps
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
+	$(PY) benchmarks/scale_out.py traced_bert.pt --rows 20000 --work-dir $(BENCH_SCALE_DIR) $(BENCH_ARGS)
 
 # ASan + UBSan build of libtsrunner and the C++ tests in its own build dir (docs/testing.md).
 # LibTorch itself is not instrumented; the only suppressions are for its own reports.

@@ -11,13 +11,16 @@
 # Needs root (or sudo) the first time; a no-op afterwards.
 #   scripts/install-system-deps.sh          what `make install` and `make test` need
 #   scripts/install-system-deps.sh fuzz     also clang 19 with libFuzzer (`make fuzz`)
+#   scripts/install-system-deps.sh spark    also Java 17 for PySpark 4 (`make test`'s Spark tests)
 set -euo pipefail
 
 packages=(nlohmann-json3-dev libutf8proc-dev libonig-dev libcli11-dev libboost-dev libssl-dev
   libgtest-dev binutils strace g++ pkgconf)
-if [ "${1:-}" = "fuzz" ]; then
-  packages+=(clang-19 libclang-rt-19-dev)
-fi
+case "${1:-}" in
+  fuzz) packages+=(clang-19 libclang-rt-19-dev) ;;
+  # Spark 4 runs on Java 17 or newer; Debian 12's is 17.
+  spark) packages+=(openjdk-17-jre-headless) ;;
+esac
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -120,6 +120,13 @@ class Runner(_core.Runner):
         self._queues: dict[int, _core.RequestQueue] = {}
         self._pipeline_lock = threading.Lock()
 
+    def __reduce__(self) -> NoReturn:
+        # A loaded model is native state of this process: a worker loads the file itself.
+        raise TypeError(
+            f"a tsrunner.Runner cannot be pickled: pass the archive path ({self._path!r}) and "
+            "load a Runner in each worker (tsrunner.integrations.ray and .spark do that)"
+        )
+
     def predict(
         self,
         texts: str | Sequence[str],
