@@ -10,5 +10,6 @@ void register_manifest(pybind11::module_& module);
 void register_runner(pybind11::module_& module);
 void register_tokenizer(pybind11::module_& module);
 void register_pipeline(pybind11::module_& module);
+void register_generator(pybind11::module_& module);
 
 }  // namespace tsrunner::python

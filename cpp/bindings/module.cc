@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, module) {
   tsrunner::python::register_runner(module);
   tsrunner::python::register_tokenizer(module);
   tsrunner::python::register_pipeline(module);
+  tsrunner::python::register_generator(module);
 }
