@@ -84,28 +84,42 @@ json result_json(const Request& request, const GenerationResult& result) {
 
 void add_generate_options(CLI::App& app, GenerateCliOptions& options) {
   GenerationParams& p = options.params;
-  app.add_option("--max-new-tokens", p.max_new_tokens,
-                 "generation: tokens to generate at most (default: the model's "
-                 "generation_config.json, else max_length 20 counting the prompt)")
-      ->check(integer_in(1, 1 << 24));
-  app.add_option("--min-new-tokens", p.min_new_tokens, "generation: EOS is refused before this")
-      ->check(integer_in(0, 1 << 24));
-  app.add_option("--temperature", p.temperature,
-                 "generation: sample at this temperature (0: greedy)");
-  app.add_option("--top-p", p.top_p, "generation: nucleus sampling mass, in (0, 1]");
-  app.add_option("--min-p", p.min_p, "generation: drop tokens below min-p x the top probability");
-  app.add_option("--repetition-penalty", p.repetition_penalty,
-                 "generation: > 1 discourages repeats");
-  app.add_option("--no-repeat-ngram-size", p.no_repeat_ngram_size,
-                 "generation: never repeat an n-gram of this size");
-  app.add_option("--seed", p.seed, "generation: the sampler's seed (same seed, same text)");
-  app.add_option("--stop", options.stop, "generation: stop before this text (repeat, at most 4)")
-      ->allow_extra_args(false)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app.add_option("--max-batch", options.max_batch,
-                 "generation: sequences decoded together (more wait and join as others finish)")
-      ->check(integer_in(1, 4096));
-  app.add_flag("--greedy", options.greedy, "generation: never sample");
+  options.added.push_back(
+      app.add_option("--max-new-tokens", p.max_new_tokens,
+                     "generation: tokens to generate at most (default: the model's "
+                     "generation_config.json, else max_length 20 counting the prompt)")
+          ->check(integer_in(1, 1 << 24)));
+  options.added.push_back(
+      app.add_option("--min-new-tokens", p.min_new_tokens, "generation: EOS is refused before this")
+          ->check(integer_in(0, 1 << 24)));
+  options.added.push_back(app.add_option("--temperature", p.temperature,
+                                         "generation: sample at this temperature (0: greedy)"));
+  options.added.push_back(
+      app.add_option("--top-p", p.top_p, "generation: nucleus sampling mass, in (0, 1]"));
+  options.added.push_back(app.add_option(
+      "--min-p", p.min_p, "generation: drop tokens below min-p x the top probability"));
+  options.added.push_back(app.add_option("--repetition-penalty", p.repetition_penalty,
+                                         "generation: > 1 discourages repeats"));
+  options.added.push_back(app.add_option("--no-repeat-ngram-size", p.no_repeat_ngram_size,
+                                         "generation: never repeat an n-gram of this size"));
+  options.added.push_back(
+      app.add_option("--seed", p.seed, "generation: the sampler's seed (same seed, same text)"));
+  options.added.push_back(app.add_option("--stop", options.stop,
+                                         "generation: stop before this text (repeat, at most 4)")
+                              ->allow_extra_args(false)
+                              ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll));
+  options.added.push_back(
+      app.add_option("--max-batch", options.max_batch,
+                     "generation: sequences decoded together (more wait and join as others finish)")
+          ->check(integer_in(1, 4096)));
+  options.added.push_back(app.add_flag("--greedy", options.greedy, "generation: never sample"));
+}
+
+std::string GenerateCliOptions::first_given() const {
+  for (const CLI::Option* option : added) {
+    if (option->count() > 0) return option->get_name();
+  }
+  return {};
 }
 
 bool is_generation_export(const std::string& path) {

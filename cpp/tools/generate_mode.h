@@ -8,6 +8,7 @@
 
 namespace CLI {
 class App;
+class Option;
 }
 
 namespace tsrunner::cli {
@@ -18,6 +19,10 @@ struct GenerateCliOptions {
   std::vector<std::string> stop;
   int64_t max_batch = 8;
   bool greedy = false;
+  std::vector<CLI::Option*> added;  // what add_generate_options registered
+
+  // The first generation option given on the command line ("" when none was).
+  std::string first_given() const;
 };
 void add_generate_options(CLI::App& app, GenerateCliOptions& options);
 

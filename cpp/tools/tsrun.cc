@@ -390,6 +390,11 @@ int main(int argc, char** argv) {
         return tsrunner::cli::run_generate(model_path, texts, input_path, output_path, options,
                                            generate_options);
       }
+      if (!generate_options.first_given().empty()) {
+        throw UsageError(generate_options.first_given() +
+                         " is for generation exports (causal-lm with a KV cache); this one is " +
+                         tsrunner::Manifest::read_from_archive(model_path).task);
+      }
       batch.input = input_path;
       batch.output = output_path;
       if (top_k > 0) task_options.top_k = top_k;

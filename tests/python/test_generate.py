@@ -96,6 +96,17 @@ def test_greedy_equals_hf_generate(decoder, params):
         assert result["finish_reason"] == ("length" if len(tokens) == limit else "stop")
 
 
+@pytest.mark.parametrize("kind", ["qwen2", "mistral"])
+def test_more_llama_style_families_equal_hf_generate(kind, tmp_path):
+    directory = _tiny_decoders().make_decoder(kind, tmp_path / "model")
+    tsrunner.export(directory, tmp_path / "model.pt", task="causal-lm")
+    runner = tsrunner.Runner(tmp_path / "model.pt", threads=1)
+    got = runner.generate(PROMPTS, details=True, max_new_tokens=8)
+    assert [result["token_ids"] for result in got] == _hf_generate(
+        directory, PROMPTS, max_new_tokens=8
+    )
+
+
 def test_continuous_batching_equals_one_batch(decoder):
     """Five prompts through two rows: sequences join as others leave, with the same tokens."""
     directory, _, runner = decoder
@@ -264,3 +275,14 @@ def test_tsrun_streams_and_answers_jsonl(decoder, tsrun, tmp_path):
         [tsrun, str(path), "--text", "x", "--top-p", "1.5"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "top_p must be in (0, 1]" in bad.stderr
+
+
+def test_generation_options_need_a_generation_export(tiny_bert_pt, tsrun):
+    done = subprocess.run(
+        [tsrun, str(tiny_bert_pt), "--text", "hello", "--max-new-tokens", "3"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--max-new-tokens is for generation exports" in done.stderr
+    with pytest.raises(ValueError, match='no "generation" record'):
+        tsrunner.Runner(tiny_bert_pt).generate("hello")
