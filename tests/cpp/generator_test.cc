@@ -5,7 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_paths.h"
@@ -126,6 +128,42 @@ TEST(Generator, RefusesBadRequests) {
   } catch (const tsrunner::InvalidInput& error) {
     EXPECT_NE(std::string(error.what()).find("temperature must be >= 0"), std::string::npos);
   }
+}
+
+TEST(Generator, SubmittedRequestsJoinTheRunningBatch) {
+  const Expected want = expected();
+  const Generator generator(runner(), {2});
+  GenerationParams greedy;
+  greedy.max_new_tokens = want.max_new_tokens;
+  GenerationParams sampled;
+  sampled.max_new_tokens = 16;
+  sampled.temperature = 1.2;
+  sampled.seed = 5;
+  sampled.ignore_eos = true;
+  const auto alone = generator.generate_ids({want.prompts[1]}, sampled)[0].token_ids;
+  // A long request runs; the others arrive from other threads while it decodes, and one waits
+  // for a free row (max_batch 2).
+  std::promise<void> started;
+  bool signalled = false;
+  auto long_one = generator.submit(want.prompts[1], sampled, [&](const GenerationChunk&) {
+    if (!signalled) started.set_value();
+    signalled = true;
+    return true;
+  });
+  started.get_future().wait();
+  std::vector<std::future<GenerationResult>> others(want.prompts.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < want.prompts.size(); ++i) {
+    threads.emplace_back([&, i] { others[i] = generator.submit(want.prompts[i], greedy); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (size_t i = 0; i < want.prompts.size(); ++i) {
+    EXPECT_EQ(others[i].get().token_ids, want.greedy[i]) << "prompt " << i;
+  }
+  EXPECT_EQ(long_one.get().token_ids, alone);
+  GenerationParams bad;
+  bad.top_k = -1;
+  EXPECT_THROW(generator.submit({5}, bad), tsrunner::InvalidInput);
 }
 
 TEST(Generator, RefusesAnExportThatDoesNotGenerate) {

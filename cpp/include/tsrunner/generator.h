@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,6 +102,16 @@ class Generator {
   std::vector<GenerationResult> generate(const std::vector<std::string>& prompts,
                                          const GenerationParams& params,
                                          const ChunkCallback& on_chunk = {}) const;
+
+  // Queues one request for this generator's own decoding thread (started by the first call):
+  // it joins the running batch between two steps, next to the requests of other callers and
+  // threads, and leaves it when it finishes (continuous batching across callers; what a server
+  // feeds from its request queue). Thread-safe. `on_chunk` runs on the decoding thread (index
+  // 0). Throws InvalidInput at once for a request generate_ids would refuse; the future holds
+  // the result, or the model's error (which fails the batch it ran in, not the generator).
+  // Destroying the Generator fails what is still queued or running.
+  std::future<GenerationResult> submit(std::vector<int64_t> prompt, const GenerationParams& params,
+                                       ChunkCallback on_chunk = {}) const;
 
  private:
   struct Impl;
