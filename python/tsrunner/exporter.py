@@ -754,11 +754,26 @@ def _plan_generation(
 ) -> bool:
     """Adds the prefill and decode methods (generation_export) to a causal-lm plan where they
     apply: TorchScript, float32, one graph, a decoder family known to trace."""
-    if task.name != "causal-lm" or archive.name != "jit" or options.buckets:
+    if task.name != "causal-lm" or not generation_export.supports_generation(source.model):
         return False
-    if options.quantize or options.dtype != "float32" or options.target.type != "cpu":
-        return False
-    if not generation_export.supports_generation(source.model):
+    unsupported = [
+        reason
+        for reason, applies in (
+            (f"the {archive.name} backend", archive.name != "jit"),
+            ("--buckets", bool(options.buckets)),
+            ("--quantize", bool(options.quantize)),
+            (f"--dtype {options.dtype}", options.dtype != "float32"),
+            (f"--device {options.target.type}", options.target.type != "cpu"),
+        )
+        if applies
+    ]
+    if unsupported:
+        warnings.warn(
+            f"this export cannot generate (no prefill/decode methods) with {unsupported[0]}: "
+            "generation exports are float32 TorchScript on the CPU for now",
+            UserWarning,
+            stacklevel=3,
+        )
         return False
     wrapper = generation_export.GenerationWrapper(
         plan.wrapper, source.config.num_hidden_layers

@@ -286,3 +286,10 @@ def test_generation_options_need_a_generation_export(tiny_bert_pt, tsrun):
     assert "--max-new-tokens is for generation exports" in done.stderr
     with pytest.raises(ValueError, match='no "generation" record'):
         tsrunner.Runner(tiny_bert_pt).generate("hello")
+
+
+def test_an_export_that_cannot_generate_says_why(tmp_path):
+    directory = _tiny_decoders().make_decoder("gpt2", tmp_path / "model")
+    with pytest.warns(UserWarning, match="cannot generate .* with --buckets"):
+        report = tsrunner.export(directory, tmp_path / "model.pt", buckets=[8])
+    assert "generation" not in report.manifest

@@ -88,6 +88,7 @@ GenerationSpec read_generation_spec(const Manifest& manifest) {
   const json defaults = record.value("defaults", json::object());
   GenerationParams& d = spec.defaults;
   spec.default_max_length = int_or(defaults, "max_length", 20);
+  spec.default_min_length = int_or(defaults, "min_length", 0);
   if (defaults.contains("max_new_tokens") && defaults["max_new_tokens"].is_number_integer()) {
     d.max_new_tokens = defaults["max_new_tokens"].get<int64_t>();
   }
@@ -114,9 +115,10 @@ ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams
     p.max_new_tokens =
         std::max<int64_t>(1, d.max_new_tokens.value_or(spec.default_max_length - prompt_length));
   }
-  p.min_new_tokens = request.min_new_tokens.value_or(d.min_new_tokens.value_or(0));
+  p.min_new_tokens = request.min_new_tokens.value_or(
+      std::max(d.min_new_tokens.value_or(0), spec.default_min_length - prompt_length));
   if (p.min_new_tokens < 0) out_of_range("min_new_tokens", double(p.min_new_tokens), ">= 0");
-  if (request.max_new_tokens && p.min_new_tokens > p.max_new_tokens) {
+  if (request.max_new_tokens && request.min_new_tokens && p.min_new_tokens > p.max_new_tokens) {
     throw InvalidInput("min_new_tokens (" + std::to_string(p.min_new_tokens) +
                        ") must not exceed max_new_tokens (" + std::to_string(p.max_new_tokens) +
                        ")");

@@ -22,6 +22,7 @@ struct GenerationSpec {
   int64_t pad_token_id = 0;
   std::vector<int64_t> eos_token_ids;
   int64_t default_max_length = 20;  // HF max_length: counts the prompt
+  int64_t default_min_length = 0;   // HF min_length: counts the prompt too
   GenerationParams defaults;        // every field but seed and stop set
 };
 
