@@ -87,7 +87,7 @@ sanitize: fixtures
 # tests run here use one intra-op thread per call: the per-runner thread count test opens OpenMP
 # teams, whose barriers TSan cannot see, and is left out.
 TSAN_BUILD := build/tsan
-TSAN_TESTS := ^(SdkSafety|Concurrency|Pipeline|ThreadPool)\.
+TSAN_TESTS := ^(SdkSafety|Concurrency|Pipeline|RequestQueue|ThreadPool)\.
 TSAN_EXCLUDE := ^SdkSafety\.EachRunnerRunsWithItsOwnThreadCount$$
 tsan: fixtures
 	$(VENV)/bin/cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -10,6 +10,7 @@ void register_manifest(pybind11::module_& module);
 void register_runner(pybind11::module_& module);
 void register_tokenizer(pybind11::module_& module);
 void register_pipeline(pybind11::module_& module);
+void register_request_queue(pybind11::module_& module);
 void register_generator(pybind11::module_& module);
 
 }  // namespace tsrunner::python

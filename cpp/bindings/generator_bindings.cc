@@ -81,12 +81,25 @@ py::dict result_to_dict(const GenerationResult& result) {
 }  // namespace
 
 void register_generator(py::module_& module) {
+  // dynamic_attr: a generator made by over() holds its runner in its __dict__, where the garbage
+  // collector sees the cycle runner -> generator -> runner (as Pipeline.over does).
   py::class_<Generator>(module, "Generator",
-                        "Text generation over a Runner of a generation export (C++ Generator).")
+                        "Text generation over a Runner of a generation export (C++ Generator).",
+                        py::dynamic_attr())
       .def(py::init([](const Runner& runner, int64_t max_batch) {
              return Generator(runner, GeneratorOptions{max_batch});
            }),
            py::arg("runner"), py::arg("max_batch") = 8, py::keep_alive<1, 2>())
+      .def_static(
+          "over",
+          [](py::object runner, int64_t max_batch) {
+            py::object generator =
+                py::cast(Generator(runner.cast<const Runner&>(), GeneratorOptions{max_batch}));
+            generator.attr("_runner") = runner;  // keeps it alive, visibly to the collector
+            return generator;
+          },
+          py::arg("runner"), py::arg("max_batch") = 8,
+          "Over `runner`; a cycle through the runner is collectable.")
       .def(
           "generate",
           [](const Generator& generator, const py::list& prompts, const py::dict& params,

@@ -145,6 +145,11 @@ Pipeline::Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokeni
   defaults_ = resolve(options);
   pooling_mode_ = manifest.pooling ? manifest.pooling->mode : "mean";
   normalize_ = manifest.pooling && manifest.pooling->normalize;
+  if (embedding_from_model_ && manifest.sentence_embedding) {
+    for (const std::string& module : manifest.sentence_embedding->modules) {
+      normalized_in_graph_ = normalized_in_graph_ || module == "Normalize";
+    }
+  }
   if (!embedding_from_model_ && manifest.task_kind == Task::kFeatureExtraction &&
       pooling_mode_ != "mean" && pooling_mode_ != "cls") {
     throw Error("pooling mode \"" + pooling_mode_ + "\" is not supported (mean, cls)");
@@ -159,6 +164,16 @@ Pipeline::CallOptions Pipeline::resolve(const TaskOptions& options) const {
                        *options.score_function + "\"");
   }
   const Manifest& manifest = runner_.manifest();
+  if (options.normalize && manifest.task_kind != Task::kFeatureExtraction) {
+    throw InvalidInput("normalize applies to feature-extraction exports only, not " +
+                       manifest.task);
+  }
+  if (options.normalize == false && normalized_in_graph_) {
+    throw InvalidInput(
+        "normalize=false: this export normalises inside its graph (the sentence-transformers "
+        "Normalize module), so the vector before it is not an output; export the model without "
+        "that module for unnormalised embeddings");
+  }
   if (manifest.sentence_embedding && manifest.task_kind == Task::kFeatureExtraction) {
     return {options, manifest.sentence_embedding->prompt(options.prompt_name.value_or(""))};
   }
@@ -238,7 +253,12 @@ std::vector<Prediction> Pipeline::predict_encoded(const std::vector<Encoding>& b
           const at::Tensor weights = mask.unsqueeze(-1).to(pooled.dtype());
           pooled = (pooled * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
         }
-        if (normalize_) pooled = pooled / pooled.norm(2, {1}, true).clamp_min(1e-12);
+      }
+      // Normalised here unless the graph did it: as the export says (its pooling), or as the
+      // call asks (a call cannot undo the graph's: resolve() refuses that).
+      const bool by_export = normalized_in_graph_ || (!embedding_from_model_ && normalize_);
+      if (options.normalize.value_or(by_export) && !normalized_in_graph_) {
+        pooled = pooled / pooled.norm(2, {1}, true).clamp_min(1e-12);
       }
       pooled = pooled.contiguous();
       const int64_t width = pooled.size(1);
@@ -315,11 +335,18 @@ std::vector<Encoding> Pipeline::encode(std::string_view text, std::optional<std:
 
 std::vector<Encoding> Pipeline::encode(std::string_view text, std::optional<std::string_view> pair,
                                        const CallOptions& call) const {
-  if (!call.prompt.empty()) {  // sentence-transformers prepends the prompt to the text itself
-    return {tokenizer_->encode(call.prompt + std::string(text), pair)};
-  }
   if (runner_.manifest().task_kind != Task::kQuestionAnswering || !pair) {
-    return {tokenizer_->encode(text, pair)};
+    // sentence-transformers prepends the prompt to the text itself
+    Encoding encoding = call.prompt.empty()
+                            ? tokenizer_->encode(text, pair)
+                            : tokenizer_->encode(call.prompt + std::string(text), pair);
+    if (encoding.truncated && call.task.truncate == false) {
+      throw InvalidInput(std::string(pair ? "the text pair" : "the text") +
+                         " is longer than the model's " +
+                         std::to_string(tokenizer_->max_length().value_or(encoding.size())) +
+                         " tokens (truncate=false)");
+    }
+    return {std::move(encoding)};
   }
   // Transformers' question-answering pipeline: windows of min(max length, 384) tokens, and a
   // doc_stride of min(that / 2, 128) unless one is given.
@@ -358,8 +385,12 @@ std::vector<Prediction> Pipeline::predict(Texts texts, Texts pairs, size_t batch
   for (size_t i = 0; i < texts.size(); ++i) {
     text_views.push_back(texts[i]);
     if (!pairs.empty()) pair_views.push_back(pairs[i]);
-    inputs.push_back(pairs.empty() ? encode(texts[i], std::nullopt, call)
-                                   : encode(texts[i], pairs[i], call));
+    try {
+      inputs.push_back(pairs.empty() ? encode(texts[i], std::nullopt, call)
+                                     : encode(texts[i], pairs[i], call));
+    } catch (const InvalidInput& error) {
+      throw InvalidInput("text " + std::to_string(i) + ": " + error.what());
+    }
   }
   return predict_encodings(std::move(inputs), text_views, pair_views, batch_size,
                            concurrent_batches, call);

@@ -138,11 +138,14 @@ Encoding Tokenizer::encode(std::string_view text, std::optional<std::string_view
   std::optional<TokenList> second;
   if (pair) second = impl().tokenize(*pair);
   TokenList* second_ptr = second ? &*second : nullptr;
+  const size_t tokens = first.size() + (second ? second->size() : 0);
   if (impl().spec.truncation) {
     text::truncate(*impl().spec.truncation, impl().spec.post_processor.added_tokens(second_ptr),
                    first, second_ptr);
   }
-  return impl().spec.post_processor.apply(first, second_ptr);
+  Encoding encoding = impl().spec.post_processor.apply(first, second_ptr);
+  encoding.truncated = first.size() + (second ? second->size() : 0) < tokens;
+  return encoding;
 }
 
 std::vector<Encoding> Tokenizer::encode_windows(std::string_view text, std::string_view pair,

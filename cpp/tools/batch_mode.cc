@@ -4,7 +4,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
+#include <limits>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -13,6 +16,7 @@
 #include "progress.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/prediction_json.h"
+#include "tsrunner/request_queue.h"
 
 namespace tsrunner::cli {
 namespace {
@@ -30,29 +34,55 @@ bool is_blank(const std::string& line) {
   return line.find_first_not_of(" \t\r\n") == std::string::npos;
 }
 
-// Runs one window: sorted by length, batched, answered in input order.
-std::vector<std::string> run_window(const Pipeline& pipeline, std::vector<LineInput>& window,
-                                    const BatchOptions& options) {
-  std::vector<std::string> answers(window.size());
+// One window of lines on its way through the request queue: the lines that parsed are
+// submitted, the others are answered in place.
+struct WindowInFlight {
+  std::vector<LineInput> lines;
   std::vector<size_t> good;  // lines that parsed, in input order
-  std::vector<std::vector<Encoding>> inputs;
-  std::vector<std::string_view> texts, pairs;
-  for (size_t i = 0; i < window.size(); ++i) {
-    if (window[i].encodings.empty()) {
-      answers[i] = with_id(window[i].id_json,
-                           json{{"line", window[i].line}, {"error", window[i].error}}.dump(
-                               -1, ' ', false, json::error_handler_t::replace));
-      continue;
-    }
-    good.push_back(i);
-    inputs.push_back(std::move(window[i].encodings));
-    texts.push_back(window[i].text);
-    pairs.push_back(window[i].text_pair);
+  std::future<std::vector<Prediction>> predictions;
+};
+
+WindowInFlight submit_window(RequestQueue& queue, std::vector<LineInput> window,
+                             const BatchOptions& options) {
+  WindowInFlight flight;
+  flight.lines = std::move(window);
+  QueueSubmission submission;
+  submission.batch_size = options.batch_size;
+  submission.options = options.task;
+  for (size_t i = 0; i < flight.lines.size(); ++i) {
+    LineInput& line = flight.lines[i];
+    if (line.encodings.empty()) continue;
+    flight.good.push_back(i);
+    submission.inputs.push_back(std::move(line.encodings));
+    submission.texts.push_back(line.text);
+    submission.pairs.push_back(line.text_pair);
   }
-  const std::vector<Prediction> predictions = pipeline.predict_encodings(
-      std::move(inputs), texts, pairs, options.batch_size, options.concurrent_batches);
-  for (size_t k = 0; k < good.size(); ++k) {
-    answers[good[k]] = with_id(window[good[k]].id_json, prediction_to_json(predictions[k]));
+  auto promise = std::make_shared<std::promise<std::vector<Prediction>>>();
+  flight.predictions = promise->get_future();
+  submission.done = [promise](QueueOutcome outcome) {
+    if (outcome.error.empty()) {
+      promise->set_value(std::move(outcome.predictions));
+    } else {
+      promise->set_exception(std::make_exception_ptr(Error(outcome.error)));
+    }
+  };
+  queue.submit(std::move(submission));
+  return flight;
+}
+
+// The window's answers in input order (waits for its predictions).
+std::vector<std::string> answers_of(WindowInFlight& flight) {
+  std::vector<std::string> answers(flight.lines.size());
+  for (size_t i = 0; i < flight.lines.size(); ++i) {
+    const LineInput& line = flight.lines[i];
+    if (line.error.empty()) continue;  // submitted
+    answers[i] = with_id(line.id_json, json{{"line", line.line}, {"error", line.error}}.dump(
+                                           -1, ' ', false, json::error_handler_t::replace));
+  }
+  const std::vector<Prediction> predictions = flight.predictions.get();
+  for (size_t k = 0; k < flight.good.size(); ++k) {
+    const size_t i = flight.good[k];
+    answers[i] = with_id(flight.lines[i].id_json, prediction_to_json(predictions[k]));
   }
   return answers;
 }
@@ -92,19 +122,36 @@ size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
   AtomicOutput output(options.output);
   Progress progress(total_bytes);
 
+  // The batches run on the queue's workers while this thread reads and tokenizes the next
+  // window: at most two windows are held at once.
+  QueueOptions queue_options;
+  queue_options.workers = options.concurrent_batches;
+  queue_options.max_batch_requests = options.batch_size;
+  queue_options.max_batch_tokens = std::numeric_limits<size_t>::max();  // batch_size bounds it
+  RequestQueue queue(pipeline, queue_options);
+  std::optional<WindowInFlight> in_flight;
+
   const size_t window_size = options.window;  // a window smaller than a batch runs smaller batches
   std::vector<LineInput> window;
   size_t line_number = 0;
   size_t bad_lines = 0;
   size_t bytes_read = 0;
   std::string line;
-  auto flush_window = [&] {
-    for (const std::string& answer : run_window(pipeline, window, options)) {
-      output.stream() << answer << '\n';
-    }
+  size_t lines_submitted = 0, bytes_submitted = 0;
+  auto write_in_flight = [&] {
+    if (!in_flight) return;
+    for (const std::string& answer : answers_of(*in_flight)) output.stream() << answer << '\n';
     output.stream().flush();
+    in_flight.reset();
+    progress.update(lines_submitted, bytes_submitted);
+  };
+  auto flush_window = [&] {
+    WindowInFlight next = submit_window(queue, std::move(window), options);
     window.clear();
-    progress.update(line_number, bytes_read);
+    write_in_flight();  // the previous window, while this one runs
+    in_flight = std::move(next);
+    lines_submitted = line_number;
+    bytes_submitted = bytes_read;
   };
   while (std::getline(in, line)) {
     ++line_number;
@@ -122,6 +169,7 @@ size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
   }
   if (in.bad()) throw std::runtime_error("reading " + options.input + " failed");
   if (!window.empty()) flush_window();
+  write_in_flight();
   output.commit();
   progress.finish(line_number);
   return bad_lines;

@@ -17,6 +17,8 @@ struct BatchOptions {
   size_t window = 4096;
   // Batches run at once, each on its own thread with --threads intra-op threads.
   size_t concurrent_batches = 1;
+  // Task options of every line (--top-k, --prompt-name, ...): the queue passes them per call.
+  TaskOptions task;
   // Not empty when the export's tokenizer could not be loaded: lines with text are answered
   // with this reason, lines of token ids run (the pipeline then holds a stand-in tokenizer).
   std::string tokenizer_problem;

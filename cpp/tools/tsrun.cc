@@ -212,6 +212,7 @@ int run_predict(const std::string& model_path, const std::vector<std::string>& t
     return 0;
   }
   batch->tokenizer_problem = tokenizer_problem;
+  batch->task = task_options;
   const size_t bad_lines = tsrunner::cli::run_batch(pipeline, *batch);
   if (bad_lines > 0) {
     std::cerr << "tsrun: error: " << bad_lines << " bad input line(s) answered with "

@@ -116,6 +116,8 @@ class Pipeline:
         doc_stride: int | None = None,
         prompt_name: str | None = None,
     ) -> None: ...
+    @staticmethod
+    def over(runner: Runner) -> Pipeline: ...
     def predict(
         self,
         texts: list[str],
@@ -126,10 +128,42 @@ class Pipeline:
         max_answer_length: int = 15,
         doc_stride: int | None = None,
         prompt_name: str | None = None,
+        normalize: bool | None = None,
+        truncate: bool | None = None,
     ) -> list[dict[str, Any]]: ...
+
+class RequestQueue:
+    @staticmethod
+    def over(
+        pipeline: Pipeline,
+        workers: int = 1,
+        max_batch_requests: int = 64,
+        max_batch_tokens: int = 16384,
+        max_wait_ms: float = 0.0,
+        intra_op_threads: int = 0,
+    ) -> RequestQueue: ...
+    def predict(
+        self,
+        texts: list[str],
+        text_pairs: list[str] | None = None,
+        batch_size: int = 32,
+        top_k: int | None = None,
+        max_answer_length: int = 15,
+        doc_stride: int | None = None,
+        prompt_name: str | None = None,
+        normalize: bool | None = None,
+        truncate: bool | None = None,
+    ) -> list[dict[str, Any]]: ...
+    def queue_depth(self) -> int: ...
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def workers(self) -> int: ...
+    def stop(self) -> None: ...
 
 class Generator:
     def __init__(self, runner: Runner, max_batch: int = 8) -> None: ...
+    @staticmethod
+    def over(runner: Runner, max_batch: int = 8) -> Generator: ...
     def generate(
         self,
         prompts: list[str] | list[list[int]],

@@ -98,13 +98,16 @@ class Runner(_core.Runner):
         super().__init__(path, options)
         self._path = os.fspath(path)
         self._pipeline: _core.Pipeline | None = None  # made on the first predict()
+        # The request queues predict() submits to, by concurrent_batches (its workers): calls
+        # from many threads join each other's batches.
+        self._queues: dict[int, _core.RequestQueue] = {}
         self._pipeline_lock = threading.Lock()
         self._generator: _core.Generator | None = None  # made on the first generate()
 
     def _generation(self) -> _core.Generator:
         with self._pipeline_lock:
             if self._generator is None:
-                self._generator = _core.Generator(self)
+                self._generator = _core.Generator.over(self)
         return self._generator
 
     def generate(
@@ -140,6 +143,8 @@ class Runner(_core.Runner):
         concurrent_batches: int = 1,
         doc_stride: int | None = None,
         prompt_name: str | None = None,
+        normalize: bool | None = None,
+        truncate: bool | None = None,
     ) -> list[dict[str, Any]]:
         """One dict per text, in order, keyed by the export's task (Hugging Face pipeline keys;
         offsets are character offsets into the text, or into the pair for answers):
@@ -160,12 +165,26 @@ class Runner(_core.Runner):
         `prompt_name` (sentence-transformers exports) puts that saved prompt before every text;
         None uses the model's default prompt, if it has one, as SentenceTransformer.encode does.
 
+        `normalize` (feature-extraction): None keeps the export's own normalisation; True makes
+        unit vectors of an export that does not normalise; False on an export that normalises
+        inside its graph (a sentence-transformers Normalize module) raises ValueError. `truncate`:
+        None or True cuts a text longer than the export's max_length as its tokenizer does (as
+        Transformers' pipelines); False raises ValueError naming the length instead (as
+        text-embeddings-inference's truncate=false).
+
         The dicts are the JSON that `tsrun` prints for the same input, parsed: floats are the
         shortest decimals of the float32 results, NaN is None.
 
-        `concurrent_batches` > 1 runs that many batches at once, each with this runner's
-        `threads`: on short texts `threads=1, concurrent_batches=<cores>` is fastest. Worker
-        threads are started once and reused by later calls.
+        Every call goes through one request queue (libtsrunner's RequestQueue): texts are
+        tokenized on the calling thread, then wait with the texts of calls from other threads
+        and run in batches of similar length (at most `batch_size` of this call's texts per
+        batch) on the queue's worker threads; `runner.queue_stats()` counts them. Calls with
+        different task options never share a batch.
+
+        `concurrent_batches` > 1 runs that many batches at once (the queue's workers), each with
+        this runner's `threads`: on short texts `threads=1, concurrent_batches=<cores>` is
+        fastest. Worker threads are started once per `concurrent_batches` value and reused by
+        later calls; they take the intra-op thread count of the thread that first asked.
         """
         if isinstance(texts, str):
             texts = [texts]
@@ -199,16 +218,31 @@ class Runner(_core.Runner):
             )
         if prompt_name is not None and not isinstance(prompt_name, str):
             raise ValueError(f"prompt_name must be a str or None, not {prompt_name!r}")
-        with self._pipeline_lock:  # one pipeline: the task options travel with each call
-            if self._pipeline is None:
-                self._pipeline = _core.Pipeline(self)
-        return self._pipeline.predict(
+        for name, value in (("normalize", normalize), ("truncate", truncate)):
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"{name} must be a bool or None, not {value!r}")
+        return self._queue(concurrent_batches).predict(
             texts,
             text_pairs,
             batch_size,
-            concurrent_batches,
             top_k,
             max_answer_length,
             doc_stride,
             prompt_name,
+            normalize,
+            truncate,
         )
+
+    def _queue(self, workers: int) -> _core.RequestQueue:
+        with self._pipeline_lock:  # one pipeline: the task options travel with each call
+            if self._pipeline is None:
+                self._pipeline = _core.Pipeline.over(self)
+            queue = self._queues.get(workers)
+            if queue is None:
+                queue = self._queues[workers] = _core.RequestQueue.over(self._pipeline, workers)
+            return queue
+
+    def queue_stats(self, concurrent_batches: int = 1) -> dict[str, int]:
+        """What predict()'s queue for `concurrent_batches` has done: submissions (calls),
+        inputs (texts), batches, batched_inputs, padded_tokens, largest_batch."""
+        return self._queue(concurrent_batches).stats()

@@ -407,5 +407,5 @@ def test_a_model_output_of_another_shape_is_refused_not_misread(task_models, tmp
     relabelled = tmp_path / "relabelled.pt"
     resave(task_models["fill-mask"][1], relabelled, edit_files=call_it_a_classifier)
     runner = tsrunner.Runner(relabelled, threads=1)
-    with pytest.raises(tsrunner.Error, match=r"output has shape \[2, \d+, \d+\], expected 2 dim"):
+    with pytest.raises(tsrunner.Error, match=r"output has shape \[\d+, \d+, \d+\], expected 2 dim"):
         runner.predict(["one text", "and another"])

@@ -143,7 +143,8 @@ class Pipeline {
   // feature-extraction: the model computes the sentence vector itself ("sentence_embedding").
   bool embedding_from_model_ = false;
   std::string pooling_mode_;
-  bool normalize_ = false;
+  bool normalize_ = false;            // the manifest's pooling normalises
+  bool normalized_in_graph_ = false;  // a sentence-transformers Normalize module in the graph
   std::shared_ptr<ThreadPool> pool_;
 };
 

@@ -85,12 +85,23 @@ struct TaskOptions {
   // themselves, TEI's raw_scores); nullopt: the manifest's score_function (sigmoid for one
   // label, softmax for several when the manifest names none).
   std::optional<std::string> score_function;
+  // feature-extraction: whether the embedding is L2-normalised (nullopt: as the export does it,
+  // by its sentence-transformers Normalize module or its manifest's pooling). true normalises an
+  // export's embedding that is not; false on an export whose graph normalises (a Normalize
+  // module) is refused with InvalidInput, since the vector before it is not an output.
+  std::optional<bool> normalize;
+  // A text (or pair) longer than the export's max_length: cut as the export's tokenizer cuts it
+  // (nullopt or true, as Transformers' pipelines) or refused with InvalidInput naming the length
+  // (false, as text-embeddings-inference's truncate=false). Question-answering contexts are cut
+  // into windows either way.
+  std::optional<bool> truncate;
 };
 
 inline bool operator==(const TaskOptions& a, const TaskOptions& b) {
   return a.top_k == b.top_k && a.max_answer_length == b.max_answer_length &&
          a.doc_stride == b.doc_stride && a.prompt_name == b.prompt_name &&
-         a.score_function == b.score_function;
+         a.score_function == b.score_function && a.normalize == b.normalize &&
+         a.truncate == b.truncate;
 }
 inline bool operator!=(const TaskOptions& a, const TaskOptions& b) { return !(a == b); }
 

@@ -30,6 +30,8 @@ struct Encoding {
   // The word each token belongs to, counted within its text (HF's word_ids: a word is what the
   // pre-tokenizer split off, or an added token); -1 for special and padding tokens.
   std::vector<int64_t> word_ids;
+  // The tokenizer cut tokens off the text or the pair to fit its max length.
+  bool truncated = false;
 
   size_t size() const { return ids.size(); }
 

@@ -10,6 +10,7 @@
 #include "tsrunner/pipeline.h"
 #include "tsrunner/prediction.h"
 #include "tsrunner/prediction_json.h"
+#include "tsrunner/request_queue.h"
 #include "tsrunner/runner.h"
 #include "tsrunner/task.h"
 #include "tsrunner/texts.h"

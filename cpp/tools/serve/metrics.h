@@ -7,20 +7,28 @@
 #include <utility>
 #include <vector>
 
+#include "tsrunner/request_queue.h"
+
 namespace tsrunner::serve {
 
 // Counters and histograms for GET /metrics, in Prometheus' text format (version 0.0.4).
-// Thread-safe.
-class Metrics {
+// Thread-safe. The request queue reports its batches here.
+class Metrics : public QueueObserver {
  public:
   Metrics();
+
+  void on_batch(size_t inputs, size_t padded_tokens, double seconds) override {
+    observe_batch(inputs, padded_tokens, seconds);
+  }
+  void on_queued(double seconds) override { observe_queue_time(seconds); }
+  void on_lone_batch() override { count_lone_batch(); }
 
   // `route` is a route pattern ("/embed", "/v2/models/{name}/infer"), never a raw path, so the
   // label set stays small.
   void observe_request(const std::string& route, int status, double seconds);
   void observe_batch(size_t inputs, size_t padded_tokens, double seconds);
   void observe_queue_time(double seconds);
-  // A batch that ran alone on BatchingOptions::lone_batch_threads.
+  // A batch that ran alone on QueueOptions::lone_batch_threads.
   void count_lone_batch();
   void add_input_tokens(size_t tokens);
 

@@ -17,9 +17,9 @@
 #include "../range_check.h"
 #include "http_server.h"
 #include "metrics.h"
-#include "scheduler.h"
 #include "service.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/request_queue.h"
 #include "tsrunner/version.h"
 
 namespace tsrunner::serve {
@@ -38,9 +38,9 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
       }
     }
     // Loading and the warm-up run on this (main) thread with one intra-op thread: an OpenMP
-    // team left here would count against the cores and slow the workers' teams (scheduler.cc).
-    // The runners keep threads = 0 (each call takes its thread's count): each worker sets its
-    // own, and a lone batch widens it.
+    // team left here would count against the cores and slow the workers' teams
+    // (src/queue/request_queue.cc). The runners keep threads = 0 (each call takes its thread's
+    // count): each worker sets its own, and a lone batch widens it.
     at::set_num_threads(1);
     RunnerOptions runner_options;
     runner_options.engine = options.engine;
@@ -234,7 +234,7 @@ int run_serve(ServeOptions options) {
   // cores at 64 clients: one HTTP thread 228-234 req/s, two 216-227; docs/serve.md).
   const size_t http_threads =
       options.http_threads > 0 ? options.http_threads : std::clamp<size_t>(cores / 2, 1, 4);
-  BatchingOptions batching;
+  QueueOptions batching;
   batching.max_batch_tokens = options.max_batch_tokens;
   batching.max_batch_requests = options.max_batch_requests;
   batching.max_wait = std::chrono::microseconds(static_cast<int64_t>(options.max_wait_ms * 1000));
@@ -252,10 +252,10 @@ int run_serve(ServeOptions options) {
   for (const ServedModel& model : models) pipelines.push_back(model.pipeline.get());
 
   Metrics metrics;
-  Scheduler scheduler(pipelines, batching, metrics);
+  RequestQueue queue(pipelines, batching, &metrics);
   ServiceLimits limits{options.max_concurrent_requests, options.max_client_batch_size,
                        options.api_key};
-  Service service(models, scheduler, metrics, limits, info_json(models, options, http_threads));
+  Service service(models, queue, metrics, limits, info_json(models, options, http_threads));
   HttpLimits http_limits;
   http_limits.body_bytes = options.payload_limit;
   http_limits.header_bytes = options.header_limit;
@@ -282,7 +282,7 @@ int run_serve(ServeOptions options) {
   }
   const size_t unfinished = server.requests_in_flight();
   server.stop();
-  scheduler.stop();
+  queue.stop();
   if (unfinished > 0) {
     std::cerr << "tsrun serve: stopped with " << unfinished
               << " request(s) unanswered after --drain-timeout-ms\n";

@@ -21,7 +21,7 @@ struct ServeOptions {
   // RunnerOptions::compute: "fp32" or the opt-in "bf16" (the Runner refuses it where it cannot).
   std::string compute = "fp32";
   size_t workers = 0;          // batches in flight; 0: the cores / threads
-  int lone_batch_threads = 0;  // BatchingOptions::lone_batch_threads; 0: workers x threads
+  int lone_batch_threads = 0;  // QueueOptions::lone_batch_threads; 0: workers x threads
   size_t http_threads = 0;     // 0: cores / 2, 1 to 4
   size_t max_batch_tokens = 16384;
   size_t max_batch_requests = 64;

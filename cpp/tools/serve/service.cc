@@ -9,10 +9,10 @@
 #include "json_text.h"
 #include "metrics.h"
 #include "request_parsing.h"
-#include "scheduler.h"
 #include "service_call.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/prediction_json.h"
+#include "tsrunner/request_queue.h"
 
 namespace tsrunner::serve {
 namespace {
@@ -67,57 +67,26 @@ bool same_secret(std::string_view a, std::string_view b) {
   return difference == 0;
 }
 
-bool has_content(std::string_view text) {
-  return text.find_first_not_of(" \t\r\n\f\v") != std::string_view::npos;
-}
-
-// Did the tokenizer cut this text (or its pair) short? Only a full-length encoding can have
-// been cut; then it was when a visible character follows the last token of a sequence.
-bool truncated(const Encoding& encoding, const Tokenizer& tokenizer, std::string_view text,
-               std::optional<std::string_view> pair) {
-  const std::optional<size_t> max_length = tokenizer.max_length();
-  if (!max_length || encoding.size() < *max_length) return false;
-  for (int sequence = 0; sequence < (pair ? 2 : 1); ++sequence) {
-    const std::string_view source = sequence == 0 ? text : *pair;
-    size_t end = 0;
-    for (size_t t = 0; t < encoding.size(); ++t) {
-      if (encoding.sequence_ids[t] == sequence) end = std::max(end, encoding.offsets[t].second);
-    }
-    if (end < source.size() && has_content(source.substr(end))) return true;
-  }
-  return false;
-}
-
-// Tokenizes one input; RequestError (422) when it is empty, not UTF-8, or too long for the
-// model and `truncate` is off.
+// Tokenizes one input with the request's task options (prompt, truncate); RequestError (422)
+// when it is empty, not UTF-8, or too long for the model and `truncate` is off.
 std::vector<Encoding> encode_input(const Pipeline& pipeline, const std::string& what,
                                    const std::string& text, const std::optional<std::string>& pair,
-                                   bool truncate) {
+                                   const TaskOptions& options) {
   if (text.empty() || (pair && pair->empty())) {
     throw RequestError(422, what + " cannot be empty");
   }
   std::optional<std::string_view> pair_view;
   if (pair) pair_view = *pair;
-  std::vector<Encoding> encodings;
   try {
-    encodings = pipeline.encode(text, pair_view);
+    return pipeline.encode(text, pair_view, options);
   } catch (const InvalidInput& error) {
-    throw RequestError(422, what + ": " + error.what());
+    std::string message = what + ": " + error.what();
+    if (options.truncate == false && pipeline.tokenizer().max_length() &&
+        message.find("(truncate=false)") != std::string::npos) {
+      message += "; send \"truncate\": true to cut it";
+    }
+    throw RequestError(422, message);
   }
-  if (!truncate && encodings.size() == 1 &&
-      truncated(encodings.front(), pipeline.tokenizer(), text, pair_view)) {
-    throw RequestError(422, what + " is longer than the model's " +
-                                std::to_string(*pipeline.tokenizer().max_length()) +
-                                " tokens; send \"truncate\": true to cut it");
-  }
-  return encodings;
-}
-
-void normalize(std::vector<float>& vector) {
-  double squares = 0;
-  for (float value : vector) squares += static_cast<double>(value) * value;
-  const double norm = std::max(std::sqrt(squares), 1e-12);
-  for (float& value : vector) value = static_cast<float>(value / norm);
 }
 
 std::string scores_json(const std::vector<LabelScore>& labels) {
@@ -158,10 +127,10 @@ HttpResponse error_response(ErrorShape shape, int status, const std::string& mes
   return response;
 }
 
-Service::Service(std::vector<ServedModel>& models, Scheduler& scheduler, Metrics& metrics,
+Service::Service(std::vector<ServedModel>& models, RequestQueue& queue, Metrics& metrics,
                  ServiceLimits limits, std::string info_json)
     : models_(models),
-      scheduler_(scheduler),
+      queue_(queue),
       metrics_(metrics),
       limits_(std::move(limits)),
       info_json_(std::move(info_json)) {}
@@ -251,29 +220,27 @@ void Service::embed(const std::shared_ptr<Call>& call) {
   EmbedRequest request = parse_embed_request(call->request.body);
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
   if (!admit(call)) return;
-  Submission submission;
+  QueueSubmission submission;
+  submission.options.truncate = request.truncate;
+  submission.options.normalize = request.normalize;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
     submission.inputs.push_back(
-        encode_input(*model.pipeline, what, request.inputs[i], std::nullopt, request.truncate));
+        encode_input(*model.pipeline, what, request.inputs[i], std::nullopt, submission.options));
   }
   submission.texts = std::move(request.inputs);
-  const bool renormalize = request.normalize && !(model.runner->manifest().pooling &&
-                                                  model.runner->manifest().pooling->normalize);
-  submission.done = [call, renormalize, this](Outcome outcome) {
+  submission.done = [call, this](QueueOutcome outcome) {
     if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 424, outcome.error);
     metrics_.add_input_tokens(outcome.tokens);
     std::string body = "[";
     for (size_t i = 0; i < outcome.predictions.size(); ++i) {
-      std::vector<float>& embedding = outcome.predictions[i].embedding;
-      if (renormalize) normalize(embedding);
       if (i > 0) body += ",";
-      append_float_array(body, embedding);
+      append_float_array(body, outcome.predictions[i].embedding);
     }
     call->answer_json(body + "]");
   };
   submission.model = 0;
-  scheduler_.submit(std::move(submission));
+  queue_.submit(std::move(submission));
 }
 
 void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
@@ -292,7 +259,7 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
                                model.runner->manifest().task + ")");
   }
   // OpenAI's own limit, not --max-client-batch-size (TEI's): clients such as LangChain's send
-  // up to 1,000 texts at once. The scheduler batches them like any other inputs, and the body
+  // up to 1,000 texts at once. The request queue batches them like any other inputs, and the body
   // size (--payload-limit, 413) bounds the memory a request takes.
   if (request.inputs.size() > kOpenAIMaxInputs) {
     throw RequestError(422, "`input` has " + std::to_string(request.inputs.size()) +
@@ -300,23 +267,22 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
                                 " per request, as in OpenAI's API");
   }
   if (!admit(call)) return;
-  Submission submission;
+  QueueSubmission submission;
+  // OpenAI's embeddings are unit vectors; so are these (TEI's /v1/embeddings does the same).
+  submission.options.normalize = true;
+  submission.options.truncate = false;  // OpenAI refuses input over the model's context
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     submission.inputs.push_back(encode_input(*model.pipeline, "`input[" + std::to_string(i) + "]`",
-                                             request.inputs[i], std::nullopt, false));
+                                             request.inputs[i], std::nullopt, submission.options));
   }
   submission.texts = std::move(request.inputs);
-  // OpenAI's embeddings are unit vectors; so are these (TEI's /v1/embeddings does the same).
-  const bool renormalize =
-      !(model.runner->manifest().pooling && model.runner->manifest().pooling->normalize);
-  submission.done = [call, renormalize, base64_format = request.base64, name = model.name,
-                     this](Outcome outcome) {
+  submission.done = [call, base64_format = request.base64, name = model.name,
+                     this](QueueOutcome outcome) {
     if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 500, outcome.error);
     metrics_.add_input_tokens(outcome.tokens);
     std::string body = "{\"object\":\"list\",\"data\":[";
     for (size_t i = 0; i < outcome.predictions.size(); ++i) {
-      std::vector<float>& embedding = outcome.predictions[i].embedding;
-      if (renormalize) normalize(embedding);
+      const std::vector<float>& embedding = outcome.predictions[i].embedding;
       if (i > 0) body += ",";
       body += "{\"object\":\"embedding\",\"index\":" + std::to_string(i) + ",\"embedding\":";
       if (base64_format) {
@@ -333,7 +299,7 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
     call->answer_json(std::move(body));
   };
   submission.model = index;
-  scheduler_.submit(std::move(submission));
+  queue_.submit(std::move(submission));
 }
 
 void Service::predict(const std::shared_ptr<Call>& call) {
@@ -349,18 +315,20 @@ void Service::predict(const std::shared_ptr<Call>& call) {
   }
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
   if (!admit(call)) return;
-  Submission submission;
+  QueueSubmission submission;
+  submission.options.truncate = request.truncate;
+  if (request.raw_scores) submission.options.score_function = "none";
   bool any_pair = false;
   for (const TextInput& input : request.inputs) any_pair = any_pair || input.pair.has_value();
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
     submission.inputs.push_back(encode_input(*model.pipeline, what, request.inputs[i].text,
-                                             request.inputs[i].pair, request.truncate));
+                                             request.inputs[i].pair, submission.options));
     submission.texts.push_back(std::move(request.inputs[i].text));
     if (any_pair) submission.pairs.push_back(request.inputs[i].pair.value_or(""));
   }
   const bool classification = model.runner->manifest().task_kind == Task::kTextClassification;
-  submission.done = [call, classification, batch = request.batch, this](Outcome outcome) {
+  submission.done = [call, classification, batch = request.batch, this](QueueOutcome outcome) {
     if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 424, outcome.error);
     metrics_.add_input_tokens(outcome.tokens);
     std::string body = batch ? "[" : "";
@@ -371,9 +339,8 @@ void Service::predict(const std::shared_ptr<Call>& call) {
     }
     call->answer_json(batch ? body + "]" : body);
   };
-  if (request.raw_scores) submission.options.score_function = "none";
   submission.model = 0;
-  scheduler_.submit(std::move(submission));
+  queue_.submit(std::move(submission));
 }
 
 void Service::rerank(const std::shared_ptr<Call>& call) {
@@ -388,15 +355,18 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
   RerankRequest request = parse_rerank_request(call->request.body);
   check_batch_size(request.texts.size(), limits_.max_client_batch_size);
   if (!admit(call)) return;
-  Submission submission;
+  QueueSubmission submission;
+  submission.options.truncate = request.truncate;
+  // raw_scores: the logits; their order is the scores' (the score function is increasing).
+  if (request.raw_scores) submission.options.score_function = "none";
   for (size_t i = 0; i < request.texts.size(); ++i) {
     submission.inputs.push_back(encode_input(*model.pipeline, "`texts[" + std::to_string(i) + "]`",
-                                             request.query, request.texts[i], request.truncate));
+                                             request.query, request.texts[i], submission.options));
     submission.texts.push_back(request.query);
   }
   auto texts = std::make_shared<std::vector<std::string>>(std::move(request.texts));
   submission.pairs = *texts;
-  submission.done = [call, texts, return_text = request.return_text, this](Outcome outcome) {
+  submission.done = [call, texts, return_text = request.return_text, this](QueueOutcome outcome) {
     if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 424, outcome.error);
     metrics_.add_input_tokens(outcome.tokens);
     std::vector<std::pair<float, size_t>> ranks;
@@ -420,10 +390,8 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
     }
     call->answer_json(body + "]");
   };
-  // raw_scores: the logits; their order is the scores' (the score function is increasing).
-  if (request.raw_scores) submission.options.score_function = "none";
   submission.model = 0;
-  scheduler_.submit(std::move(submission));
+  queue_.submit(std::move(submission));
 }
 
 void Service::tokenize(const std::shared_ptr<Call>& call) {
@@ -470,7 +438,7 @@ void Service::info(const std::shared_ptr<Call>& call) { call->answer_json(info_j
 void Service::metrics(const std::shared_ptr<Call>& call) {
   call->answer({200,
                 "text/plain; version=0.0.4",
-                metrics_.prometheus(scheduler_.queue_depth(), model_requests_),
+                metrics_.prometheus(queue_.queue_depth(), model_requests_),
                 {}});
 }
 

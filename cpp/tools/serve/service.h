@@ -8,12 +8,12 @@
 
 #include "http_server.h"
 #include "tsrunner/pipeline.h"
+#include "tsrunner/request_queue.h"
 #include "tsrunner/runner.h"
 
 namespace tsrunner::serve {
 
 class Metrics;
-class Scheduler;
 
 // One model the server answers for.
 struct ServedModel {
@@ -34,10 +34,11 @@ struct ServiceLimits {
 
 // The routes: text-embeddings-inference's (/embed, /predict, /rerank, /tokenize, /health,
 // /info, /metrics), OpenAI's /v1/embeddings and the Open Inference Protocol v2 (/v2/...).
-// Requests are parsed and tokenized on the HTTP threads; model work goes to the scheduler.
+// Requests are parsed and tokenized on the HTTP threads; model work goes to the library's
+// RequestQueue.
 class Service {
  public:
-  Service(std::vector<ServedModel>& models, Scheduler& scheduler, Metrics& metrics,
+  Service(std::vector<ServedModel>& models, RequestQueue& queue, Metrics& metrics,
           ServiceLimits limits, std::string info_json);
 
   void handle(HttpRequest&& request, Respond respond);
@@ -66,7 +67,7 @@ class Service {
   bool admit(const std::shared_ptr<Call>& call);
 
   std::vector<ServedModel>& models_;
-  Scheduler& scheduler_;
+  RequestQueue& queue_;
   Metrics& metrics_;
   ServiceLimits limits_;
   std::string info_json_;

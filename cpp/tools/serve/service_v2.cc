@@ -8,10 +8,10 @@
 
 #include "json_text.h"
 #include "request_parsing.h"
-#include "scheduler.h"
 #include "service.h"
 #include "service_call.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/request_queue.h"
 #include "tsrunner/version.h"
 
 namespace tsrunner::serve {
@@ -195,7 +195,7 @@ void Service::v2_infer(const std::shared_ptr<Call>& call, ServedModel& model) {
     tensor.bytes.clear();
     inputs->emplace(tensor.name, std::move(value));
   }
-  scheduler_.run([call, request, inputs, &model] {
+  queue_.run([call, request, inputs, &model] {
     try {
       const TensorMap outputs = model.runner->run(*inputs);
       std::vector<std::string> names = request->outputs;

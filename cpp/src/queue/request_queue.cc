@@ -1,17 +1,20 @@
-#include "scheduler.h"
-
-#include <ATen/Parallel.h>
+#include "tsrunner/request_queue.h"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
+#include <deque>
+#include <limits>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
-#include "metrics.h"
+#include "intra_op_threads.h"
+#include "queue/free_cores.h"
 #include "tsrunner/errors.h"
 
-namespace tsrunner::serve {
+namespace tsrunner {
 namespace {
 
 // A batch is formed from at most this many of the oldest waiting inputs (bounds the sort).
@@ -19,80 +22,125 @@ constexpr size_t kBatchCandidates = 4096;
 
 size_t distance(size_t a, size_t b) { return a > b ? a - b : b - a; }
 
-// Tasks of other processes runnable on this machine at this instant: the kernel's count
-// (/proc/loadavg's fourth field, or the file the test hook TSR_TEST_LOADAVG names,
-// docs/testing.md) less this process's running threads (/proc/self/task: this worker, an
-// OpenMP helper still spinning, an HTTP thread). -1 when it cannot be read.
-long other_runnable_tasks(const std::string& loadavg_path) {
-  std::ifstream loadavg(loadavg_path);
-  double one, five, fifteen;
-  long running = 0;
-  char slash = 0;
-  if (!(loadavg >> one >> five >> fifteen >> running >> slash) || slash != '/') return -1;
-  long ours = 0;
-  std::error_code error;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
-    std::ifstream stat(task.path() / "stat");
-    std::string line;
-    std::getline(stat, line);
-    const size_t name_end = line.rfind(')');  // the state follows the name, which may hold ')'
-    if (name_end != std::string::npos && name_end + 2 < line.size() && line[name_end + 2] == 'R') {
-      ++ours;
-    }
-  }
-  return std::max(0L, running - ours);
-}
-
 // Padding tokens a batch may carry beyond its inputs' own tokens. Padding costs as much as real
 // tokens (about 0.21 ms per token on one Zen 4 core with MiniLM), while a batch of its own costs a
 // fixed ~3 ms, about 16 tokens' worth (docs/serve.md): an input that would pad the batch by more
 // waits for a batch of its own length, which at high load forms in the next take.
 size_t allowed_padding(size_t own_tokens) { return 16 + own_tokens / 8; }
 
+double seconds_since(std::chrono::steady_clock::time_point start,
+                     std::chrono::steady_clock::time_point end) {
+  return std::chrono::duration<double>(end - start).count();
+}
+
 }  // namespace
 
-struct Scheduler::Request {
-  Submission submission;
-  std::mutex mutex;
-  std::vector<Prediction> predictions;
-  size_t remaining = 0;
-  std::string error;
-  bool invalid_input = false;
-  size_t tokens = 0;
+class RequestQueue::Impl {
+ public:
+  Impl(std::vector<const Pipeline*> pipelines, QueueOptions options, QueueObserver* observer);
+  void submit(QueueSubmission submission);
+  void run(std::function<void()> job);
+  size_t queue_depth() const;
+  QueueStats stats() const;
+  void stop();
+
+  std::vector<const Pipeline*> pipelines_;
+  QueueOptions options_;
+
+ private:
+  // One submission while its inputs are answered.
+  struct Request {
+    QueueSubmission submission;
+    std::mutex mutex;
+    std::vector<Prediction> predictions;
+    size_t remaining = 0;
+    std::string error;
+    bool invalid_input = false;
+    size_t tokens = 0;
+  };
+  struct Pending {
+    std::shared_ptr<Request> request;
+    size_t index;    // the input within its request
+    size_t length;   // its longest encoding
+    size_t windows;  // its encodings
+    std::chrono::steady_clock::time_point queued;
+  };
+
+  void work(size_t index);
+  std::vector<Pending> take_batch(size_t model);  // lock held
+  void run_batch(size_t model, std::vector<Pending>& batch);
+  void finish(Pending& pending, Prediction* prediction, const std::string& error,
+              bool invalid_input);
+
+  QueueObserver* observer_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::vector<std::deque<Pending>> queues_;  // one per model, oldest first
+  std::vector<size_t> queued_tokens_;        // per model
+  std::deque<std::function<void()>> jobs_;
+  size_t pending_inputs_ = 0;
+  size_t busy_workers_ = 0;                     // running a batch
+  bool lone_batch_running_ = false;             // a batch on lone_batch_threads: the others wait
+  bool first_worker_busy_ = false;              // the others take work only while it is
+  std::string loadavg_path_ = "/proc/loadavg";  // whether the cores are free for a lone batch
+  // Other processes' runnable tasks at the last look (none yet: the first look decides).
+  long last_other_runnable_ = std::numeric_limits<long>::max();
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+
+  std::atomic<uint64_t> submissions_{0}, inputs_{0}, batches_{0}, batched_inputs_{0},
+      padded_tokens_{0}, lone_batches_{0};
+  std::atomic<size_t> largest_batch_{0};
 };
 
-Scheduler::Scheduler(std::vector<const Pipeline*> pipelines, BatchingOptions options,
-                     Metrics& metrics)
+RequestQueue::Impl::Impl(std::vector<const Pipeline*> pipelines, QueueOptions options,
+                         QueueObserver* observer)
     : pipelines_(std::move(pipelines)),
       options_(options),
-      metrics_(metrics),
+      observer_(observer),
       queues_(pipelines_.size()),
       queued_tokens_(pipelines_.size(), 0) {
+  if (pipelines_.empty()) throw InvalidInput("RequestQueue needs at least one pipeline");
+  for (const Pipeline* pipeline : pipelines_) {
+    if (pipeline == nullptr) throw InvalidInput("RequestQueue: a pipeline is null");
+  }
+  // Test hook (docs/testing.md): a file standing in for /proc/loadavg.
   if (const char* hook = std::getenv("TSR_TEST_LOADAVG")) loadavg_path_ = hook;
+  if (options_.intra_op_threads <= 0) options_.intra_op_threads = detail::intra_op_threads();
   options_.workers = std::max<size_t>(options_.workers, 1);
   options_.max_batch_requests = std::max<size_t>(options_.max_batch_requests, 1);
   for (size_t w = 0; w < options_.workers; ++w) workers_.emplace_back([this, w] { work(w); });
 }
 
-Scheduler::~Scheduler() { stop(); }
-
-void Scheduler::submit(Submission submission) {
-  auto request = std::make_shared<Request>();
+void RequestQueue::Impl::submit(QueueSubmission submission) {
   const size_t count = submission.inputs.size();
   const size_t model = submission.model;
+  if (model >= pipelines_.size()) {
+    throw InvalidInput("RequestQueue: model " + std::to_string(model) + " out of range (" +
+                       std::to_string(pipelines_.size()) + " models)");
+  }
+  if (!submission.texts.empty() && submission.texts.size() != count) {
+    throw InvalidInput("RequestQueue: " + std::to_string(submission.texts.size()) + " texts for " +
+                       std::to_string(count) + " inputs");
+  }
+  if (!submission.pairs.empty() && submission.pairs.size() != count) {
+    throw InvalidInput("RequestQueue: " + std::to_string(submission.pairs.size()) + " pairs for " +
+                       std::to_string(count) + " inputs");
+  }
+  if (!submission.done) throw InvalidInput("RequestQueue: a submission needs a done callback");
+  auto request = std::make_shared<Request>();
   request->predictions.resize(count);
   request->remaining = count;
   for (const auto& windows : submission.inputs) {
     for (const Encoding& encoding : windows) request->tokens += encoding.size();
   }
   request->submission = std::move(submission);
-  if (count == 0) {
-    request->submission.done(Outcome{});
-    return;
-  }
   const auto now = std::chrono::steady_clock::now();
   {
     const std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) throw Error("RequestQueue: stopped, no more submissions");
+    ++submissions_;
+    inputs_ += count;
     for (size_t i = 0; i < count; ++i) {
       const auto& windows = request->submission.inputs[i];
       size_t length = 0;
@@ -102,23 +150,40 @@ void Scheduler::submit(Submission submission) {
     }
     pending_inputs_ += count;
   }
+  if (count == 0) {
+    request->submission.done(QueueOutcome{});
+    return;
+  }
   wake_.notify_all();
 }
 
-void Scheduler::run(std::function<void()> job) {
+void RequestQueue::Impl::run(std::function<void()> job) {
   {
     const std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) throw Error("RequestQueue: stopped, no more jobs");
     jobs_.push_back(std::move(job));
   }
   wake_.notify_all();  // the first worker may be busy: another takes it
 }
 
-size_t Scheduler::queue_depth() const {
+size_t RequestQueue::Impl::queue_depth() const {
   const std::lock_guard<std::mutex> lock(mutex_);
   return pending_inputs_ + jobs_.size();
 }
 
-void Scheduler::stop() {
+QueueStats RequestQueue::Impl::stats() const {
+  QueueStats stats;
+  stats.submissions = submissions_;
+  stats.inputs = inputs_;
+  stats.batches = batches_;
+  stats.batched_inputs = batched_inputs_;
+  stats.padded_tokens = padded_tokens_;
+  stats.lone_batches = lone_batches_;
+  stats.largest_batch = largest_batch_;
+  return stats;
+}
+
+void RequestQueue::Impl::stop() {
   {
     const std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
@@ -130,16 +195,16 @@ void Scheduler::stop() {
   workers_.clear();
 }
 
-void Scheduler::work(size_t index) {
+void RequestQueue::Impl::work(size_t index) {
   // OpenMP keeps the intra-op thread count per thread: set it on every worker.
-  at::set_num_threads(options_.intra_op_threads);
+  detail::set_intra_op_threads(options_.intra_op_threads);
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     // The first worker takes work first; the others only while it is busy. So a lone batch is
     // always the first worker's, and only that thread ever opens an OpenMP team wider than
-    // --threads: libgomp stops spinning between parallel regions (and each small operator then
-    // pays a futex wake-up) once its teams hold more threads than there are cores, which made
-    // a second thread useless when any worker could run the lone batch (docs/serve.md).
+    // intra_op_threads: libgomp stops spinning between parallel regions (and each small operator
+    // then pays a futex wake-up) once its teams hold more threads than there are cores, which
+    // made a second thread useless when any worker could run the lone batch (docs/serve.md).
     wake_.wait(lock, [&] {
       if (lone_batch_running_) return false;
       if (stopping_) return true;
@@ -185,7 +250,7 @@ void Scheduler::work(size_t index) {
       // sentence ~400 ms on 2 threads against 10-16 ms on 1, docs/serve.md). Of this count and
       // the previous one the smaller: a task runnable for an instant is not a busy core, one
       // seen both times is.
-      const long others = other_runnable_tasks(loadavg_path_);
+      const long others = detail::other_runnable_tasks(loadavg_path_);
       const long seen = std::min(others, last_other_runnable_);
       last_other_runnable_ = others;
       const long cores = std::max(1u, std::thread::hardware_concurrency());
@@ -197,11 +262,12 @@ void Scheduler::work(size_t index) {
     if (pending_inputs_ > 0) wake_.notify_all();  // another worker takes the next batch
     lock.unlock();
     if (lone) {
-      at::set_num_threads(options_.lone_batch_threads);
-      metrics_.count_lone_batch();
+      detail::set_intra_op_threads(options_.lone_batch_threads);
+      ++lone_batches_;
+      if (observer_ != nullptr) observer_->on_lone_batch();
     }
     run_batch(model, batch);
-    if (lone) at::set_num_threads(options_.intra_op_threads);
+    if (lone) detail::set_intra_op_threads(options_.intra_op_threads);
     batch.clear();  // drops the requests' references outside the lock
     lock.lock();
     --busy_workers_;
@@ -213,7 +279,7 @@ void Scheduler::work(size_t index) {
   }
 }
 
-std::vector<Scheduler::Pending> Scheduler::take_batch(size_t model) {
+std::vector<RequestQueue::Impl::Pending> RequestQueue::Impl::take_batch(size_t model) {
   std::deque<Pending>& queue = queues_[model];
   const Pipeline& pipeline = *pipelines_[model];
   const size_t candidates = std::min(queue.size(), kBatchCandidates);
@@ -221,8 +287,10 @@ std::vector<Scheduler::Pending> Scheduler::take_batch(size_t model) {
   // the others idle while clients wait for their answers before sending more.
   const size_t idle =
       std::max<size_t>(options_.workers - std::min(busy_workers_, options_.workers), 1);
-  const size_t max_inputs =
+  size_t max_inputs =
       std::min(options_.max_batch_requests, std::max<size_t>((queue.size() + idle - 1) / idle, 1));
+  const QueueSubmission& oldest = queue.front().request->submission;
+  if (oldest.batch_size > 0) max_inputs = std::min(max_inputs, oldest.batch_size);
   const size_t anchor = queue.front().length;
   // The oldest first, then by closeness of length to it, then by age.
   std::vector<size_t> order(candidates);
@@ -233,10 +301,11 @@ std::vector<Scheduler::Pending> Scheduler::take_batch(size_t model) {
   std::vector<bool> chosen(candidates, false);
   size_t longest = 0, rows = 0, count = 0;
   size_t own_tokens = 0;  // what the inputs would take padded alone (their own lengths)
-  const TaskOptions& options = queue.front().request->submission.options;  // the oldest's
   for (size_t i : order) {
-    if (queue[i].request->submission.options != options) continue;
     if (count >= max_inputs) break;
+    const QueueSubmission& submission = queue[i].request->submission;
+    if (submission.options != oldest.options) continue;
+    if (submission.batch_size > 0 && count >= submission.batch_size) continue;
     const size_t next_longest = std::max(longest, queue[i].length);
     const size_t next_rows = rows + queue[i].windows;
     const size_t next_padded = pipeline.padded_length(next_longest) * next_rows;
@@ -266,30 +335,39 @@ std::vector<Scheduler::Pending> Scheduler::take_batch(size_t model) {
   return batch;
 }
 
-void Scheduler::run_batch(size_t model, std::vector<Pending>& batch) {
+void RequestQueue::Impl::run_batch(size_t model, std::vector<Pending>& batch) {
   const Pipeline& pipeline = *pipelines_[model];
   std::vector<std::vector<Encoding>> inputs;
   std::vector<std::string_view> texts, pairs;
   size_t rows = 0, longest = 0;
   const auto started = std::chrono::steady_clock::now();
   for (const Pending& pending : batch) {
-    const Submission& submission = pending.request->submission;
+    const QueueSubmission& submission = pending.request->submission;
     inputs.push_back(submission.inputs[pending.index]);  // a copy: a failed batch reruns them
-    texts.push_back(submission.texts[pending.index]);
+    texts.push_back(submission.texts.empty() ? std::string_view()
+                                             : std::string_view(submission.texts[pending.index]));
     pairs.push_back(submission.pairs.empty() ? std::string_view()
                                              : std::string_view(submission.pairs[pending.index]));
     rows += pending.windows;
     longest = std::max(longest, pending.length);
-    metrics_.observe_queue_time(std::chrono::duration<double>(started - pending.queued).count());
+    if (observer_ != nullptr) observer_->on_queued(seconds_since(pending.queued, started));
   }
   std::string error;
   bool invalid_input = false;
   try {
     std::vector<Prediction> predictions = pipeline.predict_encodings(
         std::move(inputs), texts, pairs, rows, 1, batch.front().request->submission.options);
-    metrics_.observe_batch(
-        batch.size(), pipeline.padded_length(longest) * rows,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    const size_t padded_tokens = pipeline.padded_length(longest) * rows;
+    ++batches_;
+    batched_inputs_ += batch.size();
+    padded_tokens_ += padded_tokens;
+    size_t largest = largest_batch_.load();
+    while (batch.size() > largest && !largest_batch_.compare_exchange_weak(largest, batch.size())) {
+    }
+    if (observer_ != nullptr) {
+      observer_->on_batch(batch.size(), padded_tokens,
+                          seconds_since(started, std::chrono::steady_clock::now()));
+    }
     for (size_t i = 0; i < batch.size(); ++i) finish(batch[i], &predictions[i], "", false);
     return;
   } catch (const InvalidInput& failure) {
@@ -309,11 +387,11 @@ void Scheduler::run_batch(size_t model, std::vector<Pending>& batch) {
   }
 }
 
-void Scheduler::finish(Pending& pending, Prediction* prediction, const std::string& error,
-                       bool invalid_input) {
+void RequestQueue::Impl::finish(Pending& pending, Prediction* prediction, const std::string& error,
+                                bool invalid_input) {
   Request& request = *pending.request;
-  std::function<void(Outcome)> done;
-  Outcome outcome;
+  std::function<void(QueueOutcome)> done;
+  QueueOutcome outcome;
   {
     const std::lock_guard<std::mutex> lock(request.mutex);
     if (prediction != nullptr) {
@@ -332,4 +410,69 @@ void Scheduler::finish(Pending& pending, Prediction* prediction, const std::stri
   done(std::move(outcome));
 }
 
-}  // namespace tsrunner::serve
+RequestQueue::RequestQueue(std::vector<const Pipeline*> pipelines, QueueOptions options,
+                           QueueObserver* observer)
+    : impl_(std::make_unique<Impl>(std::move(pipelines), options, observer)) {}
+
+RequestQueue::RequestQueue(const Pipeline& pipeline, QueueOptions options, QueueObserver* observer)
+    : RequestQueue(std::vector<const Pipeline*>{&pipeline}, options, observer) {}
+
+RequestQueue::~RequestQueue() { impl_->stop(); }
+
+void RequestQueue::submit(QueueSubmission submission) { impl_->submit(std::move(submission)); }
+
+std::future<std::vector<Prediction>> RequestQueue::submit(Texts texts, Texts pairs,
+                                                          const TaskOptions& options, size_t model,
+                                                          size_t batch_size) {
+  if (model >= impl_->pipelines_.size()) {
+    throw InvalidInput("RequestQueue: model " + std::to_string(model) + " out of range (" +
+                       std::to_string(impl_->pipelines_.size()) + " models)");
+  }
+  if (!pairs.empty() && pairs.size() != texts.size()) {
+    throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
+                       std::to_string(pairs.size()) + " pairs");
+  }
+  const Pipeline& pipeline = *impl_->pipelines_[model];
+  QueueSubmission submission;
+  submission.model = model;
+  submission.options = options;
+  submission.batch_size = batch_size;
+  submission.inputs.reserve(texts.size());
+  submission.texts.reserve(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::optional<std::string_view> pair;
+    if (!pairs.empty()) pair = pairs[i];
+    try {
+      submission.inputs.push_back(pipeline.encode(texts[i], pair, options));
+    } catch (const InvalidInput& error) {
+      throw InvalidInput("text " + std::to_string(i) + ": " + error.what());
+    }
+    submission.texts.emplace_back(texts[i]);
+    if (pair) submission.pairs.emplace_back(*pair);
+  }
+  auto promise = std::make_shared<std::promise<std::vector<Prediction>>>();
+  std::future<std::vector<Prediction>> answer = promise->get_future();
+  submission.done = [promise](QueueOutcome outcome) {
+    if (outcome.error.empty()) {
+      promise->set_value(std::move(outcome.predictions));
+    } else if (outcome.invalid_input) {
+      promise->set_exception(std::make_exception_ptr(InvalidInput(outcome.error)));
+    } else {
+      promise->set_exception(std::make_exception_ptr(Error(outcome.error)));
+    }
+  };
+  impl_->submit(std::move(submission));
+  return answer;
+}
+
+void RequestQueue::run(std::function<void()> job) { impl_->run(std::move(job)); }
+
+size_t RequestQueue::queue_depth() const { return impl_->queue_depth(); }
+
+QueueStats RequestQueue::stats() const { return impl_->stats(); }
+
+const QueueOptions& RequestQueue::options() const { return impl_->options_; }
+
+void RequestQueue::stop() { impl_->stop(); }
+
+}  // namespace tsrunner
