@@ -247,4 +247,13 @@ TensorMap Runner::run(const TensorMap& inputs) const {
   return outputs;
 }
 
+std::vector<at::Tensor> Runner::run_method(const std::string& name,
+                                           std::vector<at::Tensor> inputs) const {
+  Impl& impl = this->impl();
+  const Impl::Call call(impl);
+  c10::InferenceMode inference_guard;
+  const detail::ScopedIntraOpThreads threads(impl.options.threads);
+  return impl.engine->run_method(name, std::move(inputs));
+}
+
 }  // namespace tsrunner

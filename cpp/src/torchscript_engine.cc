@@ -3,6 +3,7 @@
 #include <torch/script.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -105,7 +106,26 @@ class TorchScriptEngine final : public Engine {
     } catch (const c10::Error& error) {
       throw Error("model run failed: " + first_line(error.msg()));
     }
+    return tensors_of(result);
+  }
 
+  std::vector<at::Tensor> run_method(const std::string& name,
+                                     std::vector<at::Tensor> inputs) const override {
+    const GraphOptimizeScope optimize(optimize_graph_);
+    const std::optional<torch::jit::Method> method = module_.find_method(name);
+    if (!method) throw Error("the model has no method \"" + name + "\"");
+    std::vector<c10::IValue> arguments;
+    arguments.reserve(inputs.size());
+    for (at::Tensor& tensor : inputs) arguments.emplace_back(tensor.to(device_));
+    try {
+      return tensors_of((*method)(std::move(arguments)));
+    } catch (const c10::Error& error) {
+      throw Error("model run failed (" + name + "): " + first_line(error.msg()));
+    }
+  }
+
+ private:
+  static std::vector<at::Tensor> tensors_of(const c10::IValue& result) {
     std::vector<at::Tensor> values;
     if (result.isTensor()) {
       values.push_back(result.toTensor());
@@ -120,7 +140,6 @@ class TorchScriptEngine final : public Engine {
     return values;
   }
 
- private:
   // Calls the graph traced for `bucket` (0: forward).
   c10::IValue call(torch::jit::Module& module, std::vector<at::Tensor> inputs,
                    int64_t bucket) const {

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from . import cross_encoder, model_source, sentence_embedding
+from . import cross_encoder, generation_export, model_source, sentence_embedding
 from . import quantize as int8
 from .atomic import atomic_path
 from .backends import Backend, bucket_method, get_backend, resolve_backend
@@ -696,6 +696,7 @@ def export(
         )
     else:
         step(f"trace ({archive.name}): batch {options.batch_size}, {lengths}")
+    generates = _plan_generation(source, resolved, options, archive, plan)
     try:
         traced, tracer_warnings = _trace(archive, plan.wrapper, plan.methods)
     except Exception as error:
@@ -705,6 +706,12 @@ def export(
         ) from error
 
     checks = _validate(archive, traced, plan, options, step)
+    generation_checks = []
+    if generates:
+        step("validate prefill + decode with a KV cache against the eager model")
+        generation_checks = generation_export.validate(
+            source.model, traced, plan.vocab_size or 1, options.atol
+        )
     dynamic = _judge(checks, options, plan)
     quantization = _check_int8_accuracy(plan, traced) if options.quantize else None
     embedding = _check_embedding(source, plan, options) if source.embedding else None
@@ -764,6 +771,14 @@ def export(
             ),
         )
     )
+    if generates:
+        manifest["generation"] = generation_export.manifest_record(
+            source.model,
+            plan.methods,
+            generation_checks,
+            max_context=_trace_length(source, options, False)[0],
+            pad_token_id=plan.pad_token_id,
+        )
     extra_files = {
         MANIFEST_RECORD: json.dumps(manifest, indent=2),
         CONFIG_RECORD: source.config.to_json_string(),
@@ -786,6 +801,46 @@ def export(
         size_bytes=size,
         seconds=time.perf_counter() - started,
     )
+
+
+def _plan_generation(
+    source: model_source.ModelSource,
+    task: Task,
+    options: ExportOptions,
+    archive: Backend,
+    plan: _TracePlan,
+) -> bool:
+    """Adds the prefill and decode methods (generation_export) to a causal-lm plan where they
+    apply: TorchScript, float32, one graph, a decoder family known to trace."""
+    if task.name != "causal-lm" or not generation_export.supports_generation(source.model):
+        return False
+    unsupported = [
+        reason
+        for reason, applies in (
+            (f"the {archive.name} backend", archive.name != "jit"),
+            ("--buckets", bool(options.buckets)),
+            ("--quantize", bool(options.quantize)),
+            (f"--dtype {options.dtype}", options.dtype != "float32"),
+            (f"--device {options.target.type}", options.target.type != "cpu"),
+        )
+        if applies
+    ]
+    if unsupported:
+        warnings.warn(
+            f"this export cannot generate (no prefill/decode methods) with {unsupported[0]}: "
+            "generation exports are float32 TorchScript on the CPU for now",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
+    wrapper = generation_export.GenerationWrapper(
+        plan.wrapper, source.config.num_hidden_layers
+    ).eval()
+    plan.wrapper = plan.float_wrapper = wrapper
+    plan.methods.update(
+        generation_export.example_inputs(wrapper, plan.vocab_size or 1, options.batch_size)
+    )
+    return True
 
 
 def _check_saved_archive(

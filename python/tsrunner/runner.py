@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
-from . import _core
+from . import _core, generation
 
 RunnerOptions = _core.RunnerOptions
 
@@ -119,6 +119,36 @@ class Runner(_core.Runner):
         # from many threads join each other's batches.
         self._queues: dict[int, _core.RequestQueue] = {}
         self._pipeline_lock = threading.Lock()
+        self._generator: _core.Generator | None = None  # made on the first generate()
+
+    def _generation(self) -> _core.Generator:
+        with self._pipeline_lock:
+            if self._generator is None:
+                self._generator = _core.Generator.over(self)
+        return self._generator
+
+    def generate(
+        self,
+        prompts: generation.Prompt | Sequence[generation.Prompt],
+        *,
+        stream: bool = False,
+        details: bool = False,
+        **params: Any,
+    ) -> Any:
+        """Continuations of a prompt (str or token ids: returns a str) or of a list of them (a
+        list), generated natively (tsrunner.generation lists the parameters). `details=True`
+        returns dicts with text, token_ids, finish_reason and prompt_tokens; `stream=True`
+        returns Runner.stream's iterator. Bad parameters raise ValueError naming them."""
+        if stream:
+            return self.stream(prompts, **params)
+        return generation.generate(self._generation(), prompts, details, params)
+
+    def stream(
+        self, prompts: generation.Prompt | Sequence[generation.Prompt], **params: Any
+    ) -> Iterator[Any]:
+        """The text of generate() as it is made: str pieces for one prompt, (index, piece)
+        for several; the pieces of a prompt concatenate to its generate() text."""
+        return generation.stream(self._generation(), prompts, params)
 
     def __reduce__(self) -> NoReturn:
         # A loaded model is native state of this process: a worker loads the file itself.

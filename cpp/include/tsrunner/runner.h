@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tsrunner/manifest.h"
 #include "tsrunner/tokenizer.h"
@@ -136,6 +137,12 @@ class Runner {
   // to its traced length (a bucketed one to the smallest bucket that fits) and its outputs
   // sliced back to the caller's lengths.
   TensorMap run(const TensorMap& inputs) const;
+
+  // Runs the TorchScript method `name` of the archive (a generation export's "prefill" and
+  // "decode", see docs/generation.md) on positional `inputs`, unchecked against the manifest,
+  // under inference mode and this runner's thread settings. Throws Error when the archive has
+  // no such method or the model fails.
+  std::vector<at::Tensor> run_method(const std::string& name, std::vector<at::Tensor> inputs) const;
 
  private:
   struct Impl;
