@@ -122,19 +122,16 @@ std::string GenerateCliOptions::first_given() const {
   return {};
 }
 
-bool is_generation_export(const std::string& path) {
-  const json manifest = json::parse(Manifest::read_from_archive(path).raw_json, nullptr, false);
-  return manifest.is_object() && manifest.contains("generation");
+bool is_generation_export(const Manifest& manifest) {
+  const json parsed = json::parse(manifest.raw_json, nullptr, false);
+  return parsed.is_object() && parsed.contains("generation");
 }
 
-int run_generate(const std::string& model_path, const std::vector<std::string>& texts,
+int run_generate(const Runner& runner, const std::vector<std::string>& texts,
                  const std::string& input_path, const std::string& output_path,
-                 RunnerOptions runner_options, GenerateCliOptions options) {
+                 GenerateCliOptions options) {
   options.params.stop = options.stop;
   if (options.greedy) options.params.do_sample = false;
-  if (input_path.empty()) check_output_path(output_path);
-  runner_options.optimize_graph = false;  // many small calls of changing shapes
-  const Runner runner(model_path, runner_options);
   const Generator generator(runner, GeneratorOptions{options.max_batch});
   if (input_path.empty()) {
     if (output_path != "-")

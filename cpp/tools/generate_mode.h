@@ -26,16 +26,17 @@ struct GenerateCliOptions {
 };
 void add_generate_options(CLI::App& app, GenerateCliOptions& options);
 
-// Whether the export at `path` generates (its manifest has a "generation" record).
-bool is_generation_export(const std::string& path);
+// Whether the export generates (its manifest has a "generation" record).
+bool is_generation_export(const Manifest& manifest);
 
 // `tsrun gen.pt --text ...`: one --text streams its continuation to stdout as it is made; several
 // print one continuation per line, in order. `--input` JSON lines ({"text"} or {"input_ids"},
 // optional "id" passed through, per-line "max_new_tokens", "temperature", ...) answer one JSON
 // line each: {"id", "text", "token_ids", "finish_reason", "prompt_tokens"}, or {"line", "error"}.
 // Returns the exit code.
-int run_generate(const std::string& model_path, const std::vector<std::string>& texts,
+// The runner is the caller's (tsrun opens the model file once, to load it).
+int run_generate(const Runner& runner, const std::vector<std::string>& texts,
                  const std::string& input_path, const std::string& output_path,
-                 RunnerOptions runner_options, GenerateCliOptions options);
+                 GenerateCliOptions options);
 
 }  // namespace tsrunner::cli

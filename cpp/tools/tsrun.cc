@@ -181,16 +181,9 @@ std::unique_ptr<tsrunner::Pipeline> make_pipeline(const tsrunner::Runner& runner
 }
 
 // Text in, task-aware JSON out: --text (one result per text) or --input (JSON lines).
-int run_predict(const std::string& model_path, const std::vector<std::string>& texts,
+int run_predict(const tsrunner::Runner& runner, const std::vector<std::string>& texts,
                 const std::vector<std::string>& pairs, tsrunner::cli::BatchOptions* batch,
-                const std::string& output_path, tsrunner::RunnerOptions options,
-                const tsrunner::TaskOptions& task_options) {
-  // Before any work: a run must not fail at its very end on a path it could have checked.
-  if (batch != nullptr) tsrunner::cli::check_batch_paths(*batch);
-  if (batch == nullptr) tsrunner::cli::check_output_path(output_path);
-  options.engine = engine_for(options, batch == nullptr);
-  options.optimize_graph = batch != nullptr;  // --text is one call: see one_shot_note
-  const tsrunner::Runner runner(model_path, options);
+                const std::string& output_path, const tsrunner::TaskOptions& task_options) {
   if (runner.manifest().task_kind == tsrunner::Task::kMultipleChoice) {
     if (batch != nullptr) {
       throw UsageError(
@@ -389,24 +382,34 @@ int main(int argc, char** argv) {
         throw UsageError("use --text or --input, not both");
       if (input_path.empty() && (window_option->count() > 0 || concurrent_option->count() > 0))
         throw UsageError("--window and --concurrent-batches need --input");
-      if (tsrunner::cli::is_generation_export(model_path)) {
+      batch.input = input_path;
+      batch.output = output_path;
+      // Before any work: a run must not fail at its very end on a path it could have checked.
+      if (input_path.empty()) {
+        tsrunner::cli::check_output_path(output_path);
+      } else {
+        tsrunner::cli::check_batch_paths(batch);
+      }
+      // The model file is opened once, here (docs/security.md); what it is decides the mode.
+      options.engine = engine_for(options, input_path.empty());
+      options.optimize_graph = !input_path.empty();  // --text is one call: see one_shot_note
+      const tsrunner::Runner runner(model_path, options);
+      if (tsrunner::cli::is_generation_export(runner.manifest())) {
         if (!text_pairs.empty()) throw UsageError("generation takes --text without --text-pair");
         if (top_k > 0) generate_options.params.top_k = static_cast<int64_t>(top_k);
-        return tsrunner::cli::run_generate(model_path, texts, input_path, output_path, options,
+        return tsrunner::cli::run_generate(runner, texts, input_path, output_path,
                                            generate_options);
       }
       if (!generate_options.first_given().empty()) {
         throw UsageError(generate_options.first_given() +
                          " is for generation exports (causal-lm with a KV cache); this one is " +
-                         tsrunner::Manifest::read_from_archive(model_path).task);
+                         runner.manifest().task);
       }
-      batch.input = input_path;
-      batch.output = output_path;
       if (top_k > 0) task_options.top_k = top_k;
       if (doc_stride_option->count() > 0) task_options.doc_stride = doc_stride;
       if (prompt_name_option->count() > 0) task_options.prompt_name = prompt_name;
-      return run_predict(model_path, texts, text_pairs, input_path.empty() ? nullptr : &batch,
-                         output_path, options, task_options);
+      return run_predict(runner, texts, text_pairs, input_path.empty() ? nullptr : &batch,
+                         output_path, task_options);
     }
     if (id_lists.empty()) {
       throw UsageError("nothing to run: pass --ids, --text or --input (see tsrun --help)");
