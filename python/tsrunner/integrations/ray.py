@@ -63,8 +63,8 @@ class Predictor:
     task's columns to every batch, keeping the batch's own columns (ids included).
 
     Columns added: feature-extraction `embedding` (fixed-size list of float32, as
-    `Runner.predict` gives it); text-classification `label`, `score` (the best label); token-classification
-    `entities` (list of {entity_group, score, word, start, end}); fill-mask `masks`;
+    `Runner.predict` gives it); text-classification `label`, `score` (the best label);
+    token-classification `entities` (list of {entity_group, score, word, start, end}); fill-mask `masks`;
     question-answering `answer` ({text, score, start, end}, contexts from `pair_column`).
 
     Batches may come as numpy, pandas or pyarrow; the result is a pyarrow Table. A row whose
