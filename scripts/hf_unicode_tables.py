@@ -38,6 +38,7 @@ def probe(limit: int) -> dict[str, object]:
     strip_accents = normalizers.StripAccents()
     nfd = normalizers.NFD()
     nfkd = normalizers.NFKD()
+    nfc = normalizers.NFC()
     lowercase = normalizers.Lowercase()
     sets: dict[str, list[int]] = {
         name: []
@@ -49,6 +50,7 @@ def probe(limit: int) -> dict[str, object]:
             "numeric",
             "decomposes",
             "decomposes_compat",
+            "non_starter",
         )
     }
     lower: list[tuple[int, int]] = []
@@ -69,6 +71,11 @@ def probe(limit: int) -> dict[str, object]:
             sets["decomposes"].append(cp)
         if nfkd.normalize_str(c) != c:
             sets["decomposes_compat"].append(cp)
+        # A combining class other than 0 (the crate's Unicode 9 tables; utf8proc's are newer):
+        # a starter after "o" blocks its composition with an accent; a non-starter composes
+        # with "o" itself or lets an accent of another class through.
+        if any(nfc.normalize_str(f"o{c}{accent}")[0] != "o" for accent in ("\u0301", "\u0323")):
+            sets["non_starter"].append(cp)
         lowered = lowercase.normalize_str(c)
         if lowered != c:
             if len(lowered) == 1:

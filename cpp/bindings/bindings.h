@@ -11,5 +11,6 @@ void register_runner(pybind11::module_& module);
 void register_tokenizer(pybind11::module_& module);
 void register_pipeline(pybind11::module_& module);
 void register_request_queue(pybind11::module_& module);
+void register_generator(pybind11::module_& module);
 
 }  // namespace tsrunner::python

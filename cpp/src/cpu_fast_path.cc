@@ -111,15 +111,15 @@ linear_pointwise() {
 
 // tsrunner::linear(x, packed_weight, panels, bias, attr, algorithm, other): a float32 Linear
 // with a GELU (attr "gelu", `algorithm` its approximation) or a residual add (`other`) folded
-// in. Few rows (M <= small_gemm_max_rows()) run on the small-row kernel over `panels` (given
-// when the CPU has it); the rest on oneDNN's GEMM over `packed_weight`. The residual is added
-// in the GEMM's epilogue when it has the output's exact shape and dtype, checked per call: a
-// traced graph does not say whether `other` broadcasts, and at another shape it may; then the
-// GEMM is followed by aten::add, as the graph did.
+// in. Few rows (M <= small_rows, the runner's small_gemm_rows) run on the small-row kernel over
+// `panels` (given when the CPU has it); the rest on oneDNN's GEMM over `packed_weight`. The
+// residual is added in the GEMM's epilogue when it has the output's exact shape and dtype, checked
+// per call: a traced graph does not say whether `other` broadcasts, and at another shape it may;
+// then the GEMM is followed by aten::add, as the graph did.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& packed_weight,
                   const std::optional<at::Tensor>& panels, const std::optional<at::Tensor>& bias,
                   c10::string_view attr, std::optional<c10::string_view> algorithm,
-                  const std::optional<at::Tensor>& other) {
+                  const std::optional<at::Tensor>& other, int64_t small_rows) {
   TORCH_CHECK(!other || attr == "none", "tsrunner::linear folds a GELU or a residual, not both");
   std::vector<int64_t> output_shape(x.sizes().begin(), x.sizes().end());
   if (!output_shape.empty()) output_shape.back() = packed_weight.size(0);
@@ -128,7 +128,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed_weight,
   const int64_t k = x.dim() > 0 ? x.size(-1) : 0;
   const int64_t rows = k > 0 ? x.numel() / k : 0;
   const int64_t n = packed_weight.size(0);
-  if (panels && x.scalar_type() == at::kFloat && rows > 0 && rows <= small_gemm_max_rows() &&
+  if (panels && x.scalar_type() == at::kFloat && rows > 0 && rows <= small_rows &&
       (attr == "none" || attr == "gelu")) {
     // The op is public (torch.ops.tsrunner.linear): what the kernel reads is checked, not assumed.
     TORCH_CHECK(panels->dim() == 3 && panels->size(0) == (n + 15) / 16 && panels->size(1) == k &&
@@ -264,7 +264,7 @@ at::Tensor linear_bf16_panels(const at::Tensor& x, const at::Tensor& panels, int
 
 TORCH_LIBRARY(tsrunner, library) {
   library.def(torch::schema("linear(Tensor x, Tensor packed_weight, Tensor? panels, Tensor? bias, "
-                            "str attr, str? algorithm, Tensor? other) -> Tensor",
+                            "str attr, str? algorithm, Tensor? other, int small_rows=48) -> Tensor",
                             c10::AliasAnalysisKind::FROM_SCHEMA),
               &linear);
   library.def(
@@ -428,19 +428,15 @@ int merge_sibling_linears(torch::jit::Graph& graph) {
   return merged_groups;
 }
 
-// TSR_BF16_KERNEL=0 keeps compute=bf16 on oneDNN's bf16 GEMMs where tsrunner's kernel would
-// run (docs/cli.md): the A/B that measures the kernel, and a way back if it misbehaves.
-bool bf16_kernel_disabled() {
-  const char* value = std::getenv("TSR_BF16_KERNEL");
-  return value != nullptr && std::string(value) == "0";
-}
-
 // Rewrites one graph's packable Linear layers onto oneDNN (in bfloat16 when `bf16`); counts
 // what it did into `path`.
-void pack_linears(torch::jit::Graph& graph, bool bf16, KernelPath& path) {
+void pack_linears(torch::jit::Graph& graph, bool bf16, const KernelSettings& kernels,
+                  KernelPath& path) {
   using torch::jit::Node;
-  const bool small_rows = !bf16 && small_gemm_supported() && small_gemm_max_rows() > 0;
-  const bool bf16_panels = bf16 && bf16_gemm_supported() && !bf16_kernel_disabled();
+  const bool small_rows = !bf16 && small_gemm_supported() && kernels.small_gemm_rows > 0;
+  // bf16_kernel=false keeps compute=bf16 on oneDNN's bf16 GEMMs where tsrunner's kernel would
+  // run (docs/cli.md): the A/B that measures the kernel, and a way back if it misbehaves.
+  const bool bf16_panels = bf16 && bf16_gemm_supported() && kernels.bf16_kernel;
   std::vector<Node*> linears;
   for (Node* node : graph.nodes()) {  // top-level only: traced graphs have no blocks here
     if (node->kind() == c10::aten::linear) linears.push_back(node);
@@ -482,9 +478,11 @@ void pack_linears(torch::jit::Graph& graph, bool bf16, KernelPath& path) {
           panels = graph.insertConstant(pack_panels(*weight));
           ++path.small_row_linears;
         }
-        fast = graph.create(
-            c10::Symbol::fromQualString("tsrunner::linear"),
-            {linear->input(0), packed_weight->output(), panels, bias, attr, algorithm, other}, 1);
+        torch::jit::Value* limit = graph.insertConstant(kernels.small_gemm_rows);
+        fast = graph.create(c10::Symbol::fromQualString("tsrunner::linear"),
+                            {linear->input(0), packed_weight->output(), panels, bias, attr,
+                             algorithm, other, limit},
+                            1);
       }
     }
     graph.insertNode(fast);
@@ -541,6 +539,7 @@ void check_compute_name(const std::string& compute) {
 
 KernelPath apply_cpu_fast_path(
     torch::jit::Module& module, const std::string& engine, const std::string& compute, bool on_cpu,
+    const KernelSettings& kernels,
     const std::function<void(torch::jit::Module&, int64_t)>& smoke_test) {
   KernelPath result;
   const bool bf16 = compute == "bf16";
@@ -558,7 +557,6 @@ KernelPath apply_cpu_fast_path(
     result.reason = declined;
     return result;
   }
-  if (!bf16) (void)small_gemm_max_rows();  // a bad TSR_SMALL_GEMM_ROWS: InvalidInput, here
   if (bf16 && !bf16_declines().empty()) {
     throw InvalidInput("compute=bf16 is not available: " + bf16_declines() +
                        " (oneDNN would emulate bf16, slower than fp32)");
@@ -577,10 +575,15 @@ KernelPath apply_cpu_fast_path(
     KernelPath rewritten;
     for (const torch::jit::Method& method : fast.get_methods()) {
       rewritten.merged_groups += merge_sibling_linears(*method.graph());
-      pack_linears(*method.graph(), bf16, rewritten);
-      rewritten.fused_attentions += fuse_attention(*method.graph());
-      rewritten.attentions_in_place += fuse_self_attention(*method.graph());
-      rewritten.fused_layer_norms += fuse_layer_norms(*method.graph());
+      pack_linears(*method.graph(), bf16, kernels, rewritten);
+      using Attention = KernelSettings::Attention;
+      if (kernels.attention != Attention::kOff) {
+        rewritten.fused_attentions += fuse_attention(*method.graph());
+      }
+      if (kernels.attention == Attention::kInPlace) {
+        rewritten.attentions_in_place += fuse_self_attention(*method.graph());
+      }
+      if (kernels.layer_norm) rewritten.fused_layer_norms += fuse_layer_norms(*method.graph());
     }
     if (rewritten.packed_linears == 0) {
       result.reason = "no float32 Linear with constant weights";
@@ -589,7 +592,7 @@ KernelPath apply_cpu_fast_path(
     smoke_test(fast, 0);
     // The first run had few rows: where those took the small-row kernel, oneDNN's GEMMs run
     // once too, on more rows than its limit.
-    if (rewritten.small_row_linears > 0) smoke_test(fast, small_gemm_max_rows() + 1);
+    if (rewritten.small_row_linears > 0) smoke_test(fast, kernels.small_gemm_rows + 1);
     module = fast;
     rewritten.path = "onednn";
     rewritten.reason = std::string(bf16 ? "oneDNN prepacked linear, bf16 compute ("
@@ -602,7 +605,7 @@ KernelPath apply_cpu_fast_path(
       rewritten.reason += "; on tsrunner's AVX512-BF16 kernel";
     }
     if (rewritten.small_row_linears > 0) {
-      rewritten.reason += "; up to " + std::to_string(small_gemm_max_rows()) +
+      rewritten.reason += "; up to " + std::to_string(kernels.small_gemm_rows) +
                           " rows on the small-row AVX-512 kernel";
     }
     if (rewritten.fused_attentions > 0) {

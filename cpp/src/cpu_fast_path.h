@@ -3,6 +3,7 @@
 #include <functional>
 #include <string>
 
+#include "kernel_settings.h"
 #include "tsrunner/cpu_info.h"
 
 namespace torch::jit {
@@ -44,11 +45,13 @@ std::string bf16_declines();
 // anything fails the module is left as loaded and one line goes to stderr. Auto takes oneDNN
 // on x86-64 CPUs with AVX2 or better when the device is the CPU. `compute` "bf16" packs the
 // weights in bfloat16 and runs those GEMMs in bf16: on tsrunner's own kernel where
-// bf16_gemm_supported() (tsrunner::linear_bf16_panels; TSR_BF16_KERNEL=0 declines it), else
+// bf16_gemm_supported() (tsrunner::linear_bf16_panels; bf16_kernel=false declines it), else
 // on oneDNN (tsrunner::linear_bf16); it throws InvalidInput with engine "default", off the
-// CPU, or on a CPU without bf16 instructions.
+// CPU, or on a CPU without bf16 instructions. `kernels` picks tsrunner's own kernels (the
+// runner's options, resolved once).
 KernelPath apply_cpu_fast_path(torch::jit::Module& module, const std::string& engine,
                                const std::string& compute, bool on_cpu,
+                               const KernelSettings& kernels,
                                const std::function<void(torch::jit::Module&, int64_t)>& smoke_test);
 
 }  // namespace tsrunner::detail

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "tsrunner/errors.h"
+
 namespace tsrunner {
 struct Manifest;
 struct RunnerOptions;
@@ -31,6 +33,15 @@ class Engine {
   // many threads at once. Throws Error when the model fails or returns something else than
   // tensors.
   virtual std::vector<at::Tensor> run(std::vector<at::Tensor> inputs, int64_t bucket) const = 0;
+
+  // Runs the TorchScript method `name` (a generation export's "prefill" or "decode") on
+  // `inputs` as given, returning its tensor outputs. Throws Error where the format has no
+  // named methods or the model has no such method.
+  virtual std::vector<at::Tensor> run_method(const std::string& name,
+                                             std::vector<at::Tensor> inputs) const {
+    (void)inputs;
+    throw Error("this archive format cannot run the method \"" + name + "\"");
+  }
 
   // The kernel path load chose (RunnerOptions::engine): "onednn" or "default", and why.
   virtual const std::string& kernel_path() const = 0;

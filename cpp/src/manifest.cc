@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "generation/generation_spec.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner {
@@ -460,6 +461,7 @@ std::string Manifest::describe() const {
                      << string_or(quantization, "method", "?") << ", "
                      << string_or(quantization, "layers", "?") << ")\n";
   }
+  if (root.contains("generation")) out << detail::describe_generation(raw_json);
   row("tokenizer") << (has_tokenizer ? "embedded (" + std::string(kTokenizerRecord) + ")"
                                      : "none: pass token ids")
                    << "\n";

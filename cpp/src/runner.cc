@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "input_check.h"
 #include "intra_op_threads.h"
+#include "kernel_settings.h"
 #include "load_hooks.h"
 #include "shape_padding.h"
 #include "tsrunner/errors.h"
@@ -84,6 +85,7 @@ void RunnerOptions::validate() const {
   }
   detail::check_engine_name(engine);
   detail::check_compute_name(compute);
+  (void)detail::resolve_kernel_settings(*this);  // the kernel switches and their TSR_* defaults
   if (max_archive_bytes == 0 || max_embedded_file_bytes == 0) {
     throw InvalidInput("max_archive_bytes and max_embedded_file_bytes must be positive");
   }
@@ -243,6 +245,15 @@ TensorMap Runner::run(const TensorMap& inputs) const {
     outputs.emplace(manifest.outputs[i].name, std::move(values[i]));
   }
   return outputs;
+}
+
+std::vector<at::Tensor> Runner::run_method(const std::string& name,
+                                           std::vector<at::Tensor> inputs) const {
+  Impl& impl = this->impl();
+  const Impl::Call call(impl);
+  c10::InferenceMode inference_guard;
+  const detail::ScopedIntraOpThreads threads(impl.options.threads);
+  return impl.engine->run_method(name, std::move(inputs));
 }
 
 }  // namespace tsrunner

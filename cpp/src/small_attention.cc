@@ -271,16 +271,6 @@ TORCH_LIBRARY_FRAGMENT(tsrunner, library) {
 
 int64_t small_attention_max_keys() { return 128; }
 
-bool attention_fusion_enabled() {
-  const char* value = std::getenv("TSR_FUSED_ATTENTION");
-  return value == nullptr || std::string(value) != "0";
-}
-
-bool attention_in_place_enabled() {
-  const char* value = std::getenv("TSR_FUSED_ATTENTION");
-  return value == nullptr || (std::string(value) != "0" && std::string(value) != "op");
-}
-
 namespace {
 
 // The mask as the kernel reads it: expanded to [B, H, T, S] (an undefined tensor when there is
@@ -469,7 +459,6 @@ at::Tensor small_self_attention(const at::Tensor& qkv, c10::IntArrayRef head_sha
 }
 
 int fuse_attention(torch::jit::Graph& graph) {
-  if (!attention_fusion_enabled()) return 0;
   using torch::jit::Node;
   std::vector<Node*> found;
   for (Node* node : graph.nodes()) {  // top-level only, as pack_linears: traced graphs
@@ -581,7 +570,6 @@ bool other_uses_are_sizes_for(Value* value, Node* allowed, Node* list) {
 }  // namespace
 
 int fuse_self_attention(torch::jit::Graph& graph) {
-  if (!attention_in_place_enabled()) return 0;
   std::vector<Node*> found;
   for (Node* node : graph.nodes()) {
     if (node->kind() == c10::Symbol::fromQualString("tsrunner::attention")) found.push_back(node);

@@ -28,11 +28,6 @@ at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const
 // for cache reuse, is as fast or faster.
 int64_t small_attention_max_keys();
 
-// Whether the load-time rewrites are on: TSR_FUSED_ATTENTION=0 turns both off,
-// TSR_FUSED_ATTENTION=op keeps tsrunner::attention but not the in-place rewrite (A/B runs).
-bool attention_fusion_enabled();
-bool attention_in_place_enabled();
-
 // small_attention on the merged Q/K/V GEMM's output [B, T, C] as the traced graph reads it:
 // q, k and v the column ranges [start, start + width) reshaped to `head_shape` ([B, T, H, D])
 // and transposed; the result transposed back, made contiguous and reshaped to `out_shape`

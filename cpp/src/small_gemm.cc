@@ -71,21 +71,6 @@ bool small_gemm_supported() {
 #endif
 }
 
-int64_t small_gemm_max_rows() {
-  static const int64_t rows = [] {
-    const char* value = std::getenv("TSR_SMALL_GEMM_ROWS");
-    if (value == nullptr || *value == '\0') return int64_t{48};
-    char* end = nullptr;
-    const long long parsed = std::strtoll(value, &end, 10);
-    if (*end != '\0' || parsed < 0) {
-      throw InvalidInput("TSR_SMALL_GEMM_ROWS must be a row count >= 0, not \"" +
-                         std::string(value) + "\"");
-    }
-    return static_cast<int64_t>(parsed);
-  }();
-  return rows;
-}
-
 at::Tensor pack_panels(const at::Tensor& weight_any_layout) {
   TORCH_CHECK(weight_any_layout.dim() == 2 && weight_any_layout.scalar_type() == at::kFloat,
               "pack_panels expects a 2-D float32 weight");

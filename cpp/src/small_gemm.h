@@ -7,7 +7,8 @@
 
 namespace tsrunner::detail {
 
-// A float32 GEMM for few rows (a sentence or two: M = batch x tokens <= small_gemm_max_rows()).
+// A float32 GEMM for few rows (a sentence or two: M = batch x tokens <= the runner's
+// small_gemm_rows, 48 unless set: at 64 rows oneDNN was level on Zen 4, 1 and 2 threads).
 // There the weights are read once per call and used for only M rows, so the kernel must
 // stream them at memory speed: oneDNN's fp32 kernel reads MiniLM's 43 MB at 13-15 GB/s at
 // M=16 on a 2-core Zen 4, where this one keeps the FMA units busy while the weights stream in
@@ -16,10 +17,6 @@ namespace tsrunner::detail {
 
 // Whether this CPU can run the kernel (AVX-512F).
 bool small_gemm_supported();
-
-// The largest M (rows of x) that takes the kernel: TSR_SMALL_GEMM_ROWS if set (0 turns the
-// kernel off), else 48: at 64 rows oneDNN was level (Zen 4, 1 and 2 threads).
-int64_t small_gemm_max_rows();
 
 // A Linear weight [N, K] rearranged for the kernel: [ceil(N/16), K, 16], column block by
 // column block, each K-major so the kernel reads it front to back; the last block zero-padded.

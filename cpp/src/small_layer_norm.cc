@@ -64,11 +64,6 @@ TORCH_LIBRARY_FRAGMENT(tsrunner, library) {
               &layer_norm_op);
 }
 
-bool fusion_enabled() {
-  const char* value = std::getenv("TSR_FUSED_LAYER_NORM");
-  return value == nullptr || std::string(value) != "0";
-}
-
 }  // namespace
 
 int64_t small_layer_norm_max_rows() { return 64; }
@@ -111,7 +106,6 @@ at::Tensor small_layer_norm(const at::Tensor& input, const at::Tensor& weight,
 }
 
 int fuse_layer_norms(torch::jit::Graph& graph) {
-  if (!fusion_enabled()) return 0;
   using torch::jit::Node;
   std::vector<Node*> found;
   for (Node* node : graph.nodes()) {  // top-level only: traced graphs

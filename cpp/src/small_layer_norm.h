@@ -24,7 +24,7 @@ int64_t small_layer_norm_max_rows();
 
 // Replaces each aten::layer_norm over one trailing dimension whose weight and bias are constant
 // float32 vectors of that size and whose eps is a constant with tsrunner::layer_norm; leaves
-// any other call as it is. Off with TSR_FUSED_LAYER_NORM=0. Returns how many.
+// any other call as it is (RunnerOptions::fused_layer_norm=false skips it). Returns how many.
 int fuse_layer_norms(torch::jit::Graph& graph);
 
 }  // namespace tsrunner::detail

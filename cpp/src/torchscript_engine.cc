@@ -3,6 +3,7 @@
 #include <torch/script.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include "cpu_fast_path.h"
 #include "engine.h"
 #include "input_check.h"
+#include "kernel_settings.h"
 #include "shape_padding.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/example_inputs.h"
@@ -74,6 +76,7 @@ class TorchScriptEngine final : public Engine {
       }
       kernel_path_ =
           apply_cpu_fast_path(module_, options.engine, options.compute, device_.is_cpu(),
+                              resolve_kernel_settings(options),
                               [this, &manifest](torch::jit::Module& module, int64_t min_rows) {
                                 smoke_run(module, manifest, min_rows);
                               });
@@ -103,7 +106,26 @@ class TorchScriptEngine final : public Engine {
     } catch (const c10::Error& error) {
       throw Error("model run failed: " + first_line(error.msg()));
     }
+    return tensors_of(result);
+  }
 
+  std::vector<at::Tensor> run_method(const std::string& name,
+                                     std::vector<at::Tensor> inputs) const override {
+    const GraphOptimizeScope optimize(optimize_graph_);
+    const std::optional<torch::jit::Method> method = module_.find_method(name);
+    if (!method) throw Error("the model has no method \"" + name + "\"");
+    std::vector<c10::IValue> arguments;
+    arguments.reserve(inputs.size());
+    for (at::Tensor& tensor : inputs) arguments.emplace_back(tensor.to(device_));
+    try {
+      return tensors_of((*method)(std::move(arguments)));
+    } catch (const c10::Error& error) {
+      throw Error("model run failed (" + name + "): " + first_line(error.msg()));
+    }
+  }
+
+ private:
+  static std::vector<at::Tensor> tensors_of(const c10::IValue& result) {
     std::vector<at::Tensor> values;
     if (result.isTensor()) {
       values.push_back(result.toTensor());
@@ -118,7 +140,6 @@ class TorchScriptEngine final : public Engine {
     return values;
   }
 
- private:
   // Calls the graph traced for `bucket` (0: forward).
   c10::IValue call(torch::jit::Module& module, std::vector<at::Tensor> inputs,
                    int64_t bucket) const {

@@ -1,6 +1,7 @@
 #include "bench.h"
 
 #include <sys/resource.h>
+#include "kernel_flags.h"
 
 #include <nlohmann/json.hpp>
 
@@ -94,6 +95,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
                    "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "
                    "exact; CPUs with AVX512_BF16 or AMX)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  add_kernel_flags(*bench, options.kernels);
   bench->add_flag("--json", options.json, "print one JSON object");
   bench->add_flag("--debug", options.debug,
                   "also show LibTorch's deprecation warnings (hidden by default)");
@@ -108,6 +110,7 @@ int run_bench(const BenchOptions& options) {
   runner_options.freeze = options.freeze;
   runner_options.engine = options.engine;
   runner_options.compute = options.compute;
+  copy_kernel_flags(options.kernels, runner_options);
 
   const auto load_start = Clock::now();
   const Runner runner(options.model_path, runner_options);

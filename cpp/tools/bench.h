@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "tsrunner/runner.h"
+
 namespace tsrunner::cli {
 
 // `tsrun bench`: latency and throughput of an export on random in-vocabulary inputs, modelled
@@ -23,6 +25,7 @@ struct BenchOptions {
   bool freeze = false;
   std::string engine = "auto";
   std::string compute = "fp32";  // RunnerOptions::compute
+  RunnerOptions kernels;         // the kernel switches only (kernel_flags.h)
   bool json = false;
   bool debug = false;  // show LibTorch's deprecation warnings
 };

@@ -18,7 +18,9 @@
 #include "atomic_output.h"
 #include "batch_mode.h"
 #include "bench.h"
+#include "generate_mode.h"
 #include "ids_only_tokenizer.h"
+#include "kernel_flags.h"
 #include "multiple_choice.h"
 #include "range_check.h"
 #include "raw_output.h"
@@ -261,6 +263,7 @@ int main(int argc, char** argv) {
       "  tsrun t5.pt --ids 13,8,1 --decoder-ids 0,17 --raw   (encoder-decoder: T5, BART)\n"
       "  tsrun traced_bert.pt --text \"Who was Jim Henson?\"\n"
       "  tsrun traced_bert.pt --input in.jsonl --output out.jsonl --batch-size 32\n"
+      "  tsrun gpt2.pt --text \"Once upon a time\" --max-new-tokens 32 --temperature 0.8 --seed 1\n"
       "  tsrun info traced_bert.pt\n"
       "  tsrun bench traced_bert.pt --batch 32 --seq 128 --json\n"
       "  tsrun serve traced_bert.pt --port 8080   (HTTP: TEI, OpenAI, Open Inference v2)\n"
@@ -338,9 +341,14 @@ int main(int argc, char** argv) {
                  "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "
                  "exact; CPUs with AVX512_BF16 or AMX)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  tsrunner::RunnerOptions kernel_flags;
+  tsrunner::cli::add_kernel_flags(app, kernel_flags);
   std::string expected_sha256;
   app.add_option("--expect-sha256", expected_sha256,
                  "refuse the model unless its content digest is this (docs/security.md)");
+
+  tsrunner::cli::GenerateCliOptions generate_options;
+  tsrunner::cli::add_generate_options(app, generate_options);
 
   CLI::App* info = app.add_subcommand("info", "print the manifest of an export");
   std::string info_path;
@@ -373,6 +381,7 @@ int main(int argc, char** argv) {
     options.expected_sha256 = expected_sha256;
     options.engine = engine;
     options.compute = compute;
+    tsrunner::cli::copy_kernel_flags(kernel_flags, options);
     if (!input_path.empty() || !texts.empty()) {
       if (!id_lists.empty() || raw || !decoder_id_lists.empty())
         throw UsageError("--ids/--decoder-ids/--raw cannot be mixed with --text or --input");
@@ -380,6 +389,17 @@ int main(int argc, char** argv) {
         throw UsageError("use --text or --input, not both");
       if (input_path.empty() && (window_option->count() > 0 || concurrent_option->count() > 0))
         throw UsageError("--window and --concurrent-batches need --input");
+      if (tsrunner::cli::is_generation_export(model_path)) {
+        if (!text_pairs.empty()) throw UsageError("generation takes --text without --text-pair");
+        if (top_k > 0) generate_options.params.top_k = static_cast<int64_t>(top_k);
+        return tsrunner::cli::run_generate(model_path, texts, input_path, output_path, options,
+                                           generate_options);
+      }
+      if (!generate_options.first_given().empty()) {
+        throw UsageError(generate_options.first_given() +
+                         " is for generation exports (causal-lm with a KV cache); this one is " +
+                         tsrunner::Manifest::read_from_archive(model_path).task);
+      }
       batch.input = input_path;
       batch.output = output_path;
       if (top_k > 0) task_options.top_k = top_k;

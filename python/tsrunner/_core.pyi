@@ -38,6 +38,10 @@ class RunnerOptions:
     freeze: bool
     engine: str
     compute: str
+    fused_attention: str | None
+    fused_layer_norm: bool | None
+    bf16_kernel: bool | None
+    small_gemm_rows: int | None
     max_archive_bytes: int
     max_embedded_file_bytes: int
     verify_integrity: bool
@@ -159,3 +163,23 @@ class RequestQueue:
     @property
     def workers(self) -> int: ...
     def stop(self) -> None: ...
+
+class Generator:
+    def __init__(self, runner: Runner, max_batch: int = 8) -> None: ...
+    @staticmethod
+    def over(runner: Runner, max_batch: int = 8) -> Generator: ...
+    def generate(
+        self,
+        prompts: list[str] | list[list[int]],
+        params: dict[str, Any],
+        on_chunk: Callable[[int, int, str, str | None], bool | None] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+def _stream_pieces(tokenizer: Tokenizer, ids: list[int], stop: list[str] = ...) -> list[bytes]: ...
+def _warp_scores(
+    scores: list[float],
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    min_p: float = 0.0,
+) -> list[float]: ...

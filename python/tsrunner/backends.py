@@ -67,7 +67,9 @@ class TorchScriptBackend:
         """One module whose methods take each entry of `methods`; "forward" is always there.
         Methods of one module share its parameters, so the weights are stored once."""
         for method in methods:
-            if method != "forward":
+            # Bucket methods trace forward at another length; a wrapper's own methods (a
+            # generation export's prefill and decode) trace themselves.
+            if method != "forward" and not hasattr(type(wrapper), method):
                 setattr(wrapper, method, wrapper.forward)
         if len(methods) == 1:
             return torch.jit.trace(wrapper, methods["forward"], check_trace=False)

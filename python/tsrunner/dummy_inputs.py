@@ -56,8 +56,10 @@ def input_specs(
     image_size: tuple[int, int, int],
     *,
     pixel_dtype: str = "float32",
+    type_ids: bool = True,
 ) -> list[InputSpec]:
-    """The inputs the export takes, in the traced positional order."""
+    """The inputs the export takes, in the traced positional order; token_type_ids only with
+    `type_ids` (the model's tokenizer sends them)."""
     parameters = inspect.signature(model.forward).parameters
     if getattr(model, "main_input_name", "input_ids") == "pixel_values":
         return [InputSpec("pixel_values", "pixel_values", pixel_dtype, (BATCH, *image_size))]
@@ -68,7 +70,7 @@ def input_specs(
     if "attention_mask" in parameters:
         specs.append(InputSpec("attention_mask", "attention_mask", "int64", dims, "ones", (0, 2)))
     type_vocab_size = getattr(model.config, "type_vocab_size", None)
-    if "token_type_ids" in parameters and type_vocab_size:
+    if "token_type_ids" in parameters and type_vocab_size and type_ids:
         specs.append(
             InputSpec(
                 "token_type_ids", "token_type_ids", "int64", dims, "zeros", (0, type_vocab_size)
@@ -88,6 +90,26 @@ def input_specs(
             )
         )
     return specs
+
+
+def padded_inputs(
+    encodings: list, input_roles: list[tuple[str, str]], pad_token_id: int
+) -> tuple[torch.Tensor, ...]:
+    """Input tensors in `input_roles` order ((name, role) pairs) from `tokenizers` encodings,
+    padded on the right, as the runner batches text."""
+    width = max(len(encoding.ids) for encoding in encodings)
+    rows = len(encodings)
+    by_role = {
+        "token_ids": torch.full((rows, width), pad_token_id, dtype=torch.long),
+        "attention_mask": torch.zeros((rows, width), dtype=torch.long),
+        "token_type_ids": torch.zeros((rows, width), dtype=torch.long),
+    }
+    for row, encoding in enumerate(encodings):
+        length = len(encoding.ids)
+        by_role["token_ids"][row, :length] = torch.tensor(encoding.ids)
+        by_role["attention_mask"][row, :length] = 1
+        by_role["token_type_ids"][row, :length] = torch.tensor(encoding.type_ids)
+    return tuple(by_role[role] for _, role in input_roles)
 
 
 class DummyInputs:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from . import model_source, sentence_embedding
+from . import cross_encoder, generation_export, model_source, sentence_embedding
 from . import quantize as int8
 from .atomic import atomic_path
 from .backends import Backend, bucket_method, get_backend, resolve_backend
@@ -115,6 +115,13 @@ class ExportReport:
                 "despite them; full text in the manifest):"
             )
             lines.extend(f"  {message[:96]}..." for message in self.tracer_warnings)
+        reranker = self.manifest["validation"].get("cross_encoder")
+        if reranker:
+            logits, scores = reranker["logits_max_abs_diff"], reranker["scores_max_abs_diff"]
+            lines.append(
+                f"CrossEncoder.predict on {reranker['pairs']} real text pairs: max|diff| logits "
+                f"{logits:.2e}, scores {scores:.2e}"
+            )
         quantization = self.manifest.get("quantization")
         if quantization:
             accuracy = quantization["accuracy"]
@@ -340,7 +347,14 @@ def _plan(source: model_source.ModelSource, task: Task, options: ExportOptions) 
         )
     embeddings = source.model.get_input_embeddings()
     vocab_size = getattr(embeddings, "num_embeddings", None)
-    specs = input_specs(source.model, task, vocab_size, image_size, pixel_dtype=options.dtype)
+    specs = input_specs(
+        source.model,
+        task,
+        vocab_size,
+        image_size,
+        pixel_dtype=options.dtype,
+        type_ids=source.sends_type_ids,
+    )
     pad_token_id = _pad_token_id(source)
     decoder_start = getattr(source.config, "decoder_start_token_id", None)
     dummies = DummyInputs(
@@ -577,6 +591,43 @@ def _check_embedding(
     return record
 
 
+def _check_cross_encoder(
+    source: model_source.ModelSource, plan: _TracePlan, options: ExportOptions
+) -> dict[str, Any] | None:
+    """A reranker's logits and scores against CrossEncoder.predict on real pairs; the record
+    for the manifest's validation. An ExportError when they disagree."""
+    if source.tokenizer_json is None or "logits" not in plan.output_names:
+        return None
+    with model_source.quiet_transformers():
+        reference = cross_encoder.check_against_predict(
+            source.directory,
+            plan.float_wrapper,
+            [(spec.name, spec.role) for spec in plan.specs],
+            source.tokenizer_json,
+            logits_index=plan.output_names.index("logits"),
+            score_function=source.score_function or "softmax",
+            max_length=plan.trace_length,
+            pad_token_id=plan.pad_token_id,
+            atol=options.atol,
+            device=options.target,
+        )
+    if reference is None:
+        warnings.warn(
+            "the cross-encoder was not compared with CrossEncoder.predict: sentence-transformers "
+            "is not installed (pip install sentence-transformers)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return None
+    if not reference.passed:
+        raise ExportError(
+            f"the export's scores differ from CrossEncoder.predict on {reference.pairs} text "
+            f"pairs: max|diff| logits {reference.logits_max_abs_diff:.3g}, scores "
+            f"{reference.scores_max_abs_diff:.3g} (atol {reference.atol:g}); nothing was written"
+        )
+    return reference.to_json()
+
+
 def export(
     model: str | Path,
     output: str | Path,
@@ -645,6 +696,7 @@ def export(
         )
     else:
         step(f"trace ({archive.name}): batch {options.batch_size}, {lengths}")
+    generates = _plan_generation(source, resolved, options, archive, plan)
     try:
         traced, tracer_warnings = _trace(archive, plan.wrapper, plan.methods)
     except Exception as error:
@@ -654,9 +706,21 @@ def export(
         ) from error
 
     checks = _validate(archive, traced, plan, options, step)
+    generation_checks = []
+    if generates:
+        step("validate prefill + decode with a KV cache against the eager model")
+        generation_checks = generation_export.validate(
+            source.model, traced, plan.vocab_size or 1, options.atol
+        )
     dynamic = _judge(checks, options, plan)
     quantization = _check_int8_accuracy(plan, traced) if options.quantize else None
     embedding = _check_embedding(source, plan, options) if source.embedding else None
+    reranker = (
+        _check_cross_encoder(source, plan, options)
+        if resolved.name == "text-classification"
+        and cross_encoder.is_cross_encoder(source.directory, source.config)
+        else None
+    )
     with torch.inference_mode():
         example_outputs = plan.wrapper(*plan.example)
     symbols = sorted({dim for spec in plan.specs for dim in spec.shape if isinstance(dim, str)})
@@ -690,6 +754,7 @@ def export(
             pad_token_id=plan.pad_token_id,
             has_tokenizer=source.tokenizer_json is not None,
             sentence_embedding=embedding,
+            cross_encoder=reranker,
             tied_groups=plan.tied_groups,
             checks=checks,
             tracer_warnings=tracer_warnings,
@@ -706,6 +771,14 @@ def export(
             ),
         )
     )
+    if generates:
+        manifest["generation"] = generation_export.manifest_record(
+            source.model,
+            plan.methods,
+            generation_checks,
+            max_context=_trace_length(source, options, False)[0],
+            pad_token_id=plan.pad_token_id,
+        )
     extra_files = {
         MANIFEST_RECORD: json.dumps(manifest, indent=2),
         CONFIG_RECORD: source.config.to_json_string(),
@@ -728,6 +801,46 @@ def export(
         size_bytes=size,
         seconds=time.perf_counter() - started,
     )
+
+
+def _plan_generation(
+    source: model_source.ModelSource,
+    task: Task,
+    options: ExportOptions,
+    archive: Backend,
+    plan: _TracePlan,
+) -> bool:
+    """Adds the prefill and decode methods (generation_export) to a causal-lm plan where they
+    apply: TorchScript, float32, one graph, a decoder family known to trace."""
+    if task.name != "causal-lm" or not generation_export.supports_generation(source.model):
+        return False
+    unsupported = [
+        reason
+        for reason, applies in (
+            (f"the {archive.name} backend", archive.name != "jit"),
+            ("--buckets", bool(options.buckets)),
+            ("--quantize", bool(options.quantize)),
+            (f"--dtype {options.dtype}", options.dtype != "float32"),
+            (f"--device {options.target.type}", options.target.type != "cpu"),
+        )
+        if applies
+    ]
+    if unsupported:
+        warnings.warn(
+            f"this export cannot generate (no prefill/decode methods) with {unsupported[0]}: "
+            "generation exports are float32 TorchScript on the CPU for now",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
+    wrapper = generation_export.GenerationWrapper(
+        plan.wrapper, source.config.num_hidden_layers
+    ).eval()
+    plan.wrapper = plan.float_wrapper = wrapper
+    plan.methods.update(
+        generation_export.example_inputs(wrapper, plan.vocab_size or 1, options.batch_size)
+    )
+    return True
 
 
 def _check_saved_archive(

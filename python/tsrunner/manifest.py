@@ -117,6 +117,7 @@ class ManifestFacts:
     pad_token_id: int
     has_tokenizer: bool
     sentence_embedding: dict[str, Any] | None  # sentence-transformers models
+    cross_encoder: dict[str, Any] | None  # rerankers: the check against CrossEncoder.predict
     tied_groups: list[list[str]]
     checks: list[ShapeCheck]
     tracer_warnings: list[str]
@@ -164,6 +165,7 @@ def build_manifest(facts: ManifestFacts) -> dict[str, Any]:
             "passed": True,
             "checks": [check.to_json() for check in facts.checks],
             "tracer_warnings": facts.tracer_warnings,
+            **({"cross_encoder": facts.cross_encoder} if facts.cross_encoder else {}),
         },
         **({"quantization": facts.quantization} if facts.quantization else {}),
         "versions": {

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import transformers
 
+from .cross_encoder import is_cross_encoder
 from .sentence_embedding import EmbeddingPipeline, read_pipeline
 from .tasks import Task
 
@@ -33,6 +34,10 @@ class ModelSource:
     # Classification: what turns logits into scores ("softmax", "sigmoid", "none"), as
     # Transformers' pipeline and sentence-transformers' CrossEncoder choose it.
     score_function: str | None = None
+    # Whether Transformers' tokenizer returns token_type_ids (its model_input_names): pipelines
+    # and sentence-transformers feed the model only what it returns, so the export takes them
+    # only then (the model reads zeros otherwise). True without a tokenizer Transformers loads.
+    sends_type_ids: bool = True
 
 
 # owner/name or name, as the Hugging Face hub spells repository ids.
@@ -98,6 +103,23 @@ def _read_tokenizer(directory: Path) -> str | None:
         return None
     backend = getattr(tokenizer, "backend_tokenizer", None)
     return backend.to_str() if backend is not None else None
+
+
+def tokenizer_sends_type_ids(directory: Path, *, trust_remote_code: bool = False) -> bool:
+    """Whether the tokenizer Transformers loads for `directory` returns token_type_ids, as its
+    `__call__` decides (model_input_names, which tokenizer_config.json may override). A model
+    whose tokenizer sends none (RoBERTa, ALBERT and DeBERTa-v2 in Transformers 5, many saved
+    rerankers) gets zeros, however its tokenizer.json's template numbers a pair's segments."""
+    if not any((directory / name).is_file() for name in ("tokenizer.json", *_TOKENIZER_SOURCES)):
+        return True
+    try:
+        with quiet_transformers():
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
+                directory, trust_remote_code=trust_remote_code
+            )
+    except Exception:  # no reference to follow: type ids as the tokenizer.json makes them
+        return True
+    return "token_type_ids" in getattr(tokenizer, "model_input_names", ["token_type_ids"])
 
 
 @contextlib.contextmanager
@@ -201,6 +223,8 @@ def load(
         untrained=untrained,
         score_function=score_function,
         image=_read_image_processing(directory, config),
+        sends_type_ids=tokenizer_json is None
+        or tokenizer_sends_type_ids(directory, trust_remote_code=trust_remote_code),
     )
 
 
@@ -235,7 +259,7 @@ def read_score_function(directory: Path, config: Any) -> str:
         or (legacy.get("activation_fn") if isinstance(legacy, dict) else None)
         or getattr(config, "sbert_ce_default_activation_function", None)
     )
-    cross_encoder = settings.get("model_type") == "CrossEncoder" or legacy is not None
+    cross_encoder = is_cross_encoder(directory, config)
     if cross_encoder and (
         settings.get("default_prompt_name") or any((settings.get("prompts") or {}).values())
     ):

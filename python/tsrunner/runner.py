@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
-from . import _core
+from . import _core, generation
 
 RunnerOptions = _core.RunnerOptions
 
@@ -16,6 +16,16 @@ RunnerOptions = _core.RunnerOptions
 OPTION_NAMES: tuple[str, ...] = tuple(
     name for name, value in vars(RunnerOptions).items() if isinstance(value, property)
 )
+
+
+# The fields that are unset (None) by default, so their default says nothing of their type:
+# unset means "the TSR_* environment variable, else the built-in default" (docs/environment.md).
+_OPTIONAL_FIELD_TYPES: dict[str, type] = {
+    "fused_attention": str,
+    "fused_layer_norm": bool,
+    "bf16_kernel": bool,
+    "small_gemm_rows": int,
+}
 
 
 def _is_positive_int(value: Any) -> bool:
@@ -39,9 +49,8 @@ def make_options(**options: Any) -> RunnerOptions:
             )
         if value is None:
             continue
-        default = getattr(built, name)
-        expected = type(default)
-        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
+        expected = _OPTIONAL_FIELD_TYPES.get(name) or type(getattr(built, name))
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
             raise TypeError(f"{name} must be {expected.__name__}, not {value!r}")
         try:
             setattr(built, name, value)
@@ -70,6 +79,10 @@ class Runner(_core.Runner):
         freeze: bool | None = None,
         engine: str | None = None,
         compute: str | None = None,
+        fused_attention: str | None = None,
+        fused_layer_norm: bool | None = None,
+        bf16_kernel: bool | None = None,
+        small_gemm_rows: int | None = None,
         max_archive_bytes: int | None = None,
         max_embedded_file_bytes: int | None = None,
         verify_integrity: bool | None = None,
@@ -89,6 +102,10 @@ class Runner(_core.Runner):
             freeze=freeze,
             engine=engine,
             compute=compute,
+            fused_attention=fused_attention,
+            fused_layer_norm=fused_layer_norm,
+            bf16_kernel=bf16_kernel,
+            small_gemm_rows=small_gemm_rows,
             max_archive_bytes=max_archive_bytes,
             max_embedded_file_bytes=max_embedded_file_bytes,
             verify_integrity=verify_integrity,
@@ -102,6 +119,36 @@ class Runner(_core.Runner):
         # from many threads join each other's batches.
         self._queues: dict[int, _core.RequestQueue] = {}
         self._pipeline_lock = threading.Lock()
+        self._generator: _core.Generator | None = None  # made on the first generate()
+
+    def _generation(self) -> _core.Generator:
+        with self._pipeline_lock:
+            if self._generator is None:
+                self._generator = _core.Generator.over(self)
+        return self._generator
+
+    def generate(
+        self,
+        prompts: generation.Prompt | Sequence[generation.Prompt],
+        *,
+        stream: bool = False,
+        details: bool = False,
+        **params: Any,
+    ) -> Any:
+        """Continuations of a prompt (str or token ids: returns a str) or of a list of them (a
+        list), generated natively (tsrunner.generation lists the parameters). `details=True`
+        returns dicts with text, token_ids, finish_reason and prompt_tokens; `stream=True`
+        returns Runner.stream's iterator. Bad parameters raise ValueError naming them."""
+        if stream:
+            return self.stream(prompts, **params)
+        return generation.generate(self._generation(), prompts, details, params)
+
+    def stream(
+        self, prompts: generation.Prompt | Sequence[generation.Prompt], **params: Any
+    ) -> Iterator[Any]:
+        """The text of generate() as it is made: str pieces for one prompt, (index, piece)
+        for several; the pieces of a prompt concatenate to its generate() text."""
+        return generation.stream(self._generation(), prompts, params)
 
     def __reduce__(self) -> NoReturn:
         # A loaded model is native state of this process: a worker loads the file itself.

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from . import sample_text
+from .dummy_inputs import padded_inputs
 
 OUTPUT_NAME = "sentence_embedding"
 # Pooling modes in the order sentence-transformers concatenates them (legacy boolean keys).
@@ -481,18 +482,9 @@ def _encode_as_exported(
     """The export's embedding of `texts` (prompt included), tokenized as the runner does:
     truncated at the export's max_length, padded on the right."""
     encodings = tokenizer.encode_batch(texts)
-    width = max(len(e.ids) for e in encodings)
-    by_role = {
-        "token_ids": torch.full((len(texts), width), pad_token_id, dtype=torch.long),
-        "attention_mask": torch.zeros((len(texts), width), dtype=torch.long),
-        "token_type_ids": torch.zeros((len(texts), width), dtype=torch.long),
-    }
-    for row, encoding in enumerate(encodings):
-        length = len(encoding.ids)
-        by_role["token_ids"][row, :length] = torch.tensor(encoding.ids)
-        by_role["attention_mask"][row, :length] = 1
-        by_role["token_type_ids"][row, :length] = torch.tensor(encoding.type_ids)
-    inputs = tuple(by_role[role].to(device) for _, role in input_roles)
+    inputs = tuple(
+        value.to(device) for value in padded_inputs(encodings, input_roles, pad_token_id)
+    )
     with torch.inference_mode():
         return model(*inputs)[-1].double().cpu()
 

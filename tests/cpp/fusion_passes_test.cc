@@ -84,15 +84,6 @@ TEST(AttentionFusion, LeavesOtherAttentionCallsAsTheyAre) {
   unchanged(graph);
 }
 
-TEST(AttentionFusion, IsOffWithTheEnvironmentSwitch) {
-  ASSERT_EQ(setenv("TSR_FUSED_ATTENTION", "0", 1), 0);
-  auto graph = attention_graph("0.", "0", kNoScale, "0");
-  const int fused = tsrunner::detail::fuse_attention(*graph);
-  unsetenv("TSR_FUSED_ATTENTION");
-  EXPECT_EQ(fused, 0);
-  EXPECT_EQ(count(*graph, "aten::scaled_dot_product_attention"), 1);
-}
-
 // One layer norm over `shape`, its weight and bias the graph's inputs (a module not frozen).
 std::shared_ptr<torch::jit::Graph> layer_norm_graph(const std::string& shape) {
   const std::string ir = R"IR(
@@ -224,15 +215,6 @@ TEST(SelfAttentionFusion, LeavesGraphsWhereAViewIsReadElsewhere) {
   unchanged(self_attention_graph("", "%out, %q_slice"));  // so is a slice
   unchanged(self_attention_graph("", "%out, %packed"));   // and the result's layout change
   unchanged(self_attention_graph("  %n : int = aten::size(%k, %zero)\n", "%out, %n"));
-}
-
-TEST(SelfAttentionFusion, IsOffWhenOnlyTheOpIsAsked) {
-  ASSERT_EQ(setenv("TSR_FUSED_ATTENTION", "op", 1), 0);
-  auto graph = self_attention_graph();
-  const int fused = tsrunner::detail::fuse_self_attention(*graph);
-  unsetenv("TSR_FUSED_ATTENTION");
-  EXPECT_EQ(fused, 0);
-  EXPECT_EQ(count(*graph, "tsrunner::attention"), 1);
 }
 
 }  // namespace

@@ -51,12 +51,41 @@ def make_tiny_bert(directory: Path, *, seed: int = 0) -> Path:
     return directory
 
 
+def make_generation_fixture(out: Path) -> None:
+    """tiny_gpt2_gen.pt (a generation export) and HF generate's greedy tokens for a few prompts
+    of different lengths (tiny_gpt2_gen_expected.json), for tests/cpp/generator_test.cc."""
+    import json
+
+    import tiny_decoders
+    import torch
+    import transformers
+
+    import tsrunner
+
+    directory = tiny_decoders.make_decoder("gpt2", out / "tiny_gpt2")
+    tsrunner.export(directory, out / "tiny_gpt2_gen.pt", task="causal-lm")
+    model = transformers.AutoModelForCausalLM.from_pretrained(directory).eval()
+    prompts = [[5, 17, 300, 41], [9], [120, 7, 7, 64, 3, 2, 801]]
+    longest = max(map(len, prompts))
+    ids = torch.tensor([[0] * (longest - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts])
+    with torch.inference_mode():
+        output = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8,
+                                do_sample=False)  # fmt: skip
+    greedy = []
+    for row in output[:, longest:].tolist():
+        greedy.append(row[: row.index(0)] if 0 in row else row)
+    expected = {"prompts": prompts, "max_new_tokens": 8, "greedy": greedy}
+    (out / "tiny_gpt2_gen_expected.json").write_text(json.dumps(expected))
+
+
 def main(out: Path) -> None:
     import tsrunner
 
     tiny = make_tiny_bert(out / "tiny_bert")
     tsrunner.export(tiny, out / "tiny_bert.pt", max_length=64)
     tsrunner.export(minilm_directory(), out / "minilm.pt", max_length=128)
+    make_generation_fixture(out)
     print(f"fixtures written to {out}")
 
 

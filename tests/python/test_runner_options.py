@@ -94,7 +94,11 @@ def _cpp_option_fields() -> list[str]:
     """The data members of tsrunner::RunnerOptions, read from the public header."""
     text = _HEADER.read_text()
     body = text[text.index("struct RunnerOptions {") : text.index("void validate() const;")]
-    return re.findall(r"^\s+(?:int|bool|uint64_t|std::string)\s+(\w+)\s*[=;]", body, re.MULTILINE)
+    return re.findall(
+        r"^\s+(?:int|bool|uint64_t|std::string|std::optional<[\w:]+>)\s+(\w+)\s*[=;]",
+        body,
+        re.MULTILINE,
+    )
 
 
 # A value other than the default for every field, valid for loading tiny_bert.
@@ -116,6 +120,10 @@ def _non_default_values(tiny_bert_pt) -> dict:
         # compute="bf16" needs the oneDNN engine and a CPU with bf16 instructions.
         "engine": "onednn" if _cpu_has_bf16() else "default",
         "compute": "bf16",
+        "fused_attention": "op",
+        "fused_layer_norm": False,
+        "bf16_kernel": False,
+        "small_gemm_rows": 16,
         "max_archive_bytes": 1 << 30,
         "max_embedded_file_bytes": 32 << 20,
         "verify_integrity": False,

@@ -211,3 +211,46 @@ def test_the_full_sweep_compares_real_tokens_only():
     assert sweep.differing(native, reference, points) == []
     other = tsrunner.Tokenizer.from_json(tokenizer_fixtures.tokenizer_json("t5"), max_length=0)
     assert sweep.differing(other, reference, points) != []
+
+
+def _sweep_module():
+    import importlib.util
+
+    path = Path(__file__).parents[2] / "scripts" / "unicode_sweep.py"
+    spec = importlib.util.spec_from_file_location("unicode_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    return sweep
+
+
+@pytest.mark.parametrize(
+    ("form", "text", "golden"),
+    [
+        # Composition leaves a mark: U+0301 is the text's sixth character, (5, 6), as in HF.
+        ("NFC", "e\u0301 a\u0308\u0301", [(0, 1), (2, 3), (3, 4), (5, 6)]),
+        ("NFKC", "e\u0301 a\u0308\u0301", [(0, 1), (2, 3), (3, 4), (5, 6)]),
+        # A ligature expands before a mark: "i" shares the ligature's span, the mark keeps its own.
+        ("NFKD", "\ufb01\u0301x", [(0, 1), (0, 1), (1, 2), (2, 3)]),
+        # A mark reordered by canonical ordering takes the span of the place it moves to.
+        ("NFD", "o\u0302\u0323", [(0, 1), (1, 2), (2, 3)]),
+    ],
+)
+def test_offsets_after_unicode_normalization(form, text, golden):
+    sweep = _sweep_module()
+    tokenizer_json = sweep.one_token_per_character({"type": form}, [text])
+    reference = tokenizers.Tokenizer.from_str(tokenizer_json)
+    native = tsrunner.Tokenizer.from_json(tokenizer_json, max_length=0)
+    assert reference.encode(text).offsets == golden
+    assert _as_tuple(native.encode(text)) == _as_tuple(reference.encode(text))
+
+
+def test_offsets_over_combining_sequences_for_every_normalizer():
+    """A sample of unicode_sweep's combining sequences (`make unicode-check` runs them all):
+    marks around compositions, reorderings and compatibility expansions, one token per
+    normalized character, through every normalizer and every family's own."""
+    sweep = _sweep_module()
+    found = sweep.combining_sweep(step=2)
+    assert {"NFC", "NFKD", "BertNormalizer", "xlmr", "albert", "debertav2"} <= set(found)
+    assert {
+        name: [ascii(text) for text in texts[:3]] for name, texts in found.items() if texts
+    } == {}

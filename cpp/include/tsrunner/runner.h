@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "tsrunner/manifest.h"
 #include "tsrunner/tokenizer.h"
@@ -67,6 +69,20 @@ struct RunnerOptions {
   // slower than fp32), with engine "default", off the CPU, and for AOTInductor packages.
   std::string compute = "fp32";
 
+  // tsrunner's own kernels on the oneDNN engine, per runner (two runners in one process may
+  // differ). Unset: the TSR_* environment variable of the same name, read at load
+  // (docs/environment.md), else the default in brackets.
+  // Short-sequence attention: "on" (tsrunner::attention reading Q/K/V in place from the merged
+  // GEMM's output), "op" (the kernel on LibTorch's views), "off" (LibTorch's attention) ["on"].
+  std::optional<std::string> fused_attention;
+  std::optional<bool> fused_layer_norm;  // layer norms of few rows on tsrunner's kernel [true]
+  // compute=bf16 GEMMs on tsrunner's AVX512-BF16 kernel where the CPU has it; false: oneDNN's
+  // bf16 GEMM [true].
+  std::optional<bool> bf16_kernel;
+  // float32 Linear calls of at most this many rows (batch x tokens) on the small-row AVX-512
+  // kernel, which keeps a second copy of the weights; 0: never [48].
+  std::optional<int64_t> small_gemm_rows;
+
   // Checked before anything is deserialised (docs/security.md):
   // the archive's size on disk, and the sum of its records' declared (uncompressed) sizes.
   uint64_t max_archive_bytes = uint64_t{64} << 30;  // 64 GiB
@@ -121,6 +137,12 @@ class Runner {
   // to its traced length (a bucketed one to the smallest bucket that fits) and its outputs
   // sliced back to the caller's lengths.
   TensorMap run(const TensorMap& inputs) const;
+
+  // Runs the TorchScript method `name` of the archive (a generation export's "prefill" and
+  // "decode", see docs/generation.md) on positional `inputs`, unchecked against the manifest,
+  // under inference mode and this runner's thread settings. Throws Error when the archive has
+  // no such method or the model fails.
+  std::vector<at::Tensor> run_method(const std::string& name, std::vector<at::Tensor> inputs) const;
 
  private:
   struct Impl;

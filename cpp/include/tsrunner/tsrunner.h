@@ -4,6 +4,7 @@
 #include "tsrunner/cpu_info.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/example_inputs.h"
+#include "tsrunner/generator.h"
 #include "tsrunner/integrity.h"
 #include "tsrunner/manifest.h"
 #include "tsrunner/pipeline.h"

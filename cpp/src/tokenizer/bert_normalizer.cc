@@ -1,5 +1,6 @@
 #include "tokenizer/bert_normalizer.h"
 
+#include "tokenizer/normalizers.h"
 #include "tokenizer/text_ops.h"
 
 #include <string>
@@ -44,8 +45,9 @@ NormalizedText BertNormalizer::normalize(const NormalizedText& input) const {
   }
 
   if (strip_accents) {
-    NormalizedText stripped = map_each(text, append_nfd);
-    canonical_reorder(stripped);  // NFD first, then drop the marks, as HF does
+    // NFD first (with HF's alignment of reordered marks), then drop the marks, as HF does.
+    static const UnicodeNormalizer nfd(UnicodeNormalizer::Form::kNFD);
+    const NormalizedText stripped = nfd.normalize(text);
     text.chars.clear();
     text.spans.clear();
     for (size_t i = 0; i < stripped.size(); ++i) {

@@ -2,23 +2,13 @@
 
 #include <utf8proc.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "tokenizer/text_ops.h"
 
 namespace tsrunner::text {
 namespace {
-
-const utf8proc_property_t* property(char32_t c) {
-  return utf8proc_get_property(static_cast<utf8proc_int32_t>(c));
-}
-
-// Whether a character can combine with what precedes it in composition: a non-starter, the
-// second character of a canonical composition, or a Hangul vowel or trailing consonant.
-bool joins_previous(char32_t c) {
-  const utf8proc_property_t* p = property(c);
-  if (p->combining_class != 0) return true;
-  if (p->comb_index != UINT16_MAX && p->comb_index >= 0x8000) return true;
-  return (c >= 0x1161 && c <= 0x1175) || (c >= 0x11A8 && c <= 0x11C2);
-}
 
 void decompose(std::u32string& out, char32_t c, bool compat) {
   if (!has_decomposition(c, compat)) {  // HF's tables: newer decompositions do not apply
@@ -38,26 +28,90 @@ void decompose(std::u32string& out, char32_t c, bool compat) {
   for (utf8proc_ssize_t i = 0; i < count; ++i) out.push_back(static_cast<char32_t>(buffer[i]));
 }
 
-// The normalization of one chunk of characters (a starter and what joins it).
-std::u32string normalize_chunk(std::u32string_view chunk, bool compat, bool compose) {
-  std::u32string decomposed;
-  for (char32_t c : chunk) decompose(decomposed, c, compat);
-  // Canonical ordering: a stable sort of each run of non-starters.
-  for (size_t i = 1; i < decomposed.size(); ++i) {
-    for (size_t j = i; j > 0; --j) {
-      const auto current = property(decomposed[j])->combining_class;
-      const auto previous = property(decomposed[j - 1])->combining_class;
-      if (current == 0 || previous <= current) break;
-      std::swap(decomposed[j], decomposed[j - 1]);
+// The primary composite of `first` and `second`, or 0. Composites that HF's (older) tables do
+// not decompose are not composed either.
+char32_t compose_pair(char32_t first, char32_t second) {
+  if (second < 0x300) return 0;  // nothing below the combining diacritics is a second element
+  utf8proc_int32_t pair[2] = {static_cast<utf8proc_int32_t>(first),
+                              static_cast<utf8proc_int32_t>(second)};
+  const utf8proc_ssize_t length = utf8proc_normalize_utf32(
+      pair, 2, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
+  if (length != 1) return 0;
+  const auto composed = static_cast<char32_t>(pair[0]);
+  return has_decomposition(composed, false) ? composed : 0;
+}
+
+// HF's NFD/NFKD changes (unicode-normalization-alignments, which NormalizedString::nfd runs):
+// the first character of a decomposition replaces the original (0), the others are inserted
+// (1); then each run of non-starters is stably sorted by combining class, and the changes move
+// with their characters, so a reordered mark takes the span of the place it moves to.
+std::vector<CharChange> decompose_all(std::u32string_view chars, bool compat) {
+  std::vector<CharChange> out;
+  out.reserve(chars.size());
+  std::u32string pieces;
+  size_t run_begin = 0;  // where the current run of non-starters begins
+  auto sort_run = [&] {  // insertion sort: stable, and runs are a few marks at most
+    for (size_t i = run_begin + 1; i < out.size(); ++i) {
+      for (size_t j = i; j > run_begin && combining_class(out[j - 1].c) > combining_class(out[j].c);
+           --j) {
+        std::swap(out[j - 1], out[j]);
+      }
+    }
+  };
+  for (char32_t c : chars) {
+    pieces.clear();
+    decompose(pieces, c, compat);
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (combining_class(pieces[i]) == 0) {
+        sort_run();
+        run_begin = out.size() + 1;
+      }
+      out.push_back({pieces[i], i == 0 ? 0 : 1});
     }
   }
-  if (!compose || decomposed.empty()) return decomposed;
-  std::vector<utf8proc_int32_t> buffer(decomposed.begin(), decomposed.end());
-  const utf8proc_ssize_t length =
-      utf8proc_normalize_utf32(buffer.data(), static_cast<utf8proc_ssize_t>(buffer.size()),
-                               static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
-  if (length < 0) return decomposed;
-  return std::u32string(buffer.begin(), buffer.begin() + length);
+  sort_run();
+  return out;
+}
+
+// HF's NFC/NFKC changes: canonical composition of the decomposed stream, where a composite
+// carries the sum of its parts' changes less one per part absorbed, and the marks that stay
+// (blocked or not composable) keep their own changes and follow their starter.
+std::vector<CharChange> recompose(const std::vector<CharChange>& decomposed) {
+  std::vector<CharChange> out;
+  out.reserve(decomposed.size());
+  std::optional<CharChange> starter;
+  std::vector<CharChange> kept_marks;
+  int last_kept_class = -1;  // none kept since the starter
+  auto emit_starter = [&] {
+    out.push_back(*starter);
+    out.insert(out.end(), kept_marks.begin(), kept_marks.end());
+    kept_marks.clear();
+    last_kept_class = -1;
+  };
+  for (const CharChange& item : decomposed) {
+    const int item_class = combining_class(item.c);
+    if (!starter) {
+      if (item_class == 0) {
+        starter = item;
+      } else {
+        out.push_back(item);  // a mark before any starter
+      }
+      continue;
+    }
+    const bool blocked = last_kept_class >= 0 && last_kept_class >= item_class;
+    const char32_t composed = blocked ? 0 : compose_pair(starter->c, item.c);
+    if (composed != 0) {
+      starter = CharChange{composed, starter->change + item.change - 1};
+    } else if (item_class == 0) {
+      emit_starter();
+      starter = item;
+    } else {
+      kept_marks.push_back(item);
+      last_kept_class = item_class;
+    }
+  }
+  if (starter) emit_starter();
+  return out;
 }
 
 }  // namespace
@@ -65,34 +119,8 @@ std::u32string normalize_chunk(std::u32string_view chunk, bool compat, bool comp
 NormalizedText UnicodeNormalizer::normalize(const NormalizedText& input) const {
   const bool compat = form_ == Form::kNFKC || form_ == Form::kNFKD;
   const bool compose = form_ == Form::kNFC || form_ == Form::kNFKC;
-  std::vector<CharChange> changes;
-  changes.reserve(input.size());
-  std::u32string first_part;
-  size_t chunk_begin = 0;
-  auto flush = [&](size_t chunk_end) {
-    if (chunk_end == chunk_begin) return;
-    const std::u32string_view chunk(input.chars.data() + chunk_begin, chunk_end - chunk_begin);
-    const std::u32string result = normalize_chunk(chunk, compat, compose);
-    // HF's alignment: characters pair up with the old ones in order; extra ones are
-    // inserted, and when fewer come out the last one removes the rest.
-    const size_t old_count = chunk.size();
-    for (size_t i = 0; i < result.size(); ++i) {
-      int change = 0;
-      if (i >= old_count) {
-        change = 1;
-      } else if (i + 1 == result.size() && result.size() < old_count) {
-        change = -static_cast<int>(old_count - result.size());
-      }
-      changes.push_back({result[i], change});
-    }
-    chunk_begin = chunk_end;
-  };
-  for (size_t i = 0; i < input.size(); ++i) {
-    first_part.clear();
-    decompose(first_part, input.chars[i], compat);
-    if (i > 0 && !joins_previous(first_part.empty() ? input.chars[i] : first_part[0])) flush(i);
-  }
-  flush(input.size());
+  std::vector<CharChange> changes = decompose_all(input.chars, compat);
+  if (compose) changes = recompose(changes);
   return transform(input, changes);
 }
 

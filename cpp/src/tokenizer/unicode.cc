@@ -98,43 +98,17 @@ bool has_decomposition(char32_t c, bool compat) {
   return compat ? in_table(kHf_decomposes_compat, c) : in_table(kHf_decomposes, c);
 }
 
+int combining_class(char32_t c) {
+  const int utf8proc_class =
+      utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class;
+  return utf8proc_class != 0 && in_table(kHf_non_starter, c) ? utf8proc_class : 0;
+}
+
 bool is_cjk_ideograph(char32_t c) {
   return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
          (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
          (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B920 && c <= 0x2CEAF) ||
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
-}
-
-void append_nfd(std::u32string& out, char32_t c) {
-  if (!has_decomposition(c, false)) {
-    out.push_back(c);
-    return;
-  }
-  utf8proc_int32_t buffer[16];  // the longest canonical decomposition is 4 code points
-  int boundclass = UTF8PROC_BOUNDCLASS_START;
-  const utf8proc_ssize_t count = utf8proc_decompose_char(static_cast<utf8proc_int32_t>(c), buffer,
-                                                         16, UTF8PROC_DECOMPOSE, &boundclass);
-  if (count <= 0 || count > 16) {
-    out.push_back(c);
-    return;
-  }
-  for (utf8proc_ssize_t i = 0; i < count; ++i) out.push_back(static_cast<char32_t>(buffer[i]));
-}
-
-void canonical_reorder(NormalizedText& text) {
-  auto combining_class = [](char32_t c) {
-    return utf8proc_get_property(static_cast<utf8proc_int32_t>(c))->combining_class;
-  };
-  // The Unicode canonical ordering algorithm: a stable sort of each run of non-starters.
-  for (size_t i = 1; i < text.chars.size(); ++i) {
-    for (size_t j = i; j > 0; --j) {
-      const auto current = combining_class(text.chars[j]);
-      const auto previous = combining_class(text.chars[j - 1]);
-      if (current == 0 || previous <= current) break;
-      std::swap(text.chars[j], text.chars[j - 1]);
-      std::swap(text.spans[j], text.spans[j - 1]);
-    }
-  }
 }
 
 void append_lowercase(std::u32string& out, char32_t c) {

@@ -51,11 +51,10 @@ bool is_numeric(char32_t c);  // Nd, Nl, No (Rust char::is_numeric)
 bool is_mark(char32_t c);     // Mn, Mc, Me
 // Whether NFD (or NFKD with `compat`) changes `c` in HF's (older) Unicode tables.
 bool has_decomposition(char32_t c, bool compat);
+// The canonical combining class in HF's (Unicode 9) tables: utf8proc's for the non-starters
+// those tables know, 0 for marks assigned since.
+int combining_class(char32_t c);
 
-// Canonical decomposition (NFD) of one character, appended to `out`.
-void append_nfd(std::u32string& out, char32_t c);
-// Canonical ordering of combining marks (the last step of NFD); moves spans along.
-void canonical_reorder(NormalizedText& text);
 // Full lowercase mapping without context (Rust char::to_lowercase), appended to `out`.
 void append_lowercase(std::u32string& out, char32_t c);
 

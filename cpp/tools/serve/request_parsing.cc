@@ -52,6 +52,13 @@ std::string string_field(const json& value, const std::string& what, int status 
   return value.get<std::string>();
 }
 
+// TEI's "prompt_name": a string, or null/absent (the model's default prompt, if any).
+std::optional<std::string> prompt_name(const json& root) {
+  const json* value = field(root, "prompt_name");
+  if (value == nullptr) return std::nullopt;
+  return string_field(*value, "`prompt_name`");
+}
+
 // A string or a non-empty list of strings.
 std::vector<std::string> texts(const json& value, const char* name, bool& batch) {
   const std::string what = std::string("`") + name + "`";
@@ -88,6 +95,7 @@ EmbedRequest parse_embed_request(std::string_view body) {
   request.inputs = texts(required(root, "inputs"), "inputs", request.batch);
   request.normalize = flag(root, "normalize", true);
   request.truncate = flag(root, "truncate", false);
+  request.prompt_name = prompt_name(root);
   return request;
 }
 
@@ -137,15 +145,52 @@ TokenizeRequest parse_tokenize_request(std::string_view body) {
   return request;
 }
 
+namespace {
+
+std::vector<int64_t> token_ids(const json& list, const std::string& what) {
+  if (!list.is_array() || list.empty()) {
+    throw RequestError(kInvalid, what + " must be a non-empty list of token ids");
+  }
+  std::vector<int64_t> ids;
+  ids.reserve(list.size());
+  for (size_t i = 0; i < list.size(); ++i) {
+    const json& id = list[i];
+    const bool fits =
+        id.is_number_integer() &&
+        !(id.is_number_unsigned() &&
+          id.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+    if (!fits) {
+      throw RequestError(kInvalid,
+                         what + "[" + std::to_string(i) + "] must be an integer token id");
+    }
+    ids.push_back(id.get<int64_t>());
+  }
+  return ids;
+}
+
+// OpenAI's token inputs: one list of token ids, or a list of them (one input each).
+std::vector<std::vector<int64_t>> token_id_inputs(const json& input) {
+  if (!input[0].is_array()) return {token_ids(input, "`input`")};
+  std::vector<std::vector<int64_t>> inputs;
+  inputs.reserve(input.size());
+  for (size_t i = 0; i < input.size(); ++i) {
+    inputs.push_back(token_ids(input[i], "`input[" + std::to_string(i) + "]`"));
+  }
+  return inputs;
+}
+
+}  // namespace
+
 OpenAIEmbeddingRequest parse_openai_embedding_request(std::string_view body) {
   const json root = parse_object(body);
   OpenAIEmbeddingRequest request;
   const json& input = required(root, "input");
   if (input.is_array() && !input.empty() && !input[0].is_string()) {
-    throw RequestError(kInvalid, "`input` as token ids is not supported; send text");
+    request.token_ids = token_id_inputs(input);
+  } else {
+    bool batch = false;
+    request.inputs = texts(input, "input", batch);
   }
-  bool batch = false;
-  request.inputs = texts(input, "input", batch);
   if (const json* model = field(root, "model")) request.model = string_field(*model, "`model`");
   if (const json* format = field(root, "encoding_format")) {
     const std::string name = string_field(*format, "`encoding_format`");
@@ -154,6 +199,7 @@ OpenAIEmbeddingRequest parse_openai_embedding_request(std::string_view body) {
     }
     request.base64 = name == "base64";
   }
+  request.prompt_name = prompt_name(root);
   if (field(root, "dimensions") != nullptr) {
     throw RequestError(kInvalid, "`dimensions` is not supported: the model's width is fixed");
   }

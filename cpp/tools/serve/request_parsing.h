@@ -28,12 +28,14 @@ struct TextInput {
   std::optional<std::string> pair;
 };
 
-// POST /embed (TEI): {"inputs": string | [string], "normalize": bool, "truncate": bool}.
+// POST /embed (TEI): {"inputs": string | [string], "normalize": bool, "truncate": bool,
+// "prompt_name": string | null}.
 struct EmbedRequest {
   std::vector<std::string> inputs;
   bool batch = false;  // inputs came as a list
   bool normalize = true;
   bool truncate = false;
+  std::optional<std::string> prompt_name;  // nullopt: the model's default prompt, if any
 };
 EmbedRequest parse_embed_request(std::string_view body);
 
@@ -64,12 +66,17 @@ struct TokenizeRequest {
 };
 TokenizeRequest parse_tokenize_request(std::string_view body);
 
-// POST /v1/embeddings (OpenAI): {"input": string | [string], "model": string,
-// "encoding_format": "float" | "base64", "dimensions", "user"}.
+// POST /v1/embeddings (OpenAI): {"input": string | [string] | [int] | [[int]], "model": string,
+// "encoding_format": "float" | "base64", "dimensions", "user"}, and TEI's "prompt_name" (sent
+// by OpenAI clients as an extra body field).
 struct OpenAIEmbeddingRequest {
   std::vector<std::string> inputs;
+  // Token-id inputs (OpenAI's and TEI's: a list of ids, or a list of such lists), when `input`
+  // held ids; then `inputs` is empty.
+  std::vector<std::vector<int64_t>> token_ids;
   std::string model;  // empty: the default model
   bool base64 = false;
+  std::optional<std::string> prompt_name;
 };
 OpenAIEmbeddingRequest parse_openai_embedding_request(std::string_view body);
 

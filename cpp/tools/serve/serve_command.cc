@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "../allocator_tuning.h"
+#include "../kernel_flags.h"
 #include "../range_check.h"
 #include "http_server.h"
 #include "metrics.h"
@@ -45,6 +46,7 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
     RunnerOptions runner_options;
     runner_options.engine = options.engine;
     runner_options.compute = options.compute;
+    cli::copy_kernel_flags(options.kernels, runner_options);
     runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
     model.runner = std::make_unique<Runner>(model.path, runner_options);
     const Manifest& manifest = model.runner->manifest();
@@ -145,6 +147,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
                    "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "
                    "exact; CPUs with AVX512_BF16 or AMX)")
       ->check(CLI::IsMember({"fp32", "bf16"}));
+  cli::add_kernel_flags(*serve, options.kernels);
   serve
       ->add_option("--workers", options.workers,
                    "batches run at once, each on its own worker thread (default: cores / "

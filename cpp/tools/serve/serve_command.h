@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tsrunner/runner.h"
+
 namespace tsrunner::serve {
 
 // `tsrun serve MODEL.pt [MORE.pt ...]` (docs/serve.md).
@@ -20,6 +22,7 @@ struct ServeOptions {
   std::string engine = "auto";
   // RunnerOptions::compute: "fp32" or the opt-in "bf16" (the Runner refuses it where it cannot).
   std::string compute = "fp32";
+  RunnerOptions kernels;       // the kernel switches only (tools/kernel_flags.h)
   size_t workers = 0;          // batches in flight; 0: the cores / threads
   int lone_batch_threads = 0;  // QueueOptions::lone_batch_threads; 0: workers x threads
   size_t http_threads = 0;     // 0: cores / 2, 1 to 4

@@ -89,6 +89,47 @@ std::vector<Encoding> encode_input(const Pipeline& pipeline, const std::string& 
   }
 }
 
+// Checks `prompt_name` against an embedding model's prompts before any input is tokenized:
+// a 422 naming the model's prompts for a name it lacks (nullopt: its default prompt, if any).
+void check_prompt_name(const ServedModel& model, const std::optional<std::string>& prompt_name) {
+  if (!prompt_name) return;
+  const auto& embedding = model.runner->manifest().sentence_embedding;
+  if (!embedding) {
+    throw RequestError(422, "`prompt_name` \"" + *prompt_name + "\" given, but model \"" +
+                                model.name +
+                                "\" has no prompts (only sentence-transformers exports have them)");
+  }
+  try {
+    embedding->prompt(*prompt_name);
+  } catch (const InvalidInput& error) {
+    throw RequestError(422, std::string("`prompt_name`: ") + error.what());
+  }
+}
+
+// One of OpenAI's token-id inputs as an encoding, taken as it is (no special tokens added, no
+// prompt, as TEI takes ids); 422 naming an id outside the model's vocabulary or an input longer
+// than the model takes.
+std::vector<Encoding> token_id_input(const Manifest& manifest, const std::string& what,
+                                     std::vector<int64_t> ids) {
+  const TensorSpec* token_ids = manifest.find_input_by_role("token_ids");
+  if (token_ids != nullptr && token_ids->value_range) {
+    const auto [low, high] = *token_ids->value_range;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] < low || ids[i] >= high) {
+        throw RequestError(422, what + "[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
+                                    " is not a token id of this model (ids are in [" +
+                                    std::to_string(low) + ", " + std::to_string(high) + "))");
+      }
+    }
+  }
+  if (manifest.max_length > 0 && ids.size() > static_cast<size_t>(manifest.max_length)) {
+    throw RequestError(422, what + " has " + std::to_string(ids.size()) +
+                                " tokens; the model takes at most " +
+                                std::to_string(manifest.max_length));
+  }
+  return {Encoding::from_ids(std::move(ids))};
+}
+
 std::string scores_json(const std::vector<LabelScore>& labels) {
   std::string out = "[";
   for (size_t i = 0; i < labels.size(); ++i) {
@@ -219,10 +260,12 @@ void Service::embed(const std::shared_ptr<Call>& call) {
   }
   EmbedRequest request = parse_embed_request(call->request.body);
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
+  check_prompt_name(model, request.prompt_name);
   if (!admit(call)) return;
   QueueSubmission submission;
   submission.options.truncate = request.truncate;
   submission.options.normalize = request.normalize;
+  submission.options.prompt_name = request.prompt_name;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
     submission.inputs.push_back(
@@ -261,21 +304,34 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
   // OpenAI's own limit, not --max-client-batch-size (TEI's): clients such as LangChain's send
   // up to 1,000 texts at once. The request queue batches them like any other inputs, and the body
   // size (--payload-limit, 413) bounds the memory a request takes.
-  if (request.inputs.size() > kOpenAIMaxInputs) {
-    throw RequestError(422, "`input` has " + std::to_string(request.inputs.size()) +
-                                " items; at most " + std::to_string(kOpenAIMaxInputs) +
+  const size_t count = std::max(request.inputs.size(), request.token_ids.size());
+  if (count > kOpenAIMaxInputs) {
+    throw RequestError(422, "`input` has " + std::to_string(count) + " items; at most " +
+                                std::to_string(kOpenAIMaxInputs) +
                                 " per request, as in OpenAI's API");
+  }
+  check_prompt_name(model, request.prompt_name);
+  if (!request.token_ids.empty() && request.prompt_name) {
+    throw RequestError(422, "`prompt_name` applies to text; token-id inputs are taken as they are");
   }
   if (!admit(call)) return;
   QueueSubmission submission;
   // OpenAI's embeddings are unit vectors; so are these (TEI's /v1/embeddings does the same).
   submission.options.normalize = true;
   submission.options.truncate = false;  // OpenAI refuses input over the model's context
+  submission.options.prompt_name = request.prompt_name;
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     submission.inputs.push_back(encode_input(*model.pipeline, "`input[" + std::to_string(i) + "]`",
                                              request.inputs[i], std::nullopt, submission.options));
   }
+  for (size_t i = 0; i < request.token_ids.size(); ++i) {
+    const std::string what =
+        request.token_ids.size() == 1 ? "`input`" : "`input[" + std::to_string(i) + "]`";
+    submission.inputs.push_back(
+        token_id_input(model.runner->manifest(), what, std::move(request.token_ids[i])));
+  }
   submission.texts = std::move(request.inputs);
+  submission.texts.resize(submission.inputs.size());  // token ids came from no text
   submission.done = [call, base64_format = request.base64, name = model.name,
                      this](QueueOutcome outcome) {
     if (!outcome.error.empty()) return call->fail(outcome.invalid_input ? 422 : 500, outcome.error);

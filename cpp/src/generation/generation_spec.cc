@@ -1,0 +1,162 @@
+#include "generation_spec.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <random>
+#include <sstream>
+
+#include "tsrunner/errors.h"
+#include "tsrunner/manifest.h"
+
+namespace tsrunner::detail {
+namespace {
+
+using nlohmann::json;
+
+int64_t int_or(const json& object, const char* key, int64_t fallback) {
+  const auto found = object.find(key);
+  return found != object.end() && found->is_number_integer() ? found->get<int64_t>() : fallback;
+}
+
+double number_or(const json& object, const char* key, double fallback) {
+  const auto found = object.find(key);
+  return found != object.end() && found->is_number() ? found->get<double>() : fallback;
+}
+
+[[noreturn]] void out_of_range(const std::string& name, double value, const std::string& range) {
+  std::ostringstream message;
+  message << name << " must be " << range << ", not " << value;
+  throw InvalidInput(message.str());
+}
+
+}  // namespace
+
+std::string describe_generation(const std::string& manifest_json) {
+  const json root = json::parse(manifest_json, nullptr, false);
+  if (root.is_discarded() || !root.contains("generation") || !root["generation"].is_object()) {
+    return {};
+  }
+  const json& record = root["generation"];
+  std::ostringstream out;
+  const json cache = record.value("cache", json::object());
+  out << "  generates   prefill + decode, KV cache " << int_or(record, "num_layers", 0)
+      << " layers x key " << cache.value("key", json::array()).dump() << " value "
+      << cache.value("value", json::array()).dump() << " (heads, head_dim), context "
+      << int_or(record, "max_context", 0) << "\n";
+  out << "  eos         " << record.value("eos_token_ids", json::array()).dump() << ", pad "
+      << record.value("pad_token_id", json()).dump() << ", bos "
+      << record.value("bos_token_id", json()).dump() << "\n";
+  std::string defaults;
+  const json values = record.value("defaults", json::object());
+  for (const auto& item : values.items()) {
+    if (item.value().is_null()) continue;
+    defaults += (defaults.empty() ? "" : ", ") + item.key() + " " + item.value().dump();
+  }
+  out << "  defaults    " << defaults << "\n";
+  return out.str();
+}
+
+GenerationSpec read_generation_spec(const Manifest& manifest) {
+  const json root = json::parse(manifest.raw_json, nullptr, false);
+  if (root.is_discarded() || !root.contains("generation") || !root["generation"].is_object()) {
+    throw InvalidInput("this " + manifest.task +
+                       " export cannot generate: its manifest has no \"generation\" record "
+                       "(re-export a causal-lm model with this version of `tsrunner export`)");
+  }
+  const json& record = root["generation"];
+  GenerationSpec spec;
+  const json methods = record.value("methods", json::object());
+  spec.prefill_method = methods.value("prefill", spec.prefill_method);
+  spec.decode_method = methods.value("decode", spec.decode_method);
+  spec.num_layers = int_or(record, "num_layers", 0);
+  const json cache = record.value("cache", json::object());
+  const json key = cache.value("key", json::array());
+  const json value = cache.value("value", json::array());
+  if (spec.num_layers < 1 || key.size() != 2 || value.size() != 2) {
+    throw LoadError("the manifest's generation record has no cache layout (num_layers, cache)");
+  }
+  spec.key_heads = key[0].get<int64_t>();
+  spec.key_dim = key[1].get<int64_t>();
+  spec.value_heads = value[0].get<int64_t>();
+  spec.value_dim = value[1].get<int64_t>();
+  spec.max_context = int_or(record, "max_context", manifest.max_length);
+  spec.pad_token_id = int_or(record, "pad_token_id", manifest.pad_token_id.value_or(0));
+  if (record.contains("eos_token_ids") && record["eos_token_ids"].is_array()) {
+    spec.eos_token_ids = record["eos_token_ids"].get<std::vector<int64_t>>();
+  }
+  const json defaults = record.value("defaults", json::object());
+  GenerationParams& d = spec.defaults;
+  spec.default_max_length = int_or(defaults, "max_length", 20);
+  spec.default_min_length = int_or(defaults, "min_length", 0);
+  if (defaults.contains("max_new_tokens") && defaults["max_new_tokens"].is_number_integer()) {
+    d.max_new_tokens = defaults["max_new_tokens"].get<int64_t>();
+  }
+  d.min_new_tokens = int_or(defaults, "min_new_tokens", 0);
+  d.do_sample = defaults.value("do_sample", false);
+  d.temperature = number_or(defaults, "temperature", 1.0);
+  d.top_k = int_or(defaults, "top_k", 50);
+  d.top_p = number_or(defaults, "top_p", 1.0);
+  d.min_p = number_or(defaults, "min_p", 0.0);
+  d.repetition_penalty = number_or(defaults, "repetition_penalty", 1.0);
+  d.no_repeat_ngram_size = int_or(defaults, "no_repeat_ngram_size", 0);
+  d.eos_token_ids = spec.eos_token_ids;
+  return spec;
+}
+
+ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams& request,
+                              int64_t prompt_length) {
+  const GenerationParams& d = spec.defaults;
+  ResolvedParams p;
+  if (request.max_new_tokens) {
+    p.max_new_tokens = *request.max_new_tokens;
+    if (p.max_new_tokens < 1) out_of_range("max_new_tokens", double(p.max_new_tokens), ">= 1");
+  } else {
+    p.max_new_tokens =
+        std::max<int64_t>(1, d.max_new_tokens.value_or(spec.default_max_length - prompt_length));
+  }
+  p.min_new_tokens = request.min_new_tokens.value_or(
+      std::max(d.min_new_tokens.value_or(0), spec.default_min_length - prompt_length));
+  if (p.min_new_tokens < 0) out_of_range("min_new_tokens", double(p.min_new_tokens), ">= 0");
+  if (request.max_new_tokens && request.min_new_tokens && p.min_new_tokens > p.max_new_tokens) {
+    throw InvalidInput("min_new_tokens (" + std::to_string(p.min_new_tokens) +
+                       ") must not exceed max_new_tokens (" + std::to_string(p.max_new_tokens) +
+                       ")");
+  }
+  p.temperature = request.temperature.value_or(*d.temperature);
+  if (p.temperature < 0) out_of_range("temperature", p.temperature, ">= 0");
+  // Asking for a sampling setting asks for sampling (as OpenAI's and TGI's APIs read them);
+  // HF would ignore it with a warning. Temperature 0 is greedy.
+  const bool sampling_asked =
+      request.temperature || request.top_k || request.top_p || request.min_p;
+  p.do_sample = request.do_sample.value_or(sampling_asked || *d.do_sample) && p.temperature > 0;
+  p.top_k = request.top_k.value_or(*d.top_k);
+  if (p.top_k < 0) out_of_range("top_k", double(p.top_k), ">= 0");
+  p.top_p = request.top_p.value_or(*d.top_p);
+  if (!(p.top_p > 0 && p.top_p <= 1)) out_of_range("top_p", p.top_p, "in (0, 1]");
+  p.min_p = request.min_p.value_or(d.min_p.value_or(0.0));
+  if (!(p.min_p >= 0 && p.min_p <= 1)) out_of_range("min_p", p.min_p, "in [0, 1]");
+  p.repetition_penalty = request.repetition_penalty.value_or(*d.repetition_penalty);
+  if (!(p.repetition_penalty > 0)) out_of_range("repetition_penalty", p.repetition_penalty, "> 0");
+  p.no_repeat_ngram_size = request.no_repeat_ngram_size.value_or(*d.no_repeat_ngram_size);
+  if (p.no_repeat_ngram_size < 0) {
+    out_of_range("no_repeat_ngram_size", double(p.no_repeat_ngram_size), ">= 0");
+  }
+  if (request.seed) {
+    p.seed = *request.seed;
+  } else {
+    std::random_device device;
+    p.seed = (uint64_t{device()} << 32) ^ device();
+  }
+  if (!request.ignore_eos) p.eos_token_ids = request.eos_token_ids.value_or(spec.eos_token_ids);
+  if (request.stop.size() > 4) {
+    throw InvalidInput("stop takes at most 4 strings, not " + std::to_string(request.stop.size()));
+  }
+  for (const std::string& stop : request.stop) {
+    if (stop.empty()) throw InvalidInput("a stop string must not be empty");
+  }
+  p.stop = request.stop;
+  return p;
+}
+
+}  // namespace tsrunner::detail

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "generation_spec.h"
+
+namespace tsrunner::detail {
+
+// The KV cache of a running batch, allocated once per batch (grown only when a sequence needs
+// more columns than any before it), never per token. One key and one value buffer per layer,
+// [rows, heads, columns, head_dim]. Row r holds its sequence's `length(r)` positions right-aligned
+// at the batch's common end column, so the decode step reads one window [end - width, end) of
+// every buffer, rows shorter than `width` masked on the left (left padding).
+class KvCache {
+ public:
+  KvCache(const GenerationSpec& spec, int64_t rows, int64_t columns, at::ScalarType dtype);
+
+  int64_t rows() const { return rows_; }
+  int64_t width() const { return width_; }
+  int64_t length(int64_t row) const { return lengths_[static_cast<size_t>(row)]; }
+
+  // Row `row` (must be the first free row, rows()) takes the last `length` positions of
+  // sequence `source_row` of a prefill's present tensors.
+  void add_row(const std::vector<at::Tensor>& present, int64_t source_row, int64_t length);
+  // Drops row `row`; the last row moves into its place (rows stay 0..rows()-1).
+  void remove_row(int64_t row);
+
+  // The decode step's past: a view of the window per layer (key, value, key, value, ...).
+  std::vector<at::Tensor> window() const;
+  // The attention mask of the next decode step: [rows, width + 1], 1 where a row has a token.
+  at::Tensor attention_mask() const;
+  // Makes room for one more column, then appends the step's present tensors ([rows, heads, 1,
+  // head_dim] per layer) to every row.
+  void append(const std::vector<at::Tensor>& present);
+
+ private:
+  void make_room(int64_t left_needed, int64_t right_needed);
+  void move_window(int64_t new_end, int64_t columns);
+
+  std::vector<at::Tensor> buffers_;  // key, value per layer
+  std::vector<int64_t> lengths_;     // per row
+  int64_t rows_ = 0;
+  int64_t width_ = 0;  // the longest row
+  int64_t end_ = 0;    // the column after every row's last position
+};
+
+}  // namespace tsrunner::detail
