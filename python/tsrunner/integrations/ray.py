@@ -62,10 +62,11 @@ class Predictor:
     """A callable class for `Dataset.map_batches`: loads the archive once per actor and adds the
     task's columns to every batch, keeping the batch's own columns (ids included).
 
-    Columns added: feature-extraction `embedding` (fixed-size list of float32, bit-equal to
-    `Runner.predict`); text-classification `label`, `score` (the best label); token-classification
-    `entities` (list of {entity_group, score, word, start, end}); fill-mask `masks`;
-    question-answering `answer` ({text, score, start, end}, contexts from `pair_column`).
+    Columns added: feature-extraction `embedding` (fixed-size list of float32, as
+    `Runner.predict` gives it); text-classification `label`, `score` (the best label);
+    token-classification `entities` (list of {entity_group, score, word, start, end});
+    fill-mask `masks`; question-answering `answer` ({text, score, start, end}, contexts from
+    `pair_column`).
 
     Batches may come as numpy, pandas or pyarrow; the result is a pyarrow Table. A row whose
     text is null or not a string fails the batch with a ValueError naming the row (and its

@@ -112,7 +112,7 @@ def predict_udf(
     **runner_options: Any,
 ):
     """A pandas UDF (pyspark.ml.functions.predict_batch_udf) answering with the export's task:
-    feature-extraction an array<float> embedding (bit-equal to Runner.predict),
+    feature-extraction an array<float> embedding (Runner.predict's floats),
     text-classification a struct<label, score>, question-answering a struct<text, score,
     start, end> (call it with the question and the context columns). `batch_size` rows go to
     each predict call, sorted by length there in `predict_batch_size` forward passes; a null or
