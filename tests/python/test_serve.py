@@ -472,9 +472,10 @@ def test_invalid_requests(server, path, body, status, message):
         assert answer["error_type"] == "Validation"
 
 
-def test_invalid_utf8_is_422(server):
+def test_invalid_utf8_is_malformed_json_400(server):
+    # JSON text is UTF-8: the parser refuses the body, naming the byte (docs/serve.md's table).
     status, _, body = server.request("POST", "/embed", b'{"inputs": "\xff\xfe"}')
-    assert status in (400, 422) and b"error" in body
+    assert status == 400 and b"malformed JSON at byte 13" in body
 
 
 def test_payload_and_header_limits(server):
