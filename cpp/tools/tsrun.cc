@@ -107,8 +107,7 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
   std::vector<std::vector<int64_t>> decoder_rows;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (decoder_id_lists.empty()) {
-      const auto root = nlohmann::json::parse(manifest.raw_json, nullptr, false);
-      decoder_rows.push_back({root.value("decoder_start_token_id", int64_t{0})});
+      decoder_rows.push_back({manifest.decoder_start_token_id.value_or(0)});
     } else {
       decoder_rows.push_back(
           parse_id_list(decoder_id_lists[decoder_id_lists.size() == 1 ? 0 : i], "--decoder-ids"));
