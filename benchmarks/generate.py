@@ -199,6 +199,17 @@ def convert_ct2(directory: Path, args) -> None:
     target = Path(args.work_dir) / "ct2"
     if args.reuse and (target / "model.bin").exists():
         return
+    # The random model's 50,257 ids outnumber the small trained tokenizer's vocabulary, which
+    # CTranslate2's GPT-2 loader takes as the model's: name the ids past it <extra_id_N>.
+    loader = ctranslate2.converters.transformers.GPT2Loader
+    tokenizer_vocabulary = loader.get_vocabulary
+
+    def padded_vocabulary(self, model, tokenizer):
+        tokens = tokenizer_vocabulary(self, model, tokenizer)
+        extra = model.config.vocab_size - len(tokens)
+        return tokens + [f"<extra_id_{i}>" for i in range(extra)]
+
+    loader.get_vocabulary = padded_vocabulary
     converter = ctranslate2.converters.TransformersConverter(str(directory))
     converter.convert(str(target), quantization="float32", force=True)
 
