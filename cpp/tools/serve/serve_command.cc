@@ -143,7 +143,8 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
   CLI::App* serve = app.add_subcommand(
       "serve",
       "serve exports over HTTP: text-embeddings-inference routes, OpenAI /v1/embeddings, Open "
-      "Inference Protocol v2 (docs/serve.md)");
+      "Inference Protocol v2; generation exports: OpenAI /v1/completions, TGI /generate and "
+      "/generate_stream (docs/serve.md)");
   serve
       ->add_option("models", options.model_paths,
                    "tsrunner exports (.pt); the first is the "
