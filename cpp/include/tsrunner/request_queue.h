@@ -95,7 +95,9 @@ struct QueueSubmission {
 // workers), runs the batch with Pipeline::predict_encodings, and answers each caller. A failed
 // batch runs its inputs again one by one, so a bad input fails only its own submission. Raw jobs
 // (the Open Inference Protocol's tensors) run on the same workers, before batches.
-// Thread-safe; the pipelines (and their runners) must outlive the queue.
+// Thread-safe; the pipelines (and their runners) must outlive the queue. A null pipeline is a
+// model without task-aware output (tsrun serve's v2-only and generation exports): its slot takes
+// raw jobs only, and submitting inputs to it is an InvalidInput.
 class RequestQueue {
  public:
   RequestQueue(std::vector<const Pipeline*> pipelines, QueueOptions options = {},

@@ -101,9 +101,6 @@ RequestQueue::Impl::Impl(std::vector<const Pipeline*> pipelines, QueueOptions op
       queues_(pipelines_.size()),
       queued_tokens_(pipelines_.size(), 0) {
   if (pipelines_.empty()) throw InvalidInput("RequestQueue needs at least one pipeline");
-  for (const Pipeline* pipeline : pipelines_) {
-    if (pipeline == nullptr) throw InvalidInput("RequestQueue: a pipeline is null");
-  }
   // Test hook (docs/testing.md): a file standing in for /proc/loadavg.
   if (const char* hook = std::getenv("TSR_TEST_LOADAVG")) loadavg_path_ = hook;
   if (options_.intra_op_threads <= 0) options_.intra_op_threads = detail::intra_op_threads();
@@ -118,6 +115,10 @@ void RequestQueue::Impl::submit(QueueSubmission submission) {
   if (model >= pipelines_.size()) {
     throw InvalidInput("RequestQueue: model " + std::to_string(model) + " out of range (" +
                        std::to_string(pipelines_.size()) + " models)");
+  }
+  if (pipelines_[model] == nullptr && count > 0) {
+    throw InvalidInput("RequestQueue: model " + std::to_string(model) +
+                       " has no pipeline (it runs raw jobs only)");
   }
   if (!submission.texts.empty() && submission.texts.size() != count) {
     throw InvalidInput("RequestQueue: " + std::to_string(submission.texts.size()) + " texts for " +
@@ -455,6 +456,10 @@ const Pipeline& RequestQueue::pipeline(size_t model) const {
   if (model >= impl_->pipelines_.size()) {
     throw InvalidInput("RequestQueue: model " + std::to_string(model) + " out of range (" +
                        std::to_string(impl_->pipelines_.size()) + " models)");
+  }
+  if (impl_->pipelines_[model] == nullptr) {
+    throw InvalidInput("RequestQueue: model " + std::to_string(model) +
+                       " has no pipeline (it runs raw jobs only)");
   }
   return *impl_->pipelines_[model];
 }

@@ -38,9 +38,21 @@ const char* tei_error_type(int status) {
 
 // The route pattern a path belongs to (the metrics label; never the raw path).
 std::string route_of(const std::string& path) {
-  static const char* const kRoutes[] = {
-      "/embed",   "/predict",       "/rerank", "/tokenize",       "/health",         "/info",
-      "/metrics", "/v1/embeddings", "/v2",     "/v2/health/live", "/v2/health/ready"};
+  static const char* const kRoutes[] = {"/embed",
+                                        "/predict",
+                                        "/rerank",
+                                        "/tokenize",
+                                        "/health",
+                                        "/info",
+                                        "/metrics",
+                                        "/v1/embeddings",
+                                        "/v2",
+                                        "/v2/health/live",
+                                        "/v2/health/ready",
+                                        "/v1/completions",
+                                        "/v1/chat/completions",
+                                        "/generate",
+                                        "/generate_stream"};
   for (const char* route : kRoutes) {
     if (path == route) return route;
   }
@@ -160,7 +172,8 @@ std::string scores_json(const std::vector<LabelScore>& labels) {
 
 }  // namespace
 
-HttpResponse error_response(ErrorShape shape, int status, const std::string& message) {
+HttpResponse error_response(ErrorShape shape, int status, const std::string& message,
+                            const std::string& param) {
   std::string body;
   if (shape == ErrorShape::kOpenAI) {
     const char* type = status == 429   ? "rate_limit_error"
@@ -169,13 +182,25 @@ HttpResponse error_response(ErrorShape shape, int status, const std::string& mes
                                        : "invalid_request_error";
     body = "{\"error\":{\"message\":";
     append_string(body, message);
-    body += ",\"type\":\"" + std::string(type) +
-            "\",\"param\":null,\"code\":" + (status == 404 ? "\"model_not_found\"" : "null") + "}}";
+    body += ",\"type\":\"" + std::string(type) + "\",\"param\":";
+    if (param.empty()) {
+      body += "null";
+    } else {
+      append_string(body, param);
+    }
+    body += std::string(",\"code\":") + (status == 404 ? "\"model_not_found\"" : "null") + "}}";
   } else {
     body = "{\"error\":";
     append_string(body, message);
     if (shape == ErrorShape::kTei)
       body += ",\"error_type\":\"" + std::string(tei_error_type(status)) + "\"";
+    if (shape == ErrorShape::kTgi) {
+      body += std::string(",\"error_type\":\"") +
+              (status == 429   ? "overloaded"
+               : status >= 500 ? "generation"
+                               : "validation") +
+              "\"";
+    }
     body += "}";
   }
   HttpResponse response{status, "application/json", std::move(body), {}};
@@ -189,7 +214,8 @@ Service::Service(std::vector<ServedModel>& models, RequestQueue& queue, Metrics&
       queue_(queue),
       metrics_(metrics),
       limits_(std::move(limits)),
-      info_json_(std::move(info_json)) {}
+      info_json_(std::move(info_json)),
+      jobs_(metrics) {}
 
 void Service::handle(HttpRequest&& request, Respond respond) {
   std::string route_pattern = route_of(request.path);
@@ -241,6 +267,11 @@ void Service::route(const std::shared_ptr<Call>& call) {
   if (route == "other") return call->fail(404, "no route " + call->request.path);
   if (method != "POST") return call->fail(405, "use POST " + route);
   if (route == "/tokenize") return tokenize(call);
+  if (route == "/v1/completions") return completions(call);
+  if (route == "/v1/chat/completions") return chat_completions(call);
+  if (route == "/generate" || route == "/generate_stream") {
+    return tgi_generate(call, route == "/generate_stream");
+  }
   // The model routes parse and check the request first (a malformed one is a 400 or 422
   // whatever the load), then admit() it before tokenizing.
   if (route == "/embed") return embed(call);
@@ -271,7 +302,7 @@ void Service::embed(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
   if (!model.pipeline || model.runner->manifest().task_kind != Task::kFeatureExtraction) {
     return call->fail(424, "model \"" + model.name + "\" is not an embedding model (task " +
-                               model.runner->manifest().task + ")");
+                               model.runner->manifest().task + "); use " + routes_for(model));
   }
   EmbedRequest request = parse_embed_request(call->request.body);
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
@@ -314,7 +345,7 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_[index];
   if (!model.pipeline || model.runner->manifest().task_kind != Task::kFeatureExtraction) {
     return call->fail(422, "model \"" + model.name + "\" is not an embedding model (task " +
-                               model.runner->manifest().task + ")");
+                               model.runner->manifest().task + "); use " + routes_for(model));
   }
   // OpenAI's own limit, not --max-client-batch-size (TEI's): clients such as LangChain's send
   // up to 1,000 texts at once. The request queue batches them like any other inputs, and the body
@@ -375,6 +406,9 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
 
 void Service::predict(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
+  if (model.generator) {
+    return call->fail(424, "model \"" + model.name + "\" generates text; use " + routes_for(model));
+  }
   if (!model.pipeline) {
     return call->fail(424, "model \"" + model.name + "\" has no task-aware output (task " +
                                model.runner->manifest().task + "); use /v2/models/" + model.name +
@@ -435,7 +469,8 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
       manifest.labels.size() != 1) {
     return call->fail(424, "model \"" + model.name +
                                "\" is not a re-ranker (a text-classification export with one "
-                               "label, such as a cross-encoder)");
+                               "label, such as a cross-encoder); use " +
+                               routes_for(model));
   }
   RerankRequest request = parse_rerank_request(call->request.body);
   check_batch_size(request.texts.size(), limits_.max_client_batch_size);
@@ -481,10 +516,12 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
 
 void Service::tokenize(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
-  if (!model.pipeline) return call->fail(424, "model \"" + model.name + "\" has no tokenizer");
+  if (!model.pipeline && !(model.generator && model.runner->has_tokenizer())) {
+    return call->fail(424, "model \"" + model.name + "\" has no tokenizer");
+  }
   TokenizeRequest request = parse_tokenize_request(call->request.body);
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
-  const Tokenizer& tokenizer = model.pipeline->tokenizer();
+  const Tokenizer& tokenizer = model.runner->tokenizer();  // the pipeline's, when it has one
   std::string body = "[";
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string& text = request.inputs[i];
