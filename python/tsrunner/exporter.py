@@ -848,8 +848,8 @@ def _plan_generation(
         )
         return False
     if seq2seq:
-        layers = len(source.model.get_decoder().layers if hasattr(source.model.get_decoder(), "layers")
-                     else source.model.get_decoder().block)  # fmt: skip
+        decoder = source.model.get_decoder()
+        layers = len(decoder.layers if hasattr(decoder, "layers") else decoder.block)  # T5: block
         wrapper = seq2seq_export.Seq2SeqGenerationWrapper(plan.wrapper, layers).eval()
         methods = seq2seq_export.example_inputs(
             wrapper,

@@ -28,9 +28,11 @@ from .wrapper import NamedInputsWrapper
 # Model types whose decoder the generation wrapper is known to trace and validate.
 GENERATING_MODEL_TYPES = ("gpt2", "llama", "qwen2", "mistral")
 # Which HF generate parameters the runner applies, with HF's global defaults
-# (GenerationConfig._get_default_generation_params).
+# (GenerationConfig._get_default_generation_params). max_length stays None unless the model sets
+# it: Transformers 5 then generates 20 new tokens (max_length 20 + the prompt), where a model's
+# own max_length counts the prompt.
 GENERATION_DEFAULTS: dict[str, Any] = {
-    "max_length": 20,
+    "max_length": None,
     "max_new_tokens": None,
     "min_length": 0,
     "min_new_tokens": None,
@@ -214,8 +216,12 @@ def manifest_record(
     eos = _token_ids(stored.get("eos_token_id", getattr(model.config, "eos_token_id", None)))
     bos = stored.get("bos_token_id", getattr(model.config, "bos_token_id", None))
     pad = stored.get("pad_token_id", getattr(model.config, "pad_token_id", None))
-    forced_bos = stored.get("forced_bos_token_id", getattr(model.config, "forced_bos_token_id", None))
-    forced_eos = stored.get("forced_eos_token_id", getattr(model.config, "forced_eos_token_id", None))
+    forced_bos = stored.get(
+        "forced_bos_token_id", getattr(model.config, "forced_bos_token_id", None)
+    )
+    forced_eos = stored.get(
+        "forced_eos_token_id", getattr(model.config, "forced_eos_token_id", None)
+    )
     return {
         "kind": "decoder",
         "methods": {"prefill": "prefill", "decode": "decode"},

@@ -76,7 +76,9 @@ class Seq2SeqGenerationWrapper(NamedInputsWrapper):
         from transformers import DynamicCache, EncoderDecoderCache
 
         def pairs(flat: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-            return [(flat[2 * i], flat[2 * i + 1]) for i in range(self.num_layers)] if flat else None
+            return (
+                [(flat[2 * i], flat[2 * i + 1]) for i in range(self.num_layers)] if flat else None
+            )
 
         config = self.model.config
         return EncoderDecoderCache(
@@ -179,7 +181,9 @@ def example_inputs(
     }
 
 
-def _eager_next(model: torch.nn.Module, source: torch.Tensor, decoder: torch.Tensor) -> torch.Tensor:
+def _eager_next(
+    model: torch.nn.Module, source: torch.Tensor, decoder: torch.Tensor
+) -> torch.Tensor:
     """The eager model's next-token logits for one unpadded source and decoder prefix."""
     return model(
         input_ids=source, decoder_input_ids=decoder, use_cache=False, return_dict=True
@@ -221,7 +225,9 @@ def validate(
                     )
                     eager = _eager_next(model, real, decoder[row : row + 1, : step + 1])
                     worst = max(worst, (eager - outputs[0]).abs().max().item())
-                    past = [torch.cat([old, new], 2) for old, new in zip(past, outputs[1:])]
+                    past = [
+                        torch.cat([old, new], 2) for old, new in zip(past, outputs[1:], strict=True)
+                    ]
                 row_caches.append(past)
             # One step of the whole batch: cross keys/values of the padded batch's encode,
             # decoder pasts right-aligned in a window as wide as the longest.
