@@ -841,7 +841,7 @@ def _plan_generation(
     ]
     if unsupported:
         warnings.warn(
-            f"this export cannot generate (no prefill/decode methods) with {unsupported[0]}: "
+            f"this export cannot generate (no generation methods) with {unsupported[0]}: "
             "generation exports are float32 TorchScript on the CPU for now",
             UserWarning,
             stacklevel=3,
