@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -112,6 +113,35 @@ def test_beam_search_equals_hf_generate(seq2seq):
         expected = _hf_generate(directory, SOURCES, **params)
         got = runner.generate(SOURCES, details=True, **params)
         assert [result["token_ids"] for result in got] == expected, params
+
+
+def test_a_summarizer_config_applies_as_hf_generate(seq2seq, tmp_path):
+    """A generation_config.json like BART summarizers' (beams, length penalty, no-repeat
+    n-grams, early stopping, max/min length counting the decoder start, forced BOS) gives, with
+    no parameters, HF generate's tokens with no parameters."""
+    directory, _, _ = seq2seq
+    copy = shutil.copytree(directory, tmp_path / "model")
+    config = json.loads((copy / "generation_config.json").read_text())
+    config.update(
+        num_beams=4, length_penalty=2.0, no_repeat_ngram_size=3, early_stopping=True,
+        max_length=12, min_length=5,
+    )  # fmt: skip
+    if "forced_eos_token_id" in config:  # BART's
+        config["forced_bos_token_id"] = 0
+    (copy / "generation_config.json").write_text(json.dumps(config))
+    tsrunner.export(copy, tmp_path / "model.pt", task="text2text", max_length=32)
+    runner = tsrunner.Runner(tmp_path / "model.pt", threads=1)
+    defaults = runner.manifest["generation"]["defaults"]
+    assert (defaults["num_beams"], defaults["max_length"], defaults["early_stopping"]) == (
+        4,
+        12,
+        True,
+    )
+    got = runner.generate(SOURCES, details=True)
+    assert [result["token_ids"] for result in got] == _hf_generate(copy, SOURCES)
+    assert all(4 <= len(result["token_ids"]) <= 11 for result in got)
+    greedy = runner.generate(SOURCES, details=True, num_beams=1)
+    assert [r["token_ids"] for r in greedy] == _hf_generate(copy, SOURCES, num_beams=1)
 
 
 def test_beam_search_returns_several_sequences(seq2seq):
