@@ -212,6 +212,7 @@ def test_tsrun_generates_from_text(seq2seq, tsrun):
     assert done.stdout == runner.generate(SOURCES[0], **params) + "\n"
 
 
+@pytest.mark.filterwarnings("ignore:Using the model-agnostic default `max_length`")
 def test_gpt2_beam_search_equals_hf_generate(tmp_path):
     spec = importlib.util.spec_from_file_location("tiny_decoders", DATA / "tiny_decoders.py")
     tiny_decoders = importlib.util.module_from_spec(spec)
@@ -235,3 +236,12 @@ def test_gpt2_beam_search_equals_hf_generate(tmp_path):
         expected.append(row[: row.index(0)] if 0 in row else row)
     got = runner.generate(prompts, details=True, **params)
     assert [result["token_ids"] for result in got] == expected
+    # No max_length in the model's config: Transformers 5 generates 20 new tokens.
+    short = [SOURCES[1], SOURCES[3]]
+    batch = tokenizer(short, return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        output = model.generate(**batch, do_sample=False)
+    expected = [row[: row.index(0)] if 0 in row else row
+                for row in output[:, batch["input_ids"].shape[1] :].tolist()]  # fmt: skip
+    assert [r["token_ids"] for r in runner.generate(short, details=True)] == expected
+    assert max(map(len, expected)) == 20  # not 20 minus the prompt
