@@ -84,7 +84,7 @@ bench-scale-out: traced_bert.pt scale-out-deps
 # LibTorch itself is not instrumented; the only suppressions are for its own reports.
 SANITIZE_BUILD := build/sanitize
 # UBSan's vptr check needs the typeinfo of every polymorphic type it meets, and libtorch does
-# not export some (c10::DynamicType, used by the graph rewrite in cpu_fast_path.cc).
+# not export some (c10::DynamicType, used by the graph rewrites in cpp/src/rewrites/).
 SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
 ASAN_BASE := detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=1

@@ -89,6 +89,21 @@ std::vector<Encoding> encode_input(const Pipeline& pipeline, const std::string& 
   }
 }
 
+// A multiple-choice input: the text paired with each of its choices; 422 naming what is wrong.
+std::vector<Encoding> encode_choices(const Pipeline& pipeline, const std::string& what,
+                                     const TextInput& input,
+                                     const std::vector<std::string>& choices,
+                                     const TaskOptions& options) {
+  if (input.pair) throw RequestError(422, what + ": a multiple-choice input is one text");
+  if (input.text.empty()) throw RequestError(422, what + " cannot be empty");
+  const std::vector<std::string_view> views(choices.begin(), choices.end());
+  try {
+    return pipeline.encoder().encode_choices(input.text, views, options);
+  } catch (const InvalidInput& error) {
+    throw RequestError(422, what + ": " + error.what());
+  }
+}
+
 // Checks `prompt_name` against an embedding model's prompts before any input is tokenized:
 // a 422 naming the model's prompts for a name it lacks (nullopt: its default prompt, if any).
 void check_prompt_name(const ServedModel& model, const std::optional<std::string>& prompt_name) {
@@ -376,8 +391,22 @@ void Service::predict(const std::shared_ptr<Call>& call) {
   if (request.raw_scores) submission.options.score_function = "none";
   bool any_pair = false;
   for (const TextInput& input : request.inputs) any_pair = any_pair || input.pair.has_value();
+  const bool multiple_choice = model.runner->manifest().task_kind == Task::kMultipleChoice;
+  if (multiple_choice != !request.choices.empty()) {
+    throw RequestError(422, multiple_choice
+                                ? "a multiple-choice model scores each input against its "
+                                  "`choices`: send them (a list of strings per input)"
+                                : "`choices` apply to multiple-choice models only");
+  }
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
+    if (multiple_choice) {
+      submission.inputs.push_back(encode_choices(*model.pipeline, what, request.inputs[i],
+                                                 request.choices[i], submission.options));
+      submission.texts.push_back(std::move(request.inputs[i].text));
+      submission.choices.push_back(std::move(request.choices[i]));
+      continue;
+    }
     submission.inputs.push_back(encode_input(*model.pipeline, what, request.inputs[i].text,
                                              request.inputs[i].pair, submission.options));
     submission.texts.push_back(std::move(request.inputs[i].text));
