@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from . import cross_encoder, generation_export, model_source, sentence_embedding
+from . import cross_encoder, generation_export, model_source, sentence_embedding, seq2seq_export
 from . import quantize as int8
 from .atomic import atomic_path
 from .backends import Backend, bucket_method, get_backend, resolve_backend
@@ -707,7 +707,17 @@ def export(
 
     checks = _validate(archive, traced, plan, options, step)
     generation_checks = []
-    if generates:
+    if generates and resolved.decoder:
+        step("validate encode + decode with a KV cache against the eager model")
+        generation_checks = seq2seq_export.validate(
+            source.model,
+            traced,
+            plan.vocab_size or 1,
+            options.atol,
+            seq2seq_export.decoder_start_token_id(source.model),
+            plan.wrapper.num_layers,
+        )
+    elif generates:
         step("validate prefill + decode with a KV cache against the eager model")
         generation_checks = generation_export.validate(
             source.model, traced, plan.vocab_size or 1, options.atol
@@ -772,7 +782,8 @@ def export(
         )
     )
     if generates:
-        manifest["generation"] = generation_export.manifest_record(
+        record = seq2seq_export if resolved.decoder else generation_export
+        manifest["generation"] = record.manifest_record(
             source.model,
             plan.methods,
             generation_checks,
@@ -810,9 +821,12 @@ def _plan_generation(
     archive: Backend,
     plan: _TracePlan,
 ) -> bool:
-    """Adds the prefill and decode methods (generation_export) to a causal-lm plan where they
-    apply: TorchScript, float32, one graph, a decoder family known to trace."""
-    if task.name != "causal-lm" or not generation_export.supports_generation(source.model):
+    """Adds the prefill and decode methods (generation_export) to a causal-lm plan, or the encode
+    and decode methods (seq2seq_export) to a text2text plan, where they apply: TorchScript,
+    float32, one graph, a family known to trace."""
+    seq2seq = task.name == "text2text" and seq2seq_export.supports_generation(source.model)
+    decoder = task.name == "causal-lm" and generation_export.supports_generation(source.model)
+    if not (seq2seq or decoder):
         return False
     unsupported = [
         reason
@@ -827,19 +841,31 @@ def _plan_generation(
     ]
     if unsupported:
         warnings.warn(
-            f"this export cannot generate (no prefill/decode methods) with {unsupported[0]}: "
+            f"this export cannot generate (no generation methods) with {unsupported[0]}: "
             "generation exports are float32 TorchScript on the CPU for now",
             UserWarning,
             stacklevel=3,
         )
         return False
-    wrapper = generation_export.GenerationWrapper(
-        plan.wrapper, source.config.num_hidden_layers
-    ).eval()
+    if seq2seq:
+        decoder = source.model.get_decoder()
+        layers = len(decoder.layers if hasattr(decoder, "layers") else decoder.block)  # T5: block
+        wrapper = seq2seq_export.Seq2SeqGenerationWrapper(plan.wrapper, layers).eval()
+        methods = seq2seq_export.example_inputs(
+            wrapper,
+            plan.vocab_size or 1,
+            options.batch_size,
+            seq2seq_export.decoder_start_token_id(source.model),
+        )
+    else:
+        wrapper = generation_export.GenerationWrapper(
+            plan.wrapper, source.config.num_hidden_layers
+        ).eval()
+        methods = generation_export.example_inputs(
+            wrapper, plan.vocab_size or 1, options.batch_size
+        )
     plan.wrapper = plan.float_wrapper = wrapper
-    plan.methods.update(
-        generation_export.example_inputs(wrapper, plan.vocab_size or 1, options.batch_size)
-    )
+    plan.methods.update(methods)
     return True
 
 

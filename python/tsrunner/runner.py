@@ -151,9 +151,11 @@ class Runner(_core.Runner):
         **params: Any,
     ) -> Any:
         """Continuations of a prompt (str or token ids: returns a str) or of a list of them (a
-        list), generated natively (tsrunner.generation lists the parameters). `details=True`
-        returns dicts with text, token_ids, finish_reason and prompt_tokens; `stream=True`
-        returns Runner.stream's iterator. Bad parameters raise ValueError naming them."""
+        list), generated natively (tsrunner.generation lists the parameters); an encoder-decoder's
+        prompt is its source. `details=True` returns dicts with text, token_ids, finish_reason
+        and prompt_tokens (beam search adds score, and alternatives with num_return_sequences);
+        `stream=True` returns Runner.stream's iterator. Bad parameters raise ValueError naming
+        them."""
         if stream:
             return self.stream(prompts, **params)
         return generation.generate(self._generation(), prompts, details, params)
