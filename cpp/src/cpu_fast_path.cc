@@ -8,24 +8,28 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu_isa.h"
 #include "rewrites/fusion_passes.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner::detail {
 namespace {
 
-// Whether freezing could pay off: some method calls aten::linear and some weight is float32.
-// Checked before freezing, which costs a large part of a second on a small BERT.
-bool has_float_linear(const torch::jit::Module& module) {
+// Whether freezing could pay off: some method calls aten::linear and some weight is float32, or
+// the export's Linear layers are int8 (tsrunner::linear_int8: its attention and layer norms
+// still take tsrunner's kernels). Checked before freezing, which costs a large part of a second
+// on a small BERT.
+bool has_rewritable_linear(const torch::jit::Module& module) {
   bool float_weight = false;
   for (const at::Tensor& parameter : module.parameters()) {
     if (parameter.scalar_type() == at::kFloat && parameter.dim() == 2) float_weight = true;
   }
-  if (!float_weight) return false;
+  const c10::Symbol int8_linear = c10::Symbol::fromQualString("tsrunner::linear_int8");
   for (const torch::jit::Module& submodule : module.modules()) {
     for (const torch::jit::Method& method : submodule.get_methods()) {
       for (const torch::jit::Node* node : method.graph()->nodes()) {
-        if (node->kind() == c10::aten::linear) return true;
+        if (node->kind() == int8_linear) return true;
+        if (float_weight && node->kind() == c10::aten::linear) return true;
       }
     }
   }
@@ -65,7 +69,7 @@ KernelPath apply_cpu_fast_path(
                        " (oneDNN would emulate bf16, slower than fp32)");
   }
   try {
-    if (!has_float_linear(module)) {
+    if (!has_rewritable_linear(module)) {
       result.reason = "no float32 Linear layers";
       return result;
     }
@@ -88,8 +92,14 @@ KernelPath apply_cpu_fast_path(
         rewritten.attentions_in_place += fuse_self_attention(*method.graph());
       }
       if (kernels.layer_norm) rewritten.fused_layer_norms += fuse_layer_norms(*method.graph());
+      for (const torch::jit::Node* node : method.graph()->nodes()) {
+        if (node->kind() == c10::Symbol::fromQualString("tsrunner::linear_int8")) {
+          ++rewritten.int8_linears;
+        }
+      }
     }
-    if (rewritten.packed_linears == 0) {
+    if (rewritten.packed_linears == 0 && rewritten.fused_attentions == 0 &&
+        rewritten.fused_layer_norms == 0) {
       result.reason = "no float32 Linear with constant weights";
       return result;
     }
@@ -107,6 +117,11 @@ KernelPath apply_cpu_fast_path(
                        std::to_string(rewritten.folded_adds) + " residual adds folded";
     if (rewritten.bf16_kernel_linears > 0) {
       rewritten.reason += "; on tsrunner's AVX512-BF16 kernel";
+    }
+    if (rewritten.int8_linears > 0) {
+      rewritten.reason += "; " + std::to_string(rewritten.int8_linears) +
+                          " int8 Linear layers on tsrunner::linear_int8 (" +
+                          (cpu_has(CpuIsa::kAvx512Vnni) ? "AVX512-VNNI" : "plain C++") + ")";
     }
     if (rewritten.small_row_linears > 0) {
       rewritten.reason += "; up to " + std::to_string(kernels.small_gemm_rows) +

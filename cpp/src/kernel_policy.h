@@ -25,6 +25,7 @@ struct KernelPath {
   int attentions_in_place = 0;  // of those, reading the Q/K/V GEMM's output in place
   int fused_layer_norms = 0;    // aten::layer_norm calls on tsrunner::layer_norm
   int bf16_kernel_linears = 0;  // compute=bf16 GEMMs on tsrunner's AVX512-BF16 kernel
+  int int8_linears = 0;         // int8 exports' tsrunner::linear_int8 calls (as exported)
 };
 
 // How the Linear rewrite (rewrites/linear_fusion.cc) packs each float32 Linear.

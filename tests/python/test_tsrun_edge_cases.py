@@ -345,8 +345,10 @@ def test_int8_runs_print_no_deprecation_warning(tsrun, tiny_int8_pt):
     result = _tsrun(tsrun, tiny_int8_pt, "--text", "hello world", "--threads", 1)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+    # tsrunner::linear_int8 calls no deprecated LibTorch API (the FBGEMM dynamic int8 export
+    # before it did, and --debug showed the warning): quiet with --debug too.
     debug = _tsrun(tsrun, tiny_int8_pt, "--text", "hello world", "--threads", 1, "--debug")
-    assert debug.returncode == 0 and "deprecated" in debug.stderr
+    assert debug.returncode == 0 and "deprecated" not in debug.stderr
     bench = _tsrun(tsrun, "bench", tiny_int8_pt, "--batch", 1, "--seq", 4, "--iterations", 1)
     assert bench.returncode == 0 and "deprecated" not in bench.stderr
 

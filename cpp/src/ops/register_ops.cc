@@ -7,6 +7,7 @@
 #include "kernels/small_attention.h"
 #include "kernels/small_gemm.h"
 #include "kernels/small_layer_norm.h"
+#include "ops/linear_int8.h"
 #include "ops/linear_ops.h"
 
 namespace tsrunner::detail {
@@ -31,6 +32,13 @@ TORCH_LIBRARY(tsrunner, library) {
                             "str? algorithm, Tensor? other) -> Tensor",
                             c10::AliasAnalysisKind::FROM_SCHEMA),
               &linear_bf16_op);
+  library.def(torch::schema("pack_int8_panels(Tensor weight) -> Tensor",
+                            c10::AliasAnalysisKind::FROM_SCHEMA),
+              &pack_int8_panels);
+  library.def(torch::schema("linear_int8(Tensor x, Tensor panels, Tensor scales, Tensor sums, "
+                            "Tensor? bias, Tensor? smooth, int out_features) -> Tensor",
+                            c10::AliasAnalysisKind::FROM_SCHEMA),
+              &linear_int8_op);
   library.def(torch::schema("attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, "
                             "float? scale) -> Tensor",
                             c10::AliasAnalysisKind::FROM_SCHEMA),
