@@ -126,8 +126,9 @@ Pipeline::Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokeni
                        task_output(manifest, "end_logits", 1)};
       break;
     default:  // multiple-choice, causal-lm, text2text, image-classification, unknown tasks
-      throw Error("task-aware output for task \"" + manifest.task +
-                  "\" is not implemented yet; use raw outputs (tsrun --raw, Runner.run)");
+      // Asking an export for what its task cannot give is a usage error (tsrun exit 2).
+      throw InvalidInput("task-aware output for task \"" + manifest.task +
+                         "\" is not implemented yet; use raw outputs (tsrun --raw, Runner.run)");
   }
   token_ids_input_ = input_with_role(manifest, "token_ids");
   attention_mask_input_ = input_with_role(manifest, "attention_mask");

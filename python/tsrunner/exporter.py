@@ -674,11 +674,11 @@ def export(
     started = time.perf_counter()
     step = progress or (lambda _message: None)
     arguments = locals()
+    output = check_output_path(output)
     arguments["backend"] = resolve_backend(backend, format, output)
     options = validate_options(ExportOptions(**{name: arguments[name] for name in OPTION_NAMES}))
     archive = get_backend(options.backend)
     options = archive.check_options(options)
-    output = check_output_path(output)
 
     step(f"load {model}")
     source, resolved = _load(model, options)
