@@ -96,6 +96,8 @@ struct QueueSubmission {
 // Thread-safe; the pipelines (and their runners) must outlive the queue.
 class RequestQueue {
  public:
+  // One pipeline per model; null for a model served by raw jobs only (a task without task-aware
+  // output): submissions to it are refused with InvalidInput.
   RequestQueue(std::vector<const Pipeline*> pipelines, QueueOptions options = {},
                QueueObserver* observer = nullptr);
   explicit RequestQueue(const Pipeline& pipeline, QueueOptions options = {},

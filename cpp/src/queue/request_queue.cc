@@ -38,6 +38,8 @@ double seconds_since(std::chrono::steady_clock::time_point start,
 class RequestQueue::Impl {
  public:
   Impl(std::vector<const Pipeline*> pipelines, QueueOptions options, QueueObserver* observer);
+  // InvalidInput unless `model` is one of the queue's models with a pipeline.
+  void check_model(size_t model) const;
   void submit(QueueSubmission submission);
   void run(std::function<void()> job);
   size_t queue_depth() const;
@@ -101,9 +103,6 @@ RequestQueue::Impl::Impl(std::vector<const Pipeline*> pipelines, QueueOptions op
       queues_(pipelines_.size()),
       queued_tokens_(pipelines_.size(), 0) {
   if (pipelines_.empty()) throw InvalidInput("RequestQueue needs at least one pipeline");
-  for (const Pipeline* pipeline : pipelines_) {
-    if (pipeline == nullptr) throw InvalidInput("RequestQueue: a pipeline is null");
-  }
   // Test hook (docs/testing.md): a file standing in for /proc/loadavg.
   if (const char* hook = std::getenv("TSR_TEST_LOADAVG")) loadavg_path_ = hook;
   if (options_.intra_op_threads <= 0) options_.intra_op_threads = detail::intra_op_threads();
@@ -112,13 +111,21 @@ RequestQueue::Impl::Impl(std::vector<const Pipeline*> pipelines, QueueOptions op
   for (size_t w = 0; w < options_.workers; ++w) workers_.emplace_back([this, w] { work(w); });
 }
 
-void RequestQueue::Impl::submit(QueueSubmission submission) {
-  const size_t count = submission.inputs.size();
-  const size_t model = submission.model;
+void RequestQueue::Impl::check_model(size_t model) const {
   if (model >= pipelines_.size()) {
     throw InvalidInput("RequestQueue: model " + std::to_string(model) + " out of range (" +
                        std::to_string(pipelines_.size()) + " models)");
   }
+  if (pipelines_[model] == nullptr) {
+    throw InvalidInput("RequestQueue: model " + std::to_string(model) +
+                       " has no pipeline (it takes raw jobs only)");
+  }
+}
+
+void RequestQueue::Impl::submit(QueueSubmission submission) {
+  const size_t count = submission.inputs.size();
+  const size_t model = submission.model;
+  check_model(model);
   if (!submission.texts.empty() && submission.texts.size() != count) {
     throw InvalidInput("RequestQueue: " + std::to_string(submission.texts.size()) + " texts for " +
                        std::to_string(count) + " inputs");
@@ -424,10 +431,7 @@ void RequestQueue::submit(QueueSubmission submission) { impl_->submit(std::move(
 std::future<std::vector<Prediction>> RequestQueue::submit(Texts texts, Texts pairs,
                                                           const TaskOptions& options, size_t model,
                                                           size_t batch_size) {
-  if (model >= impl_->pipelines_.size()) {
-    throw InvalidInput("RequestQueue: model " + std::to_string(model) + " out of range (" +
-                       std::to_string(impl_->pipelines_.size()) + " models)");
-  }
+  impl_->check_model(model);
   if (!pairs.empty() && pairs.size() != texts.size()) {
     throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
                        std::to_string(pairs.size()) + " pairs");

@@ -14,6 +14,7 @@
 namespace tsrunner::serve {
 
 class Metrics;
+struct V2InferRequest;
 
 // One model the server answers for.
 struct ServedModel {
@@ -61,6 +62,9 @@ class Service {
   // Open Inference Protocol v2 (service_v2.cc).
   void v2(const std::shared_ptr<Call>& call);
   void v2_infer(const std::shared_ptr<Call>& call, ServedModel& model);
+  // A request whose inputs are text (BYTES tensors; service_v2_text.cc).
+  void v2_infer_text(const std::shared_ptr<Call>& call, ServedModel& model,
+                     std::shared_ptr<V2InferRequest> request);
 
   ServedModel* find_model(const std::string& name);
   // The model work of a request may start: false (and 429 answered) when too many are running.
