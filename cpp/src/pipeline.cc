@@ -100,6 +100,12 @@ Pipeline::Pipeline(const Runner& runner, std::shared_ptr<const Tokenizer> tokeni
       tokenizer_(std::move(tokenizer)),
       pool_(pool ? std::move(pool) : std::make_shared<ThreadPool>()) {
   const Manifest& manifest = runner_.manifest();
+  if (manifest.plain_module) {
+    throw InvalidInput(
+        "a plain TorchScript module (no tsrunner manifest) has no task: it takes token ids "
+        "(Runner.run, tsrun --ids --raw); `tsrunner adopt MODULE.pt --model MODEL_DIR -o "
+        "model.pt` makes an archive that takes text");
+  }
   switch (manifest.task_kind) {
     case Task::kFeatureExtraction:
       embedding_from_model_ = manifest.find_output("sentence_embedding") != nullptr;
