@@ -297,17 +297,22 @@ def _run_adopt(args: argparse.Namespace) -> int:
     from .adopt import adopt
     from .progress import terminal_progress
 
-    report = adopt(
-        args.trace,
-        args.model,
-        args.output,
-        task=args.task,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-        shapes=args.shapes,
-        atol=args.atol,
-        progress=terminal_progress(quiet=args.quiet),
-    )
+    import warnings
+
+    with warnings.catch_warnings():  # one line each on stderr, as export's
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _show_warning
+        report = adopt(
+            args.trace,
+            args.model,
+            args.output,
+            task=args.task,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            shapes=args.shapes,
+            atol=args.atol,
+            progress=terminal_progress(quiet=args.quiet),
+        )
     if not args.quiet:
         print(report.summary())
     return 0

@@ -19,6 +19,7 @@ def cli(capsys):
     interpreter importing torch each time): (exit code, stderr)."""
 
     def run(*args):
+        capsys.readouterr()  # only what this command writes
         code = main([*map(str, args)])
         return code, capsys.readouterr().err
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import warnings
 
 import pytest
@@ -15,6 +14,7 @@ import transformers
 import tsrunner
 from conftest import fixtures
 from tsrunner import integrity
+from tsrunner.cli import main
 
 # The recipe's sentence, with the [MASK] it puts at index 8.
 TEXT = "[CLS] Who was Jim Henson ? [SEP] Jim Henson was a [MASK] [SEP]"
@@ -47,6 +47,20 @@ def _run(*command):
     return subprocess.run([*map(str, command)], capture_output=True, text=True)
 
 
+@pytest.fixture
+def cli(capsys):
+    """`tsrunner ...` in this process (the console script's main(), without a new interpreter
+    importing torch each time), as a CompletedProcess."""
+
+    def run(*args):
+        capsys.readouterr()  # only what this command writes
+        code = main([*map(str, args)])
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+    return run
+
+
 def _note(stderr: str) -> str:
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
@@ -56,17 +70,17 @@ def _note(stderr: str) -> str:
 
 
 @pytest.mark.parametrize("front", ["tsrunner", "tsrun"])
-def test_info_shows_the_traced_forwards_arguments(traced, tsrun, front):
+def test_info_shows_the_traced_forwards_arguments(traced, tsrun, cli, front):
     path = traced[0]
-    command = [sys.executable, "-m", "tsrunner"] if front == "tsrunner" else [tsrun]
-    result = _run(*command, "info", path)
+    command = cli if front == "tsrunner" else lambda *args: _run(tsrun, *args)
+    result = command("info", path)
     assert result.returncode == 0, result.stderr
     _note(result.stderr)
     # The names show the recipe's bug: its second tensor (segment ids) went to attention_mask.
     assert "(input_ids: Tensor, attention_mask: Tensor) -> Tuple[Tensor, Tensor]" in result.stdout
     assert "input_ids, attention_mask" in result.stdout and "BertModel" in result.stdout
     assert f"sha256      {integrity.content_digest(path)}" in result.stdout
-    as_json = json.loads(_run(*command, "info", path, "--json").stdout)
+    as_json = json.loads(command("info", path, "--json").stdout)
     assert as_json["plain_module"] is True
     assert [i["name"] for i in as_json["inputs"]] == ["input_ids", "attention_mask"]
 
@@ -85,7 +99,7 @@ def test_tsrun_ids_reach_input_ids_by_name(traced, tsrun):
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
-def test_runner_runs_a_plain_module_by_argument_names(traced):
+def test_runner_runs_a_plain_module_by_argument_names(traced, cli):
     path, tokens, _ = traced
     with pytest.warns(UserWarning, match="plain TorchScript module"):
         runner = tsrunner.Runner(path)
@@ -101,7 +115,7 @@ def test_runner_runs_a_plain_module_by_argument_names(traced):
     # Text needs a manifest; the error names the fix.
     with pytest.raises(tsrunner.Error, match="tsrunner adopt"):
         runner.predict(["hello"])
-    result = _run(sys.executable, "-m", "tsrunner", "info", path)
+    result = cli("info", path)
     digest = integrity.content_digest(path)
     assert digest in result.stdout
     with pytest.raises(tsrunner.LoadError, match="expected content digest"):
@@ -116,12 +130,10 @@ def test_tsrun_text_on_a_plain_module_names_the_fix(traced, tsrun):
     assert "tsrunner adopt" in result.stderr and "takes token ids" in result.stderr
 
 
-def test_adopt_makes_a_full_archive(traced, tiny_bert_dir, tmp_path, tsrun):
+def test_adopt_makes_a_full_archive(traced, tiny_bert_dir, tmp_path, tsrun, cli):
     path, tokens, _ = traced
     adopted = tmp_path / "model.pt"
-    result = _run(
-        sys.executable, "-m", "tsrunner", "adopt", path, "--model", tiny_bert_dir, "-o", adopted
-    )
+    result = cli("adopt", path, "--model", tiny_bert_dir, "-o", adopted)
     assert result.returncode == 0, result.stderr
     runner = tsrunner.Runner(adopted)
     manifest = runner.manifest
@@ -137,17 +149,14 @@ def test_adopt_makes_a_full_archive(traced, tiny_bert_dir, tmp_path, tsrun):
     assert len(json.loads(text.stdout)["embedding"]) == 32
 
 
-def test_adopt_refuses_a_trace_of_another_model(tiny_bert_dir, tmp_path):
+def test_adopt_refuses_a_trace_of_another_model(tiny_bert_dir, tmp_path, cli):
     other = fixtures.make_tiny_bert(tmp_path / "other", seed=1)
     path, _, _ = recipe_trace(other, tmp_path / "other.pt")
     output = tmp_path / "model.pt"
-    result = _run(
-        sys.executable, "-m", "tsrunner", "adopt", path, "--model", tiny_bert_dir, "-o", output
-    )
+    result = cli("adopt", path, "--model", tiny_bert_dir, "-o", output)
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{path} does not match {tiny_bert_dir}" in lines[0], lines
     assert not output.exists()
-    again = _run(sys.executable, "-m", "tsrunner", "adopt", tmp_path / "none.pt", "--model", other,
-                 "-o", output)  # fmt: skip
+    again = cli("adopt", tmp_path / "none.pt", "--model", other, "-o", output)
     assert again.returncode == 2 and "model file not found" in again.stderr
