@@ -6,7 +6,6 @@ written then."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import warnings
 from collections.abc import Callable
@@ -89,22 +88,19 @@ def adopt(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit's own notice
         module = torch.jit.load(str(trace), map_location="cpu").eval()
-    arguments = {
-        name: parameter.default
-        for name, parameter in inspect.signature(exporter.export).parameters.items()
-        if parameter.default is not inspect.Parameter.empty
-    }
-    arguments.update(
-        model=model,
-        output=output,
-        task=task,
-        max_length=max_length,
-        batch_size=batch_size,
-        shapes=shapes,
-        atol=atol,
-        progress=progress,
-    )
+    token = exporter.ADOPTED_TRACE.set(_Adopted(trace, module, input_names))
     try:
-        return exporter._export(arguments, adopted=_Adopted(trace, module, input_names))
+        return exporter.export(
+            model,
+            output,
+            task=task,
+            max_length=max_length,
+            batch_size=batch_size,
+            shapes=shapes,
+            atol=atol,
+            progress=progress,
+        )
     except ExportError as error:
         raise ExportError(f"{trace} does not match {model}: {error}") from error
+    finally:
+        exporter.ADOPTED_TRACE.reset(token)

@@ -294,10 +294,10 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_adopt(args: argparse.Namespace) -> int:
+    import warnings
+
     from .adopt import adopt
     from .progress import terminal_progress
-
-    import warnings
 
     with warnings.catch_warnings():  # one line each on stderr, as export's
         warnings.simplefilter("always", UserWarning)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 import time
@@ -57,6 +58,11 @@ __all__ = [
     "untie_weights_of",
 ]
 
+
+# An existing trace of the model that tsrunner.adopt hands to export() to validate and save in
+# place of a new trace (None: trace the model). A context variable, so that export() keeps one
+# signature and its warnings point at the caller.
+ADOPTED_TRACE: contextvars.ContextVar[Any] = contextvars.ContextVar("adopted_trace", default=None)
 
 # Longest default trace: positions beyond this are rarely used and cost memory at validation.
 DEFAULT_MAX_LENGTH_CAP = 512
@@ -687,17 +693,12 @@ def export(
     `SentenceTransformer.encode`; a module that cannot be reproduced is refused.
     `progress`, when given, is called with a one-line description of each step as it starts.
     """
-    return _export(locals())
-
-
-def _export(arguments: dict[str, Any], adopted: Any = None) -> ExportReport:
-    """export() with its keyword arguments. `adopted`: an existing TorchScript trace of the
-    model (tsrunner.adopt) to validate and save in place of a new trace."""
     started = time.perf_counter()
-    model, progress = arguments["model"], arguments["progress"]
     step = progress or (lambda _message: None)
-    output = check_output_path(arguments["output"])
-    arguments["backend"] = resolve_backend(arguments["backend"], arguments["format"], output)
+    adopted = ADOPTED_TRACE.get()
+    arguments = locals()
+    output = check_output_path(output)
+    arguments["backend"] = resolve_backend(backend, format, output)
     options = validate_options(ExportOptions(**{name: arguments[name] for name in OPTION_NAMES}))
     archive = get_backend(options.backend)
     options = archive.check_options(options)
