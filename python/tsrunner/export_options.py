@@ -122,12 +122,28 @@ def _check_types(given: ExportOptions) -> None:
             )
 
 
+# What an export writes, by the output's suffix (docs/format.md).
+OUTPUT_SUFFIXES = {".pt": "TorchScript", ".pt2": "AOTInductor"}
+
+
 def check_output_path(output: str | Path) -> Path:
+    """The output as a Path, checked before any work: a file name ending in .pt or .pt2 in a
+    directory that exists (an export creates no directories, as tsrun --output does not)."""
     if not isinstance(output, (str, Path)):
         raise ArgumentTypeError(f"output must be a path, not {_type_name(output)} {output!r}")
     path = Path(output)
     if path.is_dir():
         raise ValueError(f"output {path} is a directory; give a file name such as model.pt")
+    if path.suffix not in OUTPUT_SUFFIXES:
+        formats = " or ".join(f"{kind} ({suffix})" for suffix, kind in OUTPUT_SUFFIXES.items())
+        raise ValueError(
+            f"output {path}: tsrunner writes {formats} archives; name the output "
+            f"{path.stem or 'model'}.pt or {path.stem or 'model'}.pt2"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        reason = "is not a directory" if parent.exists() else "does not exist"
+        raise ValueError(f"output {path}: directory {parent} {reason}; create it first")
     return path
 
 

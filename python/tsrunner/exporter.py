@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 import time
@@ -64,6 +65,11 @@ __all__ = [
     "untie_weights_of",
 ]
 
+
+# An existing trace of the model that tsrunner.adopt hands to export() to validate and save in
+# place of a new trace (None: trace the model). A context variable, so that export() keeps one
+# signature and its warnings point at the caller.
+ADOPTED_TRACE: contextvars.ContextVar[Any] = contextvars.ContextVar("adopted_trace", default=None)
 
 # Longest default trace: positions beyond this are rarely used and cost memory at validation.
 DEFAULT_MAX_LENGTH_CAP = 512
@@ -343,7 +349,14 @@ def _trace_length(
     return options.max_length or _default_max_length(source, positions), (0, 0, 0)
 
 
-def _plan(source: model_source.ModelSource, task: Task, options: ExportOptions) -> _TracePlan:
+def _plan(
+    source: model_source.ModelSource,
+    task: Task,
+    options: ExportOptions,
+    only_inputs: list[str] | None = None,
+) -> _TracePlan:
+    """`only_inputs`: the inputs an adopted trace takes (tsrunner.adopt); the others get the
+    model's defaults, in the eager reference as in the trace."""
     images = getattr(source.model, "main_input_name", "input_ids") == "pixel_values"
     trace_length, image_size = _trace_length(source, options, images)
     tied_groups = _tied_parameter_groups(source.model)
@@ -366,6 +379,15 @@ def _plan(source: model_source.ModelSource, task: Task, options: ExportOptions) 
         pixel_dtype=options.dtype,
         type_ids=source.sends_type_ids,
     )
+    if only_inputs is not None:
+        known = [spec.name for spec in specs]
+        unknown = [name for name in only_inputs if name not in known]
+        if unknown:
+            raise ExportError(
+                f"the trace takes {', '.join(unknown)}, which {type(source.model).__name__} "
+                f"({task.name}) does not: it takes {', '.join(known)}"
+            )
+        specs = [spec for spec in specs if spec.name in only_inputs]
     pad_token_id = _pad_token_id(source)
     decoder_start = getattr(source.config, "decoder_start_token_id", None)
     dummies = DummyInputs(
@@ -709,16 +731,19 @@ def export(
     """
     started = time.perf_counter()
     step = progress or (lambda _message: None)
+    adopted = ADOPTED_TRACE.get()
     arguments = locals()
+    output = check_output_path(output)
     arguments["backend"] = resolve_backend(backend, format, output)
     options = validate_options(ExportOptions(**{name: arguments[name] for name in OPTION_NAMES}))
     archive = get_backend(options.backend)
     options = archive.check_options(options)
-    output = check_output_path(output)
 
     step(f"load {model}")
     source, resolved = _load(model, options)
-    plan = _plan(source, resolved, options)
+    if adopted is not None:
+        source.embedding = None  # a plain trace holds no sentence-transformers pipeline
+    plan = _plan(source, resolved, options, adopted.input_names if adopted else None)
     lengths = (
         f"buckets {', '.join(map(str, options.buckets))}"
         if options.buckets
@@ -732,9 +757,12 @@ def export(
         )
     else:
         step(f"trace ({archive.name}): batch {options.batch_size}, {lengths}")
-    generates = _plan_generation(source, resolved, options, archive, plan)
+    generates = adopted is None and _plan_generation(source, resolved, options, archive, plan)
     try:
-        traced, tracer_warnings = _trace(archive, plan.wrapper, plan.methods)
+        to_trace = plan.wrapper if adopted is None else adopted.wrapper(plan)
+        traced, tracer_warnings = _trace(archive, to_trace, plan.methods)
+    except ExportError:
+        raise
     except Exception as error:
         raise ExportError(
             f"{type(source.model).__name__} could not be traced: {error}".splitlines()[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -129,6 +130,10 @@ class Runner(_core.Runner):
         )
         super().__init__(path, options)
         self._path = os.fspath(path)
+        if self.manifest.get("plain_module"):
+            from .manifest import plain_module_note
+
+            warnings.warn(plain_module_note(path), UserWarning, stacklevel=2)
         self._pipeline: _core.Pipeline | None = None  # made on the first predict()
         # The request queues predict() submits to, by concurrent_batches (its workers): calls
         # from many threads join each other's batches.

@@ -100,6 +100,8 @@ struct QueueSubmission {
 // raw jobs only, and submitting inputs to it is an InvalidInput.
 class RequestQueue {
  public:
+  // One pipeline per model; null for a model served by raw jobs only (a task without task-aware
+  // output): submissions to it are refused with InvalidInput.
   RequestQueue(std::vector<const Pipeline*> pipelines, QueueOptions options = {},
                QueueObserver* observer = nullptr);
   explicit RequestQueue(const Pipeline& pipeline, QueueOptions options = {},

@@ -38,6 +38,8 @@ double seconds_since(std::chrono::steady_clock::time_point start,
 class RequestQueue::Impl {
  public:
   Impl(std::vector<const Pipeline*> pipelines, QueueOptions options, QueueObserver* observer);
+  // InvalidInput unless `model` is one of the queue's models with a pipeline.
+  void check_model(size_t model) const;
   void submit(QueueSubmission submission);
   void run(std::function<void()> job);
   size_t queue_depth() const;
@@ -109,17 +111,20 @@ RequestQueue::Impl::Impl(std::vector<const Pipeline*> pipelines, QueueOptions op
   for (size_t w = 0; w < options_.workers; ++w) workers_.emplace_back([this, w] { work(w); });
 }
 
-void RequestQueue::Impl::submit(QueueSubmission submission) {
-  const size_t count = submission.inputs.size();
-  const size_t model = submission.model;
+void RequestQueue::Impl::check_model(size_t model) const {
   if (model >= pipelines_.size()) {
     throw InvalidInput("RequestQueue: model " + std::to_string(model) + " out of range (" +
                        std::to_string(pipelines_.size()) + " models)");
   }
-  if (pipelines_[model] == nullptr && count > 0) {
+  if (pipelines_[model] == nullptr) {
     throw InvalidInput("RequestQueue: model " + std::to_string(model) +
                        " has no pipeline (it runs raw jobs only)");
   }
+}
+
+void RequestQueue::Impl::submit(QueueSubmission submission) {
+  const size_t count = submission.inputs.size();
+  if (count > 0 || submission.model >= pipelines_.size()) check_model(submission.model);
   if (!submission.texts.empty() && submission.texts.size() != count) {
     throw InvalidInput("RequestQueue: " + std::to_string(submission.texts.size()) + " texts for " +
                        std::to_string(count) + " inputs");
@@ -453,14 +458,7 @@ std::future<std::vector<Prediction>> answer_by_future(QueueSubmission& submissio
 }  // namespace
 
 const Pipeline& RequestQueue::pipeline(size_t model) const {
-  if (model >= impl_->pipelines_.size()) {
-    throw InvalidInput("RequestQueue: model " + std::to_string(model) + " out of range (" +
-                       std::to_string(impl_->pipelines_.size()) + " models)");
-  }
-  if (impl_->pipelines_[model] == nullptr) {
-    throw InvalidInput("RequestQueue: model " + std::to_string(model) +
-                       " has no pipeline (it runs raw jobs only)");
-  }
+  impl_->check_model(model);
   return *impl_->pipelines_[model];
 }
 

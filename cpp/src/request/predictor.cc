@@ -84,6 +84,12 @@ std::string input_with_role(const Manifest& manifest, std::string_view role) {
 Predictor::Predictor(const Runner& runner, std::shared_ptr<const Tokenizer> tokenizer)
     : runner_(runner), tokenizer_(std::move(tokenizer)) {
   const Manifest& manifest = runner_.manifest();
+  if (manifest.plain_module) {
+    throw InvalidInput(
+        "a plain TorchScript module (no tsrunner manifest) has no task: it takes token ids "
+        "(Runner.run, tsrun --ids --raw); `tsrunner adopt MODULE.pt --model MODEL_DIR -o "
+        "model.pt` makes an archive that takes text");
+  }
   switch (manifest.task_kind) {
     case Task::kFeatureExtraction:
       embedding_from_model_ = manifest.find_output("sentence_embedding") != nullptr;
@@ -111,8 +117,9 @@ Predictor::Predictor(const Runner& runner, std::shared_ptr<const Tokenizer> toke
                        task_output(manifest, "end_logits", 1)};
       break;
     default:  // causal-lm, text2text, image-classification, unknown tasks
-      throw Error("task-aware output for task \"" + manifest.task +
-                  "\" is not implemented yet; use raw outputs (tsrun --raw, Runner.run)");
+      // Asking an export for what its task cannot give is a usage error (tsrun exit 2).
+      throw InvalidInput("task-aware output for task \"" + manifest.task +
+                         "\" is not implemented yet; use raw outputs (tsrun --raw, Runner.run)");
   }
   token_ids_input_ = input_with_role(manifest, "token_ids");
   attention_mask_input_ = input_with_role(manifest, "attention_mask");

@@ -299,6 +299,40 @@ void append_json_elements(std::string& bytes, const json& data, const std::strin
   }
 }
 
+// BYTES "data": strings (flat or nested, row-major).
+void append_json_strings(std::vector<std::string>& strings, const json& data,
+                         const std::string& what, int depth = 0) {
+  if (data.is_array()) {
+    if (depth >= kMaxDataDepth) throw RequestError(kMalformed, what + ": data nested too deep");
+    for (const json& element : data) append_json_strings(strings, element, what, depth + 1);
+    return;
+  }
+  if (!data.is_string()) throw RequestError(kMalformed, what + ": BYTES data must be strings");
+  strings.push_back(data.get<std::string>());
+}
+
+// BYTES in the binary extension: each element is a 4-byte little-endian length and its bytes.
+std::vector<std::string> split_binary_strings(std::string_view bytes, const std::string& what) {
+  std::vector<std::string> strings;
+  while (!bytes.empty()) {
+    if (bytes.size() < 4) {
+      throw RequestError(kMalformed, what + ": BYTES data ends inside an element's length");
+    }
+    const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
+    const uint32_t length =
+        uint32_t{raw[0]} | uint32_t{raw[1]} << 8 | uint32_t{raw[2]} << 16 | uint32_t{raw[3]} << 24;
+    bytes.remove_prefix(4);
+    if (length > bytes.size()) {
+      throw RequestError(kMalformed, what + ": a BYTES element of " + std::to_string(length) +
+                                         " bytes exceeds the data left (" +
+                                         std::to_string(bytes.size()) + ")");
+    }
+    strings.emplace_back(bytes.substr(0, length));
+    bytes.remove_prefix(length);
+  }
+  return strings;
+}
+
 }  // namespace
 
 V2InferRequest parse_v2_infer_request(std::string_view body, std::optional<size_t> json_length) {
@@ -330,7 +364,8 @@ V2InferRequest parse_v2_infer_request(std::string_view body, std::optional<size_
     what = "input \"" + tensor.name + "\"";
     tensor.datatype =
         string_field(required(input, "datatype", kMalformed), what + " datatype", kMalformed);
-    const size_t element_size = v2_element_size(tensor.datatype);
+    const bool text = tensor.datatype == "BYTES";
+    const size_t element_size = text ? 1 : v2_element_size(tensor.datatype);
     if (element_size == 0) {
       throw RequestError(kMalformed, what + ": unknown datatype \"" + tensor.datatype + "\"");
     }
@@ -362,13 +397,26 @@ V2InferRequest parse_v2_infer_request(std::string_view body, std::optional<size_
                                            " exceeds the binary data left (" +
                                            std::to_string(binary.size()) + " bytes)");
       }
-      tensor.bytes = std::string(binary.substr(0, size));
+      if (text) {
+        tensor.strings = split_binary_strings(binary.substr(0, size), what);
+      } else {
+        tensor.bytes = std::string(binary.substr(0, size));
+      }
       binary.remove_prefix(size);
     } else {
       const json& data = required(input, "data", kMalformed);
-      append_json_elements(tensor.bytes, data, tensor.datatype, what);
+      if (text) {
+        append_json_strings(tensor.strings, data, what);
+      } else {
+        append_json_elements(tensor.bytes, data, tensor.datatype, what);
+      }
     }
-    if (tensor.bytes.size() != elements * element_size) {
+    if (text && tensor.strings.size() != elements) {
+      throw RequestError(kMalformed, what + ": shape holds " + std::to_string(elements) +
+                                         " elements but the data has " +
+                                         std::to_string(tensor.strings.size()));
+    }
+    if (!text && tensor.bytes.size() != elements * element_size) {
       throw RequestError(kMalformed, what + ": shape holds " + std::to_string(elements) +
                                          " elements but the data has " +
                                          std::to_string(tensor.bytes.size() / element_size));

@@ -91,6 +91,8 @@ struct V2Tensor {
   std::string datatype;  // "INT64", "FP32", ...
   std::vector<int64_t> shape;
   std::string bytes;  // the elements, little-endian, row-major
+  // BYTES tensors (text): the elements, row-major; `bytes` stays empty.
+  std::vector<std::string> strings;
 };
 struct V2InferRequest {
   std::string id;
