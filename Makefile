@@ -14,7 +14,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
 	support-matrix-pt2 bench-aoti scale-out-deps test-cluster bench-scale-out \
-	sanitize tsan fuzz bench load-test unicode-check bench-generate
+	sanitize tsan fuzz bench load-test unicode-check bench-generate wheel test-wheel
 
 all: install
 
@@ -43,6 +43,18 @@ traced_bert.pt: install
 demo: traced_bert.pt
 	$(PY) examples/python/similarity_demo.py traced_bert.pt
 
+# The wheel to hand over (dist/), built from the same build tree as `make install`
+# (build/<wheel tag>): after an install only packaging is left to do.
+DIST := dist
+wheel: setup
+	rm -f $(DIST)/tsrunner-*.whl
+	$(PIP) wheel -q $(CONSTRAINTS) --no-build-isolation --no-deps -w $(DIST) .
+
+# That wheel in a clean venv with its dependencies from the index: export, tsrun and the C++
+# example against it (minutes; `make test` runs a --no-deps smoke, tests/python/test_wheel.py).
+test-wheel: wheel
+	TSR_WHEEL="$$(ls $(abspath $(DIST))/tsrunner-*.whl)" $(PY) -m pytest tests/python/test_wheel.py
+
 fixtures: install
 	$(PY) tests/data/make_fixtures.py $(FIXTURES)
 
@@ -56,7 +68,7 @@ $(SCALE_OUT_STAMP): $(DEPS_STAMP) requirements/scale-out.txt requirements/constr
 scale-out-deps: $(SCALE_OUT_STAMP)
 
 test-python: install scale-out-deps
-	$(PY) -m pytest -m "not cluster_full"
+	$(PY) -m pytest -m "not cluster_full and not wheel_full"
 
 # The C++ tests build against the installed package with find_package(tsrunner), like any app.
 test-cpp: fixtures
@@ -84,7 +96,7 @@ bench-scale-out: traced_bert.pt scale-out-deps
 # LibTorch itself is not instrumented; the only suppressions are for its own reports.
 SANITIZE_BUILD := build/sanitize
 # UBSan's vptr check needs the typeinfo of every polymorphic type it meets, and libtorch does
-# not export some (c10::DynamicType, used by the graph rewrite in cpu_fast_path.cc).
+# not export some (c10::DynamicType, used by the graph rewrites in cpp/src/rewrites/).
 SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
 ASAN_BASE := detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=1

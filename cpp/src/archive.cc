@@ -13,6 +13,7 @@
 #include <system_error>
 #include <utility>
 
+#include "plain_module.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/manifest.h"
 
@@ -128,11 +129,19 @@ std::optional<std::string> Archive::read_extra_file(const std::string& name,
 Manifest Archive::read_manifest(uint64_t max_bytes) const {
   std::optional<std::string> text = read_extra_file(kManifestRecord, max_bytes);
   if (!text) {
+    if (!has_tsrunner_records()) return read_plain_module(*this);
     throw LoadError(path() + " has no " + std::string(kManifestRecord) +
-                    ": it is TorchScript but was not exported by tsrunner "
+                    " but holds other tsrunner files: it was damaged or edited after export "
                     "(re-export it with `tsrunner export`)");
   }
   return Manifest::parse(*text);
+}
+
+bool Archive::has_tsrunner_records() const {
+  for (const std::string& name : reader_->getAllRecords()) {
+    if (name.rfind("extra/tsrunner/", 0) == 0) return true;
+  }
+  return false;
 }
 
 std::optional<std::string> read_embedded_files(const Archive& archive, const Manifest& manifest,

@@ -77,8 +77,13 @@ class Archive {
   std::optional<std::string> read_extra_file(const std::string& name,
                                              uint64_t max_bytes = uint64_t{256} << 20) const;
 
-  // The manifest; throws LoadError when it is absent (not a tsrunner export) or malformed.
+  // The manifest; for a TorchScript archive with none of tsrunner's files, a plain module's
+  // description (plain_module.h: read from its code, nothing deserialised). Throws LoadError
+  // when it is malformed, or absent from an archive holding other tsrunner files (damaged).
   Manifest read_manifest(uint64_t max_bytes = uint64_t{256} << 20) const;
+
+  // Whether any record is one of tsrunner's embedded files (extra/tsrunner/...).
+  bool has_tsrunner_records() const;
 
  private:
   std::shared_ptr<ArchiveFile> file_;

@@ -167,7 +167,9 @@ std::string verify_open_archive(const Archive& archive, const RunnerOptions& opt
       throw LoadError(path + " does not have the expected content digest: it has " +
                       short_digest(actual) + ", expected " + short_digest(expected));
     }
-    if (!options.verify_integrity) return actual;
+    // A plain TorchScript module (no tsrunner files) records no digest: only a pinned one
+    // (expected_sha256) can vouch for it; the front-ends say so on stderr.
+    if (!options.verify_integrity || !archive.has_tsrunner_records()) return actual;
 
     std::optional<std::string> text =
         archive.read_extra_file(kDigestRecord, options.max_embedded_file_bytes);

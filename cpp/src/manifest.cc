@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "generation/generation_spec.h"
+#include "plain_module.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner {
@@ -282,6 +283,7 @@ Manifest Manifest::parse(const std::string& json_text) {
   json root = json::parse(json_text, /*cb=*/nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded()) fail("not valid JSON");
   if (!root.is_object()) fail("the top level must be an object");
+  if (root.value("plain_module", false) == true) return detail::parse_plain_manifest(json_text);
 
   Manifest manifest;
   manifest.schema_version = static_cast<int>(require_int(root, "schema_version", "manifest"));
@@ -356,6 +358,7 @@ Manifest Manifest::parse(const std::string& json_text) {
     }
   }
   manifest.mask_token_id = optional_int(root, "mask_token_id");
+  manifest.decoder_start_token_id = optional_int(root, "decoder_start_token_id");
   if (auto it = root.find("tokenizer"); it != root.end() && it->is_string()) {
     manifest.has_tokenizer = true;
   }
@@ -381,6 +384,7 @@ const TensorSpec* Manifest::find_output(const std::string& name) const {
 }
 
 std::string Manifest::describe() const {
+  if (plain_module) return detail::describe_plain_module(*this);
   const json root = json::parse(raw_json, nullptr, false);
   std::ostringstream out;
   auto row = [&out](const std::string& label) -> std::ostream& {

@@ -158,6 +158,11 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
       detail::read_embedded_files(archive, impl_->manifest, options.max_embedded_file_bytes);
   if (tokenizer_json) {
     impl_->tokenizer_json = std::move(*tokenizer_json);
+  } else if (impl_->manifest.plain_module) {
+    impl_->tokenizer_error = path + " is a plain TorchScript module (no tsrunner manifest): it " +
+                             "takes token ids (Runner.run, tsrun --ids --raw), not text; " +
+                             "`tsrunner adopt " + path +
+                             " --model MODEL_DIR -o model.pt` makes an archive that does";
   } else {
     impl_->tokenizer_error = path + " has no embedded tokenizer (" + std::string(kTokenizerRecord) +
                              "); pass token ids instead";
@@ -174,6 +179,17 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
     throw LoadError(path + (aoti ? " is an AOTInductor package" : " is TorchScript") +
                     " but its manifest says backend \"" + impl_->manifest.backend +
                     "\"; re-export it");
+  }
+  if (impl_->manifest.plain_module) {
+    // tsrunner's kernels check a rewritten graph on example inputs built from the manifest's
+    // shapes and dtypes, which a plain module does not have: it runs as traced.
+    if (options.engine == "onednn" || options.compute != "fp32") {
+      throw InvalidInput(path + " is a plain TorchScript module: engine \"onednn\" and compute " +
+                         "\"bf16\" need a tsrunner archive (`tsrunner adopt` makes one)");
+    }
+    options.engine = "default";
+    options.warmup_runs = 0;  // no shapes to make warm-up inputs from
+    impl_->options = options;
   }
   impl_->engine = aoti ? detail::load_aoti_engine(archive, impl_->manifest, options)
                        : detail::load_torchscript_engine(archive.file(), impl_->manifest, options);

@@ -19,13 +19,12 @@
 #include "batch_mode.h"
 #include "bench.h"
 #include "generate_mode.h"
-#include "ids_only_tokenizer.h"
 #include "kernel_flags.h"
-#include "multiple_choice.h"
 #include "range_check.h"
 #include "raw_output.h"
 #include "serve/serve_command.h"
 #include "text_mode.h"
+#include "token_mode.h"
 #include "tsrunner/tsrunner.h"
 
 namespace {
@@ -94,6 +93,11 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
   if (const tsrunner::TensorSpec* spec = manifest.find_input_by_role("attention_mask")) {
     inputs.emplace(spec->name, mask);
   }
+  // A plain module's token_type_ids has no default to fill: one segment, as the runner's default.
+  const tsrunner::TensorSpec* type_ids = manifest.find_input_by_role("token_type_ids");
+  if (manifest.plain_module && type_ids != nullptr) {
+    inputs.emplace(type_ids->name, at::zeros_like(ids));
+  }
   const tsrunner::TensorSpec* decoder_ids_input = manifest.find_input_by_role("decoder_token_ids");
   if (decoder_ids_input == nullptr) {
     if (!decoder_id_lists.empty()) {
@@ -109,8 +113,7 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
   std::vector<std::vector<int64_t>> decoder_rows;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (decoder_id_lists.empty()) {
-      const auto root = nlohmann::json::parse(manifest.raw_json, nullptr, false);
-      decoder_rows.push_back({root.value("decoder_start_token_id", int64_t{0})});
+      decoder_rows.push_back({manifest.decoder_start_token_id.value_or(0)});
     } else {
       decoder_rows.push_back(
           parse_id_list(decoder_id_lists[decoder_id_lists.size() == 1 ? 0 : i], "--decoder-ids"));
@@ -124,10 +127,20 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
   return inputs;
 }
 
+// What a plain TorchScript module (no tsrunner manifest) lacks, said once on stderr.
+void note_plain_module(const std::string& path, const tsrunner::Manifest& manifest) {
+  if (!manifest.plain_module) return;
+  std::cerr << "tsrun: note: " << path
+            << " is a plain TorchScript module (no tsrunner manifest): inputs by forward's "
+               "argument names, dtypes and shapes unchecked, no content digest; `tsrunner adopt "
+            << path << " --model MODEL_DIR -o model.pt` makes a full archive\n";
+}
+
 // The manifest's summary, then the content digest (what --expect-sha256 and
 // RunnerOptions::expected_sha256 take, docs/security.md).
 int run_info(const std::string& model_path, bool as_json) {
   const tsrunner::Manifest manifest = tsrunner::Manifest::read_from_archive(model_path);
+  note_plain_module(model_path, manifest);
   if (as_json) {
     std::cout << nlohmann::ordered_json::parse(manifest.raw_json).dump(2) << "\n";
   } else {
@@ -152,6 +165,7 @@ int run_raw(const std::string& model_path, const std::vector<std::string>& id_li
             const std::vector<std::string>& decoder_id_lists,
             const tsrunner::RunnerOptions& options) {
   const tsrunner::Runner runner(model_path, options);
+  note_plain_module(model_path, runner.manifest());
   const tsrunner::TensorMap outputs =
       runner.run(inputs_from_ids(runner.manifest(), id_lists, decoder_id_lists));
   nlohmann::ordered_json result = nlohmann::ordered_json::object();
@@ -162,50 +176,19 @@ int run_raw(const std::string& model_path, const std::vector<std::string>& id_li
   return 0;
 }
 
-// --text needs the export's tokenizer: the one the Runner verified with the archive (nothing
-// reopens the file). --input lines may carry token ids, which need none: when the export's
-// tokenizer cannot be used, they run with a stand-in and lines with text are answered with why
-// they cannot be tokenized.
-std::unique_ptr<tsrunner::Pipeline> make_pipeline(const tsrunner::Runner& runner,
-                                                  const tsrunner::TaskOptions& task_options,
-                                                  bool ids_may_do, std::string& problem) {
-  if (!ids_may_do) return std::make_unique<tsrunner::Pipeline>(runner, task_options);
-  try {
-    runner.tokenizer();
-  } catch (const tsrunner::LoadError& error) {
-    problem = error.what();
-    return std::make_unique<tsrunner::Pipeline>(
-        runner, tsrunner::cli::ids_only_tokenizer(runner.manifest()), task_options);
-  }
-  return std::make_unique<tsrunner::Pipeline>(runner, task_options);
-}
-
 // Text in, task-aware JSON out: --text (one result per text) or --input (JSON lines).
 int run_predict(const tsrunner::Runner& runner, const std::vector<std::string>& texts,
                 const std::vector<std::string>& pairs, tsrunner::cli::BatchOptions* batch,
                 const std::string& output_path, const tsrunner::TaskOptions& task_options) {
-  if (runner.manifest().task_kind == tsrunner::Task::kMultipleChoice) {
-    if (batch != nullptr) {
-      throw UsageError(
-          "multiple-choice exports take --text with a --text-pair per choice; "
-          "--input is not supported for them yet");
-    }
-    tsrunner::cli::AtomicOutput output(output_path);
-    tsrunner::cli::print_multiple_choice(runner, runner.tokenizer(), texts, pairs, output.stream());
-    output.commit();
-    return 0;
-  }
-  std::string tokenizer_problem;
-  const std::unique_ptr<tsrunner::Pipeline> pipeline_owner =
-      make_pipeline(runner, task_options, batch != nullptr, tokenizer_problem);
-  const tsrunner::Pipeline& pipeline = *pipeline_owner;
+  // An export without a usable tokenizer still takes --input lines of token ids; text is
+  // refused per line (or for --text) with the reason.
+  const tsrunner::Pipeline pipeline(runner, task_options);
   if (batch == nullptr) {
     tsrunner::cli::AtomicOutput output(output_path);
     tsrunner::cli::print_text_predictions(pipeline, texts, pairs, output.stream());
     output.commit();
     return 0;
   }
-  batch->tokenizer_problem = tokenizer_problem;
   batch->task = task_options;
   const size_t bad_lines = tsrunner::cli::run_batch(pipeline, *batch);
   if (bad_lines > 0) {
@@ -255,6 +238,7 @@ int main(int argc, char** argv) {
       "  tsrun traced_bert.pt --ids 101,7592,102 --ids 101,2088,2003,102 --raw   (padded batch)\n"
       "  tsrun t5.pt --ids 13,8,1 --decoder-ids 0,17 --raw   (encoder-decoder: T5, BART)\n"
       "  tsrun traced_bert.pt --text \"Who was Jim Henson?\"\n"
+      "  tsrun traced_bert.pt --text \"Who was Jim Henson?\" --tokens   (the ids, for --ids)\n"
       "  tsrun traced_bert.pt --input in.jsonl --output out.jsonl --batch-size 32\n"
       "  tsrun gpt2.pt --text \"Once upon a time\" --max-new-tokens 32 --temperature 0.8 --seed 1\n"
       "  tsrun info traced_bert.pt\n"
@@ -321,6 +305,10 @@ int main(int argc, char** argv) {
                      "short inputs --threads 1 --concurrent-batches <cores> is fastest")
           ->check(tsrunner::cli::integer_in(1, tsrunner::kMaxConcurrentBatches));
   app.add_flag("--raw", raw, "print every output tensor as JSON {shape, dtype, data}");
+  bool tokens = false;
+  app.add_flag("--tokens", tokens,
+               "with --text: print the token ids instead of running the model, one JSON line per "
+               "text keyed by the model's input names (what --ids and Runner.run take)");
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
       ->check(tsrunner::cli::integer_in(0, tsrunner::kMaxThreads));
   app.add_flag("--debug", debug, "also show LibTorch's deprecation warnings (hidden by default)");
@@ -375,6 +363,16 @@ int main(int argc, char** argv) {
     options.engine = engine;
     options.compute = compute;
     tsrunner::cli::copy_kernel_flags(kernel_flags, options);
+    if (tokens) {
+      if (texts.empty() || !input_path.empty() || !id_lists.empty() || raw) {
+        throw UsageError("--tokens takes --text (and --text-pair), nothing else");
+      }
+      tsrunner::cli::check_output_path(output_path);
+      tsrunner::cli::AtomicOutput output(output_path);
+      tsrunner::cli::print_tokens(model_path, texts, text_pairs, output.stream());
+      output.commit();
+      return 0;
+    }
     if (!input_path.empty() || !texts.empty()) {
       if (!id_lists.empty() || raw || !decoder_id_lists.empty())
         throw UsageError("--ids/--decoder-ids/--raw cannot be mixed with --text or --input");

@@ -24,6 +24,7 @@ if torch.__version__.split("+")[0] != _built_torch_version:
         "is installed; reinstall tsrunner against this torch"
     )
 
+from .adopt import adopt
 from .exporter import ExportReport, export
 from .runner import Runner, RunnerOptions
 
@@ -38,6 +39,7 @@ __all__ = [
     "RunnerOptions",
     "Tokenizer",
     "__version__",
+    "adopt",
     "auto_engine",
     "cpu_model",
     "export",

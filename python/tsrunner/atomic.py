@@ -12,8 +12,8 @@ from pathlib import Path
 @contextlib.contextmanager
 def atomic_path(destination: Path) -> Iterator[Path]:
     """Yields a temporary path beside `destination`; renames it over `destination` only when
-    the block finishes without an exception, and removes it otherwise."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    the block finishes without an exception, and removes it otherwise. The directory must
+    exist: creating it is the caller's decision."""
     handle, temporary = tempfile.mkstemp(
         prefix=f".{destination.name}.", suffix=".partial", dir=destination.parent
     )

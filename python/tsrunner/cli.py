@@ -169,7 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--quantize",
         choices=["int8"],
-        help="int8: dynamic int8 Linear layers, checked on real text (cosine vs float32)",
+        help="int8: int8 Linear layers (per-channel weights, per-token activations), gated on "
+        "2,000 real sentences against float32 (docs/benchmarks.md, int8)",
+    )
+    export.add_argument(
+        "--accuracy-gate",
+        metavar="BARS",
+        help="accept a lower int8 accuracy gate, e.g. mean_cosine=0.998,min_cosine=0.99,"
+        "nearest_neighbour=0.97 (defaults 0.999, 0.995, 0.99; labels=0.995 for classifiers)",
     )
     export.add_argument(
         "--backend",
@@ -215,6 +222,30 @@ def build_parser() -> argparse.ArgumentParser:
     triton.add_argument("repository", metavar="DIR")
     _add_triton_options(triton)
 
+    adopt = commands.add_parser(
+        "adopt",
+        help="make a full archive of an existing TorchScript trace",
+        description="Wrap TRACE (a TorchScript module without a tsrunner manifest, such as the "
+        "traced_bert.pt of the original Export to TorchScript recipe) into -o OUT.pt with "
+        "MODEL's manifest, tokenizer and content digest, after checking the trace against the "
+        "eager model at several shapes, as `tsrunner export` checks its own traces. Inputs keep "
+        "the trace's argument names.",
+    )
+    adopt.add_argument("trace", metavar="TRACE")
+    adopt.add_argument(
+        "--model",
+        required=True,
+        metavar="MODEL",
+        help="the model directory the trace was made from",
+    )
+    adopt.add_argument("-o", "--output", required=True, help="the .pt file to write")
+    adopt.add_argument("--task", default="auto", choices=["auto", *TASKS])
+    adopt.add_argument("--max-length", type=_positive_int, help="as for export")
+    adopt.add_argument("--batch-size", type=_positive_int, default=2, help="as for export")
+    adopt.add_argument("--shapes", choices=SHAPE_MODES, default="auto", help="as for export")
+    adopt.add_argument("--atol", type=_positive_float, help="as for export")
+    adopt.add_argument("-q", "--quiet", action="store_true", help="as for export")
+
     info = commands.add_parser("info", help="print the manifest of an export")
     info.add_argument("path", metavar="MODEL_PT")
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")
@@ -255,6 +286,7 @@ def _run_export(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             quantize=args.quantize,
+            accuracy_gate=args.accuracy_gate,
             backend=args.backend,
             allow_untrained_head=args.allow_untrained_head,
             format=args.format,
@@ -269,11 +301,38 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_adopt(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .adopt import adopt
+    from .progress import terminal_progress
+
+    with warnings.catch_warnings():  # one line each on stderr, as export's
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _show_warning
+        report = adopt(
+            args.trace,
+            args.model,
+            args.output,
+            task=args.task,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            shapes=args.shapes,
+            atol=args.atol,
+            progress=terminal_progress(quiet=args.quiet),
+        )
+    if not args.quiet:
+        print(report.summary())
+    return 0
+
+
 def _run_info(args: argparse.Namespace) -> int:
     from . import verify_archive
-    from .manifest import describe, read_manifest
+    from .manifest import describe, plain_module_note, read_manifest
 
     manifest = read_manifest(args.path)
+    if manifest.get("plain_module"):
+        print(f"tsrunner: note: {plain_module_note(args.path)}", file=sys.stderr)
     if args.json:
         print(json.dumps(manifest, indent=2))
     else:
@@ -296,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "export":
             return _run_export(args)
+        if args.command == "adopt":
+            return _run_adopt(args)
         if args.command == "triton":
             _write_triton(args, args.path)
             return 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from . import accuracy_gate
 from . import quantize as int8
 
 SHAPE_MODES = ("auto", "dynamic", "fixed")
@@ -45,6 +46,7 @@ class ExportOptions:
     device: str = "cpu"
     dtype: str = "float32"
     quantize: str | None = None
+    accuracy_gate: str | None = None  # int8: a lower gate, "mean_cosine=0.998,..." (Gate.parse)
     backend: str = "jit"
     allow_untrained_head: bool = False
     isa: str = "native"  # aoti: the instruction set compiled for (tsrunner.aoti.ISAS)
@@ -88,6 +90,7 @@ _OPTION_TYPES = {
     "device": "string",
     "dtype": "string",
     "quantize": "string?",
+    "accuracy_gate": "string?",
     "backend": "string",
     "allow_untrained_head": "flag",
     "isa": "string",
@@ -119,12 +122,28 @@ def _check_types(given: ExportOptions) -> None:
             )
 
 
+# What an export writes, by the output's suffix (docs/format.md).
+OUTPUT_SUFFIXES = {".pt": "TorchScript", ".pt2": "AOTInductor"}
+
+
 def check_output_path(output: str | Path) -> Path:
+    """The output as a Path, checked before any work: a file name ending in .pt or .pt2 in a
+    directory that exists (an export creates no directories, as tsrun --output does not)."""
     if not isinstance(output, (str, Path)):
         raise ArgumentTypeError(f"output must be a path, not {_type_name(output)} {output!r}")
     path = Path(output)
     if path.is_dir():
         raise ValueError(f"output {path} is a directory; give a file name such as model.pt")
+    if path.suffix not in OUTPUT_SUFFIXES:
+        formats = " or ".join(f"{kind} ({suffix})" for suffix, kind in OUTPUT_SUFFIXES.items())
+        raise ValueError(
+            f"output {path}: tsrunner writes {formats} archives; name the output "
+            f"{path.stem or 'model'}.pt or {path.stem or 'model'}.pt2"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        reason = "is not a directory" if parent.exists() else "does not exist"
+        raise ValueError(f"output {path}: directory {parent} {reason}; create it first")
     return path
 
 
@@ -189,6 +208,10 @@ def validate_options(given: ExportOptions) -> ExportOptions:
         raise ValueError(f"quantize must be one of {modes}, not {quantize!r}")
     if quantize and (dtype != "float32" or device != "cpu"):
         raise ValueError("--quantize int8 starts from a float32 model on the CPU")
+    if given.accuracy_gate is not None:
+        if not quantize:
+            raise ValueError("accuracy_gate applies to --quantize int8 exports")
+        accuracy_gate.Gate.parse(given.accuracy_gate)  # a ValueError names the bad bar
     if given.isa != "native" and given.backend != "aoti":
         raise ValueError("isa applies to AOTInductor exports (--format aoti) only")
     _check_device(device)

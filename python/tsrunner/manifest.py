@@ -46,6 +46,16 @@ def read_archive_file(path: str | os.PathLike[str], name: str) -> str | None:
     return _core.read_archive_file(Path(path), name)
 
 
+def plain_module_note(path: str | os.PathLike[str]) -> str:
+    """What a plain TorchScript module (no tsrunner manifest, manifest["plain_module"]) lacks, in
+    one line, and the fix."""
+    return (
+        f"{os.fspath(path)} is a plain TorchScript module (no tsrunner manifest): inputs by "
+        "forward's argument names, dtypes and shapes unchecked, no content digest; "
+        f"`tsrunner adopt {os.fspath(path)} --model MODEL_DIR -o model.pt` makes a full archive"
+    )
+
+
 def describe(manifest: dict[str, Any]) -> str:
     """The readable summary `tsrunner info` and `tsrun info` print (one implementation, C++)."""
     return _core.describe_manifest(json.dumps(manifest))

@@ -204,9 +204,22 @@ def load(
         # encoder-decoder and would want decoder inputs.
         auto_class = getattr(transformers, architectures[0])
     with quiet_transformers():
-        loaded, loading_info = auto_class.from_pretrained(
-            directory, config=config, trust_remote_code=trust_remote_code, output_loading_info=True
-        )
+        try:
+            loaded, loading_info = auto_class.from_pretrained(
+                directory,
+                config=config,
+                trust_remote_code=trust_remote_code,
+                output_loading_info=True,
+            )
+        except ValueError as error:  # e.g. --task text2text on BERT: Transformers has no class
+            reason = " ".join(str(error).split())
+            if "Unrecognized configuration class" in reason:
+                reason = (
+                    f"--task {task.name} does not apply to {type(config).__name__} "
+                    f"(Transformers has no {task.auto_class} for model type "
+                    f"{config.model_type!r}); pick another --task"
+                )
+            raise ValueError(reason[:300]) from error
     untrained = sorted(
         {*loading_info.get("missing_keys", ()), *_mismatched(loading_info.get("mismatched_keys"))}
     )

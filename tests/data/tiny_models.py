@@ -287,7 +287,7 @@ class CaseResult:
     contract: str = ""  # "dynamic 1..N" or "fixed N"
     parity: float | None = None  # max|C++ runner - eager| at an untraced shape
     shapes_checked: int = 0
-    from_text: str = "-"  # from_text.check's answer: "yes", "tsrun only", "no: why"
+    from_text: str = "-"  # from_text.check's answer: "yes", "no: why"
     # causal-lm and text2text: "yes" when the export carries generation methods (manifest
     # "generation": Runner.generate, tsrun --text, tsrun serve's /v1/completions), else "not yet".
     generates: str = "-"
@@ -455,8 +455,8 @@ def render_matrix(results: list[CaseResult]) -> str:
         "  for XLM-R, T5, ALBERT and DeBERTa-v2: `tests/data/tokenizer_fixtures.py`), runs from",
         "  text through `Runner.predict` and `tsrun --input` (JSON lines, pairs included), and",
         "  both give what the eager Transformers model gives fed by Transformers' tokenizer:",
-        '  the same encodings and the same answers (`tests/data/from_text.py`). "tsrun only":',
-        '  `tsrun --text` with a `--text-pair` per choice. "no": why not.',
+        "  the same encodings and the same answers (`tests/data/from_text.py`); multiple-choice",
+        '  takes a text with its choices. "no": why not.',
         "- **generates** (causal-lm and text2text): the export carries prefill and decode",
         "  methods with an explicit KV cache, so `Runner.generate`, `tsrun MODEL --text` and",
         "  `tsrun serve`'s `/v1/completions`, `/generate` and `/generate_stream` generate from it",

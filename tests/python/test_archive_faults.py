@@ -125,7 +125,7 @@ BROKEN = {
     "flipped-data-pkl": (_flip_code, r"was modified after export|is corrupted"),
     "digest-removed": (_unsealed, r"has no content digest \(tsrunner/digest\.json\)"),
     "newer-schema": (_newer_schema, r"uses manifest schema 3 but this tsrunner reads up to 2"),
-    "no-manifest": (_no_manifest, r"has no tsrunner/manifest\.json: it is TorchScript but"),
+    "no-manifest": (_no_manifest, r"has no tsrunner/manifest\.json but holds other tsrunner"),
     "tokenizer-not-json": (_tokenizer_not_json, r"tokenizer\.json in .* is not valid JSON"),
     "tokenizer-not-tokenizer": (_tokenizer_not_a_tokenizer, r"is not a Hugging Face tokenizer"),
     "tokenizer-missing": (_tokenizer_missing, r"manifest names tsrunner/tokenizer\.json but it"),

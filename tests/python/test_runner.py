@@ -119,11 +119,17 @@ def test_non_archive_is_a_load_error(tmp_path):
         tsrunner.Runner(path)
 
 
-def test_torchscript_without_manifest_is_a_load_error(tmp_path):
+def test_torchscript_without_manifest_runs_by_argument_name(tmp_path):
+    # A plain module (tests/python/test_plain_trace.py has the original recipe's trace).
     path = tmp_path / "plain.pt"
-    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
-    with pytest.raises(tsrunner.LoadError, match=r"has no tsrunner/manifest\.json"):
-        tsrunner.Runner(path)
+    module = torch.jit.script(torch.nn.Linear(2, 2))
+    torch.jit.save(module, str(path))
+    with pytest.warns(UserWarning, match="plain TorchScript module"):
+        runner = tsrunner.Runner(path)
+    x = torch.randn(3, 2)
+    torch.testing.assert_close(runner.run({"input": x})["output_0"], module(x))
+    with pytest.raises(ValueError, match=r'unknown input "x"; this model takes: input'):
+        runner.run({"x": x})
 
 
 def _resave_with_manifest(source, destination, edit):

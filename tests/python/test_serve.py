@@ -158,8 +158,10 @@ def test_tritonclient_v2(server, minilm, tokenizer):
         assert client.is_server_live() and client.is_server_ready()
         assert client.is_model_ready("minilm") and not client.is_model_ready("nope")
         metadata = client.get_model_metadata("minilm")
+        # The manifest's tensors, then the text input (tests/python/test_serve_v2_text.py).
         assert [i["name"] for i in metadata["inputs"]] == [
-            i["name"] for i in minilm.manifest["inputs"]
+            *(i["name"] for i in minilm.manifest["inputs"]),
+            "text",
         ]
         encoding = tokenizer.encode("Triton's client speaks the v2 protocol.")
         ids = np.array([encoding.ids], dtype=np.int64)

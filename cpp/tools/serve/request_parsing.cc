@@ -120,6 +120,26 @@ PredictRequest parse_predict_request(std::string_view body) {
   }
   request.truncate = flag(root, "truncate", false);
   request.raw_scores = flag(root, "raw_scores", false);
+  if (auto choices = root.find("choices"); choices != root.end() && !choices->is_null()) {
+    // multiple-choice: a list of strings for one input, a list of such lists for a batch.
+    const bool lists = choices->is_array() && !choices->empty() && (*choices)[0].is_array();
+    if (request.batch != lists || !choices->is_array()) {
+      throw RequestError(kInvalid, request.batch ? "`choices` must be one list of strings per input"
+                                                 : "`choices` must be a list of strings");
+    }
+    if (lists && choices->size() != request.inputs.size()) {
+      throw RequestError(kInvalid, "`choices` has " + std::to_string(choices->size()) +
+                                       " lists for " + std::to_string(request.inputs.size()) +
+                                       " inputs");
+    }
+    for (size_t i = 0; i < (lists ? choices->size() : 1); ++i) {
+      const json& list = lists ? (*choices)[i] : *choices;
+      const std::string what = lists ? "`choices[" + std::to_string(i) + "]`" : "`choices`";
+      bool batch = false;
+      request.choices.push_back(texts(list, what.substr(1, what.size() - 2).c_str(), batch));
+      if (!batch) throw RequestError(kInvalid, what + " must be a list of strings");
+    }
+  }
   return request;
 }
 
@@ -279,6 +299,40 @@ void append_json_elements(std::string& bytes, const json& data, const std::strin
   }
 }
 
+// BYTES "data": strings (flat or nested, row-major).
+void append_json_strings(std::vector<std::string>& strings, const json& data,
+                         const std::string& what, int depth = 0) {
+  if (data.is_array()) {
+    if (depth >= kMaxDataDepth) throw RequestError(kMalformed, what + ": data nested too deep");
+    for (const json& element : data) append_json_strings(strings, element, what, depth + 1);
+    return;
+  }
+  if (!data.is_string()) throw RequestError(kMalformed, what + ": BYTES data must be strings");
+  strings.push_back(data.get<std::string>());
+}
+
+// BYTES in the binary extension: each element is a 4-byte little-endian length and its bytes.
+std::vector<std::string> split_binary_strings(std::string_view bytes, const std::string& what) {
+  std::vector<std::string> strings;
+  while (!bytes.empty()) {
+    if (bytes.size() < 4) {
+      throw RequestError(kMalformed, what + ": BYTES data ends inside an element's length");
+    }
+    const auto* raw = reinterpret_cast<const unsigned char*>(bytes.data());
+    const uint32_t length =
+        uint32_t{raw[0]} | uint32_t{raw[1]} << 8 | uint32_t{raw[2]} << 16 | uint32_t{raw[3]} << 24;
+    bytes.remove_prefix(4);
+    if (length > bytes.size()) {
+      throw RequestError(kMalformed, what + ": a BYTES element of " + std::to_string(length) +
+                                         " bytes exceeds the data left (" +
+                                         std::to_string(bytes.size()) + ")");
+    }
+    strings.emplace_back(bytes.substr(0, length));
+    bytes.remove_prefix(length);
+  }
+  return strings;
+}
+
 }  // namespace
 
 V2InferRequest parse_v2_infer_request(std::string_view body, std::optional<size_t> json_length) {
@@ -310,7 +364,8 @@ V2InferRequest parse_v2_infer_request(std::string_view body, std::optional<size_
     what = "input \"" + tensor.name + "\"";
     tensor.datatype =
         string_field(required(input, "datatype", kMalformed), what + " datatype", kMalformed);
-    const size_t element_size = v2_element_size(tensor.datatype);
+    const bool text = tensor.datatype == "BYTES";
+    const size_t element_size = text ? 1 : v2_element_size(tensor.datatype);
     if (element_size == 0) {
       throw RequestError(kMalformed, what + ": unknown datatype \"" + tensor.datatype + "\"");
     }
@@ -342,13 +397,26 @@ V2InferRequest parse_v2_infer_request(std::string_view body, std::optional<size_
                                            " exceeds the binary data left (" +
                                            std::to_string(binary.size()) + " bytes)");
       }
-      tensor.bytes = std::string(binary.substr(0, size));
+      if (text) {
+        tensor.strings = split_binary_strings(binary.substr(0, size), what);
+      } else {
+        tensor.bytes = std::string(binary.substr(0, size));
+      }
       binary.remove_prefix(size);
     } else {
       const json& data = required(input, "data", kMalformed);
-      append_json_elements(tensor.bytes, data, tensor.datatype, what);
+      if (text) {
+        append_json_strings(tensor.strings, data, what);
+      } else {
+        append_json_elements(tensor.bytes, data, tensor.datatype, what);
+      }
     }
-    if (tensor.bytes.size() != elements * element_size) {
+    if (text && tensor.strings.size() != elements) {
+      throw RequestError(kMalformed, what + ": shape holds " + std::to_string(elements) +
+                                         " elements but the data has " +
+                                         std::to_string(tensor.strings.size()));
+    }
+    if (!text && tensor.bytes.size() != elements * element_size) {
       throw RequestError(kMalformed, what + ": shape holds " + std::to_string(elements) +
                                          " elements but the data has " +
                                          std::to_string(tensor.bytes.size() / element_size));

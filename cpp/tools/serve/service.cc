@@ -79,25 +79,18 @@ bool same_secret(std::string_view a, std::string_view b) {
   return difference == 0;
 }
 
-// Tokenizes one input with the request's task options (prompt, truncate); RequestError (422)
-// when it is empty, not UTF-8, or too long for the model and `truncate` is off.
-std::vector<Encoding> encode_input(const Pipeline& pipeline, const std::string& what,
-                                   const std::string& text, const std::optional<std::string>& pair,
-                                   const TaskOptions& options) {
-  if (text.empty() || (pair && pair->empty())) {
-    throw RequestError(422, what + " cannot be empty");
-  }
-  std::optional<std::string_view> pair_view;
-  if (pair) pair_view = *pair;
+// A multiple-choice input: the text paired with each of its choices; 422 naming what is wrong.
+std::vector<Encoding> encode_choices(const Pipeline& pipeline, const std::string& what,
+                                     const TextInput& input,
+                                     const std::vector<std::string>& choices,
+                                     const TaskOptions& options) {
+  if (input.pair) throw RequestError(422, what + ": a multiple-choice input is one text");
+  if (input.text.empty()) throw RequestError(422, what + " cannot be empty");
+  const std::vector<std::string_view> views(choices.begin(), choices.end());
   try {
-    return pipeline.encode(text, pair_view, options);
+    return pipeline.encoder().encode_choices(input.text, views, options);
   } catch (const InvalidInput& error) {
-    std::string message = what + ": " + error.what();
-    if (options.truncate == false && pipeline.tokenizer().max_length() &&
-        message.find("(truncate=false)") != std::string::npos) {
-      message += "; send \"truncate\": true to cut it";
-    }
-    throw RequestError(422, message);
+    throw RequestError(422, what + ": " + error.what());
   }
 }
 
@@ -142,6 +135,28 @@ std::vector<Encoding> token_id_input(const Manifest& manifest, const std::string
   return {Encoding::from_ids(std::move(ids))};
 }
 
+}  // namespace
+
+std::vector<Encoding> encode_input(const Pipeline& pipeline, const std::string& what,
+                                   const std::string& text, const std::optional<std::string>& pair,
+                                   const TaskOptions& options) {
+  if (text.empty() || (pair && pair->empty())) {
+    throw RequestError(422, what + " cannot be empty");
+  }
+  std::optional<std::string_view> pair_view;
+  if (pair) pair_view = *pair;
+  try {
+    return pipeline.encode(text, pair_view, options);
+  } catch (const InvalidInput& error) {
+    std::string message = what + ": " + error.what();
+    if (options.truncate == false && pipeline.tokenizer().max_length() &&
+        message.find("(truncate=false)") != std::string::npos) {
+      message += "; send \"truncate\": true to cut it";
+    }
+    throw RequestError(422, message);
+  }
+}
+
 std::string scores_json(const std::vector<LabelScore>& labels) {
   std::string out = "[";
   for (size_t i = 0; i < labels.size(); ++i) {
@@ -154,8 +169,6 @@ std::string scores_json(const std::vector<LabelScore>& labels) {
   }
   return out + "]";
 }
-
-}  // namespace
 
 HttpResponse error_response(ErrorShape shape, int status, const std::string& message,
                             const std::string& param) {
@@ -272,6 +285,8 @@ namespace {
 // The most texts OpenAI's embeddings endpoint takes in one request.
 constexpr size_t kOpenAIMaxInputs = 2048;
 
+}  // namespace
+
 size_t check_batch_size(size_t count, size_t limit) {
   if (count > limit) {
     throw RequestError(422, "batch size " + std::to_string(count) +
@@ -280,8 +295,6 @@ size_t check_batch_size(size_t count, size_t limit) {
   }
   return count;
 }
-
-}  // namespace
 
 void Service::embed(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
@@ -410,8 +423,22 @@ void Service::predict(const std::shared_ptr<Call>& call) {
   if (request.raw_scores) submission.options.score_function = "none";
   bool any_pair = false;
   for (const TextInput& input : request.inputs) any_pair = any_pair || input.pair.has_value();
+  const bool multiple_choice = model.runner->manifest().task_kind == Task::kMultipleChoice;
+  if (multiple_choice != !request.choices.empty()) {
+    throw RequestError(422, multiple_choice
+                                ? "a multiple-choice model scores each input against its "
+                                  "`choices`: send them (a list of strings per input)"
+                                : "`choices` apply to multiple-choice models only");
+  }
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
+    if (multiple_choice) {
+      submission.inputs.push_back(encode_choices(*model.pipeline, what, request.inputs[i],
+                                                 request.choices[i], submission.options));
+      submission.texts.push_back(std::move(request.inputs[i].text));
+      submission.choices.push_back(std::move(request.choices[i]));
+      continue;
+    }
     submission.inputs.push_back(encode_input(*model.pipeline, what, request.inputs[i].text,
                                              request.inputs[i].pair, submission.options));
     submission.texts.push_back(std::move(request.inputs[i].text));
@@ -487,12 +514,19 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
 
 void Service::tokenize(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
-  if (!model.pipeline && !(model.generator && model.runner->has_tokenizer())) {
+  // The export's own tokenizer, whether or not its task has text routes (a generation export).
+  if (!model.runner->has_tokenizer()) {
     return call->fail(424, "model \"" + model.name + "\" has no tokenizer");
   }
   TokenizeRequest request = parse_tokenize_request(call->request.body);
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
-  const Tokenizer& tokenizer = model.runner->tokenizer();  // the pipeline's, when it has one
+  const Tokenizer* found = nullptr;
+  try {
+    found = &model.runner->tokenizer();  // the one the pipeline uses, when there is one
+  } catch (const LoadError& error) {  // a tokenizer kind this build cannot read
+    return call->fail(424, "model \"" + model.name + "\": " + error.what());
+  }
+  const Tokenizer& tokenizer = *found;
   std::string body = "[";
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string& text = request.inputs[i];

@@ -16,6 +16,7 @@
 namespace tsrunner::serve {
 
 class Metrics;
+struct V2InferRequest;
 
 // One model the server answers for.
 struct ServedModel {
@@ -82,6 +83,9 @@ class Service {
   std::vector<std::vector<int64_t>> encode_prompts(const std::shared_ptr<Call>& call,
                                                    const ServedModel& model,
                                                    const std::vector<std::string>& texts);
+  // A request whose inputs are text (BYTES tensors; service_v2_text.cc).
+  void v2_infer_text(const std::shared_ptr<Call>& call, ServedModel& model,
+                     std::shared_ptr<V2InferRequest> request);
 
   ServedModel* find_model(const std::string& name);
   // The model work of a request may start: false (and 429 answered) when too many are running.

@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "http_server.h"
 #include "metrics.h"
@@ -17,6 +19,18 @@ enum class ErrorShape { kTei, kTgi, kOpenAI, kV2 };
 // `param`: OpenAI's "param", the request field at fault (empty: null).
 HttpResponse error_response(ErrorShape shape, int status, const std::string& message,
                             const std::string& param = "");
+
+// Tokenizes one input with the request's task options (prompt, truncate); RequestError (422)
+// when it is empty, not UTF-8, or too long for the model and `truncate` is off.
+std::vector<Encoding> encode_input(const Pipeline& pipeline, const std::string& what,
+                                   const std::string& text, const std::optional<std::string>& pair,
+                                   const TaskOptions& options);
+
+// /predict's answer for a text-classification input: [{"score", "label"}, ...], best first.
+std::string scores_json(const std::vector<LabelScore>& labels);
+
+// `count`, or RequestError (422) when it is over `limit` (--max-client-batch-size).
+size_t check_batch_size(size_t count, size_t limit);
 
 // One request being answered: records its metrics and releases its admission when answered.
 struct Service::Call {

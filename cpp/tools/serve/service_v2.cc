@@ -10,6 +10,7 @@
 #include "request_parsing.h"
 #include "service.h"
 #include "service_call.h"
+#include "service_v2_text.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/request_queue.h"
 #include "tsrunner/version.h"
@@ -70,16 +71,25 @@ std::string datatype_of(const std::string& manifest_dtype) {
   return manifest_dtype.empty() ? "FP32" : manifest_dtype;
 }
 
-void append_specs(std::string& out, const std::vector<TensorSpec>& specs) {
+// The manifest's tensors, then the text inputs or outputs (service_v2_text.h).
+void append_specs(std::string& out, const std::vector<TensorSpec>& specs,
+                  const std::vector<V2TextSpec>& text_specs) {
+  std::vector<V2TextSpec> all;
+  for (const TensorSpec& spec : specs) {
+    V2TextSpec entry{spec.name, datatype_of(spec.dtype), {}};
+    for (const Dim& dim : spec.dims) entry.shape.push_back(dim.is_symbolic() ? -1 : dim.size);
+    all.push_back(std::move(entry));
+  }
+  all.insert(all.end(), text_specs.begin(), text_specs.end());
   out += "[";
-  for (size_t i = 0; i < specs.size(); ++i) {
+  for (size_t i = 0; i < all.size(); ++i) {
     if (i > 0) out += ",";
     out += "{\"name\":";
-    append_string(out, specs[i].name);
-    out += ",\"datatype\":\"" + datatype_of(specs[i].dtype) + "\",\"shape\":[";
-    for (size_t d = 0; d < specs[i].dims.size(); ++d) {
+    append_string(out, all[i].name);
+    out += ",\"datatype\":\"" + all[i].datatype + "\",\"shape\":[";
+    for (size_t d = 0; d < all[i].shape.size(); ++d) {
       if (d > 0) out += ",";
-      out += std::to_string(specs[i].dims[d].is_symbolic() ? -1 : specs[i].dims[d].size);
+      out += std::to_string(all[i].shape[d]);
     }
     out += "]}";
   }
@@ -156,9 +166,9 @@ void Service::v2(const std::shared_ptr<Call>& call) {
   std::string body = "{\"name\":";
   append_string(body, model->name);
   body += ",\"versions\":[\"1\"],\"platform\":\"pytorch_libtorch\",\"inputs\":";
-  append_specs(body, manifest.inputs);
+  append_specs(body, manifest.inputs, v2_text_inputs(*model));
   body += ",\"outputs\":";
-  append_specs(body, manifest.outputs);
+  append_specs(body, manifest.outputs, v2_text_outputs(*model));
   call->answer_json(body + "}");
 }
 
@@ -175,6 +185,9 @@ void Service::v2_infer(const std::shared_ptr<Call>& call, ServedModel& model) {
   auto request =
       std::make_shared<V2InferRequest>(parse_v2_infer_request(call->request.body, json_length));
   call->request.body.clear();  // the tensors hold their own copy now
+  for (const V2Tensor& tensor : request->inputs) {
+    if (tensor.datatype == "BYTES") return v2_infer_text(call, model, std::move(request));
+  }
   const Manifest& manifest = model.runner->manifest();
   for (const std::string& name : request->outputs) {
     bool known = false;
