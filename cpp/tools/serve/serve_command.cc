@@ -50,6 +50,12 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
     runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
     model.runner = std::make_unique<Runner>(model.path, runner_options);
     const Manifest& manifest = model.runner->manifest();
+    if (manifest.plain_module) {
+      std::cerr << "tsrun serve: " << model.name << ": a plain TorchScript module (no tsrunner "
+                << "manifest): /v2/models/" << model.name << "/infer takes its inputs by "
+                << "forward's argument names, dtypes and shapes unchecked, no content digest; "
+                << "`tsrunner adopt` makes a full archive\n";
+    }
     if (manifest.has_tokenizer) {
       try {
         // One pipeline per model, over the runner's verified tokenizer: task options (TEI's
