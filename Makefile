@@ -14,7 +14,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
 	support-matrix-pt2 bench-aoti scale-out-deps test-cluster bench-scale-out \
-	sanitize tsan fuzz bench load-test unicode-check wheel test-wheel
+	sanitize tsan fuzz bench load-test unicode-check bench-generate wheel test-wheel
 
 all: install
 
@@ -96,7 +96,7 @@ bench-scale-out: traced_bert.pt scale-out-deps
 # LibTorch itself is not instrumented; the only suppressions are for its own reports.
 SANITIZE_BUILD := build/sanitize
 # UBSan's vptr check needs the typeinfo of every polymorphic type it meets, and libtorch does
-# not export some (c10::DynamicType, used by the graph rewrite in cpu_fast_path.cc).
+# not export some (c10::DynamicType, used by the graph rewrites in cpp/src/rewrites/).
 SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize=vptr -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
 ASAN_BASE := detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=1
@@ -178,6 +178,14 @@ bench: install
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -m tsrunner --cmake-prefix-path)"
 	$(VENV)/bin/cmake --build $(BENCH_CPP)
 	$(PY) benchmarks/peers.py --overhead-program $(BENCH_CPP)/runner_overhead $(BENCH_ARGS)
+
+# Generation (docs/benchmarks.md, "Generation"): a random GPT-2 small sized model, tsrunner vs HF
+# generate vs CTranslate2 at batch 1 and 8, then tsrun serve with 8 streams vs 1. The export
+# alone takes minutes, so not in `make test`; the whole run tens of minutes on 2 shared cores.
+BENCH_GENERATE_DIR ?= $(or $(TMPDIR),/tmp)/tsr-generate
+bench-generate: install
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
+	$(PY) benchmarks/generate.py --work-dir $(BENCH_GENERATE_DIR) $(BENCH_ARGS)
 
 # tsrun serve under load (docs/serve.md): 64 clients for 60 s on MiniLM with misbehaving
 # clients mixed in; fails on a wrong or lost answer or RSS growth over 32 MB. Not in `make test`

@@ -1,7 +1,7 @@
 // One core's peak multiply-add rate: AVX-512 FMA (VFMADD231PS, float32) against the bf16 dot
 // product (VDPBF16PS: 32 bf16 products summed pairwise into 16 float32 per instruction), each
 // on 12 independent accumulators so neither instruction waits on its latency. The ceiling the
-// bf16 GEMM kernel (cpp/src/bf16_gemm.cc) is measured against: docs/benchmarks.md.
+// bf16 GEMM kernel (cpp/src/kernels/bf16_gemm.cc) is measured against: docs/benchmarks.md.
 //
 //   g++ -O2 benchmarks/cpp/instruction_peak.cc -o instruction_peak && ./instruction_peak
 #include <immintrin.h>

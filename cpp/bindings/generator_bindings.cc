@@ -37,7 +37,11 @@ GenerationParams params_from_dict(const py::dict& params) {
                                       "seed",
                                       "eos_token_id",
                                       "ignore_eos",
-                                      "stop"};
+                                      "stop",
+                                      "num_beams",
+                                      "length_penalty",
+                                      "early_stopping",
+                                      "num_return_sequences"};
   for (const auto& [key, _] : params) {
     const std::string name = key.cast<std::string>();
     if (std::find(std::begin(known), std::end(known), name) == std::end(known)) {
@@ -60,6 +64,16 @@ GenerationParams params_from_dict(const py::dict& params) {
     p.eos_token_ids = py::isinstance<py::int_>(eos) ? std::vector<int64_t>{eos.cast<int64_t>()}
                                                     : eos.cast<std::vector<int64_t>>();
   }
+  take(params, "num_beams", p.num_beams);
+  take(params, "length_penalty", p.length_penalty);
+  take(params, "num_return_sequences", p.num_return_sequences);
+  if (params.contains("early_stopping") && !params["early_stopping"].is_none()) {
+    // HF's values: True, False or "never".
+    const py::object early = params["early_stopping"];
+    p.early_stopping = py::isinstance<py::bool_>(early)
+                           ? std::string(early.cast<bool>() ? "true" : "false")
+                           : early.cast<std::string>();
+  }
   if (params.contains("ignore_eos")) p.ignore_eos = params["ignore_eos"].cast<bool>();
   if (params.contains("stop") && !params["stop"].is_none()) {
     const py::object stop = params["stop"];
@@ -75,6 +89,14 @@ py::dict result_to_dict(const GenerationResult& result) {
   out["token_ids"] = result.token_ids;
   out["finish_reason"] = result.finish_reason;
   out["prompt_tokens"] = result.prompt_tokens;
+  if (!result.alternatives.empty() || result.score != 0) out["score"] = result.score;
+  if (!result.alternatives.empty()) {
+    py::list alternatives;
+    for (const GenerationResult& other : result.alternatives) {
+      alternatives.append(result_to_dict(other));
+    }
+    out["alternatives"] = alternatives;
+  }
   return out;
 }
 

@@ -20,7 +20,8 @@ void register_pipeline(py::module_& module) {
                        std::optional<size_t> doc_stride, std::optional<std::string> prompt_name) {
              py::gil_scoped_release release;
              return std::make_unique<Pipeline>(
-                 runner, TaskOptions{top_k, max_answer_length, doc_stride, prompt_name});
+                 runner, task_options(top_k, max_answer_length, doc_stride, prompt_name,
+                                      std::nullopt, std::nullopt));
            }),
            py::arg("runner"), py::arg("top_k") = py::none(), py::arg("max_answer_length") = 15,
            py::arg("doc_stride") = py::none(), py::arg("prompt_name") = py::none(),
@@ -49,8 +50,8 @@ void register_pipeline(py::module_& module) {
              std::optional<size_t> doc_stride, std::optional<std::string> prompt_name,
              std::optional<bool> normalize, std::optional<bool> truncate) {
             // Task options travel with the call: one pipeline serves every combination.
-            const TaskOptions options{top_k,        max_answer_length, doc_stride, prompt_name,
-                                      std::nullopt, normalize,         truncate};
+            const TaskOptions options = task_options(top_k, max_answer_length, doc_stride,
+                                                     prompt_name, normalize, truncate);
             // The same JSON as tsrun's (prediction_json.h), so both answer with the same keys
             // and the same numbers; json.loads is C code, about as fast as building the dicts
             // here.

@@ -46,27 +46,31 @@ void register_request_queue(py::module_& module) {
       .def(
           "predict",
           [](RequestQueue& queue, const std::vector<std::string>& texts,
-             const std::optional<std::vector<std::string>>& pairs, size_t batch_size,
+             const std::optional<std::vector<std::string>>& pairs,
+             std::optional<std::vector<std::vector<std::string>>> choices, size_t batch_size,
              std::optional<size_t> top_k, size_t max_answer_length,
              std::optional<size_t> doc_stride, std::optional<std::string> prompt_name,
              std::optional<bool> normalize, std::optional<bool> truncate) {
-            const TaskOptions options{top_k,        max_answer_length, doc_stride, prompt_name,
-                                      std::nullopt, normalize,         truncate};
+            const TaskOptions options = task_options(top_k, max_answer_length, doc_stride,
+                                                     prompt_name, normalize, truncate);
             std::string json_text;
             {
               // Tokenizes here, then waits for the batch its texts join: other Python threads
               // submit meanwhile and share it.
               py::gil_scoped_release release;
-              std::future<std::vector<Prediction>> answer = queue.submit(
-                  texts, pairs.value_or(std::vector<std::string>{}), options, 0, batch_size);
+              std::future<std::vector<Prediction>> answer =
+                  choices ? queue.submit_choices(texts, std::move(*choices), options, 0, batch_size)
+                          : queue.submit(texts, pairs.value_or(std::vector<std::string>{}), options,
+                                         0, batch_size);
               json_text = predictions_to_json(answer.get());
             }
             return py::module_::import("json").attr("loads")(json_text);
           },
-          py::arg("texts"), py::arg("text_pairs") = py::none(), py::arg("batch_size") = 32,
-          py::arg("top_k") = py::none(), py::arg("max_answer_length") = 15,
-          py::arg("doc_stride") = py::none(), py::arg("prompt_name") = py::none(),
-          py::arg("normalize") = py::none(), py::arg("truncate") = py::none())
+          py::arg("texts"), py::arg("text_pairs") = py::none(), py::arg("choices") = py::none(),
+          py::arg("batch_size") = 32, py::arg("top_k") = py::none(),
+          py::arg("max_answer_length") = 15, py::arg("doc_stride") = py::none(),
+          py::arg("prompt_name") = py::none(), py::arg("normalize") = py::none(),
+          py::arg("truncate") = py::none())
       .def("queue_depth", &RequestQueue::queue_depth, "Inputs and jobs waiting.")
       .def(
           "stats",

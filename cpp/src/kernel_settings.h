@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "tsrunner/runner.h"
+#include "tsrunner/options.h"
 
 namespace tsrunner::detail {
 

@@ -358,6 +358,7 @@ Manifest Manifest::parse(const std::string& json_text) {
     }
   }
   manifest.mask_token_id = optional_int(root, "mask_token_id");
+  manifest.decoder_start_token_id = optional_int(root, "decoder_start_token_id");
   if (auto it = root.find("tokenizer"); it != root.end() && it->is_string()) {
     manifest.has_tokenizer = true;
   }

@@ -71,6 +71,14 @@ json answer_json(const std::optional<Answer>& answer) {
           {"end", answer->span.end}};
 }
 
+json choices_json(const std::vector<ChoiceScore>& choices) {
+  json list = json::array();
+  for (const ChoiceScore& choice : choices) {
+    list.push_back({{"choice", choice.choice}, {"score", score(choice.score)}});
+  }
+  return list;
+}
+
 }  // namespace
 
 void append_json_float(std::string& out, float value) {
@@ -100,6 +108,10 @@ void append_prediction_json(std::string& out, const Prediction& prediction) {
       break;
     case Task::kQuestionAnswering:
       result["answer"] = answer_json(prediction.answer);
+      break;
+    case Task::kMultipleChoice:
+      result["choices"] = choices_json(prediction.choices);
+      result["best"] = prediction.best_choice;
       break;
     default:
       break;  // no task-aware output yet: an empty object

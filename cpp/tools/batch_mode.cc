@@ -56,6 +56,7 @@ WindowInFlight submit_window(RequestQueue& queue, std::vector<LineInput> window,
     submission.inputs.push_back(std::move(line.encodings));
     submission.texts.push_back(line.text);
     submission.pairs.push_back(line.text_pair);
+    submission.choices.push_back(std::move(line.choices));
   }
   auto promise = std::make_shared<std::promise<std::vector<Prediction>>>();
   flight.predictions = promise->get_future();
@@ -158,7 +159,7 @@ size_t run_batch(const Pipeline& pipeline, const BatchOptions& options) {
     bytes_read += line.size() + 1;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (is_blank(line)) continue;  // a trailing newline, or lines spaced for reading
-    LineInput input = parse_input_line(pipeline, line, line_number, options.tokenizer_problem);
+    LineInput input = parse_input_line(pipeline, line, line_number);
     if (!input.error.empty()) {
       ++bad_lines;
       std::cerr << "tsrun: " << (options.input == "-" ? "<stdin>" : options.input) << ":"

@@ -19,9 +19,6 @@ struct BatchOptions {
   size_t concurrent_batches = 1;
   // Task options of every line (--top-k, --prompt-name, ...): the queue passes them per call.
   TaskOptions task;
-  // Not empty when the export's tokenizer could not be loaded: lines with text are answered
-  // with this reason, lines of token ids run (the pipeline then holds a stand-in tokenizer).
-  std::string tokenizer_problem;
 };
 
 // Throws InvalidInput when the input is missing or a directory, or the output cannot be

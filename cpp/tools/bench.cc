@@ -30,12 +30,6 @@ double elapsed_ms(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-double peak_rss_mb() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
-}
-
 // Nearest-rank percentile of sorted samples.
 double percentile(const std::vector<double>& sorted, double fraction) {
   const auto rank = static_cast<size_t>(std::ceil(fraction * static_cast<double>(sorted.size())));
@@ -56,6 +50,12 @@ LatencySummary summarise(std::vector<double> samples) {
 
 }  // namespace
 
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
 CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   CLI::App* bench = app.add_subcommand(
       "bench", "measure latency and throughput on random in-vocabulary inputs of one shape");
@@ -63,9 +63,23 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   bench->add_option("--batch", options.batch, "sequences per call")
       ->required()
       ->check(integer_in(1, 1 << 20));
-  bench->add_option("--seq", options.sequence, "tokens per sequence")
-      ->required()
-      ->check(integer_in(1, 1 << 20));
+  auto* sequence = bench->add_option("--seq", options.sequence, "tokens per sequence")
+                       ->check(integer_in(1, 1 << 20));
+  auto* generate =
+      bench->add_flag("--generate", options.generate,
+                      "generation export: time to first token, time per output token and "
+                      "tokens/s of --batch sequences generated together (EOS ignored)");
+  sequence->excludes(generate);
+  bench
+      ->add_option("--prompt-tokens", options.prompt_tokens,
+                   "with --generate: prompt tokens per sequence (default 128)")
+      ->check(integer_in(1, 1 << 20))
+      ->needs(generate);
+  bench
+      ->add_option("--new-tokens", options.new_tokens,
+                   "with --generate: tokens generated per sequence (default 128)")
+      ->check(integer_in(1, 1 << 20))
+      ->needs(generate);
   bench
       ->add_option("--decoder-seq", options.decoder_sequence,
                    "decoder tokens per sequence for encoder-decoder exports (T5, BART; default: "
@@ -103,6 +117,8 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
 }
 
 int run_bench(const BenchOptions& options) {
+  if (options.generate) return run_generate_bench(options);
+  if (options.sequence < 1) throw InvalidInput("--seq is required (or --generate)");
   RunnerOptions runner_options;
   runner_options.threads = options.threads;
   runner_options.interop_threads = options.interop_threads;

@@ -58,6 +58,13 @@ Request parse_line(const std::string& text, size_t number, const Tokenizer* toke
     take(line, "min_p", p.min_p);
     take(line, "repetition_penalty", p.repetition_penalty);
     take(line, "seed", p.seed);
+    take(line, "num_beams", p.num_beams);
+    take(line, "length_penalty", p.length_penalty);
+    if (line.contains("early_stopping") && !line["early_stopping"].is_null()) {
+      const json& early = line["early_stopping"];
+      p.early_stopping = early.is_boolean() ? std::string(early.get<bool>() ? "true" : "false")
+                                            : early.get<std::string>();
+    }
     if (line.contains("stop")) {
       p.stop = line["stop"].is_string() ? std::vector<std::string>{line["stop"].get<std::string>()}
                                         : line["stop"].get<std::vector<std::string>>();
@@ -87,7 +94,7 @@ void add_generate_options(CLI::App& app, GenerateCliOptions& options) {
   options.added.push_back(
       app.add_option("--max-new-tokens", p.max_new_tokens,
                      "generation: tokens to generate at most (default: the model's "
-                     "generation_config.json, else max_length 20 counting the prompt)")
+                     "generation_config.json, else 20, as HF generate)")
           ->check(integer_in(1, 1 << 24)));
   options.added.push_back(
       app.add_option("--min-new-tokens", p.min_new_tokens, "generation: EOS is refused before this")
@@ -104,6 +111,19 @@ void add_generate_options(CLI::App& app, GenerateCliOptions& options) {
                                          "generation: never repeat an n-gram of this size"));
   options.added.push_back(
       app.add_option("--seed", p.seed, "generation: the sampler's seed (same seed, same text)"));
+  options.added.push_back(
+      app.add_option("--num-beams", p.num_beams,
+                     "generation: beam search with this many beams (default: the model's "
+                     "generation_config.json, else 1)")
+          ->check(integer_in(1, 256)));
+  options.added.push_back(
+      app.add_option("--length-penalty", p.length_penalty,
+                     "generation: beam search scores a finished beam sum(logprobs) / length^this"));
+  options.added.push_back(
+      app.add_option("--early-stopping", p.early_stopping,
+                     "generation: beam search stops when num_beams are done (true), by HF's "
+                     "heuristic (false) or never")
+          ->check(CLI::IsMember({"true", "false", "never"})));
   options.added.push_back(app.add_option("--stop", options.stop,
                                          "generation: stop before this text (repeat, at most 4)")
                               ->allow_extra_args(false)

@@ -19,9 +19,7 @@
 #include "batch_mode.h"
 #include "bench.h"
 #include "generate_mode.h"
-#include "ids_only_tokenizer.h"
 #include "kernel_flags.h"
-#include "multiple_choice.h"
 #include "range_check.h"
 #include "raw_output.h"
 #include "serve/serve_command.h"
@@ -115,8 +113,7 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
   std::vector<std::vector<int64_t>> decoder_rows;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (decoder_id_lists.empty()) {
-      const auto root = nlohmann::json::parse(manifest.raw_json, nullptr, false);
-      decoder_rows.push_back({root.value("decoder_start_token_id", int64_t{0})});
+      decoder_rows.push_back({manifest.decoder_start_token_id.value_or(0)});
     } else {
       decoder_rows.push_back(
           parse_id_list(decoder_id_lists[decoder_id_lists.size() == 1 ? 0 : i], "--decoder-ids"));
@@ -179,50 +176,19 @@ int run_raw(const std::string& model_path, const std::vector<std::string>& id_li
   return 0;
 }
 
-// --text needs the export's tokenizer: the one the Runner verified with the archive (nothing
-// reopens the file). --input lines may carry token ids, which need none: when the export's
-// tokenizer cannot be used, they run with a stand-in and lines with text are answered with why
-// they cannot be tokenized.
-std::unique_ptr<tsrunner::Pipeline> make_pipeline(const tsrunner::Runner& runner,
-                                                  const tsrunner::TaskOptions& task_options,
-                                                  bool ids_may_do, std::string& problem) {
-  if (!ids_may_do) return std::make_unique<tsrunner::Pipeline>(runner, task_options);
-  try {
-    runner.tokenizer();
-  } catch (const tsrunner::LoadError& error) {
-    problem = error.what();
-    return std::make_unique<tsrunner::Pipeline>(
-        runner, tsrunner::cli::ids_only_tokenizer(runner.manifest()), task_options);
-  }
-  return std::make_unique<tsrunner::Pipeline>(runner, task_options);
-}
-
 // Text in, task-aware JSON out: --text (one result per text) or --input (JSON lines).
 int run_predict(const tsrunner::Runner& runner, const std::vector<std::string>& texts,
                 const std::vector<std::string>& pairs, tsrunner::cli::BatchOptions* batch,
                 const std::string& output_path, const tsrunner::TaskOptions& task_options) {
-  if (runner.manifest().task_kind == tsrunner::Task::kMultipleChoice) {
-    if (batch != nullptr) {
-      throw UsageError(
-          "multiple-choice exports take --text with a --text-pair per choice; "
-          "--input is not supported for them yet");
-    }
-    tsrunner::cli::AtomicOutput output(output_path);
-    tsrunner::cli::print_multiple_choice(runner, runner.tokenizer(), texts, pairs, output.stream());
-    output.commit();
-    return 0;
-  }
-  std::string tokenizer_problem;
-  const std::unique_ptr<tsrunner::Pipeline> pipeline_owner =
-      make_pipeline(runner, task_options, batch != nullptr, tokenizer_problem);
-  const tsrunner::Pipeline& pipeline = *pipeline_owner;
+  // An export without a usable tokenizer still takes --input lines of token ids; text is
+  // refused per line (or for --text) with the reason.
+  const tsrunner::Pipeline pipeline(runner, task_options);
   if (batch == nullptr) {
     tsrunner::cli::AtomicOutput output(output_path);
     tsrunner::cli::print_text_predictions(pipeline, texts, pairs, output.stream());
     output.commit();
     return 0;
   }
-  batch->tokenizer_problem = tokenizer_problem;
   batch->task = task_options;
   const size_t bad_lines = tsrunner::cli::run_batch(pipeline, *batch);
   if (bad_lines > 0) {

@@ -150,6 +150,7 @@ class RequestQueue:
         self,
         texts: list[str],
         text_pairs: list[str] | None = None,
+        choices: list[list[str]] | None = None,
         batch_size: int = 32,
         top_k: int | None = None,
         max_answer_length: int = 15,

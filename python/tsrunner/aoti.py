@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from .backends import ShapeList
+from .backend_base import ShapeList
 from .dummy_inputs import BATCH, CHOICES, DECODER_SEQUENCE, SEQUENCE
 from .export_options import ExportOptions
 

@@ -10,88 +10,27 @@ writes the package with the records, `load` opens it for the reload check.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import torch
+from .aoti import AotiBackend
+from .backend_base import Backend, ShapeList, TorchScriptBackend, bucket_method
+from .neuron import NeuronBackend
 
-from .export_options import ExportOptions
+__all__ = [
+    "BACKEND_NAMES",
+    "FORMATS",
+    "Backend",
+    "ShapeList",
+    "TorchScriptBackend",
+    "bucket_method",
+    "get_backend",
+    "resolve_backend",
+]
 
 BACKEND_NAMES = ("jit", "neuron", "aoti")
 # Archive formats (--format) and the backends that write them.
 FORMATS = {"torchscript": ("jit", "neuron"), "aoti": ("aoti",)}
-
-# (shape, padded) pairs, as validate.validation_shapes gives them.
-ShapeList = list[tuple[Any, bool]]
-
-
-def bucket_method(length: int) -> str:
-    """The TorchScript method of a bucketed export that takes `length` tokens."""
-    return f"forward_{length}"
-
-
-class Backend(Protocol):
-    """What the exporter needs from an archive kind."""
-
-    name: str  # recorded as the manifest's "backend"
-
-    def check_options(self, options: ExportOptions) -> ExportOptions: ...
-
-    def trace(
-        self, wrapper: torch.nn.Module, methods: dict[str, tuple[torch.Tensor, ...]]
-    ) -> Any: ...
-
-    def method(self, traced: Any, name: str) -> Callable[..., Any]: ...
-
-    def validation_shapes(self, shapes: ShapeList) -> ShapeList: ...
-
-    def save(self, traced: Any, path: Path, extra_files: dict[str, str]) -> None: ...
-
-    def load(self, path: Path, device: torch.device) -> Callable[..., Any]: ...
-
-
-class TorchScriptBackend:
-    """torch.jit.trace into one TorchScript archive (`torch.jit.load` reads it)."""
-
-    name = "jit"
-
-    def check_options(self, options: ExportOptions) -> ExportOptions:
-        """The options this backend can honour (possibly adjusted), or a ValueError."""
-        return options
-
-    def trace(
-        self, wrapper: torch.nn.Module, methods: dict[str, tuple[torch.Tensor, ...]]
-    ) -> torch.jit.ScriptModule:
-        """One module whose methods take each entry of `methods`; "forward" is always there.
-        Methods of one module share its parameters, so the weights are stored once."""
-        for method in methods:
-            # Bucket methods trace forward at another length; a wrapper's own methods (a
-            # generation export's prefill and decode) trace themselves.
-            if method != "forward" and not hasattr(type(wrapper), method):
-                setattr(wrapper, method, wrapper.forward)
-        if len(methods) == 1:
-            return torch.jit.trace(wrapper, methods["forward"], check_trace=False)
-        return torch.jit.trace_module(wrapper, methods, check_trace=False)
-
-    def method(self, traced: Any, name: str) -> Callable[..., Any]:
-        return getattr(traced, name)
-
-    def validation_shapes(self, shapes: ShapeList) -> ShapeList:
-        """The subset of `shapes` the compiled graph can take."""
-        return shapes
-
-    def save(self, traced: Any, path: Path, extra_files: dict[str, str]) -> None:
-        with warnings.catch_warnings():
-            # torch.jit.save/load warn that TorchScript is deprecated; that is why tsrunner exists.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.jit.save(traced, str(path), _extra_files=extra_files)
-
-    def load(self, path: Path, device: torch.device) -> Callable[..., Any]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.load(str(path), map_location=device)
 
 
 def get_backend(name: str) -> Backend:
@@ -99,12 +38,8 @@ def get_backend(name: str) -> Backend:
     if name == "jit":
         return TorchScriptBackend()
     if name == "neuron":
-        from .neuron import NeuronBackend
-
         return NeuronBackend()
     if name == "aoti":
-        from .aoti import AotiBackend
-
         return AotiBackend()
     raise ValueError(f"backend must be one of {', '.join(BACKEND_NAMES)}, not {name!r}")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from . import accuracy_gate
 from . import quantize as int8
 
 SHAPE_MODES = ("auto", "dynamic", "fixed")
@@ -45,6 +46,7 @@ class ExportOptions:
     device: str = "cpu"
     dtype: str = "float32"
     quantize: str | None = None
+    accuracy_gate: str | None = None  # int8: a lower gate, "mean_cosine=0.998,..." (Gate.parse)
     backend: str = "jit"
     allow_untrained_head: bool = False
     isa: str = "native"  # aoti: the instruction set compiled for (tsrunner.aoti.ISAS)
@@ -88,6 +90,7 @@ _OPTION_TYPES = {
     "device": "string",
     "dtype": "string",
     "quantize": "string?",
+    "accuracy_gate": "string?",
     "backend": "string",
     "allow_untrained_head": "flag",
     "isa": "string",
@@ -205,6 +208,10 @@ def validate_options(given: ExportOptions) -> ExportOptions:
         raise ValueError(f"quantize must be one of {modes}, not {quantize!r}")
     if quantize and (dtype != "float32" or device != "cpu"):
         raise ValueError("--quantize int8 starts from a float32 model on the CPU")
+    if given.accuracy_gate is not None:
+        if not quantize:
+            raise ValueError("accuracy_gate applies to --quantize int8 exports")
+        accuracy_gate.Gate.parse(given.accuracy_gate)  # a ValueError names the bad bar
     if given.isa != "native" and given.backend != "aoti":
         raise ValueError("isa applies to AOTInductor exports (--format aoti) only")
     _check_device(device)

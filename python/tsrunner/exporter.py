@@ -14,7 +14,14 @@ from typing import Any
 
 import torch
 
-from . import cross_encoder, generation_export, model_source, sentence_embedding
+from . import (
+    accuracy_gate,
+    cross_encoder,
+    generation_export,
+    model_source,
+    sentence_embedding,
+    seq2seq_export,
+)
 from . import quantize as int8
 from .atomic import atomic_path
 from .backends import Backend, bucket_method, get_backend, resolve_backend
@@ -132,8 +139,9 @@ class ExportReport:
         if quantization:
             accuracy = quantization["accuracy"]
             lines.append(
-                f"int8 vs float32 on {accuracy['sentences']} real sentences: {accuracy['output']} "
-                f"cosine mean {accuracy['mean_cosine']:.4f}, min {accuracy['min_cosine']:.4f}"
+                f"int8 vs float32 on {accuracy['sentences']} real sentences ({accuracy['output']}"
+                f"): {quantization['gate_summary']}; {len(quantization['float_layers'])} Linear "
+                "layers kept float32"
             )
         lines.append(
             f"Wrote {self.output} ({self.size_bytes / 1e6:.1f} MB) in {self.seconds:.1f} s"
@@ -263,8 +271,11 @@ class _TracePlan:
     vocab_size: int | None
     pad_token_id: int
     tied_groups: list[list[str]]
-    accuracy_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    accuracy_batches: list[dict[str, torch.Tensor]] = field(default_factory=list)  # the gate's
     float_layers: list[str] = field(default_factory=list)
+    layer_choices: list[Any] = field(default_factory=list)  # int8.LayerChoice per Linear
+    gate_kind: str = "embedding"
+    calibration: Any = None  # accuracy_gate.GateResult on the calibration sentences
 
     @property
     def length_name(self) -> str:
@@ -425,7 +436,7 @@ def _plan(
         tied_groups=tied_groups,
     )
     if options.quantize:
-        _quantize(plan, source, task)
+        _quantize(plan, source, task, options)
     plan.methods = {"forward": plan.example}
     for length in options.buckets:
         shape = dataclasses.replace(traced_shape, sequence=length)
@@ -435,7 +446,9 @@ def _plan(
     return plan
 
 
-def _quantize(plan: _TracePlan, source: model_source.ModelSource, task: Task) -> None:
+def _quantize(
+    plan: _TracePlan, source: model_source.ModelSource, task: Task, options: ExportOptions
+) -> None:
     """Replaces the plan's wrapper by the int8 model (keeping the layers int8 hurts most in
     float32) and keeps the real-text batches its accuracy is judged on."""
     input_names = [spec.name for spec in plan.specs]
@@ -446,13 +459,19 @@ def _quantize(plan: _TracePlan, source: model_source.ModelSource, task: Task) ->
             f"this {task.name} export also takes {', '.join(unsupported)}"
         )
     trace_length = plan.trace_length
-    plan.accuracy_batches = int8.text_batches(
-        plan.specs,
-        source.tokenizer_json,
-        plan.pad_token_id,
-        trace_length,
-        lambda batch: plan.dummies.make(Shape(batch, min(trace_length, 32)), padded=True),
-    )
+
+    def batches(sentences: list[str]) -> list[dict[str, torch.Tensor]]:
+        return int8.text_batches(
+            plan.specs,
+            source.tokenizer_json,
+            plan.pad_token_id,
+            trace_length,
+            lambda batch: plan.dummies.make(Shape(batch, min(trace_length, 32)), padded=True),
+            sentences,
+        )
+
+    plan.accuracy_batches = batches(accuracy_gate.gate_sentences())
+    plan.gate_kind = "labels" if task.name == "text-classification" else "embedding"
     float_wrapper = plan.float_wrapper
 
     def wrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -460,8 +479,14 @@ def _quantize(plan: _TracePlan, source: model_source.ModelSource, task: Task) ->
             model, input_names, float_wrapper.output_names, float_wrapper.head
         ).eval()
 
-    quantized, plan.float_layers, _ = int8.choose_quantized_model(
-        source.model, wrap, plan.accuracy_batches, plan.output_names
+    quantized, plan.float_layers, plan.layer_choices, plan.calibration = (
+        int8.choose_quantized_model(
+            source.model,
+            wrap,
+            batches(int8.calibration_sentences()),
+            plan.gate_kind,
+            accuracy_gate.Gate.parse(options.accuracy_gate),
+        )
     )
     plan.wrapper = wrap(quantized)
 
@@ -539,19 +564,27 @@ def _judge(checks: list[ShapeCheck], options: ExportOptions, plan: _TracePlan) -
     return all_passed and options.shapes != "fixed" and not plan.images and not options.buckets
 
 
-def _check_int8_accuracy(plan: _TracePlan, traced: Any) -> dict[str, Any]:
-    """The atol checks prove the trace of the int8 model; this proves the int8 model."""
-    accuracy = int8.check_accuracy(
-        plan.float_wrapper, traced, plan.accuracy_batches, plan.output_names
-    )
-    if not accuracy.passed:
+def _check_int8_accuracy(
+    plan: _TracePlan, traced: Any, options: ExportOptions, step: Callable[[str], None]
+) -> dict[str, Any]:
+    """The atol checks prove the trace of the int8 model; the gate proves the int8 model."""
+    gate = accuracy_gate.Gate.parse(options.accuracy_gate)
+    step(f"accuracy gate: int8 vs float32 on {len(accuracy_gate.gate_sentences())} sentences")
+    reference = accuracy_gate.vectors(plan.float_wrapper, plan.accuracy_batches, plan.gate_kind)
+    result = accuracy_gate.compare(reference, traced, plan.accuracy_batches, plan.gate_kind, gate)
+    if not result.passed:
         raise ExportError(
-            f"int8 accuracy on real text is too low: {accuracy.output} cosine vs float32 "
-            f"mean {accuracy.mean_cosine:.4f} (needs {accuracy.min_mean_cosine}), "
-            f"min {accuracy.min_cosine:.4f} (needs {accuracy.min_min_cosine}); "
-            "nothing was written"
+            f"int8 accuracy on real text is too low ({plan.output_names[0]}, "
+            f"{result.sentences} sentences): {'; '.join(result.misses())}; "
+            f"{len(plan.float_layers)} Linear layers were kept float32; nothing was written "
+            "(--accuracy-gate accepts a lower gate)"
         )
-    return {**int8.describe_method(plan.float_layers), "accuracy": accuracy.to_json()}
+    return {
+        **int8.describe_method(plan.float_layers, plan.layer_choices),
+        "accuracy": {"output": plan.output_names[0], **result.to_json()},
+        "gate_summary": result.summary(),
+        "calibration_accuracy": plan.calibration.to_json() if plan.calibration else None,
+    }
 
 
 def _check_embedding(
@@ -666,6 +699,7 @@ def export(
     device: str = "cpu",
     dtype: str = "float32",
     quantize: str | None = None,
+    accuracy_gate: str | None = None,
     backend: str = "jit",
     allow_untrained_head: bool = False,
     format: str | None = None,
@@ -679,8 +713,10 @@ def export(
     the wrong type raise TypeError (also a ValueError), wrong values ValueError, before the
     model is loaded.
 
-    `quantize="int8"` quantizes Linear layers to int8 (tsrunner.quantize) and also checks
-    accuracy against the float32 model on real text.
+    `quantize="int8"` quantizes Linear layers to int8 (tsrunner.quantize) and holds the result
+    to the accuracy gate on 2,000 real sentences (tsrunner.accuracy_gate): an export that misses
+    it raises ExportError with the numbers; `accuracy_gate="mean_cosine=0.998,..."` accepts a
+    lower gate.
 
     `backend="neuron"` traces with the AWS Neuron SDK (tsrunner.neuron): fixed shapes only.
     `format="aoti"` (implied by an output ending in `.pt2`) writes an AOTInductor package instead
@@ -735,13 +771,23 @@ def export(
 
     checks = _validate(archive, traced, plan, options, step)
     generation_checks = []
-    if generates:
+    if generates and resolved.decoder:
+        step("validate encode + decode with a KV cache against the eager model")
+        generation_checks = seq2seq_export.validate(
+            source.model,
+            traced,
+            plan.vocab_size or 1,
+            options.atol,
+            seq2seq_export.decoder_start_token_id(source.model),
+            plan.wrapper.num_layers,
+        )
+    elif generates:
         step("validate prefill + decode with a KV cache against the eager model")
         generation_checks = generation_export.validate(
             source.model, traced, plan.vocab_size or 1, options.atol
         )
     dynamic = _judge(checks, options, plan)
-    quantization = _check_int8_accuracy(plan, traced) if options.quantize else None
+    quantization = _check_int8_accuracy(plan, traced, options, step) if options.quantize else None
     embedding = _check_embedding(source, plan, options) if source.embedding else None
     reranker = (
         _check_cross_encoder(source, plan, options)
@@ -800,7 +846,8 @@ def export(
         )
     )
     if generates:
-        manifest["generation"] = generation_export.manifest_record(
+        record = seq2seq_export if resolved.decoder else generation_export
+        manifest["generation"] = record.manifest_record(
             source.model,
             plan.methods,
             generation_checks,
@@ -838,9 +885,12 @@ def _plan_generation(
     archive: Backend,
     plan: _TracePlan,
 ) -> bool:
-    """Adds the prefill and decode methods (generation_export) to a causal-lm plan where they
-    apply: TorchScript, float32, one graph, a decoder family known to trace."""
-    if task.name != "causal-lm" or not generation_export.supports_generation(source.model):
+    """Adds the prefill and decode methods (generation_export) to a causal-lm plan, or the encode
+    and decode methods (seq2seq_export) to a text2text plan, where they apply: TorchScript,
+    float32, one graph, a family known to trace."""
+    seq2seq = task.name == "text2text" and seq2seq_export.supports_generation(source.model)
+    decoder = task.name == "causal-lm" and generation_export.supports_generation(source.model)
+    if not (seq2seq or decoder):
         return False
     unsupported = [
         reason
@@ -855,19 +905,31 @@ def _plan_generation(
     ]
     if unsupported:
         warnings.warn(
-            f"this export cannot generate (no prefill/decode methods) with {unsupported[0]}: "
+            f"this export cannot generate (no generation methods) with {unsupported[0]}: "
             "generation exports are float32 TorchScript on the CPU for now",
             UserWarning,
             stacklevel=3,
         )
         return False
-    wrapper = generation_export.GenerationWrapper(
-        plan.wrapper, source.config.num_hidden_layers
-    ).eval()
+    if seq2seq:
+        decoder = source.model.get_decoder()
+        layers = len(decoder.layers if hasattr(decoder, "layers") else decoder.block)  # T5: block
+        wrapper = seq2seq_export.Seq2SeqGenerationWrapper(plan.wrapper, layers).eval()
+        methods = seq2seq_export.example_inputs(
+            wrapper,
+            plan.vocab_size or 1,
+            options.batch_size,
+            seq2seq_export.decoder_start_token_id(source.model),
+        )
+    else:
+        wrapper = generation_export.GenerationWrapper(
+            plan.wrapper, source.config.num_hidden_layers
+        ).eval()
+        methods = generation_export.example_inputs(
+            wrapper, plan.vocab_size or 1, options.batch_size
+        )
     plan.wrapper = plan.float_wrapper = wrapper
-    plan.methods.update(
-        generation_export.example_inputs(wrapper, plan.vocab_size or 1, options.batch_size)
-    )
+    plan.methods.update(methods)
     return True
 
 

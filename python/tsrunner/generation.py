@@ -1,9 +1,10 @@
 """Runner.generate and Runner.stream: text generation with libtsrunner's C++ Generator.
 
 Parameters are HF generate's names (max_new_tokens, min_new_tokens, do_sample, temperature,
-top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, eos_token_id) plus `seed`,
-`stop` (up to 4 strings) and `ignore_eos`; unset ones take the model's generation_config.json
-defaults, as HF generate applies them (docs/generation.md).
+top_k, top_p, min_p, repetition_penalty, no_repeat_ngram_size, eos_token_id, num_beams,
+length_penalty, early_stopping, num_return_sequences) plus `seed`, `stop` (up to 4 strings) and
+`ignore_eos`; unset ones take the model's generation_config.json defaults, as HF generate
+applies them (docs/generation.md). For an encoder-decoder (T5, BART) a prompt is the source.
 """
 
 from __future__ import annotations

@@ -28,9 +28,11 @@ from .wrapper import NamedInputsWrapper
 # Model types whose decoder the generation wrapper is known to trace and validate.
 GENERATING_MODEL_TYPES = ("gpt2", "llama", "qwen2", "mistral")
 # Which HF generate parameters the runner applies, with HF's global defaults
-# (GenerationConfig._get_default_generation_params).
+# (GenerationConfig._get_default_generation_params). max_length stays None unless the model sets
+# it: Transformers 5 then generates 20 new tokens (max_length 20 + the prompt), where a model's
+# own max_length counts the prompt.
 GENERATION_DEFAULTS: dict[str, Any] = {
-    "max_length": 20,
+    "max_length": None,
     "max_new_tokens": None,
     "min_length": 0,
     "min_new_tokens": None,
@@ -42,6 +44,9 @@ GENERATION_DEFAULTS: dict[str, Any] = {
     "repetition_penalty": 1.0,
     "no_repeat_ngram_size": 0,
     "num_beams": 1,
+    "length_penalty": 1.0,
+    "early_stopping": False,
+    "num_return_sequences": 1,
 }
 # (batch, prompt, past) shapes decode is validated at after a prefill of `past` tokens.
 VALIDATION_SHAPES = ((1, 1, 0), (2, 5, 3), (3, 2, 9), (4, 7, 1))
@@ -211,6 +216,12 @@ def manifest_record(
     eos = _token_ids(stored.get("eos_token_id", getattr(model.config, "eos_token_id", None)))
     bos = stored.get("bos_token_id", getattr(model.config, "bos_token_id", None))
     pad = stored.get("pad_token_id", getattr(model.config, "pad_token_id", None))
+    forced_bos = stored.get(
+        "forced_bos_token_id", getattr(model.config, "forced_bos_token_id", None)
+    )
+    forced_eos = stored.get(
+        "forced_eos_token_id", getattr(model.config, "forced_eos_token_id", None)
+    )
     return {
         "kind": "decoder",
         "methods": {"prefill": "prefill", "decode": "decode"},
@@ -225,6 +236,9 @@ def manifest_record(
         "eos_token_ids": eos,
         "bos_token_id": int(bos) if bos is not None else None,
         "pad_token_id": int(pad) if pad is not None else pad_token_id,
+        # HF's ForcedBOS/ForcedEOSTokenLogitsProcessor: the first new token, the last one.
+        "forced_bos_token_id": int(forced_bos) if forced_bos is not None else None,
+        "forced_eos_token_ids": _token_ids(forced_eos),
         "defaults": defaults,
         "generation_config": stored,
         "validation": checks,

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import torch
 
-from .backends import ShapeList, TorchScriptBackend
+from .backend_base import ShapeList, TorchScriptBackend
 from .export_options import ExportOptions
 
 # Inf2/Trn1 first (torch-neuronx), then Inf1 (torch-neuron).

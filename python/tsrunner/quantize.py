@@ -1,154 +1,205 @@
-"""int8 exports: dynamic int8 quantization of Linear layers, judged on real text.
+"""int8 exports: tsrunner's int8 Linear layers, chosen on calibration text, gated on real text.
 
-Dynamic quantization stores Linear weights as int8 and quantizes activations per call, so it
-needs no calibration data and traces like the float model. What it costs is accuracy, which an
-absolute tolerance cannot judge (int8 outputs differ from float32 by far more than 1e-4 while
-still meaning the same thing). So an int8 export is checked the way its users judge it: the
-cosine between float32 and int8 outputs on real sentences, per sequence, must average at least
-MIN_MEAN_COSINE and never drop below MIN_COSINE; otherwise nothing is written. When int8
-everywhere misses that bar, the few Linear layers the model is most sensitive to stay float32
-(choose_quantized_model).
+Each nn.Linear becomes an Int8Linear: its weight quantized per output channel (symmetric int8,
+stored packed in the archive, the only copy), its input quantized per token at run time
+(asymmetric u8), the products summed in int32 by tsrunner::linear_int8 (VPDPBUSD on CPUs with
+AVX512-VNNI, the same integer sums in plain C++ elsewhere). Layers whose int8 error is too
+large stay float32, and SmoothQuant-style per-channel scaling is used where it lowers a layer's
+error: both chosen by measurement on calibration sentences. The export then has to pass the
+accuracy gate (tsrunner.accuracy_gate) on other sentences, or nothing is written.
 """
 
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import tokenizers
 import torch
 
-from . import sample_text
+from . import accuracy_gate, sample_text
 from .dummy_inputs import InputSpec
 
 QUANTIZE_MODES = ("int8",)
-MIN_MEAN_COSINE = 0.99
-MIN_COSINE = 0.98
-# Real sentences the accuracy check runs, in batches of ACCURACY_BATCH.
-ACCURACY_SENTENCES = 64
-ACCURACY_BATCH = 16
-# At most this many Linear layers stay in float32 to reach the accuracy bar.
-MAX_FLOAT_LAYERS = 4
+# Calibration sentences: where smoothing and the float layers are chosen. Disjoint from the
+# gate's sentences (accuracy_gate.GATE_OFFSET).
+CALIBRATION_SENTENCES = 128
+CALIBRATION_OFFSET = 4000
+CALIBRATION_BATCH = 32
+# At most this many Linear layers stay in float32 to reach the gate on calibration text.
+MAX_FLOAT_LAYERS = 6
+# SmoothQuant's migration strength: s_j = max|x_j|^alpha / max|w_j|^(1 - alpha).
+SMOOTH_ALPHA = 0.5
+# Rows of each Linear's calibration input kept to measure its error.
+SAMPLE_ROWS = 2048
+
+# The inputs text_batches can fill from real text.
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-@dataclass
-class AccuracyCheck:
-    """Float32 vs int8 on real text: cosine of one output per sequence."""
+def _ops():
+    from . import _core  # noqa: F401  registers torch.ops.tsrunner.* (libtsrunner)
 
-    output: str
-    sentences: int
-    mean_cosine: float
-    min_cosine: float
-    min_mean_cosine: float = MIN_MEAN_COSINE
-    min_min_cosine: float = MIN_COSINE
-
-    @property
-    def passed(self) -> bool:
-        return self.mean_cosine >= self.min_mean_cosine and self.min_cosine >= self.min_min_cosine
-
-    def to_json(self) -> dict:
-        return {"metric": "cosine", **asdict(self), "passed": self.passed}
+    return torch.ops.tsrunner
 
 
-class FullRangeDynamicLinear(torch.ao.nn.quantized.dynamic.Linear):
-    """A dynamic int8 Linear whose activations use all 8 bits.
+class Int8Linear(torch.nn.Module):
+    """A Linear on tsrunner::linear_int8. Buffers: the packed int8 weight, its per-channel
+    scales and sums, the float32 bias, and the smoothing factors its input is multiplied by."""
 
-    PyTorch's dynamic Linear quantizes activations with reduce_range=True (7 bits), a guard
-    against int16 saturation on CPUs without VNNI. Those 7 bits cost MiniLM most of its
-    accuracy (cosine 0.974 vs 0.993 with 8 bits, docs/benchmarks.md); the real-text check
-    below is what guards the result on any CPU.
-    """
+    def __init__(self, linear: torch.nn.Linear, smooth: torch.Tensor | None = None):
+        super().__init__()
+        weight = linear.weight.detach().float()
+        if smooth is not None:
+            weight = weight * smooth  # x / s . (w s)^T == x . w^T
+        scales = (weight.abs().amax(1) / 127).clamp(min=1e-12)
+        quantized = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
+        self.out_features = linear.out_features
+        self.register_buffer("panels", _ops().pack_int8_panels(quantized))
+        self.register_buffer("scales", scales.contiguous())
+        self.register_buffer("sums", quantized.sum(1, dtype=torch.int32).contiguous())
+        bias = linear.bias.detach().float().contiguous() if linear.bias is not None else None
+        self.register_buffer("bias", bias)
+        inverse = (1.0 / smooth).float().contiguous() if smooth is not None else None
+        self.register_buffer("smooth", inverse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.quantized.linear_dynamic(
-            x, self._packed_params._packed_params, reduce_range=False
+        return _ops().linear_int8(
+            x, self.panels, self.scales, self.sums, self.bias, self.smooth, self.out_features
         )
-
-
-def quantize_linear_layers(
-    model: torch.nn.Module, keep_float: tuple[str, ...] = ()
-) -> torch.nn.Module:
-    """A copy of `model` with every nn.Linear not named in `keep_float` made dynamic int8.
-
-    Weights are quantized per output channel (symmetric): per-tensor scales lose the small
-    channels next to the large ones (MiniLM cosine 0.946 per-tensor, measured).
-    """
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    if "x86" in torch.backends.quantized.supported_engines:
-        torch.backends.quantized.engine = "x86"
-    spec = {
-        name: per_channel_dynamic_qconfig
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and name not in keep_float
-    }
-    with warnings.catch_warnings():
-        # torch.ao.quantization warns that it is deprecated in favour of torchao (not a
-        # dependency here); it is what TorchScript can trace and LibTorch can run today.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
-        quantized = quantize_dynamic(copy.deepcopy(model).eval(), spec, dtype=torch.qint8)
-    for module in quantized.modules():
-        if type(module) is torch.ao.nn.quantized.dynamic.Linear:
-            module.__class__ = FullRangeDynamicLinear
-    return quantized
 
 
 def linear_layer_names(model: torch.nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
 
 
+def _replace(model: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
+
+
+def calibration_inputs(
+    model: torch.nn.Module, run: Callable[[torch.nn.Module], None]
+) -> dict[str, torch.Tensor]:
+    """Up to SAMPLE_ROWS input rows of every nn.Linear while `run(model)` feeds it
+    calibration text (padding rows included: the kernel sees them too)."""
+    samples: dict[str, list[torch.Tensor]] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+
+            def keep(_module, inputs, _output, name=name):
+                rows = inputs[0].detach().reshape(-1, inputs[0].shape[-1])
+                taken = sum(part.shape[0] for part in samples.setdefault(name, []))
+                if taken < SAMPLE_ROWS:
+                    samples[name].append(rows[: SAMPLE_ROWS - taken].clone())
+
+            hooks.append(module.register_forward_hook(keep))
+    try:
+        with torch.inference_mode():
+            run(model)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {name: torch.cat(parts) for name, parts in samples.items()}
+
+
+def _relative_error(linear: torch.nn.Linear, quantized: Int8Linear, x: torch.Tensor) -> float:
+    with torch.inference_mode():
+        want = torch.nn.functional.linear(x, linear.weight, linear.bias)
+        got = quantized(x)
+    return float((got - want).norm() / want.norm().clamp(min=1e-12))
+
+
+def _smoothing(linear: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    activation = x.abs().amax(0).clamp(min=1e-5)
+    weight = linear.weight.detach().abs().amax(0).clamp(min=1e-5)
+    return (activation**SMOOTH_ALPHA / weight ** (1 - SMOOTH_ALPHA)).clamp(1e-2, 1e2)
+
+
+@dataclass
+class LayerChoice:
+    """How one Linear is quantized, and its output error on calibration text."""
+
+    name: str
+    smoothed: bool
+    error: float
+
+
+def choose_layers(
+    model: torch.nn.Module, inputs: dict[str, torch.Tensor]
+) -> tuple[dict[str, Int8Linear], list[LayerChoice]]:
+    """Every Linear in int8, smoothed where that lowers its output error on its calibration
+    inputs; the choices ranked by error, worst first."""
+    modules: dict[str, Int8Linear] = {}
+    choices = []
+    for name in linear_layer_names(model):
+        linear = model.get_submodule(name)
+        x = inputs.get(name)
+        plain = Int8Linear(linear)
+        if x is None:  # never called on calibration text: nothing to measure
+            modules[name] = plain
+            choices.append(LayerChoice(name, False, 0.0))
+            continue
+        smoothed = Int8Linear(linear, _smoothing(linear, x))
+        plain_error = _relative_error(linear, plain, x)
+        smooth_error = _relative_error(linear, smoothed, x)
+        better = smooth_error < plain_error
+        modules[name] = smoothed if better else plain
+        choices.append(LayerChoice(name, better, min(plain_error, smooth_error)))
+    choices.sort(key=lambda choice: choice.error, reverse=True)
+    return modules, choices
+
+
+def quantized_model(
+    model: torch.nn.Module, modules: dict[str, Int8Linear], keep_float: tuple[str, ...] = ()
+) -> torch.nn.Module:
+    """A copy of `model` with each Linear not in `keep_float` replaced by its Int8Linear."""
+    copied = copy.deepcopy(model).eval()
+    for name, module in modules.items():
+        if name not in keep_float:
+            _replace(copied, name, module)
+    return copied
+
+
 def choose_quantized_model(
     model: torch.nn.Module,
     wrap: Callable[[torch.nn.Module], torch.nn.Module],
     batches: list[dict[str, torch.Tensor]],
-    output_names: list[str],
-) -> tuple[torch.nn.Module, list[str], AccuracyCheck]:
-    """The int8 model with the fewest Linear layers left in float32 that passes the check.
-
-    All layers int8 first. If that misses the bar, each layer's sensitivity is measured (that
-    layer alone in int8) and the most sensitive are kept in float32, one more at a time, up to
-    MAX_FLOAT_LAYERS. For MiniLM one feed-forward output projection of 37 Linears suffices.
-    Returns (model, layers kept in float32, accuracy of the eager int8 model).
-    """
-    reference = first_outputs(wrap(model), batches)  # computed once, compared many times
-    quantized = quantize_linear_layers(model)
-    accuracy = check_accuracy(reference, wrap(quantized), batches, output_names)
-    if accuracy.passed:
-        return quantized, [], accuracy
-    names = linear_layer_names(model)
-    sensitivity = {}
-    for name in names:
-        only_this = quantize_linear_layers(model, tuple(n for n in names if n != name))
-        check = check_accuracy(reference, wrap(only_this), batches, output_names)
-        sensitivity[name] = (1 - check.mean_cosine) + (1 - check.min_cosine)
-    ranked = sorted(names, key=lambda name: sensitivity[name], reverse=True)
-    for count in range(1, min(MAX_FLOAT_LAYERS, len(ranked)) + 1):
-        kept = ranked[:count]
-        quantized = quantize_linear_layers(model, tuple(kept))
-        accuracy = check_accuracy(reference, wrap(quantized), batches, output_names)
-        if accuracy.passed:
-            break
-    return quantized, kept, accuracy
+    kind: str,
+    gate: accuracy_gate.Gate,
+) -> tuple[torch.nn.Module, list[str], list[LayerChoice], accuracy_gate.GateResult]:
+    """The int8 model with the fewest float32 Linear layers that passes `gate` on the
+    calibration `batches`: layers kept float32 one at a time, largest int8 error first, up to
+    MAX_FLOAT_LAYERS. Returns (model, float layers, per-layer choices, calibration result)."""
+    inputs = calibration_inputs(model, lambda m: [wrap(m)(*batch.values()) for batch in batches])
+    modules, choices = choose_layers(model, inputs)
+    reference = accuracy_gate.vectors(wrap(model), batches, kind)
+    kept: list[str] = []
+    while True:
+        quantized = quantized_model(model, modules, tuple(kept))
+        result = accuracy_gate.compare(reference, wrap(quantized), batches, kind, gate)
+        if result.passed_cosine or len(kept) >= min(MAX_FLOAT_LAYERS, len(choices)):
+            return quantized, kept, choices, result
+        kept.append(choices[len(kept)].name)
 
 
-def describe_method(float_layers: list[str]) -> dict:
+def describe_method(float_layers: list[str], choices: list[LayerChoice]) -> dict:
     """How the weights were quantized: recorded in the manifest."""
     return {
         "mode": "int8",
         "method": "dynamic",
         "layers": "torch.nn.Linear",
-        "weights": "int8, per-channel symmetric",
-        "activations": "uint8 (full 8-bit range), dynamic per-tensor scale computed at run time",
-        "engine": torch.backends.quantized.engine,
+        "kernel": "tsrunner::linear_int8",
+        "weights": "int8, per-channel symmetric, packed for VPDPBUSD",
+        "activations": "uint8, per-token asymmetric, computed at run time",
+        "accumulation": "int32",
         "float_layers": float_layers,
+        "smoothed_layers": [c.name for c in choices if c.smoothed and c.name not in float_layers],
+        "smooth_alpha": SMOOTH_ALPHA,
+        "calibration": {"sentences": CALIBRATION_SENTENCES, "offset": CALIBRATION_OFFSET},
     }
-
-
-# The inputs text_batches can fill from real text.
-TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def text_batches(
@@ -157,21 +208,24 @@ def text_batches(
     pad_token_id: int,
     max_length: int,
     fallback,
+    sentences: list[str],
+    batch_size: int = CALIBRATION_BATCH,
 ) -> list[dict[str, torch.Tensor]]:
-    """Batches of real sentences, tokenized and padded to the longest in each batch.
+    """`sentences` tokenized into batches of similar length, padded to the longest in each.
 
     Without a tokenizer there is no real text to feed: `fallback(batch)` supplies dummy rows.
     """
     names = [spec.name for spec in specs]
     if tokenizer_json is None:
-        return [fallback(ACCURACY_BATCH) for _ in range(ACCURACY_SENTENCES // ACCURACY_BATCH)]
+        count = -(-len(sentences) // batch_size)
+        return [fallback(batch_size) for _ in range(count)]
     tokenizer = tokenizers.Tokenizer.from_str(tokenizer_json)
     tokenizer.enable_truncation(max_length)
     tokenizer.enable_padding(pad_id=pad_token_id)
-    sentences = sample_text.sample(ACCURACY_SENTENCES, offset=500)
+    ordered = sorted(sentences, key=len)  # less padding: what a serving batcher does
     batches = []
-    for start in range(0, len(sentences), ACCURACY_BATCH):
-        encodings = tokenizer.encode_batch(sentences[start : start + ACCURACY_BATCH])
+    for start in range(0, len(ordered), batch_size):
+        encodings = tokenizer.encode_batch(ordered[start : start + batch_size])
         tensors = {
             "input_ids": torch.tensor([e.ids for e in encodings]),
             "attention_mask": torch.tensor([e.attention_mask for e in encodings]),
@@ -181,46 +235,5 @@ def text_batches(
     return batches
 
 
-def _per_sequence(output: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """One vector per sequence: token outputs are mean-pooled over real tokens (what a
-    sentence embedding is), anything else is flattened."""
-    output = output.double()
-    if mask is not None and output.dim() >= 3 and output.shape[:2] == mask.shape:
-        weights = mask.to(output.dtype).reshape(*mask.shape, *([1] * (output.dim() - 2)))
-        output = (output * weights).sum(1) / weights.sum(1).clamp(min=1)
-    return output.reshape(output.shape[0], -1)
-
-
-def first_outputs(model, batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
-    """The first output of `model` for each batch (what the accuracy check compares)."""
-    with torch.inference_mode():
-        return [model(*batch.values())[0] for batch in batches]
-
-
-def check_accuracy(
-    reference,
-    quantized,
-    batches: list[dict[str, torch.Tensor]],
-    output_names: list[str],
-) -> AccuracyCheck:
-    """Cosine per sequence between `reference` (float32, or its first_outputs) and `quantized`
-    on the first output."""
-    wanted = reference if isinstance(reference, list) else first_outputs(reference, batches)
-    cosines = []
-    for batch, want, got in zip(batches, wanted, first_outputs(quantized, batches), strict=True):
-        mask = batch.get("attention_mask")
-        cosines.append(
-            torch.nn.functional.cosine_similarity(
-                _per_sequence(want, mask), _per_sequence(got, mask), dim=1
-            )
-        )
-    values = torch.cat(cosines)
-    values = torch.nan_to_num(values, nan=-1.0)  # a NaN output fails the check
-    return AccuracyCheck(
-        output=output_names[0],
-        sentences=int(values.numel()),
-        mean_cosine=float(values.mean()),
-        min_cosine=float(values.min()),
-        min_mean_cosine=MIN_MEAN_COSINE,
-        min_min_cosine=MIN_COSINE,
-    )
+def calibration_sentences() -> list[str]:
+    return sample_text.sample(CALIBRATION_SENTENCES, offset=CALIBRATION_OFFSET)

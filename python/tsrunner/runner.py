@@ -37,6 +37,21 @@ def _is_int_in(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
+def _choice_lists(choices: Any, texts: int, with_pairs: bool) -> list[list[str]]:
+    """predict()'s `choices` checked: one list of strings per text."""
+    if with_pairs:
+        raise ValueError("give text_pairs or choices, not both")
+    if isinstance(choices, str) or not isinstance(choices, Sequence):
+        raise ValueError("choices must be a list of strings per text")
+    lists = [list(c) if isinstance(c, Sequence) and not isinstance(c, str) else c for c in choices]
+    if len(lists) != texts:
+        raise ValueError(f"got {texts} texts but {len(lists)} lists of choices")
+    for i, listed in enumerate(lists):
+        if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
+            raise ValueError(f"choices[{i}] must be a list of strings")
+    return lists
+
+
 def make_options(**options: Any) -> RunnerOptions:
     """A RunnerOptions from keywords (None keeps a field's default). Raises TypeError naming an
     unknown keyword or a value of the wrong type, in one line."""
@@ -141,9 +156,11 @@ class Runner(_core.Runner):
         **params: Any,
     ) -> Any:
         """Continuations of a prompt (str or token ids: returns a str) or of a list of them (a
-        list), generated natively (tsrunner.generation lists the parameters). `details=True`
-        returns dicts with text, token_ids, finish_reason and prompt_tokens; `stream=True`
-        returns Runner.stream's iterator. Bad parameters raise ValueError naming them."""
+        list), generated natively (tsrunner.generation lists the parameters); an encoder-decoder's
+        prompt is its source. `details=True` returns dicts with text, token_ids, finish_reason
+        and prompt_tokens (beam search adds score, and alternatives with num_return_sequences);
+        `stream=True` returns Runner.stream's iterator. Bad parameters raise ValueError naming
+        them."""
         if stream:
             return self.stream(prompts, **params)
         return generation.generate(self._generation(), prompts, details, params)
@@ -174,6 +191,7 @@ class Runner(_core.Runner):
         prompt_name: str | None = None,
         normalize: bool | None = None,
         truncate: bool | None = None,
+        choices: Sequence[str] | Sequence[Sequence[str]] | None = None,
     ) -> list[dict[str, Any]]:
         """One dict per text, in order, keyed by the export's task (Hugging Face pipeline keys;
         offsets are character offsets into the text, or into the pair for answers):
@@ -190,6 +208,10 @@ class Runner(_core.Runner):
           context too long for the export is cut into windows of min(max_length, 384) tokens
           sharing `doc_stride` (default min(window // 2, 128)), as Transformers does, and the
           best answer of all windows wins
+        - multiple-choice (each text with its `choices`: a list of two or more strings for one
+          text, or one such list per text): {"choices": [{"choice", "score"}], "best": index},
+          scores the softmax over the text's choices, each choice paired with the text as
+          Transformers' *ForMultipleChoice models are trained
 
         `prompt_name` (sentence-transformers exports) puts that saved prompt before every text;
         None uses the model's default prompt, if it has one, as SentenceTransformer.encode does.
@@ -217,6 +239,8 @@ class Runner(_core.Runner):
         """
         if isinstance(texts, str):
             texts = [texts]
+            if choices is not None and all(isinstance(c, str) for c in choices):
+                choices = [choices]
         if isinstance(text_pairs, str):
             text_pairs = [text_pairs]
         texts = list(texts)
@@ -230,6 +254,8 @@ class Runner(_core.Runner):
             for i, pair in enumerate(text_pairs):
                 if not isinstance(pair, str):
                     raise ValueError(f"text_pairs[{i}] must be a str, got {type(pair).__name__}")
+        if choices is not None:
+            choices = _choice_lists(choices, len(texts), text_pairs is not None)
         if not _is_positive_int(batch_size):
             raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
         if not _is_int_in(concurrent_batches, 1, _core.MAX_CONCURRENT_BATCHES):
@@ -253,6 +279,7 @@ class Runner(_core.Runner):
         return self._queue(concurrent_batches).predict(
             texts,
             text_pairs,
+            choices,
             batch_size,
             top_k,
             max_answer_length,

@@ -1,8 +1,10 @@
 // The fast path's load-time rewrites onto tsrunner's short-sequence kernels: each takes exactly
 // the calls its kernel computes the same and leaves any other call as it is.
-//  - aten::scaled_dot_product_attention -> tsrunner::attention (cpp/src/small_attention.h): no
+//  - aten::scaled_dot_product_attention -> tsrunner::attention
+//  (cpp/src/rewrites/attention_fusion.cc): no
 //    dropout, no causal mask, no grouped heads, a constant scale;
-//  - aten::layer_norm -> tsrunner::layer_norm (cpp/src/small_layer_norm.h): one normalized
+//  - aten::layer_norm -> tsrunner::layer_norm (cpp/src/rewrites/layer_norm_fusion.cc): one
+//  normalized
 //    dimension, constant float32 weight and bias of that size, a constant eps.
 // The numbers themselves are tested in tests/python/test_fused_attention.py and
 // test_fused_layer_norm.py.
@@ -15,8 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "small_attention.h"
-#include "small_layer_norm.h"
+#include "rewrites/fusion_passes.h"
 
 namespace {
 

@@ -10,8 +10,8 @@
 #include <tuple>
 #include <vector>
 
-#include "bf16_gemm.h"
-#include "small_gemm.h"
+#include "kernels/bf16_gemm.h"
+#include "kernels/small_gemm.h"
 #include "tsrunner/cpu_info.h"
 
 namespace {

@@ -1,6 +1,6 @@
-// tsrunner::Generator on a tiny GPT-2 generation export: greedy tokens equal HF generate's
-// (recorded by tests/data/make_fixtures.py), seeded sampling independent of batch company,
-// streaming, cancellation and parameter checks.
+// tsrunner::Generator on a tiny GPT-2 generation export: greedy and beam-search tokens equal HF
+// generate's (recorded by tests/data/make_fixtures.py), seeded sampling independent of batch
+// company, streaming, cancellation and parameter checks.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +28,7 @@ using tsrunner::testing::read_bytes;
 struct Expected {
   std::vector<std::vector<int64_t>> prompts;
   std::vector<std::vector<int64_t>> greedy;
+  std::vector<std::vector<int64_t>> beam3;  // num_beams 3, length_penalty 1.5
   int64_t max_new_tokens = 0;
 };
 
@@ -35,6 +36,7 @@ Expected expected() {
   const auto root = nlohmann::json::parse(read_bytes(fixture("tiny_gpt2_gen_expected.json")));
   return {root["prompts"].get<std::vector<std::vector<int64_t>>>(),
           root["greedy"].get<std::vector<std::vector<int64_t>>>(),
+          root["beam3"].get<std::vector<std::vector<int64_t>>>(),
           root["max_new_tokens"].get<int64_t>()};
 }
 
@@ -164,6 +166,31 @@ TEST(Generator, SubmittedRequestsJoinTheRunningBatch) {
   GenerationParams bad;
   bad.top_k = -1;
   EXPECT_THROW(generator.submit({5}, bad), tsrunner::InvalidInput);
+}
+
+TEST(Generator, BeamSearchEqualsHuggingFaceGenerate) {
+  const Expected want = expected();
+  const Generator generator(runner(), {2});
+  GenerationParams beams;
+  beams.max_new_tokens = want.max_new_tokens;
+  beams.num_beams = 3;
+  beams.length_penalty = 1.5;
+  const auto got = generator.generate_ids(want.prompts, beams);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].token_ids, want.beam3[i]) << "prompt " << i;
+  }
+  // Submitted beside greedy requests: the beams run alone between two steps of the batch.
+  GenerationParams greedy;
+  greedy.max_new_tokens = want.max_new_tokens;
+  std::vector<std::future<GenerationResult>> plain, beamed;
+  for (const auto& prompt : want.prompts) {
+    plain.push_back(generator.submit(prompt, greedy));
+    beamed.push_back(generator.submit(prompt, beams));
+  }
+  for (size_t i = 0; i < want.prompts.size(); ++i) {
+    EXPECT_EQ(plain[i].get().token_ids, want.greedy[i]) << "prompt " << i;
+    EXPECT_EQ(beamed[i].get().token_ids, want.beam3[i]) << "prompt " << i;
+  }
 }
 
 TEST(Generator, RefusesAnExportThatDoesNotGenerate) {

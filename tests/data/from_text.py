@@ -2,13 +2,13 @@
 the eager Transformers model fed by HF tokenization of the same texts (the model directory's own
 tokenizer, loaded by Transformers), for the support matrix's "from text" column.
 
-    check(directory, path, task) -> "yes", "tsrun only" or "no: <why>"
+    check(directory, path, task) -> "yes" or "no: <why>"
 
 Task by task, the reference is what Transformers' pipelines compute: the labels' softmax
 (text-classification, single texts and pairs), the top tokens at each mask and their decoded
 strings (fill-mask), the token-classification pipeline with aggregation_strategy="simple",
 Transformers 4's question-answering algorithm (`reference_answer`), mean-pooled hidden states
-(feature-extraction) and the choices' softmax (multiple-choice, which only tsrun takes as text).
+(feature-extraction) and the choices' softmax (multiple-choice: a text with its choices).
 A disagreement raises AssertionError naming the task, the text and what differs.
 """
 
@@ -245,31 +245,40 @@ def _inputs(task: str, tokenizer) -> list[tuple[str, str | None]]:
     return inputs
 
 
-def _multiple_choice(path: Path, model, tokenizer) -> None:
-    """tsrun --text PROMPT --text-pair CHOICE...: the choices' softmax of the eager model."""
+def _multiple_choice(path: Path, runner, model, tokenizer) -> None:
+    """The choices' softmax of the eager model, through tsrun --text PROMPT --text-pair
+    CHOICE..., tsrun --input ({"text", "choices"} lines) and Runner.predict(choices=)."""
     import torch
 
-    prompt, choices = TEXTS[0], PAIRS[:3]
+    questions = [(TEXTS[0], PAIRS[:3]), (TEXTS[1], PAIRS[1:3]), (TEXTS[3], PAIRS[:2])]
+    prompt, choices = questions[0]
     args = [_tsrun(), str(path), "--text", prompt, "--threads", "1"]
     for choice in choices:
         args += ["--text-pair", choice]
     run = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"tsrun multiple-choice failed: {run.stderr.strip()}"
-    got = json.loads(run.stdout)
-    encoded = tokenizer(
-        [prompt] * len(choices),
-        choices,
-        truncation=True,
-        max_length=MAX_LENGTH,
-        padding=True,
-        return_tensors="pt",
-    )
-    with torch.inference_mode():
-        logits = model(**{k: v.unsqueeze(0) for k, v in _model_inputs(model, encoded).items()})
-    probs = _softmax(logits.logits[0])
-    _assert_close(
-        [c["score"] for c in got["choices"]], probs, f"multiple-choice {prompt!r} {choices}"
-    )
+    by_text = json.loads(run.stdout)
+    by_lines = _tsrun_lines(path, [{"text": p, "choices": c} for p, c in questions], [])
+    by_runner = runner.predict([p for p, _ in questions], choices=[c for _, c in questions])
+    for i, (prompt, choices) in enumerate(questions):
+        encoded = tokenizer(
+            [prompt] * len(choices),
+            choices,
+            truncation=True,
+            max_length=MAX_LENGTH,
+            padding=True,
+            return_tensors="pt",
+        )
+        with torch.inference_mode():
+            inputs = _model_inputs(model, encoded)
+            logits = model(**{k: v.unsqueeze(0) for k, v in inputs.items()})
+        probs = _softmax(logits.logits[0])
+        answers = [by_lines[i], by_runner[i]] + ([by_text] if i == 0 else [])
+        for got in answers:
+            assert [c["choice"] for c in got["choices"]] == list(choices)
+            _assert_close(
+                [c["score"] for c in got["choices"]], probs, f"multiple-choice {prompt!r} {choices}"
+            )
 
 
 def check(directory: Path, path: Path, task: str) -> str:
@@ -295,8 +304,8 @@ def check(directory: Path, path: Path, task: str) -> str:
     if task == "feature-extraction" and getattr(model.config, "is_encoder_decoder", False):
         model = model.get_encoder()
     if task == "multiple-choice":
-        _multiple_choice(path, model, tokenizer)
-        return "tsrun only"
+        _multiple_choice(path, runner, model, tokenizer)
+        return "yes"
     if task not in TEXT_TASKS:
         try:
             runner.predict(["probe"])

@@ -52,8 +52,9 @@ def make_tiny_bert(directory: Path, *, seed: int = 0) -> Path:
 
 
 def make_generation_fixture(out: Path) -> None:
-    """tiny_gpt2_gen.pt (a generation export) and HF generate's greedy tokens for a few prompts
-    of different lengths (tiny_gpt2_gen_expected.json), for tests/cpp/generator_test.cc."""
+    """tiny_gpt2_gen.pt (a generation export) and HF generate's greedy and beam-search (3 beams,
+    length penalty 1.5) tokens for a few prompts of different lengths
+    (tiny_gpt2_gen_expected.json), for tests/cpp/generator_test.cc."""
     import json
 
     import tiny_decoders
@@ -75,7 +76,13 @@ def make_generation_fixture(out: Path) -> None:
     greedy = []
     for row in output[:, longest:].tolist():
         greedy.append(row[: row.index(0)] if 0 in row else row)
-    expected = {"prompts": prompts, "max_new_tokens": 8, "greedy": greedy}
+    with torch.inference_mode():
+        output = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8,
+                                num_beams=3, length_penalty=1.5)  # fmt: skip
+    beam = []
+    for row in output[:, longest:].tolist():
+        beam.append(row[: row.index(0)] if 0 in row else row)
+    expected = {"prompts": prompts, "max_new_tokens": 8, "greedy": greedy, "beam3": beam}
     (out / "tiny_gpt2_gen_expected.json").write_text(json.dumps(expected))
 
 

@@ -287,7 +287,10 @@ class CaseResult:
     contract: str = ""  # "dynamic 1..N" or "fixed N"
     parity: float | None = None  # max|C++ runner - eager| at an untraced shape
     shapes_checked: int = 0
-    from_text: str = "-"  # from_text.check's answer: "yes", "tsrun only", "no: why"
+    from_text: str = "-"  # from_text.check's answer: "yes", "no: why"
+    # causal-lm and text2text: "yes" when the export carries generation methods (manifest
+    # "generation": Runner.generate, tsrun --text, tsrun serve's /v1/completions), else "not yet".
+    generates: str = "-"
 
     @property
     def ok(self) -> bool:
@@ -381,6 +384,8 @@ def run_case(
     if "image" in manifest:
         result.contract = "any batch, fixed image size"
     result.shapes_checked = len(manifest["validation"]["checks"])
+    if task in ("causal-lm", "text2text"):
+        result.generates = "yes" if "generation" in manifest else "not yet"
     inputs = parity_inputs(manifest)
     got = tsrunner.Runner(path).run(inputs)
     want = eager_outputs(directory, manifest, inputs)
@@ -450,11 +455,17 @@ def render_matrix(results: list[CaseResult]) -> str:
         "  for XLM-R, T5, ALBERT and DeBERTa-v2: `tests/data/tokenizer_fixtures.py`), runs from",
         "  text through `Runner.predict` and `tsrun --input` (JSON lines, pairs included), and",
         "  both give what the eager Transformers model gives fed by Transformers' tokenizer:",
-        '  the same encodings and the same answers (`tests/data/from_text.py`). "tsrun only":',
-        '  `tsrun --text` with a `--text-pair` per choice. "no": why not.',
+        "  the same encodings and the same answers (`tests/data/from_text.py`); multiple-choice",
+        '  takes a text with its choices. "no": why not.',
+        "- **generates** (causal-lm and text2text): the export carries prefill and decode",
+        "  methods with an explicit KV cache, so `Runner.generate`, `tsrun MODEL --text` and",
+        "  `tsrun serve`'s `/v1/completions`, `/generate` and `/generate_stream` generate from it",
+        "  (docs/generation.md). Llama, Qwen2 and Mistral decoders, not families of this table,",
+        "  generate too: greedy output token for token HF `generate`'s",
+        "  (`tests/python/test_generate.py`).",
         "",
-        "| family | task | traces | shape contract | C++ parity | from text | .pt2 |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| family | task | traces | shape contract | C++ parity | from text | generates | .pt2 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     pt2 = read_pt2_matrix()
     for result in results:
@@ -463,7 +474,8 @@ def render_matrix(results: list[CaseResult]) -> str:
         from_text = result.from_text.splitlines()[0] if result.from_text else "-"
         lines.append(
             f"| {result.family} | {result.task} | {traces} | {result.contract or '-'} | {parity} "
-            f"| {from_text} | {_pt2_answer(pt2.get((result.family, result.task)))} |"
+            f"| {from_text} | {result.generates} "
+            f"| {_pt2_answer(pt2.get((result.family, result.task)))} |"
         )
     tasks = sorted({r.task for r in results}, key=list(TASKS).index)
     lines += ["", f"Tasks covered: {', '.join(tasks)}.", ""]

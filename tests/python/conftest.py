@@ -82,13 +82,23 @@ def tiny_bert_pt2(tiny_bert_pt2_export) -> Path:
     return tiny_bert_pt2_export[0]
 
 
+SMOKE_GATE_SENTENCES = 200
+
+
 @pytest.fixture(scope="session")
 def tiny_int8_export(tiny_bert_dir, tmp_path_factory):
-    """tiny_bert with int8 Linear layers: (path, ExportReport)."""
+    """tiny_bert with int8 Linear layers, gated on SMOKE_GATE_SENTENCES sentences (the product
+    gates on 2,000): (path, ExportReport)."""
     import tsrunner
+    from tsrunner import accuracy_gate
 
     path = tmp_path_factory.mktemp("int8") / "tiny_int8.pt"
-    report = tsrunner.export(tiny_bert_dir, path, max_length=64, quantize="int8")
+    full_size = accuracy_gate.GATE_SENTENCES
+    accuracy_gate.GATE_SENTENCES = SMOKE_GATE_SENTENCES
+    try:
+        report = tsrunner.export(tiny_bert_dir, path, max_length=64, quantize="int8")
+    finally:
+        accuracy_gate.GATE_SENTENCES = full_size
     return path, report
 
 

@@ -34,20 +34,30 @@ class Server:
             raise
 
     def _wait_until_listening(self, timeout: float) -> tuple[str, int]:
+        # Reads the pipe itself: a buffered readline() can take two lines at once and leave the
+        # second ("listening ...") where select() no longer sees it (seen with a busy machine).
         deadline = time.monotonic() + timeout
+        fd = self.process.stderr.fileno()
         selector = selectors.DefaultSelector()
-        selector.register(self.process.stderr, selectors.EVENT_READ)
+        selector.register(fd, selectors.EVENT_READ)
+        pending = b""
         while time.monotonic() < deadline:
             if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
                 break
-            line = self.process.stderr.readline()
-            if not line:  # the server exited before it was ready
-                raise RuntimeError(f"tsrun serve exited: {''.join(self.stderr_lines)}")
-            self.stderr_lines.append(line)
-            match = LISTENING.match(line.rstrip("\n"))
-            if match:
-                host = match["host"].strip("[]")
-                return host, int(match["port"])
+            chunk = os.read(fd, 65536)
+            if not chunk:  # the server exited before it was ready
+                lines = "".join(self.stderr_lines) + pending.decode(errors="replace")
+                raise RuntimeError(f"tsrun serve exited: {lines}")
+            *lines, pending = (pending + chunk).split(b"\n")
+            for raw in lines:
+                line = raw.decode(errors="replace") + "\n"
+                self.stderr_lines.append(line)
+                match = LISTENING.match(line.rstrip("\n"))
+                if match:
+                    if pending:
+                        self.stderr_lines.append(pending.decode(errors="replace"))
+                    host = match["host"].strip("[]")
+                    return host, int(match["port"])
         raise RuntimeError(f"tsrun serve was not ready in {timeout} s: {self.stderr_lines}")
 
     @property

@@ -203,7 +203,7 @@ def test_small_row_kernel_refuses_panels_and_bias_that_do_not_fit():
 
 
 def test_small_row_kernel_is_built_with_openmp():
-    # Without -fopenmp, at::parallel_for in small_gemm.cc silently runs on one thread: every
+    # Without -fopenmp, at::parallel_for in kernels/small_gemm.cc silently runs on one thread: every
     # result stays right, only slower. The built library must call LibTorch's OpenMP runtime.
     library = next(Path(tsrunner.__file__).parent.glob("lib/libtsrunner.so*"))
     symbols = subprocess.run(["nm", "-D", str(library)], capture_output=True, text=True, check=True)

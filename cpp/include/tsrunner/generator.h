@@ -37,13 +37,23 @@ struct GenerationParams {
   // Strings that end the sequence when they appear in the decoded continuation, matched across
   // token boundaries; the text returned (and streamed) stops before them. At most 4.
   std::vector<std::string> stop;
+  // Beam search (HF generate's num_beams > 1, greedy): a request's beams run as one batch of
+  // their own, not inside the continuous batch; its result is streamed as one chunk at the end.
+  std::optional<int64_t> num_beams;             // >= 1; 1 is greedy or sampling
+  std::optional<double> length_penalty;         // a finished beam scores sum(logprobs) / len^this
+  std::optional<std::string> early_stopping;    // "true", "false" (HF's heuristic) or "never"
+  std::optional<int64_t> num_return_sequences;  // beams returned, 1..num_beams (the best first)
 };
 
 struct GenerationResult {
   std::vector<int64_t> token_ids;  // the new tokens (EOS not included)
   std::string text;                // their decoded text, cut before a stop string
   std::string finish_reason;       // "stop" (EOS or a stop string) or "length"
-  int64_t prompt_tokens = 0;
+  int64_t prompt_tokens = 0;       // an encoder-decoder's: the source's tokens
+  // Beam search: the best hypothesis's score (sum of log-probabilities / length^length_penalty),
+  // and with num_return_sequences > 1, the next best hypotheses, best first.
+  double score = 0;
+  std::vector<GenerationResult> alternatives;
 };
 
 // One piece of streamed output: the text that became final with the latest token (complete
@@ -67,8 +77,10 @@ struct GeneratorOptions {
 };
 
 // Text generation over a Runner loaded from a generation export (manifest "generation": a
-// decoder with prefill and decode methods and an explicit KV cache). Greedy or sampled decoding
-// with HF `generate`'s logits processors; see docs/generation.md.
+// decoder with prefill and decode methods, or an encoder-decoder with encode and decode methods,
+// and an explicit KV cache). Greedy, sampled or beam-search decoding with HF `generate`'s logits
+// processors; see docs/generation.md. For an encoder-decoder a prompt is the source (the
+// encoder's input); the continuation is the decoder's output.
 class Generator {
  public:
   // Throws InvalidInput when the runner's archive is not a generation export (re-export it

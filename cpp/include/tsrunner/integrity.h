@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "tsrunner/runner.h"
+#include "tsrunner/options.h"
 
 namespace tsrunner {
 

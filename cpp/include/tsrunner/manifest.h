@@ -128,7 +128,9 @@ struct Manifest {
   // sigmoid for one label, softmax otherwise (Transformers' pipeline).
   std::string score_function;
   std::optional<int64_t> mask_token_id;  // fill-mask only
-  std::string raw_json;                  // the manifest exactly as stored
+  // text2text: the id a decoder starts from (the model config's), when the manifest gives one.
+  std::optional<int64_t> decoder_start_token_id;
+  std::string raw_json;  // the manifest exactly as stored
   // A TorchScript module without tsrunner's files (a plain torch.jit.trace, as the original
   // "Export to TorchScript" recipe saves it): inputs are forward's arguments by name, in order,
   // with no dtype or dims; outputs are "output_0", ...; no task, shape contract ("unknown"),

@@ -54,16 +54,24 @@ struct Answer {
   TextSpan span;       // in the context
 };
 
+// multiple-choice: one choice with its probability (the softmax over the question's choices).
+struct ChoiceScore {
+  std::string choice;  // the choice's text, where the caller gave text
+  float score = 0.0f;
+};
+
 // The task-aware answer for one input. `task` says which field is filled; the others stay
 // empty. New tasks add a field here (plain structs, no JSON dependency in the API; the JSON
 // form is prediction_json.h's).
 struct Prediction {
   Task task = Task::kOther;
-  std::vector<float> embedding;    // feature-extraction: the pooled sentence vector
-  std::vector<LabelScore> labels;  // text-classification: best first
-  std::vector<MaskFill> masks;     // fill-mask: one per mask token, in order
-  std::vector<Entity> entities;    // token-classification: in text order
-  std::optional<Answer> answer;    // question-answering: nullopt when no span qualifies
+  std::vector<float> embedding;      // feature-extraction: the pooled sentence vector
+  std::vector<LabelScore> labels;    // text-classification: best first
+  std::vector<MaskFill> masks;       // fill-mask: one per mask token, in order
+  std::vector<Entity> entities;      // token-classification: in text order
+  std::optional<Answer> answer;      // question-answering: nullopt when no span qualifies
+  std::vector<ChoiceScore> choices;  // multiple-choice: in the order given
+  size_t best_choice = 0;            // multiple-choice: the index of the likeliest choice
 };
 
 // How predictions are cut down; the defaults follow Hugging Face's pipelines.

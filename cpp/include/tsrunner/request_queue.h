@@ -76,6 +76,8 @@ struct QueueSubmission {
   std::vector<std::vector<Encoding>> inputs;
   std::vector<std::string> texts;  // one per input (entity words, answers), or empty
   std::vector<std::string> pairs;  // empty, or one per input
+  // multiple-choice: each input's choices (named in its answer), or empty.
+  std::vector<std::vector<std::string>> choices;
   // Inputs share a batch only with inputs of equal options; one pipeline serves every option.
   TaskOptions options;
   // At most this many of this submission's inputs per batch, and its inputs join batches of at
@@ -93,7 +95,9 @@ struct QueueSubmission {
 // workers), runs the batch with Pipeline::predict_encodings, and answers each caller. A failed
 // batch runs its inputs again one by one, so a bad input fails only its own submission. Raw jobs
 // (the Open Inference Protocol's tensors) run on the same workers, before batches.
-// Thread-safe; the pipelines (and their runners) must outlive the queue.
+// Thread-safe; the pipelines (and their runners) must outlive the queue. A null pipeline is a
+// model without task-aware output (tsrun serve's v2-only and generation exports): its slot takes
+// raw jobs only, and submitting inputs to it is an InvalidInput.
 class RequestQueue {
  public:
   // One pipeline per model; null for a model served by raw jobs only (a task without task-aware
@@ -115,9 +119,16 @@ class RequestQueue {
   std::future<std::vector<Prediction>> submit(Texts texts, Texts pairs = {},
                                               const TaskOptions& options = {}, size_t model = 0,
                                               size_t batch_size = 0);
+  // multiple-choice: scores `choices[i]` against `texts[i]`, as submit does for texts.
+  std::future<std::vector<Prediction>> submit_choices(Texts texts,
+                                                      std::vector<std::vector<std::string>> choices,
+                                                      const TaskOptions& options = {},
+                                                      size_t model = 0, size_t batch_size = 0);
   // Runs `job` on a worker, before waiting batches (it must not throw).
   void run(std::function<void()> job);
 
+  // The pipeline of `model` (throws InvalidInput when out of range).
+  const Pipeline& pipeline(size_t model = 0) const;
   size_t queue_depth() const;  // inputs and jobs waiting
   QueueStats stats() const;
   const QueueOptions& options() const;

@@ -6,17 +6,10 @@
 #include <utility>
 
 #include "logits_processing.h"
+#include "model_step.h"
 #include "tsrunner/runner.h"
 
 namespace tsrunner::detail {
-namespace {
-
-// A batch's logits as float32 rows on the CPU.
-at::Tensor cpu_rows(const at::Tensor& logits) {
-  return logits.to(at::kCPU, at::kFloat).contiguous();
-}
-
-}  // namespace
 
 Sequence::Sequence(size_t index, std::vector<int64_t> prompt, ResolvedParams resolved,
                    const Tokenizer* tokenizer, ChunkCallback callback)
@@ -33,7 +26,9 @@ GenerationResult Sequence::result() const {
   result.token_ids.assign(tokens.begin() + prompt_length, tokens.end());
   result.text = text.text();
   result.finish_reason = finish_reason;
-  result.prompt_tokens = prompt_length;
+  result.prompt_tokens = source.empty() ? prompt_length : static_cast<int64_t>(source.size());
+  result.score = score;
+  result.alternatives = alternatives;
   return result;
 }
 
@@ -82,38 +77,25 @@ bool DecodeLoop::advance(Sequence& sequence, const float* row, int64_t vocab) co
 
 std::vector<Sequence*> DecodeLoop::admit(const std::vector<Sequence*>& joining, int64_t columns) {
   if (joining.empty()) return {};
-  int64_t longest = 0;
-  for (const Sequence* sequence : joining) longest = std::max(longest, sequence->prompt_length);
-  const auto batch = static_cast<int64_t>(joining.size());
-  at::Tensor ids = at::full({batch, longest}, spec_.pad_token_id, at::kLong);
-  at::Tensor mask = at::zeros({batch, longest}, at::kLong);
-  at::Tensor positions = at::zeros({batch, longest}, at::kLong);
-  auto id_values = ids.accessor<int64_t, 2>();
-  auto mask_values = mask.accessor<int64_t, 2>();
-  auto position_values = positions.accessor<int64_t, 2>();
-  for (int64_t row = 0; row < batch; ++row) {
-    const Sequence& sequence = *joining[static_cast<size_t>(row)];
-    const int64_t pad = longest - sequence.prompt_length;
-    for (int64_t i = 0; i < sequence.prompt_length; ++i) {
-      id_values[row][pad + i] = sequence.tokens[static_cast<size_t>(i)];
-      mask_values[row][pad + i] = 1;
-      position_values[row][pad + i] = i;  // HF: real tokens before this one
-    }
+  const StepOutput first = run_first_step(runner_, spec_, joining);
+  const at::ScalarType dtype = first.present.at(0).scalar_type();
+  if (!cache_) cache_.emplace(spec_, max_batch_, columns, dtype);
+  if (spec_.encoder_decoder && !cross_) {
+    cross_.emplace(spec_, max_batch_, first.cross.at(0).size(2), dtype);
   }
-  std::vector<at::Tensor> outputs =
-      runner_.run_method(spec_.prefill_method, {ids, mask, positions});
-  const at::Tensor logits = cpu_rows(outputs[0]);
-  const std::vector<at::Tensor> present(outputs.begin() + 1, outputs.end());
-  if (!cache_) cache_.emplace(spec_, max_batch_, columns, present.at(0).scalar_type());
   std::vector<Sequence*> finished;
-  const int64_t vocab = logits.size(1);
-  for (int64_t row = 0; row < batch; ++row) {
-    Sequence& sequence = *joining[static_cast<size_t>(row)];
-    if (!advance(sequence, logits[row].data_ptr<float>(), vocab)) {
+  const int64_t vocab = first.logits.size(1);
+  for (size_t row = 0; row < joining.size(); ++row) {
+    Sequence& sequence = *joining[row];
+    if (!advance(sequence, first.logits[static_cast<int64_t>(row)].data_ptr<float>(), vocab)) {
       finished.push_back(&sequence);
       continue;
     }
-    cache_->add_row(present, row, sequence.prompt_length);
+    cache_->add_row(first.present, static_cast<int64_t>(row), sequence.prompt_length);
+    if (cross_) {
+      cross_->add_row(first.cross, static_cast<int64_t>(row),
+                      static_cast<int64_t>(sequence.source.size()));
+    }
     running_.push_back(&sequence);
   }
   return finished;
@@ -123,32 +105,26 @@ std::vector<Sequence*> DecodeLoop::step() {
   if (running_.empty()) return {};
   KvCache& cache = *cache_;
   const auto rows = static_cast<int64_t>(running_.size());
-  at::Tensor ids = at::empty({rows, 1}, at::kLong);
-  at::Tensor positions = at::empty({rows, 1}, at::kLong);
-  auto id_values = ids.accessor<int64_t, 2>();
-  auto position_values = positions.accessor<int64_t, 2>();
-  for (int64_t row = 0; row < rows; ++row) {
-    id_values[row][0] = running_[static_cast<size_t>(row)]->next_token;
-    position_values[row][0] = cache.length(row);  // real tokens before this one
-  }
-  std::vector<at::Tensor> inputs = {ids, cache.attention_mask(), positions};
-  for (at::Tensor& past : cache.window()) inputs.push_back(std::move(past));
-  std::vector<at::Tensor> outputs = runner_.run_method(spec_.decode_method, std::move(inputs));
-  const at::Tensor logits = cpu_rows(outputs[0]);
-  cache.append(std::vector<at::Tensor>(outputs.begin() + 1, outputs.end()));
-  const int64_t vocab = logits.size(1);
+  std::vector<int64_t> tokens;
+  tokens.reserve(running_.size());
+  for (const Sequence* sequence : running_) tokens.push_back(sequence->next_token);
+  const StepOutput output =
+      run_decode_step(runner_, spec_, tokens, cache, cross_ ? &*cross_ : nullptr);
+  cache.append(output.present);
+  const int64_t vocab = output.logits.size(1);
   std::vector<bool> keep(static_cast<size_t>(rows));
   for (int64_t row = 0; row < rows; ++row) {
     keep[static_cast<size_t>(row)] =
-        advance(*running_[static_cast<size_t>(row)], logits[row].data_ptr<float>(), vocab);
+        advance(*running_[static_cast<size_t>(row)], output.logits[row].data_ptr<float>(), vocab);
   }
-  // Removed from the end, so the rows still to visit keep their places; the cache moves its
+  // Removed from the end, so the rows still to visit keep their places; the caches move their
   // last row into a freed one, as running_ does.
   std::vector<Sequence*> finished;
   for (int64_t row = rows - 1; row >= 0; --row) {
     if (keep[static_cast<size_t>(row)]) continue;
     finished.push_back(running_[static_cast<size_t>(row)]);
     cache.remove_row(row);
+    if (cross_) cross_->remove_row(row);
     running_[static_cast<size_t>(row)] = running_.back();
     running_.pop_back();
   }
@@ -159,6 +135,7 @@ std::vector<Sequence*> DecodeLoop::abandon() {
   std::vector<Sequence*> dropped;
   dropped.swap(running_);
   cache_.reset();
+  cross_.reset();
   return dropped;
 }
 

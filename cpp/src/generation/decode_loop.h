@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cross_cache.h"
 #include "generation_spec.h"
 #include "kv_cache.h"
 #include "text_stream.h"
@@ -21,7 +22,8 @@ namespace tsrunner::detail {
 // One prompt's generation state.
 struct Sequence {
   size_t index = 0;
-  std::vector<int64_t> tokens;  // prompt then generated
+  std::vector<int64_t> source;  // an encoder-decoder's encoder input (else empty)
+  std::vector<int64_t> tokens;  // prompt (an encoder-decoder's decoder start) then generated
   int64_t prompt_length = 0;
   ResolvedParams params;
   std::mt19937_64 rng;
@@ -29,6 +31,8 @@ struct Sequence {
   ChunkCallback on_chunk;   // may be empty
   int64_t next_token = -1;  // chosen, not yet fed to the model
   std::string finish_reason;
+  double score = 0;                            // beam search's
+  std::vector<GenerationResult> alternatives;  // beam search's next best
 
   Sequence(size_t index, std::vector<int64_t> prompt, ResolvedParams resolved,
            const Tokenizer* tokenizer, ChunkCallback callback);
@@ -47,9 +51,9 @@ class DecodeLoop {
   int64_t free_rows() const;
   bool idle() const { return running_.empty(); }
 
-  // Prefills `joining` (at most free_rows(), left-padded into one batch), picks each one's first
-  // token; those still running take a row. Returns the ones that finished at once. `columns`:
-  // the cache length to allocate if none is yet (it grows when needed).
+  // Prefills (or encodes) `joining` (at most free_rows(), padded into one batch), picks each
+  // one's first token; those still running take a row. Returns the ones that finished at once.
+  // `columns`: the cache length to allocate if none is yet (it grows when needed).
   std::vector<Sequence*> admit(const std::vector<Sequence*>& joining, int64_t columns);
   // One decode step of every running sequence; returns those that finished (and left).
   std::vector<Sequence*> step();
@@ -63,7 +67,8 @@ class DecodeLoop {
   const GenerationSpec& spec_;
   int64_t max_batch_;
   std::optional<KvCache> cache_;
-  std::vector<Sequence*> running_;  // row i of the cache is running_[i]
+  std::optional<CrossCache> cross_;  // encoder-decoders
+  std::vector<Sequence*> running_;   // row i of the cache is running_[i]
 };
 
 }  // namespace tsrunner::detail

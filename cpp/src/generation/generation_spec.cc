@@ -40,13 +40,26 @@ std::string describe_generation(const std::string& manifest_json) {
   const json& record = root["generation"];
   std::ostringstream out;
   const json cache = record.value("cache", json::object());
-  out << "  generates   prefill + decode, KV cache " << int_or(record, "num_layers", 0)
-      << " layers x key " << cache.value("key", json::array()).dump() << " value "
+  const bool seq2seq = record.value("kind", std::string()) == "encoder-decoder";
+  out << "  generates   " << (seq2seq ? "encode + decode" : "prefill + decode") << ", KV cache "
+      << int_or(record, "num_layers", 0) << " layers x key "
+      << cache.value("key", json::array()).dump() << " value "
       << cache.value("value", json::array()).dump() << " (heads, head_dim), context "
       << int_or(record, "max_context", 0) << "\n";
   out << "  eos         " << record.value("eos_token_ids", json::array()).dump() << ", pad "
       << record.value("pad_token_id", json()).dump() << ", bos "
-      << record.value("bos_token_id", json()).dump() << "\n";
+      << record.value("bos_token_id", json()).dump();
+  if (seq2seq) {
+    out << ", decoder start " << record.value("decoder_start_token_id", json()).dump()
+        << ", source up to " << int_or(record, "max_source", 0);
+  }
+  if (!record.value("forced_bos_token_id", json()).is_null()) {
+    out << ", forced bos " << record["forced_bos_token_id"].dump();
+  }
+  if (!record.value("forced_eos_token_ids", json::array()).empty()) {
+    out << ", forced eos " << record["forced_eos_token_ids"].dump();
+  }
+  out << "\n";
   std::string defaults;
   const json values = record.value("defaults", json::object());
   for (const auto& item : values.items()) {
@@ -67,8 +80,30 @@ GenerationSpec read_generation_spec(const Manifest& manifest) {
   const json& record = root["generation"];
   GenerationSpec spec;
   const json methods = record.value("methods", json::object());
-  spec.prefill_method = methods.value("prefill", spec.prefill_method);
+  spec.encoder_decoder = record.value("kind", std::string()) == "encoder-decoder";
+  spec.prefill_method = methods.value(spec.encoder_decoder ? "encode" : "prefill",
+                                      spec.encoder_decoder ? "encode" : spec.prefill_method);
   spec.decode_method = methods.value("decode", spec.decode_method);
+  if (spec.encoder_decoder) {
+    const json cross = record.value("cross_cache", json::object());
+    const json cross_key = cross.value("key", json::array());
+    const json cross_value = cross.value("value", json::array());
+    if (cross_key.size() != 2 || cross_value.size() != 2) {
+      throw LoadError("the manifest's encoder-decoder generation record has no cross_cache layout");
+    }
+    spec.cross_key_heads = cross_key[0].get<int64_t>();
+    spec.cross_key_dim = cross_key[1].get<int64_t>();
+    spec.cross_value_heads = cross_value[0].get<int64_t>();
+    spec.cross_value_dim = cross_value[1].get<int64_t>();
+    spec.max_source = int_or(record, "max_source", manifest.max_length);
+    spec.decoder_start_token_id = int_or(record, "decoder_start_token_id", 0);
+  }
+  if (record.contains("forced_bos_token_id") && record["forced_bos_token_id"].is_number_integer()) {
+    spec.forced_bos_token_id = record["forced_bos_token_id"].get<int64_t>();
+  }
+  if (record.contains("forced_eos_token_ids") && record["forced_eos_token_ids"].is_array()) {
+    spec.forced_eos_token_ids = record["forced_eos_token_ids"].get<std::vector<int64_t>>();
+  }
   spec.num_layers = int_or(record, "num_layers", 0);
   const json cache = record.value("cache", json::object());
   const json key = cache.value("key", json::array());
@@ -87,7 +122,9 @@ GenerationSpec read_generation_spec(const Manifest& manifest) {
   }
   const json defaults = record.value("defaults", json::object());
   GenerationParams& d = spec.defaults;
-  spec.default_max_length = int_or(defaults, "max_length", 20);
+  if (defaults.contains("max_length") && defaults["max_length"].is_number_integer()) {
+    spec.default_max_length = defaults["max_length"].get<int64_t>();
+  }
   spec.default_min_length = int_or(defaults, "min_length", 0);
   if (defaults.contains("max_new_tokens") && defaults["max_new_tokens"].is_number_integer()) {
     d.max_new_tokens = defaults["max_new_tokens"].get<int64_t>();
@@ -100,6 +137,14 @@ GenerationSpec read_generation_spec(const Manifest& manifest) {
   d.min_p = number_or(defaults, "min_p", 0.0);
   d.repetition_penalty = number_or(defaults, "repetition_penalty", 1.0);
   d.no_repeat_ngram_size = int_or(defaults, "no_repeat_ngram_size", 0);
+  d.num_beams = int_or(defaults, "num_beams", 1);
+  d.length_penalty = number_or(defaults, "length_penalty", 1.0);
+  // HF: early_stopping is a bool or the string "never".
+  const json early = defaults.value("early_stopping", json(false));
+  d.early_stopping = early.is_string()
+                         ? early.get<std::string>()
+                         : (early.is_boolean() && early.get<bool>() ? "true" : "false");
+  d.num_return_sequences = int_or(defaults, "num_return_sequences", 1);
   d.eos_token_ids = spec.eos_token_ids;
   return spec;
 }
@@ -112,8 +157,11 @@ ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams
     p.max_new_tokens = *request.max_new_tokens;
     if (p.max_new_tokens < 1) out_of_range("max_new_tokens", double(p.max_new_tokens), ">= 1");
   } else {
-    p.max_new_tokens =
-        std::max<int64_t>(1, d.max_new_tokens.value_or(spec.default_max_length - prompt_length));
+    constexpr int64_t kHfDefaultNewTokens = 20;
+    p.max_new_tokens = std::max<int64_t>(
+        1,
+        d.max_new_tokens.value_or(spec.default_max_length ? *spec.default_max_length - prompt_length
+                                                          : kHfDefaultNewTokens));
   }
   p.min_new_tokens = request.min_new_tokens.value_or(
       std::max(d.min_new_tokens.value_or(0), spec.default_min_length - prompt_length));
@@ -156,6 +204,36 @@ ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams
     if (stop.empty()) throw InvalidInput("a stop string must not be empty");
   }
   p.stop = request.stop;
+  p.forced_bos_token_id = spec.forced_bos_token_id;
+  p.forced_eos_token_ids = spec.forced_eos_token_ids;
+  p.num_beams = request.num_beams.value_or(d.num_beams.value_or(1));
+  if (p.num_beams < 1) out_of_range("num_beams", double(p.num_beams), ">= 1");
+  p.length_penalty = request.length_penalty.value_or(d.length_penalty.value_or(1.0));
+  p.early_stopping = request.early_stopping.value_or(d.early_stopping.value_or("false"));
+  if (p.early_stopping != "true" && p.early_stopping != "false" && p.early_stopping != "never") {
+    throw InvalidInput("early_stopping must be true, false or \"never\", not \"" +
+                       p.early_stopping + "\"");
+  }
+  p.num_return_sequences =
+      request.num_return_sequences.value_or(d.num_return_sequences.value_or(1));
+  if (p.num_return_sequences < 1 || p.num_return_sequences > p.num_beams) {
+    throw InvalidInput("num_return_sequences must be in [1, num_beams " +
+                       std::to_string(p.num_beams) + "], not " +
+                       std::to_string(p.num_return_sequences));
+  }
+  if (p.num_beams > 1) {
+    // A request that asks for sampling with beams asks for HF's beam sampling, which this
+    // runner does not do; a sampling default of the model gives way to the beams.
+    if (p.do_sample && (request.do_sample.value_or(false) || sampling_asked)) {
+      throw InvalidInput(
+          "num_beams > 1 decodes greedily: beam sampling (do_sample) is not "
+          "supported; ask for num_beams 1 to sample");
+    }
+    p.do_sample = false;
+    if (!p.stop.empty()) {
+      throw InvalidInput("stop strings are not supported with beam search (num_beams > 1)");
+    }
+  }
   return p;
 }
 

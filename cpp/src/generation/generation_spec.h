@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,18 +13,27 @@ struct Manifest;
 
 namespace tsrunner::detail {
 
-// What the manifest's "generation" record says about a decoder export.
+// What the manifest's "generation" record says about a decoder or encoder-decoder export.
 struct GenerationSpec {
-  std::string prefill_method = "prefill";
+  bool encoder_decoder = false;            // kind "encoder-decoder": encode + decode methods
+  std::string prefill_method = "prefill";  // an encoder-decoder's "encode"
   std::string decode_method = "decode";
   int64_t num_layers = 0;
   int64_t key_heads = 0, key_dim = 0, value_heads = 0, value_dim = 0;
-  int64_t max_context = 0;
+  // Encoder-decoders: the cross-attention cache's layout and the longest source.
+  int64_t cross_key_heads = 0, cross_key_dim = 0, cross_value_heads = 0, cross_value_dim = 0;
+  int64_t max_source = 0;
+  int64_t decoder_start_token_id = 0;
+  int64_t max_context = 0;  // the decoder's: prompt (or decoder start) and new tokens
   int64_t pad_token_id = 0;
   std::vector<int64_t> eos_token_ids;
-  int64_t default_max_length = 20;  // HF max_length: counts the prompt
-  int64_t default_min_length = 0;   // HF min_length: counts the prompt too
-  GenerationParams defaults;        // every field but seed and stop set
+  std::optional<int64_t> forced_bos_token_id;  // HF ForcedBOSTokenLogitsProcessor
+  std::vector<int64_t> forced_eos_token_ids;   // HF ForcedEOSTokenLogitsProcessor
+  // The model's max_length (HF: counts the prompt). Unset: HF's default, which Transformers 5
+  // applies as 20 new tokens (GenerationMixin._prepare_generated_length).
+  std::optional<int64_t> default_max_length;
+  int64_t default_min_length = 0;  // HF min_length: counts the prompt too
+  GenerationParams defaults;       // every field but seed and stop set
 };
 
 // The lines `tsrun info` / `tsrunner info` print for a manifest's "generation" record.
@@ -47,7 +57,15 @@ struct ResolvedParams {
   uint64_t seed = 0;
   std::vector<int64_t> eos_token_ids;
   std::vector<std::string> stop;
+  std::optional<int64_t> forced_bos_token_id;  // forced as the first token of the sequence
+  std::vector<int64_t> forced_eos_token_ids;   // forced as the last token max_new_tokens allows
+  int64_t num_beams = 1;
+  double length_penalty = 1.0;
+  std::string early_stopping = "false";  // "true", "false" or "never"
+  int64_t num_return_sequences = 1;
 };
+// `prompt_length`: what HF's max_length and min_length count besides new tokens (a decoder's
+// prompt; an encoder-decoder's decoder start token, 1).
 ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams& request,
                               int64_t prompt_length);
 

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "generation/beam_search.h"
 #include "generation/decode_loop.h"
 #include "generation/generation_spec.h"
 #include "tsrunner/errors.h"
@@ -52,11 +53,18 @@ struct Generator::Impl {
   }
 
   // The request's parameters, resolved; InvalidInput naming `which` prompt when it cannot run.
+  // An encoder-decoder's prompt is its source: HF's max_length and min_length count the
+  // decoder start token instead.
   ResolvedParams resolve(const std::vector<int64_t>& prompt, const GenerationParams& params,
                          const std::string& which) const {
     const auto length = static_cast<int64_t>(prompt.size());
     if (length == 0) throw InvalidInput(which + " is empty (no tokens)");
-    if (length >= spec.max_context) {
+    if (spec.encoder_decoder && length > spec.max_source) {
+      throw InvalidInput(which + " has " + std::to_string(length) +
+                         " tokens; this model's encoder takes at most " +
+                         std::to_string(spec.max_source));
+    }
+    if (!spec.encoder_decoder && length >= spec.max_context) {
       throw InvalidInput(which + " has " + std::to_string(length) +
                          " tokens; this model's context takes at most " +
                          std::to_string(spec.max_context - 1) + " with one new token");
@@ -68,7 +76,22 @@ struct Generator::Impl {
                            " outside the vocabulary [0, " + std::to_string(vocab) + ")");
       }
     }
-    return detail::resolve_params(spec, params, length);
+    return detail::resolve_params(spec, params, spec.encoder_decoder ? 1 : length);
+  }
+
+  // A sequence for `prompt`: a decoder continues it; an encoder-decoder encodes it and starts
+  // its decoder from the decoder start token.
+  std::unique_ptr<Sequence> sequence_for(size_t index, std::vector<int64_t> prompt,
+                                         ResolvedParams resolved, ChunkCallback on_chunk) const {
+    if (!spec.encoder_decoder) {
+      return std::make_unique<Sequence>(index, std::move(prompt), std::move(resolved), tokenizer,
+                                        std::move(on_chunk));
+    }
+    auto sequence =
+        std::make_unique<Sequence>(index, std::vector<int64_t>{spec.decoder_start_token_id},
+                                   std::move(resolved), tokenizer, std::move(on_chunk));
+    sequence->source = std::move(prompt);
+    return sequence;
   }
 
   // Cache columns for sequences like `sequence`: room for two of them, so that rows of different
@@ -83,6 +106,7 @@ struct Generator::Impl {
     const c10::InferenceMode inference_guard;
     DecodeLoop loop(*runner, spec, options.max_batch);
     std::unordered_map<const Sequence*, std::unique_ptr<Submitted>> active;
+    std::vector<std::unique_ptr<Submitted>> beam_requests;
     auto settle = [&active](const std::vector<Sequence*>& finished) {
       for (const Sequence* sequence : finished) {
         const auto found = active.find(sequence);
@@ -99,10 +123,25 @@ struct Generator::Impl {
         while (static_cast<int64_t>(joining.size()) < loop.free_rows() && !waiting.empty()) {
           std::unique_ptr<Submitted> request = std::move(waiting.front());
           waiting.pop_front();
+          if (request->sequence->params.num_beams > 1) {
+            beam_requests.push_back(std::move(request));
+            continue;
+          }
           joining.push_back(request->sequence.get());
           active.emplace(request->sequence.get(), std::move(request));
         }
       }
+      // A beam-search request runs alone, its beams one batch, between two steps of the
+      // running batch (which waits meanwhile).
+      for (auto& request : beam_requests) {
+        try {
+          detail::run_beam_search(*runner, spec, tokenizer, *request->sequence);
+          request->promise.set_value(request->sequence->result());
+        } catch (...) {
+          request->promise.set_exception(std::current_exception());
+        }
+      }
+      beam_requests.clear();
       try {
         const int64_t columns = joining.empty() ? 1 : columns_for(*joining.front());
         settle(loop.admit(joining, columns));
@@ -159,26 +198,34 @@ std::vector<GenerationResult> Generator::generate_ids(
                        std::to_string(params.size()) + " params)");
   }
   // Everything is checked before anything runs.
-  std::deque<Sequence> sequences;
+  std::vector<std::unique_ptr<Sequence>> sequences;
+  std::vector<Sequence*> batched;  // beam-search requests run alone instead
   int64_t columns = 1;
   for (size_t i = 0; i < prompts.size(); ++i) {
     const std::string which = prompts.size() > 1 ? "prompt " + std::to_string(i) : "the prompt";
-    sequences.emplace_back(i, prompts[i], impl.resolve(prompts[i], params[i], which),
-                           impl.tokenizer, on_chunk);
-    const Sequence& sequence = sequences.back();
+    sequences.push_back(
+        impl.sequence_for(i, prompts[i], impl.resolve(prompts[i], params[i], which), on_chunk));
+    Sequence& sequence = *sequences.back();
+    if (sequence.params.num_beams > 1) continue;
+    batched.push_back(&sequence);
     columns = std::max(columns, std::min(impl.spec.max_context,
                                          sequence.prompt_length + sequence.params.max_new_tokens) +
                                     1);
   }
 
   const c10::InferenceMode inference_guard;
+  for (const auto& sequence : sequences) {
+    if (sequence->params.num_beams > 1) {
+      detail::run_beam_search(*impl.runner, impl.spec, impl.tokenizer, *sequence);
+    }
+  }
   DecodeLoop loop(*impl.runner, impl.spec, impl.options.max_batch);
   size_t next = 0;
-  while (next < sequences.size() || !loop.idle()) {
+  while (next < batched.size() || !loop.idle()) {
     // Continuous batching: waiting prompts take the rows finished sequences left.
     std::vector<Sequence*> joining;
-    while (static_cast<int64_t>(joining.size()) < loop.free_rows() && next < sequences.size()) {
-      joining.push_back(&sequences[next++]);
+    while (static_cast<int64_t>(joining.size()) < loop.free_rows() && next < batched.size()) {
+      joining.push_back(batched[next++]);
     }
     (void)loop.admit(joining, columns);
     (void)loop.step();
@@ -186,7 +233,7 @@ std::vector<GenerationResult> Generator::generate_ids(
 
   std::vector<GenerationResult> results;
   results.reserve(sequences.size());
-  for (const Sequence& sequence : sequences) results.push_back(sequence.result());
+  for (const auto& sequence : sequences) results.push_back(sequence->result());
   return results;
 }
 
@@ -196,8 +243,8 @@ std::future<GenerationResult> Generator::submit(std::vector<int64_t> prompt,
   Impl& impl = *impl_;
   auto request = std::make_unique<Impl::Submitted>();
   ResolvedParams resolved = impl.resolve(prompt, params, "the prompt");
-  request->sequence = std::make_unique<Sequence>(0, std::move(prompt), std::move(resolved),
-                                                 impl.tokenizer, std::move(on_chunk));
+  request->sequence =
+      impl.sequence_for(0, std::move(prompt), std::move(resolved), std::move(on_chunk));
   std::future<GenerationResult> result = request->promise.get_future();
   {
     const std::lock_guard<std::mutex> lock(impl.mutex);

@@ -78,6 +78,14 @@ void KvCache::remove_row(int64_t row) {
   if (rows_ == 0) end_ = 0;
 }
 
+void KvCache::reorder(const std::vector<int64_t>& source_rows) {
+  const at::Tensor index = at::tensor(source_rows, at::kLong);
+  for (at::Tensor& buffer : buffers_) {
+    at::Tensor rows = buffer.narrow(0, 0, rows_).narrow(2, end_ - width_, width_);
+    rows.copy_(rows.index_select(0, index));  // index_select copies first
+  }
+}
+
 std::vector<at::Tensor> KvCache::window() const {
   std::vector<at::Tensor> views;
   views.reserve(buffers_.size());

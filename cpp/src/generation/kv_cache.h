@@ -28,6 +28,10 @@ class KvCache {
   // Drops row `row`; the last row moves into its place (rows stay 0..rows()-1).
   void remove_row(int64_t row);
 
+  // Row i takes what row source_rows[i] held (beam search: each beam continues another's
+  // history); every row must have the same length.
+  void reorder(const std::vector<int64_t>& source_rows);
+
   // The decode step's past: a view of the window per layer (key, value, key, value, ...).
   std::vector<at::Tensor> window() const;
   // The attention mask of the next decode step: [rows, width + 1], 1 where a row has a token.

@@ -87,6 +87,17 @@ void min_p(std::vector<float>& scores, double fraction) {
   }
 }
 
+// HF's ForcedBOS/ForcedEOSTokenLogitsProcessor: every score -inf but the forced tokens' (0).
+void force(std::vector<float>& scores, const std::vector<int64_t>& tokens) {
+  std::vector<float> forced(scores.size(), kRemoved);
+  for (const int64_t token : tokens) {
+    if (token >= 0 && token < static_cast<int64_t>(scores.size())) {
+      forced[static_cast<size_t>(token)] = 0;
+    }
+  }
+  scores.swap(forced);
+}
+
 }  // namespace
 
 void apply_processors(std::vector<float>& scores, const std::vector<int64_t>& tokens,
@@ -101,6 +112,11 @@ void apply_processors(std::vector<float>& scores, const std::vector<int64_t>& to
         scores[static_cast<size_t>(eos)] = kRemoved;
       }
     }
+  }
+  if (params.forced_bos_token_id && tokens.size() == 1)
+    force(scores, {*params.forced_bos_token_id});
+  if (!params.forced_eos_token_ids.empty() && generated == params.max_new_tokens - 1) {
+    force(scores, params.forced_eos_token_ids);
   }
 }
 

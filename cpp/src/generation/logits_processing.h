@@ -10,7 +10,8 @@ namespace tsrunner::detail {
 
 // Hugging Face generate's logits processors, in its order, on one sequence's next-token scores
 // (float32, as HF computes them): repetition penalty over every token so far (prompt included),
-// no-repeat n-grams, EOS suppressed below min_new_tokens.
+// no-repeat n-grams, EOS suppressed below min_new_tokens, forced BOS (first token of a sequence
+// that starts from one token: an encoder-decoder's) and forced EOS (the last token allowed).
 void apply_processors(std::vector<float>& scores, const std::vector<int64_t>& tokens,
                       int64_t generated, const ResolvedParams& params);
 

@@ -118,14 +118,13 @@ void RequestQueue::Impl::check_model(size_t model) const {
   }
   if (pipelines_[model] == nullptr) {
     throw InvalidInput("RequestQueue: model " + std::to_string(model) +
-                       " has no pipeline (it takes raw jobs only)");
+                       " has no pipeline (it runs raw jobs only)");
   }
 }
 
 void RequestQueue::Impl::submit(QueueSubmission submission) {
   const size_t count = submission.inputs.size();
-  const size_t model = submission.model;
-  check_model(model);
+  if (count > 0 || submission.model >= pipelines_.size()) check_model(submission.model);
   if (!submission.texts.empty() && submission.texts.size() != count) {
     throw InvalidInput("RequestQueue: " + std::to_string(submission.texts.size()) + " texts for " +
                        std::to_string(count) + " inputs");
@@ -133,6 +132,10 @@ void RequestQueue::Impl::submit(QueueSubmission submission) {
   if (!submission.pairs.empty() && submission.pairs.size() != count) {
     throw InvalidInput("RequestQueue: " + std::to_string(submission.pairs.size()) + " pairs for " +
                        std::to_string(count) + " inputs");
+  }
+  if (!submission.choices.empty() && submission.choices.size() != count) {
+    throw InvalidInput("RequestQueue: " + std::to_string(submission.choices.size()) +
+                       " lists of choices for " + std::to_string(count) + " inputs");
   }
   if (!submission.done) throw InvalidInput("RequestQueue: a submission needs a done callback");
   auto request = std::make_shared<Request>();
@@ -402,6 +405,12 @@ void RequestQueue::Impl::finish(Pending& pending, Prediction* prediction, const 
   {
     const std::lock_guard<std::mutex> lock(request.mutex);
     if (prediction != nullptr) {
+      if (!request.submission.choices.empty()) {  // multiple-choice: name the choices
+        const std::vector<std::string>& names = request.submission.choices[pending.index];
+        for (size_t c = 0; c < prediction->choices.size() && c < names.size(); ++c) {
+          prediction->choices[c].choice = names[c];
+        }
+      }
       request.predictions[pending.index] = std::move(*prediction);
     } else if (request.error.empty()) {
       request.error = "input " + std::to_string(pending.index) + ": " + error;
@@ -428,32 +437,10 @@ RequestQueue::~RequestQueue() { impl_->stop(); }
 
 void RequestQueue::submit(QueueSubmission submission) { impl_->submit(std::move(submission)); }
 
-std::future<std::vector<Prediction>> RequestQueue::submit(Texts texts, Texts pairs,
-                                                          const TaskOptions& options, size_t model,
-                                                          size_t batch_size) {
-  impl_->check_model(model);
-  if (!pairs.empty() && pairs.size() != texts.size()) {
-    throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
-                       std::to_string(pairs.size()) + " pairs");
-  }
-  const Pipeline& pipeline = *impl_->pipelines_[model];
-  QueueSubmission submission;
-  submission.model = model;
-  submission.options = options;
-  submission.batch_size = batch_size;
-  submission.inputs.reserve(texts.size());
-  submission.texts.reserve(texts.size());
-  for (size_t i = 0; i < texts.size(); ++i) {
-    std::optional<std::string_view> pair;
-    if (!pairs.empty()) pair = pairs[i];
-    try {
-      submission.inputs.push_back(pipeline.encode(texts[i], pair, options));
-    } catch (const InvalidInput& error) {
-      throw InvalidInput("text " + std::to_string(i) + ": " + error.what());
-    }
-    submission.texts.emplace_back(texts[i]);
-    if (pair) submission.pairs.emplace_back(*pair);
-  }
+namespace {
+
+// A submission answered through a future: predictions, or the error as InvalidInput / Error.
+std::future<std::vector<Prediction>> answer_by_future(QueueSubmission& submission) {
   auto promise = std::make_shared<std::promise<std::vector<Prediction>>>();
   std::future<std::vector<Prediction>> answer = promise->get_future();
   submission.done = [promise](QueueOutcome outcome) {
@@ -465,6 +452,70 @@ std::future<std::vector<Prediction>> RequestQueue::submit(Texts texts, Texts pai
       promise->set_exception(std::make_exception_ptr(Error(outcome.error)));
     }
   };
+  return answer;
+}
+
+}  // namespace
+
+const Pipeline& RequestQueue::pipeline(size_t model) const {
+  impl_->check_model(model);
+  return *impl_->pipelines_[model];
+}
+
+std::future<std::vector<Prediction>> RequestQueue::submit(Texts texts, Texts pairs,
+                                                          const TaskOptions& options, size_t model,
+                                                          size_t batch_size) {
+  const Pipeline& encoder = pipeline(model);
+  if (!pairs.empty() && pairs.size() != texts.size()) {
+    throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
+                       std::to_string(pairs.size()) + " pairs");
+  }
+  QueueSubmission submission;
+  submission.model = model;
+  submission.options = options;
+  submission.batch_size = batch_size;
+  submission.inputs.reserve(texts.size());
+  submission.texts.reserve(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::optional<std::string_view> pair;
+    if (!pairs.empty()) pair = pairs[i];
+    try {
+      submission.inputs.push_back(encoder.encode(texts[i], pair, options));
+    } catch (const InvalidInput& error) {
+      throw InvalidInput("text " + std::to_string(i) + ": " + error.what());
+    }
+    submission.texts.emplace_back(texts[i]);
+    if (pair) submission.pairs.emplace_back(*pair);
+  }
+  std::future<std::vector<Prediction>> answer = answer_by_future(submission);
+  impl_->submit(std::move(submission));
+  return answer;
+}
+
+std::future<std::vector<Prediction>> RequestQueue::submit_choices(
+    Texts texts, std::vector<std::vector<std::string>> choices, const TaskOptions& options,
+    size_t model, size_t batch_size) {
+  const Pipeline& owner = pipeline(model);
+  if (choices.size() != texts.size()) {
+    throw InvalidInput("got " + std::to_string(texts.size()) + " texts but " +
+                       std::to_string(choices.size()) + " lists of choices");
+  }
+  owner.check(options);
+  QueueSubmission submission;
+  submission.model = model;
+  submission.options = options;
+  submission.batch_size = batch_size;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::vector<std::string_view> views(choices[i].begin(), choices[i].end());
+    try {
+      submission.inputs.push_back(owner.encoder().encode_choices(texts[i], views, options));
+    } catch (const InvalidInput& error) {
+      throw InvalidInput("text " + std::to_string(i) + ": " + error.what());
+    }
+    submission.texts.emplace_back(texts[i]);
+  }
+  submission.choices = std::move(choices);
+  std::future<std::vector<Prediction>> answer = answer_by_future(submission);
   impl_->submit(std::move(submission));
   return answer;
 }

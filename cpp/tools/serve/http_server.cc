@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "body_stream.h"
+
 namespace tsrunner::serve {
 
 namespace beast = boost::beast;
@@ -183,6 +185,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // `counted`: the answer to a request the handler took (see requests_in_flight()).
   void write(HttpResponse response, bool counted) {
+    if (response.stream) return write_stream(std::move(response));
     auto message = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(response.status), version_);
     message->set(http::field::server, "tsrun");
@@ -201,6 +204,85 @@ class Session : public std::enable_shared_from_this<Session> {
           if (!keep_alive) return self->drain_and_close();
           self->read_header();
         });
+  }
+
+  // A streamed answer: the header now, then every piece as a chunk as it comes. A read stays
+  // pending meanwhile, so a client that hangs up is seen at once (not at the next failed write).
+  void write_stream(HttpResponse response) {
+    body_stream_ = std::move(response.stream);
+    auto header = std::make_shared<http::response<http::empty_body>>(
+        static_cast<http::status>(response.status), version_);
+    header->set(http::field::server, "tsrun");
+    header->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) header->set(name, value);
+    header->chunked(true);
+    header->keep_alive(false);
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*header);
+    stream_.expires_after(server_.limits.write_timeout);
+    http::async_write_header(
+        stream_, *serializer,
+        [self = shared_from_this(), header, serializer](beast::error_code ec, size_t) {
+          if (ec) return self->end_stream(false);
+          self->stream_.expires_never();
+          self->watch_for_hangup();
+          std::weak_ptr<Session> weak = self;
+          self->body_stream_->set_notify([weak] {
+            if (auto session = weak.lock()) {
+              net::post(session->stream_.get_executor(), [session] { session->write_pieces(); });
+            }
+          });
+          self->write_pieces();
+        });
+  }
+
+  void watch_for_hangup() {
+    stream_.async_read_some(net::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              if (!ec) return self->watch_for_hangup();  // (pipelined bytes)
+                              self->body_stream_->mark_gone();
+                              if (self->stream_ended_) return self->close();
+                              if (!self->chunk_writing_) self->end_stream(false);
+                            });
+  }
+
+  void write_pieces() {
+    if (chunk_writing_ || stream_ended_) return;
+    if (body_stream_->client_gone()) return end_stream(false);
+    auto pieces = std::make_shared<std::string>();
+    const bool closed = body_stream_->take(*pieces);
+    if (pieces->empty() && !closed) return;
+    chunk_writing_ = true;
+    stream_.expires_after(server_.limits.write_timeout);
+    auto written = [self = shared_from_this(), pieces, closed](beast::error_code ec, size_t) {
+      self->chunk_writing_ = false;
+      self->stream_.expires_never();
+      if (ec || self->body_stream_->client_gone()) return self->end_stream(false);
+      if (closed) return self->end_stream(true);
+      self->write_pieces();
+    };
+    if (closed) {
+      net::async_write(stream_, http::make_chunk_last(), std::move(written));
+    } else {
+      net::async_write(stream_, http::make_chunk(net::buffer(*pieces)), std::move(written));
+    }
+  }
+
+  // The streamed answer is over: written whole (`complete`), or cut by the client or an error.
+  void end_stream(bool complete) {
+    if (stream_ended_) return;
+    stream_ended_ = true;
+    --server_.in_flight;
+    body_stream_->set_notify({});
+    if (!complete) {
+      body_stream_->mark_gone();
+      return close();
+    }
+    // Stop sending; the pending read closes the socket when the client does (lingering close),
+    // or the timer does.
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    linger_ = std::make_unique<net::steady_timer>(stream_.get_executor(), kDrainTime);
+    linger_->async_wait([self = shared_from_this()](beast::error_code) { self->close(); });
   }
 
   // Lingering close: stop sending, then read what the client still sends (a body we refused)
@@ -236,6 +318,11 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   std::array<char, 16384> scratch_{};
   size_t drained_ = 0;
+  // A streamed answer (write_stream).
+  std::shared_ptr<BodyStream> body_stream_;
+  bool chunk_writing_ = false;
+  bool stream_ended_ = false;
+  std::unique_ptr<net::steady_timer> linger_;
 };
 
 }  // namespace

@@ -13,6 +13,8 @@
 
 namespace tsrunner::serve {
 
+class BodyStream;  // body_stream.h
+
 // One parsed HTTP request, handed to the service; Boost.Beast stays inside http_server.cc.
 struct HttpRequest {
   std::string method;                                        // "GET", "POST", ...
@@ -30,6 +32,11 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set: a streamed answer. The server writes the status and headers at once, then the pieces
+  // pushed into the stream as chunks (Transfer-Encoding: chunked; `body` is ignored) until it
+  // is closed, and closes the connection after it. While it streams, a client that closes its
+  // connection is noticed at once (BodyStream::client_gone).
+  std::shared_ptr<BodyStream> stream;
 };
 
 // Answers a request exactly once, from any thread.

@@ -83,6 +83,20 @@ void Metrics::add_input_tokens(size_t tokens) {
   input_tokens_ += tokens;
 }
 
+void Metrics::generation_started(size_t sequences) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  generating_ += sequences;
+}
+
+void Metrics::generation_finished(const std::string& finish_reason, size_t prompt_tokens,
+                                  size_t generated_tokens) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  --generating_;
+  ++generations_[finish_reason];
+  prompt_tokens_ += prompt_tokens;
+  generated_tokens_ += generated_tokens;
+}
+
 std::string Metrics::prometheus(size_t queue_depth, size_t requests_in_flight) const {
   const std::lock_guard<std::mutex> lock(mutex_);
   std::string out;
@@ -107,6 +121,18 @@ std::string Metrics::prometheus(size_t queue_depth, size_t requests_in_flight) c
   header(out, "tsrun_lone_batches_total", "counter",
          "Batches that ran alone with every core's threads (--lone-batch-threads).");
   out += "tsrun_lone_batches_total " + std::to_string(lone_batches_) + "\n";
+  header(out, "tsrun_generating_sequences", "gauge",
+         "Sequences submitted to a generator and not finished (running or waiting for a row).");
+  out += "tsrun_generating_sequences " + std::to_string(generating_) + "\n";
+  header(out, "tsrun_generations_total", "counter", "Generated sequences, by finish reason.");
+  for (const auto& [reason, count] : generations_) {
+    out +=
+        "tsrun_generations_total{finish_reason=\"" + reason + "\"} " + std::to_string(count) + "\n";
+  }
+  header(out, "tsrun_prompt_tokens_total", "counter", "Prompt tokens of finished generations.");
+  out += "tsrun_prompt_tokens_total " + std::to_string(prompt_tokens_) + "\n";
+  header(out, "tsrun_generated_tokens_total", "counter", "Tokens generated (EOS not counted).");
+  out += "tsrun_generated_tokens_total " + std::to_string(generated_tokens_) + "\n";
   header(out, "tsrun_batch_inputs", "histogram", "Inputs per batch.");
   batch_inputs_.write(out, "tsrun_batch_inputs", "");
   header(out, "tsrun_batch_tokens", "histogram", "Padded tokens per batch (rows x length).");

@@ -31,6 +31,12 @@ class Metrics : public QueueObserver {
   // A batch that ran alone on QueueOptions::lone_batch_threads.
   void count_lone_batch();
   void add_input_tokens(size_t tokens);
+  // Generation (service_completions.cc, service_tgi.cc): sequences submitted to a Generator,
+  // and each one's end with its finish reason ("stop", "length", "cancelled" when its client
+  // left) and token counts.
+  void generation_started(size_t sequences);
+  void generation_finished(const std::string& finish_reason, size_t prompt_tokens,
+                           size_t generated_tokens);
 
   std::string prometheus(size_t queue_depth, size_t requests_in_flight) const;
 
@@ -56,6 +62,10 @@ class Metrics : public QueueObserver {
   size_t input_tokens_ = 0;
   size_t batches_ = 0;
   size_t lone_batches_ = 0;
+  size_t generating_ = 0;
+  std::map<std::string, size_t> generations_;  // finish reason -> sequences
+  size_t prompt_tokens_ = 0;
+  size_t generated_tokens_ = 0;
 };
 
 }  // namespace tsrunner::serve

@@ -120,6 +120,26 @@ PredictRequest parse_predict_request(std::string_view body) {
   }
   request.truncate = flag(root, "truncate", false);
   request.raw_scores = flag(root, "raw_scores", false);
+  if (auto choices = root.find("choices"); choices != root.end() && !choices->is_null()) {
+    // multiple-choice: a list of strings for one input, a list of such lists for a batch.
+    const bool lists = choices->is_array() && !choices->empty() && (*choices)[0].is_array();
+    if (request.batch != lists || !choices->is_array()) {
+      throw RequestError(kInvalid, request.batch ? "`choices` must be one list of strings per input"
+                                                 : "`choices` must be a list of strings");
+    }
+    if (lists && choices->size() != request.inputs.size()) {
+      throw RequestError(kInvalid, "`choices` has " + std::to_string(choices->size()) +
+                                       " lists for " + std::to_string(request.inputs.size()) +
+                                       " inputs");
+    }
+    for (size_t i = 0; i < (lists ? choices->size() : 1); ++i) {
+      const json& list = lists ? (*choices)[i] : *choices;
+      const std::string what = lists ? "`choices[" + std::to_string(i) + "]`" : "`choices`";
+      bool batch = false;
+      request.choices.push_back(texts(list, what.substr(1, what.size() - 2).c_str(), batch));
+      if (!batch) throw RequestError(kInvalid, what + " must be a list of strings");
+    }
+  }
   return request;
 }
 

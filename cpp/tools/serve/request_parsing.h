@@ -40,11 +40,14 @@ struct EmbedRequest {
 EmbedRequest parse_embed_request(std::string_view body);
 
 // POST /predict (TEI): "inputs" is a string, a pair [a, b], or a batch [[a], [a, b], ...].
+// Multiple-choice exports also take "choices": a list of strings (one input) or one such list
+// per input (a batch).
 struct PredictRequest {
   std::vector<TextInput> inputs;
   bool batch = false;
   bool truncate = false;
   bool raw_scores = false;
+  std::vector<std::vector<std::string>> choices;  // empty, or one list per input
 };
 PredictRequest parse_predict_request(std::string_view body);
 

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "../allocator_tuning.h"
+#include "../generate_mode.h"
 #include "../kernel_flags.h"
 #include "../range_check.h"
 #include "http_server.h"
@@ -26,7 +27,20 @@
 namespace tsrunner::serve {
 namespace {
 
-std::vector<ServedModel> load_models(const ServeOptions& options) {
+// A generation export decodes on its Generator's own thread, with `threads` intra-op threads;
+// the first steps (the graph executor's profiling runs) happen here, before "listening".
+std::unique_ptr<Generator> start_generator(const Runner& runner, int64_t max_sequences) {
+  auto generator = std::make_unique<Generator>(runner, GeneratorOptions{max_sequences});
+  GenerationParams warm;
+  warm.max_new_tokens = 3;
+  warm.ignore_eos = true;
+  warm.do_sample = false;
+  const int64_t pad = runner.manifest().pad_token_id.value_or(0);
+  (void)generator->generate_ids({{pad, pad}, {pad}}, warm);
+  return generator;
+}
+
+std::vector<ServedModel> load_models(const ServeOptions& options, int generation_threads) {
   std::vector<ServedModel> models;
   for (size_t i = 0; i < options.model_paths.size(); ++i) {
     ServedModel model;
@@ -48,7 +62,11 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
     runner_options.compute = options.compute;
     cli::copy_kernel_flags(options.kernels, runner_options);
     runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
+    const bool generates = cli::is_generation_export(Manifest::read_from_archive(model.path));
+    // A generator's decoding thread is not a queue worker: its runner sets its own threads.
+    if (generates) runner_options.threads = generation_threads;
     model.runner = std::make_unique<Runner>(model.path, runner_options);
+    if (generates) model.generator = start_generator(*model.runner, options.max_sequences);
     const Manifest& manifest = model.runner->manifest();
     if (manifest.plain_module) {
       std::cerr << "tsrun serve: " << model.name << ": a plain TorchScript module (no tsrunner "
@@ -56,7 +74,10 @@ std::vector<ServedModel> load_models(const ServeOptions& options) {
                 << "forward's argument names, dtypes and shapes unchecked, no content digest; "
                 << "`tsrunner adopt` makes a full archive\n";
     }
-    if (manifest.has_tokenizer) {
+    if (model.generator) {
+      std::cerr << "tsrun serve: " << model.name
+                << ": generates (/v1/completions, /generate, /generate_stream)\n";
+    } else if (manifest.has_tokenizer) {
       try {
         // One pipeline per model, over the runner's verified tokenizer: task options (TEI's
         // raw_scores) travel with each request.
@@ -98,6 +119,7 @@ std::string info_json(const std::vector<ServedModel>& models, const ServeOptions
                       {"task", model.runner->manifest().task},
                       {"max_input_length", model.runner->manifest().max_length},
                       {"text_routes", model.pipeline != nullptr},
+                      {"generates", model.generator != nullptr},
                       {"engine", model.runner->engine()},
                       {"compute", model.runner->options().compute}});
   }
@@ -127,7 +149,8 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
   CLI::App* serve = app.add_subcommand(
       "serve",
       "serve exports over HTTP: text-embeddings-inference routes, OpenAI /v1/embeddings, Open "
-      "Inference Protocol v2 (docs/serve.md)");
+      "Inference Protocol v2; generation exports: OpenAI /v1/completions, TGI /generate and "
+      "/generate_stream (docs/serve.md)");
   serve
       ->add_option("models", options.model_paths,
                    "tsrunner exports (.pt); the first is the "
@@ -190,6 +213,11 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
                    "(default 32; /v1/embeddings takes OpenAI's 2048)")
       ->check(cli::integer_in(1, 1 << 20));
   serve
+      ->add_option("--max-sequences", options.max_sequences,
+                   "sequences a generation export decodes together; more wait and join the "
+                   "running batch as others finish (default 8)")
+      ->check(cli::integer_in(1, 4096));
+  serve
       ->add_option("--payload-limit", options.payload_limit,
                    "request body bytes; larger is answered 413 (default 2000000)")
       ->check(cli::integer_in(1, 1 << 30));
@@ -236,8 +264,12 @@ int run_serve(ServeOptions options) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   cli::bound_memory_for_serving();  // before the first model loads
-  std::vector<ServedModel> models = load_models(options);
   const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  // A generation export decodes one batch at a time on its own thread: by default with every
+  // core (as a lone batch does), --lone-batch-threads otherwise.
+  const int generation_threads =
+      options.lone_batch_threads > 0 ? options.lone_batch_threads : static_cast<int>(cores);
+  std::vector<ServedModel> models = load_models(options, generation_threads);
   // Half the cores (1 to 4): HTTP, JSON and tokenizing take ~0.3 ms of CPU per request, and
   // threads of their own beyond that compete with the workers for the cores (measured on 2
   // cores at 64 clients: one HTTP thread 228-234 req/s, two 216-227; docs/serve.md).
@@ -292,6 +324,10 @@ int run_serve(ServeOptions options) {
   const size_t unfinished = server.requests_in_flight();
   server.stop();
   queue.stop();
+  // Destroying a generator fails what it still runs; then every request's waiting thread
+  // answers (into the stopped server) and ends, before the service and metrics go.
+  for (ServedModel& model : models) model.generator.reset();
+  service.wait_for_generations();
   if (unfinished > 0) {
     std::cerr << "tsrun serve: stopped with " << unfinished
               << " request(s) unanswered after --drain-timeout-ms\n";

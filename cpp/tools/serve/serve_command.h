@@ -30,6 +30,7 @@ struct ServeOptions {
   size_t max_batch_requests = 64;
   double max_wait_ms = 0;
   size_t max_concurrent_requests = 512;
+  int64_t max_sequences = 8;  // GeneratorOptions::max_batch of each generation export
   size_t max_client_batch_size = 32;
   size_t payload_limit = 2000000;
   size_t header_limit = 16384;

@@ -38,9 +38,21 @@ const char* tei_error_type(int status) {
 
 // The route pattern a path belongs to (the metrics label; never the raw path).
 std::string route_of(const std::string& path) {
-  static const char* const kRoutes[] = {
-      "/embed",   "/predict",       "/rerank", "/tokenize",       "/health",         "/info",
-      "/metrics", "/v1/embeddings", "/v2",     "/v2/health/live", "/v2/health/ready"};
+  static const char* const kRoutes[] = {"/embed",
+                                        "/predict",
+                                        "/rerank",
+                                        "/tokenize",
+                                        "/health",
+                                        "/info",
+                                        "/metrics",
+                                        "/v1/embeddings",
+                                        "/v2",
+                                        "/v2/health/live",
+                                        "/v2/health/ready",
+                                        "/v1/completions",
+                                        "/v1/chat/completions",
+                                        "/generate",
+                                        "/generate_stream"};
   for (const char* route : kRoutes) {
     if (path == route) return route;
   }
@@ -65,6 +77,21 @@ bool same_secret(std::string_view a, std::string_view b) {
   unsigned char difference = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < a.size(); ++i) difference |= a[i] ^ b[i % std::max<size_t>(b.size(), 1)];
   return difference == 0;
+}
+
+// A multiple-choice input: the text paired with each of its choices; 422 naming what is wrong.
+std::vector<Encoding> encode_choices(const Pipeline& pipeline, const std::string& what,
+                                     const TextInput& input,
+                                     const std::vector<std::string>& choices,
+                                     const TaskOptions& options) {
+  if (input.pair) throw RequestError(422, what + ": a multiple-choice input is one text");
+  if (input.text.empty()) throw RequestError(422, what + " cannot be empty");
+  const std::vector<std::string_view> views(choices.begin(), choices.end());
+  try {
+    return pipeline.encoder().encode_choices(input.text, views, options);
+  } catch (const InvalidInput& error) {
+    throw RequestError(422, what + ": " + error.what());
+  }
 }
 
 // Checks `prompt_name` against an embedding model's prompts before any input is tokenized:
@@ -143,7 +170,8 @@ std::string scores_json(const std::vector<LabelScore>& labels) {
   return out + "]";
 }
 
-HttpResponse error_response(ErrorShape shape, int status, const std::string& message) {
+HttpResponse error_response(ErrorShape shape, int status, const std::string& message,
+                            const std::string& param) {
   std::string body;
   if (shape == ErrorShape::kOpenAI) {
     const char* type = status == 429   ? "rate_limit_error"
@@ -152,13 +180,25 @@ HttpResponse error_response(ErrorShape shape, int status, const std::string& mes
                                        : "invalid_request_error";
     body = "{\"error\":{\"message\":";
     append_string(body, message);
-    body += ",\"type\":\"" + std::string(type) +
-            "\",\"param\":null,\"code\":" + (status == 404 ? "\"model_not_found\"" : "null") + "}}";
+    body += ",\"type\":\"" + std::string(type) + "\",\"param\":";
+    if (param.empty()) {
+      body += "null";
+    } else {
+      append_string(body, param);
+    }
+    body += std::string(",\"code\":") + (status == 404 ? "\"model_not_found\"" : "null") + "}}";
   } else {
     body = "{\"error\":";
     append_string(body, message);
     if (shape == ErrorShape::kTei)
       body += ",\"error_type\":\"" + std::string(tei_error_type(status)) + "\"";
+    if (shape == ErrorShape::kTgi) {
+      body += std::string(",\"error_type\":\"") +
+              (status == 429   ? "overloaded"
+               : status >= 500 ? "generation"
+                               : "validation") +
+              "\"";
+    }
     body += "}";
   }
   HttpResponse response{status, "application/json", std::move(body), {}};
@@ -172,7 +212,8 @@ Service::Service(std::vector<ServedModel>& models, RequestQueue& queue, Metrics&
       queue_(queue),
       metrics_(metrics),
       limits_(std::move(limits)),
-      info_json_(std::move(info_json)) {}
+      info_json_(std::move(info_json)),
+      jobs_(metrics) {}
 
 void Service::handle(HttpRequest&& request, Respond respond) {
   std::string route_pattern = route_of(request.path);
@@ -224,6 +265,11 @@ void Service::route(const std::shared_ptr<Call>& call) {
   if (route == "other") return call->fail(404, "no route " + call->request.path);
   if (method != "POST") return call->fail(405, "use POST " + route);
   if (route == "/tokenize") return tokenize(call);
+  if (route == "/v1/completions") return completions(call);
+  if (route == "/v1/chat/completions") return chat_completions(call);
+  if (route == "/generate" || route == "/generate_stream") {
+    return tgi_generate(call, route == "/generate_stream");
+  }
   // The model routes parse and check the request first (a malformed one is a 400 or 422
   // whatever the load), then admit() it before tokenizing.
   if (route == "/embed") return embed(call);
@@ -254,7 +300,7 @@ void Service::embed(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
   if (!model.pipeline || model.runner->manifest().task_kind != Task::kFeatureExtraction) {
     return call->fail(424, "model \"" + model.name + "\" is not an embedding model (task " +
-                               model.runner->manifest().task + ")");
+                               model.runner->manifest().task + "); use " + routes_for(model));
   }
   EmbedRequest request = parse_embed_request(call->request.body);
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
@@ -297,7 +343,7 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_[index];
   if (!model.pipeline || model.runner->manifest().task_kind != Task::kFeatureExtraction) {
     return call->fail(422, "model \"" + model.name + "\" is not an embedding model (task " +
-                               model.runner->manifest().task + ")");
+                               model.runner->manifest().task + "); use " + routes_for(model));
   }
   // OpenAI's own limit, not --max-client-batch-size (TEI's): clients such as LangChain's send
   // up to 1,000 texts at once. The request queue batches them like any other inputs, and the body
@@ -358,6 +404,9 @@ void Service::openai_embeddings(const std::shared_ptr<Call>& call) {
 
 void Service::predict(const std::shared_ptr<Call>& call) {
   ServedModel& model = models_.front();
+  if (model.generator) {
+    return call->fail(424, "model \"" + model.name + "\" generates text; use " + routes_for(model));
+  }
   if (!model.pipeline) {
     return call->fail(424, "model \"" + model.name + "\" has no task-aware output (task " +
                                model.runner->manifest().task + "); use /v2/models/" + model.name +
@@ -374,8 +423,22 @@ void Service::predict(const std::shared_ptr<Call>& call) {
   if (request.raw_scores) submission.options.score_function = "none";
   bool any_pair = false;
   for (const TextInput& input : request.inputs) any_pair = any_pair || input.pair.has_value();
+  const bool multiple_choice = model.runner->manifest().task_kind == Task::kMultipleChoice;
+  if (multiple_choice != !request.choices.empty()) {
+    throw RequestError(422, multiple_choice
+                                ? "a multiple-choice model scores each input against its "
+                                  "`choices`: send them (a list of strings per input)"
+                                : "`choices` apply to multiple-choice models only");
+  }
   for (size_t i = 0; i < request.inputs.size(); ++i) {
     const std::string what = request.batch ? "`inputs[" + std::to_string(i) + "]`" : "`inputs`";
+    if (multiple_choice) {
+      submission.inputs.push_back(encode_choices(*model.pipeline, what, request.inputs[i],
+                                                 request.choices[i], submission.options));
+      submission.texts.push_back(std::move(request.inputs[i].text));
+      submission.choices.push_back(std::move(request.choices[i]));
+      continue;
+    }
     submission.inputs.push_back(encode_input(*model.pipeline, what, request.inputs[i].text,
                                              request.inputs[i].pair, submission.options));
     submission.texts.push_back(std::move(request.inputs[i].text));
@@ -404,7 +467,8 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
       manifest.labels.size() != 1) {
     return call->fail(424, "model \"" + model.name +
                                "\" is not a re-ranker (a text-classification export with one "
-                               "label, such as a cross-encoder)");
+                               "label, such as a cross-encoder); use " +
+                               routes_for(model));
   }
   RerankRequest request = parse_rerank_request(call->request.body);
   check_batch_size(request.texts.size(), limits_.max_client_batch_size);
@@ -458,7 +522,7 @@ void Service::tokenize(const std::shared_ptr<Call>& call) {
   check_batch_size(request.inputs.size(), limits_.max_client_batch_size);
   const Tokenizer* found = nullptr;
   try {
-    found = model.pipeline ? &model.pipeline->tokenizer() : &model.runner->tokenizer();
+    found = &model.runner->tokenizer();  // the one the pipeline uses, when there is one
   } catch (const LoadError& error) {  // a tokenizer kind this build cannot read
     return call->fail(424, "model \"" + model.name + "\": " + error.what());
   }

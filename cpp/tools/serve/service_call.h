@@ -12,11 +12,13 @@
 
 namespace tsrunner::serve {
 
-// How an error body is shaped: TEI's {"error", "error_type"}, OpenAI's {"error": {...}} or the
-// Open Inference Protocol's {"error"}.
-enum class ErrorShape { kTei, kOpenAI, kV2 };
+// How an error body is shaped: TEI's {"error", "error_type"}, TGI's (the same, its own
+// error types), OpenAI's {"error": {...}} or the Open Inference Protocol's {"error"}.
+enum class ErrorShape { kTei, kTgi, kOpenAI, kV2 };
 
-HttpResponse error_response(ErrorShape shape, int status, const std::string& message);
+// `param`: OpenAI's "param", the request field at fault (empty: null).
+HttpResponse error_response(ErrorShape shape, int status, const std::string& message,
+                            const std::string& param = "");
 
 // Tokenizes one input with the request's task options (prompt, truncate); RequestError (422)
 // when it is empty, not UTF-8, or too long for the model and `truncate` is off.
@@ -39,7 +41,8 @@ struct Service::Call {
         respond(std::move(respond_to)),
         route(std::move(route_pattern)),
         started(std::chrono::steady_clock::now()) {
-    if (route == "/v1/embeddings") shape = ErrorShape::kOpenAI;
+    if (route.rfind("/v1/", 0) == 0) shape = ErrorShape::kOpenAI;
+    if (route.rfind("/generate", 0) == 0) shape = ErrorShape::kTgi;
     if (route.rfind("/v2", 0) == 0) shape = ErrorShape::kV2;
   }
 

@@ -15,8 +15,8 @@ namespace tsrunner::detail {
 // float32, and bias, GELU and residual are applied to the float32 sum: the output is never
 // rounded to bf16 (oneDNN's bf16 linear returns bf16).
 
-// Whether this CPU takes the kernel: AVX512_BF16 without AMX-BF16 (where oneDNN's AMX
-// kernels are the faster ones).
+// Whether this CPU can run the kernel (AVX512_BF16). Whether it should is the policy's call
+// (kernel_policy.h: not where AMX makes oneDNN's kernels the faster ones).
 bool bf16_gemm_supported();
 
 // A float32 Linear weight [N, K] rounded to bf16 and rearranged for the kernel:

@@ -3,11 +3,6 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
-#include <optional>
-
-namespace torch::jit {
-struct Graph;
-}  // namespace torch::jit
 
 namespace tsrunner::detail {
 
@@ -21,10 +16,5 @@ at::Tensor small_layer_norm(const at::Tensor& input, const at::Tensor& weight,
 
 // The most rows (product of the leading dimensions) the kernel takes.
 int64_t small_layer_norm_max_rows();
-
-// Replaces each aten::layer_norm over one trailing dimension whose weight and bias are constant
-// float32 vectors of that size and whose eps is a constant with tsrunner::layer_norm; leaves
-// any other call as it is (RunnerOptions::fused_layer_norm=false skips it). Returns how many.
-int fuse_layer_norms(torch::jit::Graph& graph);
 
 }  // namespace tsrunner::detail

@@ -1,19 +1,15 @@
-#include "small_layer_norm.h"
+#include "kernels/small_layer_norm.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/jit/ir/ir.h>
-#include <torch/library.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <string>
-#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
-#include "tsrunner/cpu_info.h"
+#include "kernels/cpu_isa.h"
 
 namespace tsrunner::detail {
 namespace {
@@ -52,18 +48,6 @@ __attribute__((target("avx512f"))) void normalize_avx512(const float* x, int64_t
 }
 #endif
 
-at::Tensor layer_norm_op(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
-                         double eps) {
-  return small_layer_norm(input, weight, bias, eps);
-}
-
-TORCH_LIBRARY_FRAGMENT(tsrunner, library) {
-  library.def(torch::schema("layer_norm(Tensor input, Tensor weight, Tensor bias, float eps) -> "
-                            "Tensor",
-                            c10::AliasAnalysisKind::FROM_SCHEMA),
-              &layer_norm_op);
-}
-
 }  // namespace
 
 int64_t small_layer_norm_max_rows() { return 64; }
@@ -88,7 +72,7 @@ at::Tensor small_layer_norm(const at::Tensor& input, const at::Tensor& weight,
   float* y = output.data_ptr<float>();
   const auto epsilon = static_cast<float>(eps);
 #if defined(__x86_64__)
-  const bool vectorized = cpu_info().avx512 && n % 16 == 0;
+  const bool vectorized = cpu_has(CpuIsa::kAvx512) && n % 16 == 0;
 #else
   const bool vectorized = false;
 #endif
@@ -103,41 +87,6 @@ at::Tensor small_layer_norm(const at::Tensor& input, const at::Tensor& weight,
   }
   (void)vectorized;
   return output;
-}
-
-int fuse_layer_norms(torch::jit::Graph& graph) {
-  using torch::jit::Node;
-  std::vector<Node*> found;
-  for (Node* node : graph.nodes()) {  // top-level only: traced graphs
-    if (node->kind() == c10::aten::layer_norm) found.push_back(node);
-  }
-  const auto vector_of = [](torch::jit::Value* value, int64_t n) {
-    const std::optional<c10::IValue> constant = torch::jit::toIValue(value);
-    if (!constant || !constant->isTensor()) return false;
-    const at::Tensor& tensor = constant->toTensor();
-    return tensor.scalar_type() == at::kFloat && tensor.dim() == 1 && tensor.numel() == n &&
-           tensor.layout() == at::kStrided;
-  };
-  int fused = 0;
-  for (Node* norm : found) {
-    if (norm->inputs().size() != 6 || norm->outputs().size() != 1) continue;
-    const std::optional<c10::IValue> shape = torch::jit::toIValue(norm->input(1));
-    const std::optional<c10::IValue> eps = torch::jit::toIValue(norm->input(4));
-    if (!shape || !shape->isIntList() || shape->toIntList().size() != 1) continue;
-    const int64_t n = shape->toIntList().get(0);
-    if (n <= 0 || !vector_of(norm->input(2), n) || !vector_of(norm->input(3), n)) continue;
-    if (!eps || !eps->isDouble()) continue;
-    torch::jit::WithInsertPoint before(norm);
-    Node* fast = graph.create(c10::Symbol::fromQualString("tsrunner::layer_norm"),
-                              {norm->input(0), norm->input(2), norm->input(3), norm->input(4)}, 1);
-    graph.insertNode(fast);
-    fast->output()->setType(norm->output()->type());
-    fast->output()->copyMetadata(norm->output());
-    norm->output()->replaceAllUsesWith(fast->output());
-    norm->destroy();
-    ++fused;
-  }
-  return fused;
 }
 
 }  // namespace tsrunner::detail

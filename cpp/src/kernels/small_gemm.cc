@@ -1,4 +1,4 @@
-#include "small_gemm.h"
+#include "kernels/small_gemm.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -13,8 +13,8 @@
 #include <immintrin.h>
 #endif
 
-#include "gemm_tile_store.h"
-#include "tsrunner/cpu_info.h"
+#include "kernels/cpu_isa.h"
+#include "kernels/gemm_tile_store.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner::detail {
@@ -65,7 +65,7 @@ constexpr auto kTiles = make_tiles(std::make_integer_sequence<int, kMaxTileRows>
 
 bool small_gemm_supported() {
 #if defined(__x86_64__)
-  return cpu_info().avx512;
+  return cpu_has(CpuIsa::kAvx512);
 #else
   return false;
 #endif

@@ -5,10 +5,6 @@
 #include <cstdint>
 #include <optional>
 
-namespace torch::jit {
-struct Graph;
-}  // namespace torch::jit
-
 namespace tsrunner::detail {
 
 // Self-attention for short sequences (a sentence: tens of tokens), as
@@ -37,17 +33,5 @@ at::Tensor small_self_attention(const at::Tensor& qkv, c10::IntArrayRef head_sha
                                 int64_t k_start, int64_t v_start, int64_t width,
                                 const std::optional<at::Tensor>& mask, std::optional<double> scale,
                                 c10::IntArrayRef out_shape);
-
-// Replaces each aten::scaled_dot_product_attention in `graph` whose dropout is the constant 0,
-// is_causal and enable_gqa the constant false and scale a constant (or None) with
-// tsrunner::attention on the same inputs; anything else is left as it is. Returns how many.
-int fuse_attention(torch::jit::Graph& graph);
-
-// Replaces each tsrunner::attention whose q, k and v are head views of one [B, T, C] tensor
-// (slice, reshape, transpose 1-2: the merged Q/K/V GEMM's output) and whose result goes back
-// through reshape, transpose 1-2, contiguous, reshape, contiguous, with
-// tsrunner::self_attention: the ~18 view and size nodes per layer go. Anything else is left as
-// it is. Returns how many.
-int fuse_self_attention(torch::jit::Graph& graph);
 
 }  // namespace tsrunner::detail

@@ -1,4 +1,4 @@
-#include "bf16_gemm.h"
+#include "kernels/bf16_gemm.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -13,8 +13,8 @@
 #include <immintrin.h>
 #endif
 
-#include "gemm_tile_store.h"
-#include "tsrunner/cpu_info.h"
+#include "kernels/cpu_isa.h"
+#include "kernels/gemm_tile_store.h"
 
 namespace tsrunner::detail {
 namespace {
@@ -149,7 +149,7 @@ void tiles(const uint32_t* x_pairs, int64_t rows, int64_t pairs, const uint32_t*
 
 bool bf16_gemm_supported() {
 #if defined(__x86_64__)
-  return cpu_info().avx512_bf16 && !cpu_info().has_flag("amx_bf16");
+  return cpu_has(CpuIsa::kAvx512Bf16);
 #else
   return false;
 #endif

@@ -1,0 +1,37 @@
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu_isa.h"
+
+namespace tsrunner::detail {
+
+// tsrunner's int8 Linear (export --quantize int8): weights quantized per output channel at
+// export (symmetric s8, stored packed in the archive: the only copy), activations per row at
+// run time (asymmetric u8: a row's min..max over 256 levels, so a GELU output that is mostly
+// positive keeps all 8 bits), u8 x s8 products summed in int32 by VPDPBUSD (AVX512-VNNI), and
+// y = x_scale[m] * w_scale[n] * (sum_k q[m,k] w[n,k] - zero_point[m] * w_sum[n]) + bias[n].
+// CPUs without VNNI run the same integer sums in plain C++: slow, exactly the same numbers.
+
+// Panels of 16 output columns by groups of 4 along K (what one VPDPBUSD multiplies):
+// [ceil(N/16), ceil(K/4), 16, 4] int8, zero where N or K run out.
+inline int64_t int8_k_groups(int64_t k) { return (k + 3) / 4; }
+inline int64_t int8_column_blocks(int64_t n) { return (n + 15) / 16; }
+
+// Quantizes `rows` rows of x [rows, k] (each value times smooth[k] first where smooth is not
+// null: SmoothQuant's per-channel scaling) to u8 in q [rows, 4 * int8_k_groups(k)] (padding
+// zero), with scales[row] and zero_points[row] such that x ~ scale * (q - zero_point). A row
+// of zeros gets scale 1, zero point 0.
+void quantize_rows_u8(const float* x, int64_t rows, int64_t k, const float* smooth, uint8_t* q,
+                      float* scales, int32_t* zero_points, CpuIsa isa = cpu_isa());
+
+// out[rows, n] = row_scales[m] * column_scales[n] * (q[m] . w[n] - zero_points[m] *
+// column_sums[n]) + bias[n], with q as quantize_rows_u8 left it and the weight as packed above;
+// bias may be null. Work is shared among LibTorch's intra-op threads (row blocks when there
+// are many rows, column blocks otherwise); each sum is exact, so the result does not depend on
+// the thread count. `isa` below kAvx512Vnni takes the plain C++ body.
+void int8_gemm(const uint8_t* q, int64_t rows, int64_t k, const int8_t* panels, int64_t n,
+               const float* row_scales, const int32_t* zero_points, const float* column_scales,
+               const int32_t* column_sums, const float* bias, float* out, CpuIsa isa = cpu_isa());
+
+}  // namespace tsrunner::detail

@@ -1,0 +1,134 @@
+// tsrunner's int8 GEMM (cpp/src/kernels/int8_gemm.h) against an exact integer reference, on
+// ragged shapes (partial tiles, partial and odd panel counts, K not a multiple of 4) and 1, 2
+// and 7 threads, on the VNNI body where the CPU has it and on the plain C++ one everywhere:
+// `make sanitize` runs these under ASan and UBSan.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <tuple>
+#include <vector>
+
+#include "kernels/cpu_isa.h"
+#include "kernels/int8_gemm.h"
+#include "ops/linear_int8.h"
+
+namespace {
+
+using tsrunner::detail::CpuIsa;
+using Shape = std::tuple<int64_t, int64_t, int64_t>;  // rows, N, K
+
+const std::vector<Shape> kShapes = {{1, 16, 384}, {5, 20, 7},     {13, 50, 33}, {12, 32, 4},
+                                    {97, 40, 64}, {200, 17, 385}, {1, 1, 1},    {300, 48, 96}};
+
+std::vector<CpuIsa> isas() {
+  std::vector<CpuIsa> paths = {CpuIsa::kGeneric};
+  if (tsrunner::detail::cpu_has(CpuIsa::kAvx512Vnni)) paths.push_back(CpuIsa::kAvx512Vnni);
+  return paths;
+}
+
+struct Problem {
+  at::Tensor q;       // [rows, padded K] u8, the padding 0
+  at::Tensor weight;  // [N, K] int8
+  at::Tensor panels;  // packed
+  at::Tensor sums;    // [N] int32
+  at::Tensor zeros;   // [rows] int32 zero points
+};
+
+Problem make_problem(int64_t rows, int64_t n, int64_t k) {
+  at::manual_seed(rows * 1000 + n * 10 + k);
+  Problem p;
+  const int64_t padded = tsrunner::detail::int8_k_groups(k) * 4;
+  p.q = at::zeros({rows, padded}, at::kByte);
+  p.q.narrow(1, 0, k).copy_(at::randint(0, 256, {rows, k}, at::kInt));
+  p.weight = at::randint(-127, 128, {n, k}, at::kInt).to(at::kChar);
+  p.panels = tsrunner::detail::pack_int8_panels(p.weight);
+  p.sums = p.weight.to(at::kInt).sum(1, false, at::kInt);
+  p.zeros = at::randint(0, 256, {rows}, at::kInt);
+  return p;
+}
+
+TEST(Int8Gemm, MatchesAnExactIntegerReference) {
+  const int threads_before = at::get_num_threads();
+  for (const auto& [rows, n, k] : kShapes) {
+    const Problem p = make_problem(rows, n, k);
+    // Exact in int64, then the same int32 -> float conversion the kernel makes; unit scales and
+    // no bias leave nothing else to round.
+    const at::Tensor sums64 =
+        at::matmul(p.q.narrow(1, 0, k).to(at::kLong), p.weight.to(at::kLong).t());
+    const at::Tensor want = (sums64 - p.zeros.to(at::kLong).unsqueeze(1) * p.sums.to(at::kLong))
+                                .to(at::kInt)
+                                .to(at::kFloat);
+    const at::Tensor ones_rows = at::ones({rows});
+    const at::Tensor ones_columns = at::ones({n});
+    for (CpuIsa isa : isas()) {
+      for (int threads : {1, 2, 7}) {
+        at::set_num_threads(threads);
+        at::Tensor out = at::full({rows, n}, 1e30);  // anything left unwritten shows
+        tsrunner::detail::int8_gemm(p.q.data_ptr<uint8_t>(), rows, k, p.panels.data_ptr<int8_t>(),
+                                    n, ones_rows.data_ptr<float>(), p.zeros.data_ptr<int32_t>(),
+                                    ones_columns.data_ptr<float>(), p.sums.data_ptr<int32_t>(),
+                                    nullptr, out.data_ptr<float>(), isa);
+        EXPECT_TRUE(at::equal(out, want))
+            << "rows " << rows << " N " << n << " K " << k << " threads " << threads << " isa "
+            << tsrunner::detail::isa_name(isa) << " max diff "
+            << (out - want).abs().max().item<float>();
+      }
+    }
+  }
+  at::set_num_threads(threads_before);
+}
+
+TEST(Int8Gemm, AppliesRowAndColumnScalesAndBias) {
+  const auto [rows, n, k] = Shape{29, 40, 70};
+  const Problem p = make_problem(rows, n, k);
+  const at::Tensor row_scales = at::rand({rows}) + 0.1;
+  const at::Tensor column_scales = at::rand({n}) + 0.1;
+  const at::Tensor bias = at::randn({n});
+  const at::Tensor sums =
+      at::matmul(p.q.narrow(1, 0, k).to(at::kDouble), p.weight.to(at::kDouble).t()) -
+      p.zeros.to(at::kDouble).unsqueeze(1) * p.sums.to(at::kDouble);
+  const at::Tensor want =
+      sums * row_scales.to(at::kDouble).unsqueeze(1) * column_scales.to(at::kDouble) +
+      bias.to(at::kDouble);
+  for (CpuIsa isa : isas()) {
+    at::Tensor out = at::empty({rows, n});
+    tsrunner::detail::int8_gemm(p.q.data_ptr<uint8_t>(), rows, k, p.panels.data_ptr<int8_t>(), n,
+                                row_scales.data_ptr<float>(), p.zeros.data_ptr<int32_t>(),
+                                column_scales.data_ptr<float>(), p.sums.data_ptr<int32_t>(),
+                                bias.data_ptr<float>(), out.data_ptr<float>(), isa);
+    const double error =
+        ((out.to(at::kDouble) - want).abs() / (want.abs() + 1)).max().item<double>();
+    EXPECT_LT(error, 1e-6) << tsrunner::detail::isa_name(isa);
+  }
+}
+
+TEST(Int8Quantize, RowsRoundTripWithinHalfAStepOnEveryPath) {
+  for (const auto& [rows, n, k] : kShapes) {
+    (void)n;
+    at::manual_seed(rows + k);
+    const at::Tensor x = at::randn({rows, k}) * 3 + 0.5;
+    const at::Tensor smooth = at::rand({k}) + 0.5;
+    const int64_t padded = tsrunner::detail::int8_k_groups(k) * 4;
+    std::vector<at::Tensor> results;
+    for (CpuIsa isa : {CpuIsa::kGeneric, tsrunner::detail::cpu_isa()}) {
+      at::Tensor q = at::full({rows, padded}, 7, at::kByte);
+      at::Tensor scales = at::empty({rows});
+      at::Tensor zeros = at::empty({rows}, at::kInt);
+      tsrunner::detail::quantize_rows_u8(x.data_ptr<float>(), rows, k, smooth.data_ptr<float>(),
+                                         q.data_ptr<uint8_t>(), scales.data_ptr<float>(),
+                                         zeros.data_ptr<int32_t>(), isa);
+      const at::Tensor back =
+          (q.narrow(1, 0, k).to(at::kFloat) - zeros.unsqueeze(1).to(at::kFloat)) *
+          scales.unsqueeze(1);
+      const at::Tensor error = (back - x * smooth).abs() - scales.unsqueeze(1) * 0.5001;
+      EXPECT_LE(error.max().item<float>(), 1e-5) << "rows " << rows << " K " << k;
+      EXPECT_EQ(q.narrow(1, k, padded - k).sum().item<int64_t>(), 0) << "padding must be 0";
+      results.push_back(q);
+    }
+    EXPECT_TRUE(at::equal(results[0], results[1])) << "the paths round differently, K " << k;
+  }
+}
+
+}  // namespace
