@@ -523,7 +523,7 @@ void Service::tokenize(const std::shared_ptr<Call>& call) {
   const Tokenizer* found = nullptr;
   try {
     found = &model.runner->tokenizer();  // the one the pipeline uses, when there is one
-  } catch (const LoadError& error) {  // a tokenizer kind this build cannot read
+  } catch (const LoadError& error) {     // a tokenizer kind this build cannot read
     return call->fail(424, "model \"" + model.name + "\": " + error.what());
   }
   const Tokenizer& tokenizer = *found;
