@@ -124,7 +124,8 @@ void RequestQueue::Impl::check_model(size_t model) const {
 
 void RequestQueue::Impl::submit(QueueSubmission submission) {
   const size_t count = submission.inputs.size();
-  if (count > 0 || submission.model >= pipelines_.size()) check_model(submission.model);
+  const size_t model = submission.model;
+  if (count > 0 || model >= pipelines_.size()) check_model(model);
   if (!submission.texts.empty() && submission.texts.size() != count) {
     throw InvalidInput("RequestQueue: " + std::to_string(submission.texts.size()) + " texts for " +
                        std::to_string(count) + " inputs");
