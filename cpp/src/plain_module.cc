@@ -59,6 +59,9 @@ Manifest read_plain_module(const Archive& archive) {
   const std::string& path = archive.path();
   const std::string unreadable = path + " is TorchScript without a tsrunner manifest, and ";
   try {
+    if (!archive.reader().hasRecord("data.pkl")) {
+      throw LoadError(unreadable + "it holds no TorchScript module (no data.pkl)");
+    }
     const auto [module, name] = root_class(archive);
     if (module.empty()) throw LoadError(unreadable + "its root module's class cannot be read");
     std::string file = "code/" + module + ".py";

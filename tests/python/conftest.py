@@ -51,6 +51,22 @@ def tiny_bert_pt(tiny_bert_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def classifier_pt(tmp_path_factory) -> Path:
+    """A tiny random BERT text classifier with MiniLM's tokenizer (tsrun serve's tests)."""
+    import tsrunner
+
+    directory = tiny_models.make_model(
+        "BERT",
+        "text-classification",
+        tmp_path_factory.mktemp("models") / "tiny_classifier",
+        tokenizer_source=fixtures.minilm_directory(),
+    )
+    path = tmp_path_factory.mktemp("exports") / "classifier.pt"
+    tsrunner.export(directory, path, max_length=64)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_bert_pt2_export(tiny_bert_dir, tmp_path_factory):
     """tiny_bert as an AOTInductor package: (path, ExportReport). Compiled once per session
     (tens of seconds): every .pt2 test shares it."""

@@ -19,7 +19,6 @@ import pytest
 import torch
 
 import tsrunner
-from conftest import fixtures, tiny_models
 from serve_process import Server, environment_without_api_key
 from tsrunner import sample_text
 
@@ -30,19 +29,6 @@ TEXTS = [
     "A considerably longer sentence, so that the batch has inputs of different lengths to pad.",
 ]
 LONG_TEXT = " ".join(["token"] * 400)  # over MiniLM's 128 tokens
-
-
-@pytest.fixture(scope="module")
-def classifier_pt(tmp_path_factory):
-    directory = tiny_models.make_model(
-        "BERT",
-        "text-classification",
-        tmp_path_factory.mktemp("models") / "tiny_classifier",
-        tokenizer_source=fixtures.minilm_directory(),
-    )
-    path = tmp_path_factory.mktemp("exports") / "classifier.pt"
-    tsrunner.export(directory, path, max_length=64)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -68,6 +68,12 @@ std::vector<ServedModel> load_models(const ServeOptions& options, int generation
     model.runner = std::make_unique<Runner>(model.path, runner_options);
     if (generates) model.generator = start_generator(*model.runner, options.max_sequences);
     const Manifest& manifest = model.runner->manifest();
+    if (manifest.plain_module) {
+      std::cerr << "tsrun serve: " << model.name << ": a plain TorchScript module (no tsrunner "
+                << "manifest): /v2/models/" << model.name << "/infer takes its inputs by "
+                << "forward's argument names, dtypes and shapes unchecked, no content digest; "
+                << "`tsrunner adopt` makes a full archive\n";
+    }
     if (model.generator) {
       std::cerr << "tsrun serve: " << model.name
                 << ": generates (/v1/completions, /generate, /generate_stream)\n";

@@ -26,7 +26,8 @@ bool takes_pairs(const Manifest& manifest) {
 std::string tensor_inputs(const Manifest& manifest) {
   std::string names;
   for (const TensorSpec& spec : manifest.inputs) {
-    names += (names.empty() ? "" : ", ") + spec.name + " (" + spec.dtype + ")";
+    names += (names.empty() ? "" : ", ") + spec.name;
+    if (!spec.dtype.empty()) names += " (" + spec.dtype + ")";  // a plain module has none
   }
   return names;
 }
