@@ -14,9 +14,10 @@ namespace tsrunner {
 // "score"}]}; fill-mask {"masks": [{"candidates": [{"score", "token", "token_str"}],
 // "position"}]}; token-classification {"entities": [{"end", "entity_group", "score", "start",
 // "word"}]}; question-answering {"answer": {"end", "score", "start", "text"}} or {"answer":
-// null}; multiple-choice {"best": index, "choices": [{"choice", "score"}]}; {} for a prediction of no known task. Floats are the shortest decimal that reads back
-// to the same float32 (null for NaN and infinity: JSON has neither); text that is not valid
-// UTF-8 has U+FFFD in place of each bad byte.
+// null}; multiple-choice {"best": index, "choices": [{"choice", "score"}]}; {} for a prediction of
+// no known task. Floats are the shortest decimal that reads back to the same float32 (null for NaN
+// and infinity: JSON has neither); text that is not valid UTF-8 has U+FFFD in place of each bad
+// byte.
 std::string prediction_to_json(const Prediction& prediction);
 
 // Appends prediction_to_json(prediction) to `out`.
