@@ -68,7 +68,7 @@ $(SCALE_OUT_STAMP): $(DEPS_STAMP) requirements/scale-out.txt requirements/constr
 scale-out-deps: $(SCALE_OUT_STAMP)
 
 test-python: install scale-out-deps
-	$(PY) -m pytest -m "not cluster_full and not wheel_full"
+	$(PY) -m pytest -m "not cluster_full and not wheel_full" --durations=25
 
 # The C++ tests build against the installed package with find_package(tsrunner), like any app.
 test-cpp: fixtures

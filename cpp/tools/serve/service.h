@@ -59,14 +59,16 @@ class Service {
   void wait_for_generations() { jobs_.wait_idle(); }
 
  private:
-  struct Call;  // one request being answered (service.cc)
+  struct Call;  // one request being answered (service_call.h)
 
   void route(const std::shared_ptr<Call>& call);
+  // The text routes: TEI's and OpenAI's embeddings (service_text.cc).
   void embed(const std::shared_ptr<Call>& call);
   void predict(const std::shared_ptr<Call>& call);
   void rerank(const std::shared_ptr<Call>& call);
   void tokenize(const std::shared_ptr<Call>& call);
   void openai_embeddings(const std::shared_ptr<Call>& call);
+  // Status routes (service.cc).
   void info(const std::shared_ptr<Call>& call);
   void metrics(const std::shared_ptr<Call>& call);
   // Open Inference Protocol v2 (service_v2.cc).
