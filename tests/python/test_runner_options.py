@@ -87,7 +87,7 @@ except ValueError as error:
 
 # --- RunnerOptions reaches Python whole (issue 11.4) ----------------------------------------
 
-_HEADER = Path(__file__).resolve().parents[2] / "cpp" / "include" / "tsrunner" / "runner.h"
+_HEADER = Path(__file__).resolve().parents[2] / "cpp" / "include" / "tsrunner" / "options.h"
 
 
 def _cpp_option_fields() -> list[str]:
