@@ -116,9 +116,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   return bench;
 }
 
-int run_bench(const BenchOptions& options) {
-  if (options.generate) return run_generate_bench(options);
-  if (options.sequence < 1) throw InvalidInput("--seq is required (or --generate)");
+RunnerOptions bench_runner_options(const BenchOptions& options) {
   RunnerOptions runner_options;
   runner_options.threads = options.threads;
   runner_options.interop_threads = options.interop_threads;
@@ -127,6 +125,13 @@ int run_bench(const BenchOptions& options) {
   runner_options.engine = options.engine;
   runner_options.compute = options.compute;
   copy_kernel_flags(options.kernels, runner_options);
+  return runner_options;
+}
+
+int run_bench(const BenchOptions& options) {
+  if (options.generate) return run_generate_bench(options);
+  if (options.sequence < 1) throw InvalidInput("--seq is required (or --generate)");
+  const RunnerOptions runner_options = bench_runner_options(options);
 
   const auto load_start = Clock::now();
   const Runner runner(options.model_path, runner_options);

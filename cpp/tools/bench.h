@@ -45,6 +45,9 @@ int run_bench(const BenchOptions& options);
 // aggregate tokens/s and peak RSS of `batch` sequences generated together (EOS ignored).
 int run_generate_bench(const BenchOptions& options);
 
+// The RunnerOptions a bench run loads the model with (both modes).
+RunnerOptions bench_runner_options(const BenchOptions& options);
+
 // Peak resident memory of this process, in MB (getrusage).
 double peak_rss_mb();
 

@@ -53,14 +53,7 @@ Round run_round(const Generator& generator, const std::vector<std::vector<int64_
 }  // namespace
 
 int run_generate_bench(const BenchOptions& options) {
-  RunnerOptions runner_options;
-  runner_options.threads = options.threads;
-  runner_options.interop_threads = options.interop_threads;
-  runner_options.optimize_graph = options.optimize_graph;
-  runner_options.freeze = options.freeze;
-  runner_options.engine = options.engine;
-  runner_options.compute = options.compute;
-  copy_kernel_flags(options.kernels, runner_options);
+  const RunnerOptions runner_options = bench_runner_options(options);
   const auto load_start = Clock::now();
   const Runner runner(options.model_path, runner_options);
   const double load_ms = seconds_since(load_start) * 1e3;

@@ -16,6 +16,17 @@
 #include "tsrunner/version.h"
 
 namespace tsrunner::serve {
+
+std::string v2_answer_head(const std::string& model_name, const std::string& request_id) {
+  std::string body = "{\"model_name\":";
+  append_string(body, model_name);
+  body += ",\"model_version\":\"1\"";
+  if (!request_id.empty()) {
+    body += ",\"id\":";
+    append_string(body, request_id);
+  }
+  return body + ",\"outputs\":[";
+}
 namespace {
 
 constexpr const char* kModelsPrefix = "/v2/models/";
@@ -219,14 +230,7 @@ void Service::v2_infer(const std::shared_ptr<Call>& call, ServedModel& model) {
           binary.push_back(request->binary_by_default);
         }
       }
-      std::string body = "{\"model_name\":";
-      append_string(body, model.name);
-      body += ",\"model_version\":\"1\"";
-      if (!request->id.empty()) {
-        body += ",\"id\":";
-        append_string(body, request->id);
-      }
-      body += ",\"outputs\":[";
+      std::string body = v2_answer_head(model.name, request->id);
       std::string blobs;
       for (size_t i = 0; i < names.size(); ++i) {
         const at::Tensor tensor = outputs.at(names[i]).detach().cpu().contiguous();

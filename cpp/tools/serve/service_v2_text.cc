@@ -188,14 +188,7 @@ void Service::v2_infer_text(const std::shared_ptr<Call>& call, ServedModel& mode
         }
       }
     }
-    std::string body = "{\"model_name\":";
-    append_string(body, model.name);
-    body += ",\"model_version\":\"1\"";
-    if (!request->id.empty()) {
-      body += ",\"id\":";
-      append_string(body, request->id);
-    }
-    body += ",\"outputs\":[";
+    std::string body = v2_answer_head(model.name, request->id);
     std::string blobs;
     bool any_binary = false;
     for (size_t i = 0; i < answered.size(); ++i) {

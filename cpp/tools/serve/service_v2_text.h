@@ -23,4 +23,8 @@ std::vector<V2TextSpec> v2_text_inputs(const ServedModel& model);
 // order (text-classification) and "prediction", each input's /predict answer as JSON text.
 std::vector<V2TextSpec> v2_text_outputs(const ServedModel& model);
 
+// The start of an infer answer, up to its "outputs" list: {"model_name", "model_version",
+// "id" (when the request has one), "outputs":[
+std::string v2_answer_head(const std::string& model_name, const std::string& request_id);
+
 }  // namespace tsrunner::serve
