@@ -175,10 +175,10 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
   // The archive says what it is: an AOTInductor package or TorchScript, and the manifest must
   // agree (a renamed or repackaged file is refused, not run by the wrong engine).
   const bool aoti = detail::is_aoti_package(archive);
-  if (aoti != (impl_->manifest.backend == "aoti")) {
+  if (aoti != (impl_->manifest.backend == Backend::kAoti)) {
     throw LoadError(path + (aoti ? " is an AOTInductor package" : " is TorchScript") +
-                    " but its manifest says backend \"" + impl_->manifest.backend +
-                    "\"; re-export it");
+                    " but its manifest says backend \"" +
+                    std::string(backend_name(impl_->manifest.backend)) + "\"; re-export it");
   }
   if (impl_->manifest.plain_module) {
     // tsrunner's kernels check a rewritten graph on example inputs built from the manifest's
@@ -197,7 +197,8 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
     int64_t sequence = options.warmup_sequence;
     const ShapeContract& contract = impl_->manifest.shape_contract;
     if (contract.max_sequence > 0) sequence = std::min(sequence, contract.max_sequence);
-    if (contract.kind == "fixed" && contract.max_sequence > 0) sequence = contract.max_sequence;
+    if (contract.kind == ShapeKind::kFixed && contract.max_sequence > 0)
+      sequence = contract.max_sequence;
     const TensorMap inputs = make_example_inputs(impl_->manifest, 1, sequence);
     for (int i = 0; i < options.warmup_runs; ++i) (void)run(inputs);
   }

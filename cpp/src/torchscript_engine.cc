@@ -30,7 +30,7 @@ std::string first_line(const std::string& text) {
 // A load failure in one line, naming Neuron when the archive needs its runtime: its graph
 // calls ops only the Neuron runtime registers.
 LoadError load_error(const std::string& path, const Manifest& manifest, const std::string& why) {
-  if (manifest.backend == "neuron") {
+  if (manifest.backend == Backend::kNeuron) {
     return LoadError(path + " was compiled for AWS Neuron (manifest backend \"neuron\"): it " +
                      "loads only where the Neuron runtime (torch-neuronx) is installed, not in " +
                      "plain LibTorch: " + first_line(why));
@@ -156,7 +156,8 @@ class TorchScriptEngine final : public Engine {
     int64_t sequence = 8;
     const ShapeContract& contract = manifest.shape_contract;
     if (contract.max_sequence > 0) sequence = std::min(sequence, contract.max_sequence);
-    if (contract.kind == "fixed" && contract.max_sequence > 0) sequence = contract.max_sequence;
+    if (contract.kind == ShapeKind::kFixed && contract.max_sequence > 0)
+      sequence = contract.max_sequence;
     int64_t batch = std::max<int64_t>(1, (min_rows + sequence - 1) / sequence);
     if (contract.max_batch > 0) batch = std::min(batch, contract.max_batch);
     std::vector<at::Tensor> ordered =

@@ -87,18 +87,20 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
   const int64_t pad = manifest.pad_token_id.value_or(0);
   auto [ids, mask] = padded_rows(rows, pad);
   // Inputs by the role the manifest records, whatever the export named them.
-  const tsrunner::TensorSpec* token_ids = manifest.find_input_by_role("token_ids");
+  const tsrunner::TensorSpec* token_ids = manifest.find_input_by_role(tsrunner::Role::kTokenIds);
   if (token_ids == nullptr) throw UsageError("--ids: this export takes no token ids");
   tsrunner::TensorMap inputs{{token_ids->name, ids}};
-  if (const tsrunner::TensorSpec* spec = manifest.find_input_by_role("attention_mask")) {
+  if (const tsrunner::TensorSpec* spec =
+          manifest.find_input_by_role(tsrunner::Role::kAttentionMask)) {
     inputs.emplace(spec->name, mask);
   }
   // A plain module's token_type_ids has no default to fill: one segment, as the runner's default.
-  const tsrunner::TensorSpec* type_ids = manifest.find_input_by_role("token_type_ids");
+  const tsrunner::TensorSpec* type_ids = manifest.find_input_by_role(tsrunner::Role::kTokenTypeIds);
   if (manifest.plain_module && type_ids != nullptr) {
     inputs.emplace(type_ids->name, at::zeros_like(ids));
   }
-  const tsrunner::TensorSpec* decoder_ids_input = manifest.find_input_by_role("decoder_token_ids");
+  const tsrunner::TensorSpec* decoder_ids_input =
+      manifest.find_input_by_role(tsrunner::Role::kDecoderTokenIds);
   if (decoder_ids_input == nullptr) {
     if (!decoder_id_lists.empty()) {
       throw UsageError("--decoder-ids: this export has no decoder_input_ids input");

@@ -101,7 +101,9 @@ std::string info_json(const std::vector<ServedModel>& models, const ServeOptions
   const Manifest& manifest = first.runner->manifest();
   ordered_json model_type;
   if (manifest.task_kind == Task::kFeatureExtraction) {
-    model_type["embedding"] = {{"pooling", manifest.pooling ? manifest.pooling->mode : "mean"}};
+    model_type["embedding"] = {
+        {"pooling",
+         pooling_mode_name(manifest.pooling ? manifest.pooling->mode : PoolingMode::kMean)}};
   } else if (manifest.task_kind == Task::kTextClassification) {
     ordered_json id2label = ordered_json::object(), label2id = ordered_json::object();
     for (size_t i = 0; i < manifest.labels.size(); ++i) {
