@@ -266,7 +266,8 @@ def main() -> int:
         rows += measure(runner, model, ct2_generator, batch, args)
     serve_rows = serve_streams(archive, args) if "serve" in args.contenders else []
 
-    print(f"\nCPU: {cpu_name()}; {args.threads} threads; tsrunner kernel path {runner.engine}; "
+    path = runner.kernel_path
+    print(f"\nCPU: {cpu_name()}; {args.threads} threads; tsrunner kernel path {path}; "
           f"GPT-2 {args.layers}x{args.width}, vocab {args.vocab}, prompt {args.prompt_tokens}, "
           f"{args.new_tokens} new tokens, fp32, EOS ignored\n")  # fmt: skip
     print("| contender | batch | time to first token (ms) | decode tokens/s | vs HF | vs CT2 |")

@@ -75,12 +75,12 @@ class TorchScriptEngine final : public Engine {
         module_ = torch::jit::optimize_for_inference(module_);
       }
       kernel_path_ =
-          apply_cpu_fast_path(module_, options.engine, options.compute, device_.is_cpu(),
+          apply_cpu_fast_path(module_, options.kernel_path, options.compute, device_.is_cpu(),
                               resolve_kernel_settings(options),
                               [this, &manifest](torch::jit::Module& module, int64_t min_rows) {
                                 smoke_run(module, manifest, min_rows);
                               });
-    } catch (const InvalidInput&) {  // engine=onednn where it cannot run
+    } catch (const InvalidInput&) {  // kernel_path=onednn where it cannot run
       throw;
     } catch (const c10::Error& error) {
       file->check_unchanged();  // a file rewritten mid-load explains any failure
