@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -294,3 +295,36 @@ def test_an_export_that_cannot_generate_says_why(tmp_path):
     with pytest.warns(UserWarning, match="cannot generate .* with --buckets"):
         report = tsrunner.export(directory, tmp_path / "model.pt", buckets=[8])
     assert "generation" not in report.manifest
+    with pytest.raises(ValueError, match=r"exported with --buckets, which keeps forward only"):
+        tsrunner.Runner(tmp_path / "model.pt").generate("hello")
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "T5"])
+def test_a_pt2_export_of_a_generating_model_is_refused(kind, tmp_path):
+    """AOTInductor packages get no generation methods: the export says so in one line before
+    compiling anything, and writes nothing."""
+    if kind == "T5":
+        import tiny_models
+
+        directory = tiny_models.make_model(
+            "T5", "text2text", tmp_path / "model", tokenizer_source=None
+        )
+        model_class, task = "T5ForConditionalGeneration", "text2text"
+    else:
+        directory = _tiny_decoders().make_decoder(kind, tmp_path / "model")
+        model_class, task = "GPT2LMHeadModel", "causal-lm"
+    message = (
+        f"{model_class} cannot generate from a .pt2 (AOTInductor) export: its generation "
+        "methods (prefill or encode, and decode, with a KV cache) are TorchScript-only; "
+        "export it to a .pt file"
+    )
+    output = tmp_path / "model.pt2"
+    with pytest.raises(tsrunner.ExportError) as caught:
+        tsrunner.export(directory, output, task=task)
+    assert str(caught.value) == message and not output.exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "tsrunner", "export", str(directory), "-o", str(output)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0 and not output.exists()
+    assert done.stderr.strip().splitlines() == [f"tsrunner: error: {message}"], done.stderr

@@ -169,7 +169,7 @@ def test_source_longer_than_the_encoder_is_refused(seq2seq):
         ({"num_beams": 0}, "num_beams must be >= 1"),
         ({"num_beams": 2, "num_return_sequences": 3}, "num_return_sequences must be in [1, num_"),
         ({"num_beams": 2, "early_stopping": "sometimes"}, "early_stopping must be true, false"),
-        ({"num_beams": 2, "temperature": 0.7}, "beam sampling (do_sample) is not supported"),
+        ({"num_beams": 2, "temperature": 0.7}, "num_beams 2 (the request's) is HF's beam sampl"),
         ({"num_beams": 2, "stop": ["x"]}, "stop strings are not supported with beam search"),
     ],
 )  # fmt: skip

@@ -67,15 +67,24 @@ std::string describe_generation(const std::string& manifest_json) {
     defaults += (defaults.empty() ? "" : ", ") + item.key() + " " + item.value().dump();
   }
   out << "  defaults    " << defaults << "\n";
+  for (const std::string& refusal : generation_refusals(record)) {
+    out << "  refuses     " << refusal << "\n";
+  }
   return out.str();
 }
 
 GenerationSpec read_generation_spec(const Manifest& manifest) {
   const json root = json::parse(manifest.raw_json, nullptr, false);
   if (root.is_discarded() || !root.contains("generation") || !root["generation"].is_object()) {
+    // Why, where the manifest tells: the export chose forward only.
+    std::string why = "(re-export a causal-lm model with this version of `tsrunner export`)";
+    if (manifest.aoti) {
+      why = "(a .pt2 (AOTInductor) export has no generation methods: export the model to a .pt)";
+    } else if (!manifest.shape_contract.buckets.empty()) {
+      why = "(exported with --buckets, which keeps forward only: export it without buckets)";
+    }
     throw InvalidInput("this " + manifest.task +
-                       " export cannot generate: its manifest has no \"generation\" record "
-                       "(re-export a causal-lm model with this version of `tsrunner export`)");
+                       " export cannot generate: its manifest has no \"generation\" record " + why);
   }
   const json& record = root["generation"];
   GenerationSpec spec;
@@ -146,6 +155,7 @@ GenerationSpec read_generation_spec(const Manifest& manifest) {
                          : (early.is_boolean() && early.get<bool>() ? "true" : "false");
   d.num_return_sequences = int_or(defaults, "num_return_sequences", 1);
   d.eos_token_ids = spec.eos_token_ids;
+  spec.unsupported = find_unsupported_settings(record.value("generation_config", json::object()));
   return spec;
 }
 
@@ -222,18 +232,25 @@ ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams
                        std::to_string(p.num_return_sequences));
   }
   if (p.num_beams > 1) {
-    // A request that asks for sampling with beams asks for HF's beam sampling, which this
-    // runner does not do; a sampling default of the model gives way to the beams.
-    if (p.do_sample && (request.do_sample.value_or(false) || sampling_asked)) {
-      throw InvalidInput(
-          "num_beams > 1 decodes greedily: beam sampling (do_sample) is not "
-          "supported; ask for num_beams 1 to sample");
+    // HF's beam sampling (do_sample with beams) draws the beams' candidates: refused, whoever
+    // asked for which (a model's saved defaults included), rather than answered differently.
+    if (p.do_sample) {
+      const std::string sample_source = request.do_sample ? "the request's"
+                                        : sampling_asked
+                                            ? "asked by the request's sampling parameters"
+                                            : "the model's default";
+      throw InvalidInput("do_sample true (" + sample_source + ") with num_beams " +
+                         std::to_string(p.num_beams) + " (" +
+                         (request.num_beams ? "the request's" : "the model's default") +
+                         ") is HF's beam sampling, which this runner does not do: ask for "
+                         "do_sample false (temperature 0) for beam search, or num_beams 1 to "
+                         "sample");
     }
-    p.do_sample = false;
     if (!p.stop.empty()) {
       throw InvalidInput("stop strings are not supported with beam search (num_beams > 1)");
     }
   }
+  refuse_unsupported(spec.unsupported, p);
   return p;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tsrunner/generator.h"
+#include "unsupported_settings.h"
 
 namespace tsrunner {
 struct Manifest;
@@ -34,6 +35,8 @@ struct GenerationSpec {
   std::optional<int64_t> default_max_length;
   int64_t default_min_length = 0;  // HF min_length: counts the prompt too
   GenerationParams defaults;       // every field but seed and stop set
+  // Saved settings HF generate would apply and this runner does not: refused where they apply.
+  std::vector<UnsupportedSetting> unsupported;
 };
 
 // The lines `tsrun info` / `tsrunner info` print for a manifest's "generation" record.
