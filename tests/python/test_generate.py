@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import tsrunner
+from serve_process import Server
 from tsrunner import _core
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -98,15 +99,40 @@ def test_greedy_equals_hf_generate(decoder, params):
         assert result["finish_reason"] == ("length" if len(tokens) == limit else "stop")
 
 
+def _front_ends_give(expected: list[list[int]], path: Path, tsrun: str, workdir: Path) -> None:
+    """Greedy answers of 8 new tokens to PROMPTS through Runner.generate, tsrun --input (JSON
+    lines) and tsrun serve's /v1/completions, all equal to `expected` (HF generate's tokens)."""
+    runner = tsrunner.Runner(path, threads=1)
+    got = runner.generate(PROMPTS, details=True, max_new_tokens=8)
+    assert [result["token_ids"] for result in got] == expected
+    lines = workdir / "prompts.jsonl"
+    lines.write_text(
+        "".join(json.dumps({"id": i, "text": p}) + "\n" for i, p in enumerate(PROMPTS))
+    )
+    done = subprocess.run(
+        [tsrun, str(path), "--input", str(lines), "--output", "-", "--max-new-tokens", "8"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [answer["token_ids"] for answer in answers] == expected
+    with Server(tsrun, [path], "--name", "gen") as server:
+        status, answer = server.post("/v1/completions", {"prompt": PROMPTS, "max_tokens": 8})
+        assert status == 200, answer
+        choices = sorted(answer["choices"], key=lambda choice: choice["index"])
+        assert [choice["text"] for choice in choices] == [result["text"] for result in got]
+
+
+def test_front_ends_equal_hf_generate(decoder, tsrun, tmp_path):
+    directory, path, _ = decoder
+    _front_ends_give(_hf_generate(directory, PROMPTS, max_new_tokens=8), path, tsrun, tmp_path)
+
+
 @pytest.mark.parametrize("kind", ["qwen2", "mistral"])
-def test_more_llama_style_families_equal_hf_generate(kind, tmp_path):
+def test_more_llama_style_families_equal_hf_generate(kind, tmp_path, tsrun):
     directory = _tiny_decoders().make_decoder(kind, tmp_path / "model")
     tsrunner.export(directory, tmp_path / "model.pt", task="causal-lm")
-    runner = tsrunner.Runner(tmp_path / "model.pt", threads=1)
-    got = runner.generate(PROMPTS, details=True, max_new_tokens=8)
-    assert [result["token_ids"] for result in got] == _hf_generate(
-        directory, PROMPTS, max_new_tokens=8
-    )
+    expected = _hf_generate(directory, PROMPTS, max_new_tokens=8)
+    _front_ends_give(expected, tmp_path / "model.pt", tsrun, tmp_path)
 
 
 def test_continuous_batching_equals_one_batch(decoder):

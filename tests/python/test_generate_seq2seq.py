@@ -15,6 +15,8 @@ import tiny_models
 import torch
 
 import tsrunner
+from archive_tools import resave
+from serve_process import Server
 from tsrunner import _core
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -226,3 +228,53 @@ def test_gpt2_beam_search_equals_hf_generate(tmp_path):
                 for row in output[:, batch["input_ids"].shape[1] :].tolist()]  # fmt: skip
     assert [r["token_ids"] for r in runner.generate(short, details=True)] == expected
     assert max(map(len, expected)) == 20  # not 20 minus the prompt
+
+
+def _sse_payloads(server: Server, path: str, body: dict, prefix: str) -> list[str]:
+    status, headers, data = server.request("POST", path, body)
+    assert status == 200 and headers["Content-Type"] == "text/event-stream", data
+    events = data.decode().removesuffix("\n\n").split("\n\n")
+    assert all(event.startswith(prefix) for event in events), data
+    return [event[len(prefix) :] for event in events]
+
+
+def test_serve_equals_hf_generate(seq2seq, tsrun, tmp_path):
+    """tsrun serve on an encoder-decoder export: OpenAI's /v1/completions and TGI's /generate
+    give HF generate's tokens under the saved summarizer config (beam search) and under greedy
+    saved defaults (a copy of the export with them); streamed text equals the answer."""
+    directory, path, runner = seq2seq
+
+    def greedy_defaults(files: dict[str, str]) -> dict[str, str]:
+        manifest = json.loads(files["tsrunner/manifest.json"])
+        manifest["generation"]["defaults"].update(GREEDY)
+        manifest["generation"]["generation_config"].update(GREEDY)
+        return {**files, "tsrunner/manifest.json": json.dumps(manifest)}
+
+    resave(path, tmp_path / "greedy.pt", edit_files=greedy_defaults)
+    eos = runner.manifest["generation"]["eos_token_ids"]
+    source, limit = SOURCES[2], 7
+    # TGI's routes serve the first model: one server per export.
+    for served, params in ((path, {}), (tmp_path / "greedy.pt", GREEDY)):
+        tokens = _hf_generate(directory, [source], max_new_tokens=limit, **params)[0]
+        expected = runner.generate(source, details=True, max_new_tokens=limit, **params)
+        assert expected["token_ids"] == tokens, params
+        with Server(tsrun, [served]) as server:
+            body = {"prompt": source, "max_tokens": limit}
+            status, answer = server.post("/v1/completions", body)
+            assert status == 200 and answer["choices"][0]["text"] == expected["text"], params
+            assert answer["usage"]["completion_tokens"] == len(tokens)
+            events = _sse_payloads(server, "/v1/completions", {**body, "stream": True}, "data: ")
+            assert events[-1] == "[DONE]"
+            streamed = "".join(json.loads(e)["choices"][0]["text"] for e in events[:-1])
+            assert streamed == expected["text"], params
+            tgi = {"inputs": source, "parameters": {"max_new_tokens": limit, "details": True}}
+            status, answer = server.post("/generate", tgi)
+            assert status == 200 and answer["generated_text"] == expected["text"], params
+            ids = [token["id"] for token in answer["details"]["tokens"]]
+            assert ids in (tokens, tokens + eos[:1]), params  # TGI lists the EOS that ended it
+            events = _sse_payloads(server, "/generate_stream", tgi, "data:")
+            assert json.loads(events[-1])["generated_text"] == expected["text"], params
+            if not params:  # sampling with the saved beams is HF's beam sampling: refused
+                sampled = {"prompt": source, "temperature": 0.7}
+                status, answer = server.post("/v1/completions", sampled)
+                assert status == 400 and "is HF's beam sampling" in answer["error"]["message"]
