@@ -231,3 +231,11 @@ def test_hf_default_values_are_not_refused(plain):
     for name, value in HF_DEFAULTS.items():
         manifest = _with_setting(runner.manifest, name, value)
         assert _core.generation_refusals(json.dumps(manifest)) == [], name
+
+
+def test_several_samples_per_prompt_are_refused(plain):
+    """HF draws num_return_sequences samples per prompt; the runner returns several sequences
+    only from beam search."""
+    _, runner = plain
+    with pytest.raises(ValueError, match=r"num_return_sequences 2 with sampling \(HF draws"):
+        runner.generate(PROMPT, do_sample=True, num_return_sequences=2)

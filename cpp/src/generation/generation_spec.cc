@@ -226,6 +226,11 @@ ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams
   }
   p.num_return_sequences =
       request.num_return_sequences.value_or(d.num_return_sequences.value_or(1));
+  if (p.num_beams == 1 && p.do_sample && p.num_return_sequences > 1) {
+    throw InvalidInput("num_return_sequences " + std::to_string(p.num_return_sequences) +
+                       " with sampling (HF draws that many samples per prompt) is not supported: "
+                       "ask for num_return_sequences 1 and send the prompt with several seeds");
+  }
   if (p.num_return_sequences < 1 || p.num_return_sequences > p.num_beams) {
     throw InvalidInput("num_return_sequences must be in [1, num_beams " +
                        std::to_string(p.num_beams) + "], not " +
