@@ -29,15 +29,16 @@ PROMPTS = ["The module provides", "Return a new list", PROMPT, "A"]
 # a request HF would apply it to, and one it would not (None: it applies to every request).
 UNSUPPORTED = [
     ("guidance_scale", 1.5, {}, None),
-    ("sequence_bias", [[[5], 2.0]], {}, None),
     ("encoder_repetition_penalty", 1.2, {}, None),
     ("encoder_no_repeat_ngram_size", 2, {}, None),
-    ("bad_words_ids", [[5]], {}, None),
     ("remove_invalid_values", True, {}, None),
     ("exponential_decay_length_penalty", [2, 1.5], {}, None),
-    ("suppress_tokens", [5], {}, None),
-    ("begin_suppress_tokens", [5], {}, None),
     ("watermarking_config", {"greenlist_ratio": 0.25}, {}, None),
+    # Applied (token_biases.cc), but not values HF takes: refused as HF refuses them.
+    ("sequence_bias", [[[5], 2]], {}, None),
+    ("bad_words_ids", [[5, -1]], {}, None),
+    ("suppress_tokens", "5", {}, None),
+    ("begin_suppress_tokens", [[5]], {}, None),
     ("max_time", 10.0, {}, None),
     ("stop_strings", ["x"], {}, None),
     ("token_healing", True, {}, None),
@@ -239,3 +240,35 @@ def test_several_samples_per_prompt_are_refused(plain):
     _, runner = plain
     with pytest.raises(ValueError, match=r"num_return_sequences 2 with sampling \(HF draws"):
         runner.generate(PROMPT, do_sample=True, num_return_sequences=2)
+
+
+def test_saved_token_biases_give_hf_generate_tokens(plain, tmp_path):
+    """sequence_bias, bad_words_ids, suppress_tokens and begin_suppress_tokens saved in the
+    model's generation_config.json, chosen to change greedy output: HF generate's tokens, greedy
+    and with beams."""
+    path, runner = plain
+    directory = path.parent / "model"
+    plain_tokens = [
+        r["token_ids"] for r in runner.generate(PROMPTS, details=True, max_new_tokens=12)
+    ]
+    first = plain_tokens[0]
+    settings = {
+        "suppress_tokens": [max(set(first), key=first.count)],
+        "begin_suppress_tokens": [plain_tokens[1][0], plain_tokens[2][0]],
+        "bad_words_ids": [[0], [first[2]], plain_tokens[3][:2]],  # EOS alone is never banned
+        "sequence_bias": [[[first[-1]], 4.0], [[first[0], first[1]], -1.5]],
+    }
+    manifest = copy.deepcopy(runner.manifest)
+    manifest["generation"]["generation_config"].update(settings)
+    resave(
+        path,
+        tmp_path / "model.pt",
+        edit_files=lambda files: {**files, "tsrunner/manifest.json": json.dumps(manifest)},
+    )
+    biased = tsrunner.Runner(tmp_path / "model.pt", threads=1)
+    assert _core.generation_refusals(json.dumps(manifest)) == []
+    for params in ({"max_new_tokens": 12}, {"max_new_tokens": 12, "num_beams": 2}):
+        expected = _hf_generate(directory, PROMPTS, **params, **settings)
+        assert expected != _hf_generate(directory, PROMPTS, **params), "the settings do nothing"
+        got = biased.generate(PROMPTS, details=True, **params)
+        assert [r["token_ids"] for r in got] == expected, params

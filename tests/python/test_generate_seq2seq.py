@@ -278,3 +278,36 @@ def test_serve_equals_hf_generate(seq2seq, tsrun, tmp_path):
                 sampled = {"prompt": source, "temperature": 0.7}
                 status, answer = server.post("/v1/completions", sampled)
                 assert status == 400 and "is HF's beam sampling" in answer["error"]["message"]
+
+
+def test_saved_token_biases_give_hf_generate_tokens(seq2seq, tmp_path):
+    """suppress_tokens, begin_suppress_tokens (after BART's forced BOS) and bad_words_ids saved
+    in generation_config.json, chosen from each mode's output to change it: HF generate's tokens,
+    greedy and with the saved beams."""
+    directory, path, runner = seq2seq
+    record = runner.manifest["generation"]
+    special = {record["forced_bos_token_id"], *record["eos_token_ids"]}
+    first = 1 if record["forced_bos_token_id"] is not None else 0  # the first token not forced
+    for mode, params in (
+        ("greedy", {"max_new_tokens": 8, **GREEDY}),
+        ("beams", {"max_new_tokens": 8}),
+    ):
+        plain = [r["token_ids"] for r in runner.generate(SOURCES, details=True, **params)]
+        tokens = [t for t in plain[0] if t not in special]
+        settings = {
+            "suppress_tokens": [max(set(tokens), key=tokens.count)],
+            "begin_suppress_tokens": sorted({row[first] for row in plain if len(row) > first}),
+            "bad_words_ids": [plain[2][first : first + 2]],
+        }
+
+        def with_settings(files: dict[str, str], settings=settings) -> dict[str, str]:
+            manifest = json.loads(files["tsrunner/manifest.json"])
+            manifest["generation"]["generation_config"].update(settings)
+            return {**files, "tsrunner/manifest.json": json.dumps(manifest)}
+
+        resave(path, tmp_path / f"{mode}.pt", edit_files=with_settings)
+        biased = tsrunner.Runner(tmp_path / f"{mode}.pt", threads=1)
+        expected = _hf_generate(directory, SOURCES, **params, **settings)
+        assert expected != _hf_generate(directory, SOURCES, **params), "the settings do nothing"
+        got = biased.generate(SOURCES, details=True, **params)
+        assert [r["token_ids"] for r in got] == expected, mode

@@ -155,7 +155,11 @@ GenerationSpec read_generation_spec(const Manifest& manifest) {
                          : (early.is_boolean() && early.get<bool>() ? "true" : "false");
   d.num_return_sequences = int_or(defaults, "num_return_sequences", 1);
   d.eos_token_ids = spec.eos_token_ids;
-  spec.unsupported = find_unsupported_settings(record.value("generation_config", json::object()));
+  const json saved = record.value("generation_config", json::object());
+  spec.unsupported = find_unsupported_settings(saved);
+  std::vector<std::string> malformed;  // refused by the rules of unsupported_settings.cc
+  TokenBiases biases = read_token_biases(saved, malformed);
+  if (!biases.empty()) spec.token_biases = std::make_shared<const TokenBiases>(std::move(biases));
   return spec;
 }
 
@@ -216,6 +220,7 @@ ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams
   p.stop = request.stop;
   p.forced_bos_token_id = spec.forced_bos_token_id;
   p.forced_eos_token_ids = spec.forced_eos_token_ids;
+  p.token_biases = spec.token_biases;
   p.num_beams = request.num_beams.value_or(d.num_beams.value_or(1));
   if (p.num_beams < 1) out_of_range("num_beams", double(p.num_beams), ">= 1");
   p.length_penalty = request.length_penalty.value_or(d.length_penalty.value_or(1.0));

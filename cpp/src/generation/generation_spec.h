@@ -1,10 +1,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "token_biases.h"
 #include "tsrunner/generator.h"
 #include "unsupported_settings.h"
 
@@ -35,6 +37,8 @@ struct GenerationSpec {
   std::optional<int64_t> default_max_length;
   int64_t default_min_length = 0;  // HF min_length: counts the prompt too
   GenerationParams defaults;       // every field but seed and stop set
+  // The saved sequence_bias, bad_words_ids, suppress_tokens, begin_suppress_tokens (null: none).
+  std::shared_ptr<const TokenBiases> token_biases;
   // Saved settings HF generate would apply and this runner does not: refused where they apply.
   std::vector<UnsupportedSetting> unsupported;
 };
@@ -62,6 +66,7 @@ struct ResolvedParams {
   std::vector<std::string> stop;
   std::optional<int64_t> forced_bos_token_id;  // forced as the first token of the sequence
   std::vector<int64_t> forced_eos_token_ids;   // forced as the last token max_new_tokens allows
+  std::shared_ptr<const TokenBiases> token_biases;  // the model's; null when it saves none
   int64_t num_beams = 1;
   double length_penalty = 1.0;
   std::string early_stopping = "false";  // "true", "false" or "never"

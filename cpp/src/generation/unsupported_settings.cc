@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "generation_spec.h"
+#include "token_biases.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner::detail {
@@ -26,6 +27,20 @@ bool present(const json& value) {
   return !value.is_null() && !((value.is_array() || value.is_object()) && value.empty());
 }
 
+// The token-list settings the runner applies (token_biases.h), unless malformed (HF refuses
+// those values).
+template <const char* kName>
+bool malformed(const json& value) {
+  std::vector<std::string> names;
+  (void)read_token_biases(json{{kName, value}}, names);
+  return !names.empty();
+}
+constexpr char kSequenceBias[] = "sequence_bias";
+constexpr char kBadWordsIds[] = "bad_words_ids";
+constexpr char kSuppressTokens[] = "suppress_tokens";
+constexpr char kBeginSuppressTokens[] = "begin_suppress_tokens";
+constexpr const char* kNotTokenIds = "given a value that is not lists of token ids";
+
 // One rule per setting HF 5.24's generate reads and this runner does not apply: when its value
 // changes HF's output (GenerationMixin._get_logits_processor, _get_stopping_criteria,
 // GenerationConfig.get_generation_mode), and in which decoding mode.
@@ -44,19 +59,18 @@ const Rule kRules[] = {
     {"guidance_scale", [](const json& v) { return present(v) && number(v) != 1; },
      "classifier-free guidance (UnbatchedClassifierFreeGuidanceLogitsProcessor)", "", always,
      kNoRequest},
-    {"sequence_bias", present, "SequenceBiasLogitsProcessor", "", always, kNoRequest},
     {"encoder_repetition_penalty", [](const json& v) { return present(v) && number(v) != 1; },
      "EncoderRepetitionPenaltyLogitsProcessor", "", always, kNoRequest},
     {"encoder_no_repeat_ngram_size", [](const json& v) { return number(v) > 0; },
      "EncoderNoRepeatNGramLogitsProcessor", "", always, kNoRequest},
-    {"bad_words_ids", present, "NoBadWordsLogitsProcessor", "", always, kNoRequest},
     {"remove_invalid_values", [](const json& v) { return v == json(true); },
      "InfNanRemoveLogitsProcessor", "", always, kNoRequest},
     {"exponential_decay_length_penalty", present, "ExponentialDecayLengthPenalty", "", always,
      kNoRequest},
-    {"suppress_tokens", present, "SuppressTokensLogitsProcessor", "", always, kNoRequest},
-    {"begin_suppress_tokens", present, "SuppressTokensAtBeginLogitsProcessor", "", always,
-     kNoRequest},
+    {kSequenceBias, malformed<kSequenceBias>, kNotTokenIds, "", always, kNoRequest},
+    {kBadWordsIds, malformed<kBadWordsIds>, kNotTokenIds, "", always, kNoRequest},
+    {kSuppressTokens, malformed<kSuppressTokens>, kNotTokenIds, "", always, kNoRequest},
+    {kBeginSuppressTokens, malformed<kBeginSuppressTokens>, kNotTokenIds, "", always, kNoRequest},
     {"watermarking_config", present, "a watermarking logits processor", "", always, kNoRequest},
     {"max_time", present, "MaxTimeCriteria (stops after that many seconds)", "", always,
      kNoRequest},
