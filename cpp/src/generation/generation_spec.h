@@ -39,6 +39,7 @@ struct GenerationSpec {
   GenerationParams defaults;       // every field but seed and stop set
   // The saved sequence_bias, bad_words_ids, suppress_tokens, begin_suppress_tokens (null: none).
   std::shared_ptr<const TokenBiases> token_biases;
+  bool remove_invalid_values = false;  // the saved remove_invalid_values
   // Saved settings HF generate would apply and this runner does not: refused where they apply.
   std::vector<UnsupportedSetting> unsupported;
 };
@@ -67,6 +68,7 @@ struct ResolvedParams {
   std::optional<int64_t> forced_bos_token_id;  // forced as the first token of the sequence
   std::vector<int64_t> forced_eos_token_ids;   // forced as the last token max_new_tokens allows
   std::shared_ptr<const TokenBiases> token_biases;  // the model's; null when it saves none
+  bool remove_invalid_values = false;               // the model's: HF's InfNanRemoveLogitsProcessor
   int64_t num_beams = 1;
   double length_penalty = 1.0;
   std::string early_stopping = "false";  // "true", "false" or "never"

@@ -124,6 +124,17 @@ void apply_processors(std::vector<float>& scores, const std::vector<int64_t>& to
   if (!params.forced_eos_token_ids.empty() && generated == params.max_new_tokens - 1) {
     force(scores, params.forced_eos_token_ids);
   }
+  if (params.remove_invalid_values) {
+    // HF's InfNanRemoveLogitsProcessor: NaN to 0, infinities to the largest finite floats.
+    for (float& score : scores) {
+      if (std::isnan(score)) {
+        score = 0;
+      } else if (std::isinf(score)) {
+        score =
+            score > 0 ? std::numeric_limits<float>::max() : std::numeric_limits<float>::lowest();
+      }
+    }
+  }
   if (biases != nullptr) {
     suppress(scores, biases->suppress_tokens);
     // HF suppresses at the first new token, or the one after a forced BOS that follows a

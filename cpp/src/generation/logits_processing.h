@@ -12,8 +12,8 @@ namespace tsrunner::detail {
 // (float32, as HF computes them): the saved sequence_bias, repetition penalty over every token
 // so far (prompt included), no-repeat n-grams, the saved bad_words_ids, EOS suppressed below
 // min_new_tokens, forced BOS (first token of a sequence that starts from one token: an
-// encoder-decoder's), forced EOS (the last token allowed), the saved suppress_tokens and
-// begin_suppress_tokens.
+// encoder-decoder's), forced EOS (the last token allowed), the saved remove_invalid_values,
+// suppress_tokens and begin_suppress_tokens.
 void apply_processors(std::vector<float>& scores, const std::vector<int64_t>& tokens,
                       int64_t generated, const ResolvedParams& params);
 

@@ -63,8 +63,6 @@ const Rule kRules[] = {
      "EncoderRepetitionPenaltyLogitsProcessor", "", always, kNoRequest},
     {"encoder_no_repeat_ngram_size", [](const json& v) { return number(v) > 0; },
      "EncoderNoRepeatNGramLogitsProcessor", "", always, kNoRequest},
-    {"remove_invalid_values", [](const json& v) { return v == json(true); },
-     "InfNanRemoveLogitsProcessor", "", always, kNoRequest},
     {"exponential_decay_length_penalty", present, "ExponentialDecayLengthPenalty", "", always,
      kNoRequest},
     {kSequenceBias, malformed<kSequenceBias>, kNotTokenIds, "", always, kNoRequest},
