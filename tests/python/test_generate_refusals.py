@@ -31,13 +31,13 @@ UNSUPPORTED = [
     ("guidance_scale", 1.5, {}, None),
     ("encoder_repetition_penalty", 1.2, {}, None),
     ("encoder_no_repeat_ngram_size", 2, {}, None),
-    ("exponential_decay_length_penalty", [2, 1.5], {}, None),
     ("watermarking_config", {"greenlist_ratio": 0.25}, {}, None),
     # Applied (token_biases.cc), but not values HF takes: refused as HF refuses them.
     ("sequence_bias", [[[5], 2]], {}, None),
     ("bad_words_ids", [[5, -1]], {}, None),
     ("suppress_tokens", "5", {}, None),
     ("begin_suppress_tokens", [[5]], {}, None),
+    ("exponential_decay_length_penalty", [2], {}, None),
     ("max_time", 10.0, {}, None),
     ("stop_strings", ["x"], {}, None),
     ("token_healing", True, {}, None),
@@ -242,9 +242,10 @@ def test_several_samples_per_prompt_are_refused(plain):
 
 
 def test_saved_token_biases_give_hf_generate_tokens(plain, tmp_path):
-    """sequence_bias, bad_words_ids, suppress_tokens, begin_suppress_tokens and
-    remove_invalid_values saved in the model's generation_config.json, chosen to change greedy
-    output: HF generate's tokens, greedy and with beams."""
+    """sequence_bias, bad_words_ids, suppress_tokens, begin_suppress_tokens,
+    remove_invalid_values and exponential_decay_length_penalty saved in the model's
+    generation_config.json, chosen to change greedy output: HF generate's tokens, greedy and
+    with beams."""
     path, runner = plain
     directory = path.parent / "model"
     plain_tokens = [
@@ -257,6 +258,7 @@ def test_saved_token_biases_give_hf_generate_tokens(plain, tmp_path):
         "bad_words_ids": [[0], [first[2]], plain_tokens[3][:2]],  # EOS alone is never banned
         "sequence_bias": [[[first[-1]], 4.0], [[first[0], first[1]], -1.5]],
         "remove_invalid_values": True,  # the banned tokens' -inf become the lowest float
+        "exponential_decay_length_penalty": [3, 1.6],  # EOS grows likelier after 3 tokens
     }
     manifest = copy.deepcopy(runner.manifest)
     manifest["generation"]["generation_config"].update(settings)

@@ -161,6 +161,7 @@ GenerationSpec read_generation_spec(const Manifest& manifest) {
   TokenBiases biases = read_token_biases(saved, malformed);
   if (!biases.empty()) spec.token_biases = std::make_shared<const TokenBiases>(std::move(biases));
   spec.remove_invalid_values = saved.value("remove_invalid_values", json(false)) == json(true);
+  spec.exponential_decay = read_exponential_decay(saved);
   return spec;
 }
 
@@ -223,6 +224,7 @@ ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams
   p.forced_eos_token_ids = spec.forced_eos_token_ids;
   p.token_biases = spec.token_biases;
   p.remove_invalid_values = spec.remove_invalid_values;
+  p.exponential_decay = spec.exponential_decay;
   p.num_beams = request.num_beams.value_or(d.num_beams.value_or(1));
   if (p.num_beams < 1) out_of_range("num_beams", double(p.num_beams), ">= 1");
   p.length_penalty = request.length_penalty.value_or(d.length_penalty.value_or(1.0));

@@ -135,6 +135,18 @@ void apply_processors(std::vector<float>& scores, const std::vector<int64_t>& to
       }
     }
   }
+  if (params.exponential_decay && generated > params.exponential_decay->first) {
+    // HF's ExponentialDecayLengthPenalty: a finite EOS score grows by |score| * (factor^k - 1)
+    // k tokens past the start index (float32, as HF computes it).
+    const auto growth = static_cast<float>(
+        std::pow(params.exponential_decay->second, generated - params.exponential_decay->first) -
+        1);
+    for (const int64_t eos : params.eos_token_ids) {
+      if (eos < 0 || eos >= static_cast<int64_t>(scores.size())) continue;
+      float& score = scores[static_cast<size_t>(eos)];
+      if (std::isfinite(score)) score += std::abs(score) * growth;
+    }
+  }
   if (biases != nullptr) {
     suppress(scores, biases->suppress_tokens);
     // HF suppresses at the first new token, or the one after a forced BOS that follows a

@@ -40,6 +40,8 @@ constexpr char kBadWordsIds[] = "bad_words_ids";
 constexpr char kSuppressTokens[] = "suppress_tokens";
 constexpr char kBeginSuppressTokens[] = "begin_suppress_tokens";
 constexpr const char* kNotTokenIds = "given a value that is not lists of token ids";
+constexpr const char* kDecay = "exponential_decay_length_penalty";
+constexpr const char* kNotStartAndFactor = "given a value that is not [start index, factor]";
 
 // One rule per setting HF 5.24's generate reads and this runner does not apply: when its value
 // changes HF's output (GenerationMixin._get_logits_processor, _get_stopping_criteria,
@@ -63,8 +65,8 @@ const Rule kRules[] = {
      "EncoderRepetitionPenaltyLogitsProcessor", "", always, kNoRequest},
     {"encoder_no_repeat_ngram_size", [](const json& v) { return number(v) > 0; },
      "EncoderNoRepeatNGramLogitsProcessor", "", always, kNoRequest},
-    {"exponential_decay_length_penalty", present, "ExponentialDecayLengthPenalty", "", always,
-     kNoRequest},
+    {kDecay, [](const json& v) { return present(v) && !read_exponential_decay(json{{kDecay, v}}); },
+     kNotStartAndFactor, "", always, kNoRequest},
     {kSequenceBias, malformed<kSequenceBias>, kNotTokenIds, "", always, kNoRequest},
     {kBadWordsIds, malformed<kBadWordsIds>, kNotTokenIds, "", always, kNoRequest},
     {kSuppressTokens, malformed<kSuppressTokens>, kNotTokenIds, "", always, kNoRequest},
@@ -96,6 +98,15 @@ const Rule kRules[] = {
 };
 
 }  // namespace
+
+std::optional<std::pair<int64_t, double>> read_exponential_decay(const json& generation_config) {
+  const auto found = generation_config.find("exponential_decay_length_penalty");
+  if (found == generation_config.end() || !found->is_array() || found->size() != 2 ||
+      !(*found)[0].is_number_integer() || !(*found)[1].is_number()) {
+    return std::nullopt;
+  }
+  return std::pair{(*found)[0].get<int64_t>(), (*found)[1].get<double>()};
+}
 
 std::vector<UnsupportedSetting> find_unsupported_settings(const json& generation_config) {
   std::vector<UnsupportedSetting> found;

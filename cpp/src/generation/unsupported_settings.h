@@ -1,7 +1,10 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
@@ -25,6 +28,11 @@ struct UnsupportedSetting {
 // The settings of `generation_config` (the saved generation_config.json, as the manifest's
 // "generation.generation_config" keeps it) that HF generate applies and this runner does not.
 std::vector<UnsupportedSetting> find_unsupported_settings(const nlohmann::json& generation_config);
+
+// The saved exponential_decay_length_penalty as (start index, decay factor); unset when absent
+// or not such a pair (then find_unsupported_settings refuses it, as HF would fail on it).
+std::optional<std::pair<int64_t, double>> read_exponential_decay(
+    const nlohmann::json& generation_config);
 
 // Throws InvalidInput for the first setting that applies to a request resolved to `params`.
 void refuse_unsupported(const std::vector<UnsupportedSetting>& settings,
