@@ -348,6 +348,8 @@ def test_a_pt2_export_of_a_generating_model_is_refused(kind, tmp_path):
     with pytest.raises(tsrunner.ExportError) as caught:
         tsrunner.export(directory, output, task=task)
     assert str(caught.value) == message and not output.exists()
+    if kind == "T5":
+        return  # the CLI's answer is checked once
     done = subprocess.run(
         [sys.executable, "-m", "tsrunner", "export", str(directory), "-o", str(output)],
         capture_output=True, text=True,
