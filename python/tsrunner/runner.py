@@ -192,6 +192,7 @@ class Runner(_core.Runner):
         them."""
         if stream:
             return self.stream(prompts, **params)
+        params = generation.as_hf_reads(self.manifest, params)
         return generation.generate(self._generation(), prompts, details, params)
 
     def stream(
@@ -199,6 +200,7 @@ class Runner(_core.Runner):
     ) -> Iterator[Any]:
         """The text of generate() as it is made: str pieces for one prompt, (index, piece)
         for several; the pieces of a prompt concatenate to its generate() text."""
+        params = generation.as_hf_reads(self.manifest, params)
         return generation.stream(self._generation(), prompts, params)
 
     def __reduce__(self) -> NoReturn:

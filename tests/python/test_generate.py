@@ -154,7 +154,8 @@ def test_continuous_batching_equals_one_batch(decoder):
 
 def test_sampling_is_reproducible_and_independent_of_batch(decoder):
     _, _, runner = decoder
-    sample = {"max_new_tokens": 12, "temperature": 1.3, "top_k": 0, "ignore_eos": True}
+    sample = {"max_new_tokens": 12, "do_sample": True, "temperature": 1.3, "top_k": 0,
+              "ignore_eos": True}  # fmt: skip
     alone = runner.generate(PROMPTS[0], details=True, seed=7, **sample)["token_ids"]
     assert runner.generate(PROMPTS[0], details=True, seed=7, **sample)["token_ids"] == alone
     in_company = runner.generate(PROMPTS, details=True, seed=7, **sample)
@@ -211,7 +212,7 @@ def test_stop_strings_end_before_the_match(decoder):
 
 def test_stream_equals_generate(decoder):
     _, _, runner = decoder
-    params = {"max_new_tokens": 14, "temperature": 0.9, "seed": 3}
+    params = {"max_new_tokens": 14, "do_sample": True, "temperature": 0.9, "seed": 3}
     pieces = list(runner.generate(PROMPTS[1], stream=True, **params))
     assert "".join(pieces) == runner.generate(PROMPTS[1], **params)
     several = list(runner.stream(PROMPTS[:3], **params))
@@ -273,7 +274,9 @@ def test_tsrun_streams_and_answers_jsonl(decoder, tsrun, tmp_path):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert done.stdout == expected + "\n"
-    sampled = runner.generate(PROMPTS[0], max_new_tokens=8, temperature=0.8, seed=5)
+    # tsrun reads --temperature as a request to sample (as OpenAI and TGI do); Python's
+    # generate reads HF's names as HF does, so it asks with do_sample.
+    sampled = runner.generate(PROMPTS[0], max_new_tokens=8, do_sample=True, temperature=0.8, seed=5)
     done = subprocess.run(
         [tsrun, str(path), "--text", PROMPTS[0], "--max-new-tokens", "8",
          "--temperature", "0.8", "--seed", "5"],
@@ -356,3 +359,19 @@ def test_a_pt2_export_of_a_generating_model_is_refused(kind, tmp_path):
     )  # fmt: skip
     assert done.returncode != 0 and not output.exists()
     assert done.stderr.strip().splitlines() == [f"tsrunner: error: {message}"], done.stderr
+
+
+def test_sampling_parameters_alone_decode_as_hf_generate_does(decoder):
+    """HF generate samples only with do_sample: temperature, top_k, top_p or min_p alone on a
+    model whose generation config says do_sample=False decode greedily (with HF's kind of
+    warning), not silently sampled."""
+    directory, _, runner = decoder
+    greedy = runner.generate(PROMPTS[0], max_new_tokens=8)
+    with pytest.warns(UserWarning, match="temperature, top_p only apply when sampling"):
+        assert runner.generate(PROMPTS[0], max_new_tokens=8, temperature=0.8, top_p=0.9) == greedy
+    with pytest.warns(UserWarning, match="do_sample=False: decoding greedily"):
+        assert "".join(runner.stream(PROMPTS[0], max_new_tokens=8, top_k=3)) == greedy
+    assert not runner.manifest["generation"]["defaults"].get("do_sample")
+    with pytest.warns(UserWarning):
+        ids = runner.generate(PROMPTS[0], max_new_tokens=8, temperature=0.8, details=True)
+    assert ids["token_ids"] == _hf_generate(directory, [PROMPTS[0]], max_new_tokens=8)[0]

@@ -139,7 +139,8 @@ def test_beam_search_returns_several_sequences(seq2seq):
 
 def test_sampling_is_reproducible_and_independent_of_batch(seq2seq):
     _, _, runner = seq2seq
-    sample = {"max_new_tokens": 10, "temperature": 1.5, "top_k": 0, "ignore_eos": True, **GREEDY}
+    sample = {"max_new_tokens": 10, "do_sample": True, "temperature": 1.5, "top_k": 0,
+              "ignore_eos": True, **GREEDY}  # fmt: skip
     alone = runner.generate(SOURCES[0], details=True, seed=11, **sample)["token_ids"]
     assert runner.generate(SOURCES[0], details=True, seed=11, **sample)["token_ids"] == alone
     assert runner.generate(SOURCES, details=True, seed=11, **sample)[0]["token_ids"] == alone
@@ -153,8 +154,8 @@ def test_sampling_is_reproducible_and_independent_of_batch(seq2seq):
 
 def test_stream_equals_generate(seq2seq):
     _, _, runner = seq2seq
-    for params in ({"max_new_tokens": 12, "temperature": 0.9, "seed": 2, **GREEDY},
-                   {"max_new_tokens": 8, "num_beams": 3}):  # fmt: skip
+    sampled = {"max_new_tokens": 12, "do_sample": True, "temperature": 0.9, "seed": 2, **GREEDY}
+    for params in (sampled, {"max_new_tokens": 8, "num_beams": 3}):
         assert "".join(runner.stream(SOURCES[2], **params)) == runner.generate(SOURCES[2], **params)
 
 
@@ -171,7 +172,7 @@ def test_source_longer_than_the_encoder_is_refused(seq2seq):
         ({"num_beams": 0}, "num_beams must be >= 1"),
         ({"num_beams": 2, "num_return_sequences": 3}, "num_return_sequences must be in [1, num_"),
         ({"num_beams": 2, "early_stopping": "sometimes"}, "early_stopping must be true, false"),
-        ({"num_beams": 2, "temperature": 0.7}, "num_beams 2 (the request's) is HF's beam sampl"),
+        ({"num_beams": 2, "do_sample": True}, "num_beams 2 (the request's) is HF's beam sampl"),
         ({"num_beams": 2, "stop": ["x"]}, "stop strings are not supported with beam search"),
     ],
 )  # fmt: skip
