@@ -369,6 +369,15 @@ Manifest Manifest::parse(const std::string& json_text) {
   if (auto it = root.find("tokenizer"); it != root.end() && it->is_string()) {
     manifest.has_tokenizer = true;
   }
+  if (auto it = root.find("generation"); it != root.end() && !it->is_null()) {
+    if (!it->is_object()) fail("generation must be an object");
+    try {
+      manifest.generation = std::make_shared<const detail::GenerationSpec>(
+          detail::parse_generation_record(*it, manifest));
+    } catch (const json::exception& error) {  // a field of the wrong type
+      fail(std::string("generation: ") + error.what());
+    }
+  }
   manifest.raw_json = json_text;
   return manifest;
 }

@@ -142,11 +142,6 @@ std::string GenerateCliOptions::first_given() const {
   return {};
 }
 
-bool is_generation_export(const Manifest& manifest) {
-  const json parsed = json::parse(manifest.raw_json, nullptr, false);
-  return parsed.is_object() && parsed.contains("generation");
-}
-
 int run_generate(const Runner& runner, const std::vector<std::string>& texts,
                  const std::string& input_path, const std::string& output_path,
                  GenerateCliOptions options) {

@@ -26,9 +26,6 @@ struct GenerateCliOptions {
 };
 void add_generate_options(CLI::App& app, GenerateCliOptions& options);
 
-// Whether the export generates (its manifest has a "generation" record).
-bool is_generation_export(const Manifest& manifest);
-
 // `tsrun gen.pt --text ...`: one --text streams its continuation to stdout as it is made; several
 // print one continuation per line, in order. `--input` JSON lines ({"text"} or {"input_ids"},
 // optional "id" passed through, per-line "max_new_tokens", "temperature", ...) answer one JSON

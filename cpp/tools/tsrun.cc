@@ -389,7 +389,7 @@ int main(int argc, char** argv) {
       options.kernel_path = kernel_path_for(options, input_path.empty());
       options.optimize_graph = !input_path.empty();  // --text is one call: see one_shot_note
       const tsrunner::Runner runner(model_path, options);
-      if (tsrunner::cli::is_generation_export(runner.manifest())) {
+      if (runner.manifest().generates()) {
         if (!text_pairs.empty()) throw UsageError("generation takes --text without --text-pair");
         if (top_k > 0) generate_options.params.top_k = static_cast<int64_t>(top_k);
         return tsrunner::cli::run_generate(runner, texts, input_path, output_path,

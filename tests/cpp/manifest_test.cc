@@ -360,3 +360,21 @@ TEST(Manifest, ParsesLabelsAndMaskTokenId) {
   expect_load_error(edited([](auto& m) { m["labels"] = {"O", 1}; }),
                     "labels must be an array of strings");
 }
+
+// A generation record is read once, with the rest of the manifest: a broken one refuses the
+// archive at load, naming it, instead of at the first generate.
+TEST(Manifest, ParsesTheGenerationRecordOnce) {
+  EXPECT_FALSE(Manifest::parse(edited([](auto&) {})).generates());
+  const nlohmann::json cache = {{"key", {2, 4}}, {"value", {2, 4}}};
+  EXPECT_TRUE(Manifest::parse(edited([&](auto& m) {
+                m["generation"] = {{"num_layers", 2}, {"cache", cache}};
+              })).generates());
+  expect_load_error(edited([](auto& m) { m["generation"] = {{"num_layers", 2}}; }),
+                    "generation record has no cache layout");
+  expect_load_error(edited([](auto& m) {
+                      m["generation"] = {{"num_layers", 2},
+                                         {"cache", {{"key", {"two", 4}}, {"value", {2, 4}}}}};
+                    }),
+                    "invalid tsrunner manifest: generation: ");
+  expect_load_error(edited([](auto& m) { m["generation"] = 3; }), "generation must be an object");
+}

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,10 @@
 #include "tsrunner/task.h"
 
 namespace tsrunner {
+
+namespace detail {
+struct GenerationSpec;  // libtsrunner's own reading of a "generation" record
+}  // namespace detail
 
 // Newest manifest schema this build reads (it reads every older one). Archives written by a
 // newer exporter are refused with a LoadError instead of being half-understood. Schema 2 added
@@ -129,6 +134,10 @@ struct Manifest {
   std::optional<int64_t> mask_token_id;  // fill-mask only
   // text2text: the id a decoder starts from (the model config's), when the manifest gives one.
   std::optional<int64_t> decoder_start_token_id;
+  // A generation export's "generation" record (KV-cache methods, cache layout, the model's
+  // generation_config defaults), parsed once with the rest; null for exports that do not
+  // generate. Its layout is libtsrunner's own: Generator reads it.
+  std::shared_ptr<const detail::GenerationSpec> generation;
   std::string raw_json;  // the manifest exactly as stored
   // A TorchScript module without tsrunner's files (a plain torch.jit.trace, as the original
   // "Export to TorchScript" recipe saves it): inputs are forward's arguments by name, in order,
@@ -143,6 +152,10 @@ struct Manifest {
   static Manifest read_from_archive(const std::string& path);
 
   const TensorSpec* find_input(const std::string& name) const;
+
+  // Whether the export generates text (it has a "generation" record): tsrun, serve and
+  // Runner.generate take it to Generator.
+  bool generates() const { return generation != nullptr; }
 
   // The input that carries `role`, or nullptr.
   const TensorSpec* find_input_by_role(Role role) const;

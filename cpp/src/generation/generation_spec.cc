@@ -73,9 +73,8 @@ std::string describe_generation(const std::string& manifest_json) {
   return out.str();
 }
 
-GenerationSpec read_generation_spec(const Manifest& manifest) {
-  const json root = json::parse(manifest.raw_json, nullptr, false);
-  if (root.is_discarded() || !root.contains("generation") || !root["generation"].is_object()) {
+const GenerationSpec& read_generation_spec(const Manifest& manifest) {
+  if (!manifest.generation) {
     // Why, where the manifest tells: the export chose forward only.
     std::string why = "(re-export a causal-lm model with this version of `tsrunner export`)";
     if (manifest.aoti) {
@@ -86,7 +85,10 @@ GenerationSpec read_generation_spec(const Manifest& manifest) {
     throw InvalidInput("this " + manifest.task +
                        " export cannot generate: its manifest has no \"generation\" record " + why);
   }
-  const json& record = root["generation"];
+  return *manifest.generation;
+}
+
+GenerationSpec parse_generation_record(const json& record, const Manifest& manifest) {
   GenerationSpec spec;
   const json methods = record.value("methods", json::object());
   spec.encoder_decoder = record.value("kind", std::string()) == "encoder-decoder";

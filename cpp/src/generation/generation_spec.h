@@ -1,5 +1,7 @@
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -49,8 +51,13 @@ struct GenerationSpec {
 // The lines `tsrun info` / `tsrunner info` print for a manifest's "generation" record.
 std::string describe_generation(const std::string& manifest_json);
 
-// Throws InvalidInput when the manifest has no "generation" record (not a generation export).
-GenerationSpec read_generation_spec(const Manifest& manifest);
+// A manifest's "generation" record, read once by Manifest::parse (`manifest` holds the fields
+// parsed before it). Throws LoadError when the record lacks what generation needs.
+GenerationSpec parse_generation_record(const nlohmann::json& record, const Manifest& manifest);
+
+// The manifest's parsed record; throws InvalidInput, with why where the manifest tells, when
+// the export does not generate.
+const GenerationSpec& read_generation_spec(const Manifest& manifest);
 
 // A request's parameters over the defaults, every field set (except seed, which stays unset for
 // a random one), checked: InvalidInput naming the parameter and its range.

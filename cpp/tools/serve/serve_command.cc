@@ -61,7 +61,7 @@ std::vector<ServedModel> load_models(const ServeOptions& options, int generation
     runner_options.compute = options.compute;
     cli::copy_kernel_flags(options.kernels, runner_options);
     runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
-    const bool generates = cli::is_generation_export(Manifest::read_from_archive(model.path));
+    const bool generates = Manifest::read_from_archive(model.path).generates();
     // A generator's decoding thread is not a queue worker: its runner sets its own threads.
     if (generates) runner_options.threads = generation_threads;
     model.runner = std::make_unique<Runner>(model.path, runner_options);
