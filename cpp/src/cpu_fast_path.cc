@@ -86,6 +86,13 @@ KernelPath apply_cpu_fast_path(
     for (const torch::jit::Method& method : fast.get_methods()) {
       rewritten.merged_groups += merge_sibling_linears(*method.graph());
       pack_linears(*method.graph(), linear_plan, rewritten);
+      for (const torch::jit::Node* node : method.graph()->nodes()) {  // as exported
+        if (node->kind() == c10::Symbol::fromQualString("tsrunner::linear_int8")) {
+          ++rewritten.int8_linears;
+        }
+      }
+      rewritten.merged_groups += merge_sibling_int8_linears(*method.graph());
+      fold_int8_epilogues(*method.graph(), rewritten);
       using Attention = KernelSettings::Attention;
       if (kernels.attention != Attention::kOff) {
         rewritten.fused_attentions += fuse_attention(*method.graph());
@@ -94,11 +101,6 @@ KernelPath apply_cpu_fast_path(
         rewritten.attentions_in_place += fuse_self_attention(*method.graph());
       }
       if (kernels.layer_norm) rewritten.fused_layer_norms += fuse_layer_norms(*method.graph());
-      for (const torch::jit::Node* node : method.graph()->nodes()) {
-        if (node->kind() == c10::Symbol::fromQualString("tsrunner::linear_int8")) {
-          ++rewritten.int8_linears;
-        }
-      }
     }
     if (rewritten.packed_linears == 0 && rewritten.fused_attentions == 0 &&
         rewritten.fused_layer_norms == 0) {

@@ -112,9 +112,11 @@ def _relative_error(linear: torch.nn.Linear, quantized: Int8Linear, x: torch.Ten
     return float((got - want).norm() / want.norm().clamp(min=1e-12))
 
 
-def _smoothing(linear: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+def _smoothing(linears: list[torch.nn.Linear], x: torch.Tensor) -> torch.Tensor:
+    """SmoothQuant's factors for the Linear layers that read `x`: one set for all of them."""
     activation = x.abs().amax(0).clamp(min=1e-5)
-    weight = linear.weight.detach().abs().amax(0).clamp(min=1e-5)
+    weights = torch.cat([linear.weight.detach() for linear in linears])
+    weight = weights.abs().amax(0).clamp(min=1e-5)
     return (activation**SMOOTH_ALPHA / weight ** (1 - SMOOTH_ALPHA)).clamp(1e-2, 1e2)
 
 
@@ -127,27 +129,50 @@ class LayerChoice:
     error: float
 
 
+def sibling_groups(inputs: dict[str, torch.Tensor]) -> list[list[str]]:
+    """The Linear layers grouped by their calibration input: layers fed the very same rows
+    (attention's query, key and value) share a group, in model order."""
+    groups: list[list[str]] = []
+    for name, x in inputs.items():
+        for group in groups:
+            first = inputs[group[0]]
+            if first.shape == x.shape and torch.equal(first, x):
+                group.append(name)
+                break
+        else:
+            groups.append([name])
+    return groups
+
+
 def choose_layers(
     model: torch.nn.Module, inputs: dict[str, torch.Tensor]
 ) -> tuple[dict[str, Int8Linear], list[LayerChoice]]:
     """Every Linear in int8, smoothed where that lowers its output error on its calibration
-    inputs; the choices ranked by error, worst first."""
+    inputs; the choices ranked by error, worst first. Layers that read the same input are
+    smoothed alike (one set of factors, chosen by their mean error), so the runner can merge
+    them into one GEMM over one quantized input (rewrites/int8_linear_fusion.cc)."""
     modules: dict[str, Int8Linear] = {}
     choices = []
     for name in linear_layer_names(model):
-        linear = model.get_submodule(name)
-        x = inputs.get(name)
-        plain = Int8Linear(linear)
-        if x is None:  # never called on calibration text: nothing to measure
-            modules[name] = plain
+        if name not in inputs:  # never called on calibration text: nothing to measure
+            modules[name] = Int8Linear(model.get_submodule(name))
             choices.append(LayerChoice(name, False, 0.0))
-            continue
-        smoothed = Int8Linear(linear, _smoothing(linear, x))
-        plain_error = _relative_error(linear, plain, x)
-        smooth_error = _relative_error(linear, smoothed, x)
-        better = smooth_error < plain_error
-        modules[name] = smoothed if better else plain
-        choices.append(LayerChoice(name, better, min(plain_error, smooth_error)))
+    for group in sibling_groups(inputs):
+        x = inputs[group[0]]
+        linears = [model.get_submodule(name) for name in group]
+        factors = _smoothing(linears, x)
+        plain = [Int8Linear(linear) for linear in linears]
+        smoothed = [Int8Linear(linear, factors) for linear in linears]
+        plain_errors = [_relative_error(lin, q, x) for lin, q in zip(linears, plain, strict=True)]
+        smooth_errors = [
+            _relative_error(lin, q, x) for lin, q in zip(linears, smoothed, strict=True)
+        ]
+        better = sum(smooth_errors) < sum(plain_errors)
+        for name, p, s, p_error, s_error in zip(
+            group, plain, smoothed, plain_errors, smooth_errors, strict=True
+        ):
+            modules[name] = s if better else p
+            choices.append(LayerChoice(name, better, s_error if better else p_error))
     choices.sort(key=lambda choice: choice.error, reverse=True)
     return modules, choices
 

@@ -6,7 +6,9 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -69,7 +71,7 @@ TEST(Int8Gemm, MatchesAnExactIntegerReference) {
         tsrunner::detail::int8_gemm(p.q.data_ptr<uint8_t>(), rows, k, p.panels.data_ptr<int8_t>(),
                                     n, ones_rows.data_ptr<float>(), p.zeros.data_ptr<int32_t>(),
                                     ones_columns.data_ptr<float>(), p.sums.data_ptr<int32_t>(),
-                                    nullptr, out.data_ptr<float>(), isa);
+                                    nullptr, nullptr, out.data_ptr<float>(), {}, isa);
         EXPECT_TRUE(at::equal(out, want))
             << "rows " << rows << " N " << n << " K " << k << " threads " << threads << " isa "
             << tsrunner::detail::isa_name(isa) << " max diff "
@@ -80,27 +82,55 @@ TEST(Int8Gemm, MatchesAnExactIntegerReference) {
   at::set_num_threads(threads_before);
 }
 
-TEST(Int8Gemm, AppliesRowAndColumnScalesAndBias) {
-  const auto [rows, n, k] = Shape{29, 40, 70};
-  const Problem p = make_problem(rows, n, k);
-  const at::Tensor row_scales = at::rand({rows}) + 0.1;
-  const at::Tensor column_scales = at::rand({n}) + 0.1;
-  const at::Tensor bias = at::randn({n});
-  const at::Tensor sums =
-      at::matmul(p.q.narrow(1, 0, k).to(at::kDouble), p.weight.to(at::kDouble).t()) -
-      p.zeros.to(at::kDouble).unsqueeze(1) * p.sums.to(at::kDouble);
-  const at::Tensor want =
-      sums * row_scales.to(at::kDouble).unsqueeze(1) * column_scales.to(at::kDouble) +
-      bias.to(at::kDouble);
-  for (CpuIsa isa : isas()) {
-    at::Tensor out = at::empty({rows, n});
-    tsrunner::detail::int8_gemm(p.q.data_ptr<uint8_t>(), rows, k, p.panels.data_ptr<int8_t>(), n,
-                                row_scales.data_ptr<float>(), p.zeros.data_ptr<int32_t>(),
-                                column_scales.data_ptr<float>(), p.sums.data_ptr<int32_t>(),
-                                bias.data_ptr<float>(), out.data_ptr<float>(), isa);
-    const double error =
-        ((out.to(at::kDouble) - want).abs() / (want.abs() + 1)).max().item<double>();
-    EXPECT_LT(error, 1e-6) << tsrunner::detail::isa_name(isa);
+TEST(Int8Gemm, AppliesScalesBiasAndResidualAndFinishesEachBlockOnce) {
+  // Row chunks (many rows, one thread) and column blocks (few rows, several threads): `finish`
+  // must see every output element exactly once, after it was written.
+  for (const auto& [rows, n, k, threads] : std::vector<std::tuple<int64_t, int64_t, int64_t, int>>{
+           {29, 40, 70, 1}, {29, 40, 70, 2}, {300, 50, 33, 2}, {7, 200, 64, 7}}) {
+    const Problem p = make_problem(rows, n, k);
+    const at::Tensor row_scales = at::rand({rows}) + 0.1;
+    const at::Tensor column_scales = at::rand({n}) + 0.1;
+    const at::Tensor bias = at::randn({n});
+    const at::Tensor residual = at::randn({rows, n});
+    const at::Tensor sums =
+        at::matmul(p.q.narrow(1, 0, k).to(at::kDouble), p.weight.to(at::kDouble).t()) -
+        p.zeros.to(at::kDouble).unsqueeze(1) * p.sums.to(at::kDouble);
+    const at::Tensor want =
+        sums * row_scales.to(at::kDouble).unsqueeze(1) * column_scales.to(at::kDouble) +
+        bias.to(at::kDouble) + residual.to(at::kDouble);
+    const int threads_before = at::get_num_threads();
+    at::set_num_threads(threads);
+    for (CpuIsa isa : isas()) {
+      at::Tensor out = at::empty({rows, n});
+      std::vector<int32_t> seen(static_cast<size_t>(rows * n), 0);
+      std::vector<float> finished(static_cast<size_t>(rows * n));
+      const tsrunner::detail::Int8GemmFinish finish = [&](int64_t row, int64_t row_end,
+                                                          int64_t column, int64_t column_end) {
+        ASSERT_TRUE(0 <= row && row < row_end && row_end <= rows);
+        ASSERT_TRUE(0 <= column && column < column_end && column_end <= n);
+        for (int64_t r = row; r < row_end; ++r) {
+          for (int64_t c = column; c < column_end; ++c) {
+            seen[static_cast<size_t>(r * n + c)] += 1;  // blocks never overlap: no race
+            finished[static_cast<size_t>(r * n + c)] = out.data_ptr<float>()[r * n + c];
+          }
+        }
+      };
+      tsrunner::detail::int8_gemm(p.q.data_ptr<uint8_t>(), rows, k, p.panels.data_ptr<int8_t>(), n,
+                                  row_scales.data_ptr<float>(), p.zeros.data_ptr<int32_t>(),
+                                  column_scales.data_ptr<float>(), p.sums.data_ptr<int32_t>(),
+                                  bias.data_ptr<float>(), residual.data_ptr<float>(),
+                                  out.data_ptr<float>(), finish, isa);
+      const std::string where = "rows " + std::to_string(rows) + " threads " +
+                                std::to_string(threads) + " " + tsrunner::detail::isa_name(isa);
+      const double error =
+          ((out.to(at::kDouble) - want).abs() / (want.abs() + 1)).max().item<double>();
+      EXPECT_LT(error, 1e-6) << where;
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), rows * n) << where;
+      const at::Tensor at_finish = at::from_blob(finished.data(), {rows, n});
+      EXPECT_TRUE(at::equal(at_finish, out))
+          << "finish ran before its block was written, " << where;
+    }
+    at::set_num_threads(threads_before);
   }
 }
 

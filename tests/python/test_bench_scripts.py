@@ -281,3 +281,23 @@ def test_bf16_gemm_benchmark_prints_its_table():
     rows = [line for line in result.stdout.splitlines() if line.startswith("| 3 |")]
     assert len(rows) == 4  # MiniLM's four GEMM shapes
     assert all(re.search(r"\d+\.\d+x \|$", row) for row in rows), rows
+
+
+def test_int8_neighbours_finds_the_flips_at_near_ties():
+    # benchmarks/int8_neighbours.py's margin analysis on four vectors: sentence 0's first and
+    # second neighbours (1, 2) are 3.5e-5 apart, and so are sentence 3's (2, 1). Moving vector 2
+    # a little towards 0 swaps both; sentences 1 and 2 keep theirs.
+    spec = importlib.util.spec_from_file_location(
+        "int8_neighbours", PEERS.with_name("int8_neighbours.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    e1, e2, e3 = torch.eye(3, dtype=torch.float64)
+    reference = torch.stack([e1, e1 + 0.5 * e2, e1 + 0.5001 * e3, -e1])
+    got = reference.clone()
+    got[2] = e1 + 0.4999 * e3
+    report = module.neighbour_report(reference, got)
+    assert report["result"].nearest_neighbour == 0.5
+    assert report["changed"] == 2 and report["to_second"] == 2
+    assert 3e-5 < report["flipped_margin_max"] < 4e-5
+    assert report["shift_p50"] > 3e-5  # the shift exceeds the margins it flipped

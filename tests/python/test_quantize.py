@@ -69,6 +69,61 @@ def test_int8_weights_are_stored_once_as_int8(tiny_int8):
     assert all("embeddings" in name or any(k in name for k in kept) for name in float_matrices)
 
 
+@pytest.mark.parametrize("epilogue", ["gelu", "gelu-tanh", "residual", "residual-broadcast"])
+def test_int8_epilogue_equals_the_ops_it_folds(epilogue):
+    # What the load-time rewrite folds into tsrunner::linear_int8 (a GELU, a residual add: the
+    # latter added after the GEMM where it broadcasts) gives what the separate ops give.
+    generator = torch.Generator().manual_seed(0)
+    n, k = 40, 36  # a partial panel of 8 columns; K a multiple of 4
+    x = torch.randn(3, 5, k, generator=generator)
+    weight = torch.randint(-127, 128, (n, k), generator=generator, dtype=torch.int8)
+    ops = torch.ops.tsrunner
+    args = (
+        x,
+        ops.pack_int8_panels(weight),
+        torch.rand(n, generator=generator) * 0.01 + 1e-3,
+        weight.sum(1, dtype=torch.int32),
+        torch.randn(n, generator=generator),
+        None,
+        n,
+    )
+    plain = ops.linear_int8(*args)
+    if epilogue.startswith("gelu"):
+        approximate = "tanh" if epilogue.endswith("tanh") else "none"
+        got = ops.linear_int8(*args, "gelu", approximate, None)
+        want = torch.nn.functional.gelu(plain, approximate=approximate)
+    else:
+        shape = (3, 5, n) if epilogue == "residual" else (n,)
+        other = torch.randn(shape, generator=generator)
+        got = ops.linear_int8(*args, "none", None, other)
+        want = plain + other
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
+    with pytest.raises(RuntimeError, match="attr must be none or gelu, not relu"):
+        ops.linear_int8(*args, "relu", None, None)
+
+
+def test_runner_merges_int8_qkv_and_folds_gelu_and_residual_adds(tiny_int8):
+    # tiny_bert: 2 layers, hidden 32 (whole panels: Q/K/V merge), intermediate 37. Q, K and V
+    # are smoothed alike at export, so each layer's three become one GEMM that the attention
+    # reads in place; each GELU and both residual adds go into an int8 epilogue.
+    path, _ = tiny_int8
+    runner = tsrunner.Runner(path, threads=2)
+    reason = runner.kernel_path_reason
+    assert "2 Q/K/V groups merged, 2 GELUs and 4 residual adds folded" in reason, reason
+    assert "(2 reading the Q/K/V GEMM's output in place)" in reason, reason
+    assert "int8 Linear layers on tsrunner::linear_int8" in reason, reason
+    plain = tsrunner.Runner(path, threads=2, kernel_path="default")  # the graph as exported
+    inputs = {
+        "input_ids": torch.tensor([[101, 7592, 2088, 2003, 102], [101, 2088, 102, 0, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]),
+    }
+    got = runner.run(inputs)["last_hidden_state"]
+    want = plain.run(inputs)["last_hidden_state"]
+    mask = inputs["attention_mask"].bool()
+    torch.testing.assert_close(got[mask], want[mask], rtol=0, atol=1e-4)
+
+
 def test_export_that_misses_the_gate_fails_with_the_numbers(tiny_bert_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(accuracy_gate, "GATE_SENTENCES", 200)
     path = tmp_path / "refused.pt"

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "kernels/cpu_isa.h"
 
@@ -25,13 +26,21 @@ inline int64_t int8_column_blocks(int64_t n) { return (n + 15) / 16; }
 void quantize_rows_u8(const float* x, int64_t rows, int64_t k, const float* smooth, uint8_t* q,
                       float* scales, int32_t* zero_points, CpuIsa isa = cpu_isa());
 
+// Called on each block of `out` the GEMM finished (rows [row, row_end), columns [column,
+// column_end)), on the thread that wrote it, while the block is still in its cache: where an
+// activation such as GELU is applied.
+using Int8GemmFinish =
+    std::function<void(int64_t row, int64_t row_end, int64_t column, int64_t column_end)>;
+
 // out[rows, n] = row_scales[m] * column_scales[n] * (q[m] . w[n] - zero_points[m] *
-// column_sums[n]) + bias[n], with q as quantize_rows_u8 left it and the weight as packed above;
-// bias may be null. Work is shared among LibTorch's intra-op threads (row blocks when there
-// are many rows, column blocks otherwise); each sum is exact, so the result does not depend on
-// the thread count. `isa` below kAvx512Vnni takes the plain C++ body.
+// column_sums[n]) + bias[n] + residual[m, n], with q as quantize_rows_u8 left it and the
+// weight as packed above; bias and residual ([rows, n], a residual connection) may be null,
+// `finish` empty. Work is shared among LibTorch's intra-op threads (row blocks when there are
+// many rows, column blocks otherwise); each sum is exact, so the result does not depend on the
+// thread count. `isa` below kAvx512Vnni takes the plain C++ body.
 void int8_gemm(const uint8_t* q, int64_t rows, int64_t k, const int8_t* panels, int64_t n,
                const float* row_scales, const int32_t* zero_points, const float* column_scales,
-               const int32_t* column_sums, const float* bias, float* out, CpuIsa isa = cpu_isa());
+               const int32_t* column_sums, const float* bias, const float* residual, float* out,
+               const Int8GemmFinish& finish = {}, CpuIsa isa = cpu_isa());
 
 }  // namespace tsrunner::detail

@@ -36,7 +36,8 @@ TORCH_LIBRARY(tsrunner, library) {
                             c10::AliasAnalysisKind::FROM_SCHEMA),
               &pack_int8_panels);
   library.def(torch::schema("linear_int8(Tensor x, Tensor panels, Tensor scales, Tensor sums, "
-                            "Tensor? bias, Tensor? smooth, int out_features) -> Tensor",
+                            "Tensor? bias, Tensor? smooth, int out_features, str attr=\"none\", "
+                            "str? algorithm=None, Tensor? other=None) -> Tensor",
                             c10::AliasAnalysisKind::FROM_SCHEMA),
               &linear_int8_op);
   library.def(torch::schema("attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, "

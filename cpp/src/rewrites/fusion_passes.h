@@ -2,8 +2,13 @@
 
 #include "kernel_policy.h"
 
+#include <cstdint>
+#include <vector>
+
 namespace torch::jit {
 struct Graph;
+struct Node;
+struct Value;
 }  // namespace torch::jit
 
 namespace tsrunner::detail {
@@ -17,6 +22,23 @@ namespace tsrunner::detail {
 // value) into one GEMM over their concatenated weights, each former output a slice of its
 // result. Returns the number of groups merged.
 int merge_sibling_linears(torch::jit::Graph& graph);
+
+// Merges the tsrunner::linear_int8 calls of an int8 export that read the same input with the
+// same smoothing (attention's query, key and value, smoothed alike at export) into one call
+// over their concatenated panels, as merge_sibling_linears does for float32: one quantization
+// of the input, one GEMM, and the Q/K/V layout tsrunner::self_attention reads in place.
+// Returns the number of groups merged.
+int merge_sibling_int8_linears(torch::jit::Graph& graph);
+
+// Folds the GELU or the residual add that alone follows a tsrunner::linear_int8 into its
+// epilogue (its attr / other arguments); counts them into `path`.
+void fold_int8_epilogues(torch::jit::Graph& graph, KernelPath& path);
+
+// Replaces the outputs of `group` (Linear nodes of one input, graph order) with consecutive
+// column slices of `wide` (their merged GEMM, inserted before the first), `widths[i]` columns
+// each, turning their views into reshapes; the nodes of `group` are destroyed.
+void split_merged_output(torch::jit::Graph& graph, const std::vector<torch::jit::Node*>& group,
+                         torch::jit::Value* wide, const std::vector<int64_t>& widths);
 
 // Rewrites each float32 aten::linear with constant weights onto tsrunner::linear (or, per
 // `plan`, linear_bf16 / linear_bf16_panels) with the weight packed now, folding a sole GELU or

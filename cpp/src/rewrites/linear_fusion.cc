@@ -15,6 +15,47 @@
 
 namespace tsrunner::detail {
 
+void split_merged_output(torch::jit::Graph& graph, const std::vector<torch::jit::Node*>& group,
+                         torch::jit::Value* wide, const std::vector<int64_t>& widths) {
+  using torch::jit::Node;
+  // Nodes are destroyed only after every insert-point guard is gone: a guard restores the
+  // previous point when it ends, which must still exist.
+  std::vector<Node*> replaced;
+  {
+    torch::jit::WithInsertPoint guard(group.front());
+    int64_t start = 0;
+    for (size_t i = 0; i < group.size(); ++i) {
+      Node* linear = group[i];
+      graph.setInsertPoint(linear);
+      torch::jit::Value* part =
+          graph.insert(c10::aten::slice, {wide, -1, start, start + widths[i], 1});
+      part->setType(linear->output()->type());
+      start += widths[i];
+      const std::vector<torch::jit::Use> uses = linear->output()->uses();  // grows below
+      for (const torch::jit::Use& use : uses) {
+        if (use.user->kind() != c10::aten::view) continue;
+        // view() refuses some strided inputs; reshape() returns the same view where view()
+        // would succeed and copies only where it would have thrown.
+        graph.setInsertPoint(use.user);
+        Node* reshape = graph.insertNode(graph.create(c10::aten::reshape, use.user->inputs(), 1));
+        reshape->output()->setType(use.user->output()->type());
+        use.user->output()->replaceAllUsesWith(reshape->output());
+        replaced.push_back(use.user);
+      }
+      linear->output()->replaceAllUsesWith(part);
+      replaced.push_back(linear);
+    }
+  }
+  // Views first (they read the linears); kinds are read before anything is destroyed, since
+  // a destroyed node's kind() is a use after free (found by ASan, make sanitize).
+  std::vector<Node*> views, linears;
+  for (Node* node : replaced) {
+    (node->kind() == c10::aten::view ? views : linears).push_back(node);
+  }
+  for (Node* node : views) node->destroy();
+  for (Node* node : linears) node->destroy();
+}
+
 // One wider GEMM keeps both cores busier than three narrow ones at short sequences.
 int merge_sibling_linears(torch::jit::Graph& graph) {
   using torch::jit::Node;
@@ -46,46 +87,18 @@ int merge_sibling_linears(torch::jit::Graph& graph) {
       if (has_bias) biases.push_back(*constant_tensor(linear->input(2)));
     }
     if (!compatible) continue;
-    // Nodes are destroyed only after every insert-point guard is gone: a guard restores the
-    // previous point when it ends, which must still exist.
-    std::vector<Node*> replaced;
+    Node* wide = nullptr;
     {
       Node* first = group.front();  // graph order: the merged GEMM goes where the first was
       torch::jit::WithInsertPoint before_first(first);
       Value* weight = graph.insertConstant(at::cat(weights, 0));
       Value* bias = with_bias ? graph.insertConstant(at::cat(biases, 0)) : first->input(2);
-      Node* wide = graph.insertNode(graph.create(c10::aten::linear, {input, weight, bias}, 1));
+      wide = graph.insertNode(graph.create(c10::aten::linear, {input, weight, bias}, 1));
       wide->output()->setType(first->output()->type());
-      int64_t start = 0;
-      for (Node* linear : group) {
-        const int64_t width = constant_tensor(linear->input(1))->size(0);
-        graph.setInsertPoint(linear);
-        Value* part = graph.insert(c10::aten::slice, {wide->output(), -1, start, start + width, 1});
-        part->setType(linear->output()->type());
-        start += width;
-        const std::vector<torch::jit::Use> uses = linear->output()->uses();  // grows below
-        for (const torch::jit::Use& use : uses) {
-          if (use.user->kind() != c10::aten::view) continue;
-          // view() refuses some strided inputs; reshape() returns the same view where view()
-          // would succeed and copies only where it would have thrown.
-          graph.setInsertPoint(use.user);
-          Node* reshape = graph.insertNode(graph.create(c10::aten::reshape, use.user->inputs(), 1));
-          reshape->output()->setType(use.user->output()->type());
-          use.user->output()->replaceAllUsesWith(reshape->output());
-          replaced.push_back(use.user);
-        }
-        linear->output()->replaceAllUsesWith(part);
-        replaced.push_back(linear);
-      }
     }
-    // Views first (they read the linears); kinds are read before anything is destroyed, since
-    // a destroyed node's kind() is a use after free (found by ASan, make sanitize).
-    std::vector<Node*> views, linears;
-    for (Node* node : replaced) {
-      (node->kind() == c10::aten::view ? views : linears).push_back(node);
-    }
-    for (Node* node : views) node->destroy();
-    for (Node* node : linears) node->destroy();
+    std::vector<int64_t> widths;
+    for (const at::Tensor& w : weights) widths.push_back(w.size(0));
+    split_merged_output(graph, group, wide->output(), widths);
     ++merged_groups;
   }
   return merged_groups;
