@@ -110,7 +110,6 @@ std::vector<Sequence*> DecodeLoop::step() {
   for (const Sequence* sequence : running_) tokens.push_back(sequence->next_token);
   const StepOutput output =
       run_decode_step(runner_, spec_, tokens, cache, cross_ ? &*cross_ : nullptr);
-  cache.append(output.present);
   const int64_t vocab = output.logits.size(1);
   std::vector<bool> keep(static_cast<size_t>(rows));
   for (int64_t row = 0; row < rows; ++row) {

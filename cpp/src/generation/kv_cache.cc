@@ -86,11 +86,12 @@ void KvCache::reorder(const std::vector<int64_t>& source_rows) {
   }
 }
 
-std::vector<at::Tensor> KvCache::window() const {
+std::vector<at::Tensor> KvCache::step_window() {
+  make_room(width_, 1);
   std::vector<at::Tensor> views;
   views.reserve(buffers_.size());
   for (const at::Tensor& buffer : buffers_) {
-    views.push_back(buffer.narrow(0, 0, rows_).narrow(2, end_ - width_, width_));
+    views.push_back(buffer.narrow(0, 0, rows_).narrow(2, end_ - width_, width_ + 1));
   }
   return views;
 }
@@ -106,11 +107,7 @@ at::Tensor KvCache::attention_mask() const {
   return mask;
 }
 
-void KvCache::append(const std::vector<at::Tensor>& present) {
-  make_room(width_, 1);
-  for (size_t i = 0; i < buffers_.size(); ++i) {
-    buffers_[i].narrow(0, 0, rows_).narrow(2, end_, 1).copy_(present[i]);
-  }
+void KvCache::commit_step() {
   ++end_;
   ++width_;
   for (int64_t row = 0; row < rows_; ++row) ++lengths_[static_cast<size_t>(row)];
