@@ -13,6 +13,11 @@ namespace tsrunner::detail {
 // leaves anything it does not recognise as it is. Top-level nodes only: traced graphs have no
 // blocks where these patterns occur.
 
+// Rewrites each aten::addmm(bias, x, weight) with a constant float32 weight [K, N] and bias [N]
+// (beta and alpha 1) as aten::linear(x, weight^T, bias): Transformers' Conv1D (GPT-2's every
+// GEMM but the LM head) then takes the Linear rewrites below. Returns how many.
+int addmm_to_linear(torch::jit::Graph& graph);
+
 // Merges the packable Linear layers that read the same input (attention's query, key and
 // value) into one GEMM over their concatenated weights, each former output a slice of its
 // result. Returns the number of groups merged.

@@ -1,4 +1,5 @@
-// The Linear rewrites: sibling Linear layers merged into one GEMM, then every float32 Linear
+// The Linear rewrites: aten::addmm with constant weights (Transformers' Conv1D: GPT-2) turned
+// into Linear layers, sibling Linear layers merged into one GEMM, then every float32 Linear
 // with constant weights put on tsrunner's Linear ops with its weight packed at load.
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -14,6 +15,40 @@
 #include "rewrites/graph_match.h"
 
 namespace tsrunner::detail {
+
+int addmm_to_linear(torch::jit::Graph& graph) {
+  using torch::jit::Node;
+  std::vector<Node*> found;
+  for (Node* node : graph.nodes()) {
+    if (node->kind() == c10::aten::addmm && node->inputs().size() == 5) found.push_back(node);
+  }
+  const auto is_one = [](torch::jit::Value* value) {
+    const std::optional<c10::IValue> constant = torch::jit::toIValue(value);
+    return constant && ((constant->isInt() && constant->toInt() == 1) ||
+                        (constant->isDouble() && constant->toDouble() == 1.0));
+  };
+  int rewritten = 0;
+  for (Node* addmm : found) {
+    // addmm(bias, x, weight, beta, alpha) = beta * bias + alpha * x @ weight: weight [K, N].
+    const std::optional<at::Tensor> weight = constant_tensor(addmm->input(2));
+    const std::optional<at::Tensor> bias = constant_tensor(addmm->input(0));
+    if (!weight || !bias || weight->scalar_type() != at::kFloat || weight->dim() != 2 ||
+        weight->layout() != at::kStrided || bias->scalar_type() != at::kFloat || bias->dim() != 1 ||
+        bias->size(0) != weight->size(1) || !is_one(addmm->input(3)) || !is_one(addmm->input(4))) {
+      continue;
+    }
+    torch::jit::WithInsertPoint before(addmm);
+    torch::jit::Value* linear_weight = graph.insertConstant(weight->t().contiguous());
+    Node* linear = graph.insertNode(
+        graph.create(c10::aten::linear, {addmm->input(1), linear_weight, addmm->input(0)}, 1));
+    linear->output()->setType(addmm->output()->type());
+    linear->output()->copyMetadata(addmm->output());
+    addmm->output()->replaceAllUsesWith(linear->output());
+    addmm->destroy();
+    ++rewritten;
+  }
+  return rewritten;
+}
 
 // One wider GEMM keeps both cores busier than three narrow ones at short sequences.
 int merge_sibling_linears(torch::jit::Graph& graph) {
