@@ -80,6 +80,7 @@ std::vector<Sequence*> DecodeLoop::admit(const std::vector<Sequence*>& joining, 
   const StepOutput first = run_first_step(runner_, spec_, joining);
   const at::ScalarType dtype = first.present.at(0).scalar_type();
   if (!cache_) cache_.emplace(spec_, max_batch_, columns, dtype);
+  cache_->reserve_rows(static_cast<int64_t>(running_.size() + joining.size()));
   if (spec_.encoder_decoder && !cross_) {
     cross_.emplace(spec_, max_batch_, first.cross.at(0).size(2), dtype);
   }

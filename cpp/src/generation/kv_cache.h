@@ -18,12 +18,15 @@ namespace tsrunner::detail {
 // column: generation_export.py), so no step copies the cache.
 class KvCache {
  public:
+  // At most `rows` rows, allocated as they are reserved (or added).
   KvCache(const GenerationSpec& spec, int64_t rows, int64_t columns, at::ScalarType dtype);
 
   int64_t rows() const { return rows_; }
   int64_t width() const { return width_; }
   int64_t length(int64_t row) const { return lengths_[static_cast<size_t>(row)]; }
 
+  // Allocates room for `rows` rows (at most the constructor's), keeping what the rows hold.
+  void reserve_rows(int64_t rows);
   // Row `row` (must be the first free row, rows()) takes the last `length` positions of
   // sequence `source_row` of a prefill's present tensors.
   void add_row(const std::vector<at::Tensor>& present, int64_t source_row, int64_t length);
