@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu_isa.h"
+#include "rewrites/derived_weights.h"
 #include "rewrites/fusion_passes.h"
 #include "tsrunner/errors.h"
 
@@ -83,10 +84,11 @@ KernelPath apply_cpu_fast_path(
     torch::jit::Module fast = torch::jit::freeze(module, methods);
     const LinearPlan linear_plan = plan_linears(bf16, kernels);
     KernelPath rewritten;
+    DerivedWeights derived;  // one packed copy of a weight for all the methods
     for (const torch::jit::Method& method : fast.get_methods()) {
-      rewritten.conv1d_linears += addmm_to_linear(*method.graph());
-      rewritten.merged_groups += merge_sibling_linears(*method.graph());
-      pack_linears(*method.graph(), linear_plan, rewritten);
+      rewritten.conv1d_linears += addmm_to_linear(*method.graph(), derived);
+      rewritten.merged_groups += merge_sibling_linears(*method.graph(), derived);
+      pack_linears(*method.graph(), linear_plan, rewritten, derived);
       using Attention = KernelSettings::Attention;
       if (kernels.attention != Attention::kOff) {
         rewritten.fused_attentions += fuse_attention(*method.graph());

@@ -18,7 +18,9 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "rewrites/derived_weights.h"
 #include "rewrites/fusion_passes.h"
 
 namespace {
@@ -253,7 +255,8 @@ TEST(AddmmToLinear, TakesConv1DWithConstantWeights) {
   const at::Tensor weight = at::randn({3, 5});  // [K, N]
   const at::Tensor bias = at::randn({5});
   constant_addmm_operands(*graph, bias, weight);
-  EXPECT_EQ(tsrunner::detail::addmm_to_linear(*graph), 1);
+  tsrunner::detail::DerivedWeights derived;
+  EXPECT_EQ(tsrunner::detail::addmm_to_linear(*graph, derived), 1);
   EXPECT_EQ(count(*graph, "aten::addmm"), 0);
   ASSERT_EQ(count(*graph, "aten::linear"), 1);
   torch::jit::Node* linear = graph->outputs()[0]->node();
@@ -266,9 +269,26 @@ TEST(AddmmToLinear, TakesConv1DWithConstantWeights) {
   EXPECT_TRUE(at::allclose(at::linear(x, linear_weight, bias), at::addmm(bias, x, weight)));
 }
 
+TEST(AddmmToLinear, MethodsOfOneModelShareOneDerivedWeight) {
+  // A generation export's forward, prefill and decode hold the same frozen weight: one
+  // transposed copy serves them all (and so one packed copy, DerivedWeights' purpose).
+  const at::Tensor weight = at::randn({3, 5});
+  const at::Tensor bias = at::randn({5});
+  tsrunner::detail::DerivedWeights derived;
+  std::vector<at::Tensor> transposed;
+  for (int method = 0; method < 2; ++method) {
+    auto graph = addmm_graph(kUnitScalars);
+    constant_addmm_operands(*graph, bias, weight);
+    ASSERT_EQ(tsrunner::detail::addmm_to_linear(*graph, derived), 1);
+    transposed.push_back(torch::jit::toIValue(graph->outputs()[0]->node()->input(1))->toTensor());
+  }
+  EXPECT_TRUE(transposed[0].is_same(transposed[1]));
+}
+
 TEST(AddmmToLinear, LeavesOtherAddmmCallsAsTheyAre) {
   const auto unchanged = [](const std::shared_ptr<torch::jit::Graph>& graph) {
-    EXPECT_EQ(tsrunner::detail::addmm_to_linear(*graph), 0);
+    tsrunner::detail::DerivedWeights derived;
+    EXPECT_EQ(tsrunner::detail::addmm_to_linear(*graph, derived), 0);
     EXPECT_EQ(count(*graph, "aten::addmm"), 1);
     EXPECT_EQ(count(*graph, "aten::linear"), 0);
   };
