@@ -3,6 +3,7 @@
 
     python benchmarks/generate_profile.py MODEL.pt [--batch 8] [--prompt-tokens 128]
                                           [--new-tokens 64] [--threads 2] [--rows 25]
+                                          [--warmup TOKENS]
 
 Runs one `generate` of `--new-tokens` and one of a single token under the profiler, and prints
 per op the time of the decode steps (the difference of the two), per step, and its share of the
@@ -39,6 +40,9 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rows", type=int, default=25)
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="tokens of the untimed first run (--new-tokens)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -52,7 +56,8 @@ def main() -> int:
     generator = _core.Generator(runner, max_batch=max(8, args.batch))
     random = torch.Generator().manual_seed(0)
     prompts = torch.randint(3, vocab, (args.batch, args.prompt_tokens), generator=random).tolist()
-    generator.generate(prompts, {"max_new_tokens": 4, "ignore_eos": True})  # warm-up
+    warmup = args.warmup or args.new_tokens
+    generator.generate(prompts, {"max_new_tokens": warmup, "ignore_eos": True})
     wall_all, ops_all = profile(generator, prompts, args.new_tokens)
     wall_one, ops_one = profile(generator, prompts, 1)
     steps = args.new_tokens - 1
