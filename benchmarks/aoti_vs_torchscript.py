@@ -1,5 +1,5 @@
-"""The two tsrunner formats side by side: AOTInductor `.pt2` vs TorchScript `.pt` (oneDNN engine)
-vs ONNX Runtime (optimized), all in one process with alternating calls.
+"""The two tsrunner formats side by side: AOTInductor `.pt2` vs TorchScript `.pt` (oneDNN kernel
+path) vs ONNX Runtime (optimized), all in one process with alternating calls.
 
     python benchmarks/aoti_vs_torchscript.py [--shapes 1x16,1x128,32x128] [--threads 2]
                                              [--isa native] [--calls 7] [--corpus 256]
@@ -82,10 +82,10 @@ def main() -> int:
         runs = [peers.run_measuring_rss(command) for _ in range(3)]
         cold[name] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs))
 
-    pt = tsrunner.Runner(exports["pt"][0], threads=args.threads, engine="onednn")
+    pt = tsrunner.Runner(exports["pt"][0], threads=args.threads, kernel_path="onednn")
     pt2 = tsrunner.Runner(exports["pt2"][0], threads=args.threads)
     runners = {
-        f"tsrunner .pt ({pt.engine})": pt.run,
+        f"tsrunner .pt ({pt.kernel_path})": pt.run,
         "tsrunner .pt2 (aoti)": pt2.run,
         "onnxruntime (optimized)": ort,
     }

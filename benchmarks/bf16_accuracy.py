@@ -73,7 +73,7 @@ def main() -> int:
         f"CPU {tsrunner.cpu_model()}; {args.threads} thread(s); load average "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; tsrunner {tsrunner.__version__}"
     )
-    print(f"kernel paths: fp32 = {fp32.engine_reason}; bf16 = {bf16.engine_reason}")
+    print(f"kernel paths: fp32 = {fp32.kernel_path_reason}; bf16 = {bf16.kernel_path_reason}")
     print(
         f"{len(texts)} sentences, {min(lengths)}-{max(lengths)} tokens (mean "
         f"{np.mean(lengths):.1f}), Runner.predict batches of 32"

@@ -1,7 +1,7 @@
 """Two tsrun builds side by side: is a change slower? Per-call CPU time, not wall time.
 
     python benchmarks/compare_builds.py model.pt OLD=/path/to/old/tsrun NEW=/path/to/new/tsrun \
-        [--shapes 1x16,1x128,8x128] [--rounds 3] [--NEW-args "--engine default"]
+        [--shapes 1x16,1x128,8x128] [--rounds 3] [--NEW-args "--kernel-path default"]
 
 On a shared machine wall times swing by 10x while CPU time moves by ~10%, so each figure is the
 CPU time (user + sys, one intra-op and one inter-op thread) of a `tsrun bench` run minus that
@@ -62,7 +62,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="NAME=ARGS",
-        help='extra bench arguments for one build, e.g. NEW="--engine default"',
+        help='extra bench arguments for one build, e.g. NEW="--kernel-path default"',
     )
     args = parser.parse_args()
     builds = dict(build.split("=", 1) for build in args.builds)

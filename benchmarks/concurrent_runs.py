@@ -68,7 +68,7 @@ def main() -> int:
     for model in args.models:
         runner = tsrunner.Runner(model, threads=args.threads)
         runner.run(inputs)  # warm-up
-        runners[f"{Path(model).name} ({runner.engine})"] = runner
+        runners[f"{Path(model).name} ({runner.kernel_path})"] = runner
     results: dict[tuple[str, int], list[float]] = {}
     loads = [os.getloadavg()[0]]
     for _ in range(args.rounds):

@@ -59,7 +59,7 @@ def main() -> None:
     batch, tokens = (int(part) for part in args.shape.split("x"))
     runners = load(args.model, args.threads)
     for label, runner in runners.items():
-        print(f"{label}: {runner.engine_reason}")
+        print(f"{label}: {runner.kernel_path_reason}")
     ids = torch.randint(1000, 2000, (batch, tokens), generator=torch.Generator().manual_seed(0))
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     inputs["token_type_ids"] = torch.zeros_like(ids)

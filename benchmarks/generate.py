@@ -310,7 +310,7 @@ def bench_model(kind: ModelKind, args) -> tuple[list[dict], list[dict], str]:
         rows += measure(runner, model, ct2_model, kind, batch, args)
     del runner, model, ct2_model
     serve_rows = serve_streams(archive, kind, args) if "serve" in args.contenders else []
-    engine = tsrunner.Runner(archive, threads=args.threads).engine_reason
+    engine = tsrunner.Runner(archive, threads=args.threads).kernel_path_reason
     return rows, serve_rows, engine
 
 

@@ -68,7 +68,7 @@ def main() -> int:
         rows.append((name, (micros - micros_one) / steps, (calls - calls_one) / steps))
     rows.sort(key=lambda row: -row[1])
     total = sum(row[1] for row in rows if row[1] > 0)
-    print(f"engine: {runner.engine_reason}")
+    print(f"engine: {runner.kernel_path_reason}")
     print(f"batch {args.batch}, prompt {args.prompt_tokens}, {steps} decode steps: "
           f"{decode_wall / steps * 1e3:.2f} ms per step wall (profiled), ops "
           f"{total / 1e3:.2f} ms per step")  # fmt: skip

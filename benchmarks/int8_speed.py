@@ -55,7 +55,7 @@ def main() -> None:
                 run = bench(tsrun, model, batch, seq, args.threads, extra)
                 latency.setdefault((name, batch, seq), []).append(run["latency_ms"]["p50"])
                 rss[name] = max(rss.get(name, 0.0), run["peak_rss_mb"])
-                paths[name] = run["engine_reason"]
+                paths[name] = run["kernel_path_reason"]
     print(f"cpu: {run['cpu']}, {args.threads} threads, {args.rounds} interleaved rounds, "
           f"load average at the end {os.getloadavg()[0]:.1f}")  # fmt: skip
     header = " | ".join(f"{name} ms" for name in contenders)

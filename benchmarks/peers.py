@@ -64,7 +64,7 @@ RUNNERS = (
     "tsrun-bf16-onednn",
     "tsrun-int8",
 )
-# tsrun's runners: the archive each one benchmarks and the --engine it runs with.
+# tsrun's runners: the archive each one benchmarks and the --kernel-path it runs with.
 TSRUN_ENGINES = {
     "tsrun-fp32": "auto",
     "tsrun-fp32-default": "default",
@@ -323,7 +323,7 @@ def tsrun_bench(
     result = subprocess.run(
         [tsrun_path(), "bench", str(path), "--batch", str(batch), "--seq", str(sequence),
          "--threads", str(threads), "--warmup", "2", "--duration", str(min_seconds), "--json",
-         "--engine", engine, "--compute", compute],
+         "--kernel-path", engine, "--compute", compute],
         capture_output=True, text=True, check=False, env={**os.environ, **(env or {})},
     )  # fmt: skip
     if result.returncode != 0:
@@ -357,7 +357,7 @@ def sgemm_gflops(threads: int, size: int = 1024, seconds: float = 2.0) -> float:
 
 
 def onednn_gemm_gflops(threads: int, size: int = 2048, seconds: float = 2.0) -> float:
-    """Best fp32 rate of oneDNN's packed GEMM (the kernel tsrun's onednn engine runs), GFLOP/s:
+    """Best fp32 rate of oneDNN's packed GEMM (the kernel tsrun's onednn kernel path runs), GFLOP/s:
     a size x size activation times a size x size weight packed for this CPU."""
     torch.set_num_threads(threads)
     x, weight = torch.randn(size, size), torch.randn(size, size)
@@ -520,7 +520,7 @@ def measure(args) -> dict:
                     TSRUN_ENV.get(name),
                 )
                 latency = report["latency_ms"]["p50"]
-                engines[name] = report.get("engine", "?")
+                engines[name] = report.get("kernel_path", "?")
             else:
                 times = time_calls(lambda n=name, x=inputs: ready[n](x), args.min_seconds, 3)
                 latency = statistics.median(times)
@@ -581,10 +581,10 @@ def _worker_runner(name: str, model_dir: Path, work: Path, threads: int):
 
         path = work / ("model-int8.pt" if name == "tsrun-int8" else "model-fp32.pt")
         runner = tsrunner.Runner(
-            path, threads=threads, engine=TSRUN_ENGINES[name], compute=TSRUN_COMPUTE.get(name)
+            path, threads=threads, kernel_path=TSRUN_ENGINES[name], compute=TSRUN_COMPUTE.get(name)
         )
         names = [spec["name"] for spec in tsrunner.read_manifest(path)["inputs"]]
-        label = f"{runner.engine}: {runner.engine_reason}"
+        label = f"{runner.kernel_path}: {runner.kernel_path_reason}"
         return (lambda inputs: runner.run({n: inputs[n] for n in names if n in inputs})), label
     return PYTHON_RUNNERS[name](model_dir, work, threads), name
 
@@ -830,7 +830,7 @@ def markdown(results: dict, plot_name: str) -> str:
         f"`{results['model']}`, {results['threads']} intra-op thread(s) for every runner, torch "
         f"{results['torch']}, on {results['machine']}.",
         f"Rerun: `{results['command']}`.",
-        "Kernel path of each tsrun runner (`tsrun bench --engine`, reported by tsrun itself): "
+        "Kernel path of each tsrun runner (`tsrun bench --kernel-path`, reported by tsrun itself): "
         + ", ".join(f"{k} = {v}" for k, v in results.get("tsrun_engines", {}).items())
         + "; load average at the end of the run: "
         + ", ".join(f"{x:.1f}" for x in results.get("load_average", ()))

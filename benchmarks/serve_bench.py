@@ -250,7 +250,7 @@ def batch_counts(server) -> tuple[float, float]:
 
 def markdown(results: dict, args) -> str:
     lines = [
-        f"CPU: {results['cpu']}. tsrun serve engine: {results['tsrun_engine']}. Load average "
+        f"CPU: {results['cpu']}. tsrun serve kernel path: {results['tsrun_engine']}. Load average "
         f"before {results['loadavg_before']}, after {results['loadavg_after']}.",
         f"Rerun: `python benchmarks/serve_bench.py MODEL_DIR --pt MODEL.pt --concurrency "
         f"{args.concurrency} --seconds {args.seconds:g} --rounds {args.rounds}`.",
@@ -353,7 +353,7 @@ def run(args) -> dict:
         python_server.stop()
     return {
         "cpu": cpu_name(),
-        "tsrun_engine": json.loads(engine)["models"][0]["engine"],
+        "tsrun_engine": json.loads(engine)["models"][0]["kernel_path"],
         "loadavg_before": [round(x, 2) for x in loadavg_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "batch_mode_runs": batch_rates,

@@ -45,7 +45,7 @@ def minilm_directory() -> Path:
 
 def sgemm_flops(threads: int) -> float:
     """The machine's fp32 GEMM rate: the best of torch.mm (MKL sgemm) and oneDNN's packed GEMM
-    (what tsrun's onednn engine runs), 2048x2048x2048, best of five each."""
+    (what tsrun's onednn kernel path runs), 2048x2048x2048, best of five each."""
     torch.set_num_threads(threads)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     packed = torch.ops.mkldnn._reorder_linear_weight(b, None)
@@ -145,7 +145,7 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
                     str(threads),
                     "--concurrent-batches",
                     str(concurrent_batches),
-                    "--engine",
+                    "--kernel-path",
                     engine,
                     "--compute",
                     compute,
@@ -173,7 +173,7 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
         f"tsrun --input --batch-size 32 --threads 1 --concurrent-batches {args.threads}": (
             tsrun_command(1, args.threads)
         ),
-        f"tsrun ... --threads 1 --concurrent-batches {args.threads} --engine default": (
+        f"tsrun ... --threads 1 --concurrent-batches {args.threads} --kernel-path default": (
             tsrun_command(1, args.threads, "default")
         ),
         "padded to 128, batches of 32 (original docs)": run_padded_128,
@@ -184,7 +184,7 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
         ] = tsrun_command(1, args.threads, compute="bf16")
         if (
             "on tsrunner's AVX512-BF16 kernel"
-            in tsrunner.Runner(model_pt, compute="bf16").engine_reason
+            in tsrunner.Runner(model_pt, compute="bf16").kernel_path_reason
         ):
             contenders[  # the same on oneDNN's bf16 GEMM: what the kernel changes
                 "same, oneDNN's bf16 GEMM (TSR_BF16_KERNEL=0)"
@@ -226,7 +226,7 @@ def measure(args: argparse.Namespace, texts: list[str], work: Path) -> str:
         f"{len(texts)} sentences, {tokens} tokens (mean {tokens / len(texts):.1f}, "
         f"max {max(lengths)}), MiniLM float32, {args.threads} threads, best of {args.repeats}; "
         f"fp32 GEMM peak {peak / 1e9:.0f} GFLOP/s; corpus forward pass {flops / 1e9:.0f} GFLOP; "
-        f"CPU {tsrunner.cpu_model()}; tsrun engine auto = {tsrunner.auto_engine()}; "
+        f"CPU {tsrunner.cpu_model()}; tsrun kernel path auto = {tsrunner.auto_kernel_path()}; "
         f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}",
         "",
         "| | seconds | sentences/s | tokens/s | vs sentence-transformers | of the fp32 limit |",

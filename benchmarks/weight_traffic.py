@@ -38,7 +38,7 @@ import tsrunner
 
 def linear_weights(model: Path) -> list[torch.Tensor]:
     """The 2-D float32 weights of the export's Linear layers, Q/K/V merged per layer as the
-    oneDNN engine merges them, in model order."""
+    oneDNN kernel path merges them, in model order."""
     module = torch.jit.load(str(model)).eval()
     weights = []
     for name, parameter in module.named_parameters():
@@ -125,7 +125,7 @@ def small_row_kernel_runs(rows: int) -> bool:
 
 def small_row_kernel(weights, packed, biases, x, seconds, nbytes) -> None:
     """The same GEMMs on tsrunner's small-row kernel (tsrunner::linear given panels, as the
-    oneDNN engine runs calls of at most TSR_SMALL_GEMM_ROWS rows), alternating with oneDNN's
+    oneDNN kernel path runs calls of at most TSR_SMALL_GEMM_ROWS rows), alternating with oneDNN's
     in rounds so both see the same machine; the best of each."""
     panels = [torch.ops.tsrunner.pack_panels(w) for w in weights]
     rows = next(iter(x.values())).shape[0]

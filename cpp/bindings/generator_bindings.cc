@@ -1,5 +1,6 @@
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <optional>
@@ -8,6 +9,7 @@
 #include "generation/generation_spec.h"
 #include "generation/logits_processing.h"
 #include "generation/text_stream.h"
+#include "generation/unsupported_settings.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/generator.h"
 #include "tsrunner/runner.h"
@@ -157,6 +159,18 @@ void register_generator(py::module_& module) {
           "Continuations of `prompts` (texts or token id lists); `params` as Runner.generate's "
           "keywords; `on_chunk(index, token_id, text, finish_reason)` after every step (return "
           "False to cancel that sequence).");
+
+  // What a generation export's saved defaults make the generator refuse (the export warns).
+  module.def(
+      "generation_refusals",
+      [](const std::string& manifest_json) {
+        const auto root = nlohmann::json::parse(manifest_json, nullptr, false);
+        if (!root.is_object() || !root.contains("generation")) return std::vector<std::string>{};
+        return detail::generation_refusals(root["generation"]);
+      },
+      py::arg("manifest_json"),
+      "One sentence per saved generation setting this runner refuses to generate with (HF's beam "
+      "sampling, logits processors it does not implement); empty when none.");
 
   // The incremental detokenizer alone: the text each token of `ids` releases, then what the
   // end releases (tests check pieces against the tokenizer's decode).

@@ -52,8 +52,9 @@ void register_runner(py::module_& module) {
   module.def(
       "cpu_model", [] { return cpu_info().model; },
       "The CPU's model name (/proc/cpuinfo), as benchmark reports print it.");
-  module.def("auto_engine", &auto_engine,
-             "The kernel path engine=\"auto\" takes on this machine: \"onednn\" or \"default\".");
+  module.def(
+      "auto_kernel_path", &auto_kernel_path,
+      "The kernel path kernel_path=\"auto\" takes on this machine: \"onednn\" or \"default\".");
   module.def(
       "verify_archive",
       [](const std::filesystem::path& path, std::optional<std::string> expected_sha256,
@@ -97,7 +98,7 @@ void register_runner(py::module_& module) {
       .def_readwrite("warmup_sequence", &RunnerOptions::warmup_sequence)
       .def_readwrite("optimize_graph", &RunnerOptions::optimize_graph)
       .def_readwrite("freeze", &RunnerOptions::freeze)
-      .def_readwrite("engine", &RunnerOptions::engine)
+      .def_readwrite("kernel_path", &RunnerOptions::kernel_path)
       .def_readwrite("compute", &RunnerOptions::compute)
       .def_readwrite("fused_attention", &RunnerOptions::fused_attention)
       .def_readwrite("fused_layer_norm", &RunnerOptions::fused_layer_norm)
@@ -152,9 +153,9 @@ void register_runner(py::module_& module) {
             return py::module_::import("json").attr("loads")(runner.manifest().raw_json);
           },
           "The export's manifest as a dict.")
-      .def_property_readonly("engine", &Runner::engine,
+      .def_property_readonly("kernel_path", &Runner::kernel_path,
                              "The kernel path load chose: \"onednn\" or \"default\".")
-      .def_property_readonly("engine_reason", &Runner::engine_reason,
+      .def_property_readonly("kernel_path_reason", &Runner::kernel_path_reason,
                              "Why load chose that kernel path, in a few words.")
       .def_property_readonly("input_names",
                              [](const Runner& runner) {

@@ -48,21 +48,23 @@ bool forced_failure() {
 }  // namespace
 
 KernelPath apply_cpu_fast_path(
-    torch::jit::Module& module, const std::string& engine, const std::string& compute, bool on_cpu,
-    const KernelSettings& kernels,
+    torch::jit::Module& module, const std::string& kernel_path, const std::string& compute,
+    bool on_cpu, const KernelSettings& kernels,
     const std::function<void(torch::jit::Module&, int64_t)>& smoke_test) {
   KernelPath result;
   const bool bf16 = compute == "bf16";
-  if (bf16 && engine == "default") {
-    throw InvalidInput("compute=bf16 runs on the oneDNN engine, not engine=default");
+  if (bf16 && kernel_path == "default") {
+    throw InvalidInput("compute=bf16 runs on the oneDNN kernel path, not kernel_path=default");
   }
-  if (engine == "default") {
-    result.reason = "engine=default";
+  if (kernel_path == "default") {
+    result.reason = "kernel_path=default";
     return result;
   }
   const std::string declined = auto_declines(on_cpu);
   if (!declined.empty()) {
-    if (engine == "onednn") throw InvalidInput("engine=onednn is not available: " + declined);
+    if (kernel_path == "onednn") {
+      throw InvalidInput("kernel_path=onednn is not available: " + declined);
+    }
     if (bf16) throw InvalidInput("compute=bf16 is not available: " + declined);
     result.reason = declined;
     return result;
@@ -116,7 +118,7 @@ KernelPath apply_cpu_fast_path(
     rewritten.path = "onednn";
     rewritten.reason = std::string(bf16 ? "oneDNN prepacked linear, bf16 compute ("
                                         : "oneDNN prepacked linear (") +
-                       engine + "): " + std::to_string(rewritten.packed_linears) + " GEMMs, " +
+                       kernel_path + "): " + std::to_string(rewritten.packed_linears) + " GEMMs, " +
                        std::to_string(rewritten.merged_groups) + " Q/K/V groups merged, " +
                        std::to_string(rewritten.fused_activations) + " GELUs and " +
                        std::to_string(rewritten.folded_adds) + " residual adds folded";

@@ -43,7 +43,7 @@ class Engine {
     throw Error("this archive format cannot run the method \"" + name + "\"");
   }
 
-  // The kernel path load chose (RunnerOptions::engine): "onednn" or "default", and why.
+  // The kernel path load chose (RunnerOptions::kernel_path): "onednn" or "default", and why.
   virtual const std::string& kernel_path() const = 0;
   virtual const std::string& kernel_path_reason() const = 0;
 };

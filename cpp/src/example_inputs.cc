@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "tsrunner/dtype.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner {
@@ -9,14 +10,9 @@ namespace tsrunner {
 namespace {
 
 at::ScalarType scalar_type_of(const TensorSpec& spec) {
-  if (spec.dtype == "int64") return at::kLong;
-  if (spec.dtype == "int32") return at::kInt;
-  if (spec.dtype == "float32") return at::kFloat;
-  if (spec.dtype == "float16") return at::kHalf;
-  if (spec.dtype == "bfloat16") return at::kBFloat16;
-  if (spec.dtype == "bool") return at::kBool;
-  throw InvalidInput("input \"" + spec.name + "\" has dtype " + spec.dtype +
-                     ", which example inputs cannot make");
+  if (const std::optional<at::ScalarType> type = scalar_type(spec.dtype)) return *type;
+  throw InvalidInput("input \"" + spec.name + "\" has dtype " +
+                     std::string(dtype_name(spec.dtype)) + ", which example inputs cannot make");
 }
 
 std::vector<int64_t> shape_of(const TensorSpec& spec, const ExampleShape& sizes) {
@@ -78,9 +74,9 @@ TensorMap make_example_inputs(const Manifest& manifest, const ExampleShape& size
     const auto options = at::TensorOptions().dtype(scalar_type_of(spec));
     const std::vector<int64_t> shape = shape_of(spec, sizes);
     at::Tensor tensor;
-    if (spec.default_fill == "ones") {
+    if (spec.default_fill == Fill::kOnes) {
       tensor = at::ones(shape, options);
-    } else if (spec.default_fill == "zeros") {
+    } else if (spec.default_fill == Fill::kZeros) {
       tensor = at::zeros(shape, options);
     } else if (spec.value_range) {
       tensor =

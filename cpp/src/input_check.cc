@@ -6,30 +6,17 @@
 #include <map>
 #include <string>
 
+#include "tsrunner/dtype.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner::detail {
 namespace {
 
-std::string dtype_name(at::ScalarType type) {
-  switch (type) {
-    case at::kLong:
-      return "int64";
-    case at::kInt:
-      return "int32";
-    case at::kFloat:
-      return "float32";
-    case at::kHalf:
-      return "float16";
-    case at::kBFloat16:
-      return "bfloat16";
-    case at::kDouble:
-      return "float64";
-    case at::kBool:
-      return "bool";
-    default:
-      return std::string(c10::toString(type));
-  }
+// The manifest's name of a tensor's element type, LibTorch's for types the manifest has none for.
+std::string element_type_name(at::ScalarType type) {
+  const DType dtype = dtype_of(type);
+  return dtype == DType::kUnknown ? std::string(c10::toString(type))
+                                  : std::string(tsrunner::dtype_name(dtype));
 }
 
 std::string input_names(const Manifest& manifest) {
@@ -37,7 +24,7 @@ std::string input_names(const Manifest& manifest) {
   for (const TensorSpec& spec : manifest.inputs) {
     if (!names.empty()) names += ", ";
     names += spec.name;
-    if (!spec.default_fill.empty()) names += " (optional)";
+    if (spec.default_fill != Fill::kRequired) names += " (optional)";
   }
   return names;
 }
@@ -91,7 +78,7 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
   for (const TensorSpec& spec : manifest.inputs) {
     auto found = inputs.find(spec.name);
     if (found == inputs.end()) {
-      if (spec.default_fill.empty()) {
+      if (spec.default_fill == Fill::kRequired) {
         throw InvalidInput("missing input \"" + spec.name +
                            "\"; this model takes: " + input_names(manifest));
       }
@@ -99,9 +86,10 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
     }
     const at::Tensor& tensor = found->second;
     if (manifest.plain_module) continue;  // no dtypes or shapes to check against
-    if (dtype_name(tensor.scalar_type()) != spec.dtype) {
+    if (dtype_of(tensor.scalar_type()) != spec.dtype) {
       throw InvalidInput("input \"" + spec.name + "\" has dtype " +
-                         dtype_name(tensor.scalar_type()) + ", expected " + spec.dtype);
+                         element_type_name(tensor.scalar_type()) + ", expected " +
+                         std::string(dtype_name(spec.dtype)));
     }
     if (tensor.dim() != static_cast<int64_t>(spec.dims.size())) {
       throw InvalidInput("input \"" + spec.name + "\" has " + std::to_string(tensor.dim()) +
@@ -135,13 +123,14 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
     const int64_t length = it->second.first;
     if (length > contract.max_sequence) {
       throw InvalidInput("input has " + std::to_string(length) + " tokens; this export was " +
-                         (contract.kind == "fixed" ? "traced for " : "validated up to ") +
+                         (contract.kind == ShapeKind::kFixed ? "traced for " : "validated up to ") +
                          std::to_string(contract.max_sequence) + ": re-export with --max-length " +
                          std::to_string(length));
     }
   }
   // Shorter inputs to a fixed export are padded by the runner; longer decoder inputs cannot be.
-  if (auto it = symbols.find("decoder_sequence"); it != symbols.end() && contract.kind == "fixed") {
+  if (auto it = symbols.find("decoder_sequence");
+      it != symbols.end() && contract.kind == ShapeKind::kFixed) {
     auto traced = contract.traced.find("decoder_sequence");
     if (traced != contract.traced.end() && it->second.first > traced->second) {
       throw InvalidInput("decoder input has " + std::to_string(it->second.first) +
@@ -174,8 +163,8 @@ std::vector<at::Tensor> check_and_order_inputs(const Manifest& manifest, const T
       shape.push_back(it->second.first);
     }
     const auto options = at::TensorOptions().dtype(at::kLong);
-    ordered.push_back(spec.default_fill == "ones" ? at::ones(shape, options)
-                                                  : at::zeros(shape, options));
+    ordered.push_back(spec.default_fill == Fill::kOnes ? at::ones(shape, options)
+                                                       : at::zeros(shape, options));
   }
   return ordered;
 }

@@ -22,9 +22,10 @@ LinearPlan plan_linears(bool bf16, const KernelSettings& kernels) {
   return plan;
 }
 
-void check_engine_name(const std::string& engine) {
-  if (engine != "auto" && engine != "onednn" && engine != "default") {
-    throw InvalidInput("unknown engine \"" + engine + "\" (expected auto, onednn or default)");
+void check_kernel_path_name(const std::string& kernel_path) {
+  if (kernel_path != "auto" && kernel_path != "onednn" && kernel_path != "default") {
+    throw InvalidInput("unknown kernel path \"" + kernel_path +
+                       "\" (expected auto, onednn or default)");
   }
 }
 
@@ -56,9 +57,11 @@ std::string bf16_declines() {
 
 namespace tsrunner {
 
-std::string auto_engine() { return detail::auto_declines(true).empty() ? "onednn" : "default"; }
+std::string auto_kernel_path() {
+  return detail::auto_declines(true).empty() ? "onednn" : "default";
+}
 
-std::string auto_engine_reason() {
+std::string auto_kernel_path_reason() {
   const std::string declined = detail::auto_declines(true);
   return declined.empty() ? "x86-64 CPU with AVX2 or better, oneDNN available" : declined;
 }

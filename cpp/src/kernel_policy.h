@@ -40,8 +40,8 @@ struct LinearPlan {
 // The plan for compute "fp32" or "bf16" (bf16 = true) on this CPU with these settings.
 LinearPlan plan_linears(bool bf16, const KernelSettings& kernels);
 
-// Throws InvalidInput unless `engine` is "auto", "onednn" or "default".
-void check_engine_name(const std::string& engine);
+// Throws InvalidInput unless `kernel_path` is "auto", "onednn" or "default".
+void check_kernel_path_name(const std::string& kernel_path);
 // Throws InvalidInput unless `compute` is "fp32" or "bf16".
 void check_compute_name(const std::string& compute);
 // Why compute=bf16 cannot run on this CPU (no AVX512_BF16, no AMX-BF16); empty when it can.

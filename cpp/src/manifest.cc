@@ -10,6 +10,24 @@
 #include "tsrunner/errors.h"
 
 namespace tsrunner {
+
+namespace detail {
+
+// Hugging Face's input names, for archives written before the manifest recorded roles.
+Role role_of_unlabelled_input(const std::string& name) {
+  static constexpr std::pair<std::string_view, Role> kRolesByName[] = {
+      {"input_ids", Role::kTokenIds},          {"attention_mask", Role::kAttentionMask},
+      {"token_type_ids", Role::kTokenTypeIds}, {"decoder_input_ids", Role::kDecoderTokenIds},
+      {"pixel_values", Role::kPixelValues},
+  };
+  for (const auto& [hf_name, role] : kRolesByName) {
+    if (name == hf_name) return role;
+  }
+  return Role::kNone;
+}
+
+}  // namespace detail
+
 namespace {
 
 using nlohmann::json;
@@ -34,6 +52,15 @@ int64_t require_int(const json& object, const char* key, const std::string& wher
   const json& value = require(object, key, where);
   if (!value.is_number_integer()) fail(where + "." + key + " must be an integer");
   return value.get<int64_t>();
+}
+
+// A string field of a closed vocabulary, parsed by `parse` (manifest_vocabulary.h, dtype.h).
+template <typename Parse>
+auto require_word(const json& object, const char* key, const std::string& where, Parse parse) {
+  const std::string word = require_string(object, key, where);
+  const auto parsed = parse(word);
+  if (!parsed) fail(where + "." + key + " \"" + word + "\" is not one this tsrunner knows");
+  return *parsed;
 }
 
 std::optional<int64_t> optional_int(const json& object, const char* key) {
@@ -65,19 +92,17 @@ std::vector<TensorSpec> parse_specs(const json& root, const char* key) {
     if (!item.is_object()) fail(where + " must be an object");
     TensorSpec spec;
     spec.name = require_string(item, "name", where);
-    spec.dtype = require_string(item, "dtype", where);
-    if (auto it = item.find("role"); it != item.end() && it->is_string()) {
-      spec.role = it->get<std::string>();
+    spec.dtype = require_word(item, "dtype", where, parse_dtype);
+    if (auto it = item.find("role"); it != item.end() && !it->is_null()) {
+      spec.role = require_word(item, "role", where, parse_role);
+    } else {
+      spec.role = detail::role_of_unlabelled_input(spec.name);
     }
     const json& shape = require(item, "shape", where);
     if (!shape.is_array()) fail(where + ".shape must be an array");
     for (const json& d : shape) spec.dims.push_back(parse_dim(d, where + ".shape"));
     if (auto it = item.find("default"); it != item.end() && !it->is_null()) {
-      if (!it->is_string()) fail(where + ".default must be a string");
-      spec.default_fill = it->get<std::string>();
-      if (spec.default_fill != "ones" && spec.default_fill != "zeros") {
-        fail(where + ".default must be \"ones\" or \"zeros\", not \"" + spec.default_fill + "\"");
-      }
+      spec.default_fill = require_word(item, "default", where, parse_fill);
     }
     if (auto it = item.find("range"); it != item.end() && !it->is_null()) {
       if (!it->is_array() || it->size() != 2 || !(*it)[0].is_number_integer() ||
@@ -98,10 +123,11 @@ ShapeContract parse_contract(const json& root) {
   const json& node = require(root, "shape_contract", "manifest");
   if (!node.is_object()) fail("shape_contract must be an object");
   ShapeContract contract;
-  contract.kind = require_string(node, "kind", "shape_contract");
-  if (contract.kind != "dynamic" && contract.kind != "fixed") {
-    fail("shape_contract.kind must be \"dynamic\" or \"fixed\", not \"" + contract.kind + "\"");
+  const std::string kind = require_string(node, "kind", "shape_contract");
+  if (kind != "dynamic" && kind != "fixed") {
+    fail("shape_contract.kind must be \"dynamic\" or \"fixed\", not \"" + kind + "\"");
   }
+  contract.kind = *parse_shape_kind(kind);
   contract.min_batch = optional_int(node, "min_batch").value_or(1);
   contract.max_batch = optional_int(node, "max_batch").value_or(0);
   contract.min_sequence = optional_int(node, "min_sequence").value_or(1);
@@ -117,7 +143,7 @@ ShapeContract parse_contract(const json& root) {
       contract.traced[item.key()] = item.value().get<int64_t>();
     }
   }
-  if (contract.kind == "fixed") contract.traced["sequence"] = contract.max_sequence;
+  if (contract.kind == ShapeKind::kFixed) contract.traced["sequence"] = contract.max_sequence;
   if (auto it = node.find("buckets"); it != node.end() && !it->is_null()) {
     if (!it->is_array() || it->empty()) fail("shape_contract.buckets must be a non-empty array");
     for (const json& length : *it) {
@@ -127,7 +153,7 @@ ShapeContract parse_contract(const json& root) {
       }
       contract.buckets.push_back(length.get<int64_t>());
     }
-    if (contract.kind != "fixed" || contract.buckets.back() != contract.max_sequence) {
+    if (contract.kind != ShapeKind::kFixed || contract.buckets.back() != contract.max_sequence) {
       fail("shape_contract.buckets need kind \"fixed\" and end at max_sequence");
     }
   }
@@ -213,19 +239,6 @@ const TensorSpec* find_named(const std::vector<TensorSpec>& specs, const std::st
   return nullptr;
 }
 
-// Hugging Face's input names, for archives written before the manifest recorded roles.
-std::string_view role_of_unlabelled_input(const std::string& name) {
-  static constexpr std::pair<std::string_view, std::string_view> kRolesByName[] = {
-      {"input_ids", "token_ids"},           {"attention_mask", "attention_mask"},
-      {"token_type_ids", "token_type_ids"}, {"decoder_input_ids", "decoder_token_ids"},
-      {"pixel_values", "pixel_values"},
-  };
-  for (const auto& [hf_name, role] : kRolesByName) {
-    if (name == hf_name) return role;
-  }
-  return {};
-}
-
 constexpr std::pair<Task, std::string_view> kTaskNames[] = {
     {Task::kFeatureExtraction, "feature-extraction"},
     {Task::kFillMask, "fill-mask"},
@@ -302,8 +315,7 @@ Manifest Manifest::parse(const std::string& json_text) {
   manifest.model_type = require_string(model, "type", "model");
   manifest.model_class = require_string(model, "class", "model");
   if (auto it = root.find("backend"); it != root.end() && !it->is_null()) {
-    if (!it->is_string()) fail("backend must be a string");
-    manifest.backend = it->get<std::string>();
+    manifest.backend = require_word(root, "backend", "manifest", parse_backend);
   }
   if (auto it = root.find("aoti"); it != root.end() && !it->is_null()) {
     if (!it->is_object()) fail("aoti must be an object");
@@ -332,7 +344,7 @@ Manifest Manifest::parse(const std::string& json_text) {
   if (auto it = root.find("pooling"); it != root.end() && !it->is_null()) {
     if (!it->is_object()) fail("pooling must be an object or null");
     Pooling pooling;
-    pooling.mode = require_string(*it, "mode", "pooling");
+    pooling.mode = require_word(*it, "mode", "pooling", parse_pooling_mode);
     const json& normalize = require(*it, "normalize", "pooling");
     if (!normalize.is_boolean()) fail("pooling.normalize must be a boolean");
     pooling.normalize = normalize.get<bool>();
@@ -349,13 +361,8 @@ Manifest Manifest::parse(const std::string& json_text) {
     }
   }
   if (auto it = root.find("score_function"); it != root.end() && !it->is_null()) {
-    if (!it->is_string()) fail("score_function must be a string");
-    manifest.score_function = it->get<std::string>();
-    if (manifest.score_function != "softmax" && manifest.score_function != "sigmoid" &&
-        manifest.score_function != "none") {
-      fail("score_function must be \"softmax\", \"sigmoid\" or \"none\", not \"" +
-           manifest.score_function + "\"");
-    }
+    manifest.score_function =
+        require_word(root, "score_function", "manifest", parse_score_function);
   }
   manifest.mask_token_id = optional_int(root, "mask_token_id");
   manifest.decoder_start_token_id = optional_int(root, "decoder_start_token_id");
@@ -370,11 +377,10 @@ const TensorSpec* Manifest::find_input(const std::string& name) const {
   return find_named(inputs, name);
 }
 
-const TensorSpec* Manifest::find_input_by_role(std::string_view role) const {
+const TensorSpec* Manifest::find_input_by_role(Role role) const {
+  if (role == Role::kNone) return nullptr;
   for (const TensorSpec& spec : inputs) {
-    if (spec.role.empty() ? role_of_unlabelled_input(spec.name) == role : spec.role == role) {
-      return &spec;
-    }
+    if (spec.role == role) return &spec;
   }
   return nullptr;
 }
@@ -393,7 +399,7 @@ std::string Manifest::describe() const {
   out << "tsrunner archive (manifest schema " << schema_version << ")\n";
   row("task") << task << "\n";
   row("model") << model_type << " (" << model_class << ")\n";
-  if (backend != "jit") row("backend") << backend << "\n";
+  if (backend != Backend::kJit) row("backend") << backend_name(backend) << "\n";
   if (aoti) {
     std::string isa;
     for (const std::string& word : aoti->cpu_isa) isa += " " + word;
@@ -401,17 +407,19 @@ std::string Manifest::describe() const {
                     << "), LibTorch " << aoti->torch_version << "\n";
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
-    row(i == 0 ? "inputs" : "") << inputs[i].name << " " << inputs[i].dtype << " "
+    row(i == 0 ? "inputs" : "") << inputs[i].name << " " << dtype_name(inputs[i].dtype) << " "
                                 << join_dims(inputs[i].dims);
-    if (!inputs[i].default_fill.empty()) out << "  (default: " << inputs[i].default_fill << ")";
+    if (inputs[i].default_fill != Fill::kRequired) {
+      out << "  (default: " << fill_name(inputs[i].default_fill) << ")";
+    }
     out << "\n";
   }
   for (size_t i = 0; i < outputs.size(); ++i) {
-    row(i == 0 ? "outputs" : "") << outputs[i].name << " " << outputs[i].dtype << " "
+    row(i == 0 ? "outputs" : "") << outputs[i].name << " " << dtype_name(outputs[i].dtype) << " "
                                  << join_dims(outputs[i].dims) << "\n";
   }
-  row("shapes") << shape_contract.kind << ": sequence " << shape_contract.min_sequence << ".."
-                << shape_contract.max_sequence;
+  row("shapes") << shape_kind_name(shape_contract.kind) << ": sequence "
+                << shape_contract.min_sequence << ".." << shape_contract.max_sequence;
   if (!shape_contract.buckets.empty()) {
     out << ", buckets";
     for (size_t i = 0; i < shape_contract.buckets.size(); ++i) {
@@ -453,12 +461,11 @@ std::string Manifest::describe() const {
       row("checked") << "not against sentence-transformers (it was not installed at export)\n";
     }
   }
-  if (root.contains("pooling") && root["pooling"].is_object()) {
-    const json& pooling = root["pooling"];
-    row("pooling") << string_or(pooling, "mode", "?")
-                   << (bool_or(pooling, "normalize", false) ? ", normalized" : "") << "\n";
+  if (pooling) {
+    row("pooling") << pooling_mode_name(pooling->mode) << (pooling->normalize ? ", normalized" : "")
+                   << "\n";
   }
-  if (!score_function.empty()) row("scores") << score_function << "\n";
+  if (score_function) row("scores") << score_function_name(*score_function) << "\n";
   if (root.contains("quantization") && root["quantization"].is_object()) {
     const json& quantization = root["quantization"];
     row("quantized") << string_or(quantization, "mode", "?") << " ("

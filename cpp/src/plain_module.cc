@@ -150,7 +150,7 @@ Manifest parse_plain_manifest(const std::string& json_text) {
   if (root.contains("model") && root["model"].is_object()) {
     manifest.model_class = root["model"].value("class", "");
   }
-  manifest.shape_contract.kind = "unknown";
+  manifest.shape_contract.kind = ShapeKind::kUnknown;
   for (const char* key : {"inputs", "outputs"}) {
     if (!root.contains(key) || !root[key].is_array()) {
       throw LoadError(std::string("a plain module's description needs \"") + key + "\"");
@@ -160,6 +160,7 @@ Manifest parse_plain_manifest(const std::string& json_text) {
       spec.name = item.is_object() ? item.value("name", "") : "";
       if (spec.name.empty())
         throw LoadError(std::string("every plain-module ") + key + " needs a name");
+      spec.role = role_of_unlabelled_input(spec.name);
       (std::string(key) == "inputs" ? manifest.inputs : manifest.outputs).push_back(spec);
     }
   }

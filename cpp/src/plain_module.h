@@ -20,6 +20,10 @@ Manifest read_plain_module(const Archive& archive);
 // The Manifest of the JSON read_plain_module records as raw_json ({"plain_module": true, ...}).
 Manifest parse_plain_manifest(const std::string& json_text);
 
+// The role of an input by Hugging Face's name for it ("input_ids": token ids, ...), for inputs
+// without a recorded role (plain modules, archives written before roles); kNone for others.
+Role role_of_unlabelled_input(const std::string& name);
+
 // Manifest::describe() of a plain module.
 std::string describe_plain_module(const Manifest& manifest);
 

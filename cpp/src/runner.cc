@@ -83,7 +83,7 @@ void RunnerOptions::validate() const {
   } catch (const c10::Error&) {
     throw InvalidInput("unknown device \"" + device + "\" (expected cpu, cuda or cuda:N)");
   }
-  detail::check_engine_name(engine);
+  detail::check_kernel_path_name(kernel_path);
   detail::check_compute_name(compute);
   (void)detail::resolve_kernel_settings(*this);  // the kernel switches and their TSR_* defaults
   if (max_archive_bytes == 0 || max_embedded_file_bytes == 0) {
@@ -175,19 +175,20 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
   // The archive says what it is: an AOTInductor package or TorchScript, and the manifest must
   // agree (a renamed or repackaged file is refused, not run by the wrong engine).
   const bool aoti = detail::is_aoti_package(archive);
-  if (aoti != (impl_->manifest.backend == "aoti")) {
+  if (aoti != (impl_->manifest.backend == Backend::kAoti)) {
     throw LoadError(path + (aoti ? " is an AOTInductor package" : " is TorchScript") +
-                    " but its manifest says backend \"" + impl_->manifest.backend +
-                    "\"; re-export it");
+                    " but its manifest says backend \"" +
+                    std::string(backend_name(impl_->manifest.backend)) + "\"; re-export it");
   }
   if (impl_->manifest.plain_module) {
     // tsrunner's kernels check a rewritten graph on example inputs built from the manifest's
     // shapes and dtypes, which a plain module does not have: it runs as traced.
-    if (options.engine == "onednn" || options.compute != "fp32") {
-      throw InvalidInput(path + " is a plain TorchScript module: engine \"onednn\" and compute " +
+    if (options.kernel_path == "onednn" || options.compute != "fp32") {
+      throw InvalidInput(path + " is a plain TorchScript module: kernel path \"onednn\" and " +
+                         "compute "
                          "\"bf16\" need a tsrunner archive (`tsrunner adopt` makes one)");
     }
-    options.engine = "default";
+    options.kernel_path = "default";
     options.warmup_runs = 0;  // no shapes to make warm-up inputs from
     impl_->options = options;
   }
@@ -197,7 +198,8 @@ Runner::Runner(const std::string& path, RunnerOptions options) : impl_(std::make
     int64_t sequence = options.warmup_sequence;
     const ShapeContract& contract = impl_->manifest.shape_contract;
     if (contract.max_sequence > 0) sequence = std::min(sequence, contract.max_sequence);
-    if (contract.kind == "fixed" && contract.max_sequence > 0) sequence = contract.max_sequence;
+    if (contract.kind == ShapeKind::kFixed && contract.max_sequence > 0)
+      sequence = contract.max_sequence;
     const TensorMap inputs = make_example_inputs(impl_->manifest, 1, sequence);
     for (int i = 0; i < options.warmup_runs; ++i) (void)run(inputs);
   }
@@ -217,8 +219,10 @@ Runner& Runner::operator=(Runner&& other) noexcept {
 
 const Manifest& Runner::manifest() const { return impl().manifest; }
 const RunnerOptions& Runner::options() const { return impl().options; }
-const std::string& Runner::engine() const { return impl().engine->kernel_path(); }
-const std::string& Runner::engine_reason() const { return impl().engine->kernel_path_reason(); }
+const std::string& Runner::kernel_path() const { return impl().engine->kernel_path(); }
+const std::string& Runner::kernel_path_reason() const {
+  return impl().engine->kernel_path_reason();
+}
 
 bool Runner::has_tokenizer() const { return impl().manifest.has_tokenizer; }
 

@@ -9,8 +9,9 @@ namespace {
 bool is_length(const std::string& symbol) { return symbol != "batch" && symbol != "choices"; }
 
 int64_t pad_value(const Manifest& manifest, const TensorSpec& spec) {
-  const bool token_ids = spec.role == "token_ids" || spec.role == "decoder_token_ids" ||
-                         (spec.role.empty() && spec.name.find("input_ids") != std::string::npos);
+  const bool token_ids =
+      spec.role == Role::kTokenIds || spec.role == Role::kDecoderTokenIds ||
+      (spec.role == Role::kNone && spec.name.find("input_ids") != std::string::npos);
   return token_ids ? manifest.pad_token_id.value_or(0) : 0;
 }
 
@@ -36,7 +37,7 @@ CallerLengths pad_to_traced_lengths(const Manifest& manifest, std::vector<at::Te
                                     int64_t sequence_length) {
   CallerLengths lengths;
   ShapeContract contract = manifest.shape_contract;
-  if (contract.kind != "fixed") return lengths;
+  if (contract.kind != ShapeKind::kFixed) return lengths;
   if (sequence_length > 0) contract.traced["sequence"] = sequence_length;
   for (size_t i = 0; i < inputs.size() && i < manifest.inputs.size(); ++i) {
     const TensorSpec& spec = manifest.inputs[i];

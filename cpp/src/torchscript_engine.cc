@@ -30,7 +30,7 @@ std::string first_line(const std::string& text) {
 // A load failure in one line, naming Neuron when the archive needs its runtime: its graph
 // calls ops only the Neuron runtime registers.
 LoadError load_error(const std::string& path, const Manifest& manifest, const std::string& why) {
-  if (manifest.backend == "neuron") {
+  if (manifest.backend == Backend::kNeuron) {
     return LoadError(path + " was compiled for AWS Neuron (manifest backend \"neuron\"): it " +
                      "loads only where the Neuron runtime (torch-neuronx) is installed, not in " +
                      "plain LibTorch: " + first_line(why));
@@ -75,12 +75,12 @@ class TorchScriptEngine final : public Engine {
         module_ = torch::jit::optimize_for_inference(module_);
       }
       kernel_path_ =
-          apply_cpu_fast_path(module_, options.engine, options.compute, device_.is_cpu(),
+          apply_cpu_fast_path(module_, options.kernel_path, options.compute, device_.is_cpu(),
                               resolve_kernel_settings(options),
                               [this, &manifest](torch::jit::Module& module, int64_t min_rows) {
                                 smoke_run(module, manifest, min_rows);
                               });
-    } catch (const InvalidInput&) {  // engine=onednn where it cannot run
+    } catch (const InvalidInput&) {  // kernel_path=onednn where it cannot run
       throw;
     } catch (const c10::Error& error) {
       file->check_unchanged();  // a file rewritten mid-load explains any failure
@@ -161,7 +161,8 @@ class TorchScriptEngine final : public Engine {
     int64_t sequence = 8;
     const ShapeContract& contract = manifest.shape_contract;
     if (contract.max_sequence > 0) sequence = std::min(sequence, contract.max_sequence);
-    if (contract.kind == "fixed" && contract.max_sequence > 0) sequence = contract.max_sequence;
+    if (contract.kind == ShapeKind::kFixed && contract.max_sequence > 0)
+      sequence = contract.max_sequence;
     int64_t batch = std::max<int64_t>(1, (min_rows + sequence - 1) / sequence);
     if (contract.max_batch > 0) batch = std::min(batch, contract.max_batch);
     std::vector<at::Tensor> ordered =

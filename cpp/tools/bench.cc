@@ -102,8 +102,6 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   bench->add_flag("!--no-optimize-graph", options.optimize_graph,
                   "turn off the graph executor's profiling and optimisation");
   bench->add_flag("--freeze", options.freeze, "freeze and optimize_for_inference at load");
-  bench->add_option("--engine", options.engine, "kernels: auto (default), onednn or default")
-      ->check(CLI::IsMember({"auto", "onednn", "default"}));
   bench
       ->add_option("--compute", options.compute,
                    "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "
@@ -122,7 +120,6 @@ RunnerOptions bench_runner_options(const BenchOptions& options) {
   runner_options.interop_threads = options.interop_threads;
   runner_options.optimize_graph = options.optimize_graph;
   runner_options.freeze = options.freeze;
-  runner_options.engine = options.engine;
   runner_options.compute = options.compute;
   copy_kernel_flags(options.kernels, runner_options);
   return runner_options;
@@ -179,10 +176,14 @@ int run_bench(const BenchOptions& options) {
     report["interop_threads"] = at::get_num_interop_threads();
     report["optimize_graph"] = options.optimize_graph;
     report["freeze"] = options.freeze;
-    report["engine_option"] = options.engine;
+    report["kernel_path_option"] = options.kernels.kernel_path;
     report["compute"] = options.compute;
-    report["engine"] = runner.engine();
-    report["engine_reason"] = runner.engine_reason();
+    report["kernel_path"] = runner.kernel_path();
+    report["kernel_path_reason"] = runner.kernel_path_reason();
+    // Deprecated: the first names of the three keys above (docs/cli.md).
+    report["engine_option"] = options.kernels.kernel_path;
+    report["engine"] = runner.kernel_path();
+    report["engine_reason"] = runner.kernel_path_reason();
     report["cpu"] = cpu_info().model;
     report["warmup"] = options.warmup;
     report["iterations"] = latencies.size();
@@ -200,7 +201,8 @@ int run_bench(const BenchOptions& options) {
               static_cast<long long>(options.batch), static_cast<long long>(options.sequence),
               threads_used);
   std::printf("cpu          %s\n", cpu_info().model.c_str());
-  std::printf("engine       %s (%s)\n", runner.engine().c_str(), runner.engine_reason().c_str());
+  std::printf("kernel path  %s (%s)\n", runner.kernel_path().c_str(),
+              runner.kernel_path_reason().c_str());
   std::printf("load         %.1f ms\n", load_ms);
   std::printf("first call   %.2f ms\n", first_call_ms);
   std::printf("iterations   %zu (after %d warm-up)\n", latencies.size(), options.warmup);

@@ -23,9 +23,8 @@ struct BenchOptions {
   int interop_threads = 0;
   bool optimize_graph = true;
   bool freeze = false;
-  std::string engine = "auto";
   std::string compute = "fp32";  // RunnerOptions::compute
-  RunnerOptions kernels;         // the kernel switches only (kernel_flags.h)
+  RunnerOptions kernels;         // the kernel path and switches only (kernel_flags.h)
   bool json = false;
   bool debug = false;  // show LibTorch's deprecation warnings
   // --generate: a generation export's prefill and decode (bench_generate.cc).

@@ -108,7 +108,7 @@ int run_generate_bench(const BenchOptions& options) {
     report["prompt_tokens"] = options.prompt_tokens;
     report["new_tokens"] = options.new_tokens;
     report["threads"] = threads_used;
-    report["engine"] = runner.engine();
+    report["kernel_path"] = runner.kernel_path();
     report["cpu"] = cpu_info().model;
     report["rounds"] = rounds;
     report["load_ms"] = load_ms;
@@ -129,7 +129,8 @@ int run_generate_bench(const BenchOptions& options) {
       static_cast<long long>(options.batch), static_cast<long long>(options.prompt_tokens),
       static_cast<long long>(options.new_tokens), threads_used);
   std::printf("cpu            %s\n", cpu_info().model.c_str());
-  std::printf("engine         %s (%s)\n", runner.engine().c_str(), runner.engine_reason().c_str());
+  std::printf("kernel path    %s (%s)\n", runner.kernel_path().c_str(),
+              runner.kernel_path_reason().c_str());
   std::printf("load           %.1f ms\n", load_ms);
   std::printf("rounds         %d (medians)\n", rounds);
   std::printf("first token    %.2f ms (prefill of the batch + first token)\n", ttft);

@@ -7,6 +7,10 @@
 namespace tsrunner::cli {
 
 void add_kernel_flags(CLI::App& app, RunnerOptions& options) {
+  app.add_option("--kernel-path,--engine", options.kernel_path,
+                 "kernels: auto (oneDNN on x86-64 CPUs with AVX2; tsrun's one-shot --ids and "
+                 "--text keep default), onednn or default (--engine: its deprecated name)")
+      ->check(CLI::IsMember({"auto", "onednn", "default"}));
   app.add_option_function<std::string>(
          "--fused-attention",
          [&options](const std::string& value) { options.fused_attention = value; },
@@ -31,6 +35,7 @@ void add_kernel_flags(CLI::App& app, RunnerOptions& options) {
 }
 
 void copy_kernel_flags(const RunnerOptions& flags, RunnerOptions& options) {
+  options.kernel_path = flags.kernel_path;
   if (flags.fused_attention) options.fused_attention = flags.fused_attention;
   if (flags.fused_layer_norm) options.fused_layer_norm = flags.fused_layer_norm;
   if (flags.bf16_kernel) options.bf16_kernel = flags.bf16_kernel;

@@ -22,10 +22,10 @@ void print_tokens(const std::string& model_path, const std::vector<std::string>&
                     "--ids instead)");
   }
   const Tokenizer tokenizer = Tokenizer::from_file(model_path);
-  const TensorSpec* token_ids = manifest.find_input_by_role("token_ids");
+  const TensorSpec* token_ids = manifest.find_input_by_role(tsrunner::Role::kTokenIds);
   if (token_ids == nullptr) throw InvalidInput("--tokens: this export takes no token ids");
-  const TensorSpec* mask = manifest.find_input_by_role("attention_mask");
-  const TensorSpec* type_ids = manifest.find_input_by_role("token_type_ids");
+  const TensorSpec* mask = manifest.find_input_by_role(tsrunner::Role::kAttentionMask);
+  const TensorSpec* type_ids = manifest.find_input_by_role(tsrunner::Role::kTokenTypeIds);
   for (size_t i = 0; i < texts.size(); ++i) {
     std::optional<std::string_view> pair;
     if (!pairs.empty()) pair = pairs[i];

@@ -87,18 +87,20 @@ tsrunner::TensorMap inputs_from_ids(const tsrunner::Manifest& manifest,
   const int64_t pad = manifest.pad_token_id.value_or(0);
   auto [ids, mask] = padded_rows(rows, pad);
   // Inputs by the role the manifest records, whatever the export named them.
-  const tsrunner::TensorSpec* token_ids = manifest.find_input_by_role("token_ids");
+  const tsrunner::TensorSpec* token_ids = manifest.find_input_by_role(tsrunner::Role::kTokenIds);
   if (token_ids == nullptr) throw UsageError("--ids: this export takes no token ids");
   tsrunner::TensorMap inputs{{token_ids->name, ids}};
-  if (const tsrunner::TensorSpec* spec = manifest.find_input_by_role("attention_mask")) {
+  if (const tsrunner::TensorSpec* spec =
+          manifest.find_input_by_role(tsrunner::Role::kAttentionMask)) {
     inputs.emplace(spec->name, mask);
   }
   // A plain module's token_type_ids has no default to fill: one segment, as the runner's default.
-  const tsrunner::TensorSpec* type_ids = manifest.find_input_by_role("token_type_ids");
+  const tsrunner::TensorSpec* type_ids = manifest.find_input_by_role(tsrunner::Role::kTokenTypeIds);
   if (manifest.plain_module && type_ids != nullptr) {
     inputs.emplace(type_ids->name, at::zeros_like(ids));
   }
-  const tsrunner::TensorSpec* decoder_ids_input = manifest.find_input_by_role("decoder_token_ids");
+  const tsrunner::TensorSpec* decoder_ids_input =
+      manifest.find_input_by_role(tsrunner::Role::kDecoderTokenIds);
   if (decoder_ids_input == nullptr) {
     if (!decoder_id_lists.empty()) {
       throw UsageError("--decoder-ids: this export has no decoder_input_ids input");
@@ -148,17 +150,18 @@ int run_info(const std::string& model_path, bool as_json) {
               << manifest.describe() << "  sha256      " << tsrunner::verify_archive(model_path)
               << "\n";
     std::cout << "machine     " << tsrunner::cpu_info().model
-              << "; engine auto: " << tsrunner::auto_engine() << "\n";
+              << "; kernel path auto: " << tsrunner::auto_kernel_path() << "\n";
   }
   return 0;
 }
 
-// One-shot runs (--ids, --text) keep the plain graph under engine auto: freezing and packing
-// weights cost more at load than one call gains (docs/benchmarks.md, cold start). Asking for
-// bf16 compute asks for the oneDNN engine.
-std::string engine_for(const tsrunner::RunnerOptions& options, bool one_shot) {
-  return options.engine == "auto" && one_shot && options.compute == "fp32" ? "default"
-                                                                           : options.engine;
+// One-shot runs (--ids, --text) keep the plain graph under kernel path auto: freezing and
+// packing weights cost more at load than one call gains (docs/benchmarks.md, cold start).
+// Asking for bf16 compute asks for the oneDNN kernel path.
+std::string kernel_path_for(const tsrunner::RunnerOptions& options, bool one_shot) {
+  return options.kernel_path == "auto" && one_shot && options.compute == "fp32"
+             ? "default"
+             : options.kernel_path;
 }
 
 int run_raw(const std::string& model_path, const std::vector<std::string>& id_lists,
@@ -312,11 +315,6 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op threads (0: LibTorch default)")
       ->check(tsrunner::cli::integer_in(0, tsrunner::kMaxThreads));
   app.add_flag("--debug", debug, "also show LibTorch's deprecation warnings (hidden by default)");
-  std::string engine = "auto";
-  app.add_option("--engine", engine,
-                 "kernels: auto (oneDNN on x86-64 CPUs, except for one-shot --ids/--text), "
-                 "onednn or default")
-      ->check(CLI::IsMember({"auto", "onednn", "default"}));
   std::string compute = "fp32";
   app.add_option("--compute", compute,
                  "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "
@@ -360,7 +358,6 @@ int main(int argc, char** argv) {
     tsrunner::RunnerOptions options;
     options.threads = threads;
     options.expected_sha256 = expected_sha256;
-    options.engine = engine;
     options.compute = compute;
     tsrunner::cli::copy_kernel_flags(kernel_flags, options);
     if (tokens) {
@@ -389,7 +386,7 @@ int main(int argc, char** argv) {
         tsrunner::cli::check_batch_paths(batch);
       }
       // The model file is opened once, here (docs/security.md); what it is decides the mode.
-      options.engine = engine_for(options, input_path.empty());
+      options.kernel_path = kernel_path_for(options, input_path.empty());
       options.optimize_graph = !input_path.empty();  // --text is one call: see one_shot_note
       const tsrunner::Runner runner(model_path, options);
       if (tsrunner::cli::is_generation_export(runner.manifest())) {
@@ -419,7 +416,7 @@ int main(int argc, char** argv) {
       if (option->count() > 0) throw UsageError(option->get_name() + " needs --text or --input");
     }
     options.optimize_graph = false;  // one call: see one_shot_note
-    options.engine = engine_for(options, true);
+    options.kernel_path = kernel_path_for(options, true);
     return run_raw(model_path, id_lists, decoder_id_lists, options);
   } catch (const UsageError& error) {
     std::cerr << "tsrun: error: " << error.what() << "\n";

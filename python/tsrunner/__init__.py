@@ -10,7 +10,7 @@ from .errors import Error, ExportError, InvalidInput, LoadError
 from .manifest import read_archive_file, read_manifest
 
 try:
-    from ._core import Encoding, Tokenizer, auto_engine, cpu_model, verify_archive
+    from ._core import Encoding, Tokenizer, auto_kernel_path, cpu_model, verify_archive
     from ._core import torch_version as _built_torch_version
 except ImportError as error:  # pragma: no cover - only without a built extension
     raise ImportError(
@@ -28,6 +28,20 @@ from .adopt import adopt
 from .exporter import ExportReport, export
 from .runner import Runner, RunnerOptions
 
+
+def auto_engine() -> str:
+    """Deprecated: auto_kernel_path() under its first name ("engine" now names the executor,
+    TorchScript or AOTInductor)."""
+    import warnings
+
+    warnings.warn(
+        "tsrunner.auto_engine() is deprecated; use tsrunner.auto_kernel_path()",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return auto_kernel_path()
+
+
 __all__ = [
     "Encoding",
     "Error",
@@ -41,6 +55,7 @@ __all__ = [
     "__version__",
     "adopt",
     "auto_engine",
+    "auto_kernel_path",
     "cpu_model",
     "export",
     "read_archive_file",

@@ -336,13 +336,13 @@ def _run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(manifest, indent=2))
     else:
-        from . import auto_engine, cpu_model
+        from . import auto_kernel_path, cpu_model
 
         print(args.path)
         print(describe(manifest), end="")
         # The content digest: what --expect-sha256 / expected_sha256 take (docs/security.md).
         print(f"  {'sha256':<12}{verify_archive(args.path)}")
-        print(f"machine     {cpu_model()}; engine auto: {auto_engine()}")
+        print(f"machine     {cpu_model()}; kernel path auto: {auto_kernel_path()}")
     return 0
 
 

@@ -854,6 +854,7 @@ def export(
             max_context=_trace_length(source, options, False)[0],
             pad_token_id=plan.pad_token_id,
         )
+        _warn_of_refusals(manifest)
     extra_files = {
         MANIFEST_RECORD: json.dumps(manifest, indent=2),
         CONFIG_RECORD: source.config.to_json_string(),
@@ -892,6 +893,12 @@ def _plan_generation(
     decoder = task.name == "causal-lm" and generation_export.supports_generation(source.model)
     if not (seq2seq or decoder):
         return False
+    if archive.name == "aoti":
+        raise ExportError(
+            f"{type(source.model).__name__} cannot generate from a .pt2 (AOTInductor) export: "
+            "its generation methods (prefill or encode, and decode, with a KV cache) are "
+            "TorchScript-only; export it to a .pt file"
+        )
     unsupported = [
         reason
         for reason, applies in (
@@ -931,6 +938,22 @@ def _plan_generation(
     plan.wrapper = plan.float_wrapper = wrapper
     plan.methods.update(methods)
     return True
+
+
+def _warn_of_refusals(manifest: dict[str, Any]) -> None:
+    """One warning naming what the saved generation_config.json asks for and the generator
+    refuses (HF's beam sampling, processors it does not implement): generating with those
+    settings would not give HF generate's output, so such requests are refused."""
+    from . import _core
+
+    refusals = _core.generation_refusals(json.dumps(manifest))
+    if refusals:
+        warnings.warn(
+            "this export generates, but its generation_config.json asks for what tsrunner "
+            f"refuses to generate with: {'; '.join(refusals)}",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _check_saved_archive(

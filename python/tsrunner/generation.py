@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -36,6 +37,30 @@ def _as_batch(prompts: Prompt | Sequence[Prompt]) -> tuple[list[Any], bool]:
                 f"a prompt must be a str or a list of token ids, not {type(item).__name__}"
             )
     return [item if isinstance(item, str) else list(item) for item in items], False
+
+
+_SAMPLING_PARAMETERS = ("temperature", "top_k", "top_p", "min_p")
+
+
+def as_hf_reads(manifest: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """`params` read as HF generate reads them: temperature, top_k, top_p and min_p do not turn
+    sampling on (libtsrunner's Generator takes them as OpenAI and TGI do, as a request to
+    sample). Without do_sample the model's saved do_sample decides; when that is false, decoding
+    is greedy and a UserWarning says so, as HF generate warns."""
+    given = [name for name in _SAMPLING_PARAMETERS if params.get(name) is not None]
+    if params.get("do_sample") is not None or not given:
+        return params
+    defaults = (manifest.get("generation") or {}).get("defaults") or {}
+    saved = bool(defaults.get("do_sample", False))
+    if not saved:
+        warnings.warn(
+            f"{', '.join(given)} only apply when sampling, and this model's generation config has "
+            "do_sample=False: decoding greedily, as HF generate does; pass do_sample=True to "
+            "sample",
+            UserWarning,
+            stacklevel=3,
+        )
+    return {**params, "do_sample": saved}
 
 
 def generate(

@@ -93,7 +93,7 @@ class Runner(_core.Runner):
         warmup_sequence: int | None = None,
         optimize_graph: bool | None = None,
         freeze: bool | None = None,
-        engine: str | None = None,
+        kernel_path: str | None = None,
         compute: str | None = None,
         fused_attention: str | None = None,
         fused_layer_norm: bool | None = None,
@@ -103,11 +103,22 @@ class Runner(_core.Runner):
         max_embedded_file_bytes: int | None = None,
         verify_integrity: bool | None = None,
         expected_sha256: str | None = None,
+        engine: str | None = None,
         **unknown: NoReturn,
     ):
         """Keywords are the fields of RunnerOptions (docs/cpp-api.md); None keeps the C++
         default. An unknown keyword raises TypeError naming it and the valid ones; a value out
-        of range raises ValueError (tsrunner.InvalidInput)."""
+        of range raises ValueError (tsrunner.InvalidInput). `engine` is kernel_path's deprecated
+        first name."""
+        if engine is not None:
+            warnings.warn(
+                "Runner(engine=...) is deprecated; use kernel_path=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if kernel_path is not None and kernel_path != engine:
+                raise TypeError("give kernel_path or its deprecated name engine, not both")
+            kernel_path = engine
         options = make_options(
             threads=threads,
             interop_threads=interop_threads,
@@ -116,7 +127,7 @@ class Runner(_core.Runner):
             warmup_sequence=warmup_sequence,
             optimize_graph=optimize_graph,
             freeze=freeze,
-            engine=engine,
+            kernel_path=kernel_path,
             compute=compute,
             fused_attention=fused_attention,
             fused_layer_norm=fused_layer_norm,
@@ -141,6 +152,24 @@ class Runner(_core.Runner):
         self._pipeline_lock = threading.Lock()
         self._generator: _core.Generator | None = None  # made on the first generate()
 
+    @property
+    def engine(self) -> str:
+        """Deprecated: kernel_path under its first name."""
+        warnings.warn(
+            "Runner.engine is deprecated; use kernel_path", DeprecationWarning, stacklevel=2
+        )
+        return self.kernel_path
+
+    @property
+    def engine_reason(self) -> str:
+        """Deprecated: kernel_path_reason under its first name."""
+        warnings.warn(
+            "Runner.engine_reason is deprecated; use kernel_path_reason",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.kernel_path_reason
+
     def _generation(self) -> _core.Generator:
         with self._pipeline_lock:
             if self._generator is None:
@@ -163,6 +192,7 @@ class Runner(_core.Runner):
         them."""
         if stream:
             return self.stream(prompts, **params)
+        params = generation.as_hf_reads(self.manifest, params)
         return generation.generate(self._generation(), prompts, details, params)
 
     def stream(
@@ -170,6 +200,7 @@ class Runner(_core.Runner):
     ) -> Iterator[Any]:
         """The text of generate() as it is made: str pieces for one prompt, (index, piece)
         for several; the pieces of a prompt concatenate to its generate() text."""
+        params = generation.as_hf_reads(self.manifest, params)
         return generation.stream(self._generation(), prompts, params)
 
     def __reduce__(self) -> NoReturn:

@@ -91,9 +91,12 @@ static void test_load_errors(const char* model) {
   CHECK_OK(tsr_runner_options_create(&options, NULL));
   EXPECT_ERROR(TSR_INVALID_INPUT, "threads", tsr_runner_options_set_threads(options, -1, &error));
   EXPECT_ERROR(TSR_INVALID_INPUT, "threads", tsr_runner_options_set_threads(options, 5000, &error));
+  EXPECT_ERROR(TSR_INVALID_INPUT, "warp",
+               tsr_runner_options_set_kernel_path(options, "warp", &error));
+  EXPECT_ERROR(TSR_INVALID_INPUT, "kernel_path is NULL",
+               tsr_runner_options_set_kernel_path(options, NULL, &error));
+  /* The deprecated first name checks the same. */
   EXPECT_ERROR(TSR_INVALID_INPUT, "warp", tsr_runner_options_set_engine(options, "warp", &error));
-  EXPECT_ERROR(TSR_INVALID_INPUT, "engine is NULL",
-               tsr_runner_options_set_engine(options, NULL, &error));
   EXPECT_ERROR(TSR_INVALID_INPUT, "expected_sha256",
                tsr_runner_options_set_expected_sha256(options, "abc", &error));
   EXPECT_ERROR(TSR_INVALID_INPUT, "options is NULL",
@@ -111,7 +114,7 @@ static tsr_runner* load(const char* model) {
   tsr_runner* runner = NULL;
   CHECK_OK(tsr_runner_options_create(&options, NULL));
   CHECK_OK(tsr_runner_options_set_threads(options, 1, NULL));
-  CHECK_OK(tsr_runner_options_set_engine(options, "auto", NULL));
+  CHECK_OK(tsr_runner_options_set_kernel_path(options, "auto", NULL));
   CHECK_OK(tsr_runner_options_set_verify_integrity(options, 1, NULL));
   CHECK_OK(tsr_runner_load(model, options, &runner, NULL));
   tsr_runner_options_free(options); /* the runner keeps its own copy */
@@ -126,8 +129,10 @@ static void test_info(const tsr_runner* runner) {
   const char* manifest = tsr_runner_manifest_json(runner);
   CHECK(manifest != NULL && strstr(manifest, "\"feature-extraction\"") != NULL);
   CHECK(manifest != NULL && strstr(manifest, "\"last_hidden_state\"") != NULL);
-  const char* engine = tsr_runner_engine(runner);
-  CHECK(engine != NULL && (strcmp(engine, "onednn") == 0 || strcmp(engine, "default") == 0));
+  const char* kernel_path = tsr_runner_kernel_path(runner);
+  CHECK(kernel_path != NULL &&
+        (strcmp(kernel_path, "onednn") == 0 || strcmp(kernel_path, "default") == 0));
+  CHECK(tsr_runner_engine(runner) == kernel_path); /* the deprecated first name */
   CHECK(tsr_runner_manifest_json(NULL) == NULL);
 }
 

@@ -88,7 +88,7 @@ TEST(KernelSettings, BadValuesNameTheirSource) {
 TEST(KernelSettings, TwoRunnersInOneProcessTakeTheirOwn) {
   RunnerOptions plain;
   plain.threads = 1;
-  plain.engine = "onednn";
+  plain.kernel_path = "onednn";
   plain.fused_attention = "off";
   plain.fused_layer_norm = false;
   RunnerOptions fused = plain;
@@ -96,12 +96,13 @@ TEST(KernelSettings, TwoRunnersInOneProcessTakeTheirOwn) {
   fused.fused_layer_norm = true;
   const tsrunner::Runner without(tsrunner::testing::fixture("tiny_bert.pt"), plain);
   const tsrunner::Runner with(tsrunner::testing::fixture("tiny_bert.pt"), fused);
-  EXPECT_EQ(without.engine_reason().find("short-sequence kernel"), std::string::npos)
-      << without.engine_reason();
-  EXPECT_EQ(without.engine_reason().find("layer norms"), std::string::npos);
-  EXPECT_NE(with.engine_reason().find("attentions on the short-sequence kernel"), std::string::npos)
-      << with.engine_reason();
-  EXPECT_NE(with.engine_reason().find("layer norms on the few-row kernel"), std::string::npos);
+  EXPECT_EQ(without.kernel_path_reason().find("short-sequence kernel"), std::string::npos)
+      << without.kernel_path_reason();
+  EXPECT_EQ(without.kernel_path_reason().find("layer norms"), std::string::npos);
+  EXPECT_NE(with.kernel_path_reason().find("attentions on the short-sequence kernel"),
+            std::string::npos)
+      << with.kernel_path_reason();
+  EXPECT_NE(with.kernel_path_reason().find("layer norms on the few-row kernel"), std::string::npos);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "tsrunner/manifest.h"
 
+#include <c10/core/ScalarType.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -39,15 +40,17 @@ TEST(Manifest, ParsesEveryField) {
   ASSERT_EQ(manifest.inputs.size(), 3u);
   EXPECT_EQ(manifest.inputs[0].name, "input_ids");
   EXPECT_EQ(manifest.inputs[0].dims[0].symbol, "batch");
-  EXPECT_TRUE(manifest.inputs[0].default_fill.empty());
-  EXPECT_EQ(manifest.inputs[1].default_fill, "ones");
-  EXPECT_EQ(manifest.inputs[2].default_fill, "zeros");
+  EXPECT_EQ(manifest.inputs[0].dtype, tsrunner::DType::kInt64);
+  EXPECT_EQ(manifest.inputs[0].default_fill, tsrunner::Fill::kRequired);
+  EXPECT_EQ(manifest.inputs[1].default_fill, tsrunner::Fill::kOnes);
+  EXPECT_EQ(manifest.inputs[2].default_fill, tsrunner::Fill::kZeros);
   ASSERT_TRUE(manifest.inputs[0].value_range.has_value());
   EXPECT_EQ(manifest.inputs[0].value_range->second, 30522);
   ASSERT_EQ(manifest.outputs.size(), 2u);
   EXPECT_EQ(manifest.outputs[0].dims[2].size, 32);
   EXPECT_FALSE(manifest.outputs[0].dims[2].is_symbolic());
-  EXPECT_EQ(manifest.shape_contract.kind, "dynamic");
+  EXPECT_EQ(manifest.shape_contract.kind, tsrunner::ShapeKind::kDynamic);
+  EXPECT_EQ(manifest.backend, tsrunner::Backend::kJit);
   EXPECT_EQ(manifest.shape_contract.max_sequence, 64);
   EXPECT_EQ(manifest.max_length, 64);
   EXPECT_TRUE(manifest.has_tokenizer);
@@ -152,7 +155,7 @@ TEST(Manifest, RefusesABrokenSentenceEmbedding) {
       with_sentence_embedding([](auto& m) { m["sentence_embedding"]["prompts"]["q"] = 1; }),
       "sentence_embedding.prompts must map names to strings");
   expect_load_error(edited([](auto& m) { m["score_function"] = "tanh"; }),
-                    "score_function must be \"softmax\", \"sigmoid\" or \"none\"");
+                    "manifest.score_function \"tanh\" is not one this tsrunner knows");
 }
 
 TEST(Manifest, NamesTheBrokenField) {
@@ -164,7 +167,13 @@ TEST(Manifest, NamesTheBrokenField) {
   expect_load_error(edited([](auto& m) { m["inputs"][1].erase("dtype"); }),
                     "inputs[1] has no \"dtype\"");
   expect_load_error(edited([](auto& m) { m["inputs"][1]["default"] = "twos"; }),
-                    "inputs[1].default must be \"ones\" or \"zeros\"");
+                    "inputs[1].default \"twos\" is not one this tsrunner knows");
+  expect_load_error(edited([](auto& m) { m["inputs"][1]["dtype"] = "int4"; }),
+                    "inputs[1].dtype \"int4\" is not one this tsrunner knows");
+  expect_load_error(edited([](auto& m) { m["inputs"][1]["role"] = "audio"; }),
+                    "inputs[1].role \"audio\" is not one this tsrunner knows");
+  expect_load_error(edited([](auto& m) { m["backend"] = "tensorrt"; }),
+                    "manifest.backend \"tensorrt\" is not one this tsrunner knows");
   expect_load_error(edited([](auto& m) { m["inputs"][0]["range"] = {5, 5}; }),
                     "inputs[0].range must be [low, high)");
   expect_load_error(edited([](auto& m) { m["outputs"][0]["shape"] = {"batch", -3}; }),
@@ -222,10 +231,10 @@ TEST(Manifest, FindsInputsByRoleAndByHuggingFaceNameInArchivesWithoutRoles) {
       m["inputs"][i]["role"] = roles[i];
     }
   }));
-  EXPECT_EQ(renamed.find_input_by_role("token_ids")->name, "ids");
-  EXPECT_EQ(renamed.find_input_by_role("attention_mask")->name, "mask");
-  EXPECT_EQ(renamed.find_input_by_role("token_type_ids")->name, "segments");
-  EXPECT_EQ(renamed.find_input_by_role("pixel_values"), nullptr);
+  EXPECT_EQ(renamed.find_input_by_role(tsrunner::Role::kTokenIds)->name, "ids");
+  EXPECT_EQ(renamed.find_input_by_role(tsrunner::Role::kAttentionMask)->name, "mask");
+  EXPECT_EQ(renamed.find_input_by_role(tsrunner::Role::kTokenTypeIds)->name, "segments");
+  EXPECT_EQ(renamed.find_input_by_role(tsrunner::Role::kPixelValues), nullptr);
   // A role wins over a Hugging Face name that means something else.
   const Manifest swapped = Manifest::parse(edited([](auto& m) {
     m["inputs"][0]["role"] = "token_ids";
@@ -233,12 +242,13 @@ TEST(Manifest, FindsInputsByRoleAndByHuggingFaceNameInArchivesWithoutRoles) {
     m["inputs"][2]["name"] = "attention_mask";
     m["inputs"][2]["role"] = "token_type_ids";
   }));
-  EXPECT_EQ(swapped.find_input_by_role("token_type_ids")->name, "attention_mask");
-  EXPECT_EQ(swapped.find_input_by_role("attention_mask"), nullptr);
+  EXPECT_EQ(swapped.find_input_by_role(tsrunner::Role::kTokenTypeIds)->name, "attention_mask");
+  EXPECT_EQ(swapped.find_input_by_role(tsrunner::Role::kAttentionMask), nullptr);
   // No roles at all (archives before roles): Hugging Face's names.
   const Manifest old = Manifest::parse(read_data_file("manifests/valid.json"));
-  EXPECT_EQ(old.find_input_by_role("token_ids")->name, "input_ids");
-  EXPECT_EQ(old.find_input_by_role("token_type_ids")->name, "token_type_ids");
+  EXPECT_EQ(old.find_input_by_role(tsrunner::Role::kTokenIds)->name, "input_ids");
+  EXPECT_EQ(old.find_input_by_role(tsrunner::Role::kTokenTypeIds)->name, "token_type_ids");
+  EXPECT_EQ(old.find_input_by_role(tsrunner::Role::kNone), nullptr);
   EXPECT_EQ(old.find_output("pooler_output")->name, "pooler_output");
   EXPECT_EQ(old.find_output("logits"), nullptr);
 }
@@ -251,8 +261,10 @@ TEST(Manifest, ParsesRolesTracedLengthsAndBuckets) {
     m["shape_contract"]["traced"]["decoder_sequence"] = 32;
     m["shape_contract"]["buckets"] = {16, 32, 64};
   }));
-  EXPECT_EQ(manifest.inputs[0].role, "token_ids");
-  EXPECT_TRUE(manifest.inputs[1].role.empty());
+  EXPECT_EQ(manifest.inputs[0].role, tsrunner::Role::kTokenIds);
+  // No recorded role: Hugging Face's name for the input says it.
+  EXPECT_EQ(manifest.inputs[1].role, tsrunner::Role::kAttentionMask);
+  EXPECT_EQ(manifest.shape_contract.kind, tsrunner::ShapeKind::kFixed);
   EXPECT_EQ(manifest.pad_token_id, 0);
   EXPECT_EQ(manifest.shape_contract.traced.at("sequence"), 64);
   EXPECT_EQ(manifest.shape_contract.traced.at("decoder_sequence"), 32);
@@ -293,6 +305,46 @@ TEST(Manifest, DescribeToleratesOddOptionalFields) {
 TEST(ManifestFuzzRegressions, PoolingIsCheckedBecausePredictUsesIt) {
   expect_load_error(edited([](auto& m) { m["pooling"] = {{"mode", 3}, {"normalize", "yes"}}; }),
                     "pooling.mode must be a string");
+  expect_load_error(
+      edited([](auto& m) { m["pooling"] = {{"mode", "median"}, {"normalize", true}}; }),
+      "pooling.mode \"median\" is not one this tsrunner knows");
+}
+
+// Every word of each vocabulary parses back to itself; the dtype table agrees with LibTorch's
+// element sizes and spells the Open Inference Protocol's names.
+TEST(Manifest, VocabulariesRoundTrip) {
+  using namespace tsrunner;
+  for (Role role : {Role::kTokenIds, Role::kAttentionMask, Role::kTokenTypeIds,
+                    Role::kDecoderTokenIds, Role::kPixelValues}) {
+    EXPECT_EQ(parse_role(role_name(role)), role);
+  }
+  EXPECT_EQ(parse_role(""), std::nullopt);
+  for (Fill fill : {Fill::kOnes, Fill::kZeros}) EXPECT_EQ(parse_fill(fill_name(fill)), fill);
+  for (ShapeKind kind : {ShapeKind::kDynamic, ShapeKind::kFixed, ShapeKind::kUnknown}) {
+    EXPECT_EQ(parse_shape_kind(shape_kind_name(kind)), kind);
+  }
+  for (PoolingMode mode :
+       {PoolingMode::kMean, PoolingMode::kCls, PoolingMode::kMax, PoolingMode::kMeanSqrtLenTokens,
+        PoolingMode::kWeightedMean, PoolingMode::kLastToken}) {
+    EXPECT_EQ(parse_pooling_mode(pooling_mode_name(mode)), mode);
+  }
+  for (Backend backend : {Backend::kJit, Backend::kNeuron, Backend::kAoti}) {
+    EXPECT_EQ(parse_backend(backend_name(backend)), backend);
+  }
+  for (DType dtype :
+       {DType::kInt64, DType::kInt32, DType::kInt16, DType::kInt8, DType::kUInt8, DType::kBool,
+        DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16}) {
+    EXPECT_EQ(parse_dtype(dtype_name(dtype)), dtype);
+    EXPECT_EQ(parse_protocol_datatype(protocol_datatype(dtype)), dtype);
+    ASSERT_TRUE(scalar_type(dtype).has_value());
+    EXPECT_EQ(dtype_of(*scalar_type(dtype)), dtype);
+    EXPECT_EQ(dtype_size(dtype), c10::elementSize(*scalar_type(dtype))) << dtype_name(dtype);
+  }
+  EXPECT_EQ(protocol_datatype(DType::kFloat32), "FP32");
+  EXPECT_EQ(protocol_datatype(DType::kBFloat16), "BF16");
+  EXPECT_EQ(dtype_of(c10::ScalarType::ComplexFloat), DType::kUnknown);
+  EXPECT_EQ(scalar_type(DType::kUnknown), std::nullopt);
+  EXPECT_EQ(parse_protocol_datatype("BYTES"), std::nullopt);
 }
 
 TEST(Manifest, ParsesLabelsAndMaskTokenId) {

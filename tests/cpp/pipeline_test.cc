@@ -133,13 +133,16 @@ TEST(Pipeline, ZeroConcurrentBatchesIsRefused) {
                tsrunner::InvalidInput);
 }
 
-TEST(Pipeline, AnUnknownScoreFunctionIsRefused) {
+TEST(Pipeline, ScoreFunctionsAreParsedFromTheirNames) {
+  // The names are a closed vocabulary: an unknown one cannot become an option at all.
+  EXPECT_EQ(tsrunner::parse_score_function("relu"), std::nullopt);
+  for (const auto function : {tsrunner::ScoreFunction::kSoftmax, tsrunner::ScoreFunction::kSigmoid,
+                              tsrunner::ScoreFunction::kNone}) {
+    EXPECT_EQ(tsrunner::parse_score_function(tsrunner::score_function_name(function)), function);
+  }
   const Runner runner = single_threaded_runner();
   tsrunner::TaskOptions options;
-  options.score_function = "relu";
-  EXPECT_THROW(Pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")), options),
-               tsrunner::InvalidInput);
-  options.score_function = "none";
+  options.score_function = tsrunner::ScoreFunction::kNone;
   EXPECT_NO_THROW(Pipeline(runner, Tokenizer::from_file(fixture("tiny_bert.pt")), options));
 }
 

@@ -119,9 +119,10 @@ TEST(RequestQueue, TheFutureCarriesTheErrorOfTheInputAtFault) {
   const Runner runner = single_threaded_runner();
   const Pipeline pipeline(runner);
   RequestQueue queue(pipeline);
-  // An unknown score function is refused on the calling thread, before anything is queued.
+  // Options the export cannot honour are refused on the calling thread, before anything is
+  // queued.
   tsrunner::TaskOptions options;
-  options.score_function = "cubic";
+  options.max_answer_length = 0;
   EXPECT_THROW((void)queue.submit({"a"}, {}, options), tsrunner::InvalidInput);
   EXPECT_THROW((void)queue.submit({"a", "b"}, {"x"}), tsrunner::InvalidInput);
   EXPECT_THROW((void)queue.submit({"a"}, {}, {}, /*model=*/1), tsrunner::InvalidInput);

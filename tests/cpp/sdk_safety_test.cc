@@ -206,7 +206,7 @@ TEST(SdkSafety, MovedFromObjectsThrowInsteadOfCrashing) {
   expect_moved([&] { (void)runner.run(inputs); }, "Runner");  // NOLINT(bugprone-use-after-move)
   expect_moved([&] { (void)runner.manifest(); }, "Runner");
   expect_moved([&] { (void)runner.options(); }, "Runner");
-  expect_moved([&] { (void)runner.engine(); }, "Runner");
+  expect_moved([&] { (void)runner.kernel_path(); }, "Runner");
   expect_moved([&] { (void)runner.tokenizer(); }, "Runner");
   expect_moved([&] { (void)Pipeline(runner); }, "Runner");
 

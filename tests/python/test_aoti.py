@@ -81,7 +81,7 @@ def test_python_and_cpp_agree_and_both_match_eager(tiny_bert_pt2, tiny_bert_dir)
 
     torch.set_num_threads(1)
     runner = tsrunner.Runner(tiny_bert_pt2, threads=1)
-    assert runner.engine == "aoti"
+    assert runner.kernel_path == "aoti"
     compiled = torch._inductor.aoti_load_package(str(tiny_bert_pt2))
     eager = AutoModel.from_pretrained(tiny_bert_dir).eval()
     atol = tsrunner.read_manifest(tiny_bert_pt2)["validation"]["atol"]

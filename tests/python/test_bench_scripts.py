@@ -91,7 +91,7 @@ def test_text_throughput_runs_every_contender(tmp_path):
         "| sentence-transformers encode(batch_size=32)",
         "| tsrun --input --batch-size 32 --threads 1",
         "| tsrun --input --batch-size 32 --threads 1 --concurrent-batches 1",
-        "| tsrun ... --threads 1 --concurrent-batches 1 --engine default",
+        "| tsrun ... --threads 1 --concurrent-batches 1 --kernel-path default",
         "| padded to 128, batches of 32 (original docs)",
     ] + (["| tsrun ... --threads 1 --concurrent-batches 1 --compute bf16 (opt-in)"] * BF16) + (
         ["| same, oneDNN's bf16 GEMM (TSR_BF16_KERNEL=0)"] * BF16_KERNEL
@@ -109,7 +109,7 @@ def test_compare_builds_measures_each_build_on_each_shape(tiny_bert_pt, tsrun):
     command = [sys.executable, str(script), str(tiny_bert_pt), f"a={tsrun}", f"b={tsrun}"]
     # 4,000 calls: the tiny model's call is ~0.06 ms of CPU, so fewer would leave the difference
     # of two processes' start-up costs (the script's method) to noise on a loaded machine.
-    command += ["--args", "b=--engine default", "--shapes", "1x8", "--rounds", "1"]
+    command += ["--args", "b=--kernel-path default", "--shapes", "1x8", "--rounds", "1"]
     command += ["--calls", "4000"]
     table = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if "|" in line}

@@ -202,10 +202,10 @@ def test_bf16_embeddings_stay_close_to_fp32_on_real_text(minilm_pt, kernel, monk
     texts = sample_text.sample(32)
     fp32 = tsrunner.Runner(minilm_pt, threads=2)
     bf16 = tsrunner.Runner(minilm_pt, threads=2, compute="bf16")
-    assert bf16.engine == "onednn"
-    assert "bf16 compute" in bf16.engine_reason and "bf16" not in fp32.engine_reason
-    on_kernel = "on tsrunner's AVX512-BF16 kernel" in bf16.engine_reason
-    assert on_kernel == (_BF16_KERNEL_CPU and kernel == "1"), bf16.engine_reason
+    assert bf16.kernel_path == "onednn"
+    assert "bf16 compute" in bf16.kernel_path_reason and "bf16" not in fp32.kernel_path_reason
+    on_kernel = "on tsrunner's AVX512-BF16 kernel" in bf16.kernel_path_reason
+    assert on_kernel == (_BF16_KERNEL_CPU and kernel == "1"), bf16.kernel_path_reason
     want = np.array([row["embedding"] for row in fp32.predict(texts)], dtype=np.float64)
     got = np.array([row["embedding"] for row in bf16.predict(texts)], dtype=np.float64)
     cosine = np.sum(want * got, axis=1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
@@ -229,8 +229,10 @@ def test_unknown_compute_is_refused_in_one_line(tiny_bert_pt, tsrun, clean_env):
 
 
 def test_bf16_with_engine_default_is_refused(tiny_bert_pt):
-    with pytest.raises(ValueError, match="compute=bf16 runs on the oneDNN engine, not engine="):
-        tsrunner.Runner(tiny_bert_pt, engine="default", compute="bf16")
+    with pytest.raises(
+        ValueError, match="compute=bf16 runs on the oneDNN kernel path, not kernel_path="
+    ):
+        tsrunner.Runner(tiny_bert_pt, kernel_path="default", compute="bf16")
 
 
 def test_bf16_is_refused_in_one_line_on_a_cpu_without_bf16(
@@ -241,7 +243,7 @@ def test_bf16_is_refused_in_one_line_on_a_cpu_without_bf16(
     monkeypatch.setenv("TSR_TEST_CPU_WITHOUT_BF16", "1")
     with pytest.raises(ValueError, match=r"compute=bf16 is not available: this CPU .* has neither"):
         tsrunner.Runner(tiny_bert_pt, compute="bf16")
-    assert tsrunner.Runner(tiny_bert_pt).engine in ("onednn", "default")  # fp32 unaffected
+    assert tsrunner.Runner(tiny_bert_pt).kernel_path in ("onednn", "default")  # fp32 unaffected
     result = subprocess.run(
         [tsrun, str(tiny_bert_pt), "--ids", "101,7592,102", "--raw", "--compute", "bf16"],
         capture_output=True,
@@ -272,8 +274,8 @@ def test_tsrun_and_bench_take_compute_bf16(tiny_bert_pt, tsrun, clean_env):
     result = subprocess.run(bench, capture_output=True, text=True, env=clean_env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["compute"] == "bf16" and report["engine"] == "onednn"
-    assert "bf16 compute" in report["engine_reason"]
+    assert report["compute"] == "bf16" and report["kernel_path"] == "onednn"
+    assert "bf16 compute" in report["kernel_path_reason"]
 
 
 def test_bf16_is_refused_for_an_aoti_package(tiny_bert_pt2):
@@ -292,7 +294,7 @@ def test_serve_takes_compute_bf16(minilm_pt, tsrun):
     with Server(tsrun, [minilm_pt], *command, env=environment_without_api_key()) as server:
         status, _, info = server.request("GET", "/info")
         assert status == 200
-        assert [(m["engine"], m["compute"]) for m in json.loads(info)["models"]] == [
+        assert [(m["kernel_path"], m["compute"]) for m in json.loads(info)["models"]] == [
             ("onednn", "bf16")
         ]
         got = np.array([server.post("/embed", {"inputs": text})[1][0] for text in texts])
@@ -307,7 +309,11 @@ def test_serve_takes_compute_bf16(minilm_pt, tsrun):
 @pytest.mark.parametrize(
     ("extra", "env", "message"),
     [
-        (["--engine", "default"], {}, "compute=bf16 runs on the oneDNN engine, not engine="),
+        (
+            ["--kernel-path", "default"],
+            {},
+            "compute=bf16 runs on the oneDNN kernel path, not kernel_path=",
+        ),
         ([], {"TSR_TEST_CPU_WITHOUT_BF16": "1"}, "AVX512_BF16 nor AMX-BF16"),
     ],
 )

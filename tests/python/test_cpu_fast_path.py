@@ -1,4 +1,4 @@
-"""The oneDNN kernel path (RunnerOptions.engine): chosen at load, correct, and never fatal.
+"""The oneDNN kernel path (RunnerOptions.kernel_path): chosen at load, correct, and never fatal.
 
 engine "onednn" freezes the module and runs float32 Linear layers on oneDNN's GEMM with weights
 packed at load; "default" runs the graph as exported. Outputs must stay within 1e-5 of eager
@@ -54,19 +54,19 @@ def _encode(minilm_pt, texts):
 
 @pytest.fixture(scope="module")
 def fast_runner(minilm_pt):
-    return tsrunner.Runner(minilm_pt, threads=THREADS, engine="onednn")
+    return tsrunner.Runner(minilm_pt, threads=THREADS, kernel_path="onednn")
 
 
 def test_auto_takes_onednn_on_x86_with_avx2(minilm_pt):
     runner = tsrunner.Runner(minilm_pt, threads=THREADS)
-    assert runner.engine == ("onednn" if _fast_path_expected() else "default")
-    assert tsrunner.Runner(minilm_pt, engine="default").engine == "default"
+    assert runner.kernel_path == ("onednn" if _fast_path_expected() else "default")
+    assert tsrunner.Runner(minilm_pt, kernel_path="default").kernel_path == "default"
 
 
 def test_onednn_within_1e_5_of_eager_on_real_text_and_validation_shapes(
     minilm_dir, minilm_pt, fast_runner
 ):
-    assert fast_runner.engine == "onednn", fast_runner.engine_reason
+    assert fast_runner.kernel_path == "onednn", fast_runner.kernel_path_reason
     model = transformers.AutoModel.from_pretrained(minilm_dir).eval()
     generator = torch.Generator().manual_seed(0)
     batches = [_encode(minilm_pt, sample_text.sample(24))]
@@ -89,12 +89,12 @@ def test_onednn_merges_qkv_and_folds_gelu_and_residual_adds_into_the_gemms(fast_
     # 6 x (1 QKV + output + intermediate + FFN output) + the pooler = 25 GEMMs instead of 37.
     assert (
         "25 GEMMs, 6 Q/K/V groups merged, 6 GELUs and 12 residual adds folded"
-        in fast_runner.engine_reason
-    ), fast_runner.engine_reason
+        in fast_runner.kernel_path_reason
+    ), fast_runner.kernel_path_reason
     # ... and each layer's attention on the short-sequence kernel (test_fused_attention.py).
-    assert "6 attentions on the short-sequence kernel" in fast_runner.engine_reason
+    assert "6 attentions on the short-sequence kernel" in fast_runner.kernel_path_reason
     # ... and its 13 layer norms on the few-row kernel (test_fused_layer_norm.py).
-    assert "13 layer norms on the few-row kernel" in fast_runner.engine_reason
+    assert "13 layer norms on the few-row kernel" in fast_runner.kernel_path_reason
 
 
 def _avx512() -> bool:
@@ -213,7 +213,7 @@ def test_small_row_kernel_is_built_with_openmp():
 def test_small_row_kernel_limit_is_read_from_the_environment(minilm_pt, clean_env):
     # TSR_SMALL_GEMM_ROWS=0 turns the kernel off; the engine's reason says which is in use.
     # The limit is read once per process, hence a child process per value.
-    script = "import sys, tsrunner; print(tsrunner.Runner(sys.argv[1]).engine_reason)"
+    script = "import sys, tsrunner; print(tsrunner.Runner(sys.argv[1]).kernel_path_reason)"
     reasons = {}
     for rows in ("0", "48", "many"):
         result = subprocess.run(
@@ -224,7 +224,7 @@ def test_small_row_kernel_limit_is_read_from_the_environment(minilm_pt, clean_en
     assert reasons["0"][0] == 0 and "small-row" not in reasons["0"][1] and reasons["0"][2] == ""
     assert reasons["48"][0] == 0
     assert ("up to 48 rows on the small-row AVX-512 kernel" in reasons["48"][1]) == _avx512()
-    # A bad value is refused at load wherever the oneDNN engine runs, AVX-512 or not.
+    # A bad value is refused at load wherever the oneDNN kernel path runs, AVX-512 or not.
     returncode, _, stderr = reasons["many"]
     if _fast_path_expected():
         assert returncode != 0
@@ -236,7 +236,7 @@ def test_python_and_tsrun_agree_bit_for_bit_on_the_onednn_path(
 ):
     inputs = _encode(minilm_pt, sample_text.sample(3))
     expected = fast_runner.run(inputs)
-    command = [tsrun, str(minilm_pt), "--raw", "--threads", str(THREADS), "--engine", "onednn"]
+    command = [tsrun, str(minilm_pt), "--raw", "--threads", str(THREADS), "--kernel-path", "onednn"]
     for row, mask in zip(inputs["input_ids"], inputs["attention_mask"], strict=True):
         command += ["--ids", ",".join(map(str, row[mask.bool()].tolist()))]
     result = subprocess.run(command, capture_output=True, text=True, env=clean_env)
@@ -249,7 +249,7 @@ def test_python_and_tsrun_agree_bit_for_bit_on_the_onednn_path(
 
 
 def test_a_failing_rewrite_falls_back_with_one_stderr_line(tiny_bert_pt, tsrun, clean_env):
-    args = [tsrun, str(tiny_bert_pt), "--ids", "101,7592,102", "--raw", "--engine", "onednn"]
+    args = [tsrun, str(tiny_bert_pt), "--ids", "101,7592,102", "--raw", "--kernel-path", "onednn"]
     plain = subprocess.run([*args[:-1], "default"], capture_output=True, text=True, env=clean_env)
     failing = subprocess.run(
         args, capture_output=True, text=True, env={**clean_env, "TSR_TEST_FAIL_FAST_PATH": "1"}
@@ -283,18 +283,27 @@ def test_bench_json_names_the_cpu_and_the_path(tiny_bert_pt, tsrun, clean_env):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["cpu"] and report["cpu"] != "unknown"
-    assert report["engine_option"] == "auto"
-    assert report["engine"] == ("onednn" if _fast_path_expected() else "default")
+    assert report["kernel_path_option"] == "auto"
+    assert report["kernel_path"] == ("onednn" if _fast_path_expected() else "default")
 
 
-def test_unknown_engine_is_refused_in_one_line(tiny_bert_pt, tsrun, clean_env):
-    with pytest.raises(ValueError, match='unknown engine "fast" \\(expected auto, onednn or'):
-        tsrunner.Runner(tiny_bert_pt, engine="fast")
-    result = subprocess.run(
-        [tsrun, str(tiny_bert_pt), "--ids", "101,102", "--raw", "--engine", "fast"],
+def test_unknown_kernel_path_is_refused_in_one_line(tiny_bert_pt, tsrun, clean_env):
+    with pytest.raises(ValueError, match='unknown kernel path "fast" \\(expected auto, onednn or'):
+        tsrunner.Runner(tiny_bert_pt, kernel_path="fast")
+    # --engine is the flag's deprecated first name: the same option, the same check.
+    for flag in ("--kernel-path", "--engine"):
+        result = subprocess.run(
+            [tsrun, str(tiny_bert_pt), "--ids", "101,102", "--raw", flag, "fast"],
+            capture_output=True,
+            text=True,
+            env=clean_env,
+        )
+        assert result.returncode == 2
+        assert "--kernel-path: fast not in {auto,onednn,default}" in result.stderr.splitlines()[0]
+    old_name = subprocess.run(
+        [tsrun, str(tiny_bert_pt), "--ids", "101,102", "--raw", "--engine", "default"],
         capture_output=True,
         text=True,
         env=clean_env,
     )
-    assert result.returncode == 2
-    assert "--engine: fast not in {auto,onednn,default}" in result.stderr.splitlines()[0]
+    assert old_name.returncode == 0, old_name.stderr

@@ -19,7 +19,7 @@ import tsrunner
 from serve_process import Server, environment_without_api_key
 
 TEXT = "Every entry point gives the same answer for one sentence."
-SETTINGS = ["--engine", "default", "--threads", "1"]
+SETTINGS = ["--kernel-path", "default", "--threads", "1"]
 
 
 def _floats(values) -> np.ndarray:
@@ -29,7 +29,7 @@ def _floats(values) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def reference(minilm_pt) -> np.ndarray:
-    runner = tsrunner.Runner(minilm_pt, threads=1, engine="default")
+    runner = tsrunner.Runner(minilm_pt, threads=1, kernel_path="default")
     return _floats(runner.predict(TEXT)[0]["embedding"])
 
 

@@ -1,4 +1,4 @@
-"""tsrunner::attention: the short-sequence self-attention the oneDNN engine puts in place of
+"""tsrunner::attention: the short-sequence self-attention the oneDNN kernel path puts in place of
 aten::scaled_dot_product_attention at load (TSR_FUSED_ATTENTION=0 turns the rewrite off).
 
 The op must compute what LibTorch's operator does (against float64, the same tolerance), for
@@ -203,9 +203,9 @@ def _random_batch(batch, length, generator):
 
 def _runner_pair(path, monkeypatch, switch="0"):
     monkeypatch.setenv("TSR_FUSED_ATTENTION", switch)
-    plain = tsrunner.Runner(path, threads=THREADS, engine="onednn")
+    plain = tsrunner.Runner(path, threads=THREADS, kernel_path="onednn")
     monkeypatch.delenv("TSR_FUSED_ATTENTION")
-    fused = tsrunner.Runner(path, threads=THREADS, engine="onednn")
+    fused = tsrunner.Runner(path, threads=THREADS, kernel_path="onednn")
     return plain, fused
 
 
@@ -235,10 +235,10 @@ def test_runner_with_fused_attention_matches_the_unfused_graph(model, switch, re
     path = request.getfixturevalue(model)
     plain, fused = _runner_pair(path, monkeypatch, switch)
     if switch == "0":
-        assert "attentions on the short-sequence kernel" not in plain.engine_reason
+        assert "attentions on the short-sequence kernel" not in plain.kernel_path_reason
     else:
-        assert "2 attentions on the short-sequence kernel;" in plain.engine_reason
-    reason = fused.engine_reason
+        assert "2 attentions on the short-sequence kernel;" in plain.kernel_path_reason
+    reason = fused.kernel_path_reason
     assert "2 attentions on the short-sequence kernel (2 reading the Q/K/V" in reason, reason
     generator = torch.Generator().manual_seed(0)
     for batch, length in [(1, 16), (3, 13), (2, 7), (1, 1)]:

@@ -1,4 +1,4 @@
-"""tsrunner::layer_norm: the few-row LayerNorm the oneDNN engine puts in place of
+"""tsrunner::layer_norm: the few-row LayerNorm the oneDNN kernel path puts in place of
 aten::layer_norm at load (TSR_FUSED_LAYER_NORM=0 turns the rewrite off).
 
 Within float64's answer as LibTorch's kernel is, on its AVX-512 rows (multiples of 16) and the
@@ -48,12 +48,14 @@ def test_more_rows_or_a_strided_input_run_libtorchs_kernel():
 
 def test_runner_with_fused_layer_norms_matches_the_unfused_graph(tiny_bert_pt, monkeypatch):
     monkeypatch.setenv("TSR_FUSED_LAYER_NORM", "0")
-    plain = tsrunner.Runner(tiny_bert_pt, threads=THREADS, engine="onednn")
+    plain = tsrunner.Runner(tiny_bert_pt, threads=THREADS, kernel_path="onednn")
     monkeypatch.delenv("TSR_FUSED_LAYER_NORM")
-    fused = tsrunner.Runner(tiny_bert_pt, threads=THREADS, engine="onednn")
-    assert "layer norms on the few-row kernel" not in plain.engine_reason
+    fused = tsrunner.Runner(tiny_bert_pt, threads=THREADS, kernel_path="onednn")
+    assert "layer norms on the few-row kernel" not in plain.kernel_path_reason
     # tiny BERT: the embeddings' and two per layer, 2 layers.
-    assert "5 layer norms on the few-row kernel" in fused.engine_reason, fused.engine_reason
+    assert "5 layer norms on the few-row kernel" in fused.kernel_path_reason, (
+        fused.kernel_path_reason
+    )
     generator = torch.Generator().manual_seed(0)
     for batch, length in [(1, 16), (3, 13), (2, 40)]:  # 80 rows: LibTorch's kernel
         ids = torch.randint(1000, 20000, (batch, length), generator=generator)

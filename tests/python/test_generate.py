@@ -6,12 +6,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import tsrunner
+from serve_process import Server
 from tsrunner import _core
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -97,15 +99,40 @@ def test_greedy_equals_hf_generate(decoder, params):
         assert result["finish_reason"] == ("length" if len(tokens) == limit else "stop")
 
 
+def _front_ends_give(expected: list[list[int]], path: Path, tsrun: str, workdir: Path) -> None:
+    """Greedy answers of 8 new tokens to PROMPTS through Runner.generate, tsrun --input (JSON
+    lines) and tsrun serve's /v1/completions, all equal to `expected` (HF generate's tokens)."""
+    runner = tsrunner.Runner(path, threads=1)
+    got = runner.generate(PROMPTS, details=True, max_new_tokens=8)
+    assert [result["token_ids"] for result in got] == expected
+    lines = workdir / "prompts.jsonl"
+    lines.write_text(
+        "".join(json.dumps({"id": i, "text": p}) + "\n" for i, p in enumerate(PROMPTS))
+    )
+    done = subprocess.run(
+        [tsrun, str(path), "--input", str(lines), "--output", "-", "--max-new-tokens", "8"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [answer["token_ids"] for answer in answers] == expected
+    with Server(tsrun, [path], "--name", "gen") as server:
+        status, answer = server.post("/v1/completions", {"prompt": PROMPTS, "max_tokens": 8})
+        assert status == 200, answer
+        choices = sorted(answer["choices"], key=lambda choice: choice["index"])
+        assert [choice["text"] for choice in choices] == [result["text"] for result in got]
+
+
+def test_front_ends_equal_hf_generate(decoder, tsrun, tmp_path):
+    directory, path, _ = decoder
+    _front_ends_give(_hf_generate(directory, PROMPTS, max_new_tokens=8), path, tsrun, tmp_path)
+
+
 @pytest.mark.parametrize("kind", ["qwen2", "mistral"])
-def test_more_llama_style_families_equal_hf_generate(kind, tmp_path):
+def test_more_llama_style_families_equal_hf_generate(kind, tmp_path, tsrun):
     directory = _tiny_decoders().make_decoder(kind, tmp_path / "model")
     tsrunner.export(directory, tmp_path / "model.pt", task="causal-lm")
-    runner = tsrunner.Runner(tmp_path / "model.pt", threads=1)
-    got = runner.generate(PROMPTS, details=True, max_new_tokens=8)
-    assert [result["token_ids"] for result in got] == _hf_generate(
-        directory, PROMPTS, max_new_tokens=8
-    )
+    expected = _hf_generate(directory, PROMPTS, max_new_tokens=8)
+    _front_ends_give(expected, tmp_path / "model.pt", tsrun, tmp_path)
 
 
 def test_continuous_batching_equals_one_batch(decoder):
@@ -127,7 +154,8 @@ def test_continuous_batching_equals_one_batch(decoder):
 
 def test_sampling_is_reproducible_and_independent_of_batch(decoder):
     _, _, runner = decoder
-    sample = {"max_new_tokens": 12, "temperature": 1.3, "top_k": 0, "ignore_eos": True}
+    sample = {"max_new_tokens": 12, "do_sample": True, "temperature": 1.3, "top_k": 0,
+              "ignore_eos": True}  # fmt: skip
     alone = runner.generate(PROMPTS[0], details=True, seed=7, **sample)["token_ids"]
     assert runner.generate(PROMPTS[0], details=True, seed=7, **sample)["token_ids"] == alone
     in_company = runner.generate(PROMPTS, details=True, seed=7, **sample)
@@ -184,7 +212,7 @@ def test_stop_strings_end_before_the_match(decoder):
 
 def test_stream_equals_generate(decoder):
     _, _, runner = decoder
-    params = {"max_new_tokens": 14, "temperature": 0.9, "seed": 3}
+    params = {"max_new_tokens": 14, "do_sample": True, "temperature": 0.9, "seed": 3}
     pieces = list(runner.generate(PROMPTS[1], stream=True, **params))
     assert "".join(pieces) == runner.generate(PROMPTS[1], **params)
     several = list(runner.stream(PROMPTS[:3], **params))
@@ -246,7 +274,9 @@ def test_tsrun_streams_and_answers_jsonl(decoder, tsrun, tmp_path):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert done.stdout == expected + "\n"
-    sampled = runner.generate(PROMPTS[0], max_new_tokens=8, temperature=0.8, seed=5)
+    # tsrun reads --temperature as a request to sample (as OpenAI and TGI do); Python's
+    # generate reads HF's names as HF does, so it asks with do_sample.
+    sampled = runner.generate(PROMPTS[0], max_new_tokens=8, do_sample=True, temperature=0.8, seed=5)
     done = subprocess.run(
         [tsrun, str(path), "--text", PROMPTS[0], "--max-new-tokens", "8",
          "--temperature", "0.8", "--seed", "5"],
@@ -294,3 +324,54 @@ def test_an_export_that_cannot_generate_says_why(tmp_path):
     with pytest.warns(UserWarning, match="cannot generate .* with --buckets"):
         report = tsrunner.export(directory, tmp_path / "model.pt", buckets=[8])
     assert "generation" not in report.manifest
+    with pytest.raises(ValueError, match=r"exported with --buckets, which keeps forward only"):
+        tsrunner.Runner(tmp_path / "model.pt").generate("hello")
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "T5"])
+def test_a_pt2_export_of_a_generating_model_is_refused(kind, tmp_path):
+    """AOTInductor packages get no generation methods: the export says so in one line before
+    compiling anything, and writes nothing."""
+    if kind == "T5":
+        import tiny_models
+
+        directory = tiny_models.make_model(
+            "T5", "text2text", tmp_path / "model", tokenizer_source=None
+        )
+        model_class, task = "T5ForConditionalGeneration", "text2text"
+    else:
+        directory = _tiny_decoders().make_decoder(kind, tmp_path / "model")
+        model_class, task = "GPT2LMHeadModel", "causal-lm"
+    message = (
+        f"{model_class} cannot generate from a .pt2 (AOTInductor) export: its generation "
+        "methods (prefill or encode, and decode, with a KV cache) are TorchScript-only; "
+        "export it to a .pt file"
+    )
+    output = tmp_path / "model.pt2"
+    with pytest.raises(tsrunner.ExportError) as caught:
+        tsrunner.export(directory, output, task=task)
+    assert str(caught.value) == message and not output.exists()
+    if kind == "T5":
+        return  # the CLI's answer is checked once
+    done = subprocess.run(
+        [sys.executable, "-m", "tsrunner", "export", str(directory), "-o", str(output)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0 and not output.exists()
+    assert done.stderr.strip().splitlines() == [f"tsrunner: error: {message}"], done.stderr
+
+
+def test_sampling_parameters_alone_decode_as_hf_generate_does(decoder):
+    """HF generate samples only with do_sample: temperature, top_k, top_p or min_p alone on a
+    model whose generation config says do_sample=False decode greedily (with HF's kind of
+    warning), not silently sampled."""
+    directory, _, runner = decoder
+    greedy = runner.generate(PROMPTS[0], max_new_tokens=8)
+    with pytest.warns(UserWarning, match="temperature, top_p only apply when sampling"):
+        assert runner.generate(PROMPTS[0], max_new_tokens=8, temperature=0.8, top_p=0.9) == greedy
+    with pytest.warns(UserWarning, match="do_sample=False: decoding greedily"):
+        assert "".join(runner.stream(PROMPTS[0], max_new_tokens=8, top_k=3)) == greedy
+    assert not runner.manifest["generation"]["defaults"].get("do_sample")
+    with pytest.warns(UserWarning):
+        ids = runner.generate(PROMPTS[0], max_new_tokens=8, temperature=0.8, details=True)
+    assert ids["token_ids"] == _hf_generate(directory, [PROMPTS[0]], max_new_tokens=8)[0]

@@ -15,6 +15,8 @@ import tiny_models
 import torch
 
 import tsrunner
+from archive_tools import resave
+from serve_process import Server
 from tsrunner import _core
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -137,7 +139,8 @@ def test_beam_search_returns_several_sequences(seq2seq):
 
 def test_sampling_is_reproducible_and_independent_of_batch(seq2seq):
     _, _, runner = seq2seq
-    sample = {"max_new_tokens": 10, "temperature": 1.5, "top_k": 0, "ignore_eos": True, **GREEDY}
+    sample = {"max_new_tokens": 10, "do_sample": True, "temperature": 1.5, "top_k": 0,
+              "ignore_eos": True, **GREEDY}  # fmt: skip
     alone = runner.generate(SOURCES[0], details=True, seed=11, **sample)["token_ids"]
     assert runner.generate(SOURCES[0], details=True, seed=11, **sample)["token_ids"] == alone
     assert runner.generate(SOURCES, details=True, seed=11, **sample)[0]["token_ids"] == alone
@@ -151,8 +154,8 @@ def test_sampling_is_reproducible_and_independent_of_batch(seq2seq):
 
 def test_stream_equals_generate(seq2seq):
     _, _, runner = seq2seq
-    for params in ({"max_new_tokens": 12, "temperature": 0.9, "seed": 2, **GREEDY},
-                   {"max_new_tokens": 8, "num_beams": 3}):  # fmt: skip
+    sampled = {"max_new_tokens": 12, "do_sample": True, "temperature": 0.9, "seed": 2, **GREEDY}
+    for params in (sampled, {"max_new_tokens": 8, "num_beams": 3}):
         assert "".join(runner.stream(SOURCES[2], **params)) == runner.generate(SOURCES[2], **params)
 
 
@@ -169,7 +172,7 @@ def test_source_longer_than_the_encoder_is_refused(seq2seq):
         ({"num_beams": 0}, "num_beams must be >= 1"),
         ({"num_beams": 2, "num_return_sequences": 3}, "num_return_sequences must be in [1, num_"),
         ({"num_beams": 2, "early_stopping": "sometimes"}, "early_stopping must be true, false"),
-        ({"num_beams": 2, "temperature": 0.7}, "beam sampling (do_sample) is not supported"),
+        ({"num_beams": 2, "do_sample": True}, "num_beams 2 (the request's) is HF's beam sampl"),
         ({"num_beams": 2, "stop": ["x"]}, "stop strings are not supported with beam search"),
     ],
 )  # fmt: skip
@@ -226,3 +229,86 @@ def test_gpt2_beam_search_equals_hf_generate(tmp_path):
                 for row in output[:, batch["input_ids"].shape[1] :].tolist()]  # fmt: skip
     assert [r["token_ids"] for r in runner.generate(short, details=True)] == expected
     assert max(map(len, expected)) == 20  # not 20 minus the prompt
+
+
+def _sse_payloads(server: Server, path: str, body: dict, prefix: str) -> list[str]:
+    status, headers, data = server.request("POST", path, body)
+    assert status == 200 and headers["Content-Type"] == "text/event-stream", data
+    events = data.decode().removesuffix("\n\n").split("\n\n")
+    assert all(event.startswith(prefix) for event in events), data
+    return [event[len(prefix) :] for event in events]
+
+
+def test_serve_equals_hf_generate(seq2seq, tsrun, tmp_path):
+    """tsrun serve on an encoder-decoder export: OpenAI's /v1/completions and TGI's /generate
+    give HF generate's tokens under the saved summarizer config (beam search) and under greedy
+    saved defaults (a copy of the export with them); streamed text equals the answer."""
+    directory, path, runner = seq2seq
+
+    def greedy_defaults(files: dict[str, str]) -> dict[str, str]:
+        manifest = json.loads(files["tsrunner/manifest.json"])
+        manifest["generation"]["defaults"].update(GREEDY)
+        manifest["generation"]["generation_config"].update(GREEDY)
+        return {**files, "tsrunner/manifest.json": json.dumps(manifest)}
+
+    resave(path, tmp_path / "greedy.pt", edit_files=greedy_defaults)
+    eos = runner.manifest["generation"]["eos_token_ids"]
+    source, limit = SOURCES[2], 7
+    # TGI's routes serve the first model: one server per export.
+    for served, params in ((path, {}), (tmp_path / "greedy.pt", GREEDY)):
+        tokens = _hf_generate(directory, [source], max_new_tokens=limit, **params)[0]
+        expected = runner.generate(source, details=True, max_new_tokens=limit, **params)
+        assert expected["token_ids"] == tokens, params
+        with Server(tsrun, [served]) as server:
+            body = {"prompt": source, "max_tokens": limit}
+            status, answer = server.post("/v1/completions", body)
+            assert status == 200 and answer["choices"][0]["text"] == expected["text"], params
+            assert answer["usage"]["completion_tokens"] == len(tokens)
+            events = _sse_payloads(server, "/v1/completions", {**body, "stream": True}, "data: ")
+            assert events[-1] == "[DONE]"
+            streamed = "".join(json.loads(e)["choices"][0]["text"] for e in events[:-1])
+            assert streamed == expected["text"], params
+            tgi = {"inputs": source, "parameters": {"max_new_tokens": limit, "details": True}}
+            status, answer = server.post("/generate", tgi)
+            assert status == 200 and answer["generated_text"] == expected["text"], params
+            ids = [token["id"] for token in answer["details"]["tokens"]]
+            assert ids in (tokens, tokens + eos[:1]), params  # TGI lists the EOS that ended it
+            events = _sse_payloads(server, "/generate_stream", tgi, "data:")
+            assert json.loads(events[-1])["generated_text"] == expected["text"], params
+            if not params:  # sampling with the saved beams is HF's beam sampling: refused
+                sampled = {"prompt": source, "temperature": 0.7}
+                status, answer = server.post("/v1/completions", sampled)
+                assert status == 400 and "is HF's beam sampling" in answer["error"]["message"]
+
+
+def test_saved_token_biases_give_hf_generate_tokens(seq2seq, tmp_path):
+    """suppress_tokens, begin_suppress_tokens (after BART's forced BOS) and bad_words_ids saved
+    in generation_config.json, chosen from each mode's output to change it: HF generate's tokens,
+    greedy and with the saved beams."""
+    directory, path, runner = seq2seq
+    record = runner.manifest["generation"]
+    special = {record["forced_bos_token_id"], *record["eos_token_ids"]}
+    first = 1 if record["forced_bos_token_id"] is not None else 0  # the first token not forced
+    for mode, params in (
+        ("greedy", {"max_new_tokens": 8, **GREEDY}),
+        ("beams", {"max_new_tokens": 8}),
+    ):
+        plain = [r["token_ids"] for r in runner.generate(SOURCES, details=True, **params)]
+        tokens = [t for t in plain[0] if t not in special]
+        settings = {
+            "suppress_tokens": [max(set(tokens), key=tokens.count)],
+            "begin_suppress_tokens": sorted({row[first] for row in plain if len(row) > first}),
+            "bad_words_ids": [plain[2][first : first + 2]],
+        }
+
+        def with_settings(files: dict[str, str], settings=settings) -> dict[str, str]:
+            manifest = json.loads(files["tsrunner/manifest.json"])
+            manifest["generation"]["generation_config"].update(settings)
+            return {**files, "tsrunner/manifest.json": json.dumps(manifest)}
+
+        resave(path, tmp_path / f"{mode}.pt", edit_files=with_settings)
+        biased = tsrunner.Runner(tmp_path / f"{mode}.pt", threads=1)
+        expected = _hf_generate(directory, SOURCES, **params, **settings)
+        assert expected != _hf_generate(directory, SOURCES, **params), "the settings do nothing"
+        got = biased.generate(SOURCES, details=True, **params)
+        assert [r["token_ids"] for r in got] == expected, mode

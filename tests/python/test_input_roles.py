@@ -56,7 +56,7 @@ def test_inputs_named_otherwise_run_from_text_by_role(tiny_bert_pt, tmp_path, ex
     args = [arg for text in TEXTS for arg in ("--text", text)]
     # --text alone takes engine=default (a one-shot run); the Runner took auto = onednn: the
     # same path on both sides, or float rounding differs (the fused layer norm's, for one).
-    args += ["--engine", tsrunner.Runner(renamed, threads=1).engine]
+    args += ["--kernel-path", tsrunner.Runner(renamed, threads=1).kernel_path]
     result = subprocess.run([tsrun, str(renamed), *args], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert [json.loads(line) for line in result.stdout.splitlines()] == expected

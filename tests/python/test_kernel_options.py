@@ -21,20 +21,20 @@ def test_two_runners_in_one_process_take_their_own_kernels(tiny_bert_pt):
     plain = tsrunner.Runner(
         tiny_bert_pt,
         threads=1,
-        engine="onednn",
+        kernel_path="onednn",
         fused_attention="off",
         fused_layer_norm=False,
         small_gemm_rows=0,
     )
-    fused = tsrunner.Runner(tiny_bert_pt, threads=1, engine="onednn")
-    assert "short-sequence kernel" not in plain.engine_reason
-    assert "layer norms" not in plain.engine_reason
-    assert "small-row" not in plain.engine_reason
-    assert "attentions on the short-sequence kernel" in fused.engine_reason
-    assert "layer norms on the few-row kernel" in fused.engine_reason
-    assert "up to 48 rows on the small-row AVX-512 kernel" in fused.engine_reason
-    rows = tsrunner.Runner(tiny_bert_pt, threads=1, engine="onednn", small_gemm_rows=8)
-    assert "up to 8 rows on the small-row" in rows.engine_reason
+    fused = tsrunner.Runner(tiny_bert_pt, threads=1, kernel_path="onednn")
+    assert "short-sequence kernel" not in plain.kernel_path_reason
+    assert "layer norms" not in plain.kernel_path_reason
+    assert "small-row" not in plain.kernel_path_reason
+    assert "attentions on the short-sequence kernel" in fused.kernel_path_reason
+    assert "layer norms on the few-row kernel" in fused.kernel_path_reason
+    assert "up to 48 rows on the small-row AVX-512 kernel" in fused.kernel_path_reason
+    rows = tsrunner.Runner(tiny_bert_pt, threads=1, kernel_path="onednn", small_gemm_rows=8)
+    assert "up to 8 rows on the small-row" in rows.kernel_path_reason
     inputs = _inputs()
     want = plain.run(inputs)["last_hidden_state"]
     for runner in (fused, rows):
@@ -45,10 +45,10 @@ def test_two_runners_in_one_process_take_their_own_kernels(tiny_bert_pt):
 
 def test_an_option_wins_over_the_environment(tiny_bert_pt, monkeypatch):
     monkeypatch.setenv("TSR_FUSED_ATTENTION", "0")
-    from_environment = tsrunner.Runner(tiny_bert_pt, threads=1, engine="onednn")
-    assert "short-sequence kernel" not in from_environment.engine_reason
-    given = tsrunner.Runner(tiny_bert_pt, threads=1, engine="onednn", fused_attention="on")
-    assert "attentions on the short-sequence kernel" in given.engine_reason
+    from_environment = tsrunner.Runner(tiny_bert_pt, threads=1, kernel_path="onednn")
+    assert "short-sequence kernel" not in from_environment.kernel_path_reason
+    given = tsrunner.Runner(tiny_bert_pt, threads=1, kernel_path="onednn", fused_attention="on")
+    assert "attentions on the short-sequence kernel" in given.kernel_path_reason
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_tsrun_takes_the_kernel_flags(tsrun, tiny_bert_pt):
             "--threads",
             "1",
             "--json",
-            "--engine",
+            "--kernel-path",
             "onednn",
             "--fused-attention",
             "off",
@@ -90,7 +90,7 @@ def test_tsrun_takes_the_kernel_flags(tsrun, tiny_bert_pt):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    reason = json.loads(result.stdout)["engine_reason"]
+    reason = json.loads(result.stdout)["kernel_path_reason"]
     assert "short-sequence kernel" not in reason and "small-row" not in reason, reason
     refused = subprocess.run(
         [tsrun, str(tiny_bert_pt), "--ids", "101,102", "--fused-attention", "sometimes"],

@@ -60,7 +60,7 @@ def reference(minilm_pt, batch):
 
 def test_cpp_runner_matches_torch_jit_load_bit_for_bit(minilm_pt, batch, reference):
     # Like with like: the plain graph on both sides (the oneDNN path: test_cpu_fast_path.py).
-    runner = tsrunner.Runner(minilm_pt, threads=THREADS, engine="default")
+    runner = tsrunner.Runner(minilm_pt, threads=THREADS, kernel_path="default")
     outputs = runner.run(
         {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     )

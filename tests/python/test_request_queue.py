@@ -83,7 +83,7 @@ def test_a_runner_that_predicted_is_freed(minilm_pt):
 
 
 def test_a_thousand_texts_in_one_call_keep_their_order(minilm_pt):
-    runner = tsrunner.Runner(minilm_pt, threads=1, engine="default")
+    runner = tsrunner.Runner(minilm_pt, threads=1, kernel_path="default")
     texts = [_text(i % 7) + f" number {i}" for i in range(1000)]
     answers = runner.predict(texts, batch_size=64)
     stats = runner.queue_stats()

@@ -63,7 +63,7 @@ def test_matches_torch_jit_load_bit_for_bit(tiny_bert_pt):
     module = torch.jit.load(str(tiny_bert_pt))
     with torch.inference_mode():
         expected = module(ids, mask, types)
-    runner = tsrunner.Runner(tiny_bert_pt, threads=2, engine="default")  # the same graph
+    runner = tsrunner.Runner(tiny_bert_pt, threads=2, kernel_path="default")  # the same graph
     got = runner.run({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
     assert torch.equal(got["last_hidden_state"], expected[0])
     assert torch.equal(got["pooler_output"], expected[1])

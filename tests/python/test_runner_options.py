@@ -117,8 +117,8 @@ def _non_default_values(tiny_bert_pt) -> dict:
         "warmup_sequence": 8,
         "optimize_graph": False,
         "freeze": True,
-        # compute="bf16" needs the oneDNN engine and a CPU with bf16 instructions.
-        "engine": "onednn" if _cpu_has_bf16() else "default",
+        # compute="bf16" needs the oneDNN kernel path and a CPU with bf16 instructions.
+        "kernel_path": "onednn" if _cpu_has_bf16() else "default",
         "compute": "bf16",
         "fused_attention": "op",
         "fused_layer_norm": False,
@@ -136,7 +136,10 @@ def test_every_cpp_option_is_bound_and_accepted_by_runner():
     assert len(fields) >= 11
     assert set(runner_module.OPTION_NAMES) == set(fields)
     keywords = inspect.signature(tsrunner.Runner.__init__).parameters
-    assert {name for name in keywords if name not in ("self", "path", "unknown")} == set(fields)
+    deprecated = {"engine"}  # kernel_path's first name, still accepted with a warning
+    assert {name for name in keywords if name not in ("self", "path", "unknown")} == set(
+        fields
+    ) | deprecated
 
 
 def test_every_option_round_trips_through_a_runner(tiny_bert_pt):
@@ -243,3 +246,19 @@ def test_threads_belong_to_the_runner_not_the_process(tiny_bert_pt):
     for name, tensor in expected.items():
         torch.testing.assert_close(outputs[name], tensor, rtol=0, atol=1e-5)
     assert (one.options.threads, other.options.threads) == (wanted, wanted + 1)
+
+
+def test_engine_is_kernel_paths_deprecated_name(tiny_bert_pt):
+    """ "Engine" names the executor (TorchScript or AOTInductor) now; the kernel path's first
+    name still works, with a DeprecationWarning, and means the same."""
+    with pytest.warns(DeprecationWarning, match="use kernel_path="):
+        runner = tsrunner.Runner(tiny_bert_pt, threads=1, engine="default")
+    assert runner.options.kernel_path == "default" and runner.kernel_path == "default"
+    with pytest.warns(DeprecationWarning, match="use kernel_path"):
+        assert runner.engine == runner.kernel_path
+    with pytest.warns(DeprecationWarning, match="use kernel_path_reason"):
+        assert runner.engine_reason == runner.kernel_path_reason
+    with pytest.warns(DeprecationWarning, match="use tsrunner.auto_kernel_path"):
+        assert tsrunner.auto_engine() == tsrunner.auto_kernel_path()
+    with pytest.raises(TypeError, match="not both"), pytest.warns(DeprecationWarning):
+        tsrunner.Runner(tiny_bert_pt, engine="default", kernel_path="onednn")

@@ -46,7 +46,7 @@ def server(tsrun, minilm_pt, classifier_pt):
         "1000",
         # Bit-for-bit comparisons with Runner.predict: the same kernels on both sides (oneDNN's
         # results depend on the batch's shape, and the server batches requests its own way).
-        "--engine",
+        "--kernel-path",
         "default",
         env=environment_without_api_key(),
     ) as running:
@@ -55,7 +55,7 @@ def server(tsrun, minilm_pt, classifier_pt):
 
 @pytest.fixture(scope="module")
 def minilm(minilm_pt):
-    return tsrunner.Runner(minilm_pt, threads=1, engine="default")
+    return tsrunner.Runner(minilm_pt, threads=1, kernel_path="default")
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +211,7 @@ def test_predict_answers_other_tasks_as_runner_predict(server, minilm):
 
 
 def test_predict_and_rerank_on_a_classifier(tsrun, classifier_pt):
-    runner = tsrunner.Runner(classifier_pt, threads=1, engine="default")
+    runner = tsrunner.Runner(classifier_pt, threads=1, kernel_path="default")
     with Server(tsrun, [classifier_pt], env=environment_without_api_key()) as server:
         status, body = server.post("/predict", {"inputs": TEXTS[0]})
         assert status == 200
@@ -316,7 +316,10 @@ def test_health_info_metrics(server):
     info = json.loads(info)
     assert status == 200 and info["model_id"] == "minilm" and info["max_input_length"] == 128
     assert [m["name"] for m in info["models"]] == ["minilm", "classifier"]
-    assert [m["engine"] for m in info["models"]] == ["default", "default"]  # --engine default
+    assert [m["kernel_path"] for m in info["models"]] == [
+        "default",
+        "default",
+    ]  # --kernel-path default
     server.post("/embed", {"inputs": "counted"})
     status, headers, text = server.request("GET", "/metrics")
     text = text.decode()
@@ -387,7 +390,16 @@ def _loadavg_file(tmp_path, running: int):
 
 
 def test_a_lone_request_runs_on_every_core_and_the_others_wait(tsrun, minilm_pt, minilm, tmp_path):
-    flags = ["--workers", "2", "--threads", "1", "--lone-batch-threads", "2", "--engine", "default"]
+    flags = [
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--lone-batch-threads",
+        "2",
+        "--kernel-path",
+        "default",
+    ]
     with Server(tsrun, [minilm_pt], *flags, env=_loadavg_file(tmp_path, 1)) as server:
         # One request at a time on an idle machine: each is a batch alone, run on 2 intra-op
         # threads (which may split the sums differently from the Runner's 1 thread: last bits).
@@ -424,7 +436,16 @@ def test_a_lone_request_stays_on_one_thread_while_the_machine_is_busy(
 ):
     # Other work runnable on the cores: a 2-thread team would wait for its descheduled member at
     # every barrier (measured ~40x slower), so lone requests run on --threads.
-    flags = ["--workers", "2", "--threads", "1", "--lone-batch-threads", "2", "--engine", "default"]
+    flags = [
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--lone-batch-threads",
+        "2",
+        "--kernel-path",
+        "default",
+    ]
     with Server(tsrun, [minilm_pt], *flags, env=_loadavg_file(tmp_path, 6)) as server:
         for text in TEXTS:
             status, body = server.post("/embed", {"inputs": text})

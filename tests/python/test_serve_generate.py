@@ -110,7 +110,7 @@ def test_streamed_equals_not_streamed(client, server, gen):
     params = {"max_tokens": 20, "temperature": 0.9, "seed": 11}
     whole = client.completions.create(model="gen", prompt=PROMPT, **params)
     assert whole.choices[0].text == runner.generate(
-        PROMPT, max_new_tokens=20, temperature=0.9, seed=11
+        PROMPT, max_new_tokens=20, do_sample=True, temperature=0.9, seed=11
     )
     chunks = list(
         client.completions.create(
@@ -148,7 +148,9 @@ def test_n_choices_with_a_seed(client, gen):
     assert texts == [choice.text for choice in again.choices]  # reproducible by seed
     assert len(set(texts)) > 1  # choice j draws with seed + j
     for j, text in enumerate(texts):
-        assert text == runner.generate(PROMPT, max_new_tokens=10, temperature=1.0, seed=5 + j)
+        assert text == runner.generate(
+            PROMPT, max_new_tokens=10, do_sample=True, temperature=1.0, seed=5 + j
+        )
     assert first.usage.prompt_tokens == len(runner.tokenizer.encode(PROMPT).ids)  # counted once
 
 
@@ -286,14 +288,16 @@ def test_tgi_generate(server, gen):
     sampled = {"max_new_tokens": 12, "temperature": 0.8, "seed": 4, "stop": ["zzz"]}
     status, body = server.post("/generate", {"inputs": PROMPT, "parameters": sampled})
     assert body["generated_text"] == runner.generate(
-        PROMPT, max_new_tokens=12, temperature=0.8, seed=4
+        PROMPT, max_new_tokens=12, do_sample=True, temperature=0.8, seed=4
     )
 
 
 def test_tgi_generate_stream(server, gen):
     _, _, runner = gen
     params = {"max_new_tokens": 14, "temperature": 0.7, "seed": 9, "details": True}
-    expected = runner.generate(PROMPT, details=True, max_new_tokens=14, temperature=0.7, seed=9)
+    expected = runner.generate(
+        PROMPT, details=True, max_new_tokens=14, do_sample=True, temperature=0.7, seed=9
+    )
     events = [
         json.loads(event)
         for event in _sse_events(

@@ -38,7 +38,9 @@ def models(tmp_path_factory, minilm_pt, classifier_pt, tiny_bert_dir):
 def server(tsrun, models):
     # GPT-2 first: /tokenize answers for the first model.
     paths = [models[name] for name in ("gpt2", "minilm", "classifier", "bare")]
-    with Server(tsrun, paths, "--engine", "default", env=environment_without_api_key()) as running:
+    with Server(
+        tsrun, paths, "--kernel-path", "default", env=environment_without_api_key()
+    ) as running:
         yield running
 
 
@@ -67,7 +69,7 @@ def _strings(result, name):
 def test_embedding_model_answers_text_like_predict(client, models, binary):
     import tritonclient.http as triton
 
-    runner = tsrunner.Runner(models["minilm"], engine="default")
+    runner = tsrunner.Runner(models["minilm"], kernel_path="default")
     want = runner.predict(TEXTS)
     outputs = [
         triton.InferRequestedOutput("embedding", binary_data=binary),
@@ -85,7 +87,7 @@ def test_embedding_model_answers_text_like_predict(client, models, binary):
 
 @pytest.mark.parametrize("binary", [False, True])
 def test_classifier_answers_text_pairs_with_scores_in_label_order(client, models, binary):
-    runner = tsrunner.Runner(models["classifier"], engine="default")
+    runner = tsrunner.Runner(models["classifier"], kernel_path="default")
     labels = runner.manifest["labels"]
     want = runner.predict(TEXTS, text_pairs=PAIRS)
     inputs = [_text_input("text", TEXTS, binary), _text_input("text_pair", PAIRS, binary)]

@@ -16,7 +16,7 @@ def _vector(prediction: dict) -> np.ndarray:
 
 
 def test_normalize_on_an_export_that_pools_without_normalising(tiny_bert_pt):
-    runner = tsrunner.Runner(tiny_bert_pt, threads=1, engine="default")
+    runner = tsrunner.Runner(tiny_bert_pt, threads=1, kernel_path="default")
     text = "mean pooled, not normalised"
     plain = _vector(runner.predict(text)[0])
     assert abs(float(np.linalg.norm(plain)) - 1.0) > 1e-3  # the export's own: not unit length
@@ -26,7 +26,7 @@ def test_normalize_on_an_export_that_pools_without_normalising(tiny_bert_pt):
 
 
 def test_normalize_on_an_export_that_normalises_in_its_graph(minilm_pt):
-    runner = tsrunner.Runner(minilm_pt, threads=1, engine="default")
+    runner = tsrunner.Runner(minilm_pt, threads=1, kernel_path="default")
     text = "all-MiniLM-L6-v2 ends with a Normalize module"
     own = _vector(runner.predict(text)[0])
     # Already unit vectors: asking for them changes no bit (no second normalisation).
@@ -39,7 +39,7 @@ def test_normalize_on_an_export_that_normalises_in_its_graph(minilm_pt):
 
 
 def test_truncate_false_refuses_a_text_over_the_max_length(minilm_pt):
-    runner = tsrunner.Runner(minilm_pt, threads=1, engine="default")
+    runner = tsrunner.Runner(minilm_pt, threads=1, kernel_path="default")
     cut = runner.predict(LONG_TEXT)[0]
     assert np.array_equal(_vector(runner.predict(LONG_TEXT, truncate=True)[0]), _vector(cut))
     with pytest.raises(

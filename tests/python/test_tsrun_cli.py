@@ -61,7 +61,7 @@ def test_raw_output_matches_the_python_runner(tsrun, tiny_bert_pt):
     ids = torch.tensor([[101, 7592, 102, 0, 0], [101, 2088, 2003, 1037, 102]])
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
     # One-shot --ids keeps the plain graph under engine auto: compare with the same path.
-    expected = tsrunner.Runner(tiny_bert_pt, threads=2, engine="default").run(
+    expected = tsrunner.Runner(tiny_bert_pt, threads=2, kernel_path="default").run(
         {"input_ids": ids, "attention_mask": mask}
     )
     printed = json.loads(result.stdout)

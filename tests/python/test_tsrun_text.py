@@ -39,7 +39,7 @@ def test_text_mode_matches_predict_and_sentence_transformers(tsrun, minilm_pt, m
         [
             r["embedding"]
             # tsrun --text keeps the plain graph (engine auto, one shot): compare like with like.
-            for r in tsrunner.Runner(minilm_pt, engine="default").predict(
+            for r in tsrunner.Runner(minilm_pt, kernel_path="default").predict(
                 ["Who was Jim Henson?", "中文 café"]
             )
         ],

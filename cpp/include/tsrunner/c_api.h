@@ -109,7 +109,10 @@ TSR_C_API tsr_status tsr_runner_options_set_threads(tsr_runner_options* options,
 /* Inter-op threads, 0 to 1024; process-wide and settable once per process. */
 TSR_C_API tsr_status tsr_runner_options_set_interop_threads(tsr_runner_options* options,
                                                             int32_t threads, tsr_error** error);
-/* "auto" (default), "onednn" or "default". */
+/* The kernel path: "auto" (default), "onednn" or "default". */
+TSR_C_API tsr_status tsr_runner_options_set_kernel_path(tsr_runner_options* options,
+                                                        const char* kernel_path, tsr_error** error);
+/* Deprecated (ABI 1 keeps it): tsr_runner_options_set_kernel_path under its first name. */
 TSR_C_API tsr_status tsr_runner_options_set_engine(tsr_runner_options* options, const char* engine,
                                                    tsr_error** error);
 /* "fp32" (default) or "bf16". */
@@ -139,6 +142,8 @@ TSR_C_API void tsr_runner_free(tsr_runner* runner);
 /* The manifest as stored in the archive (JSON, docs/format.md); NULL for a NULL runner. */
 TSR_C_API const char* tsr_runner_manifest_json(const tsr_runner* runner);
 /* The kernel path load chose: "onednn", "default" or "aoti"; NULL for a NULL runner. */
+TSR_C_API const char* tsr_runner_kernel_path(const tsr_runner* runner);
+/* Deprecated (ABI 1 keeps it): tsr_runner_kernel_path under its first name. */
 TSR_C_API const char* tsr_runner_engine(const tsr_runner* runner);
 
 /* ---- tokenizer and encodings ---- */

@@ -4,8 +4,8 @@
 
 namespace tsrunner {
 
-// The CPU this process runs on, as the kernel choice (RunnerOptions::engine) sees it; benchmark
-// reports name it beside every figure.
+// The CPU this process runs on, as the kernel choice (RunnerOptions::kernel_path) sees it;
+// benchmark reports name it beside every figure.
 struct CpuInfo {
   std::string model;  // /proc/cpuinfo's "model name" ("unknown" where there is none)
   bool avx2 = false;
@@ -20,9 +20,17 @@ struct CpuInfo {
 // Read once per process.
 const CpuInfo& cpu_info();
 
-// The kernel path RunnerOptions::engine = "auto" takes for a model on this CPU ("onednn" or
+// The kernel path RunnerOptions::kernel_path = "auto" takes for a model on this CPU ("onednn" or
 // "default"; a model without float32 Linear layers stays on "default"), and why.
-std::string auto_engine();
-std::string auto_engine_reason();
+std::string auto_kernel_path();
+std::string auto_kernel_path_reason();
+
+// The names before "engine" came to mean the executor (TorchScript or AOTInductor).
+[[deprecated("use auto_kernel_path")]] inline std::string auto_engine() {
+  return auto_kernel_path();
+}
+[[deprecated("use auto_kernel_path_reason")]] inline std::string auto_engine_reason() {
+  return auto_kernel_path_reason();
+}
 
 }  // namespace tsrunner

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "tsrunner/dtype.h"
+#include "tsrunner/manifest_vocabulary.h"
 #include "tsrunner/task.h"
 
 namespace tsrunner {
@@ -36,14 +38,13 @@ struct Dim {
 
 struct TensorSpec {
   std::string name;
-  // Inputs only: what the input carries ("token_ids", "attention_mask", "token_type_ids",
-  // "decoder_token_ids", "pixel_values"); empty in older archives.
-  std::string role;
-  std::string dtype;  // "int64", "float32", ...
+  // Inputs only: what the input carries. Archives written before inputs had roles: the role of
+  // Hugging Face's name for it ("input_ids" carries token ids, ...), else kNone.
+  Role role = Role::kNone;
+  DType dtype = DType::kUnknown;  // kUnknown only for a plain module's tensors
   std::vector<Dim> dims;
-  // Inputs only: what a caller may leave out and how it is filled ("ones", "zeros"), or empty
-  // when the input is required.
-  std::string default_fill;
+  // Inputs only: how an input a caller leaves out is filled (kRequired: it may not be left out).
+  Fill default_fill = Fill::kRequired;
   // Integer inputs only: the half-open range [low, high) of valid values (token ids within the
   // vocabulary, type ids, 0/1 masks), when the manifest gives one.
   std::optional<std::pair<int64_t, int64_t>> value_range;
@@ -51,7 +52,7 @@ struct TensorSpec {
 
 // Which shapes the export was validated for.
 struct ShapeContract {
-  std::string kind;  // "dynamic" or "fixed"
+  ShapeKind kind = ShapeKind::kDynamic;
   int64_t min_batch = 1;
   int64_t max_batch = 0;  // 0: no upper bound was set
   int64_t min_sequence = 1;
@@ -67,7 +68,7 @@ struct ShapeContract {
 // How token vectors become one sentence vector (sentence-transformers' Pooling module), as
 // schema 1 archives record it; schema 2 traces the whole pipeline (SentenceEmbedding).
 struct Pooling {
-  std::string mode;  // "mean", "cls", ...
+  PoolingMode mode = PoolingMode::kMean;
   bool normalize = false;
 };
 
@@ -108,9 +109,8 @@ struct Manifest {
   Task task_kind = Task::kOther;  // `task` parsed: what code switches on
   std::string model_type;
   std::string model_class;
-  // "jit", "neuron" (compiled by the AWS Neuron SDK, loadable only with its runtime) or "aoti"
-  // (an AOTInductor .pt2 package, with `aoti` saying what it needs).
-  std::string backend = "jit";
+  // What executes the archive; kAoti packages have `aoti` saying what they need.
+  Backend backend = Backend::kJit;
   std::optional<AotiRequirements> aoti;
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
@@ -123,10 +123,9 @@ struct Manifest {
   std::optional<Pooling> pooling;  // schema 1 sentence-transformers models only
   std::optional<SentenceEmbedding> sentence_embedding;  // sentence-transformers models
   std::vector<std::string> labels;  // classification tasks: label names by class index
-  // text-classification: how scores come from logits: "softmax", "sigmoid" (one label,
-  // multi-label, rerankers) or "none" (raw logits: regression). Older archives do not say:
+  // text-classification: how scores come from logits. Older archives do not say (nullopt):
   // sigmoid for one label, softmax otherwise (Transformers' pipeline).
-  std::string score_function;
+  std::optional<ScoreFunction> score_function;
   std::optional<int64_t> mask_token_id;  // fill-mask only
   // text2text: the id a decoder starts from (the model config's), when the manifest gives one.
   std::optional<int64_t> decoder_start_token_id;
@@ -145,11 +144,8 @@ struct Manifest {
 
   const TensorSpec* find_input(const std::string& name) const;
 
-  // The input that carries `role` ("token_ids", "attention_mask", "token_type_ids", ...), or
-  // nullptr. Archives written before inputs had roles: the input with Hugging Face's name for
-  // that role ("input_ids", "attention_mask", "token_type_ids", "decoder_input_ids",
-  // "pixel_values").
-  const TensorSpec* find_input_by_role(std::string_view role) const;
+  // The input that carries `role`, or nullptr.
+  const TensorSpec* find_input_by_role(Role role) const;
 
   // The output named `name`, or nullptr.
   const TensorSpec* find_output(const std::string& name) const;

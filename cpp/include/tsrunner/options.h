@@ -43,26 +43,27 @@ struct RunnerOptions {
   // torch::jit::optimize_for_inference. Off by default: measured slower for MiniLM here
   // (docs/benchmarks.md).
   bool freeze = false;
-  // Which kernels run the model on the CPU: "onednn" freezes the module at load and runs its
-  // float32 Linear layers on oneDNN's GEMM with weights packed at load for this CPU (never stored
-  // packed), Linear layers reading one input (Q/K/V) merged into one GEMM, GELU and residual
-  // adds folded into it; "default" runs the graph as exported (LibTorch's aten::linear, which
-  // calls MKL's sgemm: its AVX2 code on AMD CPUs). "auto" takes oneDNN on x86-64 CPUs with AVX2
-  // or better when the device is the CPU (docs/benchmarks.md has the measurements). If the
-  // rewritten graph fails its check run at load, the runner keeps the plain graph and prints one
-  // line on stderr. Runner::engine() says which path was taken.
-  std::string engine = "auto";
-  // "fp32" (the default) or "bf16", an opt-in for float32 archives: at load the oneDNN engine
+  // The kernel path: which kernels run the model on the CPU. ("Engine" names the executor,
+  // TorchScript or AOTInductor, which the archive decides: Manifest::backend.) "onednn" freezes the
+  // module at load and runs its float32 Linear layers on oneDNN's GEMM with weights packed at load
+  // for this CPU (never stored packed), Linear layers reading one input (Q/K/V) merged into one
+  // GEMM, GELU and residual adds folded into it; "default" runs the graph as exported (LibTorch's
+  // aten::linear, which calls MKL's sgemm: its AVX2 code on AMD CPUs). "auto" takes oneDNN on
+  // x86-64 CPUs with AVX2 or better when the device is the CPU (docs/benchmarks.md has the
+  // measurements). If the rewritten graph fails its check run at load, the runner keeps the plain
+  // graph and prints one line on stderr. Runner::kernel_path() says which path was taken.
+  std::string kernel_path = "auto";
+  // "fp32" (the default) or "bf16", an opt-in for float32 archives: at load the oneDNN kernel path
   // converts the Linear weights to bfloat16 and packs them, and each of those GEMMs rounds its
   // input to bf16 and accumulates in float32 (LayerNorm, softmax and the residual stream stay
   // float32). Faster (half the weight bytes, bf16 instructions), and less exact: MiniLM's
   // sentence embeddings kept cosine >= 0.99996 to float32's on 2,000 real sentences
   // (docs/benchmarks.md). Never the default. Refused
   // with InvalidInput on a CPU without AVX512_BF16 or AMX-BF16 (where oneDNN would emulate bf16,
-  // slower than fp32), with engine "default", off the CPU, and for AOTInductor packages.
+  // slower than fp32), with kernel path "default", off the CPU, and for AOTInductor packages.
   std::string compute = "fp32";
 
-  // tsrunner's own kernels on the oneDNN engine, per runner (two runners in one process may
+  // tsrunner's own kernels on the oneDNN kernel path, per runner (two runners in one process may
   // differ). Unset: the TSR_* environment variable of the same name, read at load
   // (docs/environment.md), else the default in brackets.
   // Short-sequence attention: "on" (tsrunner::attention reading Q/K/V in place from the merged

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tsrunner/manifest_vocabulary.h"
 #include "tsrunner/task.h"
 
 namespace tsrunner {
@@ -89,10 +90,10 @@ struct TaskOptions {
   // by name (Manifest::sentence_embedding->prompts); nullopt: the model's default prompt, if
   // any, as SentenceTransformer.encode does.
   std::optional<std::string> prompt_name;
-  // text-classification: how logits become scores, "softmax", "sigmoid" or "none" (the logits
-  // themselves, TEI's raw_scores); nullopt: the manifest's score_function (sigmoid for one
-  // label, softmax for several when the manifest names none).
-  std::optional<std::string> score_function;
+  // text-classification: how logits become scores (kNone: the logits themselves, TEI's
+  // raw_scores); nullopt: the manifest's score_function (sigmoid for one label, softmax for
+  // several when the manifest names none). parse_score_function reads the names.
+  std::optional<ScoreFunction> score_function;
   // feature-extraction: whether the embedding is L2-normalised (nullopt: as the export does it,
   // by its sentence-transformers Normalize module or its manifest's pooling). true normalises an
   // export's embedding that is not; false on an export whose graph normalises (a Normalize

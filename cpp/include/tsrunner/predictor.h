@@ -58,7 +58,7 @@ class Predictor {
   std::vector<std::string> task_outputs_;
   // feature-extraction: the model computes the sentence vector itself ("sentence_embedding").
   bool embedding_from_model_ = false;
-  std::string pooling_mode_;
+  PoolingMode pooling_mode_ = PoolingMode::kMean;
   bool normalize_ = false;            // the manifest's pooling normalises
   bool normalized_in_graph_ = false;  // a sentence-transformers Normalize module in the graph
 };

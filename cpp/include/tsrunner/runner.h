@@ -35,10 +35,11 @@ class Runner {
 
   const Manifest& manifest() const;
   const RunnerOptions& options() const;
-  // The kernel path load chose: "onednn" or "default" (RunnerOptions::engine).
-  const std::string& engine() const;
+  // The kernel path load chose: "onednn" or "default" (RunnerOptions::kernel_path), "aoti" for
+  // an AOTInductor package (its kernels are compiled in).
+  const std::string& kernel_path() const;
   // Why, in a few words (for tsrun info and bench reports).
-  const std::string& engine_reason() const;
+  const std::string& kernel_path_reason() const;
 
   // Whether the export embeds a tokenizer (the manifest's has_tokenizer).
   bool has_tokenizer() const;

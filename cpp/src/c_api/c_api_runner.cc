@@ -60,11 +60,16 @@ tsr_status tsr_runner_options_set_interop_threads(tsr_runner_options* options, i
                     [&](RunnerOptions& changed) { changed.interop_threads = threads; });
 }
 
+tsr_status tsr_runner_options_set_kernel_path(tsr_runner_options* options, const char* kernel_path,
+                                              tsr_error** error) {
+  return set_string_option(
+      options, kernel_path, "tsr_runner_options_set_kernel_path", "kernel_path", error,
+      [](RunnerOptions& changed, std::string value) { changed.kernel_path = std::move(value); });
+}
+
 tsr_status tsr_runner_options_set_engine(tsr_runner_options* options, const char* engine,
                                          tsr_error** error) {
-  return set_string_option(
-      options, engine, "tsr_runner_options_set_engine", "engine", error,
-      [](RunnerOptions& changed, std::string value) { changed.engine = std::move(value); });
+  return tsr_runner_options_set_kernel_path(options, engine, error);
 }
 
 tsr_status tsr_runner_options_set_compute(tsr_runner_options* options, const char* compute,
@@ -121,10 +126,12 @@ const char* tsr_runner_manifest_json(const tsr_runner* runner) {
   }
 }
 
-const char* tsr_runner_engine(const tsr_runner* runner) {
+const char* tsr_runner_engine(const tsr_runner* runner) { return tsr_runner_kernel_path(runner); }
+
+const char* tsr_runner_kernel_path(const tsr_runner* runner) {
   if (runner == nullptr) return nullptr;
   try {
-    return runner->runner.engine().c_str();
+    return runner->runner.kernel_path().c_str();
   } catch (...) {
     return nullptr;
   }

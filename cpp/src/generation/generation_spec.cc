@@ -67,15 +67,24 @@ std::string describe_generation(const std::string& manifest_json) {
     defaults += (defaults.empty() ? "" : ", ") + item.key() + " " + item.value().dump();
   }
   out << "  defaults    " << defaults << "\n";
+  for (const std::string& refusal : generation_refusals(record)) {
+    out << "  refuses     " << refusal << "\n";
+  }
   return out.str();
 }
 
 GenerationSpec read_generation_spec(const Manifest& manifest) {
   const json root = json::parse(manifest.raw_json, nullptr, false);
   if (root.is_discarded() || !root.contains("generation") || !root["generation"].is_object()) {
+    // Why, where the manifest tells: the export chose forward only.
+    std::string why = "(re-export a causal-lm model with this version of `tsrunner export`)";
+    if (manifest.aoti) {
+      why = "(a .pt2 (AOTInductor) export has no generation methods: export the model to a .pt)";
+    } else if (!manifest.shape_contract.buckets.empty()) {
+      why = "(exported with --buckets, which keeps forward only: export it without buckets)";
+    }
     throw InvalidInput("this " + manifest.task +
-                       " export cannot generate: its manifest has no \"generation\" record "
-                       "(re-export a causal-lm model with this version of `tsrunner export`)");
+                       " export cannot generate: its manifest has no \"generation\" record " + why);
   }
   const json& record = root["generation"];
   GenerationSpec spec;
@@ -153,6 +162,13 @@ GenerationSpec read_generation_spec(const Manifest& manifest) {
                          : (early.is_boolean() && early.get<bool>() ? "true" : "false");
   d.num_return_sequences = int_or(defaults, "num_return_sequences", 1);
   d.eos_token_ids = spec.eos_token_ids;
+  const json saved = record.value("generation_config", json::object());
+  spec.unsupported = find_unsupported_settings(saved);
+  std::vector<std::string> malformed;  // refused by the rules of unsupported_settings.cc
+  TokenBiases biases = read_token_biases(saved, malformed);
+  if (!biases.empty()) spec.token_biases = std::make_shared<const TokenBiases>(std::move(biases));
+  spec.remove_invalid_values = saved.value("remove_invalid_values", json(false)) == json(true);
+  spec.exponential_decay = read_exponential_decay(saved);
   return spec;
 }
 
@@ -213,6 +229,9 @@ ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams
   p.stop = request.stop;
   p.forced_bos_token_id = spec.forced_bos_token_id;
   p.forced_eos_token_ids = spec.forced_eos_token_ids;
+  p.token_biases = spec.token_biases;
+  p.remove_invalid_values = spec.remove_invalid_values;
+  p.exponential_decay = spec.exponential_decay;
   p.num_beams = request.num_beams.value_or(d.num_beams.value_or(1));
   if (p.num_beams < 1) out_of_range("num_beams", double(p.num_beams), ">= 1");
   p.length_penalty = request.length_penalty.value_or(d.length_penalty.value_or(1.0));
@@ -223,24 +242,36 @@ ResolvedParams resolve_params(const GenerationSpec& spec, const GenerationParams
   }
   p.num_return_sequences =
       request.num_return_sequences.value_or(d.num_return_sequences.value_or(1));
+  if (p.num_beams == 1 && p.do_sample && p.num_return_sequences > 1) {
+    throw InvalidInput("num_return_sequences " + std::to_string(p.num_return_sequences) +
+                       " with sampling (HF draws that many samples per prompt) is not supported: "
+                       "ask for num_return_sequences 1 and send the prompt with several seeds");
+  }
   if (p.num_return_sequences < 1 || p.num_return_sequences > p.num_beams) {
     throw InvalidInput("num_return_sequences must be in [1, num_beams " +
                        std::to_string(p.num_beams) + "], not " +
                        std::to_string(p.num_return_sequences));
   }
   if (p.num_beams > 1) {
-    // A request that asks for sampling with beams asks for HF's beam sampling, which this
-    // runner does not do; a sampling default of the model gives way to the beams.
-    if (p.do_sample && (request.do_sample.value_or(false) || sampling_asked)) {
-      throw InvalidInput(
-          "num_beams > 1 decodes greedily: beam sampling (do_sample) is not "
-          "supported; ask for num_beams 1 to sample");
+    // HF's beam sampling (do_sample with beams) draws the beams' candidates: refused, whoever
+    // asked for which (a model's saved defaults included), rather than answered differently.
+    if (p.do_sample) {
+      const std::string sample_source = request.do_sample ? "the request's"
+                                        : sampling_asked
+                                            ? "asked by the request's sampling parameters"
+                                            : "the model's default";
+      throw InvalidInput("do_sample true (" + sample_source + ") with num_beams " +
+                         std::to_string(p.num_beams) + " (" +
+                         (request.num_beams ? "the request's" : "the model's default") +
+                         ") is HF's beam sampling, which this runner does not do: ask for "
+                         "do_sample false (temperature 0) for beam search, or num_beams 1 to "
+                         "sample");
     }
-    p.do_sample = false;
     if (!p.stop.empty()) {
       throw InvalidInput("stop strings are not supported with beam search (num_beams > 1)");
     }
   }
+  refuse_unsupported(spec.unsupported, p);
   return p;
 }
 

@@ -1,11 +1,15 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "token_biases.h"
 #include "tsrunner/generator.h"
+#include "unsupported_settings.h"
 
 namespace tsrunner {
 struct Manifest;
@@ -34,6 +38,12 @@ struct GenerationSpec {
   std::optional<int64_t> default_max_length;
   int64_t default_min_length = 0;  // HF min_length: counts the prompt too
   GenerationParams defaults;       // every field but seed and stop set
+  // The saved sequence_bias, bad_words_ids, suppress_tokens, begin_suppress_tokens (null: none).
+  std::shared_ptr<const TokenBiases> token_biases;
+  bool remove_invalid_values = false;                           // the saved remove_invalid_values
+  std::optional<std::pair<int64_t, double>> exponential_decay;  // the saved (start, factor)
+  // Saved settings HF generate would apply and this runner does not: refused where they apply.
+  std::vector<UnsupportedSetting> unsupported;
 };
 
 // The lines `tsrun info` / `tsrunner info` print for a manifest's "generation" record.
@@ -59,6 +69,11 @@ struct ResolvedParams {
   std::vector<std::string> stop;
   std::optional<int64_t> forced_bos_token_id;  // forced as the first token of the sequence
   std::vector<int64_t> forced_eos_token_ids;   // forced as the last token max_new_tokens allows
+  std::shared_ptr<const TokenBiases> token_biases;  // the model's; null when it saves none
+  bool remove_invalid_values = false;               // the model's: HF's InfNanRemoveLogitsProcessor
+  // The model's exponential_decay_length_penalty (start index, decay factor): HF's
+  // ExponentialDecayLengthPenalty on the EOS scores.
+  std::optional<std::pair<int64_t, double>> exponential_decay;
   int64_t num_beams = 1;
   double length_penalty = 1.0;
   std::string early_stopping = "false";  // "true", "false" or "never"

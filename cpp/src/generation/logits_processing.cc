@@ -102,10 +102,16 @@ void force(std::vector<float>& scores, const std::vector<int64_t>& tokens) {
 
 void apply_processors(std::vector<float>& scores, const std::vector<int64_t>& tokens,
                       int64_t generated, const ResolvedParams& params) {
+  const TokenBiases* biases = params.token_biases.get();
+  if (biases != nullptr) apply_sequence_biases(scores, tokens, biases->sequence_bias);
   if (params.repetition_penalty != 1.0) {
     repetition_penalty(scores, tokens, params.repetition_penalty);
   }
   if (params.no_repeat_ngram_size > 0) no_repeat_ngram(scores, tokens, params.no_repeat_ngram_size);
+  // HF's NoBadWordsLogitsProcessor never bans an EOS token alone.
+  if (biases != nullptr) {
+    apply_sequence_biases(scores, tokens, biases->bad_words, params.eos_token_ids);
+  }
   if (generated < params.min_new_tokens) {
     for (const int64_t eos : params.eos_token_ids) {
       if (eos >= 0 && eos < static_cast<int64_t>(scores.size())) {
@@ -117,6 +123,37 @@ void apply_processors(std::vector<float>& scores, const std::vector<int64_t>& to
     force(scores, {*params.forced_bos_token_id});
   if (!params.forced_eos_token_ids.empty() && generated == params.max_new_tokens - 1) {
     force(scores, params.forced_eos_token_ids);
+  }
+  if (params.remove_invalid_values) {
+    // HF's InfNanRemoveLogitsProcessor: NaN to 0, infinities to the largest finite floats.
+    for (float& score : scores) {
+      if (std::isnan(score)) {
+        score = 0;
+      } else if (std::isinf(score)) {
+        score =
+            score > 0 ? std::numeric_limits<float>::max() : std::numeric_limits<float>::lowest();
+      }
+    }
+  }
+  if (params.exponential_decay && generated > params.exponential_decay->first) {
+    // HF's ExponentialDecayLengthPenalty: a finite EOS score grows by |score| * (factor^k - 1)
+    // k tokens past the start index (float32, as HF computes it).
+    const auto growth = static_cast<float>(
+        std::pow(params.exponential_decay->second, generated - params.exponential_decay->first) -
+        1);
+    for (const int64_t eos : params.eos_token_ids) {
+      if (eos < 0 || eos >= static_cast<int64_t>(scores.size())) continue;
+      float& score = scores[static_cast<size_t>(eos)];
+      if (std::isfinite(score)) score += std::abs(score) * growth;
+    }
+  }
+  if (biases != nullptr) {
+    suppress(scores, biases->suppress_tokens);
+    // HF suppresses at the first new token, or the one after a forced BOS that follows a
+    // one-token start (an encoder-decoder's decoder start).
+    const auto start = static_cast<int64_t>(tokens.size()) - generated;
+    const int64_t begin = start == 1 && params.forced_bos_token_id ? 1 : 0;
+    if (generated == begin) suppress(scores, biases->begin_suppress_tokens);
   }
 }
 

@@ -9,9 +9,11 @@
 namespace tsrunner::detail {
 
 // Hugging Face generate's logits processors, in its order, on one sequence's next-token scores
-// (float32, as HF computes them): repetition penalty over every token so far (prompt included),
-// no-repeat n-grams, EOS suppressed below min_new_tokens, forced BOS (first token of a sequence
-// that starts from one token: an encoder-decoder's) and forced EOS (the last token allowed).
+// (float32, as HF computes them): the saved sequence_bias, repetition penalty over every token
+// so far (prompt included), no-repeat n-grams, the saved bad_words_ids, EOS suppressed below
+// min_new_tokens, forced BOS (first token of a sequence that starts from one token: an
+// encoder-decoder's), forced EOS (the last token allowed), the saved remove_invalid_values,
+// suppress_tokens and begin_suppress_tokens.
 void apply_processors(std::vector<float>& scores, const std::vector<int64_t>& tokens,
                       int64_t generated, const ResolvedParams& params);
 

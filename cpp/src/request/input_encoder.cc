@@ -9,7 +9,7 @@ namespace tsrunner {
 namespace {
 
 // Ids given for the input with `role` must lie in the manifest's range for it, when it has one.
-void check_range(const Manifest& manifest, std::string_view role, const std::string& what,
+void check_range(const Manifest& manifest, Role role, const std::string& what,
                  const std::vector<int64_t>& ids) {
   const TensorSpec* spec = manifest.find_input_by_role(role);
   if (!spec || !spec->value_range) return;
@@ -121,12 +121,12 @@ Encoding InputEncoder::encode_ids(std::vector<int64_t> ids, std::vector<int64_t>
     throw InvalidInput("\"" + what + "\" has " + std::to_string(ids.size()) +
                        " tokens; the export takes at most " + std::to_string(limit));
   }
-  check_range(manifest_, "token_ids", what, ids);
+  check_range(manifest_, Role::kTokenIds, what, ids);
   if (!type_ids.empty()) {
     if (type_ids.size() != ids.size()) {
       throw InvalidInput("\"token_type_ids\" must be as long as \"" + what + "\"");
     }
-    check_range(manifest_, "token_type_ids", "token_type_ids", type_ids);
+    check_range(manifest_, Role::kTokenTypeIds, "token_type_ids", type_ids);
   }
   return Encoding::from_ids(std::move(ids), std::move(type_ids));
 }
@@ -152,7 +152,7 @@ void InputEncoder::pad(std::vector<Encoding>& batch, size_t length) const {
 
 size_t InputEncoder::padded_length(size_t longest) const {
   const ShapeContract& contract = manifest_.shape_contract;
-  if (contract.kind == "fixed" && contract.max_sequence > 0) {
+  if (contract.kind == ShapeKind::kFixed && contract.max_sequence > 0) {
     return std::max(longest, static_cast<size_t>(contract.max_sequence));
   }
   return longest;

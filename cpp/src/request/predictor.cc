@@ -74,7 +74,7 @@ std::string task_output(const Manifest& manifest, const std::string& hf_name, si
 }
 
 // The manifest input carrying `role`, by name; "" when the export has none.
-std::string input_with_role(const Manifest& manifest, std::string_view role) {
+std::string input_with_role(const Manifest& manifest, Role role) {
   const TensorSpec* spec = manifest.find_input_by_role(role);
   return spec ? spec->name : std::string();
 }
@@ -121,20 +121,21 @@ Predictor::Predictor(const Runner& runner, std::shared_ptr<const Tokenizer> toke
       throw InvalidInput("task-aware output for task \"" + manifest.task +
                          "\" is not implemented yet; use raw outputs (tsrun --raw, Runner.run)");
   }
-  token_ids_input_ = input_with_role(manifest, "token_ids");
-  attention_mask_input_ = input_with_role(manifest, "attention_mask");
-  token_type_ids_input_ = input_with_role(manifest, "token_type_ids");
+  token_ids_input_ = input_with_role(manifest, Role::kTokenIds);
+  attention_mask_input_ = input_with_role(manifest, Role::kAttentionMask);
+  token_type_ids_input_ = input_with_role(manifest, Role::kTokenTypeIds);
   if (token_ids_input_.empty()) throw Error("the export has no input with role \"token_ids\"");
   for (const TensorSpec& spec : manifest.inputs) {
     const bool from_text = spec.name == token_ids_input_ || spec.name == attention_mask_input_ ||
                            spec.name == token_type_ids_input_;
-    if (!from_text && spec.default_fill.empty()) {
+    if (!from_text && spec.default_fill == Fill::kRequired) {
       throw Error("input \"" + spec.name + "\"" +
-                  (spec.role.empty() ? std::string() : " (role " + spec.role + ")") +
+                  (spec.role == Role::kNone ? std::string()
+                                            : " (role " + std::string(role_name(spec.role)) + ")") +
                   " cannot be made from text and has no default");
     }
   }
-  pooling_mode_ = manifest.pooling ? manifest.pooling->mode : "mean";
+  pooling_mode_ = manifest.pooling ? manifest.pooling->mode : PoolingMode::kMean;
   normalize_ = manifest.pooling && manifest.pooling->normalize;
   if (embedding_from_model_ && manifest.sentence_embedding) {
     for (const std::string& module : manifest.sentence_embedding->modules) {
@@ -142,18 +143,14 @@ Predictor::Predictor(const Runner& runner, std::shared_ptr<const Tokenizer> toke
     }
   }
   if (!embedding_from_model_ && manifest.task_kind == Task::kFeatureExtraction &&
-      pooling_mode_ != "mean" && pooling_mode_ != "cls") {
-    throw Error("pooling mode \"" + pooling_mode_ + "\" is not supported (mean, cls)");
+      pooling_mode_ != PoolingMode::kMean && pooling_mode_ != PoolingMode::kCls) {
+    throw Error("pooling mode \"" + std::string(pooling_mode_name(pooling_mode_)) +
+                "\" is not supported (mean, cls)");
   }
 }
 
 void Predictor::check(const TaskOptions& options) const {
   if (options.max_answer_length == 0) throw InvalidInput("max_answer_length must be at least 1");
-  if (options.score_function && *options.score_function != "softmax" &&
-      *options.score_function != "sigmoid" && *options.score_function != "none") {
-    throw InvalidInput("score_function must be \"softmax\", \"sigmoid\" or \"none\", not \"" +
-                       *options.score_function + "\"");
-  }
   const Manifest& manifest = runner_.manifest();
   if (options.normalize && manifest.task_kind != Task::kFeatureExtraction) {
     throw InvalidInput("normalize applies to feature-extraction exports only, not " +
@@ -212,7 +209,7 @@ std::vector<Prediction> Predictor::predict(const std::vector<Encoding>& batch,
                               ? output_named(outputs, task_outputs_[0], 2, {count})
                               : output_named(outputs, task_outputs_[0], 3, {count, columns});
       if (!embedding_from_model_) {  // token vectors [batch, sequence, hidden]
-        if (pooling_mode_ == "cls") {
+        if (pooling_mode_ == PoolingMode::kCls) {
           pooled = pooled.select(1, 0);
         } else {  // mean over real tokens, as sentence-transformers computes it
           const at::Tensor weights = mask.unsqueeze(-1).to(pooled.dtype());
@@ -239,7 +236,7 @@ std::vector<Prediction> Predictor::predict(const std::vector<Encoding>& batch,
       for (size_t i = 0; i < batch.size(); ++i) {
         predictions[i].labels = task_outputs::classify(
             logits.data_ptr<float>() + i * labels, labels, manifest.labels, options.top_k,
-            options.score_function.value_or(manifest.score_function));
+            options.score_function ? options.score_function : manifest.score_function);
       }
       break;
     }

@@ -63,16 +63,17 @@ size_t char_offset(std::string_view text, size_t byte_offset) {
 
 std::vector<LabelScore> classify(const float* logits, size_t count,
                                  const std::vector<std::string>& labels,
-                                 std::optional<size_t> top_k, const std::string& score_function) {
+                                 std::optional<size_t> top_k,
+                                 std::optional<ScoreFunction> score_function) {
   std::vector<LabelScore> scores(count);
   if (count == 0) return scores;
-  const std::string function =
-      score_function.empty() ? (count == 1 ? "sigmoid" : "softmax") : score_function;
-  if (function == "softmax") {
+  const ScoreFunction function =
+      score_function.value_or(count == 1 ? ScoreFunction::kSigmoid : ScoreFunction::kSoftmax);
+  if (function == ScoreFunction::kSoftmax) {
     const std::vector<double> probs = softmax(logits, count);
     for (size_t i = 0; i < count; ++i) scores[i] = {label_name(labels, i), float(probs[i])};
   } else {  // one score per label: squashed (rerankers, multi-label) or the logit itself
-    const bool sigmoid = function == "sigmoid";
+    const bool sigmoid = function == ScoreFunction::kSigmoid;
     for (size_t i = 0; i < count; ++i) {
       const double logit = logits[i];
       scores[i] = {label_name(labels, i), float(sigmoid ? 1.0 / (1.0 + std::exp(-logit)) : logit)};

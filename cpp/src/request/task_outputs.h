@@ -15,13 +15,12 @@
 
 namespace tsrunner::task_outputs {
 
-// Scores of `count` logits by `score_function` (Manifest::score_function: "softmax",
-// "sigmoid" per label, "none" for the logits themselves; empty: sigmoid for a single label,
-// softmax otherwise, as HF's pipeline does), labels sorted by score, best first, cut to `top_k`.
+// Scores of `count` logits by `score_function` (nullopt: sigmoid for a single label, softmax
+// otherwise, as HF's pipeline does), labels sorted by score, best first, cut to `top_k`.
 std::vector<LabelScore> classify(const float* logits, size_t count,
                                  const std::vector<std::string>& labels,
                                  std::optional<size_t> top_k,
-                                 const std::string& score_function = "");
+                                 std::optional<ScoreFunction> score_function = std::nullopt);
 
 // `logits` is [encoding.size(), vocab]: the top_k tokens for each mask token.
 std::vector<MaskFill> fill_masks(const Encoding& encoding, const float* logits, size_t vocab,

@@ -186,6 +186,7 @@ GenerationRequest parse_completion_request(std::string_view body) {
   p.temperature = fields.number("temperature", 0, 2, false, "in [0, 2]");
   p.top_p = fields.number("top_p", 0, 1, true, "in (0, 1]");
   request.n = fields.integer("n", 1, kMaxChoices).value_or(1);
+  p.num_return_sequences = 1;  // `n` counts the choices, not a saved num_return_sequences
   p.stop = fields.stops("stop", true);
   if (const auto seed = fields.integer("seed", std::numeric_limits<int64_t>::min(),
                                        std::numeric_limits<int64_t>::max())) {
@@ -229,6 +230,7 @@ GenerationRequest parse_tgi_request(std::string_view body) {
   (void)fields.get("stream");  // TGI's clients send it; the route decides
   GenerationParams& p = request.params;
   p.max_new_tokens = kTgiDefaultMaxNewTokens;
+  p.num_return_sequences = 1;  // TGI answers one sequence, whatever the model saved
   if (const json* parameters = fields.get("parameters")) {
     if (!parameters->is_object()) fields.fail("parameters", "must be an object");
     Fields given(*parameters, 422, "parameters.");

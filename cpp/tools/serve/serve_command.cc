@@ -58,7 +58,6 @@ std::vector<ServedModel> load_models(const ServeOptions& options, int generation
     // count): each worker sets its own, and a lone batch widens it.
     at::set_num_threads(1);
     RunnerOptions runner_options;
-    runner_options.engine = options.engine;
     runner_options.compute = options.compute;
     cli::copy_kernel_flags(options.kernels, runner_options);
     runner_options.warmup_runs = 1;  // the slow first calls happen before "listening"
@@ -101,7 +100,9 @@ std::string info_json(const std::vector<ServedModel>& models, const ServeOptions
   const Manifest& manifest = first.runner->manifest();
   ordered_json model_type;
   if (manifest.task_kind == Task::kFeatureExtraction) {
-    model_type["embedding"] = {{"pooling", manifest.pooling ? manifest.pooling->mode : "mean"}};
+    model_type["embedding"] = {
+        {"pooling",
+         pooling_mode_name(manifest.pooling ? manifest.pooling->mode : PoolingMode::kMean)}};
   } else if (manifest.task_kind == Task::kTextClassification) {
     ordered_json id2label = ordered_json::object(), label2id = ordered_json::object();
     for (size_t i = 0; i < manifest.labels.size(); ++i) {
@@ -120,7 +121,7 @@ std::string info_json(const std::vector<ServedModel>& models, const ServeOptions
                       {"max_input_length", model.runner->manifest().max_length},
                       {"text_routes", model.pipeline != nullptr},
                       {"generates", model.generator != nullptr},
-                      {"engine", model.runner->engine()},
+                      {"kernel_path", model.runner->kernel_path()},
                       {"compute", model.runner->options().compute}});
   }
   const ordered_json info = {{"model_id", first.name},
@@ -167,10 +168,6 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
   serve
       ->add_option("--threads", options.threads, "LibTorch intra-op threads per worker (default 1)")
       ->check(cli::integer_in(1, 1024));
-  serve
-      ->add_option("--engine", options.engine,
-                   "kernels: auto (default: onednn where the CPU has AVX2), onednn or default")
-      ->check(CLI::IsMember({"auto", "onednn", "default"}));
   serve
       ->add_option("--compute", options.compute,
                    "fp32 (default) or bf16: Linear layers in bfloat16 on oneDNN (opt-in, less "

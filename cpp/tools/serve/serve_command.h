@@ -17,12 +17,11 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
   int threads = 1;  // LibTorch intra-op threads per worker
-  // RunnerOptions::engine. Its memory is bounded under load by bound_memory_for_serving
-  // (oneDNN's per-shape caches capped).
-  std::string engine = "auto";
   // RunnerOptions::compute: "fp32" or the opt-in "bf16" (the Runner refuses it where it cannot).
   std::string compute = "fp32";
-  RunnerOptions kernels;       // the kernel switches only (tools/kernel_flags.h)
+  // The kernel path and switches only (tools/kernel_flags.h). oneDNN's memory is bounded under
+  // load by bound_memory_for_serving (its per-shape caches capped).
+  RunnerOptions kernels;
   size_t workers = 0;          // batches in flight; 0: the cores / threads
   int lone_batch_threads = 0;  // QueueOptions::lone_batch_threads; 0: workers x threads
   size_t http_threads = 0;     // 0: cores / 2, 1 to 4

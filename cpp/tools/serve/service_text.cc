@@ -55,7 +55,7 @@ void check_prompt_name(const ServedModel& model, const std::optional<std::string
 // than the model takes.
 std::vector<Encoding> token_id_input(const Manifest& manifest, const std::string& what,
                                      std::vector<int64_t> ids) {
-  const TensorSpec* token_ids = manifest.find_input_by_role("token_ids");
+  const TensorSpec* token_ids = manifest.find_input_by_role(tsrunner::Role::kTokenIds);
   if (token_ids != nullptr && token_ids->value_range) {
     const auto [low, high] = *token_ids->value_range;
     for (size_t i = 0; i < ids.size(); ++i) {
@@ -249,7 +249,7 @@ void Service::predict(const std::shared_ptr<Call>& call) {
   if (!admit(call)) return;
   QueueSubmission submission;
   submission.options.truncate = request.truncate;
-  if (request.raw_scores) submission.options.score_function = "none";
+  if (request.raw_scores) submission.options.score_function = ScoreFunction::kNone;
   bool any_pair = false;
   for (const TextInput& input : request.inputs) any_pair = any_pair || input.pair.has_value();
   const bool multiple_choice = model.runner->manifest().task_kind == Task::kMultipleChoice;
@@ -305,7 +305,7 @@ void Service::rerank(const std::shared_ptr<Call>& call) {
   QueueSubmission submission;
   submission.options.truncate = request.truncate;
   // raw_scores: the logits; their order is the scores' (the score function is increasing).
-  if (request.raw_scores) submission.options.score_function = "none";
+  if (request.raw_scores) submission.options.score_function = ScoreFunction::kNone;
   for (size_t i = 0; i < request.texts.size(); ++i) {
     submission.inputs.push_back(encode_input(*model.pipeline, "`texts[" + std::to_string(i) + "]`",
                                              request.query, request.texts[i], submission.options));

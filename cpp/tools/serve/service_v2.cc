@@ -33,54 +33,16 @@ constexpr const char* kModelsPrefix = "/v2/models/";
 constexpr const char* kHeaderLength = "Inference-Header-Content-Length";
 
 std::optional<at::ScalarType> scalar_type(const std::string& datatype) {
-  if (datatype == "INT64") return at::kLong;
-  if (datatype == "INT32") return at::kInt;
-  if (datatype == "INT16") return at::kShort;
-  if (datatype == "INT8") return at::kChar;
-  if (datatype == "UINT8") return at::kByte;
-  if (datatype == "BOOL") return at::kBool;
-  if (datatype == "FP32") return at::kFloat;
-  if (datatype == "FP64") return at::kDouble;
-  if (datatype == "FP16") return at::kHalf;
-  if (datatype == "BF16") return at::kBFloat16;
-  return std::nullopt;
+  const std::optional<DType> dtype = parse_protocol_datatype(datatype);
+  return dtype ? tsrunner::scalar_type(*dtype) : std::nullopt;
 }
 
-std::string datatype_of(at::ScalarType type) {
-  switch (type) {
-    case at::kLong:
-      return "INT64";
-    case at::kInt:
-      return "INT32";
-    case at::kShort:
-      return "INT16";
-    case at::kChar:
-      return "INT8";
-    case at::kByte:
-      return "UINT8";
-    case at::kBool:
-      return "BOOL";
-    case at::kDouble:
-      return "FP64";
-    case at::kHalf:
-      return "FP16";
-    case at::kBFloat16:
-      return "BF16";
-    default:
-      return "FP32";
-  }
+// A tensor's or a manifest tensor's protocol datatype; FP32 where neither says (a plain
+// module's tensors).
+std::string datatype_of(DType dtype) {
+  return dtype == DType::kUnknown ? "FP32" : std::string(protocol_datatype(dtype));
 }
-
-// The manifest's dtype names ("int64", "float32") as protocol datatypes.
-std::string datatype_of(const std::string& manifest_dtype) {
-  static const std::pair<const char*, const char*> kNames[] = {
-      {"int64", "INT64"},  {"int32", "INT32"},   {"float32", "FP32"}, {"float64", "FP64"},
-      {"float16", "FP16"}, {"bfloat16", "BF16"}, {"bool", "BOOL"},    {"uint8", "UINT8"}};
-  for (const auto& [ours, theirs] : kNames) {
-    if (manifest_dtype == ours) return theirs;
-  }
-  return manifest_dtype.empty() ? "FP32" : manifest_dtype;
-}
+std::string datatype_of(at::ScalarType type) { return datatype_of(dtype_of(type)); }
 
 // The manifest's tensors, then the text inputs or outputs (service_v2_text.h).
 void append_specs(std::string& out, const std::vector<TensorSpec>& specs,

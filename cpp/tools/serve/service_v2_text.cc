@@ -27,7 +27,9 @@ std::string tensor_inputs(const Manifest& manifest) {
   std::string names;
   for (const TensorSpec& spec : manifest.inputs) {
     names += (names.empty() ? "" : ", ") + spec.name;
-    if (!spec.dtype.empty()) names += " (" + spec.dtype + ")";  // a plain module has none
+    if (spec.dtype != DType::kUnknown) {  // a plain module does not say
+      names += " (" + std::string(dtype_name(spec.dtype)) + ")";
+    }
   }
   return names;
 }

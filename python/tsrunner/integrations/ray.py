@@ -75,7 +75,7 @@ class Predictor:
     Intra-op threads: `threads`, else the actor's `num_cpus` (the count Ray reserved for it).
     `batch_size` is Runner.predict's (rows per forward pass, sorted by length within each Ray
     batch); `top_k`, `prompt_name` are passed to it. Other keywords are Runner options
-    (`engine=`, `compute=`, `expected_sha256=`, ...).
+    (`kernel_path=`, `compute=`, `expected_sha256=`, ...).
     """
 
     def __init__(
