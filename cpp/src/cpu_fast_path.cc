@@ -9,13 +9,15 @@
 #include <vector>
 
 #include "kernels/cpu_isa.h"
+#include "rewrites/derived_weights.h"
 #include "rewrites/fusion_passes.h"
 #include "tsrunner/errors.h"
 
 namespace tsrunner::detail {
 namespace {
 
-// Whether freezing could pay off: some method calls aten::linear and some weight is float32, or
+// Whether freezing could pay off: some method calls aten::linear or aten::addmm (Conv1D) and
+// some weight is float32, or
 // the export's Linear layers are int8 (tsrunner::linear_int8: its attention and layer norms
 // still take tsrunner's kernels). Checked before freezing, which costs a large part of a second
 // on a small BERT.
@@ -29,7 +31,8 @@ bool has_rewritable_linear(const torch::jit::Module& module) {
     for (const torch::jit::Method& method : submodule.get_methods()) {
       for (const torch::jit::Node* node : method.graph()->nodes()) {
         if (node->kind() == int8_linear) return true;
-        if (float_weight && node->kind() == c10::aten::linear) return true;
+        const bool gemm = node->kind() == c10::aten::linear || node->kind() == c10::aten::addmm;
+        if (float_weight && gemm) return true;
       }
     }
   }
@@ -83,9 +86,11 @@ KernelPath apply_cpu_fast_path(
     torch::jit::Module fast = torch::jit::freeze(module, methods);
     const LinearPlan linear_plan = plan_linears(bf16, kernels);
     KernelPath rewritten;
+    DerivedWeights derived;  // one packed copy of a weight for all the methods
     for (const torch::jit::Method& method : fast.get_methods()) {
-      rewritten.merged_groups += merge_sibling_linears(*method.graph());
-      pack_linears(*method.graph(), linear_plan, rewritten);
+      rewritten.conv1d_linears += addmm_to_linear(*method.graph(), derived);
+      rewritten.merged_groups += merge_sibling_linears(*method.graph(), derived);
+      pack_linears(*method.graph(), linear_plan, rewritten, derived);
       for (const torch::jit::Node* node : method.graph()->nodes()) {  // as exported
         if (node->kind() == c10::Symbol::fromQualString("tsrunner::linear_int8")) {
           ++rewritten.int8_linears;
@@ -119,6 +124,10 @@ KernelPath apply_cpu_fast_path(
                        std::to_string(rewritten.merged_groups) + " Q/K/V groups merged, " +
                        std::to_string(rewritten.fused_activations) + " GELUs and " +
                        std::to_string(rewritten.folded_adds) + " residual adds folded";
+    if (rewritten.conv1d_linears > 0) {
+      rewritten.reason +=
+          "; " + std::to_string(rewritten.conv1d_linears) + " Conv1D addmm GEMMs taken as Linear";
+    }
     if (rewritten.bf16_kernel_linears > 0) {
       rewritten.reason += "; on tsrunner's AVX512-BF16 kernel";
     }

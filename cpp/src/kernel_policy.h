@@ -17,6 +17,7 @@ struct KernelPath {
   std::string path = "default";
   std::string reason;
   int packed_linears = 0;       // aten::linear calls now on oneDNN's prepacked GEMM
+  int conv1d_linears = 0;       // of those, aten::addmm with constant weights (Conv1D) first
   int merged_groups = 0;        // sets of Linear layers on one input merged into one GEMM
   int fused_activations = 0;    // GELUs folded into a GEMM
   int folded_adds = 0;          // residual adds folded into a GEMM's epilogue

@@ -111,7 +111,12 @@ class TorchScriptEngine final : public Engine {
 
   std::vector<at::Tensor> run_method(const std::string& name,
                                      std::vector<at::Tensor> inputs) const override {
-    const GraphOptimizeScope optimize(optimize_graph_);
+    // Methods (a generation export's prefill, encode, decode) run as loaded and rewritten, never
+    // through the profiling executor: their shapes change at every call (decode's past grows by
+    // one), and for each new shape the profiler re-optimised the graph, its CSE comparing every
+    // frozen weight constant with at::equal: ~1 s per decode step of a GPT-2 small for its
+    // first dozen shapes (docs/benchmarks.md, "Generation (issue 26)").
+    const GraphOptimizeScope optimize(false);
     const std::optional<torch::jit::Method> method = module_.find_method(name);
     if (!method) throw Error("the model has no method \"" + name + "\"");
     std::vector<c10::IValue> arguments;

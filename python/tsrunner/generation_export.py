@@ -1,18 +1,21 @@
 """Causal-LM exports that generate: `prefill` and `decode` methods, the KV cache as flat tensors.
 
 Transformers 5 removed tuple `past_key_values`, `DynamicCache.from_legacy_cache` and the
-torchscript flag, so the wrapper takes the cache as one key and one value tensor per layer
-([batch, kv_heads, past, head_dim]), builds a DynamicCache from them inside the traced code, and
-returns only the new positions' keys and values: the caller (libtsrunner's generator) keeps the
-cache in its own preallocated buffers, and one loaded model serves any number of sequences.
+torchscript flag, so the wrapper takes the cache as one key and one value tensor per layer and
+builds the cache object inside the traced code. libtsrunner's generator keeps the cache in its
+own preallocated buffers, and one loaded model serves any number of sequences:
 
     prefill(input_ids, attention_mask, position_ids)
-        -> (logits [batch, vocab] at the last position, present.0.key, present.0.value, ...)
+        -> (logits [batch, vocab] at the last position, present.0.key, present.0.value, ...
+            ([batch, kv_heads, tokens, head_dim]))
     decode(input_ids [batch, 1], attention_mask [batch, past + 1], position_ids [batch, 1],
-           past.0.key, past.0.value, ...) -> the same
+           cache.0.key, cache.0.value, ... ([batch, kv_heads, past + 1, head_dim]))
+        -> logits [batch, vocab]
 
-Rows are left-padded (attention_mask 0 on the left), position ids count real tokens only, as HF
-`generate` computes them. `forward` stays the plain logits export.
+decode's cache tensors are windows of the caller's buffers: the past, then one free column into
+which the step writes its new key and value in place (cache_window.py), so no step copies the
+cache. Rows are left-padded (attention_mask 0 on the left), position ids count real tokens only,
+as HF `generate` computes them. `forward` stays the plain logits export.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import torch
 
+from .cache_window import STEP_TOKENS, window_cache, windows_after
 from .errors import ExportError
 from .wrapper import NamedInputsWrapper
 
@@ -69,17 +73,13 @@ class GenerationWrapper(NamedInputsWrapper):
         # Transformers 5.x renames past_key_values to cache (the old name warns).
         self.cache_argument = "cache" if "cache" in parameters else "past_key_values"
 
-    def _step(
+    def _logits(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         position_ids: torch.Tensor,
-        past: tuple[torch.Tensor, ...],
-    ) -> tuple[torch.Tensor, ...]:
-        from transformers import DynamicCache
-
-        pairs = [(past[2 * i], past[2 * i + 1]) for i in range(self.num_layers)] if past else None
-        cache = DynamicCache(ddp_cache_data=pairs, config=self.model.config)
+        cache: Any,
+    ) -> torch.Tensor:
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -89,25 +89,29 @@ class GenerationWrapper(NamedInputsWrapper):
             **{self.cache_argument: cache},
             **self.keep_last,
         )
-        new = input_ids.shape[1]
-        presents: list[torch.Tensor] = []
-        for layer in cache.layers:
-            presents += [layer.keys[:, :, -new:], layer.values[:, :, -new:]]
-        return (outputs.logits[:, -1, :], *presents)
+        return outputs.logits[:, -1, :]
 
     def prefill(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
-        return self._step(input_ids, attention_mask, position_ids, ())
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        logits = self._logits(input_ids, attention_mask, position_ids, cache)
+        presents: list[torch.Tensor] = []
+        for layer in cache.layers:
+            presents += [layer.keys, layer.values]
+        return (logits, *presents)
 
     def decode(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         position_ids: torch.Tensor,
-        *past: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
-        return self._step(input_ids, attention_mask, position_ids, past)
+        *cache: torch.Tensor,
+    ) -> torch.Tensor:
+        windows = window_cache(cache, self.model.config, STEP_TOKENS)
+        return self._logits(input_ids, attention_mask, position_ids, windows)
 
 
 def left_padded(
@@ -129,13 +133,14 @@ def example_inputs(
     generator = torch.Generator().manual_seed(0)
     ids, mask, positions = left_padded(batch, 5, vocab, generator)
     with torch.inference_mode():
-        past = wrapper.prefill(ids, mask, positions)[1:]
-    past = tuple(tensor.clone() for tensor in past)
+        present = list(wrapper.prefill(ids, mask, positions)[1:])
+    # Windows of wider buffers (strided views), as the generator passes them.
+    cache = [buffer[:, :, :6] for buffer in windows_after(present, 8)]
     step_ids = torch.randint(3, vocab, (batch, 1), generator=generator)
     step_mask = torch.cat([mask, torch.ones(batch, 1, dtype=torch.long)], dim=1)
     return {
         "prefill": (ids, mask, positions),
-        "decode": (step_ids, step_mask, positions[:, -1:] + 1, *past),
+        "decode": (step_ids, step_mask, positions[:, -1:] + 1, *cache),
     }
 
 
@@ -152,20 +157,17 @@ def validate(model: torch.nn.Module, traced: Any, vocab: int, atol: float) -> li
         worst = 0.0
         with torch.inference_mode():
             outputs = traced.prefill(ids[:, :start], mask[:, :start], positions[:, :start])
-            cache = list(outputs[1:])
+            # The cache as the generator keeps it: buffers wider than any step's window.
+            buffers = windows_after(list(outputs[1:]), total + 2)
             got = [outputs[0]]
             for step in range(start, total):
-                outputs = traced.decode(
+                logits = traced.decode(
                     ids[:, step : step + 1],
                     mask[:, : step + 1],
                     positions[:, step : step + 1],
-                    *cache,
+                    *(buffer[:, :, : step + 1] for buffer in buffers),
                 )
-                cache = [
-                    torch.cat([old, new], dim=2)
-                    for old, new in zip(cache, outputs[1:], strict=True)
-                ]
-                got.append(outputs[0])
+                got.append(logits)
             for offset, logits in enumerate(got):
                 end = start + offset
                 eager = model(
@@ -203,8 +205,9 @@ def manifest_record(
     max_context: int,
     pad_token_id: int,
 ) -> dict[str, Any]:
-    """The manifest's "generation": the methods' contract, the cache layout, the special ids and
-    the generation defaults HF generate would apply (the model's generation_config.json over HF's
+    """The manifest's "generation": the methods' contract, the cache layout (decode writes the
+    step's keys/values into its cache windows: "update" "in_place"), the special ids and the
+    generation defaults HF generate would apply (the model's generation_config.json over HF's
     global defaults)."""
     past = example["decode"][3:]
     config = getattr(model, "generation_config", None)
@@ -231,6 +234,7 @@ def manifest_record(
             "key": [int(past[0].shape[1]), int(past[0].shape[3])],
             "value": [int(past[1].shape[1]), int(past[1].shape[3])],
             "dtype": str(past[0].dtype).removeprefix("torch."),
+            "update": "in_place",
         },
         "max_context": max_context,
         "eos_token_ids": eos,

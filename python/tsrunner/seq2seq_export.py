@@ -14,8 +14,13 @@ sees the encoder states.
             cross.0.key, cross.0.value, ... ([batch, heads, source, head_dim]))
     decode(decoder_input_ids [batch, 1], decoder_attention_mask [batch, past + 1],
            decoder_position_ids [batch, 1], encoder_attention_mask [batch, source],
-           past.0.key, past.0.value, ..., cross.0.key, cross.0.value, ...)
-        -> (logits [batch, vocab], present.0.key, present.0.value, ...)
+           cache.0.key, cache.0.value, ... ([batch, heads, past + 1, head_dim]),
+           cross.0.key, cross.0.value, ...)
+        -> logits [batch, vocab]
+
+decode's self-attention cache tensors are windows of the caller's buffers, the past and one free
+column the step writes its new key and value into in place; the cross keys/values are read where
+they lie (cache_window.py): no step copies a cache.
 
 Sources are right-padded (as HF tokenizers pad T5 and BART); decoder rows of different lengths
 share a step left-padded in the self-attention window (decoder_attention_mask 0 on the left),
@@ -30,6 +35,7 @@ from typing import Any
 
 import torch
 
+from .cache_window import STEP_TOKENS, window_cache, windows_after
 from .errors import ExportError
 from .generation_export import manifest_record as decoder_manifest_record
 from .wrapper import NamedInputsWrapper
@@ -72,20 +78,6 @@ class Seq2SeqGenerationWrapper(NamedInputsWrapper):
         embed = getattr(decoder, "embed_positions", None)
         self.learned_positions = embed if isinstance(getattr(embed, "offset", None), int) else None
 
-    def _cache(self, self_past: tuple[torch.Tensor, ...], cross: tuple[torch.Tensor, ...]) -> Any:
-        from transformers import DynamicCache, EncoderDecoderCache
-
-        def pairs(flat: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
-            return (
-                [(flat[2 * i], flat[2 * i + 1]) for i in range(self.num_layers)] if flat else None
-            )
-
-        config = self.model.config
-        return EncoderDecoderCache(
-            DynamicCache(ddp_cache_data=pairs(self_past), config=config),
-            DynamicCache(ddp_cache_data=pairs(cross), config=config),
-        )
-
     def _self_presents(self, cache: Any) -> list[torch.Tensor]:
         presents: list[torch.Tensor] = []
         for layer in cache.self_attention_cache.layers:
@@ -95,7 +87,10 @@ class Seq2SeqGenerationWrapper(NamedInputsWrapper):
     def encode(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, decoder_input_ids: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
-        cache = self._cache((), ())
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        config = self.model.config
+        cache = EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -116,9 +111,14 @@ class Seq2SeqGenerationWrapper(NamedInputsWrapper):
         decoder_position_ids: torch.Tensor,
         encoder_attention_mask: torch.Tensor,
         *caches: torch.Tensor,
-    ) -> tuple[torch.Tensor, ...]:
+    ) -> torch.Tensor:
+        from transformers import EncoderDecoderCache
+
         half = 2 * self.num_layers
-        cache = self._cache(caches[:half], caches[half:])
+        config = self.model.config
+        cache = EncoderDecoderCache(
+            window_cache(caches[:half], config, STEP_TOKENS), window_cache(caches[half:], config, 0)
+        )
         cross_key = caches[half]
         # The cross keys/values come from the cache; the decoder reads the encoder states only
         # for their shape (masks), so a broadcast zero stands in for them.
@@ -144,7 +144,7 @@ class Seq2SeqGenerationWrapper(NamedInputsWrapper):
         finally:
             if embed is not None:
                 del embed.forward
-        return (outputs.logits[:, -1, :], *self._self_presents(cache))
+        return outputs.logits[:, -1, :]
 
 
 def right_padded(
@@ -167,7 +167,10 @@ def example_inputs(
     first = torch.full((batch, 1), start, dtype=torch.long)
     with torch.inference_mode():
         outputs = wrapper.encode(ids, mask, first)
-    caches = tuple(tensor.clone() for tensor in outputs[1:])
+    half = 2 * wrapper.num_layers
+    # Windows of wider buffers (strided views), as the generator passes them.
+    windows = [buffer[:, :, :2] for buffer in windows_after(list(outputs[1 : 1 + half]), 4)]
+    cross = tuple(tensor.clone() for tensor in outputs[1 + half :])
     step_ids = torch.randint(3, vocab, (batch, 1), generator=generator)
     return {
         "encode": (ids, mask, first),
@@ -176,7 +179,8 @@ def example_inputs(
             torch.ones(batch, 2, dtype=torch.long),
             torch.ones(batch, 1, dtype=torch.long),
             mask,
-            *caches,
+            *windows,
+            *cross,
         ),
     }
 
@@ -212,44 +216,42 @@ def validate(
                 outputs = traced.encode(real, torch.ones_like(real), decoder[row : row + 1, :1])
                 eager = _eager_next(model, real, decoder[row : row + 1, :1])
                 worst = max(worst, (eager - outputs[0]).abs().max().item())
-                past = list(outputs[1 : 1 + half])
+                buffers = windows_after(list(outputs[1 : 1 + half]), pasts[row] + 2)
                 cross = list(outputs[1 + half :])
                 for step in range(1, pasts[row]):
-                    outputs = traced.decode(
+                    logits = traced.decode(
                         decoder[row : row + 1, step : step + 1],
                         torch.ones(1, step + 1, dtype=torch.long),
                         torch.tensor([[step]]),
                         torch.ones_like(real),
-                        *past,
+                        *(buffer[:, :, : step + 1] for buffer in buffers),
                         *cross,
                     )
                     eager = _eager_next(model, real, decoder[row : row + 1, : step + 1])
-                    worst = max(worst, (eager - outputs[0]).abs().max().item())
-                    past = [
-                        torch.cat([old, new], 2) for old, new in zip(past, outputs[1:], strict=True)
-                    ]
-                row_caches.append(past)
+                    worst = max(worst, (eager - logits).abs().max().item())
+                row_caches.append([buffer[:, :, : pasts[row]] for buffer in buffers])
             # One step of the whole batch: cross keys/values of the padded batch's encode,
             # decoder pasts right-aligned in a window as wide as the longest.
             cross = traced.encode(source, source_mask, decoder[:, :1])[1 + half :]
             width = max(pasts)
             window = []
             for index in range(half):
-                layer = torch.zeros((batch, *row_caches[0][index].shape[1:2], width,
+                # One free column after the pasts (the step writes it), in a wider buffer.
+                layer = torch.zeros((batch, *row_caches[0][index].shape[1:2], width + 3,
                                      row_caches[0][index].shape[3]))  # fmt: skip
                 for row in range(batch):
-                    layer[row, :, width - pasts[row] :] = row_caches[row][index][0]
-                window.append(layer)
+                    layer[row, :, width - pasts[row] : width] = row_caches[row][index][0]
+                window.append(layer[:, :, : width + 1])
             mask = torch.ones(batch, width + 1, dtype=torch.long)
             for row in range(batch):
                 mask[row, : width - pasts[row]] = 0
             ids = torch.stack([decoder[row, pasts[row]] for row in range(batch)]).unsqueeze(1)
             positions = torch.tensor(pasts).unsqueeze(1)
-            outputs = traced.decode(ids, mask, positions, source_mask, *window, *cross)
+            logits = traced.decode(ids, mask, positions, source_mask, *window, *cross)
             for row in range(batch):
                 real = source[row : row + 1, : int(source_mask[row].sum())]
                 eager = _eager_next(model, real, decoder[row : row + 1, : pasts[row] + 1])
-                worst = max(worst, (eager - outputs[0][row]).abs().max().item())
+                worst = max(worst, (eager - logits[row]).abs().max().item())
         passed = worst <= atol
         checks.append(
             {"batch": batch, "source": length, "decoder_steps": max(pasts) + 1,
@@ -274,7 +276,7 @@ def manifest_record(
     encoder-decoder: kind "encoder-decoder", the encode/decode methods, the cross cache layout,
     the decoder start and forced BOS/EOS ids."""
     num_layers = (len(example["decode"]) - 4) // 4
-    # Reuse the decoder record with decode's self-attention past where it expects one.
+    # Reuse the decoder record with decode's self-attention cache where it expects one.
     past_view = {"decode": (None, None, None, *example["decode"][4 : 4 + 2 * num_layers])}
     record = decoder_manifest_record(model, past_view, checks, max_context, pad_token_id)
     cross = example["decode"][4 + 2 * num_layers :]

@@ -5,7 +5,9 @@
 //    dropout, no causal mask, no grouped heads, a constant scale;
 //  - aten::layer_norm -> tsrunner::layer_norm (cpp/src/rewrites/layer_norm_fusion.cc): one
 //  normalized
-//    dimension, constant float32 weight and bias of that size, a constant eps.
+//    dimension, constant float32 weight and bias of that size, a constant eps;
+//  - aten::addmm (Transformers' Conv1D) -> aten::linear (cpp/src/rewrites/linear_fusion.cc):
+//    constant float32 weight and 1-D bias, beta and alpha 1.
 // The numbers themselves are tested in tests/python/test_fused_attention.py and
 // test_fused_layer_norm.py.
 #include <ATen/ATen.h>
@@ -16,7 +18,9 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "rewrites/derived_weights.h"
 #include "rewrites/fusion_passes.h"
 
 namespace {
@@ -216,6 +220,90 @@ TEST(SelfAttentionFusion, LeavesGraphsWhereAViewIsReadElsewhere) {
   unchanged(self_attention_graph("", "%out, %q_slice"));  // so is a slice
   unchanged(self_attention_graph("", "%out, %packed"));   // and the result's layout change
   unchanged(self_attention_graph("  %n : int = aten::size(%k, %zero)\n", "%out, %n"));
+}
+
+}  // namespace
+
+namespace {
+
+// Transformers' Conv1D (GPT-2): addmm(bias, x, weight [K, N]) with its weight and bias as
+// inputs 0 and 2; `scalars` the beta and alpha constants.
+std::shared_ptr<torch::jit::Graph> addmm_graph(const std::string& scalars) {
+  const std::string ir = R"IR(
+graph(%x : Tensor, %b_in : Tensor, %w_in : Tensor):
+)IR" + scalars + R"IR(
+  %y : Tensor = aten::addmm(%b_in, %x, %w_in, %beta, %alpha)
+  return (%y))IR";
+  auto graph = std::make_shared<torch::jit::Graph>();
+  torch::jit::parseIR(ir, graph.get());
+  return graph;
+}
+
+void constant_addmm_operands(torch::jit::Graph& graph, const at::Tensor& bias,
+                             const at::Tensor& weight) {
+  torch::jit::Node* addmm = graph.outputs()[0]->node();
+  torch::jit::WithInsertPoint before(addmm);
+  addmm->replaceInput(0, graph.insertConstant(bias));
+  addmm->replaceInput(2, graph.insertConstant(weight));
+}
+
+const std::string kUnitScalars =
+    "  %beta : int = prim::Constant[value=1]()\n  %alpha : int = prim::Constant[value=1]()";
+
+TEST(AddmmToLinear, TakesConv1DWithConstantWeights) {
+  auto graph = addmm_graph(kUnitScalars);
+  const at::Tensor weight = at::randn({3, 5});  // [K, N]
+  const at::Tensor bias = at::randn({5});
+  constant_addmm_operands(*graph, bias, weight);
+  tsrunner::detail::DerivedWeights derived;
+  EXPECT_EQ(tsrunner::detail::addmm_to_linear(*graph, derived), 1);
+  EXPECT_EQ(count(*graph, "aten::addmm"), 0);
+  ASSERT_EQ(count(*graph, "aten::linear"), 1);
+  torch::jit::Node* linear = graph->outputs()[0]->node();
+  EXPECT_EQ(linear->input(0), graph->inputs()[0]);
+  const at::Tensor linear_weight = torch::jit::toIValue(linear->input(1))->toTensor();
+  EXPECT_TRUE(at::equal(linear_weight, weight.t()));  // aten::linear's [N, K]
+  graph->lint();
+  // Same numbers as the addmm it replaces (up to the summation order of two GEMM kernels).
+  const at::Tensor x = at::randn({4, 3});
+  EXPECT_TRUE(at::allclose(at::linear(x, linear_weight, bias), at::addmm(bias, x, weight),
+                           /*rtol=*/1e-5, /*atol=*/1e-5));
+}
+
+TEST(AddmmToLinear, MethodsOfOneModelShareOneDerivedWeight) {
+  // A generation export's forward, prefill and decode hold the same frozen weight: one
+  // transposed copy serves them all (and so one packed copy, DerivedWeights' purpose).
+  const at::Tensor weight = at::randn({3, 5});
+  const at::Tensor bias = at::randn({5});
+  tsrunner::detail::DerivedWeights derived;
+  std::vector<at::Tensor> transposed;
+  for (int method = 0; method < 2; ++method) {
+    auto graph = addmm_graph(kUnitScalars);
+    constant_addmm_operands(*graph, bias, weight);
+    ASSERT_EQ(tsrunner::detail::addmm_to_linear(*graph, derived), 1);
+    transposed.push_back(torch::jit::toIValue(graph->outputs()[0]->node()->input(1))->toTensor());
+  }
+  EXPECT_TRUE(transposed[0].is_same(transposed[1]));
+}
+
+TEST(AddmmToLinear, LeavesOtherAddmmCallsAsTheyAre) {
+  const auto unchanged = [](const std::shared_ptr<torch::jit::Graph>& graph) {
+    tsrunner::detail::DerivedWeights derived;
+    EXPECT_EQ(tsrunner::detail::addmm_to_linear(*graph, derived), 0);
+    EXPECT_EQ(count(*graph, "aten::addmm"), 1);
+    EXPECT_EQ(count(*graph, "aten::linear"), 0);
+  };
+  unchanged(addmm_graph(kUnitScalars));  // weight and bias are inputs, not constants
+  auto scaled = addmm_graph(
+      "  %beta : int = prim::Constant[value=1]()\n  %alpha : int = prim::Constant[value=2]()");
+  constant_addmm_operands(*scaled, at::randn({5}), at::randn({3, 5}));
+  unchanged(scaled);
+  auto matrix_bias = addmm_graph(kUnitScalars);
+  constant_addmm_operands(*matrix_bias, at::randn({4, 5}), at::randn({3, 5}));
+  unchanged(matrix_bias);
+  auto doubles = addmm_graph(kUnitScalars);
+  constant_addmm_operands(*doubles, at::randn({5}, at::kDouble), at::randn({3, 5}, at::kDouble));
+  unchanged(doubles);
 }
 
 }  // namespace

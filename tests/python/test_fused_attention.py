@@ -98,6 +98,41 @@ def test_rows_with_every_key_masked_get_what_libtorch_gives_them():
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "batch, heads, keys, head_size, mask_kind",
+    [(8, 12, 300, 64, "padding"), (2, 4, 129, 48, "float"), (1, 2, 17, 16, "none"),
+     (3, 2, 140, 8, "padding")],
+)  # fmt: skip
+@pytest.mark.parametrize("threads", [1, THREADS])
+def test_one_query_row_over_a_cache_window_matches_scaled_dot_product_attention(
+    batch, heads, keys, head_size, mask_kind, threads
+):
+    # A decode step: one query row per sequence against a window of a wider KV cache buffer
+    # (strided), left-padded rows masked, more keys than the many-row kernel takes (head size 8
+    # runs the portable body).
+    generator = torch.Generator().manual_seed(keys)
+    query = torch.randn(batch, 1, heads, head_size, generator=generator).transpose(1, 2)
+    buffers = torch.randn(2, batch, heads, keys + 7, head_size, generator=generator)
+    key, value = buffers[0, :, :, 3 : 3 + keys], buffers[1, :, :, 3 : 3 + keys]
+    lengths = torch.randint(1, keys + 1, (batch,), generator=generator)
+    lengths[0] = keys
+    padding = (torch.arange(keys)[None, :] >= keys - lengths[:, None])[:, None, None, :]
+    mask = {
+        "none": None,
+        "padding": padding,
+        "float": torch.randn(batch, 1, 1, keys, generator=generator),
+    }[mask_kind]
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            got = torch.ops.tsrunner.attention(query, key, value, mask, 0.125)
+    finally:
+        torch.set_num_threads(previous)
+    want = _reference(query, key, value, mask, 0.125)
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=1e-5)
+
+
 def test_attention_op_hands_other_inputs_to_libtorch():
     # Non-float inputs and key/value lengths that differ per head are LibTorch's to run (or to
     # refuse with its own message).

@@ -168,7 +168,6 @@ void run_beam_search(const Runner& runner, const GenerationSpec& spec, const Tok
     for (const Hypothesis& hypothesis : running) tokens.push_back(hypothesis.tokens.back());
     const StepOutput output =
         run_decode_step(runner, spec, tokens, cache, cross ? &*cross : nullptr);
-    cache.append(output.present);
     logits = output.logits;
   }
 

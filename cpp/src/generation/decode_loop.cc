@@ -80,6 +80,7 @@ std::vector<Sequence*> DecodeLoop::admit(const std::vector<Sequence*>& joining, 
   const StepOutput first = run_first_step(runner_, spec_, joining);
   const at::ScalarType dtype = first.present.at(0).scalar_type();
   if (!cache_) cache_.emplace(spec_, max_batch_, columns, dtype);
+  cache_->reserve_rows(static_cast<int64_t>(running_.size() + joining.size()));
   if (spec_.encoder_decoder && !cross_) {
     cross_.emplace(spec_, max_batch_, first.cross.at(0).size(2), dtype);
   }
@@ -110,7 +111,6 @@ std::vector<Sequence*> DecodeLoop::step() {
   for (const Sequence* sequence : running_) tokens.push_back(sequence->next_token);
   const StepOutput output =
       run_decode_step(runner_, spec_, tokens, cache, cross_ ? &*cross_ : nullptr);
-  cache.append(output.present);
   const int64_t vocab = output.logits.size(1);
   std::vector<bool> keep(static_cast<size_t>(rows));
   for (int64_t row = 0; row < rows; ++row) {

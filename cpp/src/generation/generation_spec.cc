@@ -122,6 +122,13 @@ GenerationSpec parse_generation_record(const json& record, const Manifest& manif
   if (spec.num_layers < 1 || key.size() != 2 || value.size() != 2) {
     throw LoadError("the manifest's generation record has no cache layout (num_layers, cache)");
   }
+  // Exports before the in-place cache returned each step's keys/values (a copy of the whole
+  // cache per step inside the graph); the generator drives only decode methods that write in place.
+  if (cache.value("update", std::string()) != "in_place") {
+    throw LoadError(
+        "this generation export's decode returns its keys/values instead of writing them into "
+        "the cache (an older tsrunner export): re-export the model with this tsrunner");
+  }
   spec.key_heads = key[0].get<int64_t>();
   spec.key_dim = key[1].get<int64_t>();
   spec.value_heads = value[0].get<int64_t>();

@@ -10,12 +10,29 @@ namespace tsrunner::detail {
 
 KvCache::KvCache(const GenerationSpec& spec, int64_t rows, int64_t columns, at::ScalarType dtype)
     : lengths_(static_cast<size_t>(rows), 0) {
-  // Zeros: masked positions are read by attention (and multiplied by a zero weight), so they
-  // must hold finite numbers.
+  // No rows yet: reserve_rows() allocates what the running batch needs (a generator may run
+  // one sequence where it could run eight).
   const auto options = at::TensorOptions().dtype(dtype);
   for (int64_t layer = 0; layer < spec.num_layers; ++layer) {
-    buffers_.push_back(at::zeros({rows, spec.key_heads, columns, spec.key_dim}, options));
-    buffers_.push_back(at::zeros({rows, spec.value_heads, columns, spec.value_dim}, options));
+    buffers_.push_back(at::empty({0, spec.key_heads, columns, spec.key_dim}, options));
+    buffers_.push_back(at::empty({0, spec.value_heads, columns, spec.value_dim}, options));
+  }
+}
+
+void KvCache::reserve_rows(int64_t rows) {
+  const int64_t allocated = buffers_[0].size(0);
+  if (rows <= allocated) return;
+  const auto most = static_cast<int64_t>(lengths_.size());
+  if (rows > most) throw Error("KV cache: no free row");
+  // Doubled, so that sequences joining one by one reallocate a handful of times at most.
+  const int64_t grown = std::min(most, std::max(rows, 2 * allocated));
+  for (at::Tensor& buffer : buffers_) {
+    // Zeros: masked positions are read by attention (and multiplied by a zero weight), so they
+    // must hold finite numbers.
+    at::Tensor larger =
+        at::zeros({grown, buffer.size(1), buffer.size(2), buffer.size(3)}, buffer.options());
+    if (rows_ > 0) larger.narrow(0, 0, rows_).copy_(buffer.narrow(0, 0, rows_));
+    buffer = larger;
   }
 }
 
@@ -48,7 +65,7 @@ void KvCache::make_room(int64_t left_needed, int64_t right_needed) {
 }
 
 void KvCache::add_row(const std::vector<at::Tensor>& present, int64_t source_row, int64_t length) {
-  if (rows_ >= static_cast<int64_t>(lengths_.size())) throw Error("KV cache: no free row");
+  reserve_rows(rows_ + 1);
   make_room(length, 1);
   for (size_t i = 0; i < buffers_.size(); ++i) {
     const at::Tensor& source = present[i];
@@ -86,11 +103,12 @@ void KvCache::reorder(const std::vector<int64_t>& source_rows) {
   }
 }
 
-std::vector<at::Tensor> KvCache::window() const {
+std::vector<at::Tensor> KvCache::step_window() {
+  make_room(width_, 1);
   std::vector<at::Tensor> views;
   views.reserve(buffers_.size());
   for (const at::Tensor& buffer : buffers_) {
-    views.push_back(buffer.narrow(0, 0, rows_).narrow(2, end_ - width_, width_));
+    views.push_back(buffer.narrow(0, 0, rows_).narrow(2, end_ - width_, width_ + 1));
   }
   return views;
 }
@@ -106,11 +124,7 @@ at::Tensor KvCache::attention_mask() const {
   return mask;
 }
 
-void KvCache::append(const std::vector<at::Tensor>& present) {
-  make_room(width_, 1);
-  for (size_t i = 0; i < buffers_.size(); ++i) {
-    buffers_[i].narrow(0, 0, rows_).narrow(2, end_, 1).copy_(present[i]);
-  }
+void KvCache::commit_step() {
   ++end_;
   ++width_;
   for (int64_t row = 0; row < rows_; ++row) ++lengths_[static_cast<size_t>(row)];

@@ -8,6 +8,7 @@
 #include "cross_cache.h"
 #include "decode_loop.h"
 #include "kv_cache.h"
+#include "tsrunner/errors.h"
 #include "tsrunner/runner.h"
 
 namespace tsrunner::detail {
@@ -80,7 +81,7 @@ StepOutput run_first_step(const Runner& runner, const GenerationSpec& spec,
 }
 
 StepOutput run_decode_step(const Runner& runner, const GenerationSpec& spec,
-                           const std::vector<int64_t>& tokens, const KvCache& cache,
+                           const std::vector<int64_t>& tokens, KvCache& cache,
                            const CrossCache* cross) {
   const auto rows = static_cast<int64_t>(tokens.size());
   at::Tensor ids = at::empty({rows, 1}, at::kLong);
@@ -93,11 +94,17 @@ StepOutput run_decode_step(const Runner& runner, const GenerationSpec& spec,
   }
   std::vector<at::Tensor> inputs = {ids, cache.attention_mask(), positions};
   if (cross != nullptr) inputs.push_back(cross->attention_mask());
-  for (at::Tensor& past : cache.window()) inputs.push_back(std::move(past));
+  for (at::Tensor& window : cache.step_window()) inputs.push_back(std::move(window));
   if (cross != nullptr) {
     for (at::Tensor& past : cross->window()) inputs.push_back(std::move(past));
   }
-  return split(runner.run_method(spec.decode_method, std::move(inputs)), spec);
+  std::vector<at::Tensor> outputs = runner.run_method(spec.decode_method, std::move(inputs));
+  if (outputs.size() != 1) {
+    throw Error("the export's decode method returned " + std::to_string(outputs.size()) +
+                " tensors, not the logits alone: re-export the model with this tsrunner");
+  }
+  cache.commit_step();
+  return split(std::move(outputs), spec);
 }
 
 }  // namespace tsrunner::detail

@@ -232,6 +232,69 @@ __attribute__((target("avx512f"))) bool attend_avx512(const Head& h, Scratch& sc
   return true;
 }
 
+// out[c, c + 16 x Vectors) of one query row: the weights p[j] (already exp'd) times v's rows.
+template <int Vectors>
+__attribute__((target("avx512f"))) void one_row_sum(const float* p, const float* v, int64_t v_row,
+                                                    int64_t s, float inverse, float* out) {
+  __m512 acc[Vectors];
+  for (auto& column : acc) column = _mm512_setzero_ps();
+  for (int64_t j = 0; j < s; ++j) {
+    const __m512 weight = _mm512_set1_ps(p[j]);
+    for (int c = 0; c < Vectors; ++c) {
+      acc[c] = _mm512_fmadd_ps(weight, _mm512_loadu_ps(v + j * v_row + 16 * c), acc[c]);
+    }
+  }
+  for (int c = 0; c < Vectors; ++c) {
+    _mm512_storeu_ps(out + 16 * c, _mm512_mul_ps(acc[c], _mm512_set1_ps(inverse)));
+  }
+}
+
+// One query row (a decode step's token) over many keys: each score a dot product along the
+// head, the keys read once in order. attend_avx512 transposes 16 query rows to share each key
+// load, which for one row computes 15 rows for nothing.
+__attribute__((target("avx512f"))) bool attend_one_row_avx512(const Head& h, Scratch& scratch) {
+  scratch.values.resize(static_cast<size_t>(h.s + kLanes));
+  float* p = scratch.values.data();
+  float max = kMinusInfinity;
+  for (int64_t j = 0; j < h.s; ++j) {
+    const float* k = h.k + j * h.k_row;
+    __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(h.q), _mm512_loadu_ps(k));
+    for (int64_t c = 16; c < h.d; c += 16) {
+      acc = _mm512_fmadd_ps(_mm512_loadu_ps(h.q + c), _mm512_loadu_ps(k + c), acc);
+    }
+    const float score = _mm512_reduce_add_ps(acc) * h.scale + h.mask_bias(0, j);
+    p[j] = score;
+    max = std::max(max, score);
+  }
+  if (!finite_max(max)) return false;
+  const __m512 top = _mm512_set1_ps(max);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < h.s; j += kLanes) {
+    const auto lanes = static_cast<__mmask16>(
+        h.s - j >= kLanes ? 0xFFFFu : (1u << static_cast<unsigned>(h.s - j)) - 1u);
+    const __m512 e = _mm512_maskz_mov_ps(
+        lanes, exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, p + j), top)));
+    _mm512_mask_storeu_ps(p + j, lanes, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  const float inverse = 1.0f / _mm512_reduce_add_ps(sum);
+  for (int64_t column = 0; column < h.dv; column += 64) {
+    const int64_t left = h.dv - column;
+    const float* v = h.v + column;
+    float* out = h.out + column;
+    if (left >= 64) {
+      one_row_sum<4>(p, v, h.v_row, h.s, inverse, out);
+    } else if (left == 48) {
+      one_row_sum<3>(p, v, h.v_row, h.s, inverse, out);
+    } else if (left == 32) {
+      one_row_sum<2>(p, v, h.v_row, h.s, inverse, out);
+    } else {
+      one_row_sum<1>(p, v, h.v_row, h.s, inverse, out);
+    }
+  }
+  return true;
+}
+
 #endif
 
 bool avx512_kernel(int64_t d, int64_t dv) {
@@ -287,8 +350,9 @@ bool attend_heads(int64_t batch, int64_t heads, int64_t t, int64_t s, int64_t d,
       head.dv = dv;
       head.scale = scale;
 #if defined(__x86_64__)
-      const bool attended =
-          vectorized ? attend_avx512(head, scratch) : attend_generic(head, scratch);
+      const bool attended = !vectorized ? attend_generic(head, scratch)
+                            : t == 1    ? attend_one_row_avx512(head, scratch)
+                                        : attend_avx512(head, scratch);
 #else
       const bool attended = attend_generic(head, scratch);
 #endif

@@ -70,7 +70,7 @@ at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const
   const bool any_grad =
       grad_needed({&query, &key, &value, mask && mask->defined() ? &*mask : &no_tensor});
   if (!same_heads || !rows_contiguous || any_grad || batch == 0 || heads == 0 || t == 0 || d == 0 ||
-      s == 0 || dv == 0 || s > small_attention_max_keys()) {
+      s == 0 || dv == 0 || (t > 1 && s > small_attention_max_keys())) {
     return library_kernel();
   }
   const std::optional<at::Tensor> full_mask = kernel_mask(mask, batch, heads, t, s);

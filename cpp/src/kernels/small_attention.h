@@ -15,13 +15,15 @@ namespace tsrunner::detail {
 // q [B, H, T, D], k [B, H, S, D] and v [B, H, S, Dv] may be strided views (the merged Q/K/V
 // GEMM's output sliced and transposed: no copy); the result is [B, H, T, Dv] laid out as [B, T,
 // H, Dv], as LibTorch's kernel returns it, so the transpose + reshape to the output projection's
-// input copies nothing. Anything else (another dtype, more keys than small_attention_max_keys(),
-// a row whose keys are all masked, a mask that does not broadcast) runs LibTorch's operator.
+// input copies nothing. One query row (a generation's decode step) takes any number of keys,
+// read once each. Anything else (another dtype, more query rows and more keys than
+// small_attention_max_keys(), a row whose keys are all masked, a mask that does not broadcast)
+// runs LibTorch's operator.
 at::Tensor small_attention(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
                            const std::optional<at::Tensor>& mask, std::optional<double> scale);
 
-// The most keys (S) the fused kernel takes; beyond it LibTorch's flash attention, which blocks
-// for cache reuse, is as fast or faster.
+// The most keys (S) the fused kernel takes for more than one query row; beyond it LibTorch's
+// flash attention, which blocks for cache reuse, is as fast or faster.
 int64_t small_attention_max_keys();
 
 // small_attention on the merged Q/K/V GEMM's output [B, T, C] as the traced graph reads it:

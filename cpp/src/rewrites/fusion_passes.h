@@ -13,15 +13,22 @@ struct Value;
 
 namespace tsrunner::detail {
 
+class DerivedWeights;
+
 // The graph rewrites load runs on a frozen TorchScript graph (cpu_fast_path.cc decides which):
 // each replaces a pattern of LibTorch ops with one of tsrunner's ops (ops/register_ops.cc) and
 // leaves anything it does not recognise as it is. Top-level nodes only: traced graphs have no
 // blocks where these patterns occur.
 
+// Rewrites each aten::addmm(bias, x, weight) with a constant float32 weight [K, N] and bias [N]
+// (beta and alpha 1) as aten::linear(x, weight^T, bias): Transformers' Conv1D (GPT-2's every
+// GEMM but the LM head) then takes the Linear rewrites below. Returns how many.
+int addmm_to_linear(torch::jit::Graph& graph, DerivedWeights& derived);
+
 // Merges the packable Linear layers that read the same input (attention's query, key and
 // value) into one GEMM over their concatenated weights, each former output a slice of its
 // result. Returns the number of groups merged.
-int merge_sibling_linears(torch::jit::Graph& graph);
+int merge_sibling_linears(torch::jit::Graph& graph, DerivedWeights& derived);
 
 // Merges the tsrunner::linear_int8 calls of an int8 export that read the same input with the
 // same smoothing (attention's query, key and value, smoothed alike at export) into one call
@@ -43,7 +50,8 @@ void split_merged_output(torch::jit::Graph& graph, const std::vector<torch::jit:
 // Rewrites each float32 aten::linear with constant weights onto tsrunner::linear (or, per
 // `plan`, linear_bf16 / linear_bf16_panels) with the weight packed now, folding a sole GELU or
 // residual add that follows it; counts what it did into `path`.
-void pack_linears(torch::jit::Graph& graph, const LinearPlan& plan, KernelPath& path);
+void pack_linears(torch::jit::Graph& graph, const LinearPlan& plan, KernelPath& path,
+                  DerivedWeights& derived);
 
 // Replaces each aten::scaled_dot_product_attention in `graph` whose dropout is the constant 0,
 // is_causal and enable_gqa the constant false and scale a constant (or None) with

@@ -1,4 +1,5 @@
-// The Linear rewrites: sibling Linear layers merged into one GEMM, then every float32 Linear
+// The Linear rewrites: aten::addmm with constant weights (Transformers' Conv1D: GPT-2) turned
+// into Linear layers, sibling Linear layers merged into one GEMM, then every float32 Linear
 // with constant weights put on tsrunner's Linear ops with its weight packed at load.
 #include <torch/csrc/jit/ir/ir.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -10,6 +11,7 @@
 #include "kernels/bf16_gemm.h"
 #include "kernels/small_gemm.h"
 #include "ops/linear_ops.h"
+#include "rewrites/derived_weights.h"
 #include "rewrites/fusion_passes.h"
 #include "rewrites/graph_match.h"
 
@@ -56,8 +58,43 @@ void split_merged_output(torch::jit::Graph& graph, const std::vector<torch::jit:
   for (Node* node : linears) node->destroy();
 }
 
+int addmm_to_linear(torch::jit::Graph& graph, DerivedWeights& derived) {
+  using torch::jit::Node;
+  std::vector<Node*> found;
+  for (Node* node : graph.nodes()) {
+    if (node->kind() == c10::aten::addmm && node->inputs().size() == 5) found.push_back(node);
+  }
+  const auto is_one = [](torch::jit::Value* value) {
+    const std::optional<c10::IValue> constant = torch::jit::toIValue(value);
+    return constant && ((constant->isInt() && constant->toInt() == 1) ||
+                        (constant->isDouble() && constant->toDouble() == 1.0));
+  };
+  int rewritten = 0;
+  for (Node* addmm : found) {
+    // addmm(bias, x, weight, beta, alpha) = beta * bias + alpha * x @ weight: weight [K, N].
+    const std::optional<at::Tensor> weight = constant_tensor(addmm->input(2));
+    const std::optional<at::Tensor> bias = constant_tensor(addmm->input(0));
+    if (!weight || !bias || weight->scalar_type() != at::kFloat || weight->dim() != 2 ||
+        weight->layout() != at::kStrided || bias->scalar_type() != at::kFloat || bias->dim() != 1 ||
+        bias->size(0) != weight->size(1) || !is_one(addmm->input(3)) || !is_one(addmm->input(4))) {
+      continue;
+    }
+    torch::jit::WithInsertPoint before(addmm);
+    torch::jit::Value* linear_weight = graph.insertConstant(
+        derived.get("transposed", {*weight}, [&] { return weight->t().contiguous(); }));
+    Node* linear = graph.insertNode(
+        graph.create(c10::aten::linear, {addmm->input(1), linear_weight, addmm->input(0)}, 1));
+    linear->output()->setType(addmm->output()->type());
+    linear->output()->copyMetadata(addmm->output());
+    addmm->output()->replaceAllUsesWith(linear->output());
+    addmm->destroy();
+    ++rewritten;
+  }
+  return rewritten;
+}
+
 // One wider GEMM keeps both cores busier than three narrow ones at short sequences.
-int merge_sibling_linears(torch::jit::Graph& graph) {
+int merge_sibling_linears(torch::jit::Graph& graph, DerivedWeights& derived) {
   using torch::jit::Node;
   using torch::jit::Value;
   std::map<Value*, std::vector<Node*>> by_input;
@@ -91,8 +128,11 @@ int merge_sibling_linears(torch::jit::Graph& graph) {
     {
       Node* first = group.front();  // graph order: the merged GEMM goes where the first was
       torch::jit::WithInsertPoint before_first(first);
-      Value* weight = graph.insertConstant(at::cat(weights, 0));
-      Value* bias = with_bias ? graph.insertConstant(at::cat(biases, 0)) : first->input(2);
+      Value* weight =
+          graph.insertConstant(derived.get("merged", weights, [&] { return at::cat(weights, 0); }));
+      Value* bias = with_bias ? graph.insertConstant(derived.get(
+                                    "merged", biases, [&] { return at::cat(biases, 0); }))
+                              : first->input(2);
       wide = graph.insertNode(graph.create(c10::aten::linear, {input, weight, bias}, 1));
       wide->output()->setType(first->output()->type());
     }
@@ -104,7 +144,8 @@ int merge_sibling_linears(torch::jit::Graph& graph) {
   return merged_groups;
 }
 
-void pack_linears(torch::jit::Graph& graph, const LinearPlan& plan, KernelPath& path) {
+void pack_linears(torch::jit::Graph& graph, const LinearPlan& plan, KernelPath& path,
+                  DerivedWeights& derived) {
   using torch::jit::Node;
   const bool bf16 = plan.bf16;
   std::vector<Node*> linears;
@@ -124,7 +165,8 @@ void pack_linears(torch::jit::Graph& graph, const LinearPlan& plan, KernelPath& 
     torch::jit::Value* algorithm = gelu ? gelu->input(1) : graph.insertConstant(c10::IValue());
     Node* fast = nullptr;
     if (plan.bf16_panels) {  // tsrunner's bf16 kernel for every row count; no oneDNN copy
-      torch::jit::Value* panels = graph.insertConstant(pack_bf16_panels(*weight));
+      torch::jit::Value* panels = graph.insertConstant(
+          derived.get("bf16_panels", {*weight}, [&] { return pack_bf16_panels(*weight); }));
       torch::jit::Value* out_features = graph.insertConstant(weight->size(0));
       fast =
           graph.create(c10::Symbol::fromQualString("tsrunner::linear_bf16_panels"),
@@ -133,8 +175,9 @@ void pack_linears(torch::jit::Graph& graph, const LinearPlan& plan, KernelPath& 
     } else {
       // Graph::insertConstant refuses tensors without storage, which oneDNN's packed ones are.
       Node* packed_weight = graph.create(c10::prim::Constant);
-      const at::Tensor packed_tensor =
-          pack_linear_weight(bf16 ? weight->to(at::kBFloat16) : *weight);
+      const at::Tensor packed_tensor = derived.get(bf16 ? "onednn_bf16" : "onednn", {*weight}, [&] {
+        return pack_linear_weight(bf16 ? weight->to(at::kBFloat16) : *weight);
+      });
       packed_weight->t_(c10::attr::value, packed_tensor);
       packed_weight->output()->inferTypeFrom(packed_tensor);
       graph.insertNode(packed_weight);
@@ -145,7 +188,8 @@ void pack_linears(torch::jit::Graph& graph, const LinearPlan& plan, KernelPath& 
       } else {
         torch::jit::Value* panels = graph.insertConstant(c10::IValue());
         if (plan.small_rows) {
-          panels = graph.insertConstant(pack_panels(*weight));
+          panels = graph.insertConstant(
+              derived.get("panels", {*weight}, [&] { return pack_panels(*weight); }));
           ++path.small_row_linears;
         }
         torch::jit::Value* limit = graph.insertConstant(plan.small_gemm_rows);
