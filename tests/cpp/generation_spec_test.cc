@@ -1,7 +1,9 @@
 // The manifest's "generation" record as the generator reads it (cpp/src/generation/
 // generation_spec.cc): exports whose decode does not write the cache in place are refused.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
 
 #include "generation/generation_spec.h"
@@ -14,11 +16,15 @@ tsrunner::Manifest decoder_manifest(const std::string& cache_fields) {
   tsrunner::Manifest manifest;
   manifest.task = "causal-lm";
   manifest.max_length = 64;
-  manifest.raw_json = R"({"generation": {"kind": "decoder", "methods": {"prefill": "prefill",
+  const std::string json_text =
+      R"({"generation": {"kind": "decoder", "methods": {"prefill": "prefill",
       "decode": "decode"}, "num_layers": 2, "cache": {"layout": ["batch", "heads", "sequence",
       "head_dim"], "key": [4, 8], "value": [4, 8], "dtype": "float32")" +
-                      cache_fields + R"(}, "max_context": 64, "eos_token_ids": [0],
+      cache_fields + R"(}, "max_context": 64, "eos_token_ids": [0],
       "defaults": {}}})";
+  manifest.generation = std::make_shared<const tsrunner::detail::GenerationSpec>(
+      tsrunner::detail::parse_generation_record(nlohmann::json::parse(json_text)["generation"],
+                                                manifest));
   return manifest;
 }
 

@@ -85,6 +85,7 @@ const GenerationSpec& read_generation_spec(const Manifest& manifest) {
     throw InvalidInput("this " + manifest.task +
                        " export cannot generate: its manifest has no \"generation\" record " + why);
   }
+  if (!manifest.generation->refusal.empty()) throw LoadError(manifest.generation->refusal);
   return *manifest.generation;
 }
 
@@ -125,9 +126,9 @@ GenerationSpec parse_generation_record(const json& record, const Manifest& manif
   // Exports before the in-place cache returned each step's keys/values (a copy of the whole
   // cache per step inside the graph); the generator drives only decode methods that write in place.
   if (cache.value("update", std::string()) != "in_place") {
-    throw LoadError(
+    spec.refusal =
         "this generation export's decode returns its keys/values instead of writing them into "
-        "the cache (an older tsrunner export): re-export the model with this tsrunner");
+        "the cache (an older tsrunner export): re-export the model with this tsrunner";
   }
   spec.key_heads = key[0].get<int64_t>();
   spec.key_dim = key[1].get<int64_t>();

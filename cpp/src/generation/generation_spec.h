@@ -44,6 +44,9 @@ struct GenerationSpec {
   std::shared_ptr<const TokenBiases> token_biases;
   bool remove_invalid_values = false;                           // the saved remove_invalid_values
   std::optional<std::pair<int64_t, double>> exponential_decay;  // the saved (start, factor)
+  // Why the generator refuses this export (an older export format), or empty. Its other uses
+  // (forward, tsrun info) still load.
+  std::string refusal;
   // Saved settings HF generate would apply and this runner does not: refused where they apply.
   std::vector<UnsupportedSetting> unsupported;
 };
