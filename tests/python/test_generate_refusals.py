@@ -274,3 +274,21 @@ def test_saved_token_biases_give_hf_generate_tokens(plain, tmp_path):
         assert expected != _hf_generate(directory, PROMPTS, **params), "the settings do nothing"
         got = biased.generate(PROMPTS, details=True, **params)
         assert [r["token_ids"] for r in got] == expected, params
+
+
+def test_saved_biases_outside_the_vocabulary_are_refused(plain, tmp_path):
+    """HF's SequenceBias/NoBadWords processors raise ValueError for a token id outside the
+    vocabulary; so does the runner, in one line naming the setting, not silently skip it."""
+    path, runner = plain
+    vocab = runner.manifest["vocab_size"]
+    for name, value in (("sequence_bias", [[[vocab + 3], 2.0]]), ("bad_words_ids", [[vocab]])):
+        manifest = copy.deepcopy(runner.manifest)
+        manifest["generation"]["generation_config"][name] = value
+        target = tmp_path / f"{name}.pt"
+        resave(
+            path,
+            target,
+            edit_files=lambda files, m=manifest: {**files, "tsrunner/manifest.json": json.dumps(m)},
+        )
+        with pytest.raises(ValueError, match=f"saved {name} names token .*outside the vocabulary"):
+            tsrunner.Runner(target, threads=1).generate(PROMPTS[0], max_new_tokens=2)

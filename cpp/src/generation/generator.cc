@@ -166,9 +166,32 @@ Generator::Generator(const Runner& runner, GeneratorOptions options)
   if (options.max_batch < 1) {
     throw InvalidInput("max_batch must be at least 1, not " + std::to_string(options.max_batch));
   }
+  // The cache lives in host memory and decode writes into it in place: on another device the
+  // writes would land in copies and the next tokens would be wrong, so refuse rather than guess.
+  if (!c10::Device(runner.options().device).is_cpu()) {
+    throw InvalidInput("generation runs on the CPU only; this runner's device is \"" +
+                       runner.options().device + "\"");
+  }
   impl_->runner = &runner;
   impl_->options = options;
   impl_->spec = detail::read_generation_spec(runner.manifest());
+  if (impl_->spec.token_biases && runner.manifest().vocab_size) {
+    // HF's processors refuse ids outside the vocabulary (ValueError at generate): so do we.
+    const int64_t vocab = *runner.manifest().vocab_size;
+    const auto check = [vocab](const std::vector<detail::SequenceBias>& entries, const char* name) {
+      for (const detail::SequenceBias& entry : entries) {
+        for (int64_t id : entry.tokens) {
+          if (id >= vocab) {
+            throw InvalidInput(std::string("the model's saved ") + name + " names token " +
+                               std::to_string(id) + ", outside the vocabulary [0, " +
+                               std::to_string(vocab) + ")");
+          }
+        }
+      }
+    };
+    check(impl_->spec.token_biases->sequence_bias, "sequence_bias");
+    check(impl_->spec.token_biases->bad_words, "bad_words_ids");
+  }
   if (runner.has_tokenizer()) impl_->tokenizer = &runner.tokenizer();
 }
 

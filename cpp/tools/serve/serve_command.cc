@@ -116,13 +116,15 @@ std::string info_json(const std::vector<ServedModel>& models, const ServeOptions
   }
   ordered_json served = ordered_json::array();
   for (const ServedModel& model : models) {
-    served.push_back({{"name", model.name},
-                      {"task", model.runner->manifest().task},
-                      {"max_input_length", model.runner->manifest().max_length},
-                      {"text_routes", model.pipeline != nullptr},
-                      {"generates", model.generator != nullptr},
-                      {"kernel_path", model.runner->kernel_path()},
-                      {"compute", model.runner->options().compute}});
+    served.push_back(
+        {{"name", model.name},
+         {"task", model.runner->manifest().task},
+         {"max_input_length", model.runner->manifest().max_length},
+         {"text_routes", model.pipeline != nullptr},
+         {"generates", model.generator != nullptr},
+         {"kernel_path", model.runner->kernel_path()},
+         {"engine", model.runner->kernel_path()},  // deprecated: kernel_path's first name
+         {"compute", model.runner->options().compute}});
   }
   const ordered_json info = {{"model_id", first.name},
                              {"model_sha", nullptr},
