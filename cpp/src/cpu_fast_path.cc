@@ -3,9 +3,11 @@
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu_isa.h"
@@ -43,6 +45,21 @@ bool has_rewritable_linear(const torch::jit::Module& module) {
 bool forced_failure() {
   const char* value = std::getenv("TSR_TEST_FAIL_FAST_PATH");
   return value != nullptr && std::string(value) == "1";
+}
+
+// "; figures of forward; prefill: 25 GEMMs, 6 attentions and 13 layer norms rewritten; ...": the
+// other methods of a generation export, each rewritten on its own graph (weights shared).
+std::string other_methods(const std::vector<std::pair<std::string, KernelPath>>& per_method,
+                          const std::string& main_name) {
+  std::string text = "; figures of " + main_name;
+  for (const auto& [name, counts] : per_method) {
+    if (name == main_name) continue;
+    text += "; " + name + ": " + std::to_string(counts.packed_linears) + " GEMMs, ";
+    if (counts.int8_linears > 0) text += std::to_string(counts.int8_linears) + " int8 Linear, ";
+    text += std::to_string(counts.fused_attentions) + " attentions and " +
+            std::to_string(counts.fused_layer_norms) + " layer norms rewritten";
+  }
+  return text;
 }
 
 }  // namespace
@@ -85,30 +102,48 @@ KernelPath apply_cpu_fast_path(
     }
     torch::jit::Module fast = torch::jit::freeze(module, methods);
     const LinearPlan linear_plan = plan_linears(bf16, kernels);
-    KernelPath rewritten;
+    // Counted per method: a generation export's forward, prefill and decode each hold the
+    // model's layers, and the reason describes one model, not their sum.
+    std::vector<std::pair<std::string, KernelPath>> per_method;
     DerivedWeights derived;  // one packed copy of a weight for all the methods
     for (const torch::jit::Method& method : fast.get_methods()) {
-      rewritten.conv1d_linears += addmm_to_linear(*method.graph(), derived);
-      rewritten.merged_groups += merge_sibling_linears(*method.graph(), derived);
-      pack_linears(*method.graph(), linear_plan, rewritten, derived);
+      KernelPath counts;
+      counts.conv1d_linears += addmm_to_linear(*method.graph(), derived);
+      counts.merged_groups += merge_sibling_linears(*method.graph(), derived);
+      pack_linears(*method.graph(), linear_plan, counts, derived);
       for (const torch::jit::Node* node : method.graph()->nodes()) {  // as exported
         if (node->kind() == c10::Symbol::fromQualString("tsrunner::linear_int8")) {
-          ++rewritten.int8_linears;
+          ++counts.int8_linears;
         }
       }
-      rewritten.merged_groups += merge_sibling_int8_linears(*method.graph());
-      fold_int8_epilogues(*method.graph(), rewritten);
+      counts.merged_groups += merge_sibling_int8_linears(*method.graph());
+      fold_int8_epilogues(*method.graph(), counts);
       using Attention = KernelSettings::Attention;
       if (kernels.attention != Attention::kOff) {
-        rewritten.fused_attentions += fuse_attention(*method.graph());
+        counts.fused_attentions += fuse_attention(*method.graph());
       }
       if (kernels.attention == Attention::kInPlace) {
-        rewritten.attentions_in_place += fuse_self_attention(*method.graph());
+        counts.attentions_in_place += fuse_self_attention(*method.graph());
       }
-      if (kernels.layer_norm) rewritten.fused_layer_norms += fuse_layer_norms(*method.graph());
+      if (kernels.layer_norm) counts.fused_layer_norms += fuse_layer_norms(*method.graph());
+      per_method.emplace_back(method.name(), counts);
     }
-    if (rewritten.packed_linears == 0 && rewritten.fused_attentions == 0 &&
-        rewritten.fused_layer_norms == 0) {
+    if (per_method.empty()) {
+      result.reason = "no methods to rewrite";
+      return result;
+    }
+    // The reason's figures are forward's (what Runner::run calls), or the first method's.
+    auto main_method = std::find_if(per_method.begin(), per_method.end(),
+                                    [](const auto& entry) { return entry.first == "forward"; });
+    if (main_method == per_method.end()) main_method = per_method.begin();
+    KernelPath rewritten = main_method->second;
+    bool anything_rewritten = false;
+    for (const auto& [name, counts] : per_method) {
+      anything_rewritten = anything_rewritten || counts.packed_linears > 0 ||
+                           counts.fused_attentions > 0 || counts.fused_layer_norms > 0;
+      rewritten.small_row_linears = std::max(rewritten.small_row_linears, counts.small_row_linears);
+    }
+    if (!anything_rewritten) {
       result.reason = "no float32 Linear with constant weights";
       return result;
     }
@@ -152,6 +187,7 @@ KernelPath apply_cpu_fast_path(
       rewritten.reason +=
           "; " + std::to_string(rewritten.fused_layer_norms) + " layer norms on the few-row kernel";
     }
+    if (per_method.size() > 1) rewritten.reason += other_methods(per_method, main_method->first);
     return rewritten;
   } catch (const std::exception& error) {
     std::string why = error.what();

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,18 @@ def test_manifest_records_generation(decoder):
     assert all(check["passed"] for check in record["validation"])
     text = tsrunner.manifest.describe(tsrunner.read_manifest(path))
     assert "generates" in text and "eos" in text
+
+
+def test_kernel_path_reason_describes_one_model(decoder):
+    """forward, prefill and decode each hold the model's layers: the reason gives forward's
+    figures and each other method's own, not their sum."""
+    _, _, runner = decoder
+    reason = runner.kernel_path_reason
+    forward = re.search(r"\): (\d+) GEMMs,", reason)
+    prefill = re.search(r"; prefill: (\d+) GEMMs, (\d+) attentions", reason)
+    decode = re.search(r"; decode: (\d+) GEMMs,", reason)
+    assert forward and prefill and decode and "figures of forward" in reason, reason
+    assert int(forward[1]) == int(prefill[1]) == int(decode[1]) > 0, reason
 
 
 @pytest.mark.parametrize(
