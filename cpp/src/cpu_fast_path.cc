@@ -116,7 +116,7 @@ KernelPath apply_cpu_fast_path(
           ++counts.int8_linears;
         }
       }
-      counts.merged_groups += merge_sibling_int8_linears(*method.graph());
+      counts.merged_groups += merge_sibling_int8_linears(*method.graph(), derived);
       fold_int8_epilogues(*method.graph(), counts);
       using Attention = KernelSettings::Attention;
       if (kernels.attention != Attention::kOff) {

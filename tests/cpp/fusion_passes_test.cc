@@ -286,6 +286,54 @@ TEST(AddmmToLinear, MethodsOfOneModelShareOneDerivedWeight) {
   EXPECT_TRUE(transposed[0].is_same(transposed[1]));
 }
 
+// Two int8 Linear layers on one input (as an int8 export's query and key), each reshaped.
+std::shared_ptr<torch::jit::Graph> sibling_int8_graph(const std::vector<at::Tensor>& constants) {
+  const std::string ir = R"IR(
+graph(%x : Tensor, %p1 : Tensor, %s1 : Tensor, %u1 : Tensor, %p2 : Tensor, %s2 : Tensor, %u2 : Tensor):
+  %none : NoneType = prim::Constant()
+  %n : int = prim::Constant[value=16]()
+  %attr : str = prim::Constant[value="none"]()
+  %shape : int[] = prim::Constant[value=[-1, 4, 4]]()
+  %a : Tensor = tsrunner::linear_int8(%x, %p1, %s1, %u1, %none, %none, %n, %attr, %none, %none)
+  %b : Tensor = tsrunner::linear_int8(%x, %p2, %s2, %u2, %none, %none, %n, %attr, %none, %none)
+  %a4 : Tensor = aten::reshape(%a, %shape)
+  %b4 : Tensor = aten::reshape(%b, %shape)
+  return (%a4, %b4))IR";
+  auto graph = std::make_shared<torch::jit::Graph>();
+  torch::jit::parseIR(ir, graph.get());
+  const std::vector<torch::jit::Value*> inputs(graph->inputs().begin() + 1, graph->inputs().end());
+  torch::jit::WithInsertPoint at_start(graph->nodes().front());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    inputs[i]->replaceAllUsesWith(graph->insertConstant(constants[i]));
+  }
+  return graph;
+}
+
+TEST(Int8SiblingMerge, MethodsOfOneModelShareOneMergedWeight) {
+  // An int8 export with buckets has one method per bucket, each holding the same layers: the
+  // merged Q/K/V panels are made once for all of them.
+  const at::Tensor panels = at::randint(-127, 127, {1, 8, 64}, at::kChar);
+  const at::Tensor scales = at::rand({16});
+  const at::Tensor sums = at::randint(-100, 100, {16}, at::kInt);
+  const std::vector<at::Tensor> constants{panels, scales, sums, panels.clone(), scales, sums};
+  tsrunner::detail::DerivedWeights derived;
+  std::vector<at::Tensor> merged;
+  for (int method = 0; method < 2; ++method) {
+    auto graph = sibling_int8_graph(constants);
+    ASSERT_EQ(tsrunner::detail::merge_sibling_int8_linears(*graph, derived), 1);
+    ASSERT_EQ(count(*graph, "tsrunner::linear_int8"), 1);
+    graph->lint();
+    for (const torch::jit::Node* node : graph->nodes()) {
+      if (node->kind() == c10::Symbol::fromQualString("tsrunner::linear_int8")) {
+        merged.push_back(torch::jit::toIValue(node->input(1))->toTensor());
+      }
+    }
+  }
+  ASSERT_EQ(merged.size(), 2u);
+  EXPECT_TRUE(merged[0].is_same(merged[1]));
+  EXPECT_TRUE(at::equal(merged[0], at::cat({constants[0], constants[3]}, 0)));
+}
+
 TEST(AddmmToLinear, LeavesOtherAddmmCallsAsTheyAre) {
   const auto unchanged = [](const std::shared_ptr<torch::jit::Graph>& graph) {
     tsrunner::detail::DerivedWeights derived;

@@ -34,8 +34,9 @@ int merge_sibling_linears(torch::jit::Graph& graph, DerivedWeights& derived);
 // same smoothing (attention's query, key and value, smoothed alike at export) into one call
 // over their concatenated panels, as merge_sibling_linears does for float32: one quantization
 // of the input, one GEMM, and the Q/K/V layout tsrunner::self_attention reads in place.
+// The merged tensors come from `derived`, so the methods of one model share them.
 // Returns the number of groups merged.
-int merge_sibling_int8_linears(torch::jit::Graph& graph);
+int merge_sibling_int8_linears(torch::jit::Graph& graph, DerivedWeights& derived);
 
 // Folds the GELU or the residual add that alone follows a tsrunner::linear_int8 into its
 // epilogue (its attr / other arguments); counts them into `path`.

@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "rewrites/derived_weights.h"
 #include "rewrites/fusion_passes.h"
 #include "rewrites/graph_match.h"
 
@@ -54,7 +55,7 @@ bool same_optional(Value* a, Value* b) {
 
 }  // namespace
 
-int merge_sibling_int8_linears(torch::jit::Graph& graph) {
+int merge_sibling_int8_linears(torch::jit::Graph& graph, DerivedWeights& derived) {
   std::map<Value*, std::vector<Node*>> by_input;
   std::vector<Value*> inputs_in_order;
   for (Node* node : graph.nodes()) {
@@ -93,10 +94,14 @@ int merge_sibling_int8_linears(torch::jit::Graph& graph) {
       int64_t total = 0;
       for (int64_t width : widths) total += width;
       std::vector<Value*> inputs(first->inputs().begin(), first->inputs().end());
-      inputs[kPanels] = graph.insertConstant(at::cat(panels, 0));
-      inputs[kScales] = graph.insertConstant(at::cat(scales, 0));
-      inputs[kSums] = graph.insertConstant(at::cat(sums, 0));
-      if (!biases.empty()) inputs[kBias] = graph.insertConstant(at::cat(biases, 0));
+      // Each merged tensor made once for all the methods that hold these layers.
+      const auto merged = [&](const char* kind, const std::vector<at::Tensor>& parts) {
+        return graph.insertConstant(derived.get(kind, parts, [&] { return at::cat(parts, 0); }));
+      };
+      inputs[kPanels] = merged("int8_panels", panels);
+      inputs[kScales] = merged("int8_scales", scales);
+      inputs[kSums] = merged("int8_sums", sums);
+      if (!biases.empty()) inputs[kBias] = merged("int8_bias", biases);
       inputs[kOutFeatures] = graph.insertConstant(total);
       wide = graph.insertNode(graph.create(first->kind(), inputs, 1));
       wide->output()->setType(first->output()->type());
