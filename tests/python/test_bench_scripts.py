@@ -87,17 +87,28 @@ def test_text_throughput_runs_every_contender(tmp_path):
     subprocess.run([*command, "--out", report], check=True, capture_output=True, timeout=600)
     text = report.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "seconds" not in line]
+    bf16_rows = [
+        "| tsrun --input --batch-size 32 --threads 1 --compute bf16",
+        "| tsrun ... --threads 1 --concurrent-batches 1 --compute bf16 (opt-in)",
+    ]
     assert [row.split(" | ")[0] for row in rows] == [
-        "| sentence-transformers encode(batch_size=32)",
+        "| sentence-transformers encode(batch_size=32), fresh process",
+        "| sentence-transformers encode(batch_size=32), model loaded in this process",
         "| tsrun --input --batch-size 32 --threads 1",
         "| tsrun --input --batch-size 32 --threads 1 --concurrent-batches 1",
         "| tsrun ... --threads 1 --concurrent-batches 1 --kernel-path default",
         "| padded to 128, batches of 32 (original docs)",
-    ] + (["| tsrun ... --threads 1 --concurrent-batches 1 --compute bf16 (opt-in)"] * BF16) + (
-        ["| same, oneDNN's bf16 GEMM (TSR_BF16_KERNEL=0)"] * BF16_KERNEL
-    )
+    ] + (bf16_rows * BF16) + (["| same, oneDNN's bf16 GEMM (TSR_BF16_KERNEL=0)"] * BF16_KERNEL)
     agreement = re.findall(r"^- (out-\S+): min cosine ([0-9.]+), max \|diff\| (\S+);", text, re.M)
-    assert len(agreement) == 3 + BF16 + BF16_KERNEL, text  # every tsrun configuration, against s-t
+    # every tsrun configuration, against sentence-transformers
+    assert len(agreement) == 3 + 2 * BF16 + BF16_KERNEL, text
+    # each precision's best against the fresh sentence-transformers process, bf16's target
+    summary = re.findall(
+        r"^- tsrun (\w+) / sentence-transformers: ([0-9.]+)x \((.*)\)$", text, re.M
+    )
+    assert [precision for precision, _, _ in summary] == ["fp32"] + ["bf16"] * BF16, text
+    assert all(float(ratio) > 0 for _, ratio, _ in summary)
+    assert all(("target >= 2.5x" in rest) == (p == "bf16") for p, _, rest in summary), text
     for name, cosine, difference in agreement:  # bf16 rounds: held to the cosine gate only
         assert float(cosine) >= 0.9999, text
         assert float(difference) < 1e-4 or name.endswith("-bf16.jsonl"), text
