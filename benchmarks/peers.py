@@ -951,7 +951,7 @@ def main(argv: list[str] | None = None) -> int:
             out_dir / "benchmarks.md",
             interleave_markdown(results),
             (INTERLEAVE_BEGIN, INTERLEAVE_END),
-            "tsrunner and ONNX Runtime, interleaved rounds",
+            "tsrunner and its peers, interleaved rounds",
         )
         print(f"wrote {out_dir / 'benchmarks.md'}")
         return 0
