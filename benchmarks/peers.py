@@ -306,6 +306,10 @@ def tsrun_bench(
     return json.loads(result.stdout)
 
 
+# What each peer runner ran (fused operators, precision, ISA), for the report.
+PEER_LABELS: dict[str, str] = {}
+
+
 def make_peer(name: str):
     """A maker for one of peer_runners' runners: its files built, then loaded."""
 
@@ -313,6 +317,7 @@ def make_peer(name: str):
         runner = peer_runners.RUNNERS[name]
         runner.prepare(model_dir, work)
         call, label = runner.load(model_dir, work, threads)
+        PEER_LABELS[name] = label
         print(f"[prepare] {name}: {label}", flush=True)
         return call
 
@@ -540,6 +545,7 @@ def measure(args) -> dict:
         **run_identity(),
         "load_average": os.getloadavg(),
         "tsrun_engines": engines,
+        "peers": {name: PEER_LABELS[name] for name in args.runners if name in PEER_LABELS},
         "mkl_sgemm_gflop_per_s": sgemm,
         "onednn_gemm_gflop_per_s": onednn,
         "model": model_label(model_dir),
@@ -763,6 +769,11 @@ def markdown(results: dict, plot_name: str) -> str:
         + "; load average at the end of the run: "
         + ", ".join(f"{x:.1f}" for x in results.get("load_average", ()))
         + ".",
+        *(
+            ["What each peer ran: " + "; ".join(f"{k} = {v}" for k, v in peers.items()) + "."]
+            if (peers := results.get("peers"))
+            else []
+        ),
         "",
         "Each cell: median latency in ms / sequences per second / speedup over Transformers eager "
         "at that shape. Shapes are timed one runner after another, so ratios in one row share "
