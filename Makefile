@@ -187,7 +187,7 @@ bench: install
 # sentence-transformers (text_throughput.py). About 15 minutes on 2 quiet cores; needs a quiet
 # machine. The peers' converted models are kept in BENCH_PEERS_DIR between runs.
 BENCH_PEERS_DIR ?= $(or $(TMPDIR),/tmp)/tsr-peers-bench
-BENCH_PEERS_RUNNERS ?= onnxruntime,openvino-fp32,openvino-bf16,openvino-int8,ctranslate2-int8,tsrun-fp32,tsrun-bf16,tsrun-int8
+BENCH_PEERS_RUNNERS ?= onnxruntime,onnxruntime-int8,openvino-fp32,openvino-bf16,openvino-int8,openvino-int8-bf16,ctranslate2-int8,tsrun-fp32,tsrun-bf16,tsrun-int8
 bench-peers: install
 	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
 	mkdir -p $(BENCH_PEERS_DIR)
