@@ -211,8 +211,8 @@ bench-generate: install
 
 # int8 (docs/benchmarks.md, "int8 at fp32 accuracy"): MiniLM's int8 export (gated at the 97% it
 # reaches), why int8 changes nearest neighbours and what the peers' int8 keeps, simulated finer
-# schemes, speed and peak RSS per precision, where the time goes. Tens of minutes on 2 shared
-# cores, so not in `make test`.
+# schemes and mixed int8/bf16 assignments, speed and peak RSS per precision, where the time goes.
+# Tens of minutes on 2 shared cores, so not in `make test`.
 BENCH_INT8_DIR ?= $(or $(TMPDIR),/tmp)/tsr-int8-bench
 bench-int8: fixtures
 	$(PIP) install -q $(CONSTRAINTS) -r requirements/bench.txt
@@ -223,6 +223,7 @@ bench-int8: fixtures
 	$(PY) benchmarks/int8_neighbours.py --int8 $(BENCH_INT8_DIR)/minilm-int8.pt \
 	  --fp32 build/fixtures/minilm.pt --work-dir $(BENCH_INT8_DIR)
 	$(PY) benchmarks/int8_schemes.py --work-dir $(BENCH_INT8_DIR)
+	$(PY) benchmarks/int8_mixed.py --per-layer --greedy 1.5e-5,3e-5,5e-5,8e-5 --work-dir $(BENCH_INT8_DIR)
 	$(PY) benchmarks/int8_speed.py build/fixtures/minilm.pt $(BENCH_INT8_DIR)/minilm-int8.pt --bf16
 	$(PY) benchmarks/int8_profile.py build/fixtures/minilm.pt $(BENCH_INT8_DIR)/minilm-int8.pt
 

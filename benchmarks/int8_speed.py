@@ -72,6 +72,14 @@ def main() -> None:
         metavar="NAME=MODEL@TSRUN",
         help="one more contender: MODEL run by another tsrun binary (an earlier build)",
     )
+    parser.add_argument(
+        "--also-bf16",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL",
+        help="one more contender run with --compute bf16 (an int8 archive with float32 layers: "
+        "those on the bf16 kernel, the int8 ones on the int8 kernel)",
+    )
     args = parser.parse_args()
     tsrun = str(Path(sys.executable).with_name("tsrun"))
     contenders = {"fp32": (args.fp32, [], tsrun), "int8": (args.int8, [], tsrun)}
@@ -81,6 +89,9 @@ def main() -> None:
         name, _, rest = spec.partition("=")
         model, _, other = rest.partition("@")
         contenders[name] = (model, [], other or tsrun)
+    for spec in args.also_bf16:
+        name, _, model = spec.partition("=")
+        contenders[name] = (model, ["--compute", "bf16"], tsrun)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
     latency: dict[tuple, list[float]] = {}
     fastest: dict[tuple, list[float]] = {}

@@ -1,6 +1,7 @@
 """The accuracy gate (tsrunner.accuracy_gate) through the runner, per precision.
 
     python benchmarks/precision_gate.py FP32.pt [INT8.pt] [--sentences 2000] [--threads 2]
+        [--also-bf16 NAME=MODEL]
 
 The float32 archive on the default kernels is the reference; against it: the same archive with
 compute=bf16, and the int8 archive (tsrunner::linear_int8). Sentence vectors are
@@ -22,6 +23,14 @@ def main() -> None:
     parser.add_argument("int8", nargs="?")
     parser.add_argument("--sentences", type=int, default=accuracy_gate.GATE_SENTENCES)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--also-bf16",
+        action="append",
+        default=[],
+        metavar="NAME=MODEL",
+        help="one more archive run with compute=bf16 (an int8 archive with float32 layers: "
+        "those on the bf16 kernel, the int8 ones on the int8 kernel)",
+    )
     args = parser.parse_args()
     reference_runner = tsrunner.Runner(args.fp32, threads=args.threads)
     names = [spec["name"] for spec in reference_runner.manifest["inputs"]]
@@ -48,6 +57,11 @@ def main() -> None:
     }
     if args.int8:
         contenders["int8"] = tsrunner.Runner(args.int8, threads=args.threads)
+    for spec in args.also_bf16:
+        name, _, model = spec.partition("=")
+        contenders[f"{name} (compute=bf16)"] = tsrunner.Runner(
+            model, threads=args.threads, compute="bf16"
+        )
     for label, runner in contenders.items():
         result = accuracy_gate.judge(reference, vectors(runner), "embedding", accuracy_gate.Gate())
         print(f"| {label} | {result.summary()} |")

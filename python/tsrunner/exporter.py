@@ -564,6 +564,16 @@ def _judge(checks: list[ShapeCheck], options: ExportOptions, plan: _TracePlan) -
     return all_passed and options.shapes != "fixed" and not plan.images and not options.buckets
 
 
+# Where int8 misses the gate, bf16 is the lower precision that keeps the answers: int8 with some
+# layers kept in bf16 or float32 passes only with most multiply-adds out of int8, no faster than
+# bf16 everywhere (docs/benchmarks.md, "Mixed precision").
+BF16_INSTEAD = (
+    "For float32's answers at lower precision export without --quantize and run with --compute "
+    "bf16 (CPUs with AVX512-BF16 or AMX; all-MiniLM-L6-v2 keeps 99.7% of nearest neighbours at "
+    "~1.5x float32's speed, docs/benchmarks.md)"
+)
+
+
 def _check_int8_accuracy(
     plan: _TracePlan, traced: Any, options: ExportOptions, step: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -576,8 +586,8 @@ def _check_int8_accuracy(
         raise ExportError(
             f"int8 accuracy on real text is too low ({plan.output_names[0]}, "
             f"{result.sentences} sentences): {'; '.join(result.misses())}; "
-            f"{len(plan.float_layers)} Linear layers were kept float32; nothing was written "
-            "(--accuracy-gate accepts a lower gate)"
+            f"{len(plan.float_layers)} Linear layers were kept float32; nothing was written. "
+            f"{BF16_INSTEAD}; --accuracy-gate accepts a lower gate"
         )
     return {
         **int8.describe_method(plan.float_layers, plan.layer_choices),

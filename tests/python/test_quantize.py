@@ -135,6 +135,7 @@ def test_export_that_misses_the_gate_fails_with_the_numbers(tiny_bert_dir, tmp_p
     message = str(refused.value)
     assert "int8 accuracy on real text is too low" in message and "200 sentences" in message
     assert re.search(r"cosine mean 0\.9\d{3,} \(needs 1\.0\); cosine min 0\.9\d{3,}", message)
+    assert "--compute bf16" in message  # the precision that keeps the answers, where int8 can't
     assert not path.exists() and list(tmp_path.iterdir()) == []
 
 
