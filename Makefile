@@ -71,10 +71,15 @@ scale-out-deps: $(SCALE_OUT_STAMP)
 test-python: install scale-out-deps
 	$(PY) -m pytest -m "not cluster_full and not wheel_full" --durations=25
 
-# The C++ tests build against the installed package with find_package(tsrunner), like any app.
+# The C++ tests build against the installed package with find_package(tsrunner), like any app;
+# the white-box ones link the static tsrunner::internal of the build tree `make install` used
+# (pyproject.toml's build-dir, build/<wheel tag>, the tag as scikit-build-core picks it).
+WHEEL_TAG = $$($(PY) -c 'import packaging.tags as t; print(next(str(x) for x in t.sys_tags() \
+	if "manylinux" not in x.platform and "musllinux" not in x.platform))')
 test-cpp: fixtures
 	$(VENV)/bin/cmake -S tests/cpp -B $(CPP_TESTS) -G Ninja -DCMAKE_BUILD_TYPE=Release \
-	  -DCMAKE_PREFIX_PATH="$$($(PY) -m tsrunner --cmake-prefix-path)"
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -m tsrunner --cmake-prefix-path)" \
+	  -DTSR_INTERNAL_TARGETS="$(abspath build)/$(WHEEL_TAG)/tsrunnerInternalTargets.cmake"
 	$(VENV)/bin/cmake --build $(CPP_TESTS)
 	TSR_FIXTURES="$(abspath $(FIXTURES))" $(VENV)/bin/ctest --test-dir $(CPP_TESTS) --output-on-failure
 

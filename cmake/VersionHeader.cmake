@@ -3,8 +3,8 @@
 # Written into the build tree, never the source tree; on the target's include path while
 # building (tests built in-tree included) and installed beside the other public headers.
 #
-# tsr_add_version_header(target): generates the header and attaches it to `target`.
-function(tsr_add_version_header target)
+# tsr_add_version_header(targets...): generates the header and attaches it to each target.
+function(tsr_add_version_header)
   foreach(part MAJOR MINOR PATCH)
     set(TSR_VERSION_${part} "${PROJECT_VERSION_${part}}")
     if(TSR_VERSION_${part} STREQUAL "")
@@ -14,7 +14,9 @@ function(tsr_add_version_header target)
   set(generated_include "${PROJECT_BINARY_DIR}/generated/include")
   configure_file("${PROJECT_SOURCE_DIR}/cmake/version_macros.h.in"
                  "${generated_include}/tsrunner/version_macros.h" @ONLY)
-  target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${generated_include}>)
+  foreach(target IN LISTS ARGV)
+    target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${generated_include}>)
+  endforeach()
   install(FILES "${generated_include}/tsrunner/version_macros.h"
           DESTINATION "${TSR_INSTALL_INCLUDEDIR}/tsrunner")
 endfunction()

@@ -18,6 +18,7 @@ void register_tokenizer(pybind11::module_& module);
 void register_pipeline(pybind11::module_& module);
 void register_request_queue(pybind11::module_& module);
 void register_generator(pybind11::module_& module);
+void register_testing(pybind11::module_& module);  // _core._testing
 
 // The task options of one predict call, from the keyword arguments Pipeline.predict and
 // RequestQueue.predict share (one place, so both read them alike).

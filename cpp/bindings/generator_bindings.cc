@@ -1,19 +1,13 @@
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <optional>
 
 #include "bindings.h"
-#include "generation/generation_spec.h"
-#include "generation/logits_processing.h"
-#include "generation/text_stream.h"
-#include "generation/unsupported_settings.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/generator.h"
 #include "tsrunner/runner.h"
-#include "tsrunner/tokenizer.h"
 
 namespace py = pybind11;
 
@@ -161,45 +155,9 @@ void register_generator(py::module_& module) {
           "False to cancel that sequence).");
 
   // What a generation export's saved defaults make the generator refuse (the export warns).
-  module.def(
-      "generation_refusals",
-      [](const std::string& manifest_json) {
-        const auto root = nlohmann::json::parse(manifest_json, nullptr, false);
-        if (!root.is_object() || !root.contains("generation")) return std::vector<std::string>{};
-        return detail::generation_refusals(root["generation"]);
-      },
-      py::arg("manifest_json"),
-      "One sentence per saved generation setting this runner refuses to generate with (HF's beam "
-      "sampling, logits processors it does not implement); empty when none.");
-
-  // The incremental detokenizer alone: the text each token of `ids` releases, then what the
-  // end releases (tests check pieces against the tokenizer's decode).
-  module.def(
-      "_stream_pieces",
-      [](const Tokenizer& tokenizer, const std::vector<int64_t>& ids,
-         const std::vector<std::string>& stop) {
-        detail::TextStream stream(&tokenizer, stop);
-        std::vector<py::bytes> pieces;
-        for (const int64_t id : ids) pieces.emplace_back(stream.push(id));
-        pieces.emplace_back(stream.finish());
-        return pieces;
-      },
-      py::arg("tokenizer"), py::arg("ids"), py::arg("stop") = std::vector<std::string>{});
-
-  // The sampling warpers alone, for tests against Transformers' own on a known distribution.
-  module.def(
-      "_warp_scores",
-      [](std::vector<float> scores, double temperature, int64_t top_k, double top_p, double min_p) {
-        detail::ResolvedParams params;
-        params.temperature = temperature;
-        params.top_k = top_k;
-        params.top_p = top_p;
-        params.min_p = min_p;
-        detail::apply_warpers(scores, params);
-        return scores;
-      },
-      py::arg("scores"), py::arg("temperature") = 1.0, py::arg("top_k") = 0, py::arg("top_p") = 1.0,
-      py::arg("min_p") = 0.0);
+  module.def("generation_refusals", &generation_refusals, py::arg("manifest_json"),
+             "One sentence per saved generation setting this runner refuses to generate with (HF's "
+             "beam sampling, logits processors it does not implement); empty when none.");
 }
 
 }  // namespace tsrunner::python

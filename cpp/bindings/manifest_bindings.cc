@@ -2,8 +2,8 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
-#include "archive.h"
 #include "bindings.h"
+#include "tsrunner/archive_records.h"
 #include "tsrunner/manifest.h"
 
 namespace py = pybind11;
@@ -24,10 +24,8 @@ void register_manifest(py::module_& module) {
       "The manifest JSON of an export, read and checked without loading any TorchScript code.");
   module.def(
       "read_archive_file",
-      [](const std::filesystem::path& path, const std::string& name) -> std::optional<std::string> {
-        const detail::Archive archive(path.string());
-        if (name == kManifestRecord) return archive.read_manifest().raw_json;
-        return archive.read_extra_file(name);
+      [](const std::filesystem::path& path, const std::string& name) {
+        return read_archive_file(path.string(), name);
       },
       py::arg("path"), py::arg("name"),
       "A file embedded in an export (e.g. \"tsrunner/tokenizer.json\"), or None when absent. "

@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, module) {
   tsrunner::python::register_pipeline(module);
   tsrunner::python::register_request_queue(module);
   tsrunner::python::register_generator(module);
+  tsrunner::python::register_testing(module);
 }

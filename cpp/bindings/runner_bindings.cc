@@ -3,7 +3,6 @@
 #include <torch/extension.h>
 
 #include "bindings.h"
-#include "load_hooks.h"
 #include "tsrunner/cpu_info.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/integrity.h"
@@ -69,21 +68,6 @@ void register_runner(py::module_& module) {
       py::arg("max_archive_bytes") = py::none(), py::arg("max_embedded_file_bytes") = py::none(),
       "Checks an export's size caps and content digest without loading TorchScript; returns the "
       "digest. Raises LoadError when the file was modified.");
-  module.def(
-      "_set_after_verify_hook",
-      [](std::optional<py::function> hook) {
-        if (!hook) return detail::set_after_verify_hook({});
-        // Held by a shared_ptr so that copies of the std::function share one Python reference;
-        // it is released here, with the GIL, when the next call replaces it.
-        auto callable = std::make_shared<py::function>(std::move(*hook));
-        detail::set_after_verify_hook([callable](const std::string& path) {
-          py::gil_scoped_acquire gil;
-          (*callable)(path);
-        });
-      },
-      py::arg("hook"),
-      "Tests only: calls hook(path) after a Runner verified the file, before it loads the "
-      "TorchScript; None removes it.");
   module.attr("MAX_THREADS") = kMaxThreads;
   // Bound once, field by field: a field added in C++ reaches Python by one line here, and
   // tests/python/test_runner_options.py fails until it does.

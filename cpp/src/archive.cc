@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "plain_module.h"
+#include "tsrunner/archive_records.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/manifest.h"
 
@@ -171,6 +172,12 @@ namespace tsrunner {
 
 Manifest Manifest::read_from_archive(const std::string& path) {
   return detail::Archive(path).read_manifest();
+}
+
+std::optional<std::string> read_archive_file(const std::string& path, const std::string& name) {
+  const detail::Archive archive(path);
+  if (name == kManifestRecord) return archive.read_manifest().raw_json;
+  return archive.read_extra_file(name);
 }
 
 }  // namespace tsrunner

@@ -19,11 +19,11 @@
 #include "input_check.h"
 #include "intra_op_threads.h"
 #include "kernel_settings.h"
-#include "load_hooks.h"
 #include "shape_padding.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/example_inputs.h"
 #include "tsrunner/integrity.h"
+#include "tsrunner/testing.h"
 
 namespace tsrunner {
 
@@ -42,13 +42,13 @@ void apply_interop_threads(int wanted) {
   }
 }
 
-detail::AfterVerifyHook& after_verify_hook() {
-  static detail::AfterVerifyHook hook;
+testing::AfterVerifyHook& after_verify_hook() {
+  static testing::AfterVerifyHook hook;
   return hook;
 }
 
-detail::RunHook& run_hook() {
-  static detail::RunHook hook;
+testing::RunHook& run_hook() {
+  static testing::RunHook hook;
   return hook;
 }
 
@@ -65,8 +65,8 @@ void check_thread_count(const char* name, int value) {
 
 }  // namespace
 
-void detail::set_after_verify_hook(AfterVerifyHook hook) { after_verify_hook() = std::move(hook); }
-void detail::set_run_hook(RunHook hook) { run_hook() = std::move(hook); }
+void testing::set_after_verify_hook(AfterVerifyHook hook) { after_verify_hook() = std::move(hook); }
+void testing::set_run_hook(RunHook hook) { run_hook() = std::move(hook); }
 
 void RunnerOptions::validate() const {
   check_thread_count("threads", threads);

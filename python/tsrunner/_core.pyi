@@ -3,6 +3,7 @@
 # and that nothing declared here is missing from it.
 import os
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -13,6 +14,10 @@ MANIFEST_SCHEMA_VERSION: int
 KNOWN_TASKS: list[str]
 MAX_CONCURRENT_BATCHES: int
 MAX_THREADS: int
+# Test hooks and internals for tsrunner's own tests, apart from the product API
+# (cpp/bindings/testing_bindings.cc): set_after_verify_hook(hook), stream_pieces(tokenizer, ids,
+# stop=[]) -> list[bytes], warp_scores(scores, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0).
+_testing: ModuleType
 
 def read_manifest(path: str | os.PathLike[str]) -> str: ...
 def read_archive_file(path: str | os.PathLike[str], name: str) -> str | None: ...
@@ -26,7 +31,6 @@ def verify_archive(
 ) -> str: ...
 def cpu_model() -> str: ...
 def auto_kernel_path() -> str: ...
-def _set_after_verify_hook(hook: Callable[[str], None] | None) -> None: ...
 
 class RunnerOptions:
     threads: int
@@ -177,11 +181,3 @@ class Generator:
     ) -> list[dict[str, Any]]: ...
 
 def generation_refusals(manifest_json: str) -> list[str]: ...
-def _stream_pieces(tokenizer: Tokenizer, ids: list[int], stop: list[str] = ...) -> list[bytes]: ...
-def _warp_scores(
-    scores: list[float],
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    min_p: float = 0.0,
-) -> list[float]: ...

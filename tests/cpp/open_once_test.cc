@@ -9,10 +9,10 @@
 #include <optional>
 #include <string>
 
-#include "load_hooks.h"
 #include "test_paths.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/runner.h"
+#include "tsrunner/testing.h"
 
 namespace {
 
@@ -26,10 +26,10 @@ using tsrunner::testing::read_bytes;
 // Installs a hook for one scope, so a failing test leaves none behind.
 class HookScope {
  public:
-  explicit HookScope(tsrunner::detail::AfterVerifyHook hook) {
-    tsrunner::detail::set_after_verify_hook(std::move(hook));
+  explicit HookScope(tsrunner::testing::AfterVerifyHook hook) {
+    tsrunner::testing::set_after_verify_hook(std::move(hook));
   }
-  ~HookScope() { tsrunner::detail::set_after_verify_hook({}); }
+  ~HookScope() { tsrunner::testing::set_after_verify_hook({}); }
 };
 
 std::string temp_copy(const std::string& source, const std::string& name) {

@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "intra_op_threads.h"
-#include "load_hooks.h"
 #include "test_paths.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/example_inputs.h"
 #include "tsrunner/pipeline.h"
+#include "tsrunner/testing.h"
 
 namespace {
 
@@ -229,14 +229,14 @@ TEST(SdkSafety, MovedFromObjectsThrowInsteadOfCrashing) {
 class RunGate {
  public:
   RunGate() {
-    tsrunner::detail::set_run_hook([this] {
+    tsrunner::testing::set_run_hook([this] {
       std::unique_lock<std::mutex> lock(mutex_);
       ++entered_;
       changed_.notify_all();
       changed_.wait(lock, [this] { return open_; });
     });
   }
-  ~RunGate() { tsrunner::detail::set_run_hook(nullptr); }
+  ~RunGate() { tsrunner::testing::set_run_hook(nullptr); }
   void wait_for_entries(int count) {
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait(lock, [&] { return entered_ >= count; });
@@ -299,13 +299,13 @@ TEST(SdkSafety, EachRunnerRunsWithItsOwnThreadCount) {
   EXPECT_EQ(two.options().threads, 2);
 
   std::vector<int> seen;
-  tsrunner::detail::set_run_hook([&] { seen.push_back(intra_op_threads()); });
+  tsrunner::testing::set_run_hook([&] { seen.push_back(intra_op_threads()); });
   const TensorMap inputs = tsrunner::make_example_inputs(one.manifest(), 1, 8);
   (void)one.run(inputs);
   (void)two.run(inputs);
   (void)one.run(inputs);
   std::thread([&] { (void)two.run(inputs); }).join();  // any calling thread
-  tsrunner::detail::set_run_hook(nullptr);
+  tsrunner::testing::set_run_hook(nullptr);
   EXPECT_EQ(seen, (std::vector<int>{1, 2, 1, 2}));
   EXPECT_EQ(intra_op_threads(), 3) << "a run left its count on the calling thread";
   EXPECT_EQ(fresh_thread_count(), default_for_new_threads);

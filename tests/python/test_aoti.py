@@ -233,11 +233,11 @@ def test_a_file_swapped_after_the_check_is_not_what_runs(tiny_bert_pt2, tiny_ber
         os.replace(other, loading)
         swapped.append(loading)
 
-    _core._set_after_verify_hook(swap)
+    _core._testing.set_after_verify_hook(swap)
     try:
         runner = tsrunner.Runner(path, threads=1)
     finally:
-        _core._set_after_verify_hook(None)
+        _core._testing.set_after_verify_hook(None)
     assert swapped == [str(path)]
     assert tsrunner.read_manifest(path)["max_length"] == 32  # the swapped file on disk
     assert runner.manifest["max_length"] == 64  # the verified one was loaded

@@ -187,7 +187,7 @@ def capi() -> CApi:
 
 
 def test_every_function_in_the_header_is_exported(capi):
-    declared = re.findall(r"TSR_C_API [^;(]*?\b(tsr_\w+)\(", HEADER.read_text())
+    declared = re.findall(r"TSR_API [^;(]*?\b(tsr_\w+)\(", HEADER.read_text())
     assert len(declared) > 40 and "tsr_runner_run" in declared
     symbols = subprocess.run(
         ["readelf", "--dyn-syms", "--wide", str(PREFIX / "lib" / "libtsrunner.so")],

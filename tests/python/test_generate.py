@@ -200,13 +200,16 @@ def test_warpers_match_transformers():
         expected = scores.clone()
         for warper in warpers:
             expected = warper(None, expected)
-        got = torch.tensor([_core._warp_scores(scores[0].tolist(), **settings)])
+        got = torch.tensor([_core._testing.warp_scores(scores[0].tolist(), **settings)])
         kept = torch.isfinite(expected)
         assert torch.equal(torch.isfinite(got), kept), settings
         torch.testing.assert_close(got[kept], expected[kept], msg=str(settings))
     # top_p 0.8 keeps the smallest set of most likely tokens reaching 0.8: 0.4+0.25+0.15.
     assert (
-        torch.isfinite(torch.tensor(_core._warp_scores(scores[0].tolist(), top_p=0.8))).sum() == 3
+        torch.isfinite(
+            torch.tensor(_core._testing.warp_scores(scores[0].tolist(), top_p=0.8))
+        ).sum()
+        == 3
     )
 
 
@@ -242,12 +245,12 @@ def test_incremental_detokenizer_releases_whole_characters(decoder):
     text = "naïve café 🙂 done — ok"
     ids = tokenizer.encode(text).ids
     assert len(ids) > len(text.split())  # several characters are split into byte tokens
-    pieces = _core._stream_pieces(tokenizer, ids)
+    pieces = _core._testing.stream_pieces(tokenizer, ids)
     assert b"".join(pieces).decode() == tokenizer.decode(ids) == text
     for piece in pieces:
         piece.decode("utf-8")  # complete characters only: strict decoding succeeds
         assert "\ufffd" not in piece.decode()
-    cut = _core._stream_pieces(tokenizer, ids, ["🙂 do"])
+    cut = _core._testing.stream_pieces(tokenizer, ids, ["🙂 do"])
     assert b"".join(cut).decode() == "naïve café "
     assert all("🙂".encode() not in piece for piece in cut)
 

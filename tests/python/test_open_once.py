@@ -21,8 +21,8 @@ from tsrunner import _core
 @pytest.fixture
 def after_verify():
     """Installs a hook for one test and always removes it."""
-    yield _core._set_after_verify_hook
-    _core._set_after_verify_hook(None)
+    yield _core._testing.set_after_verify_hook
+    _core._testing.set_after_verify_hook(None)
 
 
 def _inputs():

@@ -93,7 +93,7 @@ _HEADER = Path(__file__).resolve().parents[2] / "cpp" / "include" / "tsrunner" /
 def _cpp_option_fields() -> list[str]:
     """The data members of tsrunner::RunnerOptions, read from the public header."""
     text = _HEADER.read_text()
-    body = text[text.index("struct RunnerOptions {") : text.index("void validate() const;")]
+    body = text[text.index("struct TSR_API RunnerOptions {") : text.index("void validate() const;")]
     return re.findall(
         r"^\s+(?:int|bool|uint64_t|std::string|std::optional<[\w:]+>)\s+(\w+)\s*[=;]",
         body,

@@ -17,14 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tsrunner/export.h"         /* TSR_API */
 #include "tsrunner/version_macros.h" /* TSRUNNER_VERSION_MAJOR/MINOR/PATCH/STRING */
-
-/* Exported even from a build with -fvisibility=hidden. */
-#if defined(__GNUC__)
-#define TSR_C_API __attribute__((visibility("default")))
-#else
-#define TSR_C_API
-#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -82,98 +76,98 @@ typedef struct tsr_tensor {
 /* ---- versions and errors (never fail) ---- */
 
 /* The library's version, e.g. "0.1.0" (static storage). */
-TSR_C_API const char* tsr_version(void);
+TSR_API const char* tsr_version(void);
 /* The TSR_ABI_VERSION the library was built with. */
-TSR_C_API int32_t tsr_abi_version(void);
+TSR_API int32_t tsr_abi_version(void);
 /* "OK", "INVALID_INPUT", "LOAD_ERROR", "ERROR", "OUT_OF_MEMORY"; "UNKNOWN" otherwise. */
-TSR_C_API const char* tsr_status_name(tsr_status status);
+TSR_API const char* tsr_status_name(tsr_status status);
 /* Bytes per element of a tsr_dtype, 0 for a value that is not one. */
-TSR_C_API size_t tsr_dtype_size(int32_t dtype);
+TSR_API size_t tsr_dtype_size(int32_t dtype);
 
 /* The status an error carries (TSR_OK for NULL). */
-TSR_C_API tsr_status tsr_error_status(const tsr_error* error);
+TSR_API tsr_status tsr_error_status(const tsr_error* error);
 /* Its one-line message ("" for NULL), valid until tsr_error_free. */
-TSR_C_API const char* tsr_error_message(const tsr_error* error);
-TSR_C_API void tsr_error_free(tsr_error* error);
+TSR_API const char* tsr_error_message(const tsr_error* error);
+TSR_API void tsr_error_free(tsr_error* error);
 
 /* Nonzero when the library and this header agree on the ABI. */
 static inline int tsr_abi_matches(void) { return tsr_abi_version() == TSR_ABI_VERSION; }
 
 /* ---- runner options (RunnerOptions in docs/cpp-api.md; each setter checks its value) ---- */
 
-TSR_C_API tsr_status tsr_runner_options_create(tsr_runner_options** out, tsr_error** error);
-TSR_C_API void tsr_runner_options_free(tsr_runner_options* options);
+TSR_API tsr_status tsr_runner_options_create(tsr_runner_options** out, tsr_error** error);
+TSR_API void tsr_runner_options_free(tsr_runner_options* options);
 /* Intra-op threads, 0 (LibTorch's default) to 1024. */
-TSR_C_API tsr_status tsr_runner_options_set_threads(tsr_runner_options* options, int32_t threads,
-                                                    tsr_error** error);
+TSR_API tsr_status tsr_runner_options_set_threads(tsr_runner_options* options, int32_t threads,
+                                                  tsr_error** error);
 /* Inter-op threads, 0 to 1024; process-wide and settable once per process. */
-TSR_C_API tsr_status tsr_runner_options_set_interop_threads(tsr_runner_options* options,
-                                                            int32_t threads, tsr_error** error);
+TSR_API tsr_status tsr_runner_options_set_interop_threads(tsr_runner_options* options,
+                                                          int32_t threads, tsr_error** error);
 /* The kernel path: "auto" (default), "onednn" or "default". */
-TSR_C_API tsr_status tsr_runner_options_set_kernel_path(tsr_runner_options* options,
-                                                        const char* kernel_path, tsr_error** error);
+TSR_API tsr_status tsr_runner_options_set_kernel_path(tsr_runner_options* options,
+                                                      const char* kernel_path, tsr_error** error);
 /* Deprecated (ABI 1 keeps it): tsr_runner_options_set_kernel_path under its first name. */
-TSR_C_API tsr_status tsr_runner_options_set_engine(tsr_runner_options* options, const char* engine,
-                                                   tsr_error** error);
+TSR_API tsr_status tsr_runner_options_set_engine(tsr_runner_options* options, const char* engine,
+                                                 tsr_error** error);
 /* "fp32" (default) or "bf16". */
-TSR_C_API tsr_status tsr_runner_options_set_compute(tsr_runner_options* options,
-                                                    const char* compute, tsr_error** error);
+TSR_API tsr_status tsr_runner_options_set_compute(tsr_runner_options* options, const char* compute,
+                                                  tsr_error** error);
 /* "cpu" (default) or a LibTorch device string such as "cuda:0". */
-TSR_C_API tsr_status tsr_runner_options_set_device(tsr_runner_options* options, const char* device,
-                                                   tsr_error** error);
+TSR_API tsr_status tsr_runner_options_set_device(tsr_runner_options* options, const char* device,
+                                                 tsr_error** error);
 /* Nonzero (default): recompute the archive's SHA-256 content digest at load. */
-TSR_C_API tsr_status tsr_runner_options_set_verify_integrity(tsr_runner_options* options,
-                                                             int32_t verify, tsr_error** error);
+TSR_API tsr_status tsr_runner_options_set_verify_integrity(tsr_runner_options* options,
+                                                           int32_t verify, tsr_error** error);
 /* 64 hex digits the archive's content digest must equal ("" or NULL: no pin). */
-TSR_C_API tsr_status tsr_runner_options_set_expected_sha256(tsr_runner_options* options,
-                                                            const char* sha256, tsr_error** error);
+TSR_API tsr_status tsr_runner_options_set_expected_sha256(tsr_runner_options* options,
+                                                          const char* sha256, tsr_error** error);
 /* Runs at load on random inputs, 0 (default) or more. */
-TSR_C_API tsr_status tsr_runner_options_set_warmup_runs(tsr_runner_options* options, int32_t runs,
-                                                        tsr_error** error);
+TSR_API tsr_status tsr_runner_options_set_warmup_runs(tsr_runner_options* options, int32_t runs,
+                                                      tsr_error** error);
 
 /* ---- runner ---- */
 
 /* Loads a tsrunner export (.pt or .pt2; only files you trust: docs/security.md). `options` may
  * be NULL (defaults) and may be freed right after. *out is NULL on failure. */
-TSR_C_API tsr_status tsr_runner_load(const char* path, const tsr_runner_options* options,
-                                     tsr_runner** out, tsr_error** error);
+TSR_API tsr_status tsr_runner_load(const char* path, const tsr_runner_options* options,
+                                   tsr_runner** out, tsr_error** error);
 /* Frees a runner. No call on it may be in flight (docs/c-api.md). */
-TSR_C_API void tsr_runner_free(tsr_runner* runner);
+TSR_API void tsr_runner_free(tsr_runner* runner);
 /* The manifest as stored in the archive (JSON, docs/format.md); NULL for a NULL runner. */
-TSR_C_API const char* tsr_runner_manifest_json(const tsr_runner* runner);
+TSR_API const char* tsr_runner_manifest_json(const tsr_runner* runner);
 /* The kernel path load chose: "onednn", "default" or "aoti"; NULL for a NULL runner. */
-TSR_C_API const char* tsr_runner_kernel_path(const tsr_runner* runner);
+TSR_API const char* tsr_runner_kernel_path(const tsr_runner* runner);
 /* Deprecated (ABI 1 keeps it): tsr_runner_kernel_path under its first name. */
-TSR_C_API const char* tsr_runner_engine(const tsr_runner* runner);
+TSR_API const char* tsr_runner_engine(const tsr_runner* runner);
 
 /* ---- tokenizer and encodings ---- */
 
 /* A tokenizer from a .pt export (its embedded tokenizer.json) or a tokenizer.json file. */
-TSR_C_API tsr_status tsr_tokenizer_load(const char* path, tsr_tokenizer** out, tsr_error** error);
-TSR_C_API void tsr_tokenizer_free(tsr_tokenizer* tokenizer);
+TSR_API tsr_status tsr_tokenizer_load(const char* path, tsr_tokenizer** out, tsr_error** error);
+TSR_API void tsr_tokenizer_free(tsr_tokenizer* tokenizer);
 /* Tokenizes UTF-8 `text` (`text_length` bytes; NULL only with length 0) and, when `pair` is
  * not NULL, its pair, with special tokens, truncated to the tokenizer's max length. */
-TSR_C_API tsr_status tsr_tokenizer_encode(const tsr_tokenizer* tokenizer, const char* text,
-                                          size_t text_length, const char* pair, size_t pair_length,
-                                          tsr_encoding** out, tsr_error** error);
+TSR_API tsr_status tsr_tokenizer_encode(const tsr_tokenizer* tokenizer, const char* text,
+                                        size_t text_length, const char* pair, size_t pair_length,
+                                        tsr_encoding** out, tsr_error** error);
 /* The same with the runner's own (verified, embedded) tokenizer; TSR_LOAD_ERROR without one. */
-TSR_C_API tsr_status tsr_runner_encode(const tsr_runner* runner, const char* text,
-                                       size_t text_length, const char* pair, size_t pair_length,
-                                       tsr_encoding** out, tsr_error** error);
-TSR_C_API void tsr_encoding_free(tsr_encoding* encoding);
+TSR_API tsr_status tsr_runner_encode(const tsr_runner* runner, const char* text, size_t text_length,
+                                     const char* pair, size_t pair_length, tsr_encoding** out,
+                                     tsr_error** error);
+TSR_API void tsr_encoding_free(tsr_encoding* encoding);
 /* Tokens in the encoding; every array below has this many entries (offsets twice as many).
  * NULL encodings have length 0 and NULL arrays. */
-TSR_C_API size_t tsr_encoding_length(const tsr_encoding* encoding);
-TSR_C_API const int64_t* tsr_encoding_ids(const tsr_encoding* encoding);
-TSR_C_API const int64_t* tsr_encoding_type_ids(const tsr_encoding* encoding);
-TSR_C_API const int64_t* tsr_encoding_attention_mask(const tsr_encoding* encoding);
+TSR_API size_t tsr_encoding_length(const tsr_encoding* encoding);
+TSR_API const int64_t* tsr_encoding_ids(const tsr_encoding* encoding);
+TSR_API const int64_t* tsr_encoding_type_ids(const tsr_encoding* encoding);
+TSR_API const int64_t* tsr_encoding_attention_mask(const tsr_encoding* encoding);
 /* Byte offsets into the UTF-8 text each token came from, [begin0, end0, begin1, end1, ...];
  * (0, 0) for special tokens. */
-TSR_C_API const int64_t* tsr_encoding_offsets(const tsr_encoding* encoding);
+TSR_API const int64_t* tsr_encoding_offsets(const tsr_encoding* encoding);
 /* The word each token belongs to, -1 for special tokens. */
-TSR_C_API const int64_t* tsr_encoding_word_ids(const tsr_encoding* encoding);
+TSR_API const int64_t* tsr_encoding_word_ids(const tsr_encoding* encoding);
 /* Token `index` as a string; NULL when out of range. */
-TSR_C_API const char* tsr_encoding_token(const tsr_encoding* encoding, size_t index);
+TSR_API const char* tsr_encoding_token(const tsr_encoding* encoding, size_t index);
 
 /* ---- predictions (text in, the task's answer out) ---- */
 
@@ -181,40 +175,39 @@ TSR_C_API const char* tsr_encoding_token(const tsr_encoding* encoding, size_t in
  * turns the outputs into the export's task's answer. `text_lengths` NULL: every text is
  * NUL-terminated. `pairs` NULL: no pairs (question-answering takes the context as the pair);
  * else `count` of them, with `pair_lengths` as for texts. `texts` may be NULL when count is 0. */
-TSR_C_API tsr_status tsr_runner_predict(const tsr_runner* runner, const char* const* texts,
-                                        const size_t* text_lengths, size_t count,
-                                        const char* const* pairs, const size_t* pair_lengths,
-                                        size_t batch_size, tsr_predictions** out,
-                                        tsr_error** error);
-TSR_C_API void tsr_predictions_free(tsr_predictions* predictions);
-TSR_C_API size_t tsr_predictions_count(const tsr_predictions* predictions);
+TSR_API tsr_status tsr_runner_predict(const tsr_runner* runner, const char* const* texts,
+                                      const size_t* text_lengths, size_t count,
+                                      const char* const* pairs, const size_t* pair_lengths,
+                                      size_t batch_size, tsr_predictions** out, tsr_error** error);
+TSR_API void tsr_predictions_free(tsr_predictions* predictions);
+TSR_API size_t tsr_predictions_count(const tsr_predictions* predictions);
 /* All predictions as one JSON array (the keys tsrun and Python's Runner.predict give:
  * {"embedding": [...]}, {"labels": [...]}, {"masks": [...]}, {"entities": [...]},
  * {"answer": {...}}); NULL for a NULL handle. */
-TSR_C_API const char* tsr_predictions_json(const tsr_predictions* predictions);
+TSR_API const char* tsr_predictions_json(const tsr_predictions* predictions);
 /* Prediction `index` as one JSON object. */
-TSR_C_API tsr_status tsr_predictions_item_json(const tsr_predictions* predictions, size_t index,
-                                               const char** json, tsr_error** error);
+TSR_API tsr_status tsr_predictions_item_json(const tsr_predictions* predictions, size_t index,
+                                             const char** json, tsr_error** error);
 /* feature-extraction: prediction `index`'s embedding, `*dimension` floats. TSR_INVALID_INPUT
  * when the index is out of range or the export's task has no embedding. */
-TSR_C_API tsr_status tsr_predictions_embedding(const tsr_predictions* predictions, size_t index,
-                                               const float** data, size_t* dimension,
-                                               tsr_error** error);
+TSR_API tsr_status tsr_predictions_embedding(const tsr_predictions* predictions, size_t index,
+                                             const float** data, size_t* dimension,
+                                             tsr_error** error);
 
 /* ---- raw tensors ---- */
 
 /* Runs the model on named inputs (copied in; inputs the manifest gives a default may be left
  * out) and copies every output into `*out`, in the manifest's output order. */
-TSR_C_API tsr_status tsr_runner_run(const tsr_runner* runner, const tsr_tensor* inputs,
-                                    size_t input_count, tsr_outputs** out, tsr_error** error);
-TSR_C_API void tsr_outputs_free(tsr_outputs* outputs);
-TSR_C_API size_t tsr_outputs_count(const tsr_outputs* outputs);
+TSR_API tsr_status tsr_runner_run(const tsr_runner* runner, const tsr_tensor* inputs,
+                                  size_t input_count, tsr_outputs** out, tsr_error** error);
+TSR_API void tsr_outputs_free(tsr_outputs* outputs);
+TSR_API size_t tsr_outputs_count(const tsr_outputs* outputs);
 /* Fills `*tensor` with output `index`; its pointers belong to `outputs`. */
-TSR_C_API tsr_status tsr_outputs_at(const tsr_outputs* outputs, size_t index, tsr_tensor* tensor,
-                                    tsr_error** error);
+TSR_API tsr_status tsr_outputs_at(const tsr_outputs* outputs, size_t index, tsr_tensor* tensor,
+                                  tsr_error** error);
 /* Fills `*tensor` with the output called `name`; TSR_INVALID_INPUT naming it when none is. */
-TSR_C_API tsr_status tsr_outputs_find(const tsr_outputs* outputs, const char* name,
-                                      tsr_tensor* tensor, tsr_error** error);
+TSR_API tsr_status tsr_outputs_find(const tsr_outputs* outputs, const char* name,
+                                    tsr_tensor* tensor, tsr_error** error);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -2,11 +2,13 @@
 
 #include <string>
 
+#include "tsrunner/export.h"
+
 namespace tsrunner {
 
 // The CPU this process runs on, as the kernel choice (RunnerOptions::kernel_path) sees it;
 // benchmark reports name it beside every figure.
-struct CpuInfo {
+struct TSR_API CpuInfo {
   std::string model;  // /proc/cpuinfo's "model name" ("unknown" where there is none)
   bool avx2 = false;
   bool avx512 = false;
@@ -18,12 +20,12 @@ struct CpuInfo {
 };
 
 // Read once per process.
-const CpuInfo& cpu_info();
+TSR_API const CpuInfo& cpu_info();
 
 // The kernel path RunnerOptions::kernel_path = "auto" takes for a model on this CPU ("onednn" or
 // "default"; a model without float32 Linear layers stays on "default"), and why.
-std::string auto_kernel_path();
-std::string auto_kernel_path_reason();
+TSR_API std::string auto_kernel_path();
+TSR_API std::string auto_kernel_path_reason();
 
 // The names before "engine" came to mean the executor (TorchScript or AOTInductor).
 [[deprecated("use auto_kernel_path")]] inline std::string auto_engine() {

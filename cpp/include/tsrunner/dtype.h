@@ -5,6 +5,8 @@
 #include <optional>
 #include <string_view>
 
+#include "tsrunner/export.h"
+
 // An opaque declaration: this header names LibTorch's element type without including LibTorch.
 namespace c10 {
 enum class ScalarType : int8_t;
@@ -30,21 +32,21 @@ enum class DType {
 };
 
 // The manifest's name ("int64"); "unknown" for kUnknown.
-std::string_view dtype_name(DType dtype);
+TSR_API std::string_view dtype_name(DType dtype);
 // A manifest name -> DType; nullopt for a name not in the table.
-std::optional<DType> parse_dtype(std::string_view name);
+TSR_API std::optional<DType> parse_dtype(std::string_view name);
 
 // The Open Inference Protocol's name ("INT64", "FP32"); "" for kUnknown.
-std::string_view protocol_datatype(DType dtype);
+TSR_API std::string_view protocol_datatype(DType dtype);
 // A protocol name -> DType; nullopt for a name not in the table (UINT16, BYTES, ...).
-std::optional<DType> parse_protocol_datatype(std::string_view name);
+TSR_API std::optional<DType> parse_protocol_datatype(std::string_view name);
 
 // LibTorch's element type; nullopt for kUnknown.
-std::optional<c10::ScalarType> scalar_type(DType dtype);
+TSR_API std::optional<c10::ScalarType> scalar_type(DType dtype);
 // LibTorch's element type -> DType; kUnknown for types outside the table (complex, float8, ...).
-DType dtype_of(c10::ScalarType type);
+TSR_API DType dtype_of(c10::ScalarType type);
 
 // Bytes per element; 0 for kUnknown.
-size_t dtype_size(DType dtype);
+TSR_API size_t dtype_size(DType dtype);
 
 }  // namespace tsrunner

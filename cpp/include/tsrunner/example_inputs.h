@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "tsrunner/export.h"
 #include "tsrunner/manifest.h"
 #include "tsrunner/runner.h"
 
@@ -12,8 +13,8 @@ namespace tsrunner {
 // runner would fill them (an all-ones attention mask), float inputs from a unit normal. Used by
 // `tsrun bench`, by the runner's warm-up and by benchmarks. Throws InvalidInput when the shape
 // is outside the manifest's contract. The same seed gives the same inputs.
-TensorMap make_example_inputs(const Manifest& manifest, int64_t batch, int64_t sequence,
-                              uint64_t seed = 0);
+TSR_API TensorMap make_example_inputs(const Manifest& manifest, int64_t batch, int64_t sequence,
+                                      uint64_t seed = 0);
 
 // The sizes of every symbolic dimension an export's inputs may name (docs/format.md).
 struct ExampleShape {
@@ -24,7 +25,7 @@ struct ExampleShape {
 };
 
 // As above, for exports whose inputs have decoder or choices dimensions too.
-TensorMap make_example_inputs(const Manifest& manifest, const ExampleShape& shape,
-                              uint64_t seed = 0);
+TSR_API TensorMap make_example_inputs(const Manifest& manifest, const ExampleShape& shape,
+                                      uint64_t seed = 0);
 
 }  // namespace tsrunner

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "tsrunner/export.h"
+
 namespace tsrunner {
 
 class Runner;
@@ -81,7 +83,7 @@ struct GeneratorOptions {
 // and an explicit KV cache). Greedy, sampled or beam-search decoding with HF `generate`'s logits
 // processors; see docs/generation.md. For an encoder-decoder a prompt is the source (the
 // encoder's input); the continuation is the decoder's output.
-class Generator {
+class TSR_API Generator {
  public:
   // Throws InvalidInput when the runner's archive is not a generation export (re-export it
   // with this version's `tsrunner export --task causal-lm`) or has no tokenizer for text use.
@@ -129,5 +131,12 @@ class Generator {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// What an export's saved generation defaults make the Generator refuse, one sentence each:
+// HF's beam sampling and every saved setting of generation_config.json that HF applies and this
+// runner does not. `manifest_json` is the manifest as stored (Manifest::raw_json); empty for a
+// manifest with no "generation" record, or text that is not a JSON object. For `tsrun info` and
+// the exporter's warning (Python: tsrunner._core.generation_refusals).
+TSR_API std::vector<std::string> generation_refusals(const std::string& manifest_json);
 
 }  // namespace tsrunner

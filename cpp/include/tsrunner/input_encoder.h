@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tsrunner/export.h"
 #include "tsrunner/manifest.h"
 #include "tsrunner/prediction.h"
 #include "tsrunner/tokenizer.h"
@@ -20,7 +21,7 @@ namespace tsrunner {
 // (TaskOptions::truncate), question-answering windows, one encoding per choice. Nothing runs
 // the model here: front ends encode on their own thread, then queue (RequestQueue) or predict
 // (Predictor). Thread-safe; the manifest must outlive the encoder.
-class InputEncoder {
+class TSR_API InputEncoder {
  public:
   // `tokenizer` may be null for an export without a usable one: only token ids are taken then,
   // and text is refused with `no_tokenizer_reason`.

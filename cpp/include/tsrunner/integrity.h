@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "tsrunner/export.h"
 #include "tsrunner/options.h"
 
 namespace tsrunner {
@@ -12,6 +13,6 @@ namespace tsrunner {
 // at export, and to options.expected_sha256 when that is set. Returns the content digest
 // (64 hex digits; empty when verification is off). Throws LoadError naming the problem; a
 // mismatch says the file was modified. Runner's constructor calls this first.
-std::string verify_archive(const std::string& path, const RunnerOptions& options = {});
+TSR_API std::string verify_archive(const std::string& path, const RunnerOptions& options = {});
 
 }  // namespace tsrunner

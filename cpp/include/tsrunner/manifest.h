@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tsrunner/dtype.h"
+#include "tsrunner/export.h"
 #include "tsrunner/manifest_vocabulary.h"
 #include "tsrunner/task.h"
 
@@ -33,7 +34,7 @@ inline constexpr const char* kConfigRecord = "tsrunner/config.json";
 inline constexpr const char* kDigestRecord = "tsrunner/digest.json";
 
 // One dimension of a tensor: either symbolic ("batch", "sequence") or a fixed size.
-struct Dim {
+struct TSR_API Dim {
   std::string symbol;  // empty when the size is fixed
   int64_t size = -1;   // -1 when symbolic
 
@@ -79,7 +80,7 @@ struct Pooling {
 
 // A sentence-transformers model's embedding pipeline (Pooling, Dense, Normalize, ...), traced
 // into the graph as one more output and checked against SentenceTransformer.encode at export.
-struct SentenceEmbedding {
+struct TSR_API SentenceEmbedding {
   std::string output;  // the graph output holding the embedding ("sentence_embedding")
   int64_t dimension = 0;
   // Where sentence-transformers truncates texts (may differ from Manifest::max_length, where
@@ -108,7 +109,7 @@ struct AotiRequirements {
 
 // The contract between the exporter (Python) and the runner (C++): read from the archive,
 // never guessed. The JSON schema is documented in docs/format.md.
-struct Manifest {
+struct TSR_API Manifest {
   int schema_version = 0;
   std::string task;               // as stored ("fill-mask", or a name this build does not know)
   Task task_kind = Task::kOther;  // `task` parsed: what code switches on

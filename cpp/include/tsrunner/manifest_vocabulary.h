@@ -3,6 +3,8 @@
 #include <optional>
 #include <string_view>
 
+#include "tsrunner/export.h"
+
 // The manifest's closed vocabularies (docs/format.md), parsed once by Manifest::parse: code
 // switches on these, never on the strings. Each has its manifest name and a parse that gives
 // nullopt for a name outside the vocabulary (the manifest parser turns that into a LoadError
@@ -19,8 +21,8 @@ enum class Role {
   kDecoderTokenIds,
   kPixelValues,
 };
-std::string_view role_name(Role role);  // "token_ids", ...; "" for kNone
-std::optional<Role> parse_role(std::string_view name);
+TSR_API std::string_view role_name(Role role);  // "token_ids", ...; "" for kNone
+TSR_API std::optional<Role> parse_role(std::string_view name);
 
 // What fills an input a caller leaves out.
 enum class Fill {
@@ -28,8 +30,8 @@ enum class Fill {
   kOnes,
   kZeros,
 };
-std::string_view fill_name(Fill fill);  // "ones", "zeros"; "" for kRequired
-std::optional<Fill> parse_fill(std::string_view name);
+TSR_API std::string_view fill_name(Fill fill);  // "ones", "zeros"; "" for kRequired
+TSR_API std::optional<Fill> parse_fill(std::string_view name);
 
 // Which shapes an export takes.
 enum class ShapeKind {
@@ -37,8 +39,8 @@ enum class ShapeKind {
   kFixed,    // the traced lengths (or buckets): shorter inputs are padded to them
   kUnknown,  // a plain TorchScript module: no contract
 };
-std::string_view shape_kind_name(ShapeKind kind);
-std::optional<ShapeKind> parse_shape_kind(std::string_view name);
+TSR_API std::string_view shape_kind_name(ShapeKind kind);
+TSR_API std::optional<ShapeKind> parse_shape_kind(std::string_view name);
 
 // How text-classification scores come from logits.
 enum class ScoreFunction {
@@ -46,8 +48,8 @@ enum class ScoreFunction {
   kSigmoid,  // one label, multi-label, rerankers
   kNone,     // the logits themselves (regression; TEI's raw_scores)
 };
-std::string_view score_function_name(ScoreFunction function);
-std::optional<ScoreFunction> parse_score_function(std::string_view name);
+TSR_API std::string_view score_function_name(ScoreFunction function);
+TSR_API std::optional<ScoreFunction> parse_score_function(std::string_view name);
 
 // sentence-transformers' pooling modes (schema 1 archives record one).
 enum class PoolingMode {
@@ -58,8 +60,8 @@ enum class PoolingMode {
   kWeightedMean,
   kLastToken,
 };
-std::string_view pooling_mode_name(PoolingMode mode);
-std::optional<PoolingMode> parse_pooling_mode(std::string_view name);
+TSR_API std::string_view pooling_mode_name(PoolingMode mode);
+TSR_API std::optional<PoolingMode> parse_pooling_mode(std::string_view name);
 
 // What executes the archive.
 enum class Backend {
@@ -67,7 +69,7 @@ enum class Backend {
   kNeuron,  // TorchScript compiled by the AWS Neuron SDK: loadable only with its runtime
   kAoti,    // an AOTInductor .pt2 package
 };
-std::string_view backend_name(Backend backend);
-std::optional<Backend> parse_backend(std::string_view name);
+TSR_API std::string_view backend_name(Backend backend);
+TSR_API std::optional<Backend> parse_backend(std::string_view name);
 
 }  // namespace tsrunner

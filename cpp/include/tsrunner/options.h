@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 
+#include "tsrunner/export.h"
+
 // How a Runner loads and runs an export: a leaf header (no LibTorch, no other tsrunner header),
 // so code that only passes options around does not pull in the Runner.
 
@@ -15,7 +17,7 @@ namespace tsrunner {
 // that make LibTorch's OpenMP fail to start its threads or crash (20000 and 100000 did here).
 inline constexpr int kMaxThreads = 1024;
 
-struct RunnerOptions {
+struct TSR_API RunnerOptions {
   // Intra-op threads of this runner's calls, 0 to kMaxThreads. Each run() (and the load) sets
   // the calling thread's OpenMP thread count to it and restores the caller's afterwards: OpenMP
   // keeps the count per thread, so runners with different counts share a process (and threads)

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tsrunner/export.h"
 #include "tsrunner/input_encoder.h"
 #include "tsrunner/prediction.h"
 #include "tsrunner/predictor.h"
@@ -29,7 +30,7 @@ inline constexpr size_t kMaxConcurrentBatches = 1024;
 // and its choices), each matching Hugging Face. Task options may be given per call; the
 // constructor's are the defaults. Thread-safe like Runner. RequestQueue batches the calls of
 // many threads over one Pipeline.
-class Pipeline {
+class TSR_API Pipeline {
  public:
   // `runner` must outlive the pipeline (and every call on it). Throws Error when the export's task
   // has no task-aware output yet, or its inputs cannot be made from text. Concurrent batches run on

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "tsrunner/export.h"
 #include "tsrunner/prediction.h"
 
 namespace tsrunner {
@@ -18,15 +19,15 @@ namespace tsrunner {
 // no known task. Floats are the shortest decimal that reads back to the same float32 (null for NaN
 // and infinity: JSON has neither); text that is not valid UTF-8 has U+FFFD in place of each bad
 // byte.
-std::string prediction_to_json(const Prediction& prediction);
+TSR_API std::string prediction_to_json(const Prediction& prediction);
 
 // Appends prediction_to_json(prediction) to `out`.
-void append_prediction_json(std::string& out, const Prediction& prediction);
+TSR_API void append_prediction_json(std::string& out, const Prediction& prediction);
 
 // A JSON array of predictions, in order.
-std::string predictions_to_json(const std::vector<Prediction>& predictions);
+TSR_API std::string predictions_to_json(const std::vector<Prediction>& predictions);
 
 // Appends `value` as prediction_to_json writes floats.
-void append_json_float(std::string& out, float value);
+TSR_API void append_json_float(std::string& out, float value);
 
 }  // namespace tsrunner

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tsrunner/export.h"
 #include "tsrunner/prediction.h"
 #include "tsrunner/runner.h"
 #include "tsrunner/tokenizer.h"
@@ -18,7 +19,7 @@ namespace tsrunner {
 // manifest's "pooling" says), text-classification, fill-mask, token-classification,
 // question-answering and multiple-choice, each as Hugging Face computes it. Model inputs are
 // found by the manifest's input roles, outputs by its output names. Thread-safe like Runner.
-class Predictor {
+class TSR_API Predictor {
  public:
   // `runner` must outlive the predictor. `tokenizer` (may be null) names the tokens of
   // fill-mask and token-classification answers. Throws Error when the export's task has no

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tsrunner/export.h"
 #include "tsrunner/pipeline.h"
 #include "tsrunner/prediction.h"
 #include "tsrunner/texts.h"
@@ -39,7 +40,7 @@ struct QueueOptions {
 
 // Told of every batch as it runs (tsrun serve's /metrics); called on worker threads, so it must
 // be thread-safe and must not throw.
-class QueueObserver {
+class TSR_API QueueObserver {
  public:
   virtual ~QueueObserver() = default;
   // A batch of `inputs` inputs (`padded_tokens` tokens with padding) ran in `seconds`.
@@ -98,7 +99,7 @@ struct QueueSubmission {
 // Thread-safe; the pipelines (and their runners) must outlive the queue. A null pipeline is a
 // model without task-aware output (tsrun serve's v2-only and generation exports): its slot takes
 // raw jobs only, and submitting inputs to it is an InvalidInput.
-class RequestQueue {
+class TSR_API RequestQueue {
  public:
   // One pipeline per model; null for a model served by raw jobs only (a task without task-aware
   // output): submissions to it are refused with InvalidInput.

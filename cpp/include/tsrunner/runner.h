@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tsrunner/export.h"
 #include "tsrunner/manifest.h"
 #include "tsrunner/options.h"
 #include "tsrunner/tokenizer.h"
@@ -19,7 +20,7 @@ using TensorMap = std::map<std::string, at::Tensor>;
 
 // Loads a tsrunner `.pt` and runs named inputs to named outputs. Thread-safe: one Runner may be
 // shared by many threads calling run() concurrently.
-class Runner {
+class TSR_API Runner {
  public:
   // Opens `path` once and takes everything from that one open file: the size caps and the
   // content digest are checked, then the manifest, the embedded tokenizer and the TorchScript

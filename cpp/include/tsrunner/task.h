@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include "tsrunner/export.h"
+
 namespace tsrunner {
 
 // What an export computes: the manifest's "task" string, parsed once (Manifest::task_kind).
@@ -35,9 +37,9 @@ inline constexpr Task kKnownTasks[] = {
 };
 
 // The manifest name of a task ("fill-mask", ...) -> Task; kOther for any other name.
-Task parse_task(std::string_view name);
+TSR_API Task parse_task(std::string_view name);
 
 // The manifest name of a task; "other" for kOther (Manifest::task has the archive's own name).
-std::string_view task_name(Task task);
+TSR_API std::string_view task_name(Task task);
 
 }  // namespace tsrunner

@@ -6,13 +6,15 @@
 #include <memory>
 #include <optional>
 
+#include "tsrunner/export.h"
+
 namespace tsrunner {
 
 // Worker threads started once and kept, fed from a bounded queue: what Pipeline runs
 // concurrent batches on (no thread start per call), and what a server can share between
 // requests. Thread-safe; destroy it only after every call into it returned, and never from
 // one of its own workers.
-class ThreadPool {
+class TSR_API ThreadPool {
  public:
   static constexpr size_t kDefaultQueueCapacity = 4096;
 

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "tsrunner/export.h"
+
 namespace tsrunner {
 
 // The longest length Tokenizer::pad and encode_batch pad to: far beyond any model's context,
@@ -16,7 +18,7 @@ namespace tsrunner {
 inline constexpr size_t kMaxPaddedLength = size_t{1} << 20;
 
 // One tokenized text (or text pair), ready for the model.
-struct Encoding {
+struct TSR_API Encoding {
   std::vector<int64_t> ids;
   std::vector<int64_t> type_ids;
   std::vector<int64_t> attention_mask;  // 1 for real tokens, 0 for padding
@@ -54,7 +56,7 @@ struct Encoding {
 // pre-tokenizers, post-processors and decoders, truncation and padding. Components it does
 // not implement are refused when loading. Immutable after loading: safe to share across
 // threads. See docs/tokenizer.md.
-class Tokenizer {
+class TSR_API Tokenizer {
  public:
   // `path` is a tsrunner export (.pt: the embedded tsrunner/tokenizer.json, truncated to the
   // manifest's max_length; no TorchScript code runs) or a tokenizer.json (truncated as its

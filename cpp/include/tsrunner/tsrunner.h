@@ -1,6 +1,7 @@
 #pragma once
 
 // Convenience header: the whole public C++ API of tsrunner.
+#include "tsrunner/archive_records.h"
 #include "tsrunner/cpu_info.h"
 #include "tsrunner/errors.h"
 #include "tsrunner/example_inputs.h"

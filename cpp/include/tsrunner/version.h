@@ -4,16 +4,17 @@
 #include <string>
 
 #include "tsrunner/errors.h"
+#include "tsrunner/export.h"
 #include "tsrunner/version_macros.h"  // generated: TSRUNNER_VERSION_MAJOR/MINOR/PATCH/STRING
 
 namespace tsrunner {
 
 // The tsrunner version this library was built as (from python/tsrunner/_version.py): the
 // TSRUNNER_VERSION_STRING of the headers the library was compiled with.
-const char* version();
+TSR_API const char* version();
 
 // The LibTorch version this library was built against.
-const char* torch_version();
+TSR_API const char* torch_version();
 
 // Throws Error when the library loaded at run time is not the version of the headers the
 // caller was compiled with (TSRUNNER_VERSION_STRING): the C++ ABI changes between releases

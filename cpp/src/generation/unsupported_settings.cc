@@ -7,6 +7,7 @@
 #include "generation_spec.h"
 #include "token_biases.h"
 #include "tsrunner/errors.h"
+#include "tsrunner/generator.h"
 
 namespace tsrunner::detail {
 namespace {
@@ -154,3 +155,13 @@ std::vector<std::string> generation_refusals(const json& record) {
 }
 
 }  // namespace tsrunner::detail
+
+namespace tsrunner {
+
+std::vector<std::string> generation_refusals(const std::string& manifest_json) {
+  const auto root = nlohmann::json::parse(manifest_json, nullptr, false);
+  if (!root.is_object() || !root.contains("generation")) return {};
+  return detail::generation_refusals(root["generation"]);
+}
+
+}  // namespace tsrunner
