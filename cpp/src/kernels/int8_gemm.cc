@@ -112,6 +112,61 @@ __attribute__((target("avx512f"))) void quantize_row_avx512(const float* x, int6
   }
 }
 
+// The same on AVX2 (the AVX-VNNI CPUs have no AVX-512): 8 lanes, the tail in plain C++; the
+// same operations per value, so the same bytes.
+__attribute__((target("avx2"))) inline float reduce(__m256 v, bool minimum) {
+  __m128 half = minimum ? _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))
+                        : _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  alignas(16) float lanes[4];
+  _mm_store_ps(lanes, half);
+  const float a = minimum ? std::min(lanes[0], lanes[1]) : std::max(lanes[0], lanes[1]);
+  const float b = minimum ? std::min(lanes[2], lanes[3]) : std::max(lanes[2], lanes[3]);
+  return minimum ? std::min(a, b) : std::max(a, b);
+}
+
+__attribute__((target("avx2"))) inline __m256 load8(const float* x, const float* smooth,
+                                                    int64_t i) {
+  const __m256 value = _mm256_loadu_ps(x + i);
+  return smooth != nullptr ? _mm256_mul_ps(value, _mm256_loadu_ps(smooth + i)) : value;
+}
+
+__attribute__((target("avx2"))) void quantize_row_avx2(const float* x, int64_t k,
+                                                       const float* smooth, uint8_t* q,
+                                                       float* scale, int32_t* zero_point) {
+  const int64_t whole = k / 8 * 8;
+  __m256 lo8 = _mm256_setzero_ps();
+  __m256 hi8 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < whole; i += 8) {
+    const __m256 value = load8(x, smooth, i);
+    lo8 = _mm256_min_ps(lo8, value);
+    hi8 = _mm256_max_ps(hi8, value);
+  }
+  float lo = reduce(lo8, true);
+  float hi = reduce(hi8, false);
+  for (int64_t i = whole; i < k; ++i) {
+    const float value = smooth != nullptr ? x[i] * smooth[i] : x[i];
+    lo = std::min(lo, value);
+    hi = std::max(hi, value);
+  }
+  row_scale(lo, hi, scale, zero_point);
+  const float inverse = 1.0f / *scale;
+  const __m256 inverse8 = _mm256_set1_ps(inverse);
+  const __m256i zero = _mm256_set1_epi32(*zero_point);
+  for (int64_t i = 0; i < whole; i += 8) {
+    // Rounded to nearest even, as std::nearbyint; the two saturating packs clamp to 0..255.
+    const __m256i level =
+        _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(load8(x, smooth, i), inverse8)), zero);
+    const __m128i words =
+        _mm_packus_epi32(_mm256_castsi256_si128(level), _mm256_extracti128_si256(level, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packus_epi16(words, words));
+  }
+  for (int64_t i = whole; i < k; ++i) {
+    const float value = smooth != nullptr ? x[i] * smooth[i] : x[i];
+    const auto level = static_cast<int32_t>(std::nearbyint(value * inverse)) + *zero_point;
+    q[i] = static_cast<uint8_t>(std::clamp(level, 0, 255));
+  }
+}
+
 #endif
 
 // Rows [row, row_end) of q (row-major, 4 * groups bytes each) into `out` in the layout the tiles
@@ -182,6 +237,10 @@ void quantize_rows_u8(const float* x, int64_t rows, int64_t k, const float* smoo
 #if defined(__x86_64__)
       if (isa >= CpuIsa::kAvx512) {
         quantize_row_avx512(x + row * k, k, smooth, out, scales + row, zero_points + row);
+        continue;
+      }
+      if (isa >= CpuIsa::kAvx2) {
+        quantize_row_avx2(x + row * k, k, smooth, out, scales + row, zero_points + row);
         continue;
       }
 #endif
