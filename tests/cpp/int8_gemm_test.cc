@@ -1,8 +1,9 @@
 // tsrunner's int8 GEMM (cpp/src/kernels/int8_gemm.h) against an exact integer reference, on
 // ragged shapes (partial tiles, partial and odd panel counts, K not a multiple of 4) and 1, 2
 // and 7 threads, on every body this CPU runs (the 512-bit tiles, the 256-bit ones in EVEX or
-// VEX encoding, plain C++): `make sanitize` runs these under ASan and UBSan, `make
-// test-avx-vnni` the VEX body under QEMU on a CPU without AVX-VNNI.
+// VEX encoding, plain C++): `make sanitize` runs these under ASan and UBSan. The VEX
+// (AVX-VNNI) build of the 256-bit tiles runs only on AVX-VNNI CPUs; `make check-avx-vnni`
+// checks its encoding where none is at hand (docs/testing.md).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
@@ -32,8 +33,8 @@ const std::vector<Shape> kShapes = {{1, 16, 384}, {5, 20, 7},     {13, 50, 33}, 
                                     {97, 40, 64}, {200, 17, 385}, {1, 1, 1},    {300, 48, 96},
                                     {3, 8, 5},    {6, 24, 12},    {11, 9, 130}};
 
-// Every body this CPU runs; under QEMU (make test-avx-vnni: the host's /proc/cpuinfo claims
-// AVX-512 the emulator lacks) the one TSR_TEST_INT8_KERNEL names and plain C++.
+// Every body this CPU runs; with TSR_TEST_INT8_KERNEL set, the one it names and plain C++ (for
+// an emulator with AVX-VNNI and no AVX-512, where the host's /proc/cpuinfo still claims it).
 std::vector<Int8Kernel> kernels() {
   const char* hook = std::getenv("TSR_TEST_INT8_KERNEL");
   if (hook != nullptr && *hook != '\0') {
