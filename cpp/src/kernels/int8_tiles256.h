@@ -2,9 +2,10 @@
 
 // The int8 GEMM's 256-bit tiles, written once for two encodings of VPDPBUSD: `Dot` supplies the
 // instruction (VEX for AVX-VNNI CPUs, EVEX for AVX-512 ones), everything else is common. A file
-// includes this inside `#pragma GCC target(...)` naming its instruction set, so every function
-// here is compiled for that set; the anonymous namespace gives each file its own copy (one
-// shared inline copy could be the EVEX one, an illegal instruction on an AVX-VNNI CPU).
+// defines TSR_INT8_256_TARGET (a target attribute's string) and includes this, so every function
+// here is compiled for that instruction set (GCC and clang; clang ignores `#pragma GCC target`);
+// the anonymous namespace gives each file its own copy (one shared inline copy could be the EVEX
+// one, an illegal instruction on an AVX-VNNI CPU).
 //
 // The weights are the panels the AVX-512 tiles read (kernels/int8_gemm.h): one 64-byte group of
 // a panel is two registers here, columns 0-7 and 8-15, so an archive runs on either CPU as is.
@@ -17,23 +18,28 @@
 
 #include "kernels/int8_tiles.h"
 
+#ifndef TSR_INT8_256_TARGET
+#error "define TSR_INT8_256_TARGET, the tiles' instruction set, before including int8_tiles256.h"
+#endif
+#define TSR_INT8_256 __attribute__((target(TSR_INT8_256_TARGET)))
+
 namespace tsrunner::detail {
 namespace {
 
 // Lanes [0, width) of 8 (AVX2 masked loads and stores read each 32-bit lane's sign bit).
-inline __m256i lanes_below(int64_t width) {
+TSR_INT8_256 inline __m256i lanes_below(int64_t width) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(width)),
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-inline __m256 load_ps(const float* from, int64_t width, __m256i mask) {
+TSR_INT8_256 inline __m256 load_ps(const float* from, int64_t width, __m256i mask) {
   return width >= 8 ? _mm256_loadu_ps(from) : _mm256_maskload_ps(from, mask);
 }
 
 // 8 sums of one row (half a panel), scaled, corrected and offset into out: the 512-bit
 // store_row's operations in the same order, so both give the same bits.
-inline void store_half(__m256i acc, const Int8Epilogue& e, int64_t row, int64_t column,
-                       int64_t width) {
+TSR_INT8_256 inline void store_half(__m256i acc, const Int8Epilogue& e, int64_t row, int64_t column,
+                                    int64_t width) {
   const __m256i mask = lanes_below(width);
   const __m256 column_scales = load_ps(e.column_scales + column, width, mask);
   const __m256i column_sums =
@@ -57,8 +63,9 @@ inline void store_half(__m256i acc, const Int8Epilogue& e, int64_t row, int64_t 
 
 // Row I of a step: 4 bytes of q broadcast, times both halves of the panel's group.
 template <class Dot, int I>
-__attribute__((always_inline)) inline void step_row(__m256i& low, __m256i& high, const uint8_t* q,
-                                                    __m256i w_low, __m256i w_high) {
+TSR_INT8_256 __attribute__((always_inline)) inline void step_row(__m256i& low, __m256i& high,
+                                                                 const uint8_t* q, __m256i w_low,
+                                                                 __m256i w_high) {
   int32_t four;
   std::memcpy(&four, q + 4 * I, sizeof(four));
   const __m256i x = _mm256_set1_epi32(four);
@@ -70,10 +77,9 @@ __attribute__((always_inline)) inline void step_row(__m256i& low, __m256i& high,
 // 64-byte group in two loads and 2R VPDPBUSD, the accumulators registers of their own as in the
 // 512-bit tiles.
 template <class Dot, int R, int... I>
-__attribute__((always_inline)) inline void tile_rows(std::integer_sequence<int, I...>,
-                                                     const uint8_t* q, int64_t groups,
-                                                     const int8_t* panel, const Int8Epilogue& e,
-                                                     int64_t row, int64_t column, int64_t width) {
+TSR_INT8_256 __attribute__((always_inline)) inline void tile_rows(
+    std::integer_sequence<int, I...>, const uint8_t* q, int64_t groups, const int8_t* panel,
+    const Int8Epilogue& e, int64_t row, int64_t column, int64_t width) {
   __m256i low[R] = {(static_cast<void>(I), _mm256_setzero_si256())...};
   __m256i high[R] = {(static_cast<void>(I), _mm256_setzero_si256())...};
   for (int64_t g = 0; g < groups; ++g, q += 4 * R, panel += kInt8PanelBytes) {
@@ -88,8 +94,8 @@ __attribute__((always_inline)) inline void tile_rows(std::integer_sequence<int, 
 }
 
 template <class Dot, int R>
-void tile(const uint8_t* q, int64_t groups, const int8_t* panel, const Int8Epilogue& e, int64_t row,
-          int64_t column, int64_t width) {
+TSR_INT8_256 void tile(const uint8_t* q, int64_t groups, const int8_t* panel, const Int8Epilogue& e,
+                       int64_t row, int64_t column, int64_t width) {
   tile_rows<Dot, R>(std::make_integer_sequence<int, R>(), q, groups, panel, e, row, column, width);
 }
 
@@ -121,3 +127,5 @@ void run_tiles256(const uint8_t* packed, int64_t row, int64_t row_end, int64_t g
 
 }  // namespace
 }  // namespace tsrunner::detail
+
+#undef TSR_INT8_256

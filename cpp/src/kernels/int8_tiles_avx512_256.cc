@@ -6,22 +6,16 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-// Every header before the target pragma: a standard template instantiated under it could be
-// the copy the linker keeps for the whole library.
-#include <algorithm>
-#include <array>
-#include <cstring>
-#include <utility>
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512vl,avx512vnni")
+#define TSR_INT8_256_TARGET "avx2,fma,avx512f,avx512vl,avx512vnni"
 #include "kernels/int8_tiles256.h"
 
 namespace tsrunner::detail {
 namespace {
 
 struct EvexDot {
-  static __m256i dot(__m256i sum, __m256i u8, __m256i s8) {
+  __attribute__((target(TSR_INT8_256_TARGET), always_inline)) static __m256i dot(__m256i sum,
+                                                                                 __m256i u8,
+                                                                                 __m256i s8) {
     return _mm256_dpbusd_epi32(sum, u8, s8);
   }
 };
@@ -35,5 +29,4 @@ void run_int8_tiles_avx512_vnni_256(const uint8_t* packed, int64_t row, int64_t 
 }
 
 }  // namespace tsrunner::detail
-#pragma GCC pop_options
 #endif
