@@ -15,7 +15,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: all setup system-deps install demo test test-python test-cpp fixtures lint format clean \
 	support-matrix-pt2 bench-aoti scale-out-deps test-cluster bench-scale-out \
 	sanitize tsan fuzz bench load-test unicode-check bench-generate wheel test-wheel bench-int8 \
-	bench-peers
+	bench-peers check-avx-vnni
 
 all: install
 
@@ -76,7 +76,7 @@ test-python: install scale-out-deps
 # (pyproject.toml's build-dir, build/<wheel tag>, the tag as scikit-build-core picks it).
 WHEEL_TAG = $$($(PY) -c 'import packaging.tags as t; print(next(str(x) for x in t.sys_tags() \
 	if "manylinux" not in x.platform and "musllinux" not in x.platform))')
-test-cpp: fixtures
+test-cpp: fixtures check-avx-vnni
 	$(VENV)/bin/cmake -S tests/cpp -B $(CPP_TESTS) -G Ninja -DCMAKE_BUILD_TYPE=Release \
 	  -DCMAKE_PREFIX_PATH="$$($(PY) -m tsrunner --cmake-prefix-path)" \
 	  -DTSR_INTERNAL_TARGETS="$(abspath build)/$(WHEEL_TAG)/tsrunnerInternalTargets.cmake"
@@ -84,6 +84,12 @@ test-cpp: fixtures
 	TSR_FIXTURES="$(abspath $(FIXTURES))" $(VENV)/bin/ctest --test-dir $(CPP_TESTS) --output-on-failure
 
 test: test-python test-cpp
+
+# The int8 GEMM's AVX-VNNI (VEX) tiles never run on this project's AVX-512 machines and no
+# emulator here has AVX-VNNI: their object must hold no AVX-512 instruction (their EVEX twin,
+# the same source, runs in the C++ tests). Seconds.
+check-avx-vnni: install
+	$(PY) scripts/check_avx_vnni_object.py build
 
 # The local-cluster tests at full size (docs/scale-out.md): thousands of real sentences through
 # MiniLM on Ray (2 actors) and Spark local[2], with a killed worker on each. Minutes; `make test`

@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "kernels/cpu_isa.h"
+#include "kernels/int8_gemm.h"
 #include "rewrites/derived_weights.h"
 #include "rewrites/fusion_passes.h"
 #include "tsrunner/errors.h"
@@ -69,6 +71,12 @@ KernelPath apply_cpu_fast_path(
     bool on_cpu, const KernelSettings& kernels,
     const std::function<void(torch::jit::Module&, int64_t)>& smoke_test) {
   KernelPath result;
+  Int8Kernel int8_body = Int8Kernel::kGeneric;
+  try {
+    int8_body = int8_kernel();  // a bad TSR_TEST_INT8_KERNEL fails the load, not the first run
+  } catch (const std::invalid_argument& error) {
+    throw InvalidInput(error.what());
+  }
   const bool bf16 = compute == "bf16";
   if (bf16 && kernel_path == "default") {
     throw InvalidInput("compute=bf16 runs on the oneDNN kernel path, not kernel_path=default");
@@ -169,7 +177,7 @@ KernelPath apply_cpu_fast_path(
     if (rewritten.int8_linears > 0) {
       rewritten.reason += "; " + std::to_string(rewritten.int8_linears) +
                           " int8 Linear layers on tsrunner::linear_int8 (" +
-                          (cpu_has(CpuIsa::kAvx512Vnni) ? "AVX512-VNNI" : "plain C++") + ")";
+                          int8_kernel_name(int8_body) + ")";
     }
     if (rewritten.small_row_linears > 0) {
       rewritten.reason += "; up to " + std::to_string(kernels.small_gemm_rows) +

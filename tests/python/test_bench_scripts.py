@@ -349,3 +349,31 @@ def test_int8_neighbours_finds_the_flips_at_near_ties():
     assert report["changed"] == 2 and report["to_second"] == 2
     assert 3e-5 < report["flipped_margin_max"] < 4e-5
     assert report["shift_p50"] > 3e-5  # the shift exceeds the margins it flipped
+
+
+def test_int8_gemm_benchmark_times_every_body_and_checks_their_bits():
+    # The script asserts that every body it times gives the same bits before it times them.
+    script = PEERS.parent / "int8_gemm.py"
+    command = [sys.executable, str(script), "--rows", "3", "--rounds", "1", "--generic"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| M |"))
+    assert header.endswith("| generic |"), header
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| 3 |")]
+    assert len(rows) == 4  # MiniLM's four GEMM shapes
+    assert all(row.count("GMAC/s") == header.count("|") - 3 for row in rows), rows
+
+
+def test_int8_bodies_benchmark_runs_the_archive_on_each_body(tiny_int8_export, tsrun):
+    path, _ = tiny_int8_export
+    script = PEERS.parent / "int8_bodies.py"
+    command = [sys.executable, str(script), str(path), "--shapes", "1x8", "--rounds", "1"]
+    command += ["--tsrun", tsrun]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    flags = cpu_flags()
+    if "avx512_vnni" not in flags:  # the 512-bit body is refused at load, in one line
+        assert result.returncode != 0 and "cannot run the AVX512-VNNI int8 kernel" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    assert "(AVX512-VNNI)" in result.stdout and "(AVX-VNNI" in result.stdout, result.stdout
+    assert re.search(r"^\| 1x8 \| [\d.]+ \([\d.]+\) \| [\d.]+ \([\d.]+\) \|$", result.stdout, re.M)

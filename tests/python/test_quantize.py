@@ -14,6 +14,7 @@ import torch
 import tsrunner
 from conftest import SMOKE_GATE_SENTENCES
 from tsrunner import accuracy_gate, quantize
+from tsrunner.aoti import cpu_flags
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +123,36 @@ def test_runner_merges_int8_qkv_and_folds_gelu_and_residual_adds(tiny_int8):
     want = plain.run(inputs)["last_hidden_state"]
     mask = inputs["attention_mask"].bool()
     torch.testing.assert_close(got[mask], want[mask], rtol=0, atol=1e-4)
+
+
+def test_runner_on_the_256_bit_int8_tiles_gives_the_512_bit_tiles_bits(tiny_int8, monkeypatch):
+    # TSR_TEST_INT8_KERNEL=avx_vnni: the AVX-VNNI tiles (on an AVX-512 CPU their EVEX encoding,
+    # the same code). The sums are exact and the epilogue is the same float operations in the
+    # same order, so the outputs are equal to the bit, GELU and residual folds included.
+    flags = cpu_flags()
+    runnable = ["generic"]
+    if "avx_vnni" in flags or {"avx512_vnni", "avx512vl"} <= flags:
+        runnable.append("avx_vnni")
+    if "avx512_vnni" in flags:
+        runnable.append("avx512_vnni")
+    path, _ = tiny_int8
+    inputs = {
+        "input_ids": torch.tensor([[101, 7592, 2088, 2003, 102], [101, 2088, 102, 0, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]),
+    }
+    outputs = {}
+    for kernel in runnable:
+        monkeypatch.setenv("TSR_TEST_INT8_KERNEL", kernel)
+        runner = tsrunner.Runner(path, threads=2)
+        name = {"generic": "plain C++", "avx512_vnni": "AVX512-VNNI"}.get(kernel, "AVX-VNNI")
+        assert f"on tsrunner::linear_int8 ({name}" in runner.kernel_path_reason
+        assert "GELUs and 4 residual adds folded" in runner.kernel_path_reason
+        outputs[kernel] = runner.run(inputs)["last_hidden_state"]
+    for kernel in runnable[1:]:
+        assert torch.equal(outputs[kernel], outputs["generic"]), kernel
+    monkeypatch.setenv("TSR_TEST_INT8_KERNEL", "sse2")
+    with pytest.raises(tsrunner.InvalidInput, match="TSR_TEST_INT8_KERNEL must be avx512_vnni"):
+        tsrunner.Runner(path, threads=2)
 
 
 def test_export_that_misses_the_gate_fails_with_the_numbers(tiny_bert_dir, tmp_path, monkeypatch):

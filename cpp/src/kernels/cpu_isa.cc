@@ -2,6 +2,10 @@
 
 #include <cstdlib>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include "tsrunner/cpu_info.h"
 
 namespace tsrunner::detail {
@@ -35,6 +39,23 @@ CpuIsa cpu_isa() {
 }
 
 bool cpu_has(CpuIsa isa) { return cpu_isa() >= isa; }
+
+bool cpu_has_avx_vnni() {
+#if defined(__x86_64__)
+  // From CPUID rather than /proc/cpuinfo: kernels before 5.13 do not list avx_vnni.
+  static const bool has = [] {
+    unsigned eax = 0;
+    unsigned ebx = 0;
+    unsigned ecx = 0;
+    unsigned edx = 0;
+    if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) == 0) return false;
+    return (eax & (1u << 4)) != 0 && cpu_info().avx2;
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
 
 std::string isa_name(CpuIsa isa) {
   switch (isa) {

@@ -3,11 +3,15 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
-#include <utility>
+#include <stdexcept>
+#include <string>
 #include <vector>
+
+#include "kernels/int8_tiles.h"
+#include "tsrunner/cpu_info.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -16,25 +20,7 @@
 namespace tsrunner::detail {
 namespace {
 
-constexpr int64_t kBlock = 16;       // output columns per panel: one AVX-512 register
-constexpr int64_t kPanelBytes = 64;  // one K-group of a panel: 16 columns x 4 bytes
-// Rows per tile: 2 x 8 accumulators, 2 panel registers and the broadcast. At 12 rows (27 of
-// the 32 registers) GCC 12 stored the accumulators to the stack every step: half the speed.
-constexpr int kMaxTileRows = 8;
-constexpr int64_t kChunkRows = 96;       // rows a thread takes at a time when there are many
-constexpr int64_t kPrefetchGroups = 64;  // panel rows prefetched ahead: 4 KB
-
-// What a tile needs besides its sums, for the rows and columns it covers.
-struct Epilogue {
-  const float* row_scales;
-  const int32_t* zero_points;
-  const float* column_scales;
-  const int32_t* column_sums;
-  const float* bias;
-  const float* residual;  // [rows, n] or null
-  float* out;
-  int64_t n;
-};
+constexpr int64_t kChunkRows = 96;  // rows a thread takes at a time when there are many
 
 // The scale and zero point of a row whose values span [lo, hi] (lo <= 0 <= hi).
 void row_scale(float lo, float hi, float* scale, int32_t* zero_point) {
@@ -66,16 +52,17 @@ void quantize_row_generic(const float* x, int64_t k, const float* smooth, uint8_
 }
 
 void gemm_generic(const uint8_t* q, int64_t rows, int64_t groups, const int8_t* panels,
-                  const Epilogue& e, const Int8GemmFinish& finish) {
+                  const Int8Epilogue& e, const Int8GemmFinish& finish) {
   const int64_t padded_k = groups * 4;
   at::parallel_for(0, rows, 1, [&](int64_t first, int64_t last) {
     for (int64_t m = first; m < last; ++m) {
       const uint8_t* row = q + m * padded_k;
       for (int64_t column = 0; column < e.n; ++column) {
-        const int8_t* panel = panels + column / kBlock * groups * kPanelBytes + column % kBlock * 4;
+        const int8_t* panel =
+            panels + column / kInt8Block * groups * kInt8PanelBytes + column % kInt8Block * 4;
         int32_t sum = 0;
         for (int64_t i = 0; i < padded_k; ++i) {
-          sum += static_cast<int32_t>(row[i]) * panel[i / 4 * kPanelBytes + i % 4];
+          sum += static_cast<int32_t>(row[i]) * panel[i / 4 * kInt8PanelBytes + i % 4];
         }
         const float corrected = static_cast<float>(sum - e.zero_points[m] * e.column_sums[column]);
         float offset = e.bias != nullptr ? e.bias[column] : 0.0f;
@@ -125,86 +112,69 @@ __attribute__((target("avx512f"))) void quantize_row_avx512(const float* x, int6
   }
 }
 
-// One row of a tile's sums, scaled, corrected and offset, into out.
-__attribute__((target("avx512f"), always_inline)) inline void store_row(__m512i acc,
-                                                                        const Epilogue& e,
-                                                                        int64_t row, int64_t column,
-                                                                        __mmask16 mask) {
-  const __m512 column_scales = _mm512_maskz_loadu_ps(mask, e.column_scales + column);
-  const __m512i column_sums = _mm512_maskz_loadu_epi32(mask, e.column_sums + column);
-  __m512 offset =
-      e.bias != nullptr ? _mm512_maskz_loadu_ps(mask, e.bias + column) : _mm512_setzero_ps();
-  if (e.residual != nullptr) {
-    offset = _mm512_add_ps(offset, _mm512_maskz_loadu_ps(mask, e.residual + row * e.n + column));
+// The same on AVX2 (the AVX-VNNI CPUs have no AVX-512): 8 lanes, the tail in plain C++; the
+// same operations per value, so the same bytes.
+__attribute__((target("avx2"))) inline float reduce(__m256 v, bool minimum) {
+  __m128 half = minimum ? _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))
+                        : _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  alignas(16) float lanes[4];
+  _mm_store_ps(lanes, half);
+  const float a = minimum ? std::min(lanes[0], lanes[1]) : std::max(lanes[0], lanes[1]);
+  const float b = minimum ? std::min(lanes[2], lanes[3]) : std::max(lanes[2], lanes[3]);
+  return minimum ? std::min(a, b) : std::max(a, b);
+}
+
+__attribute__((target("avx2"))) inline __m256 load8(const float* x, const float* smooth,
+                                                    int64_t i) {
+  const __m256 value = _mm256_loadu_ps(x + i);
+  return smooth != nullptr ? _mm256_mul_ps(value, _mm256_loadu_ps(smooth + i)) : value;
+}
+
+__attribute__((target("avx2"))) void quantize_row_avx2(const float* x, int64_t k,
+                                                       const float* smooth, uint8_t* q,
+                                                       float* scale, int32_t* zero_point) {
+  const int64_t whole = k / 8 * 8;
+  __m256 lo8 = _mm256_setzero_ps();
+  __m256 hi8 = _mm256_setzero_ps();
+  for (int64_t i = 0; i < whole; i += 8) {
+    const __m256 value = load8(x, smooth, i);
+    lo8 = _mm256_min_ps(lo8, value);
+    hi8 = _mm256_max_ps(hi8, value);
   }
-  const __m512i correction = _mm512_mullo_epi32(_mm512_set1_epi32(e.zero_points[row]), column_sums);
-  const __m512 sum = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, correction));
-  const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(e.row_scales[row]), column_scales);
-  _mm512_mask_storeu_ps(e.out + row * e.n + column, mask, _mm512_fmadd_ps(sum, scale, offset));
-}
-
-// Row I of a step: 4 bytes of q broadcast, times one or two panels' group.
-template <int I, bool Wide>
-__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) inline void step_row(
-    __m512i& left, __m512i& right, const uint8_t* q, __m512i w0, __m512i w1) {
-  int32_t four;
-  std::memcpy(&four, q + 4 * I, sizeof(four));
-  const __m512i x = _mm512_set1_epi32(four);
-  left = _mm512_dpbusd_epi32(left, x, w0);
-  if constexpr (Wide) right = _mm512_dpbusd_epi32(right, x, w1);
-}
-
-// `R` rows of q times one panel (16 columns) or, `Wide`, two adjacent panels. q comes as
-// interleave_rows left it, [groups][R][4]: the R rows' 4 bytes of one step side by side, so one
-// pointer with constant offsets reaches them all. Each step loads one 64-byte group per panel
-// and does R VPDPBUSD with 4 bytes of a row broadcast each; the rows are a fold over constant
-// indices, so each accumulator is a register of its own from the start.
-template <int R, bool Wide, int... I>
-__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) inline void tile_rows(
-    std::integer_sequence<int, I...>, const uint8_t* q, int64_t groups, const int8_t* panel,
-    const Epilogue& e, int64_t row, int64_t column, __mmask16 mask) {
-  const int8_t* next = panel + groups * kPanelBytes;
-  __m512i left[R] = {(static_cast<void>(I), _mm512_setzero_si512())...};
-  __m512i right[R] = {(static_cast<void>(I), _mm512_setzero_si512())...};
-  for (int64_t g = 0; g < groups; ++g, q += 4 * R, panel += kPanelBytes, next += kPanelBytes) {
-    _mm_prefetch(reinterpret_cast<const char*>(panel + kPrefetchGroups * kPanelBytes), _MM_HINT_T0);
-    const __m512i w0 = _mm512_loadu_si512(panel);
-    __m512i w1 = w0;
-    if constexpr (Wide) {
-      _mm_prefetch(reinterpret_cast<const char*>(next + kPrefetchGroups * kPanelBytes),
-                   _MM_HINT_T0);
-      w1 = _mm512_loadu_si512(next);
-    }
-    (step_row<I, Wide>(left[I], right[I], q, w0, w1), ...);
+  float lo = reduce(lo8, true);
+  float hi = reduce(hi8, false);
+  for (int64_t i = whole; i < k; ++i) {
+    const float value = smooth != nullptr ? x[i] * smooth[i] : x[i];
+    lo = std::min(lo, value);
+    hi = std::max(hi, value);
   }
-  (store_row(left[I], e, row + I, column, Wide ? static_cast<__mmask16>(0xffff) : mask), ...);
-  if constexpr (Wide) (store_row(right[I], e, row + I, column + kBlock, mask), ...);
+  row_scale(lo, hi, scale, zero_point);
+  const float inverse = 1.0f / *scale;
+  const __m256 inverse8 = _mm256_set1_ps(inverse);
+  const __m256i zero = _mm256_set1_epi32(*zero_point);
+  for (int64_t i = 0; i < whole; i += 8) {
+    // Rounded to nearest even, as std::nearbyint; the two saturating packs clamp to 0..255.
+    const __m256i level =
+        _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(load8(x, smooth, i), inverse8)), zero);
+    const __m128i words =
+        _mm_packus_epi32(_mm256_castsi256_si128(level), _mm256_extracti128_si256(level, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packus_epi16(words, words));
+  }
+  for (int64_t i = whole; i < k; ++i) {
+    const float value = smooth != nullptr ? x[i] * smooth[i] : x[i];
+    const auto level = static_cast<int32_t>(std::nearbyint(value * inverse)) + *zero_point;
+    q[i] = static_cast<uint8_t>(std::clamp(level, 0, 255));
+  }
 }
 
-template <int R, bool Wide>
-__attribute__((target("avx512f,avx512bw,avx512vnni"))) void tile(const uint8_t* q, int64_t groups,
-                                                                 const int8_t* panel,
-                                                                 const Epilogue& e, int64_t row,
-                                                                 int64_t column, __mmask16 mask) {
-  tile_rows<R, Wide>(std::make_integer_sequence<int, R>(), q, groups, panel, e, row, column, mask);
-}
+#endif
 
-using TileFunction = void (*)(const uint8_t*, int64_t, const int8_t*, const Epilogue&, int64_t,
-                              int64_t, __mmask16);
-
-template <bool Wide, int... R>
-constexpr auto make_tiles(std::integer_sequence<int, R...>) {
-  return std::array<TileFunction, sizeof...(R)>{&tile<R + 1, Wide>...};
-}
-
-constexpr auto kTiles = make_tiles<false>(std::make_integer_sequence<int, kMaxTileRows>());
-constexpr auto kWideTiles = make_tiles<true>(std::make_integer_sequence<int, kMaxTileRows>());
-
-// Rows [row, row_end) of q (row-major, 4 * groups bytes each) into `out` in the layout tile()
-// reads: tiles of kMaxTileRows rows from `row` (the last may have fewer, R), each [groups][R][4].
-void interleave_rows(const uint8_t* q, int64_t row, int64_t row_end, int64_t groups, uint8_t* out) {
-  for (int64_t first = row; first < row_end; first += kMaxTileRows) {
-    const int64_t tile_rows = std::min<int64_t>(kMaxTileRows, row_end - first);
+// Rows [row, row_end) of q (row-major, 4 * groups bytes each) into `out` in the layout the tiles
+// read: tiles of `height` rows from `row` (the last may have fewer, R), each [groups][R][4].
+void interleave_rows(const uint8_t* q, int64_t row, int64_t row_end, int64_t groups, int64_t height,
+                     uint8_t* out) {
+  for (int64_t first = row; first < row_end; first += height) {
+    const int64_t tile_rows = std::min<int64_t>(height, row_end - first);
     uint8_t* tile_out = out + (first - row) * groups * 4;
     for (int64_t r = 0; r < tile_rows; ++r) {
       const uint8_t* source = q + (first + r) * groups * 4;
@@ -215,26 +185,45 @@ void interleave_rows(const uint8_t* q, int64_t row, int64_t row_end, int64_t gro
   }
 }
 
-// Rows [row, row_end) of q, interleaved from `row` in `packed`, times panels [first_block,
-// last_block), two panels at a time while there are two.
-void run_tiles(const uint8_t* packed, int64_t row, int64_t row_end, int64_t groups,
-               const int8_t* panels, int64_t first_block, int64_t last_block, const Epilogue& e) {
-  for (int64_t block = first_block; block < last_block;) {
-    const bool wide = block + 1 < last_block;
-    const int64_t column = block * kBlock;
-    const int64_t width = std::min(kBlock, e.n - column - (wide ? kBlock : 0));
-    const auto mask = static_cast<__mmask16>((1u << width) - 1u);
-    const int8_t* panel = panels + block * groups * kPanelBytes;
-    const auto& kernels = wide ? kWideTiles : kTiles;
-    for (int64_t r = row; r < row_end; r += kMaxTileRows) {
-      const auto tile_rows = static_cast<int>(std::min<int64_t>(kMaxTileRows, row_end - r));
-      kernels[tile_rows - 1](packed + (r - row) * groups * 4, groups, panel, e, r, column, mask);
-    }
-    block += wide ? 2 : 1;
+// The tiles of a VNNI body and their height.
+struct Tiles {
+  Int8TileRunner run;
+  int64_t height;
+};
+
+// Work shared among the threads, the tiles doing the sums.
+void gemm_tiles(const uint8_t* q, int64_t rows, int64_t groups, const int8_t* panels,
+                const Int8Epilogue& e, const Int8GemmFinish& finish, Tiles tiles) {
+  const int64_t n = e.n;
+  const int64_t blocks = int8_column_blocks(n);
+  const int64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
+  const int64_t threads = at::get_num_threads();
+  if (threads == 1 || chunks >= 2 * threads) {
+    // Many rows: each thread takes blocks of rows (their q stays in its L2) over every panel.
+    at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+      std::vector<uint8_t> packed(static_cast<size_t>(kChunkRows * groups * 4));
+      for (int64_t chunk = first; chunk < last; ++chunk) {
+        const int64_t row = chunk * kChunkRows;
+        const int64_t row_end = std::min(rows, row + kChunkRows);
+        interleave_rows(q, row, row_end, groups, tiles.height, packed.data());
+        tiles.run(packed.data(), row, row_end, groups, panels, 0, blocks, e);
+        if (finish) finish(row, row_end, 0, n);
+      }
+    });
+  } else {
+    // Few rows: the threads share the column blocks, each panel read by one thread.
+    std::vector<uint8_t> packed(static_cast<size_t>(rows * groups * 4));
+    interleave_rows(q, 0, rows, groups, tiles.height, packed.data());
+    at::parallel_for(0, blocks, 4, [&](int64_t first, int64_t last) {
+      tiles.run(packed.data(), 0, rows, groups, panels, first, last, e);
+      if (finish) finish(0, rows, first * kInt8Block, std::min(n, last * kInt8Block));
+    });
   }
 }
 
-#endif
+bool avx512_vnni_256_runs_here() {
+  return cpu_has(CpuIsa::kAvx512Vnni) && cpu_info().has_flag("avx512vl");
+}
 
 }  // namespace
 
@@ -250,6 +239,10 @@ void quantize_rows_u8(const float* x, int64_t rows, int64_t k, const float* smoo
         quantize_row_avx512(x + row * k, k, smooth, out, scales + row, zero_points + row);
         continue;
       }
+      if (isa >= CpuIsa::kAvx2) {
+        quantize_row_avx2(x + row * k, k, smooth, out, scales + row, zero_points + row);
+        continue;
+      }
 #endif
       quantize_row_generic(x + row * k, k, smooth, out, scales + row, zero_points + row);
     }
@@ -257,42 +250,82 @@ void quantize_rows_u8(const float* x, int64_t rows, int64_t k, const float* smoo
   (void)isa;
 }
 
+Int8Kernel int8_kernel() {
+  const char* hook = std::getenv("TSR_TEST_INT8_KERNEL");
+  if (hook == nullptr || *hook == '\0') {
+    if (cpu_has(CpuIsa::kAvx512Vnni)) return Int8Kernel::kAvx512Vnni;
+    if (cpu_has_avx_vnni()) return Int8Kernel::kAvxVnni;
+    return Int8Kernel::kGeneric;
+  }
+  const std::string wanted = hook;
+  Int8Kernel kernel = Int8Kernel::kGeneric;
+  if (wanted == "avx512_vnni") {
+    kernel = Int8Kernel::kAvx512Vnni;
+  } else if (wanted == "avx_vnni") {
+    kernel = cpu_has_avx_vnni() || !avx512_vnni_256_runs_here() ? Int8Kernel::kAvxVnni
+                                                                : Int8Kernel::kAvx512Vnni256;
+  } else if (wanted != "generic") {
+    throw std::invalid_argument(
+        "TSR_TEST_INT8_KERNEL must be avx512_vnni, avx_vnni or generic, not " + wanted);
+  }
+  if (!int8_kernel_runs_here(kernel)) {
+    throw std::invalid_argument("TSR_TEST_INT8_KERNEL=" + wanted + ": this CPU (" +
+                                cpu_info().model + ") cannot run the " + int8_kernel_name(kernel) +
+                                " int8 kernel");
+  }
+  return kernel;
+}
+
+bool int8_kernel_runs_here(Int8Kernel kernel) {
+  switch (kernel) {
+    case Int8Kernel::kGeneric:
+      return true;
+    case Int8Kernel::kAvxVnni:
+      return cpu_has_avx_vnni();
+    case Int8Kernel::kAvx512Vnni256:
+      return avx512_vnni_256_runs_here();
+    case Int8Kernel::kAvx512Vnni:
+      return cpu_has(CpuIsa::kAvx512Vnni);
+  }
+  return false;
+}
+
+std::string int8_kernel_name(Int8Kernel kernel) {
+  switch (kernel) {
+    case Int8Kernel::kGeneric:
+      return "plain C++";
+    case Int8Kernel::kAvxVnni:
+      return "AVX-VNNI";
+    case Int8Kernel::kAvx512Vnni256:
+      return "AVX-VNNI tiles EVEX-encoded on AVX512-VNNI";
+    case Int8Kernel::kAvx512Vnni:
+      return "AVX512-VNNI";
+  }
+  return "plain C++";
+}
+
 void int8_gemm(const uint8_t* q, int64_t rows, int64_t k, const int8_t* panels, int64_t n,
                const float* row_scales, const int32_t* zero_points, const float* column_scales,
                const int32_t* column_sums, const float* bias, const float* residual, float* out,
-               const Int8GemmFinish& finish, CpuIsa isa) {
-  const Epilogue e{row_scales, zero_points, column_scales, column_sums, bias, residual, out, n};
+               const Int8GemmFinish& finish, Int8Kernel kernel) {
+  const Int8Epilogue e{row_scales, zero_points, column_scales, column_sums, bias, residual, out, n};
   const int64_t groups = int8_k_groups(k);
 #if defined(__x86_64__)
-  if (isa >= CpuIsa::kAvx512Vnni) {
-    const int64_t blocks = int8_column_blocks(n);
-    const int64_t chunks = (rows + kChunkRows - 1) / kChunkRows;
-    const int64_t threads = at::get_num_threads();
-    if (threads == 1 || chunks >= 2 * threads) {
-      // Many rows: each thread takes blocks of rows (their q stays in its L2) over every panel.
-      at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
-        std::vector<uint8_t> packed(static_cast<size_t>(kChunkRows * groups * 4));
-        for (int64_t chunk = first; chunk < last; ++chunk) {
-          const int64_t row = chunk * kChunkRows;
-          const int64_t row_end = std::min(rows, row + kChunkRows);
-          interleave_rows(q, row, row_end, groups, packed.data());
-          run_tiles(packed.data(), row, row_end, groups, panels, 0, blocks, e);
-          if (finish) finish(row, row_end, 0, n);
-        }
-      });
-    } else {
-      // Few rows: the threads share the column blocks, each panel read by one thread.
-      std::vector<uint8_t> packed(static_cast<size_t>(rows * groups * 4));
-      interleave_rows(q, 0, rows, groups, packed.data());
-      at::parallel_for(0, blocks, 4, [&](int64_t first, int64_t last) {
-        run_tiles(packed.data(), 0, rows, groups, panels, first, last, e);
-        if (finish) finish(0, rows, first * kBlock, std::min(n, last * kBlock));
-      });
-    }
-    return;
+  switch (kernel) {
+    case Int8Kernel::kAvx512Vnni:
+      return gemm_tiles(q, rows, groups, panels, e, finish,
+                        {run_int8_tiles_avx512_vnni, kInt8TileRows512});
+    case Int8Kernel::kAvxVnni:
+      return gemm_tiles(q, rows, groups, panels, e, finish,
+                        {run_int8_tiles_avx_vnni, kInt8TileRows256});
+    case Int8Kernel::kAvx512Vnni256:
+      return gemm_tiles(q, rows, groups, panels, e, finish,
+                        {run_int8_tiles_avx512_vnni_256, kInt8TileRows256});
+    case Int8Kernel::kGeneric:
+      break;
   }
 #endif
-  (void)isa;
+  (void)kernel;
   gemm_generic(q, rows, groups, panels, e, finish);
 }
 
