@@ -17,13 +17,28 @@ int MKL_Set_Num_Threads_Local(int threads) __attribute__((weak));
 
 namespace tsrunner::detail {
 
-int intra_op_threads() {
+namespace {
+
+// LibTorch sets a thread's count to the process default (at::set_num_threads) the first time
+// the thread asks for it, through the inline at::internal::lazy_init_num_threads and its
+// thread_local flag. Built with hidden visibility, this library has its own copy of that flag
+// (the at::parallel_for of its kernels reads it), apart from LibTorch's (at::get_num_threads,
+// LibTorch's operators): both must be past their first call before a count is set on a thread,
+// or the first call of either resets it (a tsrun serve worker's --threads 2 ran on one thread).
+void init_both_thread_counts() {
   at::internal::lazy_init_num_threads();
+  (void)at::get_num_threads();
+}
+
+}  // namespace
+
+int intra_op_threads() {
+  init_both_thread_counts();
   return omp_get_max_threads();
 }
 
 void set_intra_op_threads(int threads) {
-  at::internal::lazy_init_num_threads();
+  init_both_thread_counts();
   omp_set_num_threads(threads);
   if (MKL_Set_Num_Threads_Local != nullptr) (void)MKL_Set_Num_Threads_Local(threads);
 }

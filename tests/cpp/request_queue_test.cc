@@ -1,5 +1,6 @@
 // RequestQueue: callers on many threads share batches, get their own answers in order, and a
 // bad input fails only its own submission.
+#include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -84,6 +85,24 @@ TEST(RequestQueue, CallersOnManyThreadsShareBatchesAndGetTheirOwnAnswers) {
   EXPECT_EQ(observer.batches.load(), stats.batches);
   EXPECT_EQ(observer.batched.load(), kCallers);
   EXPECT_EQ(observer.queued.load(), kCallers);
+}
+
+TEST(RequestQueue, WorkersKeepTheirIntraOpThreadCount) {
+  // A server sets the process default to one thread while it loads (tsrun serve) and gives
+  // each worker its own count: LibTorch's first look at a worker's count must not reset it.
+  at::set_num_threads(1);
+  Runner runner = single_threaded_runner();
+  Pipeline pipeline(runner);
+  QueueOptions options;
+  options.intra_op_threads = 2;
+  options.workers = 1;
+  RequestQueue queue({&pipeline}, options);
+  for (int call = 0; call < 2; ++call) {  // before and after a batch ran on the worker
+    std::promise<int> seen;
+    queue.run([&seen] { seen.set_value(at::get_num_threads()); });
+    EXPECT_EQ(seen.get_future().get(), 2) << "call " << call;
+    EXPECT_EQ(queue.submit({text_of(0)}).get().size(), 1u);
+  }
 }
 
 TEST(RequestQueue, ABadInputFailsOnlyItsOwnSubmission) {
