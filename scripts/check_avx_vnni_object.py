@@ -3,12 +3,13 @@
     python scripts/check_avx_vnni_object.py BUILD_DIR
 
 No emulator on this project's machines runs AVX-VNNI (QEMU 7.2's and 10.0's TCG lack it) and
-their AVX-512 CPU lacks it, so the VEX build of the 256-bit tiles (cpp/src/kernels/int8_tiles_avx_vnni.cc)
-never runs in the tests; its EVEX twin, the same source, does. What can still go wrong is the
-encoding: an AVX-512 instruction in the VEX object would be an illegal instruction on an
-Alder Lake. This disassembles both objects under BUILD_DIR (objdump) and fails unless the VEX one
-has VEX VPDPBUSD and nothing EVEX-encoded (no 0x62 prefix, zmm, ymm16-31 or mask register), and
-the EVEX one has EVEX VPDPBUSD (so the check can tell them apart).
+their AVX-512 CPU lacks it, so the VEX build of the 256-bit tiles
+(cpp/src/kernels/int8_tiles_avx_vnni.cc) never runs in the tests; its EVEX twin, the same
+source, does. What can still go wrong is the encoding: an AVX-512 instruction in the VEX object
+would be an illegal instruction on an Alder Lake. This disassembles both objects under BUILD_DIR
+(objdump) and fails unless the VEX one has VEX VPDPBUSD and nothing EVEX-encoded (no 0x62
+prefix, zmm, ymm16-31 or mask register), and the EVEX one has EVEX VPDPBUSD (so the check can
+tell them apart).
 """
 
 from __future__ import annotations
