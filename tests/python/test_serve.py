@@ -382,6 +382,19 @@ def test_scheduler_runs_a_lone_request_at_once_and_pads_little(tsrun, minilm_pt,
         assert _metric(server, "tsrun_lone_batches_total") == 0
 
 
+# Two one-thread workers whose lone batches may take both cores.
+LONE_BATCH_FLAGS = (
+    "--workers",
+    "2",
+    "--threads",
+    "1",
+    "--lone-batch-threads",
+    "2",
+    "--kernel-path",
+    "default",
+)
+
+
 def _loadavg_file(tmp_path, running: int):
     """A stand-in for /proc/loadavg (the test hook TSR_TEST_LOADAVG): `running` tasks runnable."""
     path = tmp_path / f"loadavg_{running}"
@@ -390,17 +403,7 @@ def _loadavg_file(tmp_path, running: int):
 
 
 def test_a_lone_request_runs_on_every_core_and_the_others_wait(tsrun, minilm_pt, minilm, tmp_path):
-    flags = [
-        "--workers",
-        "2",
-        "--threads",
-        "1",
-        "--lone-batch-threads",
-        "2",
-        "--kernel-path",
-        "default",
-    ]
-    with Server(tsrun, [minilm_pt], *flags, env=_loadavg_file(tmp_path, 1)) as server:
+    with Server(tsrun, [minilm_pt], *LONE_BATCH_FLAGS, env=_loadavg_file(tmp_path, 1)) as server:
         # One request at a time on an idle machine: each is a batch alone, run on 2 intra-op
         # threads (which may split the sums differently from the Runner's 1 thread: last bits).
         for text in TEXTS:
@@ -436,17 +439,7 @@ def test_a_lone_request_stays_on_one_thread_while_the_machine_is_busy(
 ):
     # Other work runnable on the cores: a 2-thread team would wait for its descheduled member at
     # every barrier (measured ~40x slower), so lone requests run on --threads.
-    flags = [
-        "--workers",
-        "2",
-        "--threads",
-        "1",
-        "--lone-batch-threads",
-        "2",
-        "--kernel-path",
-        "default",
-    ]
-    with Server(tsrun, [minilm_pt], *flags, env=_loadavg_file(tmp_path, 6)) as server:
+    with Server(tsrun, [minilm_pt], *LONE_BATCH_FLAGS, env=_loadavg_file(tmp_path, 6)) as server:
         for text in TEXTS:
             status, body = server.post("/embed", {"inputs": text})
             assert status == 200
